@@ -1,0 +1,1 @@
+"""Shared fixtures. Emulator fixtures live in tests/emulator_harness.py."""
