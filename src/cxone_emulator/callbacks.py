@@ -1,0 +1,127 @@
+"""Calls from "CXone" to the middleware's Integration Box (contract §2), with the token dance.
+
+CXone sends the token it holds for the integration (or none), and on a 401 fetches a new one
+from the Authorization URL and retries once (§2.1). 5xx answers, timeouts and connection errors
+are retried `callback_retries` times with the same body, so the DE message id repeats and the
+middleware can deduplicate. Every HTTP attempt, token calls included, lands in the callback log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from cxone_emulator.config import IntegrationConfig
+from cxone_emulator.recorder import REDACTED, EventLog, decode_body
+from cxone_emulator.state import EmulatorState, IntegrationToken
+from cxone_emulator.validation import JsonObject
+
+
+@dataclass
+class CallbackResult:
+    status: int | None
+    body: object
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status >= 500
+
+    def to_json(self) -> JsonObject:
+        return {"status": self.status, "body": self.body, "error": self.error}
+
+
+class CallbackClient:
+    def __init__(self, state: EmulatorState, log: EventLog) -> None:
+        self.state = state
+        self.log = log
+        # Set by the app's lifespan: one pooled client for all callbacks while the app runs.
+        self.http_client: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self.http_client is None:
+            raise RuntimeError("callbacks need the app's lifespan to have started")
+        return self.http_client
+
+    async def call(
+        self, integration: IntegrationConfig, path: str, body: JsonObject
+    ) -> CallbackResult:
+        url = integration.box_url.rstrip("/") + path
+        refreshed = False
+        retries = 0
+        while True:
+            cached = self.state.integration_tokens.get(integration.id)
+            result = await self._post(url, body, cached.access_token if cached else None)
+            if result.status == 401 and not refreshed:
+                refreshed = True
+                token_error = await self._refresh_token(integration)
+                if token_error is not None:
+                    return CallbackResult(result.status, result.body, token_error)
+                continue
+            if result.retryable and retries < self.state.config.callback_retries:
+                retries += 1
+                # A short pause, growing per attempt, so a briefly restarting middleware recovers.
+                await asyncio.sleep(0.05 * retries)
+                continue
+            return result
+
+    async def _post(self, url: str, body: JsonObject, token: str | None) -> CallbackResult:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = await self.http.post(url, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            result = CallbackResult(None, None, f"{type(exc).__name__}: {exc}".rstrip(": "))
+        else:
+            result = CallbackResult(response.status_code, decode_body(response.content))
+        self._record(url, body, result, had_token=token is not None)
+        return result
+
+    async def _refresh_token(self, integration: IntegrationConfig) -> str | None:
+        """Fetch and cache a new token; return an error description when that fails."""
+        request = {
+            "client_id": integration.client_id,
+            "client_secret": integration.client_secret,
+            "grant_type": "client_credentials",
+        }
+        logged = {**request, "client_secret": REDACTED}
+        try:
+            response = await self.http.post(integration.authorization_url, json=request)
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            self._record(integration.authorization_url, logged, CallbackResult(None, None, error))
+            return f"token request failed: {error}"
+        body = decode_body(response.content)
+        result = CallbackResult(response.status_code, body)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not result.ok or not isinstance(token, str):
+            result.error = "token endpoint did not return an access_token"
+            self._record(integration.authorization_url, logged, result)
+            return f"token request failed with status {response.status_code}"
+        self._record(integration.authorization_url, logged, result)
+        expires_in = body.get("expires_in") if isinstance(body, dict) else None
+        ttl = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
+        self.state.integration_tokens[integration.id] = IntegrationToken(token, time.time() + ttl)
+        return None
+
+    def _record(
+        self, url: str, body: JsonObject, result: CallbackResult, *, had_token: bool = False
+    ) -> None:
+        self.log.append(
+            {
+                "method": "POST",
+                "url": url,
+                "status": result.status,
+                "requestBody": body,
+                "responseBody": result.body,
+                "error": result.error,
+                "hadToken": had_token,
+            }
+        )

@@ -1,0 +1,479 @@
+"""The Digital Engagement REST API the middleware calls (contract §3), under the base path."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+
+from fastapi import APIRouter, Request, Response
+from starlette.responses import JSONResponse
+
+from cxone_emulator.auth import bearer_dependency
+from cxone_emulator.clock import iso, iso_from_epoch, now_iso
+from cxone_emulator.errors import CxoneError, invalid, not_found
+from cxone_emulator.state import (
+    CONTACT_STATUSES,
+    ENDED_STATUSES,
+    Contact,
+    EmulatorState,
+    Message,
+    Thread,
+)
+from cxone_emulator.urls import root_url
+from cxone_emulator.validation import (
+    JsonObject,
+    attachments,
+    iso_datetime,
+    message_content,
+    object_items,
+    one_of,
+    optional_bool,
+    optional_int,
+    optional_list,
+    optional_object,
+    optional_str,
+    read_json_object,
+    required_bool,
+    required_list,
+    required_object,
+    required_str,
+)
+
+DUPLICATE_HEADER = "X-Emulator-Duplicate"
+MESSAGE_STATUSES = ("delivered", "seen", "failed")
+ABANDON_TYPES = ("abandon", "expired", "shortAbandon")
+FIELD_TYPES = ("text", "email", "list")
+# Request fields of §3.2 kept verbatim on the message, so tests can read back what was sent.
+_MESSAGE_EXTRAS = ("replyToMessage", "browserFingerprint", "externalAttributes", "recipients")
+_CHANNEL_BOOLEANS = (
+    "isLiveChat",
+    "hasOutboundFlow",
+    "hasManualOutboundFlow",
+    "hasAbilityToSendFiles",
+    "canSendSenderActions",
+)
+
+
+def _query_values(request: Request, name: str) -> list[str]:
+    """CXone spells repeatable filters `name[]=`; plain `name=` is accepted as well."""
+    return request.query_params.getlist(f"{name}[]") + request.query_params.getlist(name)
+
+
+def _numeric(body: JsonObject, path: str) -> int:
+    value = body.get(path)
+    if value is None:
+        raise invalid(path, "is required", "MissingField")
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(path, "must be an integer", "InvalidType")
+    return value
+
+
+class DeService:
+    """The DE operations, free of HTTP routing, shared by the routes below."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+
+    def channel(self, channel_id: str) -> JsonObject:
+        channel = self.state.channels.get(channel_id)
+        if channel is None:
+            raise not_found(f"channel {channel_id!r}", "ChannelNotFound", "channelId")
+        return channel
+
+    def thread(self, channel_id: str, external_id: str) -> Thread:
+        self.channel(channel_id)
+        thread = self.state.thread_for(channel_id, external_id)
+        if thread is None:
+            raise not_found(
+                f"thread {external_id!r}", "ThreadNotFound", "threadIdOnExternalPlatform"
+            )
+        return thread
+
+    def contact(self, contact_id: str) -> Contact:
+        contact = self.state.contacts.get(contact_id)
+        if contact is None:
+            raise not_found(f"contact {contact_id!r}", "ContactNotFound", "contactId")
+        return contact
+
+    def replay(self, channel_id: str, external_id: str | None) -> JSONResponse | None:
+        """An already stored message answers again, unchanged, instead of being duplicated."""
+        if external_id is None:
+            return None
+        message = self.state.messages_by_external.get((channel_id, external_id))
+        if message is None:
+            return None
+        return JSONResponse(self.created(message), headers={DUPLICATE_HEADER: "true"})
+
+    def created(self, message: Message) -> JsonObject:
+        contact = self.state.contacts[message.contact_id]
+        return {
+            "consumerContact": self.state.contact_json(contact),
+            "message": self.state.message_json(message),
+        }
+
+    def contact_for_new_message(
+        self,
+        thread: Thread,
+        direction: str,
+        status: str,
+        custom_fields: list[object] | None,
+    ) -> Contact:
+        if not thread.can_add_more_messages:
+            raise CxoneError(
+                400,
+                f"thread {thread.id_on_external_platform!r} does not accept more messages",
+                "ThreadClosed",
+                "thread.idOnExternalPlatform",
+            )
+        contact = self.state.latest_contact(thread)
+        # DE opens a new case when a customer writes on a thread whose case has ended.
+        if contact is None or contact.status in ENDED_STATUSES:
+            contact = self.state.open_contact(thread, direction, status, custom_fields)
+        elif custom_fields:
+            contact.custom_fields = list(custom_fields)
+        return contact
+
+
+def build_de_router(state: EmulatorState) -> APIRouter:
+    service = DeService(state)
+    config = state.config
+    router = APIRouter(prefix=config.base_path, dependencies=[bearer_dependency(state)])
+
+    # -- messages (§3.2, §3.3, §3.4, §3.5) -----------------------------------------------------
+    @router.post("/channels/{channel_id}/messages")
+    async def create_message(channel_id: str, request: Request) -> JSONResponse:
+        service.channel(channel_id)
+        body = await read_json_object(request)
+        external_id = required_str(body, "idOnExternalPlatform")
+        one_of(body, "direction", ("inbound",))
+        created_at = iso_datetime(body, "createdAtWithMilliseconds")
+        thread_external_id = required_str(body, "thread.idOnExternalPlatform")
+        thread_name = optional_str(body, "thread.threadName")
+        content = message_content(body)
+        author = required_object(body, "authorEndUserIdentity")
+        customer_id = required_str(body, "authorEndUserIdentity.idOnExternalPlatform")
+        object_items(
+            body,
+            "authorEndUserIdentity.customFields",
+            optional_list(body, "authorEndUserIdentity.customFields") or [],
+        )
+        files = attachments(body)
+        contact_fields = optional_object(body, "contact") or {}
+        custom_fields = optional_list(body, "contact.customFields")
+        requested_status = optional_str(body, "contact.status")
+        if requested_status is not None and requested_status not in CONTACT_STATUSES:
+            raise invalid("contact.status", f"must be one of {', '.join(CONTACT_STATUSES)}")
+        for name in ("replyToMessage", "browserFingerprint"):
+            optional_object(body, name)
+        for name in ("externalAttributes", "recipients"):
+            optional_list(body, name)
+
+        duplicate = service.replay(channel_id, external_id)
+        if duplicate is not None:
+            return duplicate
+
+        thread = state.thread_for(channel_id, thread_external_id)
+        if thread is None:
+            thread = state.open_thread(channel_id, thread_external_id, customer_id, thread_name)
+        elif thread_name:
+            thread.thread_name = thread_name
+        contact = service.contact_for_new_message(
+            thread, "inbound", requested_status or "new", custom_fields
+        )
+        for key in ("skillId",):
+            if key in contact_fields:
+                contact.extra[key] = contact_fields[key]
+        state.customer(customer_id, author)
+        message = Message(
+            id=state.new_uuid(),
+            id_on_external_platform=external_id,
+            thread_id=thread.id,
+            contact_id=contact.id,
+            channel_id=channel_id,
+            direction="inbound",
+            message_content=content,
+            attachments=files,
+            created_at=iso(created_at) if created_at else now_iso(),
+            status="received",
+            author_end_user_identity=author,
+            extra={k: body[k] for k in _MESSAGE_EXTRAS if k in body},
+        )
+        state.add_message(message)
+        # A customer who sent a message is no longer typing it.
+        contact.customer_typing = False
+        return JSONResponse(service.created(message))
+
+    @router.put("/channels/{channel_id}/messages/{external_id}/status")
+    async def update_message_status(
+        channel_id: str, external_id: str, request: Request
+    ) -> JSONResponse:
+        service.channel(channel_id)
+        body = await read_json_object(request)
+        status = one_of(body, "status", MESSAGE_STATUSES)
+        updated_at = iso_datetime(body, "updatedAt", required_field=False)
+        reason = optional_str(body, "reason")
+        message = state.messages_by_external.get((channel_id, external_id))
+        if message is None:
+            raise not_found(f"message {external_id!r}", "MessageNotFound", "idOnExternalPlatform")
+        if message.direction != "outbound":
+            # Only messages sent towards the customer have a delivery state to report.
+            raise CxoneError(
+                400,
+                "status can only be reported for outbound (agent) messages",
+                "InvalidDirection",
+                "idOnExternalPlatform",
+            )
+        message.status = status
+        message.status_reason = reason
+        message.status_updated_at = iso(updated_at) if updated_at else now_iso()
+        return JSONResponse({"message": state.message_json(message)})
+
+    @router.post("/channels/{channel_id}/threads/{thread_external_id}/sender-actions")
+    async def customer_sender_action(
+        channel_id: str, thread_external_id: str, request: Request
+    ) -> Response:
+        thread = service.thread(channel_id, thread_external_id)
+        body = await read_json_object(request)
+        action = one_of(body, "action", ("isTypingOn", "isTypingOff"))
+        contact = state.latest_contact(thread)
+        if contact is not None:
+            contact.customer_typing = action == "isTypingOn"
+        return Response(status_code=204)
+
+    @router.post("/channels/{channel_id}/outbound")
+    async def middleware_outbound(channel_id: str, request: Request) -> JSONResponse:
+        service.channel(channel_id)
+        body = await read_json_object(request)
+        thread_external_id = required_str(body, "thread.idOnExternalPlatform")
+        thread_name = optional_str(body, "thread.threadName")
+        content = message_content(body)
+        recipients = object_items(body, "recipients", required_list(body, "recipients"))
+        for index, recipient in enumerate(recipients):
+            value = recipient.get("idOnExternalPlatform")
+            path = f"recipients[{index}].idOnExternalPlatform"
+            if value is None:
+                raise invalid(path, "is required", "MissingField")
+            if not isinstance(value, str):
+                raise invalid(path, "must be a string", "InvalidType")
+        files = attachments(body)
+        external_id = optional_str(body, "idOnExternalPlatform")
+        duplicate = service.replay(channel_id, external_id)
+        if duplicate is not None:
+            return duplicate
+
+        customer_id = str(recipients[0]["idOnExternalPlatform"])
+        thread = state.thread_for(channel_id, thread_external_id)
+        if thread is None:
+            thread = state.open_thread(channel_id, thread_external_id, customer_id, thread_name)
+        identity = {"idOnExternalPlatform": customer_id}
+        if isinstance(recipients[0].get("name"), str):
+            identity["firstName"] = recipients[0]["name"]
+        state.customer(customer_id, identity)
+        contact = service.contact_for_new_message(thread, "outbound", "open", None)
+        message = Message(
+            id=state.new_uuid(),
+            id_on_external_platform=external_id,
+            thread_id=thread.id,
+            contact_id=contact.id,
+            channel_id=channel_id,
+            direction="outbound",
+            message_content=content,
+            attachments=files,
+            created_at=now_iso(),
+            status="sent",
+            extra={"recipients": recipients},
+        )
+        state.add_message(message)
+        return JSONResponse(service.created(message))
+
+    # -- contacts (§3.6) -------------------------------------------------------------------
+    @router.get("/contacts/{contact_id}")
+    async def get_contact(contact_id: str) -> JSONResponse:
+        return JSONResponse(state.contact_json(service.contact(contact_id)))
+
+    @router.get("/contacts")
+    async def search_contacts(request: Request) -> JSONResponse:
+        channels = set(_query_values(request, "channel"))
+        statuses = set(_query_values(request, "status"))
+        for status in statuses - set(CONTACT_STATUSES):
+            raise invalid("status", f"unknown status {status!r}")
+        end_users = set(_query_values(request, "endUserIdOnExternalPlatform"))
+        hits = [
+            state.contact_json(contact)
+            for contact in state.contacts.values()
+            if (not channels or contact.channel_id in channels)
+            and (not statuses or contact.status in statuses)
+            and (not end_users or contact.end_user_id in end_users)
+        ]
+        return JSONResponse({"hits": len(hits), "data": hits})
+
+    @router.put("/contacts/{contact_id}/status")
+    async def set_contact_status(contact_id: str, request: Request) -> JSONResponse:
+        contact = service.contact(contact_id)
+        body = await read_json_object(request)
+        contact.set_status(one_of(body, "status", CONTACT_STATUSES))
+        return JSONResponse(state.contact_json(contact))
+
+    @router.post("/contacts/{contact_id}/abandon")
+    async def abandon_contact(contact_id: str, request: Request) -> JSONResponse:
+        contact = service.contact(contact_id)
+        body = await read_json_object(request)
+        contact.abandon_type = one_of(body, "type", ABANDON_TYPES)
+        contact.set_status("closed")
+        return JSONResponse(state.contact_json(contact))
+
+    # -- threads (§3.6) --------------------------------------------------------------------
+    @router.get("/threads")
+    async def search_threads(request: Request) -> JSONResponse:
+        channel_id = request.query_params.get("channelId")
+        external_id = request.query_params.get("idOnExternalPlatform")
+        data = [
+            thread.to_json()
+            for thread in state.threads.values()
+            if (channel_id is None or thread.channel_id == channel_id)
+            and (external_id is None or thread.id_on_external_platform == external_id)
+        ]
+        return JSONResponse({"data": data})
+
+    @router.get("/channels/{channel_id}/threads/{thread_external_id}")
+    async def get_thread(channel_id: str, thread_external_id: str) -> JSONResponse:
+        return JSONResponse(service.thread(channel_id, thread_external_id).to_json())
+
+    @router.put("/channels/{channel_id}/threads/{thread_external_id}")
+    async def update_thread(
+        channel_id: str, thread_external_id: str, request: Request
+    ) -> JSONResponse:
+        thread = service.thread(channel_id, thread_external_id)
+        body = await read_json_object(request)
+        can_add = required_bool(body, "canAddMoreMessages")
+        name = optional_str(body, "threadName")
+        thread.can_add_more_messages = can_add
+        if name is not None:
+            thread.thread_name = name
+        return JSONResponse(thread.to_json())
+
+    # -- channels (§3.7) -------------------------------------------------------------------
+    @router.post("/channels")
+    async def upsert_channel(request: Request) -> JSONResponse:
+        body = await read_json_object(request)
+        channel_id = required_str(body, "id")
+        required_str(body, "idOnExternalPlatform")
+        integration_id = required_str(body, "channelIntegrationId")
+        required_str(body, "realExternalPlatformId")
+        required_str(body, "name")
+        required_bool(body, "isPrivate")
+        required_bool(body, "hasTreeStructure")
+        for name in _CHANNEL_BOOLEANS:
+            optional_bool(body, name)
+        optional_int(body, "ownerUserId")
+        if integration_id not in state.integrations:
+            raise not_found(
+                f"channel integration {integration_id!r}",
+                "IntegrationNotFound",
+                "channelIntegrationId",
+            )
+        channel = {name: False for name in _CHANNEL_BOOLEANS} | body
+        state.channels[channel_id] = channel
+        return JSONResponse(channel)
+
+    @router.get("/channels")
+    async def list_channels() -> JSONResponse:
+        return JSONResponse({"data": list(state.channels.values())})
+
+    @router.get("/channels/{channel_id}")
+    async def get_channel(channel_id: str) -> JSONResponse:
+        return JSONResponse(service.channel(channel_id))
+
+    @router.delete("/channels/{channel_id}")
+    async def delete_channel(channel_id: str) -> Response:
+        service.channel(channel_id)
+        del state.channels[channel_id]
+        return Response(status_code=204)
+
+    # -- customers, attachments (§3.7) -----------------------------------------------------
+    @router.put("/customers/custom-field-definitions")
+    async def upsert_custom_field(request: Request) -> JSONResponse:
+        body = await read_json_object(request)
+        ident = required_str(body, "ident")
+        label = required_str(body, "label")
+        kind = one_of(body, "type", FIELD_TYPES)
+        is_required = optional_bool(body, "isRequired")
+        is_editable = optional_bool(body, "isEditable")
+        values = optional_list(body, "values")
+        if kind == "list" and not values:
+            raise invalid("values", "is required when type is list", "MissingField")
+        definition: JsonObject = {
+            "ident": ident,
+            "label": label,
+            "type": kind,
+            "isRequired": bool(is_required),
+            "isEditable": True if is_editable is None else is_editable,
+        }
+        if values is not None:
+            definition["values"] = values
+        state.custom_field_definitions[ident] = definition
+        return JSONResponse(definition)
+
+    @router.get("/customers/custom-field-definitions")
+    async def list_custom_fields() -> JSONResponse:
+        return JSONResponse({"data": list(state.custom_field_definitions.values())})
+
+    @router.post("/attachments/temporary")
+    async def upload_attachment(request: Request) -> JSONResponse:
+        body = await read_json_object(request)
+        encoded = required_str(body, "content")
+        mime_type = required_str(body, "mimeType")
+        try:
+            content = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise invalid("content", "must be base64", "InvalidValue") from exc
+        attachment = state.store_attachment(content, mime_type)
+        return JSONResponse(
+            {
+                "id": attachment.id,
+                "url": f"{root_url(request, config)}/attachments/{attachment.id}",
+                "expireAt": iso_from_epoch(attachment.expires_at),
+            }
+        )
+
+    return router
+
+
+def build_public_router(state: EmulatorState) -> APIRouter:
+    """DE routes that take no bearer token: the one-time-token exchange and attachment URLs."""
+    config = state.config
+    router = APIRouter()
+
+    @router.post(f"{config.base_path}/one-time-token/verification")
+    async def verify_one_time_token(request: Request) -> JSONResponse:
+        # No bearer here: the token exchanged is how the Action URL page gets one (§2.6).
+        body = await read_json_object(request)
+        brand_id = _numeric(body, "brandId")
+        user_id = _numeric(body, "userId")
+        token = required_str(body, "token")
+        one_of(body, "purpose", ("channel-integration",))
+        if brand_id != config.brand_id or not state.one_time_tokens.redeem(token, user_id):
+            raise CxoneError(401, "one-time token is invalid, expired or used", "InvalidToken")
+        return JSONResponse(
+            {
+                "brand": {
+                    "id": config.brand_id,
+                    "tenantId": config.tenant_id,
+                    "businessUnitId": config.business_unit_id,
+                },
+                "user": {"id": user_id, "firstName": "Emulated", "surname": "Admin"},
+                "accessToken": state.tokens.issue(config.token_ttl_seconds),
+            }
+        )
+
+    @router.get("/attachments/{attachment_id}")
+    async def download_attachment(attachment_id: str) -> Response:
+        attachment = state.attachments.get(attachment_id)
+        if attachment is None or attachment.expires_at <= time.time():
+            raise not_found(f"attachment {attachment_id!r}", "AttachmentNotFound")
+        return Response(attachment.content, media_type=attachment.mime_type)
+
+    return router
