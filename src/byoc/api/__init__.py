@@ -1,0 +1,1 @@
+"""HTTP concerns shared by every router: problem+json errors and request limits."""

@@ -1,0 +1,123 @@
+"""The application factory. Nothing is built at import time: `create_app(settings)` wires the
+routers, and the lifespan opens the store, the HTTP client and the outbox worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from byoc import __version__
+from byoc.api import problems
+from byoc.api.limits import BodyLimitMiddleware
+from byoc.box.credentials import ActiveClients, TokenIssuer
+from byoc.box.router import router as box_router
+from byoc.channels.platform_api import router as platform_router
+from byoc.channels.webhook import WebhookAdapter
+from byoc.conversations.service import ConversationService
+from byoc.delivery import Deliveries
+from byoc.ids import new_id
+from byoc.ops.health import router as health_router
+from byoc.outbox.worker import OutboxWorker, RetryPolicy
+from byoc.runtime import Runtime
+from byoc.settings import Settings
+from byoc.store import Database, StoreError
+from byoc.store import repositories as repo
+from byoc.store import schema as t
+from byoc.store.migrations import current_version, latest_version, upgrade
+from byoc.tenancy import TenantClients, default_tenant
+
+log = logging.getLogger(__name__)
+
+
+async def build_runtime(settings: Settings) -> Runtime:
+    db = Database(settings.database_url)
+    if settings.auto_migrate:
+        await upgrade(db)
+    elif await current_version(db) != latest_version():
+        await db.close()
+        raise StoreError("the database schema is not current: run `byoc db upgrade`")
+    async with db.write() as conn:
+        await repo.upsert_tenant(conn, default_tenant(settings))
+
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.cxone_timeout_seconds),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+    )
+    tenants = TenantClients(db, http, timeout=settings.cxone_timeout_seconds)
+    deliveries = Deliveries(
+        db, tenants, {"webhook": WebhookAdapter(http, timeout=settings.webhook_timeout_seconds)}
+    )
+    worker = OutboxWorker(
+        db,
+        deliveries.handlers(),
+        owner=f"{socket.gethostname()}:{new_id('w')}",
+        policy=RetryPolicy(
+            max_attempts=settings.outbox_max_attempts,
+            base_seconds=settings.outbox_backoff_base_seconds,
+            max_seconds=settings.outbox_backoff_max_seconds,
+        ),
+        poll_interval=settings.outbox_poll_interval_seconds,
+        batch_size=settings.outbox_batch_size,
+        lease_seconds=settings.outbox_lease_seconds,
+        dead_letter_hooks=deliveries.dead_letter_hooks(),
+    )
+
+    async def load_active_clients() -> set[str]:
+        async with db.read() as conn:
+            query = select(t.oauth_clients.c.client_id).where(
+                t.oauth_clients.c.revoked_at.is_(None)
+            )
+            return {row[0] for row in await conn.execute(query)}
+
+    return Runtime(
+        settings=settings,
+        db=db,
+        http=http,
+        tenants=tenants,
+        conversations=ConversationService(db, on_enqueued=worker.wake),
+        worker=worker,
+        token_issuer=TokenIssuer(
+            settings.token_signing_key.get_secret_value(), settings.token_ttl_seconds
+        ),
+        active_clients=ActiveClients(load_active_clients),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await build_runtime(settings)
+        app.state.runtime = runtime
+        worker_task = asyncio.create_task(runtime.worker.run(), name="outbox-worker")
+        try:
+            yield
+        finally:
+            await runtime.worker.stop()
+            worker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker_task
+            await runtime.http.aclose()
+            await runtime.db.close()
+
+    app = FastAPI(
+        title="byoc",
+        version=__version__,
+        summary="Bring Your Own Channel middleware for NICE CXone Digital Engagement",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(box_router)
+    app.include_router(platform_router)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,253 @@
+"""The box endpoints CXone calls (contract §2). Thin: authenticate, validate, hand over, answer."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, unquote
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from byoc.box.credentials import verify_secret
+from byoc.box.schemas import (
+    AgentMessageBody,
+    IdentityOut,
+    LegacyReplyResponse,
+    OutboundMessageOut,
+    OutboundResponse,
+    RecipientValidationBody,
+    SenderActionBody,
+    ThreadOut,
+    TokenResponse,
+)
+from byoc.conversations.models import AgentMessageIn, Delivered
+from byoc.cxone import iso_millis
+from byoc.errors import ConversationNotFound, InvalidInput, RecipientRejected, Unauthenticated
+from byoc.runtime import RuntimeDep
+from byoc.store import repositories as repo
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/integration/box", tags=["CXone callbacks"])
+
+
+# --- OAuth token endpoint (RFC 6749 errors, not problem+json) --------------------------------
+
+
+def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="byoc"'
+    return JSONResponse(
+        {"error": error, "error_description": description}, status_code=status, headers=headers
+    )
+
+
+async def _token_request_fields(request: Request) -> dict[str, str]:
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    fields: dict[str, str] = {}
+    if content_type == "application/json":
+        parsed = json.loads(raw or b"{}")
+        if not isinstance(parsed, dict):
+            raise ValueError("JSON body must be an object")
+        fields = {k: str(v) for k, v in parsed.items() if v is not None}
+    elif raw:
+        fields = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("basic "):
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+        client_id, _, client_secret = decoded.partition(":")
+        fields["client_id"] = unquote(client_id)
+        fields["client_secret"] = unquote(client_secret)
+    return fields
+
+
+@router.post(
+    "/1.0/token",
+    response_model=TokenResponse,
+    summary="Issue an access token to CXone (client credentials grant)",
+    responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"}},
+)
+async def issue_token(request: Request, runtime: RuntimeDep) -> Response:
+    try:
+        fields = await _token_request_fields(request)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return _oauth_error(400, "invalid_request", "the token request could not be read")
+    if fields.get("grant_type") != "client_credentials":
+        return _oauth_error(
+            400, "unsupported_grant_type", "only grant_type=client_credentials is supported"
+        )
+    client_id, secret = fields.get("client_id", ""), fields.get("client_secret", "")
+    if not client_id or not secret:
+        return _oauth_error(401, "invalid_client", "client_id and client_secret are required")
+    async with runtime.db.read() as conn:
+        client = await repo.get_client(conn, client_id)
+    if (
+        client is None
+        or client.revoked_at is not None
+        or not verify_secret(secret, client.secret_hash)
+    ):
+        return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
+    issued = runtime.token_issuer.issue(client_id)
+    return JSONResponse(
+        TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in).model_dump(),
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+# --- bearer authentication for every callback ------------------------------------------------
+
+
+async def authenticated_client(request: Request, runtime: RuntimeDep) -> str:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("a bearer token from the token endpoint is required")
+    client_id = runtime.token_issuer.verify(token.strip())
+    if not await runtime.active_clients.contains(client_id):
+        raise Unauthenticated("the client that holds this token was revoked")
+    return client_id
+
+
+CurrentClient = Annotated[str, Depends(authenticated_client)]
+
+
+def _agent_message(body: AgentMessageBody) -> AgentMessageIn:
+    content = body.message_content.model_dump(by_alias=True) if body.message_content else {}
+    payload = content.get("payload") or {}
+    text = payload.get("text") if isinstance(payload, dict) else None
+    if not content and not body.attachments:
+        raise InvalidInput("messageContent or attachments is required")
+    return AgentMessageIn(
+        thread_id=body.thread.id_on_external_platform if body.thread else None,
+        de_thread_id=body.thread.id if body.thread else None,
+        de_message_id=body.de_message_id,
+        content=content,
+        text=text if isinstance(text, str) else None,
+        attachments=[a.model_dump(by_alias=True, exclude_none=True) for a in body.attachments],
+        author=body.author_user,
+        brand=body.brand.model_dump(by_alias=True, exclude_none=True) if body.brand else None,
+        recipients=body.end_user_recipients or body.recipients,
+    )
+
+
+def _outbound_response(delivered: Delivered) -> OutboundResponse:
+    customer = delivered.customer
+    identity = IdentityOut(
+        idOnExternalPlatform=customer.id,
+        firstName=customer.first_name,
+        lastName=customer.last_name,
+        nickname=customer.nickname,
+    )
+    created = datetime.fromtimestamp(delivered.message.created_at / 1000, tz=UTC)
+    return OutboundResponse(
+        message=OutboundMessageOut(
+            idOnExternalPlatform=delivered.message.id,
+            createdAtWithMilliseconds=iso_millis(created),
+        ),
+        thread=ThreadOut(idOnExternalPlatform=delivered.conversation.id),
+        endUserIdentities=[identity],
+        recipients=[identity],
+    )
+
+
+def _validation_failed(exc: RecipientRejected) -> JSONResponse:
+    return JSONResponse(
+        {
+            "displayErrorMessage": "The recipient cannot be reached on this channel.",
+            "errorCode": "outboundValidationFailed",
+            "errors": [{"path": ["idOnExternalPlatform"], "message": exc.detail}],
+        },
+        status_code=400,
+    )
+
+
+@router.post(
+    "/1.0/posts/{post_id}/messages",
+    response_model=LegacyReplyResponse,
+    summary="Agent reply, legacy style (the 'DFO 3.0 Outbound API' box unchecked)",
+)
+async def legacy_reply(
+    post_id: str, body: AgentMessageBody, runtime: RuntimeDep, _client: CurrentClient
+) -> LegacyReplyResponse:
+    log.debug(
+        "legacy reply body for post %s: %s", post_id, body.model_dump(exclude={"message_content"})
+    )
+    incoming = _agent_message(body)
+    if incoming.de_thread_id is None:
+        incoming = AgentMessageIn(**{**incoming.__dict__, "de_thread_id": post_id})
+    delivered = await runtime.conversations.receive_agent_message(incoming, channel_id=None)
+    return LegacyReplyResponse(idOnExternalPlatform=delivered.message.id)
+
+
+@router.post(
+    "/2.0/channel/{channel_id}/outbound",
+    response_model=OutboundResponse,
+    summary="Agent reply or agent-initiated outbound, DFO 3.0 style",
+    responses={400: {"description": "outboundValidationFailed"}},
+)
+async def dfo3_outbound(
+    channel_id: str, body: AgentMessageBody, runtime: RuntimeDep, _client: CurrentClient
+) -> Response:
+    incoming = _agent_message(body)
+    try:
+        delivered = await runtime.conversations.receive_agent_message(
+            incoming, channel_id=channel_id
+        )
+    except ConversationNotFound:
+        if not incoming.recipients:
+            raise
+        try:
+            delivered = await runtime.conversations.open_agent_outbound(
+                incoming, channel_id=channel_id
+            )
+        except RecipientRejected as exc:
+            return _validation_failed(exc)
+    return JSONResponse(_outbound_response(delivered).model_dump(exclude_none=True))
+
+
+@router.post(
+    "/1.0/channel/{channel_id}/thread/{thread_id}/sender-action",
+    status_code=204,
+    summary="Agent typing indicator",
+)
+async def agent_sender_action(
+    channel_id: str,
+    thread_id: str,
+    body: SenderActionBody,
+    runtime: RuntimeDep,
+    _client: CurrentClient,
+) -> Response:
+    action = body.sender_action.action
+    if action not in ("isTypingOn", "isTypingOff"):
+        raise InvalidInput(f"senderAction.action {action!r} is not isTypingOn or isTypingOff")
+    brand = body.brand.model_dump(by_alias=True, exclude_none=True) if body.brand else None
+    await runtime.conversations.agent_typing(
+        channel_id, thread_id, typing=action == "isTypingOn", brand=brand
+    )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/1.0/channel/{channel_id}/recipients/validation",
+    summary="Validate the recipients of an agent-initiated outbound",
+    responses={400: {"description": "outboundValidationFailed"}},
+)
+async def validate_recipients(
+    channel_id: str,
+    body: RecipientValidationBody,
+    runtime: RuntimeDep,
+    _client: CurrentClient,
+) -> Response:
+    recipients: list[dict[str, Any]] = body.end_user_recipients or body.recipients
+    try:
+        await runtime.conversations.validate_recipients(channel_id, recipients)
+    except RecipientRejected as exc:
+        return _validation_failed(exc)
+    return JSONResponse({"valid": True})

@@ -1,0 +1,1 @@
+"""Adapters to external platforms, behind one small protocol (`ChannelAdapter`)."""

@@ -1,0 +1,40 @@
+"""The protocol every platform adapter implements, and the events it is given."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from byoc.store.records import Channel, Conversation, Customer, Message
+
+
+class ChannelAdapter(Protocol):
+    """Delivers to a platform. Raises `RetryLater` or `PermanentFailure` on failure."""
+
+    async def deliver_message(
+        self, channel: Channel, conversation: Conversation, customer: Customer, message: Message
+    ) -> None: ...
+
+    async def deliver_typing(
+        self, channel: Channel, conversation: Conversation, customer: Customer, typing: bool
+    ) -> None: ...
+
+    async def conversation_ended(
+        self, channel: Channel, conversation: Conversation, customer: Customer, reason: str
+    ) -> None: ...
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    """A message as platforms see it (webhooks, transcripts)."""
+    return {
+        "id": message.id,
+        "threadId": message.conversation_id,
+        "seq": message.seq,
+        "direction": message.direction,
+        "sender": message.sender,
+        "text": message.text,
+        "content": message.content,
+        "attachments": message.attachments,
+        "author": message.author,
+        "status": message.status,
+        "createdAt": message.created_at,
+    }

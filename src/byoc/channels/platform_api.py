@@ -1,0 +1,172 @@
+"""The platform API (v1): how any external platform posts customer activity into a channel.
+
+Every request is signed with the channel's secret (see `byoc.channels.signing`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from byoc.channels.adapter import message_view
+from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from byoc.conversations.models import CustomerMessageIn, CustomerProfile
+from byoc.errors import ChannelNotFound, ConversationNotFound
+from byoc.runtime import RuntimeDep
+from byoc.store import repositories as repo
+from byoc.store.records import Channel
+
+router = APIRouter(prefix="/api/v1/channels/{channel_id}", tags=["Platform API v1"])
+
+MAX_TEXT = 10_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class CustomFieldIn(_Strict):
+    ident: str = Field(min_length=1, max_length=100)
+    value: str = Field(max_length=1000)
+
+
+class CustomerIn(_Strict):
+    id: str = Field(min_length=1, max_length=200, description="The platform's own user id.")
+    first_name: str | None = Field(default=None, alias="firstName", max_length=200)
+    last_name: str | None = Field(default=None, alias="lastName", max_length=200)
+    nickname: str | None = Field(default=None, max_length=200)
+    image: str | None = Field(default=None, max_length=2000)
+    custom_fields: list[CustomFieldIn] | None = Field(default=None, alias="customFields")
+
+
+class AttachmentIn(_Strict):
+    friendly_name: str = Field(alias="friendlyName", min_length=1, max_length=300)
+    url: str = Field(pattern=r"^https?://", max_length=4000)
+
+
+class CustomerMessageBody(_Strict):
+    id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The platform's id for this message; a repeated id is answered, not re-sent.",
+    )
+    customer: CustomerIn
+    text: str | None = Field(default=None, max_length=MAX_TEXT)
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=10)
+    thread_id: str | None = Field(
+        default=None,
+        alias="threadId",
+        description="Continue this thread; omit to continue the open one or start a new one.",
+    )
+
+
+class AcceptedMessage(BaseModel):
+    id: str
+    threadId: str
+    customerId: str
+    seq: int
+    status: str
+    duplicate: bool
+
+
+class TypingBody(_Strict):
+    thread_id: str = Field(alias="threadId")
+    typing: bool
+
+
+class ReceiptBody(_Strict):
+    message_id: str = Field(alias="messageId")
+    status: Literal["delivered", "seen"]
+
+
+class Accepted(BaseModel):
+    accepted: bool = True
+
+
+class Transcript(BaseModel):
+    threadId: str
+    state: str
+    messages: list[dict[str, Any]]
+
+
+async def signed_channel(channel_id: str, request: Request, runtime: RuntimeDep) -> Channel:
+    async with runtime.db.read() as conn:
+        channel = await repo.get_channel(conn, channel_id)
+    if channel is None:
+        raise ChannelNotFound(f"no channel {channel_id!r}")
+    verify(
+        channel.secret,
+        request.headers.get(TIMESTAMP_HEADER),
+        request.headers.get(SIGNATURE_HEADER),
+        await request.body(),
+        tolerance_seconds=runtime.settings.signature_tolerance_seconds,
+    )
+    return channel
+
+
+SignedChannel = Annotated[Channel, Depends(signed_channel)]
+
+
+@router.post("/messages", status_code=202, response_model=AcceptedMessage)
+async def post_customer_message(
+    body: CustomerMessageBody, channel: SignedChannel, runtime: RuntimeDep
+) -> AcceptedMessage:
+    """Store a customer message durably and queue it for CXone; 202 once it is stored."""
+    profile = CustomerProfile(
+        external_id=body.customer.id,
+        first_name=body.customer.first_name,
+        last_name=body.customer.last_name,
+        nickname=body.customer.nickname,
+        image=body.customer.image,
+        custom_fields=[f.model_dump() for f in body.customer.custom_fields]
+        if body.customer.custom_fields
+        else None,
+    )
+    delivered = await runtime.conversations.receive_customer_message(
+        CustomerMessageIn(
+            channel_id=channel.id,
+            customer=profile,
+            text=body.text,
+            attachments=[a.model_dump(by_alias=True) for a in body.attachments],
+            platform_message_id=body.id,
+            thread_id=body.thread_id,
+        )
+    )
+    return AcceptedMessage(
+        id=delivered.message.id,
+        threadId=delivered.conversation.id,
+        customerId=delivered.customer.id,
+        seq=delivered.message.seq,
+        status=delivered.message.status,
+        duplicate=delivered.duplicate,
+    )
+
+
+@router.post("/typing", status_code=202, response_model=Accepted)
+async def post_typing(body: TypingBody, channel: SignedChannel, runtime: RuntimeDep) -> Accepted:
+    await runtime.conversations.customer_typing(channel.id, body.thread_id, typing=body.typing)
+    return Accepted()
+
+
+@router.post("/receipts", status_code=202, response_model=Accepted)
+async def post_receipt(body: ReceiptBody, channel: SignedChannel, runtime: RuntimeDep) -> Accepted:
+    await runtime.conversations.report_receipt(channel.id, body.message_id, body.status)
+    return Accepted()
+
+
+@router.get("/threads/{thread_id}/messages", response_model=Transcript)
+async def get_transcript(
+    thread_id: str, channel: SignedChannel, runtime: RuntimeDep, after_seq: int = -1
+) -> Transcript:
+    async with runtime.db.read() as conn:
+        conversation = await repo.get_conversation(conn, thread_id)
+        if conversation is None or conversation.channel_id != channel.id:
+            raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
+        messages = await repo.list_messages(conn, thread_id, after_seq=after_seq)
+    return Transcript(
+        threadId=conversation.id,
+        state=conversation.state,
+        messages=[message_view(m) for m in messages],
+    )

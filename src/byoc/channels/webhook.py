@@ -1,0 +1,93 @@
+"""The generic adapter: signed JSON webhooks to the platform's URL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from byoc.channels.adapter import message_view
+from byoc.channels.signing import signed_headers
+from byoc.outbox import PermanentFailure, RetryLater
+from byoc.store import now_ms
+from byoc.store.records import Channel, Conversation, Customer, Message
+
+
+class WebhookAdapter:
+    def __init__(self, http: httpx.AsyncClient, *, timeout: float) -> None:
+        self._http = http
+        self._timeout = timeout
+
+    async def deliver_message(
+        self, channel: Channel, conversation: Conversation, customer: Customer, message: Message
+    ) -> None:
+        await self._post(
+            channel,
+            "message.created",
+            f"evt_{message.id}",
+            conversation,
+            customer,
+            {"message": message_view(message)},
+        )
+
+    async def deliver_typing(
+        self, channel: Channel, conversation: Conversation, customer: Customer, typing: bool
+    ) -> None:
+        await self._post(channel, "agent.typing", None, conversation, customer, {"typing": typing})
+
+    async def conversation_ended(
+        self, channel: Channel, conversation: Conversation, customer: Customer, reason: str
+    ) -> None:
+        await self._post(
+            channel,
+            "conversation.ended",
+            f"evt_end_{conversation.id}",
+            conversation,
+            customer,
+            {"reason": reason},
+        )
+
+    async def _post(
+        self,
+        channel: Channel,
+        event_type: str,
+        event_id: str | None,
+        conversation: Conversation,
+        customer: Customer,
+        data: dict[str, Any],
+    ) -> None:
+        if not channel.webhook_url:
+            raise PermanentFailure(f"channel {channel.id!r} has no webhook URL")
+        event = {
+            "id": event_id or f"evt_{conversation.id}_{now_ms()}",
+            "type": event_type,
+            "createdAt": now_ms(),
+            "channelId": channel.id,
+            "threadId": conversation.id,
+            "customer": {"id": customer.id, "externalId": customer.external_id},
+            **data,
+        }
+        body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Byoc-Event": event_type,
+            "X-Byoc-Delivery": str(event["id"]),
+            **signed_headers(channel.secret, body),
+        }
+        try:
+            response = await self._http.post(
+                channel.webhook_url, content=body, headers=headers, timeout=self._timeout
+            )
+        except httpx.HTTPError as exc:
+            raise RetryLater(f"webhook {channel.webhook_url}: {exc.__class__.__name__}") from exc
+        if response.is_success:
+            return
+        status = response.status_code
+        if status in (408, 425, 429) or status >= 500:
+            retry_after = response.headers.get("Retry-After")
+            raise RetryLater(
+                f"webhook answered {status}",
+                retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+            )
+        raise PermanentFailure(f"webhook refused the event with {status}: {response.text[:200]}")

@@ -1,0 +1,349 @@
+"""The `byoc` command line: serve, migrate, manage credentials, tenants, channels and the outbox."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from byoc import __version__
+from byoc.box.credentials import hash_secret, new_client_credentials
+from byoc.outbox import queue
+from byoc.settings import PlaceholderSecretError, Settings
+from byoc.store import Database, StoreError
+from byoc.store import repositories as repo
+from byoc.store.migrations import current_version, latest_version, upgrade
+from byoc.store.records import Channel, Tenant
+from byoc.tenancy import default_tenant
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+async def _with_db(settings: Settings, work: Callable[[Database], Awaitable[int]]) -> int:
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db)
+        async with db.write() as conn:
+            await repo.upsert_tenant(conn, default_tenant(settings))
+        return await work(db)
+    finally:
+        await db.close()
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from byoc.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    async def work() -> int:
+        db = Database(settings.database_url)
+        try:
+            before = await current_version(db)
+            applied = await upgrade(db)
+        finally:
+            await db.close()
+        for migration in applied:
+            print(f"applied migration {migration.version}: {migration.name}")
+        print(f"schema at version {latest_version()} (was {before})")
+        return 0
+
+    return asyncio.run(work())
+
+
+def cmd_db_status(settings: Settings, _args: argparse.Namespace) -> int:
+    async def work() -> int:
+        db = Database(settings.database_url)
+        try:
+            version = await current_version(db)
+        finally:
+            await db.close()
+        print(f"schema version {version}, latest {latest_version()}")
+        return 0 if version == latest_version() else 1
+
+    return asyncio.run(work())
+
+
+def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
+    client_id, secret = new_client_credentials()
+
+    async def work(db: Database) -> int:
+        async with db.write() as conn:
+            await repo.insert_client(conn, client_id, args.name, hash_secret(secret))
+        return 0
+
+    asyncio.run(_with_db(settings, work))
+    if args.json:
+        print(json.dumps({"client_id": client_id, "client_secret": secret, "name": args.name}))
+    else:
+        print(f"client_id:     {client_id}")
+        print(f"client_secret: {secret}")
+        print("The secret is shown once and stored only as a hash. Enter both in CXone's")
+        print("Bring Your Own Channel integration (Client ID / Client Secret).")
+    return 0
+
+
+def cmd_clients_list(settings: Settings, _args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        async with db.read() as conn:
+            clients = await repo.list_clients(conn)
+        print(f"{'CLIENT ID':24} {'NAME':20} {'CREATED':20} REVOKED")
+        for c in clients:
+            print(f"{c.client_id:24} {c.name:20} {_when(c.created_at):20} {_when(c.revoked_at)}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_clients_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        async with db.write() as conn:
+            revoked = await repo.revoke_client(conn, args.client_id)
+        if not revoked:
+            print(f"no active client {args.client_id!r}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.client_id}; its tokens stop working within seconds")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_tenants_add(settings: Settings, args: argparse.Namespace) -> int:
+    tenant = Tenant(
+        id=args.id,
+        name=args.name or args.id,
+        brand_id=args.brand_id,
+        cxone_tenant_id=args.tenant_id,
+        business_unit_id=args.business_unit_id,
+        api_url=args.api_url,
+        token_url=args.token_url,
+        access_key_id=args.access_key_id,
+        access_key_secret=args.access_key_secret,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+    )
+
+    async def work(db: Database) -> int:
+        async with db.write() as conn:
+            await repo.upsert_tenant(conn, tenant)
+        print(f"tenant {tenant.id} saved (brand {tenant.brand_id})")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_tenants_list(settings: Settings, _args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        async with db.read() as conn:
+            tenants = await repo.list_tenants(conn)
+        print(f"{'ID':16} {'BRAND':8} {'TENANT':38} API")
+        for t in tenants:
+            print(f"{t.id:16} {t.brand_id:<8} {t.cxone_tenant_id:38} {t.api_url}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_channels_add(settings: Settings, args: argparse.Namespace) -> int:
+    secret = args.secret or secrets.token_urlsafe(32)
+
+    async def work(db: Database) -> int:
+        async with db.write() as conn:
+            if await repo.get_tenant(conn, args.tenant) is None:
+                print(f"no tenant {args.tenant!r}; add it with `byoc tenants add`", file=sys.stderr)
+                return 1
+            if await repo.get_channel(conn, args.id) is not None:
+                print(f"channel {args.id!r} exists already", file=sys.stderr)
+                return 1
+            await repo.insert_channel(
+                conn,
+                Channel(
+                    id=args.id,
+                    tenant_id=args.tenant,
+                    adapter=args.adapter,
+                    name=args.name or args.id,
+                    webhook_url=args.webhook_url,
+                    secret=secret,
+                    created_at=int(datetime.now(tz=UTC).timestamp() * 1000),
+                ),
+            )
+        if args.json:
+            print(json.dumps({"id": args.id, "secret": secret}))
+        else:
+            print(f"channel {args.id} mapped to tenant {args.tenant} ({args.adapter})")
+            print(f"platform signing secret: {secret}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_channels_list(settings: Settings, _args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        async with db.read() as conn:
+            channels = await repo.list_channels(conn)
+        print(f"{'ID':32} {'TENANT':12} {'ADAPTER':8} WEBHOOK")
+        for c in channels:
+            print(f"{c.id:32} {c.tenant_id:12} {c.adapter:8} {c.webhook_url or '-'}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_outbox_list(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        async with db.read() as conn:
+            rows = await queue.list_rows(conn, state=args.state, limit=args.limit)
+        if args.json:
+            print(json.dumps([row.__dict__ for row in rows], default=str))
+            return 0
+        print(f"{'ID':>6} {'STATE':8} {'KIND':22} {'TRIES':>5} {'NEXT':20} LAST ERROR")
+        for r in rows:
+            error = (r.last_error or "")[:60]
+            print(
+                f"{r.id:>6} {r.state:8} {r.kind:22} {r.attempts:>5} "
+                f"{_when(r.next_attempt_at):20} {error}"
+            )
+        print(f"{len(rows)} row(s)")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_outbox_retry(settings: Settings, args: argparse.Namespace) -> int:
+    if not args.ids and not args.all:
+        print("name row ids or pass --all", file=sys.stderr)
+        return 2
+
+    async def work(db: Database) -> int:
+        async with db.write() as conn:
+            count = await queue.redrive(conn, None if args.all else args.ids)
+        print(f"re-queued {count} dead row(s); a running server delivers them within its poll")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="byoc",
+        description="Bring Your Own Channel middleware for NICE CXone. "
+        "Settings come from BYOC_* environment variables (see the README).",
+    )
+    parser.add_argument("--version", action="version", version=f"byoc {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(
+        parent: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        func: Command,
+        help_text: str,
+    ) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    serve = add(sub, "serve", cmd_serve, "run the HTTP server")
+    serve.add_argument("--host", help="bind address (default: BYOC_HOST)")
+    serve.add_argument("--port", type=int, help="port (default: BYOC_PORT)")
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True
+    )
+    add(db, "upgrade", cmd_db_upgrade, "apply pending migrations")
+    add(db, "status", cmd_db_status, "show the schema version (exit 1 when behind)")
+
+    clients = sub.add_parser("clients", help="credentials CXone uses at the token endpoint")
+    csub = clients.add_subparsers(dest="clients_command", required=True)
+    create = add(csub, "create", cmd_clients_create, "create a client id and secret (shown once)")
+    create.add_argument("--name", default="cxone", help="a label for the client (default: cxone)")
+    create.add_argument("--json", action="store_true", help="print JSON")
+    add(csub, "list", cmd_clients_list, "list clients")
+    revoke = add(csub, "revoke", cmd_clients_revoke, "revoke a client and its tokens")
+    revoke.add_argument("client_id")
+
+    tenants = sub.add_parser("tenants", help="CXone tenants (brands) served by this deployment")
+    tsub = tenants.add_subparsers(dest="tenants_command", required=True)
+    tadd = add(tsub, "add", cmd_tenants_add, "add or update a tenant")
+    tadd.add_argument("--id", required=True, help="local name of the tenant")
+    tadd.add_argument("--name")
+    tadd.add_argument("--brand-id", type=int, required=True)
+    tadd.add_argument("--tenant-id", required=True, help="the CXone tenant GUID")
+    tadd.add_argument("--business-unit-id", type=int, required=True)
+    tadd.add_argument("--api-url", required=True, help="DE API base, ending in /dfo/3.0")
+    tadd.add_argument("--token-url", required=True)
+    tadd.add_argument("--access-key-id", required=True)
+    tadd.add_argument("--access-key-secret", required=True)
+    tadd.add_argument("--client-id", required=True, help="registered CXone application id")
+    tadd.add_argument("--client-secret", required=True)
+    add(tsub, "list", cmd_tenants_list, "list tenants")
+
+    channels = sub.add_parser("channels", help="channels and the platforms behind them")
+    chsub = channels.add_subparsers(dest="channels_command", required=True)
+    chadd = add(chsub, "add", cmd_channels_add, "map an existing CXone channel to a platform")
+    chadd.add_argument("--id", required=True, help="the CXone channel id, e.g. chat_1234")
+    chadd.add_argument("--tenant", default="default")
+    chadd.add_argument("--adapter", default="webhook", choices=["webhook"])
+    chadd.add_argument("--name")
+    chadd.add_argument("--webhook-url", help="where agent messages are POSTed (webhook adapter)")
+    chadd.add_argument("--secret", help="platform signing secret (default: generated)")
+    chadd.add_argument("--json", action="store_true")
+    add(chsub, "list", cmd_channels_list, "list channels")
+
+    outbox = sub.add_parser("outbox", help="deliveries waiting, retrying or dead-lettered")
+    osub = outbox.add_subparsers(dest="outbox_command", required=True)
+    olist = add(osub, "list", cmd_outbox_list, "list outbox rows")
+    olist.add_argument("--state", choices=["pending", "dead"], help="only rows in this state")
+    olist.add_argument("--limit", type=int, default=100)
+    olist.add_argument("--json", action="store_true")
+    oretry = add(osub, "retry", cmd_outbox_retry, "re-drive dead-lettered rows")
+    oretry.add_argument("ids", nargs="*", type=int, help="row ids")
+    oretry.add_argument("--all", action="store_true", help="every dead row")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except (ValidationError, PlaceholderSecretError) as exc:
+        print(f"byoc: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    func: Command = args.func
+    try:
+        return func(settings, args)
+    except StoreError as exc:
+        print(f"byoc: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

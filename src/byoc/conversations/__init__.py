@@ -1,0 +1,1 @@
+"""The conversation domain: threads, messages and who may write into them."""

@@ -1,0 +1,384 @@
+"""Conversation rules: where a message belongs, whether it may be written, what it sets off.
+
+Every method writes its state change and the outbox rows it causes in one transaction, so a
+message is either stored with its delivery queued or not stored at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile, Delivered
+from byoc.errors import (
+    ChannelNotFound,
+    ConversationEnded,
+    ConversationNotFound,
+    Forbidden,
+    InvalidInput,
+    MessageNotFound,
+    RecipientRejected,
+)
+from byoc.ids import new_id
+from byoc.outbox import enqueue
+from byoc.store import Database, now_ms
+from byoc.store import repositories as repo
+from byoc.store.records import Channel, Conversation, Customer, Message
+
+TYPING_TTL_MS = 15_000
+
+# Outbox kinds.
+CXONE_CREATE_MESSAGE = "cxone.create_message"
+CXONE_MESSAGE_STATUS = "cxone.message_status"
+CXONE_TYPING = "cxone.typing"
+PLATFORM_MESSAGE = "platform.message"
+PLATFORM_TYPING = "platform.typing"
+PLATFORM_ENDED = "platform.ended"
+
+
+def cxone_lane(conversation_id: str) -> str:
+    return f"cxone:{conversation_id}"
+
+
+def platform_lane(conversation_id: str) -> str:
+    return f"platform:{conversation_id}"
+
+
+def _text_content(text: str | None) -> dict[str, Any]:
+    return {"type": "TEXT", "payload": {"text": text or ""}}
+
+
+class ConversationService:
+    def __init__(self, db: Database, on_enqueued: Callable[[], None] = lambda: None) -> None:
+        self._db = db
+        self._on_enqueued = on_enqueued
+
+    # --- customer → CXone ------------------------------------------------------------------
+
+    async def receive_customer_message(self, incoming: CustomerMessageIn) -> Delivered:
+        if not (incoming.text and incoming.text.strip()) and not incoming.attachments:
+            raise InvalidInput("a message needs text or at least one attachment")
+        async with self._db.write() as conn:
+            channel = await self._channel(conn, incoming.channel_id)
+            if incoming.platform_message_id:
+                existing = await repo.find_message_by_platform_id(
+                    conn, channel.id, incoming.platform_message_id
+                )
+                if existing is not None:
+                    return await self._replay(conn, existing)
+            customer = await self._upsert_customer(conn, channel, incoming.customer)
+            conversation = await self._conversation_for_customer(conn, customer, incoming.thread_id)
+            now = now_ms()
+            message = Message(
+                id=new_id("msg"),
+                channel_id=channel.id,
+                conversation_id=conversation.id,
+                seq=await repo.next_seq(conn, conversation.id),
+                direction="inbound",
+                sender="customer",
+                text=incoming.text,
+                content=_text_content(incoming.text),
+                attachments=incoming.attachments,
+                author=None,
+                platform_message_id=incoming.platform_message_id,
+                de_message_id=None,
+                status="queued",
+                created_at=now,
+            )
+            await repo.insert_message(conn, message)
+            await repo.update_conversation(conn, conversation.id, last_customer_activity_at=now)
+            await enqueue(
+                conn,
+                lane=cxone_lane(conversation.id),
+                kind=CXONE_CREATE_MESSAGE,
+                payload={"message_id": message.id},
+            )
+        self._on_enqueued()
+        return Delivered(message=message, conversation=conversation, customer=customer)
+
+    async def customer_typing(
+        self, channel_id: str, thread_id: str, *, typing: bool
+    ) -> Conversation:
+        async with self._db.write() as conn:
+            channel = await self._channel(conn, channel_id)
+            conversation = await self._open_conversation(conn, channel, thread_id)
+            await repo.update_conversation(
+                conn, conversation.id, last_customer_activity_at=now_ms()
+            )
+            await enqueue(
+                conn,
+                lane=f"cxone-typing:{conversation.id}",
+                kind=CXONE_TYPING,
+                payload={
+                    "conversation_id": conversation.id,
+                    "action": "isTypingOn" if typing else "isTypingOff",
+                    "expires_at": now_ms() + TYPING_TTL_MS,
+                },
+            )
+        self._on_enqueued()
+        return conversation
+
+    async def report_receipt(
+        self, channel_id: str, message_id: str, status: Literal["delivered", "seen"]
+    ) -> Message:
+        """The platform says the customer received or saw an agent message; tell CXone."""
+        async with self._db.write() as conn:
+            channel = await self._channel(conn, channel_id)
+            message = await repo.get_message(conn, message_id)
+            if message is None or message.channel_id != channel.id or message.sender == "customer":
+                raise MessageNotFound(f"no agent message {message_id!r} in channel {channel.id!r}")
+            if message.status == "seen" or message.status == status:
+                return message  # receipts repeat; CXone needs each once
+            await repo.set_message_status(conn, message.id, status)
+            await enqueue(
+                conn,
+                lane=cxone_lane(message.conversation_id),
+                kind=CXONE_MESSAGE_STATUS,
+                payload={"message_id": message.id, "status": status, "at": now_ms()},
+            )
+        self._on_enqueued()
+        return message
+
+    # --- CXone → customer ------------------------------------------------------------------
+
+    async def receive_agent_message(
+        self, incoming: AgentMessageIn, *, channel_id: str | None
+    ) -> Delivered:
+        """A reply on a thread the middleware knows (legacy or DFO 3.0 style)."""
+        async with self._db.write() as conn:
+            conversation = await self._conversation_for_agent(conn, incoming, channel_id)
+            channel = await self._channel(conn, conversation.channel_id)
+            await self._check_brand(conn, channel, incoming.brand)
+            if incoming.de_message_id:
+                existing = await repo.find_message_by_de_id(
+                    conn, channel.id, incoming.de_message_id
+                )
+                if existing is not None:
+                    return await self._replay(conn, existing)
+            if conversation.de_thread_id is None and incoming.de_thread_id:
+                await repo.update_conversation(
+                    conn, conversation.id, de_thread_id=incoming.de_thread_id
+                )
+            delivered = await self._store_agent_message(conn, conversation, incoming)
+        self._on_enqueued()
+        return delivered
+
+    async def open_agent_outbound(self, incoming: AgentMessageIn, *, channel_id: str) -> Delivered:
+        """An agent starts a new thread with a customer the platform knows."""
+        async with self._db.write() as conn:
+            channel = await self._channel(conn, channel_id)
+            await self._check_brand(conn, channel, incoming.brand)
+            if incoming.de_message_id:
+                existing = await repo.find_message_by_de_id(
+                    conn, channel.id, incoming.de_message_id
+                )
+                if existing is not None:
+                    return await self._replay(conn, existing)
+            customer = await self._recipient(conn, channel, incoming.recipients)
+            now = now_ms()
+            conversation = Conversation(
+                id=new_id("thr"),
+                channel_id=channel.id,
+                customer_id=customer.id,
+                state="open",
+                origin="agent",
+                de_thread_id=incoming.de_thread_id,
+                de_contact_id=None,
+                next_seq=0,
+                last_customer_activity_at=None,
+                created_at=now,
+                ended_at=None,
+                ended_reason=None,
+            )
+            await repo.insert_conversation(conn, conversation)
+            delivered = await self._store_agent_message(conn, conversation, incoming)
+        self._on_enqueued()
+        return delivered
+
+    async def validate_recipients(self, channel_id: str, recipients: list[dict[str, Any]]) -> None:
+        async with self._db.read() as conn:
+            channel = await self._channel(conn, channel_id)
+            await self._recipient(conn, channel, recipients)
+
+    async def agent_typing(
+        self, channel_id: str, thread_id: str, *, typing: bool, brand: dict[str, Any] | None
+    ) -> None:
+        async with self._db.write() as conn:
+            channel = await self._channel(conn, channel_id)
+            await self._check_brand(conn, channel, brand)
+            conversation = await repo.get_conversation(conn, thread_id)
+            if conversation is None or conversation.channel_id != channel.id:
+                raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
+            await enqueue(
+                conn,
+                lane=f"platform-typing:{conversation.id}",
+                kind=PLATFORM_TYPING,
+                payload={
+                    "conversation_id": conversation.id,
+                    "typing": typing,
+                    "expires_at": now_ms() + TYPING_TTL_MS,
+                },
+            )
+        self._on_enqueued()
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    async def _store_agent_message(
+        self, conn: AsyncConnection, conversation: Conversation, incoming: AgentMessageIn
+    ) -> Delivered:
+        message = Message(
+            id=new_id("msg"),
+            channel_id=conversation.channel_id,
+            conversation_id=conversation.id,
+            seq=await repo.next_seq(conn, conversation.id),
+            direction="outbound",
+            sender="bot" if (incoming.author or {}).get("isBotUser") else "agent",
+            text=incoming.text,
+            content=incoming.content or _text_content(incoming.text),
+            attachments=incoming.attachments,
+            author=incoming.author,
+            platform_message_id=None,
+            de_message_id=incoming.de_message_id,
+            status="queued",
+            created_at=now_ms(),
+        )
+        await repo.insert_message(conn, message)
+        await enqueue(
+            conn,
+            lane=platform_lane(conversation.id),
+            kind=PLATFORM_MESSAGE,
+            payload={"message_id": message.id},
+        )
+        customer = await repo.get_customer(conn, conversation.customer_id)
+        assert customer is not None  # a conversation always has its customer (foreign key)
+        return Delivered(message=message, conversation=conversation, customer=customer)
+
+    async def _replay(self, conn: AsyncConnection, message: Message) -> Delivered:
+        conversation = await repo.get_conversation(conn, message.conversation_id)
+        assert conversation is not None
+        customer = await repo.get_customer(conn, conversation.customer_id)
+        assert customer is not None
+        return Delivered(
+            message=message, conversation=conversation, customer=customer, duplicate=True
+        )
+
+    async def _channel(self, conn: AsyncConnection, channel_id: str) -> Channel:
+        channel = await repo.get_channel(conn, channel_id)
+        if channel is None:
+            raise ChannelNotFound(f"no channel {channel_id!r}")
+        return channel
+
+    async def _check_brand(
+        self, conn: AsyncConnection, channel: Channel, brand: dict[str, Any] | None
+    ) -> None:
+        if not brand:
+            return
+        tenant = await repo.get_tenant(conn, channel.tenant_id)
+        expected = {}
+        if tenant is not None:
+            expected = {
+                "id": str(tenant.brand_id),
+                "tenantId": tenant.cxone_tenant_id,
+                "businessUnitId": str(tenant.business_unit_id),
+            }
+        for key, value in expected.items():
+            given = brand.get(key)
+            if given is not None and str(given) != value:
+                raise Forbidden(f"brand {key} {given!r} does not own channel {channel.id!r}")
+
+    async def _upsert_customer(
+        self, conn: AsyncConnection, channel: Channel, profile: CustomerProfile
+    ) -> Customer:
+        existing = await repo.find_customer(conn, channel.id, profile.external_id)
+        customer = Customer(
+            id=existing.id if existing else new_id("cus"),
+            channel_id=channel.id,
+            external_id=profile.external_id,
+            first_name=profile.first_name or (existing.first_name if existing else None),
+            last_name=profile.last_name or (existing.last_name if existing else None),
+            nickname=profile.nickname or (existing.nickname if existing else None),
+            image=profile.image or (existing.image if existing else None),
+            custom_fields=profile.custom_fields or (existing.custom_fields if existing else None),
+        )
+        if existing != customer:
+            await repo.save_customer(conn, customer, is_new=existing is None)
+        return customer
+
+    async def _conversation_for_customer(
+        self, conn: AsyncConnection, customer: Customer, thread_id: str | None
+    ) -> Conversation:
+        if thread_id is not None:
+            conversation = await repo.get_conversation(conn, thread_id)
+            if conversation is None or conversation.customer_id != customer.id:
+                raise ConversationNotFound(f"no thread {thread_id!r} for this customer")
+            if not conversation.is_open:
+                raise ConversationEnded(
+                    f"thread {thread_id!r} has ended; start a new conversation without a threadId"
+                )
+            return conversation
+        conversation = await repo.latest_conversation(conn, customer.id, open_only=True)
+        if conversation is not None:
+            return conversation
+        conversation = Conversation(
+            id=new_id("thr"),
+            channel_id=customer.channel_id,
+            customer_id=customer.id,
+            state="open",
+            origin="customer",
+            de_thread_id=None,
+            de_contact_id=None,
+            next_seq=0,
+            last_customer_activity_at=None,
+            created_at=now_ms(),
+            ended_at=None,
+            ended_reason=None,
+        )
+        await repo.insert_conversation(conn, conversation)
+        return conversation
+
+    async def _open_conversation(
+        self, conn: AsyncConnection, channel: Channel, thread_id: str
+    ) -> Conversation:
+        conversation = await repo.get_conversation(conn, thread_id)
+        if conversation is None or conversation.channel_id != channel.id:
+            raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
+        if not conversation.is_open:
+            raise ConversationEnded(f"thread {thread_id!r} has ended")
+        return conversation
+
+    async def _conversation_for_agent(
+        self, conn: AsyncConnection, incoming: AgentMessageIn, channel_id: str | None
+    ) -> Conversation:
+        conversation = None
+        if incoming.thread_id:
+            conversation = await repo.get_conversation(conn, incoming.thread_id)
+        if conversation is None and incoming.de_thread_id:
+            conversation = await repo.find_conversation_by_de_thread(conn, incoming.de_thread_id)
+        if conversation is None or (
+            channel_id is not None and conversation.channel_id != channel_id
+        ):
+            raise ConversationNotFound(
+                f"no thread {incoming.thread_id or incoming.de_thread_id!r}"
+                + (f" in channel {channel_id!r}" if channel_id else "")
+            )
+        return conversation
+
+    async def _recipient(
+        self, conn: AsyncConnection, channel: Channel, recipients: list[dict[str, Any]]
+    ) -> Customer:
+        if not recipients:
+            raise RecipientRejected("endUserRecipients is empty", recipient_id="")
+        primary = next((r for r in recipients if r.get("isPrimary")), recipients[0])
+        recipient_id = str(primary.get("idOnExternalPlatform") or "")
+        customer = await repo.get_customer(conn, recipient_id) if recipient_id else None
+        if customer is None and recipient_id:
+            # CXone may hold the platform's own user id when an agent typed it in by hand.
+            customer = await repo.find_customer(conn, channel.id, recipient_id)
+        if customer is None or customer.channel_id != channel.id:
+            raise RecipientRejected(
+                f"recipient {recipient_id!r} is not a customer of channel {channel.id!r}",
+                recipient_id=recipient_id,
+            )
+        return customer

@@ -1,0 +1,63 @@
+"""Domain errors: what went wrong, in the middleware's own terms.
+
+    ByocError
+    ├── InvalidInput          the request is well-formed but cannot be acted on
+    │   └── RecipientRejected an outbound recipient the platform does not know
+    ├── NotFound              a channel, conversation, message or customer that does not exist
+    ├── ConversationEnded     a message to a conversation that is over
+    ├── Unauthenticated       a missing, expired or forged credential
+    └── Forbidden             a valid credential acting outside its tenant
+
+Each carries a stable `slug`; the API layer maps the classes to HTTP in one place
+(`byoc.api.problems`). Nothing below the API layer knows about status codes.
+"""
+
+from __future__ import annotations
+
+
+class ByocError(Exception):
+    slug = "error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(ByocError):
+    slug = "invalid-input"
+
+
+class RecipientRejected(InvalidInput):
+    slug = "recipient-rejected"
+
+    def __init__(self, detail: str, recipient_id: str) -> None:
+        super().__init__(detail)
+        self.recipient_id = recipient_id
+
+
+class NotFound(ByocError):
+    slug = "not-found"
+
+
+class ChannelNotFound(NotFound):
+    slug = "channel-not-found"
+
+
+class ConversationNotFound(NotFound):
+    slug = "conversation-not-found"
+
+
+class MessageNotFound(NotFound):
+    slug = "message-not-found"
+
+
+class ConversationEnded(ByocError):
+    slug = "conversation-ended"
+
+
+class Unauthenticated(ByocError):
+    slug = "unauthenticated"
+
+
+class Forbidden(ByocError):
+    slug = "forbidden"

@@ -1,0 +1,159 @@
+"""The outbox worker: claims due rows, runs their handler, settles each row.
+
+Handlers are plain coroutines keyed by row kind. The worker alone decides retries: a handler
+signals only what happened (`RetryLater` or `PermanentFailure`, or returns for success).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from byoc.outbox import queue
+from byoc.outbox.errors import PermanentFailure, RetryLater
+from byoc.store import Database, StoreError, now_ms
+from byoc.store.records import OutboxRow
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[OutboxRow], Awaitable[None]]
+DeadLetterHook = Callable[[AsyncConnection, OutboxRow, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 12
+    base_seconds: float = 0.5
+    max_seconds: float = 60.0
+
+    def delay_ms(self, attempts: int, retry_after: float | None, rng: random.Random) -> int:
+        """Exponential backoff with jitter; a server's Retry-After is a floor, not a suggestion."""
+        ceiling = min(self.max_seconds, self.base_seconds * (2**attempts))
+        delay = ceiling * rng.uniform(0.5, 1.0)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_seconds * 10))
+        return int(delay * 1000)
+
+
+@dataclass
+class WorkerStats:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    expired: int = 0
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        db: Database,
+        handlers: Mapping[str, Handler],
+        *,
+        owner: str,
+        policy: RetryPolicy,
+        poll_interval: float = 1.0,
+        batch_size: int = 64,
+        lease_seconds: float = 30.0,
+        dead_letter_hooks: Mapping[str, DeadLetterHook] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._db = db
+        self._handlers = handlers
+        self._owner = owner
+        self._policy = policy
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._lease_ms = int(lease_seconds * 1000)
+        self._dead_letter_hooks = dead_letter_hooks or {}
+        self._rng = rng or random.Random()
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self.stats = WorkerStats()
+
+    def wake(self) -> None:
+        """Something was enqueued: look now rather than at the next poll."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                processed = await self.run_once()
+            except StoreError:
+                log.exception("outbox: store unavailable; retrying after the poll interval")
+                processed = 0
+            if processed:
+                continue
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+        async with self._db.write() as conn:
+            await queue.release_claims(conn, self._owner)
+
+    async def run_once(self) -> int:
+        async with self._db.write() as conn:
+            rows = await queue.claim_due(
+                conn,
+                owner=self._owner,
+                limit=self._batch_size,
+                lease_ms=self._lease_ms,
+                skip_locked=not self._db.is_sqlite,
+            )
+        if rows:
+            await asyncio.gather(*(self._deliver(row) for row in rows))
+        return len(rows)
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        expires_at = row.payload.get("expires_at")
+        if isinstance(expires_at, int) and now_ms() > expires_at:
+            # Ephemeral signals (typing) are worthless once stale; drop rather than replay.
+            async with self._db.write() as conn:
+                await queue.complete(conn, row.id)
+            self.stats.expired += 1
+            return
+        handler = self._handlers.get(row.kind)
+        try:
+            if handler is None:
+                raise PermanentFailure(f"no handler for outbox kind {row.kind!r}")
+            await asyncio.wait_for(handler(row), timeout=self._lease_ms / 1000 / 2)
+        except RetryLater as exc:
+            await self._retry_or_bury(row, str(exc), exc.retry_after)
+        except TimeoutError:
+            await self._retry_or_bury(row, "handler timed out", None)
+        except PermanentFailure as exc:
+            await self._bury(row, str(exc))
+        except Exception as exc:  # a bug in a handler must not stop the queue
+            log.exception("outbox: handler for %s crashed on row %s", row.kind, row.id)
+            await self._retry_or_bury(row, f"{exc.__class__.__name__}: {exc}", None)
+        else:
+            async with self._db.write() as conn:
+                await queue.complete(conn, row.id)
+            self.stats.delivered += 1
+
+    async def _retry_or_bury(self, row: OutboxRow, error: str, retry_after: float | None) -> None:
+        if row.attempts + 1 >= self._policy.max_attempts:
+            await self._bury(row, f"retry budget spent ({row.attempts + 1} attempts): {error}")
+            return
+        delay = self._policy.delay_ms(row.attempts, retry_after, self._rng)
+        log.warning("outbox: row %s (%s) retry in %d ms: %s", row.id, row.kind, delay, error)
+        async with self._db.write() as conn:
+            await queue.reschedule(conn, row.id, delay_ms=delay, error=error)
+        self.stats.retried += 1
+
+    async def _bury(self, row: OutboxRow, error: str) -> None:
+        log.error("outbox: row %s (%s) dead-lettered: %s", row.id, row.kind, error)
+        async with self._db.write() as conn:
+            await queue.bury(conn, row.id, error=error)
+            hook = self._dead_letter_hooks.get(row.kind)
+            if hook is not None:
+                await hook(conn, row, error)
+        self.stats.dead += 1

@@ -1,0 +1,36 @@
+"""Everything a running app holds, built in the lifespan and reached through dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+
+from byoc.box.credentials import ActiveClients, TokenIssuer
+from byoc.conversations.service import ConversationService
+from byoc.outbox.worker import OutboxWorker
+from byoc.settings import Settings
+from byoc.store import Database
+from byoc.tenancy import TenantClients
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    http: httpx.AsyncClient
+    tenants: TenantClients
+    conversations: ConversationService
+    worker: OutboxWorker
+    token_issuer: TokenIssuer
+    active_clients: ActiveClients
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

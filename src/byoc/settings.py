@@ -1,0 +1,83 @@
+"""Settings, read from `BYOC_*` environment variables.
+
+Settings are plain data: they are built by the caller (the CLI or a test) and handed to
+`create_app(settings)`; nothing here opens a connection or reads a file at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "development-only"})
+
+
+class PlaceholderSecretError(ValueError):
+    """A secret still has its development placeholder outside development."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BYOC_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="URL at which CXone and the platform reach this service.",
+    )
+    database_url: str = "sqlite:///./var/byoc.db"
+    auto_migrate: bool = True
+    log_level: str = "info"
+
+    # Tokens this service issues to CXone (contract §2.1).
+    token_signing_key: SecretStr = SecretStr("development-only")
+    token_ttl_seconds: int = 900
+
+    # Limits and the platform API.
+    max_body_bytes: int = 1_048_576
+    signature_tolerance_seconds: int = 300
+    webhook_timeout_seconds: float = 5.0
+
+    # The default CXone tenant; more tenants are added with `byoc tenants add`.
+    cxone_api_url: str = "http://127.0.0.1:8090/dfo/3.0"
+    cxone_token_url: str = "http://127.0.0.1:8090/auth/token"
+    cxone_access_key_id: str = "emulator-access-key"
+    cxone_access_key_secret: SecretStr = SecretStr("emulator-access-secret")
+    cxone_client_id: str = "emulator-app"
+    cxone_client_secret: SecretStr = SecretStr("emulator-app-secret")
+    cxone_brand_id: int = 1001
+    cxone_tenant_id: str = "11eb0358-724c-4b8c-9a4f-0242ac110003"
+    cxone_business_unit_id: int = 4600
+    cxone_timeout_seconds: float = 5.0
+
+    # Outbox delivery.
+    outbox_max_attempts: int = 12
+    outbox_backoff_base_seconds: float = 0.5
+    outbox_backoff_max_seconds: float = 60.0
+    outbox_poll_interval_seconds: float = 1.0
+    outbox_batch_size: int = 64
+    outbox_lease_seconds: float = 30.0
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_outside_development(self) -> Settings:
+        if self.environment == "development":
+            return self
+        placeholders = [
+            name
+            for name, value in (
+                ("BYOC_TOKEN_SIGNING_KEY", self.token_signing_key),
+                ("BYOC_CXONE_ACCESS_KEY_SECRET", self.cxone_access_key_secret),
+                ("BYOC_CXONE_CLIENT_SECRET", self.cxone_client_secret),
+            )
+            if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+        ]
+        if placeholders:
+            raise PlaceholderSecretError(
+                "placeholder secrets are refused outside development: " + ", ".join(placeholders)
+            )
+        if len(self.token_signing_key.get_secret_value()) < 32:
+            raise PlaceholderSecretError("BYOC_TOKEN_SIGNING_KEY must be at least 32 characters")
+        return self

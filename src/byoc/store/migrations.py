@@ -1,0 +1,175 @@
+"""Schema migrations: an ordered list of DDL steps, applied once each, recorded in a table.
+
+The same steps run on SQLite and PostgreSQL; the few words that differ are placeholders.
+Timestamps are integer milliseconds since the epoch, JSON is stored as text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from byoc.store.db import Database, now_ms
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "tenants, clients, channels, conversations, messages, outbox",
+        (
+            """CREATE TABLE tenants (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                brand_id BIGINT NOT NULL,
+                cxone_tenant_id TEXT NOT NULL,
+                business_unit_id BIGINT NOT NULL,
+                api_url TEXT NOT NULL,
+                token_url TEXT NOT NULL,
+                access_key_id TEXT NOT NULL,
+                access_key_secret TEXT NOT NULL,
+                client_id TEXT NOT NULL,
+                client_secret TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )""",
+            """CREATE TABLE oauth_clients (
+                client_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                secret_hash TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                revoked_at BIGINT
+            )""",
+            """CREATE TABLE channels (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                adapter TEXT NOT NULL,
+                name TEXT NOT NULL,
+                webhook_url TEXT,
+                secret TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                deleted_at BIGINT
+            )""",
+            """CREATE TABLE customers (
+                id TEXT PRIMARY KEY,
+                channel_id TEXT NOT NULL REFERENCES channels(id),
+                external_id TEXT NOT NULL,
+                first_name TEXT,
+                last_name TEXT,
+                nickname TEXT,
+                image TEXT,
+                custom_fields TEXT,
+                created_at BIGINT NOT NULL,
+                UNIQUE (channel_id, external_id)
+            )""",
+            """CREATE TABLE conversations (
+                id TEXT PRIMARY KEY,
+                channel_id TEXT NOT NULL REFERENCES channels(id),
+                customer_id TEXT NOT NULL REFERENCES customers(id),
+                state TEXT NOT NULL,
+                origin TEXT NOT NULL,
+                de_thread_id TEXT,
+                de_contact_id TEXT,
+                next_seq BIGINT NOT NULL,
+                last_customer_activity_at BIGINT,
+                created_at BIGINT NOT NULL,
+                ended_at BIGINT,
+                ended_reason TEXT
+            )""",
+            "CREATE INDEX conversations_by_customer ON conversations (customer_id, state)",
+            "CREATE INDEX conversations_by_de_thread ON conversations (de_thread_id)",
+            """CREATE TABLE messages (
+                id TEXT PRIMARY KEY,
+                channel_id TEXT NOT NULL,
+                conversation_id TEXT NOT NULL REFERENCES conversations(id),
+                seq BIGINT NOT NULL,
+                direction TEXT NOT NULL,
+                sender TEXT NOT NULL,
+                text TEXT,
+                content TEXT NOT NULL,
+                attachments TEXT,
+                author TEXT,
+                platform_message_id TEXT,
+                de_message_id TEXT,
+                status TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                UNIQUE (conversation_id, seq),
+                UNIQUE (channel_id, platform_message_id),
+                UNIQUE (channel_id, de_message_id)
+            )""",
+            """CREATE TABLE outbox (
+                id {pk},
+                lane TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at BIGINT NOT NULL,
+                claimed_until BIGINT,
+                claimed_by TEXT,
+                last_error TEXT,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX outbox_due ON outbox (state, next_attempt_at)",
+            "CREATE INDEX outbox_lane ON outbox (lane, state, id)",
+        ),
+    ),
+)
+
+_DIALECT_WORDS = {
+    "sqlite": {"pk": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgresql": {"pk": "BIGSERIAL PRIMARY KEY"},
+}
+
+
+async def current_version(db: Database) -> int:
+    async with db.read() as conn:
+        exists = await conn.run_sync(
+            lambda sync_conn: sync_conn.dialect.has_table(sync_conn, "schema_migrations")
+        )
+        if not exists:
+            return 0
+        row = (await conn.execute(text("SELECT MAX(version) FROM schema_migrations"))).first()
+        return int(row[0]) if row and row[0] is not None else 0
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1].version
+
+
+async def upgrade(db: Database) -> list[Migration]:
+    """Apply every migration newer than the database's version; returns those applied."""
+    words = _DIALECT_WORDS[db.dialect]
+    applied: list[Migration] = []
+    async with db.write() as conn:
+        await conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+            )
+        )
+        if not db.is_sqlite:
+            # Two instances starting together must not both migrate.
+            await conn.execute(text("LOCK TABLE schema_migrations IN EXCLUSIVE MODE"))
+        row = (await conn.execute(text("SELECT MAX(version) FROM schema_migrations"))).first()
+        version = int(row[0]) if row and row[0] is not None else 0
+        for migration in MIGRATIONS:
+            if migration.version <= version:
+                continue
+            for statement in migration.statements:
+                await conn.execute(text(statement.format(**words)))
+            await conn.execute(
+                text(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)"
+                ),
+                {"v": migration.version, "n": migration.name, "t": now_ms()},
+            )
+            applied.append(migration)
+    return applied

@@ -1,0 +1,65 @@
+"""One CXone client per tenant (brand), each with its own credentials and token cache."""
+
+from __future__ import annotations
+
+import httpx
+
+from byoc.cxone import DeClient, TokenManager
+from byoc.settings import Settings
+from byoc.store import Database
+from byoc.store import repositories as repo
+from byoc.store.records import Tenant
+
+DEFAULT_TENANT_ID = "default"
+
+
+def default_tenant(settings: Settings) -> Tenant:
+    """The tenant that the `BYOC_CXONE_*` environment variables describe."""
+    return Tenant(
+        id=DEFAULT_TENANT_ID,
+        name="default",
+        brand_id=settings.cxone_brand_id,
+        cxone_tenant_id=settings.cxone_tenant_id,
+        business_unit_id=settings.cxone_business_unit_id,
+        api_url=settings.cxone_api_url,
+        token_url=settings.cxone_token_url,
+        access_key_id=settings.cxone_access_key_id,
+        access_key_secret=settings.cxone_access_key_secret.get_secret_value(),
+        client_id=settings.cxone_client_id,
+        client_secret=settings.cxone_client_secret.get_secret_value(),
+    )
+
+
+class TenantClients:
+    def __init__(self, db: Database, http: httpx.AsyncClient, *, timeout: float) -> None:
+        self._db = db
+        self._http = http
+        self._timeout = timeout
+        self._clients: dict[str, tuple[Tenant, DeClient]] = {}
+
+    async def for_tenant(self, tenant_id: str) -> DeClient:
+        cached = self._clients.get(tenant_id)
+        if cached is not None:
+            return cached[1]
+        async with self._db.read() as conn:
+            tenant = await repo.get_tenant(conn, tenant_id)
+        if tenant is None:
+            raise LookupError(f"unknown tenant {tenant_id!r}")
+        tokens = TokenManager(
+            self._http,
+            tenant.token_url,
+            tenant.access_key_id,
+            tenant.access_key_secret,
+            tenant.client_id,
+            tenant.client_secret,
+        )
+        client = DeClient(self._http, tenant.api_url, tokens, timeout=self._timeout)
+        self._clients[tenant_id] = (tenant, client)
+        return client
+
+    def forget(self, tenant_id: str) -> None:
+        self._clients.pop(tenant_id, None)
+
+    @property
+    def token_refreshes(self) -> int:
+        return sum(client.tokens.refreshes for _, client in self._clients.values())

@@ -1,0 +1,271 @@
+"""The middleware on loopback against the CXone emulator and a platform webhook receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from fastapi import FastAPI, Request, Response
+
+from byoc.app import create_app
+from byoc.box.credentials import hash_secret, new_client_credentials
+from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
+from byoc.settings import Settings
+from byoc.store import Database
+from byoc.store import repositories as repo
+from byoc.store.migrations import upgrade
+from byoc.store.records import Channel
+from byoc.tenancy import default_tenant
+from tests.emulator_harness import Emulator
+from tests.servers import ThreadedServer, serve
+
+T = TypeVar("T")
+
+SIGNING_KEY = "test-signing-key-0123456789abcdef0123456789"
+
+
+def wait_for(predicate: Callable[[], T], *, timeout: float = 10.0, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class PlatformReceiver:
+    """The external platform: receives signed webhooks and can be told to fail."""
+
+    secret: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    bad_signatures: int = 0
+    fail_with: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/webhook")
+        async def webhook(request: Request) -> Response:
+            body = await request.body()
+            try:
+                verify(
+                    self.secret,
+                    request.headers.get(TIMESTAMP_HEADER),
+                    request.headers.get(SIGNATURE_HEADER),
+                    body,
+                    tolerance_seconds=300,
+                )
+            except Exception:
+                self.bad_signatures += 1
+                return Response(status_code=401)
+            if self.fail_with is not None:
+                return Response(status_code=self.fail_with)
+            with self.lock:
+                self.events.append(json.loads(body))
+            return Response(status_code=204)
+
+        return app
+
+    def of_type(self, event_type: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [e for e in self.events if e["type"] == event_type]
+
+
+@dataclass
+class Stack:
+    emulator: Emulator
+    platform: PlatformReceiver
+    settings: Settings
+    channel_id: str
+    channel_secret: str
+    client_id: str
+    client_secret: str
+    integration_id: str
+    server: ThreadedServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return self.server.url
+
+    def start(self) -> None:
+        port = self.server.port if self.server is not None else None
+        self.server = ThreadedServer(create_app(self.settings), port=port).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def signed(
+        self, method: str, path: str, payload: Any = None, *, secret: str | None = None
+    ) -> httpx.Response:
+        body = b"" if payload is None else json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            **signed_headers(secret or self.channel_secret, body),
+        }
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            return client.request(method, path, content=body, headers=headers)
+
+    def customer_says(self, text: str, customer: str = "wh-user-1", **extra: Any) -> dict[str, Any]:
+        response = self.signed(
+            "POST",
+            f"/api/v1/channels/{self.channel_id}/messages",
+            {"customer": {"id": customer, "firstName": "Ada"}, "text": text, **extra},
+        )
+        assert response.status_code == 202, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def contact_for_thread(self, thread_id: str) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            response = self.emulator.admin.get(
+                "/emulator/contacts", params={"channelId": self.channel_id}
+            )
+            for contact in response.json()["data"]:
+                if contact["threadIdOnExternalPlatform"] == thread_id:
+                    found: dict[str, Any] = contact
+                    return found
+            return None
+
+        return wait_for(find, what=f"a CXone contact for thread {thread_id}")
+
+    def agent_replies(self, contact_id: str, text: str) -> httpx.Response:
+        return self.emulator.admin.post(
+            f"/emulator/contacts/{contact_id}/reply", json={"text": text}
+        )
+
+    def outbox(self, state: str | None = None) -> list[dict[str, Any]]:
+        async def rows() -> list[dict[str, Any]]:
+            from byoc.outbox import queue
+
+            db = Database(self.settings.database_url)
+            try:
+                async with db.read() as conn:
+                    return [
+                        r.__dict__ for r in await queue.list_rows(conn, state=state, limit=1000)
+                    ]
+            finally:
+                await db.close()
+
+        return asyncio.run(rows())
+
+
+async def _prepare_store(settings: Settings, channel: Channel, client_id: str, secret: str) -> None:
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db)
+        async with db.write() as conn:
+            await repo.upsert_tenant(conn, default_tenant(settings))
+            await repo.insert_client(conn, client_id, "cxone", hash_secret(secret))
+            await repo.insert_channel(conn, channel)
+    finally:
+        await db.close()
+
+
+def middleware_settings(tmp_path: Path, emulator: Emulator, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": f"sqlite:///{tmp_path / 'byoc.db'}",
+        "token_signing_key": SIGNING_KEY,
+        "cxone_api_url": emulator.api_url,
+        "cxone_token_url": emulator.url + "/auth/token",
+        "cxone_access_key_id": emulator.config.access_key_id,
+        "cxone_access_key_secret": emulator.config.access_key_secret,
+        "cxone_client_id": emulator.config.client_id,
+        "cxone_client_secret": emulator.config.client_secret,
+        "cxone_brand_id": emulator.config.brand_id,
+        "cxone_tenant_id": emulator.config.tenant_id,
+        "cxone_business_unit_id": emulator.config.business_unit_id,
+        "cxone_timeout_seconds": 2.0,
+        "outbox_backoff_base_seconds": 0.05,
+        "outbox_backoff_max_seconds": 0.5,
+        "outbox_poll_interval_seconds": 0.2,
+        "webhook_timeout_seconds": 2.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextmanager
+def running_stack(
+    tmp_path: Path, emulator: Emulator, *, reply_style: str = "dfo3", **overrides: Any
+) -> Iterator[Stack]:
+    platform = PlatformReceiver()
+    with serve(platform.app()) as platform_server:
+        settings = middleware_settings(tmp_path, emulator, **overrides)
+        client_id, client_secret = new_client_credentials()
+        channel_id = "chat_" + secrets.token_hex(6)
+        channel_secret = secrets.token_urlsafe(24)
+        platform.secret = channel_secret
+        stack = Stack(
+            emulator=emulator,
+            platform=platform,
+            settings=settings,
+            channel_id=channel_id,
+            channel_secret=channel_secret,
+            client_id=client_id,
+            client_secret=client_secret,
+            integration_id="",
+        )
+        asyncio.run(
+            _prepare_store(
+                settings,
+                Channel(
+                    id=channel_id,
+                    tenant_id="default",
+                    adapter="webhook",
+                    name="The Watering Hole",
+                    webhook_url=platform_server.url + "/webhook",
+                    secret=channel_secret,
+                    created_at=0,
+                ),
+                client_id,
+                client_secret,
+            )
+        )
+        stack.start()
+        try:
+            box = stack.url + "/integration/box"
+            integration = emulator.admin.post(
+                "/emulator/integrations",
+                json={
+                    "boxUrl": box,
+                    "authorizationUrl": box + "/1.0/token",
+                    "clientId": client_id,
+                    "clientSecret": client_secret,
+                    "replyStyle": reply_style,
+                },
+            )
+            assert integration.status_code in (200, 201), integration.text
+            stack.integration_id = integration.json()["id"]
+            with emulator.api_client() as api:
+                created = api.post(
+                    "/channels",
+                    json={
+                        "id": channel_id,
+                        "idOnExternalPlatform": "watering-hole",
+                        "channelIntegrationId": stack.integration_id,
+                        "realExternalPlatformId": "custom",
+                        "name": "The Watering Hole",
+                        "isPrivate": True,
+                        "hasTreeStructure": False,
+                    },
+                )
+                assert created.status_code == 200, created.text
+            yield stack
+        finally:
+            stack.stop()
