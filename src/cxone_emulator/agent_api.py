@@ -197,6 +197,8 @@ def build_agent_router(
     @router.post("/reset")
     async def reset() -> JSONResponse:
         state.reset()
+        # Cached integration tokens go too, so the next callback starts the token dance afresh.
+        state.integration_tokens.clear()
         requests_log.clear()
         callbacks_log.clear()
         faults.clear(config.seed)
