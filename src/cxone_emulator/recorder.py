@@ -72,15 +72,27 @@ class RequestRecorder:
             await self.app(scope, receive, send)
             return
 
+        # Read the whole body first: a faulted request is answered without anyone reading it,
+        # and the log must still show what was sent.
         request_chunks: list[bytes] = []
         response_chunks: list[bytes] = []
         status = 500
+        while True:
+            incoming = await receive()
+            if incoming["type"] != "http.request":
+                break
+            request_chunks.append(incoming.get("body", b""))
+            if not incoming.get("more_body", False):
+                break
+        request_body = b"".join(request_chunks)
+        replayed = False
 
-        async def recording_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                request_chunks.append(message.get("body", b""))
-            return message
+        async def replaying_receive() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": request_body, "more_body": False}
+            return await receive()
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -91,7 +103,7 @@ class RequestRecorder:
             await send(message)
 
         try:
-            await self.app(scope, recording_receive, recording_send)
+            await self.app(scope, replaying_receive, recording_send)
         finally:
             # Recorded even when the app raised, so a crash shows up in the log as a 500.
             self.log.append(
@@ -100,7 +112,7 @@ class RequestRecorder:
                     "path": scope["path"],
                     "query": scope.get("query_string", b"").decode("latin-1"),
                     "status": status,
-                    "requestBody": decode_body(b"".join(request_chunks)),
+                    "requestBody": decode_body(request_body),
                     "responseBody": decode_body(b"".join(response_chunks)),
                     "headers": _headers(scope.get("headers", [])),
                 }
