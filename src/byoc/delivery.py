@@ -23,6 +23,7 @@ from byoc.cxone import (
     CustomFieldValue,
     CxoneAuthError,
     CxoneConflict,
+    CxoneError,
     CxoneRejected,
     CxoneUnavailable,
     EndUserIdentity,
@@ -54,6 +55,10 @@ async def cxone_call(what: str, *, conflict_is_success: bool = False) -> AsyncIt
             raise
     except CxoneRejected as exc:
         raise PermanentFailure(f"{what}: {exc}") from exc
+    except CxoneError as exc:
+        # An answer we could not read: the call may have worked, and every call is
+        # idempotent on our ids, so trying again is safe.
+        raise RetryLater(f"{what}: {exc}") from exc
 
 
 def _ms_to_datetime(ms: int) -> datetime:

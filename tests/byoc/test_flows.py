@@ -63,3 +63,100 @@ def test_legacy_reply_style(tmp_path: Path, emulator: Emulator) -> None:
         event = wait_for(lambda: stack.platform.of_type("message.created"), what="webhook")[0]
         assert event["message"]["text"] == "legacy answer"
         assert event["message"]["id"] == reply.json()["message"]["idOnExternalPlatform"]
+
+
+def test_agent_initiated_outbound_opens_a_new_thread(stack: Stack) -> None:
+    first = stack.customer_says("earlier conversation")
+    stack.contact_for_thread(first["threadId"])
+    response = stack.emulator.admin.post(
+        f"/emulator/channels/{stack.channel_id}/outbound",
+        json={"customerId": first["customerId"], "text": "A direct message from your agent"},
+    )
+    assert response.status_code == 200, response.text
+    validation = [c for c in stack.emulator.callbacks() if "recipients/validation" in c["url"]]
+    assert validation[-1]["status"] == 200
+    event = wait_for(lambda: stack.platform.of_type("message.created"), what="outbound webhook")[0]
+    assert event["message"]["text"] == "A direct message from your agent"
+    new_thread = event["threadId"]
+    assert new_thread != first["threadId"]
+    contact = response.json()["contact"]
+    assert contact["threadIdOnExternalPlatform"] == new_thread
+
+    # The customer's answer continues the thread the agent opened.
+    answer = stack.customer_says("thanks!", threadId=new_thread)
+    assert answer["threadId"] == new_thread
+
+
+def test_outbound_to_unknown_customer_is_refused(stack: Stack) -> None:
+    response = stack.emulator.admin.post(
+        f"/emulator/channels/{stack.channel_id}/outbound",
+        json={"customerId": "cus_nobody", "text": "hello?"},
+    )
+    assert response.status_code == 422, response.text
+    validation = [c for c in stack.emulator.callbacks() if "recipients/validation" in c["url"]]
+    assert validation[-1]["status"] == 400
+    assert validation[-1]["responseBody"]["errorCode"] == "outboundValidationFailed"
+    assert stack.platform.events == []
+
+
+def test_typing_both_ways(stack: Stack) -> None:
+    accepted = stack.customer_says("hello")
+    contact = stack.contact_for_thread(accepted["threadId"])
+    typing = stack.signed(
+        "POST",
+        f"/api/v1/channels/{stack.channel_id}/typing",
+        {"threadId": accepted["threadId"], "typing": True},
+    )
+    assert typing.status_code == 202, typing.text
+    actions = wait_for(
+        lambda: stack.emulator.requests(path_contains="/sender-actions"), what="sender action"
+    )
+    assert actions[-1]["requestBody"] == {"action": "isTypingOn"}
+    assert actions[-1]["path"].endswith(f"/threads/{accepted['threadId']}/sender-actions")
+
+    agent = stack.emulator.admin.post(
+        f"/emulator/contacts/{contact['id']}/typing", json={"typing": True}
+    )
+    assert agent.status_code == 200, agent.text
+    event = wait_for(lambda: stack.platform.of_type("agent.typing"), what="agent typing")[0]
+    assert event["typing"] is True
+    assert event["threadId"] == accepted["threadId"]
+
+
+def test_receipts_reach_cxone(stack: Stack) -> None:
+    accepted = stack.customer_says("hello")
+    contact = stack.contact_for_thread(accepted["threadId"])
+    reply = stack.agent_replies(contact["id"], "hi")
+    message_id = reply.json()["message"]["idOnExternalPlatform"]
+    for status in ("delivered", "seen"):
+        response = stack.signed(
+            "POST",
+            f"/api/v1/channels/{stack.channel_id}/receipts",
+            {"messageId": message_id, "status": status},
+        )
+        assert response.status_code == 202, response.text
+    puts = wait_for(
+        lambda: [
+            r for r in stack.emulator.requests(path_contains="/status") if r["method"] == "PUT"
+        ][1:],
+        what="two status updates",
+    )
+    statuses = [
+        r["requestBody"]["status"] for r in stack.emulator.requests(path_contains="/status")
+    ]
+    assert statuses == ["delivered", "seen"]
+    assert puts[-1]["path"].endswith(f"/messages/{message_id}/status")
+    detail = stack.emulator.admin.get(f"/emulator/contacts/{contact['id']}").json()
+    agent_message = next(m for m in detail["messages"] if m["idOnExternalPlatform"] == message_id)
+    assert agent_message["status"] == "seen"
+
+
+def test_repeated_platform_message_id_is_stored_and_sent_once(stack: Stack) -> None:
+    first = stack.customer_says("only once", id="wh-msg-1")
+    second = stack.customer_says("only once", id="wh-msg-1")
+    assert second["duplicate"] is True
+    assert second["id"] == first["id"]
+    stack.contact_for_thread(first["threadId"])
+    wait_for(lambda: not stack.outbox(), what="empty outbox")
+    creates = stack.emulator.requests(path_contains="/messages", method="POST")
+    assert [c["requestBody"]["idOnExternalPlatform"] for c in creates] == [first["id"]]

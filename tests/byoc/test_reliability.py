@@ -1,0 +1,154 @@
+"""Outages, restarts and dead letters: nothing lost, nothing duplicated, order kept."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+
+from tests.byoc.harness import Stack, running_stack, wait_for
+from tests.emulator_harness import Emulator
+
+
+def test_outage_during_a_burst_loses_nothing_and_keeps_order(stack: Stack) -> None:
+    warm_up = stack.customer_says("before the outage", customer="dave")
+    stack.contact_for_thread(warm_up["threadId"])  # the middleware holds a CXone token now
+    faults = stack.emulator.admin.put("/emulator/faults", json={"outageSeconds": 1.5, "rules": []})
+    assert faults.status_code == 200, faults.text
+    sent: dict[str, list[str]] = defaultdict(list)
+    for i in range(10):
+        for customer in ("alice", "bob", "carol"):
+            accepted = stack.customer_says(
+                f"{customer} {i}", customer=customer, id=f"{customer}-{i}"
+            )
+            sent[accepted["threadId"]].append(accepted["id"])
+    wait_for(lambda: not stack.outbox(), timeout=30, what="outbox to drain after the outage")
+
+    creates = stack.emulator.requests(path_contains="/messages", method="POST")
+    assert any(c["status"] == 503 for c in creates), "the outage did not bite"
+    accepted_calls = [c["requestBody"] for c in creates[1:] if c["status"] == 200]
+    delivered: dict[str, list[str]] = defaultdict(list)
+    for body in accepted_calls:
+        delivered[body["thread"]["idOnExternalPlatform"]].append(body["idOnExternalPlatform"])
+    assert delivered == sent  # every message, once, in order per conversation
+    for thread_id, ids in sent.items():
+        contact = stack.contact_for_thread(thread_id)
+        transcript = stack.emulator.admin.get(f"/emulator/contacts/{contact['id']}").json()
+        assert [m["idOnExternalPlatform"] for m in transcript["messages"]] == ids
+
+
+def test_rate_limit_retry_after_is_honoured(stack: Stack) -> None:
+    stack.emulator.admin.put(
+        "/emulator/faults",
+        json={
+            "rules": [
+                {
+                    "match": "POST /channels/*/messages",
+                    "rateLimitRate": 1.0,
+                    "retryAfterSeconds": 1,
+                    "times": 1,
+                }
+            ]
+        },
+    )
+    accepted = stack.customer_says("slow down")
+    stack.contact_for_thread(accepted["threadId"])
+    creates = stack.emulator.requests(path_contains="/messages", method="POST")
+    assert [c["status"] for c in creates] == [429, 200]
+    gap = (
+        datetime.fromisoformat(creates[1]["at"]) - datetime.fromisoformat(creates[0]["at"])
+    ).total_seconds()
+    assert gap >= 0.9, f"retried after {gap}s despite Retry-After: 1"
+
+
+def test_restart_delivers_what_the_outbox_held(tmp_path: Path, emulator: Emulator) -> None:
+    with running_stack(tmp_path, emulator) as stack:
+        emulator.admin.put("/emulator/faults", json={"outageSeconds": 60, "rules": []})
+        accepted = [stack.customer_says(f"before restart {i}", id=f"r-{i}") for i in range(5)]
+        wait_for(
+            lambda: any(r["status"] == 503 for r in emulator.requests()), what="a refused attempt"
+        )
+        stack.stop()
+        assert len(stack.outbox(state="pending")) == 5
+        emulator.admin.delete("/emulator/faults")
+        stack.start()
+        wait_for(lambda: not stack.outbox(), timeout=20, what="outbox to drain after restart")
+        ok = [
+            c["requestBody"]["idOnExternalPlatform"]
+            for c in emulator.requests(path_contains="/messages", method="POST")
+            if c["status"] == 200
+        ]
+        assert ok == [a["id"] for a in accepted]
+
+
+def test_undeliverable_agent_message_is_reported_failed_to_cxone(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    with running_stack(tmp_path, emulator, outbox_max_attempts=3) as stack:
+        accepted = stack.customer_says("hello")
+        contact = stack.contact_for_thread(accepted["threadId"])
+        stack.platform.fail_with = 503
+        reply = stack.agent_replies(contact["id"], "you will never see this")
+        message_id = reply.json()["message"]["idOnExternalPlatform"]
+        failed = wait_for(
+            lambda: [
+                r
+                for r in emulator.requests(path_contains=f"/messages/{message_id}/status")
+                if r["status"] == 200
+            ],
+            what="failed status",
+        )
+        assert failed[0]["requestBody"]["status"] == "failed"
+        assert "503" in failed[0]["requestBody"]["reason"]
+        dead = stack.outbox(state="dead")
+        assert [row["kind"] for row in dead] == ["platform.message"]
+
+        # The operator fixes the platform and re-drives the dead letter from the CLI.
+        stack.platform.fail_with = None
+        env = {**os.environ, "BYOC_DATABASE_URL": stack.settings.database_url}
+        listed = subprocess.run(
+            [sys.executable, "-m", "byoc.cli", "outbox", "list", "--state", "dead"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "platform.message" in listed.stdout
+        retried = subprocess.run(
+            [sys.executable, "-m", "byoc.cli", "outbox", "retry", str(dead[0]["id"])],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "re-queued 1" in retried.stdout
+        event = wait_for(
+            lambda: stack.platform.of_type("message.created"), what="re-driven webhook"
+        )
+        assert event[0]["message"]["id"] == message_id
+
+
+def test_rejected_customer_message_is_dead_lettered_not_retried_forever(stack: Stack) -> None:
+    stack.emulator.admin.put(
+        "/emulator/faults",
+        json={
+            "rules": [
+                {
+                    "match": "POST /channels/*/messages",
+                    "errorRate": 1.0,
+                    "errorStatus": 400,
+                    "times": 1,
+                }
+            ]
+        },
+    )
+    accepted = stack.customer_says("refused")
+    dead = wait_for(lambda: stack.outbox(state="dead"), what="dead letter")
+    assert dead[0]["kind"] == "cxone.create_message"
+    assert dead[0]["payload"]["message_id"] == accepted["id"]
+    # The next message on the same conversation is not blocked by the dead one.
+    later = stack.customer_says("accepted")
+    stack.contact_for_thread(later["threadId"])
