@@ -116,8 +116,8 @@ def build_agent_router(
         try:
             message, result = await desk.reply(contact_id, text, files, agent)
         except CallbackFailed as exc:
-            failed = state.contacts[contact_id].message_ids[-1]
-            return _failed(exc, {"message": state.message_json(state.messages[failed])})
+            kept = {"message": state.message_json(exc.kept)} if exc.kept else None
+            return _failed(exc, kept)
         return JSONResponse(
             {
                 "message": state.message_json(message),

@@ -28,11 +28,19 @@ class Agent:
 class CallbackFailed(Exception):
     """The middleware did not accept a callback; `status` is what the agent API answers."""
 
-    def __init__(self, status: int, message: str, result: CallbackResult) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        result: CallbackResult,
+        kept: Message | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.result = result
+        # The failed agent message, kept in the transcript with status "failed".
+        self.kept = kept
 
 
 class AgentDesk:
@@ -149,7 +157,7 @@ class AgentDesk:
         message.status_reason = result.error
         self.state.add_message(message)
         if external_id is None:
-            raise CallbackFailed(502, f"reply was not delivered: {result.error}", result)
+            raise CallbackFailed(502, f"reply was not delivered: {result.error}", result, message)
         if contact.status == "new":
             contact.set_status("open")  # replying takes the case, as in the agent desktop
         return message, result
