@@ -246,6 +246,20 @@ def cmd_outbox_retry(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_demo(_settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from byoc.demo import DemoPorts, run_demo
+
+    ports = DemoPorts(
+        middleware=args.port, emulator=args.emulator_port, platform=args.platform_port
+    )
+    try:
+        return asyncio.run(run_demo(ports, Path(args.data_dir), once=args.once))
+    except KeyboardInterrupt:
+        return 0
+
+
 # --- parser ------------------------------------------------------------------------------------
 
 Command = Callable[[Settings, argparse.Namespace], int]
@@ -273,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve = add(sub, "serve", cmd_serve, "run the HTTP server")
     serve.add_argument("--host", help="bind address (default: BYOC_HOST)")
     serve.add_argument("--port", type=int, help="port (default: BYOC_PORT)")
+
+    demo = add(sub, "demo", cmd_demo, "run the middleware, the CXone emulator and a demo platform")
+    demo.add_argument("--port", type=int, default=8080, help="middleware port (default: 8080)")
+    demo.add_argument("--emulator-port", type=int, default=8090, help="default: 8090")
+    demo.add_argument("--platform-port", type=int, default=8070, help="default: 8070")
+    demo.add_argument("--data-dir", default="var/demo", help="SQLite and state (default: var/demo)")
+    demo.add_argument("--once", action="store_true", help="play one exchange, then stop")
 
     db = sub.add_parser("db", help="database schema").add_subparsers(
         dest="db_command", required=True

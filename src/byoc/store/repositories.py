@@ -110,6 +110,10 @@ async def list_channels(conn: AsyncConnection) -> list[Channel]:
     return [_channel(r) for r in await conn.execute(query)]
 
 
+async def update_channel(conn: AsyncConnection, channel_id: str, **values: Any) -> None:
+    await conn.execute(update(t.channels).where(t.channels.c.id == channel_id).values(**values))
+
+
 async def delete_channel(conn: AsyncConnection, channel_id: str) -> bool:
     result = await conn.execute(
         update(t.channels)

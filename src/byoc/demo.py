@@ -1,0 +1,232 @@
+"""`byoc demo`: the whole story on one machine, on the embedded default.
+
+Starts the bundled CXone emulator (as a separate process: the middleware never imports it),
+the middleware on SQLite, and "The Watering Hole", a stand-in platform that receives the
+middleware's signed webhooks and prints them. It then plays one exchange end to end and keeps
+running so a person can answer from the emulator's agent console.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Request, Response
+
+from byoc.app import create_app
+from byoc.box.credentials import hash_secret, new_client_credentials
+from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
+from byoc.errors import Unauthenticated
+from byoc.settings import Settings
+from byoc.store import Database
+from byoc.store import repositories as repo
+from byoc.store.migrations import upgrade
+from byoc.store.records import Channel
+from byoc.tenancy import default_tenant
+
+CHANNEL_ID = "chat_watering_hole"
+
+
+@dataclass(frozen=True)
+class DemoPorts:
+    middleware: int
+    emulator: int
+    platform: int
+
+
+def say(text: str) -> None:
+    print(f"[demo] {text}", flush=True)
+
+
+def watering_hole(secret: str, inbox: asyncio.Queue[dict[str, Any]]) -> FastAPI:
+    """The platform side: verifies each webhook's signature, prints it, queues it."""
+    app = FastAPI(title="The Watering Hole (demo platform)")
+
+    @app.post("/webhook")
+    async def webhook(request: Request) -> Response:
+        body = await request.body()
+        try:
+            verify(
+                secret,
+                request.headers.get(TIMESTAMP_HEADER),
+                request.headers.get(SIGNATURE_HEADER),
+                body,
+                tolerance_seconds=300,
+            )
+        except Unauthenticated as exc:
+            say(f"platform refused a webhook: {exc}")
+            return Response(status_code=401)
+        event = json.loads(body)
+        if event["type"] == "message.created":
+            author = (event["message"].get("author") or {}).get("firstName") or "agent"
+            say(f"Watering Hole shows {author}: {event['message']['text']!r}")
+        else:
+            say(f"Watering Hole got {event['type']} on {event['threadId']}")
+        await inbox.put(event)
+        return Response(status_code=204)
+
+    return app
+
+
+async def _prepare(settings: Settings, client: tuple[str, str], channel: Channel) -> None:
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db)
+        async with db.write() as conn:
+            await repo.upsert_tenant(conn, default_tenant(settings))
+            await repo.insert_client(conn, client[0], "demo", hash_secret(client[1]))
+            if await repo.get_channel(conn, channel.id) is None:
+                await repo.insert_channel(conn, channel)
+            else:  # a new demo run gets fresh secrets and the ports of this run
+                await repo.update_channel(
+                    conn, channel.id, secret=channel.secret, webhook_url=channel.webhook_url
+                )
+    finally:
+        await db.close()
+
+
+def _start_emulator(ports: DemoPorts, client: tuple[str, str]) -> subprocess.Popen[bytes]:
+    box = f"http://127.0.0.1:{ports.middleware}/integration/box"
+    integration = (
+        f"id=demo,box_url={box},authorization_url={box}/1.0/token,"
+        f"client_id={client[0]},client_secret={client[1]},reply_style=dfo3"
+    )
+    command = [
+        sys.executable, "-m", "cxone_emulator", "serve",
+        "--port", str(ports.emulator),
+        "--integration", integration,
+        "--channel", f"id={CHANNEL_ID},integration=demo,name=The Watering Hole",
+        "--log-level", "warning",
+    ]  # fmt: skip
+    try:
+        return subprocess.Popen(command)
+    except FileNotFoundError as exc:  # pragma: no cover - python itself is missing
+        raise SystemExit(f"cannot start the CXone emulator: {exc}") from exc
+
+
+async def _wait_until_up(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=1.0) as http:
+        while True:
+            try:
+                if (await http.get(url)).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not come up within {timeout:.0f}s")
+            await asyncio.sleep(0.1)
+
+
+async def _play_exchange(
+    ports: DemoPorts, secret: str, inbox: asyncio.Queue[dict[str, Any]]
+) -> None:
+    middleware = f"http://127.0.0.1:{ports.middleware}"
+    emulator = f"http://127.0.0.1:{ports.emulator}"
+    payload = {
+        "id": "wh-" + secrets.token_hex(4),
+        "customer": {"id": "wh-user-42", "firstName": "Ada", "lastName": "Lovelace"},
+        "text": "Hi! My order from The Watering Hole has not arrived.",
+    }
+    body = json.dumps(payload).encode()
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        say(f"customer Ada writes: {payload['text']!r}")
+        accepted = await http.post(
+            f"{middleware}/api/v1/channels/{CHANNEL_ID}/messages",
+            content=body,
+            headers={"Content-Type": "application/json", **signed_headers(secret, body)},
+        )
+        accepted.raise_for_status()
+        thread = accepted.json()["threadId"]
+        say(f"middleware stored it durably (thread {thread}) and queued it for CXone")
+        contact = None
+        for _ in range(100):
+            contacts = (
+                await http.get(f"{emulator}/emulator/contacts", params={"channelId": CHANNEL_ID})
+            ).json()["data"]
+            contact = next((c for c in contacts if c["threadIdOnExternalPlatform"] == thread), None)
+            if contact:
+                break
+            await asyncio.sleep(0.1)
+        if contact is None:
+            raise SystemExit("the message never reached the CXone emulator")
+        say(f"CXone (emulator) routed it to an agent as contact {contact['id']}")
+        reply = await http.post(
+            f"{emulator}/emulator/contacts/{contact['id']}/reply",
+            json={
+                "text": "Hello Ada, I'm sorry about that. Let me check.",
+                "agent": {"firstName": "Sam"},
+            },
+        )
+        reply.raise_for_status()
+        say("agent Sam replied in CXone; CXone called the middleware (401 → token → retry)")
+        await asyncio.wait_for(inbox.get(), timeout=10)
+
+
+async def run_demo(ports: DemoPorts, data_dir: Path, *, once: bool) -> int:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    client = new_client_credentials()
+    secret = secrets.token_urlsafe(24)
+    settings = Settings(
+        environment="development",
+        database_url=f"sqlite:///{data_dir / 'byoc.db'}",
+        public_url=f"http://127.0.0.1:{ports.middleware}",
+        cxone_api_url=f"http://127.0.0.1:{ports.emulator}/dfo/3.0",
+        cxone_token_url=f"http://127.0.0.1:{ports.emulator}/auth/token",
+        outbox_poll_interval_seconds=0.5,
+    )
+    channel = Channel(
+        id=CHANNEL_ID,
+        tenant_id="default",
+        adapter="webhook",
+        name="The Watering Hole",
+        webhook_url=f"http://127.0.0.1:{ports.platform}/webhook",
+        secret=secret,
+        created_at=int(time.time() * 1000),
+    )
+    await _prepare(settings, client, channel)
+    emulator = _start_emulator(ports, client)
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(create_app(settings), port=ports.middleware, log_level="warning")
+        ),
+        uvicorn.Server(
+            uvicorn.Config(watering_hole(secret, inbox), port=ports.platform, log_level="warning")
+        ),
+    ]
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    try:
+        await _wait_until_up(f"http://127.0.0.1:{ports.emulator}/.well-known/openid-configuration")
+        await _wait_until_up(f"http://127.0.0.1:{ports.middleware}/healthz")
+        await _wait_until_up(f"http://127.0.0.1:{ports.platform}/docs")
+        say(f"CXone emulator     http://127.0.0.1:{ports.emulator}/console  (agent console)")
+        say(f"middleware         http://127.0.0.1:{ports.middleware}/docs   (API docs)")
+        say(f"Watering Hole      http://127.0.0.1:{ports.platform}/webhook (platform webhook)")
+        await _play_exchange(ports, secret, inbox)
+        say("the agent's reply reached the customer's platform: the round trip works")
+        if once:
+            return 0
+        say("still running: answer from the agent console, Ctrl-C to stop")
+        await asyncio.gather(*tasks)
+        return 0
+    finally:
+        for server in servers:
+            server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks)
+        emulator.terminate()
+        try:
+            emulator.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            emulator.kill()

@@ -1,0 +1,106 @@
+"""The `byoc` command line, run as a user runs it: a subprocess with BYOC_* variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from byoc.settings import Settings
+from tests.servers import free_port
+
+
+def byoc(
+    tmp_path: Path, *args: str, check: bool = True, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "BYOC_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "byoc.cli", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
+
+
+def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
+    first = byoc(tmp_path, "db", "upgrade")
+    assert "applied migration 1" in first.stdout
+    second = byoc(tmp_path, "db", "upgrade")
+    assert "applied" not in second.stdout.replace("schema", "")
+    assert byoc(tmp_path, "db", "status").returncode == 0
+
+
+def test_clients_create_list_revoke(tmp_path: Path) -> None:
+    created = json.loads(byoc(tmp_path, "clients", "create", "--name", "prod", "--json").stdout)
+    assert created["client_id"].startswith("byoc_")
+    assert len(created["client_secret"]) >= 40
+    other = json.loads(byoc(tmp_path, "clients", "create", "--json").stdout)
+    listed = byoc(tmp_path, "clients", "list").stdout
+    assert created["client_id"] in listed and other["client_id"] in listed
+    assert created["client_secret"] not in listed  # shown once, stored hashed
+    db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("cli.db*"))
+    assert created["client_secret"].encode() not in db_bytes
+    revoked = byoc(tmp_path, "clients", "revoke", created["client_id"])
+    assert "revoked" in revoked.stdout
+    again = byoc(tmp_path, "clients", "revoke", created["client_id"], check=False)
+    assert again.returncode == 1
+
+
+def test_tenants_and_channels(tmp_path: Path) -> None:
+    byoc(
+        tmp_path, "tenants", "add", "--id", "eu", "--brand-id", "2002",
+        "--tenant-id", "eu-tenant-guid", "--business-unit-id", "77",
+        "--api-url", "https://api-de-eu1.example.invalid/dfo/3.0",
+        "--token-url", "https://eu1.example.invalid/auth/token",
+        "--access-key-id", "k", "--access-key-secret", "s",
+        "--client-id", "c", "--client-secret", "cs",
+    )  # fmt: skip
+    tenants = byoc(tmp_path, "tenants", "list").stdout
+    assert "eu" in tenants and "default" in tenants and "2002" in tenants
+    added = json.loads(
+        byoc(
+            tmp_path, "channels", "add", "--id", "chat_eu", "--tenant", "eu",
+            "--webhook-url", "https://platform.example.invalid/hook", "--json",
+        ).stdout
+    )  # fmt: skip
+    assert added["id"] == "chat_eu" and len(added["secret"]) > 20
+    assert "chat_eu" in byoc(tmp_path, "channels", "list").stdout
+    unknown = byoc(tmp_path, "channels", "add", "--id", "chat_x", "--tenant", "nope", check=False)
+    assert unknown.returncode == 1 and "no tenant" in unknown.stderr
+
+
+def test_outbox_retry_needs_ids_or_all(tmp_path: Path) -> None:
+    result = byoc(tmp_path, "outbox", "retry", check=False)
+    assert result.returncode == 2
+    assert "0 row(s)" in byoc(tmp_path, "outbox", "list").stdout
+
+
+def test_placeholder_secrets_are_refused_outside_development(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="placeholder secrets are refused"):
+        Settings(environment="production")
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        Settings(environment="production", token_signing_key="too-short")
+    Settings(environment="development")
+    result = byoc(tmp_path, "clients", "list", check=False, BYOC_ENVIRONMENT="production")
+    assert result.returncode == 2
+    assert "BYOC_TOKEN_SIGNING_KEY" in result.stderr
+
+
+def test_demo_plays_a_round_trip(tmp_path: Path) -> None:
+    result = byoc(
+        tmp_path, "demo", "--once", "--data-dir", str(tmp_path / "demo"),
+        "--port", str(free_port()), "--emulator-port", str(free_port()),
+        "--platform-port", str(free_port()),
+    )  # fmt: skip
+    assert "the round trip works" in result.stdout, result.stdout + result.stderr
