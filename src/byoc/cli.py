@@ -251,6 +251,7 @@ def cmd_demo(_settings: Settings, args: argparse.Namespace) -> int:
 
     from byoc.demo import DemoPorts, run_demo
 
+    Path(args.data_dir).mkdir(parents=True, exist_ok=True)
     ports = DemoPorts(
         middleware=args.port, emulator=args.emulator_port, platform=args.platform_port
     )

@@ -109,13 +109,13 @@ def _start_emulator(ports: DemoPorts, client: tuple[str, str]) -> subprocess.Pop
         "--log-level", "warning",
     ]  # fmt: skip
     try:
-        return subprocess.Popen(command)
+        return subprocess.Popen(command)  # noqa: S603 - our own interpreter and arguments
     except FileNotFoundError as exc:  # pragma: no cover - python itself is missing
         raise SystemExit(f"cannot start the CXone emulator: {exc}") from exc
 
 
-async def _wait_until_up(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_until_up(url: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=1.0) as http:
         while True:
             try:
@@ -124,7 +124,7 @@ async def _wait_until_up(url: str, timeout: float = 20.0) -> None:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not come up within {timeout:.0f}s")
+                raise SystemExit(f"{url} did not come up within {within:.0f}s")
             await asyncio.sleep(0.1)
 
 
@@ -174,7 +174,6 @@ async def _play_exchange(
 
 
 async def run_demo(ports: DemoPorts, data_dir: Path, *, once: bool) -> int:
-    data_dir.mkdir(parents=True, exist_ok=True)
     client = new_client_credentials()
     secret = secrets.token_urlsafe(24)
     settings = Settings(

@@ -47,7 +47,8 @@ def test_clients_create_list_revoke(tmp_path: Path) -> None:
     assert len(created["client_secret"]) >= 40
     other = json.loads(byoc(tmp_path, "clients", "create", "--json").stdout)
     listed = byoc(tmp_path, "clients", "list").stdout
-    assert created["client_id"] in listed and other["client_id"] in listed
+    assert created["client_id"] in listed
+    assert other["client_id"] in listed
     assert created["client_secret"] not in listed  # shown once, stored hashed
     db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("cli.db*"))
     assert created["client_secret"].encode() not in db_bytes
@@ -67,17 +68,21 @@ def test_tenants_and_channels(tmp_path: Path) -> None:
         "--client-id", "c", "--client-secret", "cs",
     )  # fmt: skip
     tenants = byoc(tmp_path, "tenants", "list").stdout
-    assert "eu" in tenants and "default" in tenants and "2002" in tenants
+    assert "eu" in tenants
+    assert "default" in tenants
+    assert "2002" in tenants
     added = json.loads(
         byoc(
             tmp_path, "channels", "add", "--id", "chat_eu", "--tenant", "eu",
             "--webhook-url", "https://platform.example.invalid/hook", "--json",
         ).stdout
     )  # fmt: skip
-    assert added["id"] == "chat_eu" and len(added["secret"]) > 20
+    assert added["id"] == "chat_eu"
+    assert len(added["secret"]) > 20
     assert "chat_eu" in byoc(tmp_path, "channels", "list").stdout
     unknown = byoc(tmp_path, "channels", "add", "--id", "chat_x", "--tenant", "nope", check=False)
-    assert unknown.returncode == 1 and "no tenant" in unknown.stderr
+    assert unknown.returncode == 1
+    assert "no tenant" in unknown.stderr
 
 
 def test_outbox_retry_needs_ids_or_all(tmp_path: Path) -> None:
