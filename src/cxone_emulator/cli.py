@@ -26,6 +26,16 @@ class SpecError(ValueError):
     pass
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows real defaults; flags whose help already explains their default are left alone."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, [], argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 def parse_spec(text: str, allowed: Sequence[str], required: Sequence[str]) -> dict[str, str]:
     """Parse `key=value,key=value`; values may not contain commas."""
     values: dict[str, str] = {}
@@ -72,13 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxone-emulator",
         description="A stand-in for NICE CXone Digital Engagement over real HTTP.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve",
         help="run the emulator",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     serve.add_argument("--port", type=int, default=8090, help="TCP port")
@@ -118,14 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="register an integration: "
         + ",".join(f"{k}=..." for k in _INTEGRATION_KEYS)
-        + " (repeatable; reply_style is legacy or dfo3, default dfo3)",
+        + " (repeatable; reply_style is legacy or dfo3, default dfo3; default: none)",
     )
     serve.add_argument(
         "--channel",
         action="append",
         default=[],
         metavar="SPEC",
-        help="pre-create a channel: id=...,integration=...,name=... (repeatable)",
+        help="pre-create a channel: id=...,integration=...,name=... (repeatable; default: none)",
     )
     serve.add_argument(
         "--log-level",

@@ -183,9 +183,8 @@ def build_de_router(state: EmulatorState) -> APIRouter:
         contact = service.contact_for_new_message(
             thread, "inbound", requested_status or "new", custom_fields
         )
-        for key in ("skillId",):
-            if key in contact_fields:
-                contact.extra[key] = contact_fields[key]
+        if "skillId" in contact_fields:
+            contact.extra["skillId"] = contact_fields["skillId"]
         state.customer(customer_id, author)
         message = Message(
             id=state.new_uuid(),

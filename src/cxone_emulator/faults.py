@@ -90,7 +90,9 @@ def parse_rule(body: JsonObject, index: int) -> FaultRule:
         )
     except CxoneError as exc:
         # Re-anchor the field path on the rule's position in the request.
-        raise invalid(f"{prefix}.{exc.field}", exc.message.split(": ", 1)[-1]) from exc
+        raise invalid(
+            f"{prefix}.{exc.field}", exc.message.split(": ", 1)[-1], exc.error_code
+        ) from exc
     if not 400 <= rule.error_status <= 599:
         raise invalid(f"{prefix}.errorStatus", "must be an HTTP error status (400-599)")
     return rule

@@ -6,6 +6,7 @@ a valid bearer token, exactly as the real middleware must.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 from collections.abc import Iterator
@@ -33,6 +34,9 @@ class BoxReceiver:
     # Answer 500 to this many box calls (not token calls) before succeeding.
     failures_to_inject: int = 0
     refused_recipients: set[str] = field(default_factory=set)
+    # Sleep this long on this many authorised box calls, to trip the emulator's timeout.
+    slow_calls_to_inject: int = 0
+    slow_seconds: float = 1.0
     outbound_thread_id: str | None = "platform-thread-1"
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
@@ -42,6 +46,7 @@ class BoxReceiver:
             self.calls.clear()
             self.valid_tokens.clear()
             self.failures_to_inject = 0
+            self.slow_calls_to_inject = 0
             self.refused_recipients.clear()
             self.outbound_thread_id = "platform-thread-1"
 
@@ -75,6 +80,9 @@ class BoxReceiver:
             token = (header or "").removeprefix("Bearer ")
             if not header or token not in self.valid_tokens:
                 return body, JSONResponse({"error": "invalid_token"}, status_code=401)
+            if self.slow_calls_to_inject > 0:
+                self.slow_calls_to_inject -= 1
+                await asyncio.sleep(self.slow_seconds)
             if self.failures_to_inject > 0:
                 self.failures_to_inject -= 1
                 return body, JSONResponse({"error": "boom"}, status_code=500)

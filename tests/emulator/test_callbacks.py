@@ -251,3 +251,19 @@ def test_reply_to_an_ended_contact_is_409(emu: Emulator, api: httpx.Client) -> N
     response = emu.admin.post(f"/emulator/contacts/{contact_id}/reply", json={"text": "late"})
     assert response.status_code == 409
     assert emu.callbacks() == []
+
+
+def test_callback_timeout_is_retried_with_the_same_message_id() -> None:
+    with wired(callback_timeout_seconds=0.3) as (emu, box), emu.api_client() as api:
+        contact_id = _open_contact(api)
+        emu.admin.post(f"/emulator/contacts/{contact_id}/reply", json={"text": "warm up"})
+        emu.admin.delete("/emulator/callbacks")
+        box.slow_calls_to_inject = 1
+        box.slow_seconds = 0.6
+        reply = emu.admin.post(f"/emulator/contacts/{contact_id}/reply", json={"text": "slow"})
+        assert reply.status_code == 200
+        first, second = emu.callbacks()
+        assert first["status"] is None
+        assert "Timeout" in first["error"]
+        assert second["status"] == 200
+        assert first["requestBody"]["message"]["id"] == second["requestBody"]["message"]["id"]
