@@ -1,0 +1,109 @@
+"""One deployment, two CXone tenants: each channel talks to its own tenant only."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+
+from byoc.store import Database
+from byoc.store import repositories as repo
+from byoc.store.records import Channel, Tenant
+from cxone_emulator.config import EmulatorConfig
+from tests.byoc.harness import Stack, wait_for
+from tests.emulator_harness import running_emulator
+
+
+def test_each_channel_uses_its_own_tenant(stack: Stack, tmp_path: Path) -> None:
+    config = EmulatorConfig(
+        brand_id=2002,
+        tenant_id="22eb0358-0000-4b8c-9a4f-0242ac110099",
+        business_unit_id=7700,
+        access_key_id="eu-key",
+        access_key_secret="eu-secret",
+        client_id="eu-app",
+        client_secret="eu-app-secret",
+    )
+    with running_emulator(config) as eu:
+        channel_id = "chat_eu_" + secrets.token_hex(4)
+
+        async def add_tenant() -> None:
+            db = Database(stack.settings.database_url)
+            async with db.write() as conn:
+                await repo.upsert_tenant(
+                    conn,
+                    Tenant(
+                        id="eu",
+                        name="EU",
+                        brand_id=2002,
+                        cxone_tenant_id=config.tenant_id,
+                        business_unit_id=7700,
+                        api_url=eu.api_url,
+                        token_url=eu.url + "/auth/token",
+                        access_key_id="eu-key",
+                        access_key_secret="eu-secret",
+                        client_id="eu-app",
+                        client_secret="eu-app-secret",
+                    ),
+                )
+                await repo.insert_channel(
+                    conn,
+                    Channel(
+                        id=channel_id,
+                        tenant_id="eu",
+                        adapter="webhook",
+                        name="EU chat",
+                        webhook_url=(await repo.get_channel(conn, stack.channel_id)).webhook_url,  # type: ignore[union-attr]
+                        secret=stack.channel_secret,
+                        created_at=0,
+                    ),
+                )
+            await db.close()
+
+        asyncio.run(add_tenant())
+        box = stack.url + "/integration/box"
+        integration = eu.admin.post(
+            "/emulator/integrations",
+            json={
+                "boxUrl": box,
+                "authorizationUrl": box + "/1.0/token",
+                "clientId": stack.client_id,
+                "clientSecret": stack.client_secret,
+                "replyStyle": "dfo3",
+            },
+        ).json()
+        with eu.api_client() as api:
+            created = api.post(
+                "/channels",
+                json={
+                    "id": channel_id,
+                    "idOnExternalPlatform": "eu",
+                    "channelIntegrationId": integration["id"],
+                    "realExternalPlatformId": "custom",
+                    "name": "EU chat",
+                    "isPrivate": True,
+                    "hasTreeStructure": False,
+                },
+            )
+            assert created.status_code == 200, created.text
+
+        eu_stack = Stack(
+            emulator=eu,
+            platform=stack.platform,
+            settings=stack.settings,
+            channel_id=channel_id,
+            channel_secret=stack.channel_secret,
+            client_id=stack.client_id,
+            client_secret=stack.client_secret,
+            integration_id=integration["id"],
+            server=stack.server,
+        )
+        accepted = eu_stack.customer_says("bonjour", customer="eu-user")
+        contact = eu_stack.contact_for_thread(accepted["threadId"])
+        assert stack.emulator.requests(path_contains="/messages") == []  # not the default tenant
+
+        reply = eu_stack.agent_replies(contact["id"], "bonjour, comment puis-je aider ?")
+        assert reply.status_code == 200, reply.text
+        event = wait_for(lambda: stack.platform.of_type("message.created"), what="EU reply")[0]
+        assert event["channelId"] == channel_id
+        assert event["message"]["text"] == "bonjour, comment puis-je aider ?"
