@@ -25,6 +25,9 @@ from byoc.conversations.service import ConversationService
 from byoc.delivery import Deliveries
 from byoc.ids import new_id
 from byoc.ops.health import router as health_router
+from byoc.ops.metrics import Metrics, RuntimeSources
+from byoc.ops.middleware import RequestTelemetryMiddleware
+from byoc.ops.readiness import CachedVerdict
 from byoc.outbox.worker import OutboxWorker, RetryPolicy
 from byoc.runtime import Runtime
 from byoc.settings import Settings
@@ -37,7 +40,8 @@ from byoc.tenancy import TenantClients, default_tenant
 log = logging.getLogger(__name__)
 
 
-async def build_runtime(settings: Settings) -> Runtime:
+async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
+    metrics = metrics or Metrics()
     db = Database(settings.database_url)
     if settings.auto_migrate:
         await upgrade(db)
@@ -51,7 +55,9 @@ async def build_runtime(settings: Settings) -> Runtime:
         timeout=httpx.Timeout(settings.cxone_timeout_seconds),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
     )
-    tenants = TenantClients(db, http, timeout=settings.cxone_timeout_seconds)
+    tenants = TenantClients(
+        db, http, timeout=settings.cxone_timeout_seconds, observer=metrics.observe_cxone_call
+    )
     deliveries = Deliveries(
         db, tenants, {"webhook": WebhookAdapter(http, timeout=settings.webhook_timeout_seconds)}
     )
@@ -77,6 +83,13 @@ async def build_runtime(settings: Settings) -> Runtime:
             )
             return {row[0] for row in await conn.execute(query)}
 
+    metrics.attach(
+        RuntimeSources(
+            db=db,
+            worker_stats=lambda: worker.stats,
+            token_refreshes=lambda: tenants.token_refreshes,
+        )
+    )
     return Runtime(
         settings=settings,
         db=db,
@@ -88,15 +101,18 @@ async def build_runtime(settings: Settings) -> Runtime:
             settings.token_signing_key.get_secret_value(), settings.token_ttl_seconds
         ),
         active_clients=ActiveClients(load_active_clients),
+        metrics=metrics,
+        cxone_readiness=CachedVerdict(timeout_seconds=min(3.0, settings.cxone_timeout_seconds)),
     )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await build_runtime(settings)
+        runtime = await build_runtime(settings, metrics)
         app.state.runtime = runtime
         worker_task = asyncio.create_task(runtime.worker.run(), name="outbox-worker")
         try:
@@ -117,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outermost of ours: every answer, a 413 included, is timed and carries a request id.
+    app.add_middleware(RequestTelemetryMiddleware, metrics=metrics)
     app.include_router(box_router)
     app.include_router(platform_router)
     app.include_router(health_router)

@@ -47,15 +47,25 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from byoc.app import create_app
+    from byoc.ops.logging import configure as configure_logging
 
+    configure_logging(settings)  # JSON lines, uvicorn's own loggers included
     uvicorn.run(
         create_app(settings),
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level,
+        log_config=None,
         proxy_headers=True,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
+
+
+def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from byoc.ops.doctor import run_doctor
+
+    return asyncio.run(run_doctor(settings, pings=args.pings))
 
 
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
@@ -288,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = add(sub, "serve", cmd_serve, "run the HTTP server")
     serve.add_argument("--host", help="bind address (default: BYOC_HOST)")
     serve.add_argument("--port", type=int, help="port (default: BYOC_PORT)")
+
+    doctor = add(sub, "doctor", cmd_doctor, "check the store and CXone; time calls to the DE API")
+    doctor.add_argument("--pings", type=int, default=5, help="light DE calls to time (default: 5)")
 
     demo = add(sub, "demo", cmd_demo, "run the middleware, the CXone emulator and a demo platform")
     demo.add_argument("--port", type=int, default=8080, help="middleware port (default: 8080)")

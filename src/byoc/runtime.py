@@ -10,6 +10,8 @@ from fastapi import Depends, Request
 
 from byoc.box.credentials import ActiveClients, TokenIssuer
 from byoc.conversations.service import ConversationService
+from byoc.ops.metrics import Metrics
+from byoc.ops.readiness import CachedVerdict
 from byoc.outbox.worker import OutboxWorker
 from byoc.settings import Settings
 from byoc.store import Database
@@ -26,6 +28,8 @@ class Runtime:
     worker: OutboxWorker
     token_issuer: TokenIssuer
     active_clients: ActiveClients
+    metrics: Metrics
+    cxone_readiness: CachedVerdict
 
 
 def get_runtime(request: Request) -> Runtime:

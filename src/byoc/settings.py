@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/byoc.db"
     auto_migrate: bool = True
     log_level: str = "info"
+    # Customer and agent message text in logs is personal data: redacted unless enabled.
+    log_message_text: bool = False
+    # On SIGTERM `byoc serve` stops accepting and lets in-flight requests finish this long.
+    shutdown_grace_seconds: int = 20
 
     # Tokens this service issues to CXone (contract §2.1).
     token_signing_key: SecretStr = SecretStr("development-only")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from byoc.cxone import DeClient, TokenManager
+from byoc.cxone.client import CallObserver
 from byoc.settings import Settings
 from byoc.store import Database
 from byoc.store import repositories as repo
@@ -31,10 +32,18 @@ def default_tenant(settings: Settings) -> Tenant:
 
 
 class TenantClients:
-    def __init__(self, db: Database, http: httpx.AsyncClient, *, timeout: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        http: httpx.AsyncClient,
+        *,
+        timeout: float,
+        observer: CallObserver | None = None,
+    ) -> None:
         self._db = db
         self._http = http
         self._timeout = timeout
+        self._observer = observer
         self._clients: dict[str, tuple[Tenant, DeClient]] = {}
 
     async def for_tenant(self, tenant_id: str) -> DeClient:
@@ -53,7 +62,9 @@ class TenantClients:
             tenant.client_id,
             tenant.client_secret,
         )
-        client = DeClient(self._http, tenant.api_url, tokens, timeout=self._timeout)
+        client = DeClient(
+            self._http, tenant.api_url, tokens, timeout=self._timeout, observer=self._observer
+        )
         self._clients[tenant_id] = (tenant, client)
         return client
 

@@ -95,6 +95,7 @@ async def issue_token(request: Request, runtime: RuntimeDep) -> Response:
     ):
         return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
     issued = runtime.token_issuer.issue(client_id)
+    runtime.metrics.box_tokens_issued.inc()
     return JSONResponse(
         TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in).model_dump(),
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from byoc.cxone import _wire
+from byoc.cxone.errors import CxoneAuthError, CxoneError, CxoneRejected, CxoneUnavailable
 from byoc.cxone.models import (
     Channel,
     ChannelCreate,
@@ -39,6 +40,20 @@ AbandonType = Literal["abandon", "expired", "shortAbandon"]
 
 QueryParams = Sequence[tuple[str, str]]
 
+CallObserver = Callable[[str, str, str, float], None]
+"""Told `(method, path, outcome, seconds)` after every DE call; outcome is `ok`,
+`unavailable`, `rejected`, `auth_error` or `error` (see `byoc.cxone.errors`)."""
+
+
+def call_outcome(exc: CxoneError) -> str:
+    if isinstance(exc, CxoneUnavailable):
+        return "unavailable"
+    if isinstance(exc, CxoneRejected):
+        return "rejected"
+    if isinstance(exc, CxoneAuthError):
+        return "auth_error"
+    return "error"
+
 
 def _path(*segments: str) -> str:
     """`/a/b/c` with every segment percent-encoded, so an id cannot change the route."""
@@ -55,11 +70,13 @@ class DeClient:
         tokens: TokenManager,
         *,
         timeout: float = 5.0,
+        observer: CallObserver | None = None,
     ) -> None:
         self._http = http
         self.api_url = api_url.rstrip("/")
         self.tokens = tokens
         self.timeout = timeout
+        self.observer = observer
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -225,6 +242,29 @@ class DeClient:
     # --- the one way out --------------------------------------------------------------------
 
     async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: QueryParams = (),
+        bearer: bool = True,
+    ) -> httpx.Response:
+        if self.observer is None:
+            return await self._exchange(method, path, json=json, params=params, bearer=bearer)
+        started = time.perf_counter()
+        outcome = "error"  # also for a cancelled call
+        try:
+            response = await self._exchange(method, path, json=json, params=params, bearer=bearer)
+            outcome = "ok"
+            return response
+        except CxoneError as exc:
+            outcome = call_outcome(exc)
+            raise
+        finally:
+            self.observer(method, path, outcome, time.perf_counter() - started)
+
+    async def _exchange(
         self,
         method: str,
         path: str,

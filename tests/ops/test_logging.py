@@ -1,0 +1,127 @@
+"""Request ids echoed over HTTP and carried, with the channel id, by JSON log lines."""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from byoc.ops.logging import UVICORN_LOGGERS, MessageText, bind, configure, unconfigure
+from byoc.settings import Settings
+from tests.byoc.harness import Stack, wait_for
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    saved = [(root, root.level, root.propagate, list(root.handlers))]
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate, list(logger.handlers)))
+    yield
+    for logger, level, propagate, handlers in saved:
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.handlers[:] = handlers
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_request_id_is_echoed_or_made_up(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.url, timeout=5) as client:
+        given = client.get("/healthz", headers={"X-Request-Id": "lb-7f3a.42"})
+        assert given.headers["x-request-id"] == "lb-7f3a.42"
+        made_up = client.get("/healthz")
+        assert len(made_up.headers["x-request-id"]) == 24
+        assert made_up.headers["x-request-id"] != client.get("/healthz").headers["x-request-id"]
+        # A header that could forge log lines is replaced, not echoed.
+        forged = client.get("/healthz", headers={"X-Request-Id": 'x" "level": "error'})
+        assert forged.headers["x-request-id"] != 'x" "level": "error'
+        # Errors carry one too.
+        missing = client.get("/nowhere", headers={"X-Request-Id": "r-404"})
+        assert missing.status_code == 404
+        assert missing.headers["x-request-id"] == "r-404"
+
+
+def test_json_lines_carry_request_and_channel_ids(stack: Stack, restore_logging: None) -> None:
+    stream = io.StringIO()
+    handler = configure(Settings(log_level="info"), stream=stream)
+    try:
+        response = stack.signed(
+            "POST",
+            f"/api/v1/channels/{stack.channel_id}/messages",
+            {"customer": {"id": "wh-9", "firstName": "Ada"}, "text": "my card is 4111"},
+        )
+        assert response.status_code == 202
+        request_id = response.headers["x-request-id"]
+
+        def access_line() -> dict[str, Any] | None:
+            for entry in lines(stream):
+                if entry["logger"] == "uvicorn.access" and entry.get("request_id") == request_id:
+                    return entry
+            return None
+
+        entry = wait_for(access_line, what="the access log line of the request")
+    finally:
+        unconfigure(handler)
+    assert entry["channel_id"] == stack.channel_id
+    assert entry["level"] == "info"
+    assert entry["ts"].endswith("Z")
+    assert f"/api/v1/channels/{stack.channel_id}/messages" in entry["message"]
+    assert "4111" not in stream.getvalue()
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_message_text_is_redacted_unless_enabled(restore_logging: None, enabled: bool) -> None:
+    stream = io.StringIO()
+    handler = configure(Settings(log_level="debug", log_message_text=enabled), stream=stream)
+
+    def work() -> None:
+        log = logging.getLogger("byoc.tests.ops")
+        bind(conversation_id="conv_1", channel_id="chat_1")
+        log.info("customer said %s on %s", MessageText("hello there"), "chat_1")
+        log.info("agent answered", extra={"text": "secret plan", "attempt": 2})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("it broke")
+
+    try:
+        contextvars.copy_context().run(work)  # the bound ids stay in this test
+    finally:
+        unconfigure(handler)
+    said, answered, broke = lines(stream)
+    assert said["conversation_id"] == "conv_1"
+    assert said["channel_id"] == "chat_1"
+    assert answered["attempt"] == 2
+    if enabled:
+        assert said["message"] == "customer said hello there on chat_1"
+        assert answered["text"] == "secret plan"
+    else:
+        assert said["message"] == "customer said [redacted: 11 chars] on chat_1"
+        assert answered["text"] == "[redacted: 11 chars]"
+    assert broke["level"] == "error"
+    assert "ValueError: boom" in broke["exception"]
+
+
+def test_configure_again_replaces_only_its_own_handler(restore_logging: None) -> None:
+    foreign = logging.NullHandler()
+    logging.getLogger().addHandler(foreign)
+    first = configure(Settings(), stream=io.StringIO())
+    second = configure(Settings(), stream=io.StringIO())
+    handlers = logging.getLogger().handlers
+    assert foreign in handlers
+    assert second in handlers
+    assert first not in handlers
+    unconfigure(second)
+    logging.getLogger().removeHandler(foreign)
+    for name in UVICORN_LOGGERS:
+        assert logging.getLogger(name).propagate

@@ -1,0 +1,62 @@
+"""`/readyz`: store, schema and a CXone token, the CXone verdict cached between probes."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from byoc.app import create_app
+from byoc.runtime import Runtime
+from tests.byoc.harness import middleware_settings
+from tests.emulator_harness import running_emulator
+from tests.servers import serve
+
+
+def runtime_of(app: FastAPI) -> Runtime:
+    runtime: Runtime = app.state.runtime
+    return runtime
+
+
+def test_readyz_follows_cxone_within_the_cache_window(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        emulator_context = running_emulator()
+        emulator = stack.enter_context(emulator_context)
+        app = create_app(middleware_settings(tmp_path, emulator))
+        server = stack.enter_context(serve(app))
+        client = stack.enter_context(httpx.Client(base_url=server.url, timeout=10))
+
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"store": "ok", "migrations": "ok", "cxone": "ok"}
+        # Probes within the window do not reach CXone again.
+        for _ in range(5):
+            assert client.get("/readyz").status_code == 200
+        assert len(emulator.requests(path_contains="/channels", method="GET")) == 1
+        assert client.get("/healthz").json() == {"status": "ok"}
+
+        runtime_of(app).cxone_readiness.ttl_seconds = 0.5
+        emulator_context.__exit__(None, None, None)  # CXone goes away
+        deadline = time.monotonic() + 5
+        while (answer := client.get("/readyz")).status_code == 200:
+            assert time.monotonic() < deadline, "still ready 5 s after CXone went away"
+            time.sleep(0.1)
+        assert answer.status_code == 503
+        body = answer.json()
+        assert body["status"] == "not ready"
+        assert body["checks"]["store"] == "ok"
+        assert body["checks"]["cxone"].startswith("unavailable")
+        # Liveness never depends on CXone.
+        assert client.get("/healthz").status_code == 200
+
+
+def test_readyz_is_not_ready_with_wrong_cxone_credentials(tmp_path: Path) -> None:
+    with running_emulator() as emulator:
+        settings = middleware_settings(tmp_path, emulator, cxone_access_key_secret="wrong")
+        with serve(create_app(settings)) as server:
+            answer = httpx.get(server.url + "/readyz", timeout=10)
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["cxone"].startswith("unavailable")
