@@ -29,6 +29,7 @@ from byoc.ops.metrics import Metrics, RuntimeSources
 from byoc.ops.middleware import RequestTelemetryMiddleware
 from byoc.ops.readiness import CachedVerdict
 from byoc.outbox.worker import OutboxWorker, RetryPolicy
+from byoc.provisioning.action_pages import router as action_pages_router
 from byoc.runtime import Runtime
 from byoc.settings import Settings
 from byoc.store import Database, StoreError
@@ -137,5 +138,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestTelemetryMiddleware, metrics=metrics)
     app.include_router(box_router)
     app.include_router(platform_router)
+    app.include_router(action_pages_router)
     app.include_router(health_router)
     return app

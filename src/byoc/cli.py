@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from byoc import __version__
 from byoc.box.credentials import hash_secret, new_client_credentials
 from byoc.outbox import queue
+from byoc.provisioning import commands as provisioning
 from byoc.settings import PlaceholderSecretError, Settings
 from byoc.store import Database, StoreError
 from byoc.store import repositories as repo
@@ -142,6 +143,16 @@ def cmd_clients_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tenants_add(settings: Settings, args: argparse.Namespace) -> int:
+    if args.discover:
+        endpoints = provisioning.discover_for_cli(settings, args.tenant_id, args.discovery_url)
+        if endpoints is None:
+            return 1
+        args.api_url = args.api_url or endpoints.de_api_url
+        args.token_url = args.token_url or endpoints.token_url
+        print(f"discovered api url {args.api_url}, token url {args.token_url}")
+    elif not args.api_url or not args.token_url:
+        print("byoc: give --api-url and --token-url, or --discover", file=sys.stderr)
+        return 2
     tenant = Tenant(
         id=args.id,
         name=args.name or args.id,
@@ -205,18 +216,6 @@ def cmd_channels_add(settings: Settings, args: argparse.Namespace) -> int:
         else:
             print(f"channel {args.id} mapped to tenant {args.tenant} ({args.adapter})")
             print(f"platform signing secret: {secret}")
-        return 0
-
-    return asyncio.run(_with_db(settings, work))
-
-
-def cmd_channels_list(settings: Settings, _args: argparse.Namespace) -> int:
-    async def work(db: Database) -> int:
-        async with db.read() as conn:
-            channels = await repo.list_channels(conn)
-        print(f"{'ID':32} {'TENANT':12} {'ADAPTER':8} WEBHOOK")
-        for c in channels:
-            print(f"{c.id:32} {c.tenant_id:12} {c.adapter:8} {c.webhook_url or '-'}")
         return 0
 
     return asyncio.run(_with_db(settings, work))
@@ -332,13 +331,26 @@ def build_parser() -> argparse.ArgumentParser:
     tadd.add_argument("--brand-id", type=int, required=True)
     tadd.add_argument("--tenant-id", required=True, help="the CXone tenant GUID")
     tadd.add_argument("--business-unit-id", type=int, required=True)
-    tadd.add_argument("--api-url", required=True, help="DE API base, ending in /dfo/3.0")
-    tadd.add_argument("--token-url", required=True)
+    tadd.add_argument("--api-url", help="DE API base, ending in /dfo/3.0")
+    tadd.add_argument("--token-url")
+    tadd.add_argument(
+        "--discover",
+        action="store_true",
+        help="fill --api-url/--token-url from the tenant's discovery document",
+    )
+    tadd.add_argument("--discovery-url", help="default: BYOC_CXONE_DISCOVERY_URL")
     tadd.add_argument("--access-key-id", required=True)
     tadd.add_argument("--access-key-secret", required=True)
     tadd.add_argument("--client-id", required=True, help="registered CXone application id")
     tadd.add_argument("--client-secret", required=True)
     add(tsub, "list", cmd_tenants_list, "list tenants")
+    tdisc = add(
+        tsub, "discover", provisioning.cmd_tenants_discover, "show a tenant's regional endpoints"
+    )
+    tdisc.add_argument("--tenant-id", help="the CXone tenant GUID (default: BYOC_CXONE_TENANT_ID)")
+    tdisc.add_argument("--discovery-url", help="default: BYOC_CXONE_DISCOVERY_URL")
+    tdisc.add_argument("--json", action="store_true")
+
 
     channels = sub.add_parser("channels", help="channels and the platforms behind them")
     chsub = channels.add_subparsers(dest="channels_command", required=True)
@@ -350,7 +362,50 @@ def build_parser() -> argparse.ArgumentParser:
     chadd.add_argument("--webhook-url", help="where agent messages are POSTed (webhook adapter)")
     chadd.add_argument("--secret", help="platform signing secret (default: generated)")
     chadd.add_argument("--json", action="store_true")
-    add(chsub, "list", cmd_channels_list, "list channels")
+    chcreate = add(
+        chsub, "create", provisioning.cmd_channels_create, "create a CXone channel and map it"
+    )
+    chcreate.add_argument("--name", required=True, help="the channel name agents see")
+    chcreate.add_argument(
+        "--integration-id", help="CXone's Integration ID (BYOC_CXONE_CHANNEL_INTEGRATION_ID)"
+    )
+    chcreate.add_argument("--tenant", default="default")
+    chcreate.add_argument("--adapter", default="webhook", choices=["webhook", "webchat"])
+    chcreate.add_argument("--webhook-url", help="where agent messages are POSTed (webhook)")
+    chcreate.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        help="webchat: an origin whose pages may open the widget (repeatable; '*' for any)",
+    )
+    chcreate.add_argument("--settings", help="webchat: JSON widget settings")
+    chcreate.add_argument("--owner-user-id", type=int, help="the DE user owning the channel")
+    chcreate.add_argument("--id", help="channel id (default: generated chat_...)")
+    chcreate.add_argument("--secret", help="platform signing secret (default: generated)")
+    chcreate.add_argument("--json", action="store_true")
+    chdel = add(
+        chsub, "delete", provisioning.cmd_channels_delete, "delete a CXone channel and its mapping"
+    )
+    chdel.add_argument("channel_id")
+    chdel.add_argument("--tenant", default="default", help="when the channel is not mapped here")
+    chdel.add_argument("--json", action="store_true")
+    chlist = add(chsub, "list", provisioning.cmd_channels_list, "list channels")
+    chlist.add_argument("--remote", action="store_true", help="also what CXone lists")
+    chlist.add_argument("--tenant", help="only this tenant (with --remote: default)")
+    chlist.add_argument("--json", action="store_true")
+    chshow = add(chsub, "show", provisioning.cmd_channels_show, "one channel, with its secret")
+    chshow.add_argument("channel_id")
+    chshow.add_argument("--json", action="store_true")
+
+    fields = sub.add_parser("custom-fields", help="customer custom-field definitions in CXone")
+    fsub = fields.add_subparsers(dest="custom_fields_command", required=True)
+    fsync = add(fsub, "sync", provisioning.cmd_custom_fields_sync, "apply the declared definitions")
+    fsync.add_argument("--file", help="JSON or TOML list (default: BYOC_CUSTOM_FIELDS_FILE)")
+    fsync.add_argument("--tenant", default="default")
+    fsync.add_argument("--json", action="store_true")
+
+    setup = add(sub, "setup", provisioning.cmd_setup, "what to enter in CXone for this service")
+    setup.add_argument("--json", action="store_true")
 
     outbox = sub.add_parser("outbox", help="deliveries waiting, retrying or dead-lettered")
     osub = outbox.add_subparsers(dest="outbox_command", required=True)

@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     cxone_business_unit_id: int = 4600
     cxone_timeout_seconds: float = 5.0
 
+    # Provisioning (`byoc channels create`, the Action URL page, `byoc custom-fields sync`).
+    # The "Integration ID" CXone shows once the BYOC integration is saved; an Action URL may
+    # carry its own `?channelIntegrationId=` instead (one per tenant).
+    cxone_channel_integration_id: str | None = None
+    # Where `byoc tenants discover` asks for a tenant's regional endpoints (contract §3).
+    cxone_discovery_url: str = "https://cxone.niceincontact.com"
+    # JSON or TOML list of customer custom-field definitions for `byoc custom-fields sync`.
+    custom_fields_file: str | None = None
+
     # Outbox delivery.
     outbox_max_attempts: int = 12
     outbox_backoff_base_seconds: float = 0.5

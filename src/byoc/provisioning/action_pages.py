@@ -1,0 +1,452 @@
+"""The Action, Reconnect and Remove URL pages CXone's admin UI opens (contract §2.6).
+
+Server-rendered HTML without scripts; every value is escaped. The flow:
+
+- `GET /integration/action?userId=&brandId=&token=&backUrl=[&apiHost=][&channelIntegrationId=]`
+  finds the tenant whose brand id is `brandId` (404 page otherwise), exchanges the one-time
+  `token` with that tenant's DE API (single use), and shows a form to name the channel. The
+  form carries a signed, short-lived form token (HMAC with a key derived from
+  `BYOC_TOKEN_SIGNING_KEY`) that binds the tenant, the verified user, the channel integration,
+  `backUrl` and the channel id to be created: it is the CSRF protection and makes a double
+  submit create one channel, not two.
+- `POST /integration/action` checks that token and provisions exactly as `byoc channels create`
+  does (`byoc.provisioning.channels.create_channel`), with the verified user as `ownerUserId`,
+  then answers 303 to `backUrl` when it is an http(s) URL, else a page with the result.
+- `GET /integration/remove?channelId=&token=&brandId=&userId=[&backUrl=]` verifies the one-time
+  token and deletes the DE channel and the mapping (contract decision).
+- `GET /integration/reconnect?...` verifies the token and checks the channel on both sides.
+
+Decisions: `apiHost` is never called — the one-time token is sent only to the tenant's
+configured DE API, so a crafted link cannot make us hand a token to another host. The
+`accessToken` DE returns is not kept: the tenant's own client creates the channel, and the
+verification serves to authenticate the admin. Pages answer `Referrer-Policy: no-referrer`
+because their URL carries the one-time token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from html import escape
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import QueryParams
+
+from byoc.cxone import CxoneAuthError, CxoneError, DeClient
+from byoc.errors import ByocError, InvalidInput, NotFound
+from byoc.provisioning.channels import (
+    ADAPTERS,
+    NewChannel,
+    ProvisioningError,
+    create_channel,
+    delete_channel,
+    is_http_url,
+    new_channel_id,
+    validate,
+)
+from byoc.runtime import Runtime, RuntimeDep
+from byoc.store import repositories as repo
+from byoc.store.records import Tenant
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/integration", tags=["CXone admin pages"], include_in_schema=False)
+
+FORM_TOKEN_TTL_SECONDS = 900
+
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'",
+}
+
+
+# --- the signed form token ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FormClaims:
+    tenant_id: str
+    brand_id: int
+    user_id: int
+    integration_id: str
+    channel_id: str
+    back_url: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class FormTokens:
+    """`f1.<claims>.<signature>`; the key is separate from the box tokens' key."""
+
+    def __init__(self, signing_key: str, ttl_seconds: int = FORM_TOKEN_TTL_SECONDS) -> None:
+        self._key = hashlib.sha256(("byoc-action-form:" + signing_key).encode()).digest()
+        self._ttl = ttl_seconds
+
+    def _sign(self, body: str) -> str:
+        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+
+    def issue(self, claims: FormClaims, *, now: float | None = None) -> str:
+        payload = {
+            "t": claims.tenant_id,
+            "b": claims.brand_id,
+            "u": claims.user_id,
+            "i": claims.integration_id,
+            "c": claims.channel_id,
+            "k": claims.back_url,
+            "exp": int(now if now is not None else time.time()) + self._ttl,
+            "n": secrets.token_hex(8),
+        }
+        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        return f"f1.{body}.{self._sign(body)}"
+
+    def verify(self, token: str, *, now: float | None = None) -> FormClaims | None:
+        """The claims of a genuine, unexpired token; None for anything else."""
+        try:
+            version, body, signature = token.split(".")
+        except ValueError:
+            return None
+        if version != "f1" or not hmac.compare_digest(signature, self._sign(body)):
+            return None
+        try:
+            payload = json.loads(_unb64(body))
+            claims = FormClaims(
+                tenant_id=str(payload["t"]),
+                brand_id=int(payload["b"]),
+                user_id=int(payload["u"]),
+                integration_id=str(payload["i"]),
+                channel_id=str(payload["c"]),
+                back_url=str(payload["k"]),
+            )
+            expires = int(payload["exp"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if expires <= (now if now is not None else time.time()):
+            return None
+        return claims
+
+
+def _form_tokens(runtime: Runtime) -> FormTokens:
+    return FormTokens(runtime.settings.token_signing_key.get_secret_value())
+
+
+# --- HTML -------------------------------------------------------------------------------------
+
+_STYLE = """
+body{font:15px/1.45 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
+main{max-width:34rem;margin:3rem auto;background:#fff;padding:1.5rem 2rem;border-radius:8px;
+box-shadow:0 1px 3px rgba(0,0,0,.12)}
+h1{font-size:1.3rem;margin-top:0}label{display:block;margin:.9rem 0 .2rem;font-weight:600}
+input,select{width:100%;box-sizing:border-box;padding:.45rem;border:1px solid #b8bfcc;
+border-radius:4px;font:inherit}
+button{margin-top:1.2rem;padding:.55rem 1.2rem;border:0;border-radius:4px;background:#2259c7;
+color:#fff;font:inherit;cursor:pointer}
+.error{color:#a3121b}.muted{color:#5b6475;font-size:.9em}code{word-break:break-all}
+"""
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    html = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><main><h1>{escape(title)}</h1>{body}</main></body></html>"
+    )
+    return HTMLResponse(html, status_code=status, headers=_SECURITY_HEADERS)
+
+
+def _error_page(title: str, message: str, status: int) -> HTMLResponse:
+    return _page(title, f"<p class=error data-testid=error>{escape(message)}</p>", status)
+
+
+def _back_link(back_url: str) -> str:
+    if is_http_url(back_url):
+        return f'<p><a href="{escape(back_url)}" data-testid=back>Back to CXone</a></p>'
+    if back_url:
+        # Never an href: `javascript:` and friends would run in this page's origin.
+        return f"<p class=muted>Return to CXone: <code>{escape(back_url)}</code></p>"
+    return ""
+
+
+def _done(back_url: str, title: str, message: str) -> Response:
+    if is_http_url(back_url):
+        return RedirectResponse(back_url, status_code=303, headers=_SECURITY_HEADERS)
+    return _page(title, f"<p data-testid=done>{escape(message)}</p>{_back_link(back_url)}")
+
+
+def _options(values: Iterable[str], selected: str) -> str:
+    return "".join(
+        f'<option value="{escape(v)}"{" selected" if v == selected else ""}>{escape(v)}</option>'
+        for v in values
+    )
+
+
+def _form_page(
+    token: str,
+    claims: FormClaims,
+    *,
+    name: str = "",
+    adapter: str = "webhook",
+    webhook_url: str = "",
+    allowed_origins: str = "",
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    errors = errors or {}
+
+    def error(field: str) -> str:
+        text = errors.get(field)
+        return (
+            f'<p class=error data-testid="error-{escape(field)}">{escape(text)}</p>' if text else ""
+        )
+
+    general = "".join(
+        f"<p class=error data-testid=error>{escape(f'{k}: {v}')}</p>"
+        for k, v in errors.items()
+        if k not in ("name", "adapter", "webhook_url", "settings")
+    )
+    body = f"""
+<p class=muted>Brand {claims.brand_id} · channel integration
+<code>{escape(claims.integration_id)}</code></p>
+{general}
+<form method=post action="/integration/action">
+<input type=hidden name=form_token value="{escape(token)}">
+<label for=name>Channel name</label>
+<input id=name name=name required maxlength=100 value="{escape(name)}" data-testid=name>
+{error("name")}
+<label for=adapter>Platform</label>
+<select id=adapter name=adapter data-testid=adapter>{_options(ADAPTERS, adapter)}</select>
+{error("adapter")}
+<label for=webhook_url>Webhook URL <span class=muted>(webhook platforms only)</span></label>
+<input id=webhook_url name=webhook_url type=url value="{escape(webhook_url)}"
+ placeholder="https://platform.example.com/byoc" data-testid=webhook-url>
+{error("webhook_url")}
+<label for=allowed_origins>Allowed origins <span class=muted>(web chat only; space-separated,
+ e.g. https://shop.example)</span></label>
+<input id=allowed_origins name=allowed_origins value="{escape(allowed_origins)}"
+ data-testid=allowed-origins>
+{error("settings")}
+<button type=submit data-testid=create>Create channel</button>
+</form>
+<p class=muted>Channel id: <code>{escape(claims.channel_id)}</code></p>
+"""
+    return _page("Add a channel", body, status)
+
+
+# --- shared steps -----------------------------------------------------------------------------
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+async def _tenant_for_brand(runtime: Runtime, brand_id: int) -> Tenant | None:
+    async with runtime.db.read() as conn:
+        tenants = await repo.list_tenants(conn)
+    return next((t for t in tenants if t.brand_id == brand_id), None)
+
+
+@dataclass(frozen=True)
+class _Verified:
+    tenant: Tenant
+    client: DeClient
+    user_id: int
+
+
+async def _verify(runtime: Runtime, query: QueryParams) -> _Verified | HTMLResponse:
+    """Resolve the brand's tenant and spend the one-time token; an error page otherwise."""
+    brand_id, user_id = _int(query.get("brandId")), _int(query.get("userId"))
+    token = query.get("token")
+    if brand_id is None or user_id is None or not token:
+        return _error_page(
+            "Cannot open this page",
+            "The link lacks brandId, userId or token. Open it from CXone's admin UI.",
+            400,
+        )
+    tenant = await _tenant_for_brand(runtime, brand_id)
+    if tenant is None:
+        return _error_page(
+            "Unknown brand",
+            f"This middleware serves no CXone brand {brand_id}. Add the tenant with "
+            "`byoc tenants add`.",
+            404,
+        )
+    client = await runtime.tenants.for_tenant(tenant.id)
+    try:
+        verified = await client.verify_one_time_token(brand_id, user_id, token)
+    except CxoneAuthError:
+        return _error_page(
+            "Link expired",
+            "CXone did not accept this link: it was already used or has expired. "
+            "Open it again from CXone.",
+            401,
+        )
+    except CxoneError as exc:
+        log.warning("one-time token verification failed for brand %s: %s", brand_id, exc)
+        return _error_page("CXone is not reachable", f"Please try again. ({exc})", 502)
+    if int(verified.brand.id) != tenant.brand_id:
+        return _error_page("Wrong brand", "CXone verified the link for another brand.", 403)
+    return _Verified(tenant=tenant, client=client, user_id=int(verified.user.id))
+
+
+# --- routes -----------------------------------------------------------------------------------
+
+
+@router.get("/action")
+async def action_page(request: Request, runtime: RuntimeDep) -> Response:
+    query = request.query_params
+    integration_id = query.get("channelIntegrationId") or (
+        runtime.settings.cxone_channel_integration_id or ""
+    )
+    if not integration_id:
+        # Checked before the token is spent, so the admin can retry once it is set.
+        return _error_page(
+            "Channel integration unknown",
+            "Set BYOC_CXONE_CHANNEL_INTEGRATION_ID to the Integration ID CXone shows for this "
+            "integration, or add ?channelIntegrationId=… to the Action URL.",
+            400,
+        )
+    verified = await _verify(runtime, query)
+    if isinstance(verified, HTMLResponse):
+        return verified
+    claims = FormClaims(
+        tenant_id=verified.tenant.id,
+        brand_id=verified.tenant.brand_id,
+        user_id=verified.user_id,
+        integration_id=integration_id,
+        channel_id=new_channel_id(),
+        back_url=query.get("backUrl", ""),
+    )
+    return _form_page(_form_tokens(runtime).issue(claims), claims)
+
+
+@router.post("/action")
+async def create_from_form(request: Request, runtime: RuntimeDep) -> Response:
+    form = await request.form()
+
+    def text(name: str) -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    token = text("form_token")
+    claims = _form_tokens(runtime).verify(token)
+    if claims is None:
+        return _error_page(
+            "Form expired",
+            "This form is expired or was not issued here. Open 'Add channel' again in CXone.",
+            403,
+        )
+    async with runtime.db.read() as conn:
+        existing = await repo.get_channel(conn, claims.channel_id)
+    if existing is not None and existing.tenant_id == claims.tenant_id:
+        # The same form submitted twice: the first submit did the work.
+        return _done(claims.back_url, "Channel created", f"Channel {existing.name} is ready.")
+
+    adapter = text("adapter") or "webhook"
+    webhook_url = text("webhook_url")
+    allowed_origins = text("allowed_origins")
+    origins = allowed_origins.replace(",", " ").split()
+    new = NewChannel(
+        id=claims.channel_id,
+        name=text("name"),
+        integration_id=claims.integration_id,
+        tenant_id=claims.tenant_id,
+        adapter=adapter,
+        webhook_url=webhook_url or None,
+        owner_user_id=claims.user_id,
+        settings={"allowed_origins": origins} if adapter == "webchat" and origins else {},
+    )
+    fields = {
+        "name": new.name,
+        "adapter": adapter,
+        "webhook_url": webhook_url,
+        "allowed_origins": allowed_origins,
+    }
+    problems = validate(new)
+    if problems:
+        return _form_page(token, claims, errors=problems, status=422, **fields)
+    client = await runtime.tenants.for_tenant(claims.tenant_id)
+    try:
+        created = await create_channel(runtime.db, client, new)
+    except ProvisioningError as exc:
+        log.warning("Action URL: creating channel %s failed: %s", claims.channel_id, exc)
+        return _form_page(token, claims, errors={"cxone": exc.detail}, status=502, **fields)
+    except InvalidInput as exc:
+        return _form_page(token, claims, errors={"channel": exc.detail}, status=422, **fields)
+    except ByocError as exc:
+        return _error_page("Cannot create the channel", exc.detail, 404)
+    log.info(
+        "Action URL: channel %s created for tenant %s by user %s",
+        created.channel.id,
+        claims.tenant_id,
+        claims.user_id,
+    )
+    return _done(claims.back_url, "Channel created", f"Channel {created.channel.name} is ready.")
+
+
+@router.get("/remove")
+async def remove_page(request: Request, runtime: RuntimeDep) -> Response:
+    query = request.query_params
+    channel_id = query.get("channelId", "")
+    if not channel_id:
+        return _error_page("Cannot remove", "The link names no channelId.", 400)
+    verified = await _verify(runtime, query)
+    if isinstance(verified, HTMLResponse):
+        return verified
+    try:
+        await delete_channel(runtime.db, verified.client, channel_id, tenant_id=verified.tenant.id)
+    except NotFound:
+        return _error_page("Unknown channel", f"There is no channel {channel_id} here.", 404)
+    except ProvisioningError as exc:
+        return _error_page("Cannot remove the channel", exc.detail, 502)
+    log.info("Remove URL: channel %s deleted by user %s", channel_id, verified.user_id)
+    return _done(query.get("backUrl", ""), "Channel removed", f"Channel {channel_id} is deleted.")
+
+
+@router.get("/reconnect")
+async def reconnect_page(request: Request, runtime: RuntimeDep) -> Response:
+    query = request.query_params
+    channel_id = query.get("channelId", "")
+    verified = await _verify(runtime, query)
+    if isinstance(verified, HTMLResponse):
+        return verified
+    back_url = query.get("backUrl", "")
+    if not channel_id:
+        return _done(back_url, "Connected", f"Brand {verified.tenant.brand_id} is connected.")
+    async with runtime.db.read() as conn:
+        mapped = await repo.get_channel(conn, channel_id)
+    if mapped is None or mapped.tenant_id != verified.tenant.id:
+        return _error_page(
+            "Channel not mapped",
+            f"Channel {channel_id} is not mapped here; map it with `byoc channels add`.",
+            404,
+        )
+    try:
+        remote = await verified.client.list_channels()
+    except CxoneError as exc:
+        return _error_page("CXone is not reachable", f"Please try again. ({exc})", 502)
+    if not any(c.id == channel_id for c in remote):
+        return _error_page(
+            "Channel missing in CXone",
+            f"CXone no longer has channel {channel_id}; remove it and add a new one.",
+            409,
+        )
+    return _done(back_url, "Connected", f"Channel {mapped.name} is connected.")

@@ -1,0 +1,333 @@
+"""A channel in CXone and its local mapping, created and deleted as one step.
+
+DE and the store share no transaction, so `create_channel` is ordered and compensated:
+
+1. check locally (the tenant exists, the id was never used) and in DE (the id is free), so
+   that step 4 can never delete a channel that existed before;
+2. `POST /channels` (contract §3.7) — a 4xx there leaves nothing anywhere; a timeout or 5xx
+   may have created the channel all the same, so it is deleted again (best effort);
+3. insert the local mapping;
+4. when that insert fails, `DELETE /channels/{id}` undoes step 2, and the error says whether
+   the undo worked (and if not, exactly what is left in CXone).
+
+`delete_channel` runs the other way round: DE first (a 404 there means already gone), then
+the mapping is soft-deleted, so a CXone outage leaves the mapping in place to retry.
+
+Every step reports a line to `progress`, which the CLI prints and tests can hook into.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from byoc.channels.webchat.config import parse_settings
+from byoc.cxone import Channel as DeChannel
+from byoc.cxone import ChannelCreate, CxoneError, CxoneNotFound, CxoneRejected, DeClient
+from byoc.errors import ByocError, ChannelNotFound, InvalidInput, NotFound
+from byoc.ids import new_id
+from byoc.store import Database, StoreError
+from byoc.store import repositories as repo
+from byoc.store import schema as t
+from byoc.store.db import now_ms
+from byoc.store.records import Channel
+from byoc.tenancy import DEFAULT_TENANT_ID
+
+Progress = Callable[[str], None]
+
+ADAPTERS = ("webhook", "webchat")
+
+# Every channel this middleware creates is a BYOC ("custom") channel of its channel
+# integration. `chat` names DE's own live chat, which a BYOC integration does not provide,
+# so the web chat adapter is `custom` too and says `isLiveChat` instead.
+REAL_EXTERNAL_PLATFORM_ID = "custom"
+
+_CHANNEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+_MAX_NAME = 100
+
+
+def _silent(_line: str) -> None:
+    return None
+
+
+class ChannelIdTaken(InvalidInput):
+    """The channel id is mapped (or was once), or exists in CXone already."""
+
+    slug = "channel-exists"
+
+
+class ProvisioningError(ByocError):
+    """A step talking to CXone or the store failed; `step` names it.
+
+    `compensated` is None when nothing needed undoing, True when the DE channel created
+    before the failure was deleted again, False when that undo failed too (see `detail`).
+    """
+
+    slug = "provisioning-failed"
+
+    def __init__(self, detail: str, *, step: str, compensated: bool | None = None) -> None:
+        super().__init__(detail)
+        self.step = step
+        self.compensated = compensated
+
+
+@dataclass(frozen=True)
+class NewChannel:
+    """What `create_channel` needs; `id` and `secret` are generated when left out."""
+
+    name: str
+    integration_id: str
+    tenant_id: str = DEFAULT_TENANT_ID
+    adapter: str = "webhook"
+    webhook_url: str | None = None
+    owner_user_id: int | None = None
+    id: str | None = None
+    secret: str | None = None
+    # Web chat widget settings (`byoc.channels.webchat.config`), e.g. `allowed_origins`.
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProvisionedChannel:
+    channel: Channel
+    remote: DeChannel
+
+
+@dataclass(frozen=True)
+class DeletedChannel:
+    channel_id: str
+    remote_deleted: bool
+    local_deleted: bool
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """One row of `channel_overview`: the mapping, the DE channel, or both."""
+
+    id: str
+    local: Channel | None
+    remote: DeChannel | None
+
+
+def new_channel_id() -> str:
+    return new_id("chat")
+
+
+def is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def validate(request: NewChannel) -> dict[str, str]:
+    """Problems of `request`, by field name; empty when it can be provisioned."""
+    problems: dict[str, str] = {}
+    name = request.name.strip()
+    if not name:
+        problems["name"] = "is required"
+    elif len(name) > _MAX_NAME:
+        problems["name"] = f"is longer than {_MAX_NAME} characters"
+    elif any(ord(c) < 32 for c in name):
+        problems["name"] = "contains control characters"
+    if not request.integration_id.strip():
+        problems["integration_id"] = (
+            "is required: the Integration ID CXone shows for the BYOC integration "
+            "(BYOC_CXONE_CHANNEL_INTEGRATION_ID)"
+        )
+    if request.adapter not in ADAPTERS:
+        problems["adapter"] = "must be one of " + ", ".join(ADAPTERS)
+    elif request.adapter == "webhook":
+        if not request.webhook_url:
+            problems["webhook_url"] = "is required for the webhook adapter"
+        elif not is_http_url(request.webhook_url):
+            problems["webhook_url"] = "must be an http or https URL"
+    elif request.webhook_url:
+        problems["webhook_url"] = "is only for the webhook adapter"
+    if request.adapter == "webchat":
+        try:
+            parse_settings(request.settings)
+        except InvalidInput as exc:
+            problems["settings"] = exc.detail
+    elif request.settings:
+        problems["settings"] = "are only for the webchat adapter"
+    if request.id is not None and not _CHANNEL_ID.fullmatch(request.id):
+        problems["id"] = "must be letters, digits and _ . : - (at most 128)"
+    if request.owner_user_id is not None and request.owner_user_id <= 0:
+        problems["owner_user_id"] = "must be a positive number"
+    return problems
+
+
+def de_channel(channel_id: str, request: NewChannel) -> ChannelCreate:
+    """The `POST /channels` body for `request` (contract §3.7)."""
+    return ChannelCreate(
+        id=channel_id,
+        id_on_external_platform=channel_id,
+        channel_integration_id=request.integration_id.strip(),
+        name=request.name.strip(),
+        real_external_platform_id=REAL_EXTERNAL_PLATFORM_ID,
+        # Private: one customer's conversation, not public posts on a page.
+        is_private=True,
+        has_tree_structure=False,
+        is_live_chat=request.adapter == "webchat",
+        has_outbound_flow=True,
+        has_manual_outbound_flow=True,
+        has_ability_to_send_files=True,
+        owner_user_id=request.owner_user_id,
+    )
+
+
+async def _id_ever_used(conn: AsyncConnection, channel_id: str) -> bool:
+    # Deleted mappings count: their conversations still point at the id.
+    query = select(t.channels.c.id).where(t.channels.c.id == channel_id)
+    return (await conn.execute(query)).first() is not None
+
+
+async def _undo_remote(client: DeClient, channel_id: str, progress: Progress) -> str | None:
+    """Delete the DE channel again; None when it is gone, else why it could not be."""
+    progress(f"deleting DE channel {channel_id} again")
+    try:
+        await client.delete_channel(channel_id)
+    except CxoneNotFound:
+        progress(f"DE channel {channel_id} does not exist (nothing to undo)")
+        return None
+    except CxoneError as exc:
+        progress(f"could not delete DE channel {channel_id}: {exc}")
+        return str(exc)
+    progress(f"deleted DE channel {channel_id}")
+    return None
+
+
+async def create_channel(
+    db: Database, client: DeClient, request: NewChannel, *, progress: Progress = _silent
+) -> ProvisionedChannel:
+    """Create the DE channel and its local mapping, or neither (see the module docstring)."""
+    problems = validate(request)
+    if problems:
+        raise InvalidInput("; ".join(f"{key}: {text}" for key, text in problems.items()))
+    channel_id = request.id or new_channel_id()
+    channel = Channel(
+        id=channel_id,
+        tenant_id=request.tenant_id,
+        adapter=request.adapter,
+        name=request.name.strip(),
+        webhook_url=request.webhook_url or None,
+        secret=request.secret or secrets.token_urlsafe(32),
+        created_at=now_ms(),
+        settings=dict(request.settings),
+    )
+
+    progress(f"checking channel id {channel_id} in the local store")
+    async with db.read() as conn:
+        if await repo.get_tenant(conn, request.tenant_id) is None:
+            raise NotFound(f"no tenant {request.tenant_id!r}; add it with `byoc tenants add`")
+        if await _id_ever_used(conn, channel_id):
+            raise ChannelIdTaken(f"channel id {channel_id!r} is or was mapped here already")
+
+    progress(f"checking channel id {channel_id} in CXone")
+    try:
+        existing = await client.list_channels()
+    except CxoneError as exc:
+        raise ProvisioningError(f"could not list CXone channels: {exc}", step="check") from exc
+    if any(remote.id == channel_id for remote in existing):
+        raise ChannelIdTaken(
+            f"channel {channel_id!r} exists in CXone already; "
+            "map it with `byoc channels add` instead"
+        )
+
+    body = de_channel(channel_id, request)
+    progress(
+        f"creating DE channel {channel_id} (integration {body.channel_integration_id}"
+        + (f", owner {body.owner_user_id}" if body.owner_user_id is not None else "")
+        + ")"
+    )
+    try:
+        remote = await client.create_channel(body)
+    except CxoneRejected as exc:
+        raise ProvisioningError(
+            f"CXone refused the channel: {exc}; nothing was stored", step="cxone"
+        ) from exc
+    except CxoneError as exc:
+        # A timeout or 5xx may still have created it: the id was free, so delete it.
+        left = await _undo_remote(client, channel_id, progress)
+        detail = f"CXone did not confirm the channel: {exc}; nothing was stored"
+        if left is not None:
+            detail += f"; channel {channel_id!r} may exist in CXone ({left})"
+        raise ProvisioningError(detail, step="cxone", compensated=left is None) from exc
+    progress(f"created DE channel {channel_id}")
+
+    progress(f"storing the mapping of {channel_id} to tenant {request.tenant_id}")
+    try:
+        async with db.write() as conn:
+            if await _id_ever_used(conn, channel_id):
+                raise ChannelIdTaken(f"channel id {channel_id!r} was mapped meanwhile")
+            await repo.insert_channel(conn, channel)
+    except (StoreError, ByocError) as exc:
+        progress(f"storing the mapping failed: {exc}")
+        left = await _undo_remote(client, channel_id, progress)
+        if left is None:
+            detail = f"storing the mapping failed ({exc}); the DE channel was deleted again"
+        else:
+            detail = (
+                f"storing the mapping failed ({exc}) and DE channel {channel_id!r} is left in "
+                f"CXone ({left}); delete it with `byoc channels delete {channel_id} "
+                f"--tenant {request.tenant_id}`"
+            )
+        raise ProvisioningError(detail, step="store", compensated=left is None) from exc
+    progress(f"channel {channel_id} is ready")
+    return ProvisionedChannel(channel=channel, remote=remote)
+
+
+async def delete_channel(
+    db: Database,
+    client: DeClient,
+    channel_id: str,
+    *,
+    tenant_id: str | None = None,
+    progress: Progress = _silent,
+) -> DeletedChannel:
+    """Delete the DE channel, then soft-delete the mapping; `tenant_id` guards the mapping."""
+    async with db.read() as conn:
+        mapped = await repo.get_channel(conn, channel_id)
+    if mapped is not None and tenant_id is not None and mapped.tenant_id != tenant_id:
+        raise ChannelNotFound(f"channel {channel_id!r} does not belong to tenant {tenant_id!r}")
+
+    progress(f"deleting DE channel {channel_id}")
+    try:
+        await client.delete_channel(channel_id)
+        remote_deleted = True
+        progress(f"deleted DE channel {channel_id}")
+    except CxoneNotFound:
+        remote_deleted = False
+        progress(f"DE channel {channel_id} does not exist (already deleted)")
+    except CxoneError as exc:
+        raise ProvisioningError(
+            f"CXone did not delete the channel: {exc}; the mapping is kept, try again",
+            step="cxone",
+        ) from exc
+
+    local_deleted = False
+    if mapped is not None:
+        progress(f"removing the mapping of {channel_id}")
+        async with db.write() as conn:
+            local_deleted = await repo.delete_channel(conn, channel_id)
+    if not remote_deleted and not local_deleted:
+        raise ChannelNotFound(f"channel {channel_id!r} exists neither in CXone nor here")
+    progress(f"channel {channel_id} is deleted")
+    return DeletedChannel(channel_id, remote_deleted=remote_deleted, local_deleted=local_deleted)
+
+
+async def channel_overview(db: Database, client: DeClient, tenant_id: str) -> list[ChannelState]:
+    """The tenant's mapped channels side by side with the channels DE lists for it."""
+    async with db.read() as conn:
+        local = {c.id: c for c in await repo.list_channels(conn) if c.tenant_id == tenant_id}
+    remote = {c.id: c for c in await client.list_channels()}
+    return [
+        ChannelState(id=channel_id, local=local.get(channel_id), remote=remote.get(channel_id))
+        for channel_id in sorted(local.keys() | remote.keys())
+    ]

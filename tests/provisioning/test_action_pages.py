@@ -1,0 +1,353 @@
+"""The Action, Remove and Reconnect URL pages, end to end over loopback HTTP against the
+emulator: one-time tokens minted by the emulator, forms posted as a browser posts them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from byoc.app import create_app
+from byoc.provisioning.action_pages import FormClaims, FormTokens
+from byoc.settings import Settings
+from byoc.store import Database
+from byoc.store import repositories as repo
+from byoc.store.records import Channel
+from tests.byoc.harness import SIGNING_KEY, middleware_settings
+from tests.emulator_harness import Emulator
+from tests.provisioning.conftest import INTEGRATION_ID, register_integration
+from tests.servers import serve
+
+BACK_URL = "https://cxone.example.invalid/admin/byoc?tab=channels"
+
+
+@dataclass
+class Pages:
+    url: str
+    emulator: Emulator
+    settings: Settings
+    http: httpx.Client
+
+    def mint(self, user_id: int = 4242) -> dict[str, Any]:
+        response = self.emulator.admin.post("/emulator/one-time-tokens", json={"userId": user_id})
+        response.raise_for_status()
+        minted: dict[str, Any] = response.json()
+        return minted
+
+    def open_action(self, back_url: str = BACK_URL, **extra: Any) -> httpx.Response:
+        minted = self.mint()
+        params = {
+            "userId": minted["userId"],
+            "brandId": minted["brandId"],
+            "token": minted["token"],
+            "backUrl": back_url,
+            "apiHost": "https://attacker.example.invalid",
+            **extra,
+        }
+        return self.http.get("/integration/action", params=params)
+
+    def local_channel(self, channel_id: str) -> Channel | None:
+        async def read() -> Channel | None:
+            db = Database(self.settings.database_url)
+            try:
+                async with db.read() as conn:
+                    return await repo.get_channel(conn, channel_id)
+            finally:
+                await db.close()
+
+        # A thread of its own: the browser test calls this while Playwright's loop runs.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, read()).result()
+
+    def emulator_channels(self) -> dict[str, dict[str, Any]]:
+        return {c["id"]: c for c in self.emulator.admin.get("/emulator/channels").json()["data"]}
+
+
+def form_token(page: httpx.Response) -> str:
+    match = re.search(r'name=form_token value="([^"]+)"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def channel_id_of(page: httpx.Response) -> str:
+    match = re.search(r"Channel id: <code>([^<]+)</code>", page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+@contextmanager
+def start_pages(tmp_path: Path, emulator: Emulator, **overrides: Any) -> Iterator[Pages]:
+    settings = middleware_settings(tmp_path, emulator, **overrides)
+    with (
+        serve(create_app(settings)) as server,
+        httpx.Client(base_url=server.url, timeout=10, follow_redirects=False) as http,
+    ):
+        register_integration(emulator, actionUrl=server.url + "/integration/action")
+        yield Pages(server.url, emulator, settings, http)
+
+
+@pytest.fixture
+def pages(tmp_path: Path, emulator: Emulator) -> Iterator[Pages]:
+    with start_pages(tmp_path, emulator, cxone_channel_integration_id=INTEGRATION_ID) as running:
+        yield running
+
+
+def test_add_channel_end_to_end(pages: Pages) -> None:
+    page = pages.open_action()
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store"
+    assert "<script" not in page.text
+    verifications = pages.emulator.requests("/one-time-token/verification")
+    assert [v["status"] for v in verifications] == [200]
+    assert verifications[0]["requestBody"]["purpose"] == "channel-integration"
+    channel_id = channel_id_of(page)
+
+    created = pages.http.post(
+        "/integration/action",
+        data={
+            "form_token": form_token(page),
+            "name": "Shop chat",
+            "adapter": "webhook",
+            "webhook_url": "https://platform.example.invalid/byoc",
+        },
+    )
+    assert created.status_code == 303, created.text
+    assert created.headers["location"] == BACK_URL
+
+    remote = pages.emulator_channels()[channel_id]
+    assert remote["name"] == "Shop chat"
+    assert remote["channelIntegrationId"] == INTEGRATION_ID
+    assert remote["ownerUserId"] == 4242  # the admin who opened the page
+    local = pages.local_channel(channel_id)
+    assert local is not None
+    assert local.name == "Shop chat"
+    assert local.webhook_url == "https://platform.example.invalid/byoc"
+    assert local.tenant_id == "default"
+
+    # A second submit of the same form (a double click) creates nothing more.
+    again = pages.http.post(
+        "/integration/action",
+        data={"form_token": form_token(page), "name": "Shop chat", "adapter": "webhook"},
+    )
+    assert again.status_code == 303
+    assert len(pages.emulator.requests("/channels", method="POST")) == 1
+
+
+def test_a_used_one_time_token_is_refused(pages: Pages) -> None:
+    minted = pages.mint()
+    params = {"userId": minted["userId"], "brandId": minted["brandId"], "token": minted["token"]}
+    assert pages.http.get("/integration/action", params=params).status_code == 200
+    reused = pages.http.get("/integration/action", params=params)
+    assert reused.status_code == 401
+    assert "already used or has expired" in reused.text
+    assert "form_token" not in reused.text
+    wrong_user = pages.http.get(
+        "/integration/action", params={**pages.mint(), "userId": 1}
+    )  # another user's token
+    assert wrong_user.status_code == 401
+
+
+def test_a_forged_or_altered_form_token_is_refused(pages: Pages) -> None:
+    page = pages.open_action()
+    genuine = form_token(page)
+    forger = FormTokens("not-the-signing-key-" + "x" * 40)
+    forged = forger.issue(
+        FormClaims("default", 1001, 4242, INTEGRATION_ID, "chat_forged", BACK_URL)
+    )
+    version, body, signature = genuine.split(".")
+    altered = f"{version}.{body[:-2]}AA.{signature}"
+    for token in (forged, altered, "", "f1.x.y"):
+        refused = pages.http.post(
+            "/integration/action",
+            data={"form_token": token, "name": "Evil", "webhook_url": "https://e.invalid/h"},
+        )
+        assert refused.status_code == 403, token
+        assert "Form expired" in refused.text
+    expired = FormTokens(SIGNING_KEY, ttl_seconds=-1).issue(
+        FormClaims("default", 1001, 4242, INTEGRATION_ID, "chat_late", BACK_URL)
+    )
+    late = pages.http.post("/integration/action", data={"form_token": expired, "name": "Late"})
+    assert late.status_code == 403
+    assert pages.emulator.requests("/channels", method="POST") == []
+
+
+def test_unknown_brand_and_missing_parameters(pages: Pages) -> None:
+    minted = pages.mint()
+    unknown = pages.http.get(
+        "/integration/action",
+        params={"userId": minted["userId"], "brandId": 999999, "token": minted["token"]},
+    )
+    assert unknown.status_code == 404
+    assert "serves no CXone brand 999999" in unknown.text
+    assert pages.emulator.requests("/one-time-token/verification") == []
+    missing = pages.http.get("/integration/action", params={"brandId": 1001})
+    assert missing.status_code == 400
+
+
+def test_apihost_is_never_called(pages: Pages) -> None:
+    page = pages.open_action()
+    assert page.status_code == 200
+    # The token went to the tenant's configured API, the only host the request log covers.
+    assert len(pages.emulator.requests("/one-time-token/verification")) == 1
+
+
+def test_form_errors_are_shown_escaped_and_keep_the_input(pages: Pages) -> None:
+    page = pages.open_action()
+    token = form_token(page)
+    bad = pages.http.post(
+        "/integration/action",
+        data={
+            "form_token": token,
+            "name": '<script>alert("x")</script>',
+            "adapter": "webhook",
+            "webhook_url": "javascript:alert(1)",
+        },
+    )
+    assert bad.status_code == 422
+    assert "<script>alert" not in bad.text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in bad.text
+    assert "must be an http or https URL" in bad.text
+    assert pages.emulator.requests("/channels", method="POST") == []
+    # The same form, corrected, still works.
+    fixed = pages.http.post(
+        "/integration/action",
+        data={"form_token": token, "name": "Fixed", "adapter": "webchat",
+              "allowed_origins": "https://shop.example  https://www.shop.example"},
+    )  # fmt: skip
+    assert fixed.status_code == 303
+    local = pages.local_channel(channel_id_of(page))
+    assert local is not None
+    assert local.adapter == "webchat"
+    assert local.settings == {
+        "allowed_origins": ["https://shop.example", "https://www.shop.example"]
+    }
+
+
+def test_cxone_refusal_is_shown_and_stores_nothing(pages: Pages) -> None:
+    page = pages.open_action(channelIntegrationId="not-registered")
+    assert "not-registered" in page.text
+    refused = pages.http.post(
+        "/integration/action",
+        data={"form_token": form_token(page), "name": "X", "webhook_url": "https://p.invalid/h"},
+    )
+    assert refused.status_code == 502
+    assert "CXone refused the channel" in refused.text
+    assert pages.local_channel(channel_id_of(page)) is None
+    assert pages.emulator_channels() == {}
+
+
+@pytest.mark.parametrize("back_url", ["javascript:alert(document.domain)", ""])
+def test_a_back_url_that_is_not_http_is_never_a_link(pages: Pages, back_url: str) -> None:
+    page = pages.open_action(back_url=back_url)
+    done = pages.http.post(
+        "/integration/action",
+        data={"form_token": form_token(page), "name": "Safe", "webhook_url": "https://p.invalid/h"},
+    )
+    assert done.status_code == 200
+    assert "Channel created" in done.text
+    assert "href" not in done.text
+    assert "location" not in done.headers
+
+
+def test_without_an_integration_id_the_token_is_not_spent(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    with start_pages(tmp_path, emulator) as pages:
+        params = _fresh(pages)
+        page = pages.http.get("/integration/action", params=params)
+        assert page.status_code == 400
+        assert "BYOC_CXONE_CHANNEL_INTEGRATION_ID" in page.text
+        assert emulator.requests("/one-time-token/verification") == []
+        # The same link with the id in the Action URL works.
+        ok = pages.http.get(
+            "/integration/action", params={**params, "channelIntegrationId": INTEGRATION_ID}
+        )
+        assert ok.status_code == 200
+
+
+def _create(pages: Pages) -> str:
+    page = pages.open_action()
+    created = pages.http.post(
+        "/integration/action",
+        data={
+            "form_token": form_token(page),
+            "name": "To go",
+            "webhook_url": "https://p.invalid/h",
+        },
+    )
+    assert created.status_code == 303
+    return channel_id_of(page)
+
+
+def test_remove_deletes_both_sides(pages: Pages) -> None:
+    channel_id = _create(pages)
+    minted = pages.mint()
+    params = {
+        "channelId": channel_id,
+        "token": minted["token"],
+        "brandId": minted["brandId"],
+        "userId": minted["userId"],
+        "backUrl": BACK_URL,
+    }
+    removed = pages.http.get("/integration/remove", params=params)
+    assert removed.status_code == 303
+    assert removed.headers["location"] == BACK_URL
+    assert channel_id not in pages.emulator_channels()
+    assert pages.local_channel(channel_id) is None
+    # The one-time token is spent: the same link deletes nothing twice.
+    assert pages.http.get("/integration/remove", params=params).status_code == 401
+    unknown = pages.http.get(
+        "/integration/remove", params={**params, **_fresh(pages), "channelId": channel_id}
+    )
+    assert unknown.status_code == 404
+
+
+def _fresh(pages: Pages) -> dict[str, Any]:
+    minted = pages.mint()
+    return {"token": minted["token"], "brandId": minted["brandId"], "userId": minted["userId"]}
+
+
+def test_remove_needs_a_valid_token(pages: Pages) -> None:
+    channel_id = _create(pages)
+    forged = pages.http.get(
+        "/integration/remove",
+        params={"channelId": channel_id, "token": "guess", "brandId": 1001, "userId": 4242},
+    )
+    assert forged.status_code == 401
+    assert channel_id in pages.emulator_channels()
+    assert pages.local_channel(channel_id) is not None
+
+
+def test_reconnect_reverifies(pages: Pages) -> None:
+    channel_id = _create(pages)
+    ok = pages.http.get(
+        "/integration/reconnect", params={"channelId": channel_id, "backUrl": BACK_URL,
+                                           **_fresh(pages)}
+    )  # fmt: skip
+    assert ok.status_code == 303
+    with pages.emulator.api_client() as api:
+        api.delete(f"/channels/{channel_id}").raise_for_status()
+    missing = pages.http.get(
+        "/integration/reconnect", params={"channelId": channel_id, **_fresh(pages)}
+    )
+    assert missing.status_code == 409
+    assert "no longer has channel" in missing.text
+    unmapped = pages.http.get(
+        "/integration/reconnect", params={"channelId": "chat_other", **_fresh(pages)}
+    )
+    assert unmapped.status_code == 404
+    spent = pages.http.get(
+        "/integration/reconnect", params={"channelId": channel_id, "token": "x", "brandId": 1001,
+                                           "userId": 4242}
+    )  # fmt: skip
+    assert spent.status_code == 401
