@@ -184,7 +184,7 @@ button{cursor:pointer}
 .msg.me{align-items:flex-end}
 .who{display:flex;align-items:center;gap:8px;margin:0 0 4px;font-size:12.5px;font-weight:600;color:#4b5563}
 .cont .who{display:none}
-.av{flex:none;width:26px;height:26px;border-radius:50%;background:#dfe3ea;color:#374151;display:grid;place-items:center;font-size:12px;font-weight:700;overflow:hidden;object-fit:cover}
+.av{flex:none;width:26px;height:26px;border-radius:50%;background:color-mix(in srgb,var(--a) 16%,#fff);color:var(--a);display:grid;place-items:center;font-size:12px;font-weight:700;overflow:hidden;object-fit:cover}
 .bubble{max-width:82%;padding:9px 13px;border-radius:var(--r);background:#fff;border:1px solid #e7e9ee;white-space:pre-wrap;overflow-wrap:anywhere;word-break:break-word}
 .them .bubble{border-top-left-radius:6px;margin-left:34px}
 .them.cont .bubble{border-top-left-radius:var(--r)}

@@ -1,0 +1,537 @@
+"""The web chat widget end to end in Debian's chromium: widget ⇄ middleware ⇄ CXone emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    WebSocketRoute,
+    expect,
+    sync_playwright,
+)
+
+from tests.emulator_harness import Emulator
+from tests.webchat.harness import Webchat, running_webchat
+from tests.webchat.widget_page import (
+    CHROMIUM_ARGS,
+    Widget,
+    agent_reply,
+    contact,
+    inbound_texts,
+    open_widget,
+    tiny_png,
+    wait_until,
+)
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_PAGE = ROOT / "src" / "byoc" / "static" / "demo" / "watering-hole.html"
+WIDGET_JS = ROOT / "src" / "byoc" / "static" / "widget" / "v1" / "widget.js"
+
+NewPage = Callable[..., Page]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def webchat(tmp_path: Path, emulator: Emulator) -> Iterator[Webchat]:
+    # The harness prepares its store with asyncio.run(), which refuses to run on the thread
+    # where Playwright's sync API keeps its event loop: enter and leave it on a helper thread.
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        running = running_webchat(tmp_path, emulator)
+        yield helper.submit(running.__enter__).result()
+        helper.submit(running.__exit__, None, None, None).result()
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[NewPage]:
+    """Each call is a new customer: a fresh context has its own localStorage."""
+    contexts: list[BrowserContext] = []
+
+    def make(width: int = 1280, height: int = 800) -> Page:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+class SocketTap:
+    """Sits on the widget's WebSocket: records the widget's frames, can inject server frames,
+    and can hold new sockets (they open but reach no server) to play an unreachable server."""
+
+    def __init__(self, page: Page) -> None:
+        self.hold = False
+        self.sent: list[dict[str, Any]] = []
+        self.routes: list[WebSocketRoute] = []
+        page.route_web_socket(re.compile(r".*/webchat/v1/ws$"), self._route)
+
+    def _record(self, message: str | bytes) -> None:
+        self.sent.append(json.loads(message))
+
+    def _route(self, ws: WebSocketRoute) -> None:
+        self.routes.append(ws)
+        if self.hold:
+            ws.on_message(self._record)
+            return
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            self._record(message)
+            server.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(ws.send)
+
+    def inject(self, frame: dict[str, Any]) -> None:
+        self.routes[-1].send(json.dumps(frame))
+
+    def frames(self, frame_type: str) -> list[dict[str, Any]]:
+        return [f for f in self.sent if f.get("type") == frame_type]
+
+
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    # Committed screenshots are refreshed only on request, so a test run leaves the tree as is.
+    if os.environ.get("BYOC_UPDATE_SCREENSHOTS") == "1":
+        return ROOT / "docs" / name
+    return tmp_path / name
+
+
+def show_demo_page(page: Page, webchat: Webchat) -> Widget:
+    """Load "The Watering Hole" demo page at the host page's origin (the allowed one).
+
+    It is written into a page of that origin rather than routed: Chromium treats a routed
+    document as public, and a public page may not load scripts from a loopback server."""
+    html = (
+        DEMO_PAGE.read_text()
+        .replace("{{MIDDLEWARE}}", webchat.url)
+        .replace("{{CHANNEL}}", webchat.channel_id)
+    )
+    page.goto(webchat.page_origin + "/no-widget-here")
+    page.set_content(html)
+    return Widget(page).open().wait_connected()
+
+
+def emulator_message(webchat: Webchat, contact_id: str, message_id: str) -> dict[str, Any]:
+    for message in contact(webchat, contact_id)["messages"]:
+        if message["id"] == message_id:
+            found: dict[str, Any] = message
+            return found
+    raise AssertionError(f"no message {message_id} in contact {contact_id}")
+
+
+def test_widget_script_is_small_and_self_contained() -> None:
+    import gzip
+
+    source = WIDGET_JS.read_bytes()
+    assert len(gzip.compress(source, 9)) < 30 * 1024
+    text = source.decode()
+    assert "innerHTML = ICONS[" in text
+    assert text.count("innerHTML") == 1
+    assert not re.search(
+        r"(https?:)?//(?!www\.w3\.org)[a-z0-9.-]+\.[a-z]{2,}/", text.split("*/", 1)[1]
+    )
+
+
+def test_messages_typing_and_receipts_both_ways(webchat: Webchat, new_page: NewPage) -> None:
+    page = new_page()
+    widget = open_widget(page, webchat.page_url)
+    expect(widget.part("byoc-greeting")).to_contain_text("Hi! How can we help?")
+    expect(widget.input).to_be_focused()
+
+    widget.say("Hello from the widget")
+    contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
+    wait_until(lambda: inbound_texts(contact(webchat, contact_id)) == ["Hello from the widget"])
+    mine = widget.message("Hello from the widget")
+    expect(mine).to_have_attribute("data-sender", "customer")
+    expect(mine).to_have_attribute("data-status", re.compile(r"^(queued|sent|delivered|seen)$"))
+    expect(mine).to_have_attribute("data-id", re.compile(r"^msg_"))
+
+    # Typing, customer → agent: the emulator's contact shows it.
+    widget.input.press_sequentially("I am typ")
+    wait_until(lambda: contact(webchat, contact_id)["customerTyping"] is True, what="typing")
+    # Typing, agent → customer.
+    admin = webchat.emulator.admin
+    admin.post(f"/emulator/contacts/{contact_id}/typing", json={"typing": True})
+    expect(widget.part("byoc-typing")).to_be_visible()
+    admin.post(f"/emulator/contacts/{contact_id}/typing", json={"typing": False})
+    expect(widget.part("byoc-typing")).to_be_hidden()
+    widget.input.press_sequentially("ing")
+    widget.input.press("Enter")
+    wait_until(lambda: contact(webchat, contact_id)["customerTyping"] is False, what="typing off")
+
+    # An agent reply shows with the agent's name; being on screen, it is reported seen.
+    reply = agent_reply(webchat, contact_id, "Hi, I'm Sam. How can I help?")
+    shown = widget.message("How can I help?")
+    expect(shown).to_have_attribute("data-sender", "agent")
+    expect(shown).to_have_attribute("data-id", re.compile(r"^msg_"))
+    expect(shown.get_by_test_id("byoc-author")).to_have_text("Sam")
+    wait_until(
+        lambda: emulator_message(webchat, contact_id, reply["id"])["status"] == "seen",
+        what="seen reported to CXone",
+    )
+
+    # Minimised: unread badge and title; delivered but not seen until the panel opens.
+    widget.part("byoc-close").click()
+    expect(widget.part("byoc-launcher")).to_be_focused()
+    second = agent_reply(webchat, contact_id, "Are you still there?")
+    expect(widget.part("byoc-badge")).to_have_text("1")
+    expect(page).to_have_title("(1) The Watering Hole")
+    wait_until(
+        lambda: emulator_message(webchat, contact_id, second["id"])["status"] == "delivered",
+        what="delivered reported to CXone",
+    )
+    assert emulator_message(webchat, contact_id, second["id"])["status"] == "delivered"
+    widget.open()
+    expect(widget.part("byoc-badge")).to_be_hidden()
+    expect(page).to_have_title("The Watering Hole")
+    wait_until(lambda: emulator_message(webchat, contact_id, second["id"])["status"] == "seen")
+    assert len(set(widget.ids())) == widget.messages.count() == 4
+
+
+def test_attachments_both_ways(webchat: Webchat, new_page: NewPage) -> None:
+    page = new_page()
+    widget = open_widget(page, webchat.page_url)
+    png = tiny_png()
+    widget.part("byoc-file").set_input_files(
+        files=[{"name": "pixel.png", "mimeType": "image/png", "buffer": png}]
+    )
+    contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
+
+    def uploaded() -> str | None:
+        for message in contact(webchat, contact_id)["messages"]:
+            for attachment in message.get("attachments") or []:
+                return str(attachment["url"])
+        return None
+
+    url = wait_until(uploaded, what="the attachment in CXone")
+    fetched = httpx.get(url, timeout=10)
+    assert fetched.status_code == 200
+    assert fetched.content == png
+    mine = widget.messages.filter(has=page.locator("img")).first
+    expect(mine).to_have_attribute("data-sender", "customer")
+
+    agent_reply(
+        webchat,
+        contact_id,
+        "Here you go",
+        attachments=[
+            {"url": url, "friendlyName": "photo.png"},
+            {"url": "http://127.0.0.1:9/terms.pdf", "friendlyName": "terms.pdf"},
+            {"url": "javascript:alert(1)", "friendlyName": "evil.pdf"},
+        ],
+    )
+    shown = widget.message("Here you go")
+    image = shown.locator("img[alt='photo.png']")
+    expect(image).to_be_visible()
+    wait_until(lambda: image.evaluate("i => i.complete && i.naturalWidth") == 2, what="image")
+    expect(shown.get_by_role("link", name="terms.pdf")).to_have_attribute(
+        "href", "http://127.0.0.1:9/terms.pdf"
+    )
+    expect(shown).to_contain_text("evil.pdf")
+    expect(shown.locator("a[href^='javascript']")).to_have_count(0)
+
+
+def test_reload_and_lost_socket_lose_nothing_and_duplicate_nothing(
+    webchat: Webchat, new_page: NewPage
+) -> None:
+    page = new_page()
+    tap = SocketTap(page)
+    widget = open_widget(page, webchat.page_url)
+    widget.say("First")
+    widget.say("Second")
+    contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
+    agent_reply(webchat, contact_id, "Reply one")
+    agent_reply(webchat, contact_id, "Reply two")
+    expect(widget.messages).to_have_count(4)
+    widget.wait_settled()
+    before = widget.ids()
+
+    # Reload with the server unreachable: the transcript comes from the widget's own cache.
+    tap.hold = True
+    page.reload()
+    expect(widget.messages).to_have_count(4)
+    assert widget.ids() == before
+    assert widget.state()["connected"] is False
+    # Meanwhile the agent writes and the customer types.
+    agent_reply(webchat, contact_id, "Written while you were away")
+    widget.open()
+    widget.say("Typed while offline")
+    expect(widget.message("Typed while offline")).to_have_attribute("data-status", "sending")
+
+    # The server is reachable again: the widget reconnects and resumes from its last seq.
+    tap.hold = False
+    tap.routes[-1].close()
+    widget.wait_connected()
+    expect(widget.message("Written while you were away")).to_have_count(1)
+    widget.wait_settled()
+    hello = tap.frames("hello")[-1]
+    assert hello["afterSeq"] >= 3
+    assert hello["threadId"] == widget.thread_id()
+    page.reload()
+    widget.wait_connected()
+    expect(widget.messages).to_have_count(6)
+    ids = widget.ids()
+    assert len(set(ids)) == 6
+    assert ids[:4] == before
+    wait_until(
+        lambda: (
+            inbound_texts(contact(webchat, contact_id))
+            == ["First", "Second", "Typed while offline"]
+        )
+    )
+
+
+def test_server_restart_while_the_page_is_open(webchat: Webchat, new_page: NewPage) -> None:
+    page = new_page()
+    widget = open_widget(page, webchat.page_url)
+    widget.say("Before the restart")
+    contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
+    widget.wait_settled()
+
+    webchat.stack.stop()
+    expect(widget.part("byoc-status")).to_have_text("Reconnecting…")
+    widget.say("Typed during the outage")
+    expect(widget.message("Typed during the outage")).to_have_attribute("data-status", "sending")
+    webchat.stack.start()
+    agent_reply(webchat, contact_id, "Sent while your socket was down")
+    expect(widget.message("Sent while your socket was down")).to_have_count(1)
+    widget.wait_settled()
+
+    webchat.restart()
+    widget.wait_connected()
+    widget.say("After the restart")
+    wait_until(
+        lambda: (
+            inbound_texts(contact(webchat, contact_id))
+            == ["Before the restart", "Typed during the outage", "After the restart"]
+        ),
+        timeout=15,
+    )
+    widget.wait_settled()
+    ids = widget.ids()
+    assert len(ids) == len(set(ids)) == 4
+
+
+def test_html_from_either_side_renders_as_text(webchat: Webchat, new_page: NewPage) -> None:
+    page = new_page()
+    widget = open_widget(page, webchat.page_url)
+    attack = '<img src=x onerror="window.__pwned=1"><b>bold</b>'
+    widget.say(attack)
+    contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
+    wait_until(lambda: inbound_texts(contact(webchat, contact_id)) == [attack])
+    agent_reply(
+        webchat,
+        contact_id,
+        '<script>window.__pwned=2</script><img src=x onerror="window.__pwned=3"> '
+        "see https://example.com/help?a=1 not javascript:alert(1)",
+        agent={"firstName": "<i>Eve</i>"},
+    )
+    theirs = widget.messages.filter(has_text="window.__pwned=2")
+    expect(theirs).to_have_count(1)
+    expect(widget.message("onerror")).to_have_count(2)
+    expect(widget.messages.locator(".bubble").first).to_have_text(attack)
+    expect(theirs.get_by_test_id("byoc-author")).to_have_text("<i>Eve</i>")
+    expect(widget.messages.locator("img, b, i, script")).to_have_count(0)
+    links = theirs.get_by_role("link")
+    expect(links).to_have_count(1)
+    expect(links).to_have_attribute("href", "https://example.com/help?a=1")
+    assert page.evaluate("() => window.__pwned") is None
+
+
+def test_a_second_customer_cannot_read_or_post_into_the_first(
+    webchat: Webchat, new_page: NewPage
+) -> None:
+    first = open_widget(new_page(), webchat.page_url)
+    first.say("My secret order is 1234")
+    first_thread = first.thread_id()
+    first_contact = webchat.contact_for_thread(first_thread)["id"]
+
+    # The second customer even claims the first one's thread in its storage.
+    page = new_page()
+    key = f"byoc:{webchat.channel_id}:anon:state"
+    claimed = json.dumps({"threadId": first_thread})
+    page.add_init_script(f"localStorage.setItem({json.dumps(key)}, {json.dumps(claimed)})")
+    second = open_widget(page, webchat.page_url)
+    second.say("Hello, I am someone else")
+    second_thread = second.thread_id()
+    assert second_thread != first_thread
+    second_contact = webchat.contact_for_thread(second_thread)["id"]
+    assert second_contact != first_contact
+    wait_until(
+        lambda: inbound_texts(contact(webchat, second_contact)) == ["Hello, I am someone else"]
+    )
+    expect(second.messages).to_have_count(1)
+    expect(page.get_by_text("secret order")).to_have_count(0)
+    assert inbound_texts(contact(webchat, first_contact)) == ["My secret order is 1234"]
+    expect(first.messages).to_have_count(1)
+
+    # A verified identity with a forged signature is refused, visibly.
+    forged = new_page()
+    forged.goto(f"{webchat.page_url}?userId=u-42&signature={'0' * 64}")
+    widget = Widget(forged).open()
+    expect(widget.part("byoc-error")).to_contain_text("verify")
+    expect(widget.input).to_be_disabled()
+    # The same user with the right signature chats normally.
+    signed = new_page()
+    signature = webchat.signature_for("u-42")
+    verified = open_widget(signed, f"{webchat.page_url}?userId=u-42&signature={signature}&name=Ada")
+    verified.say("Verified hello")
+    verified_contact = webchat.contact_for_thread(verified.thread_id())["id"]
+    wait_until(lambda: inbound_texts(contact(webchat, verified_contact)) == ["Verified hello"])
+
+
+def test_too_long_and_rate_limited_messages_show_errors(
+    webchat: Webchat, new_page: NewPage
+) -> None:
+    widget = open_widget(new_page(), webchat.page_url)
+    error = widget.part("byoc-error")
+    widget.say("x" * 2001)
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("too long")
+    expect(error).to_have_attribute("role", "alert")
+    expect(widget.input).to_have_value("x" * 2001)
+    expect(widget.messages).to_have_count(0)
+
+    for n in range(10):
+        widget.say(f"quick {n}")
+    expect(error).to_contain_text("too quickly")
+    widget.wait_settled()
+    failed = widget.page.locator("[data-testid=byoc-message][data-status=failed]")
+    refused = failed.count()
+    assert refused >= 1
+    contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
+    wait_until(lambda: len(inbound_texts(contact(webchat, contact_id))) == 10 - refused)
+    time.sleep(1.5)  # the bucket refills
+    failed.first.get_by_test_id("byoc-retry").click()
+    expect(failed).to_have_count(refused - 1)
+    wait_until(lambda: len(inbound_texts(contact(webchat, contact_id))) == 11 - refused)
+
+
+def test_keyboard_only(webchat: Webchat, new_page: NewPage) -> None:
+    page = new_page()
+    page.goto(webchat.page_url)
+    widget = Widget(page)
+    launcher = widget.part("byoc-launcher")
+    expect(launcher).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(launcher).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(widget.part("byoc-panel")).to_be_visible()
+    expect(widget.input).to_be_focused()
+    widget.wait_connected()
+    page.keyboard.type("Line one")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("Line two")
+    page.keyboard.press("Enter")
+    expect(widget.message("Line one")).to_have_count(1)
+    contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
+    wait_until(lambda: inbound_texts(contact(webchat, contact_id)) == ["Line one\nLine two"])
+    page.keyboard.press("Escape")
+    expect(widget.part("byoc-panel")).to_be_hidden()
+    expect(launcher).to_be_focused()
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    expect(widget.part("byoc-live")).to_have_attribute("aria-live", "polite")
+
+
+def test_idle_countdown_end_and_new_conversation(webchat: Webchat, new_page: NewPage) -> None:
+    page = new_page()
+    tap = SocketTap(page)
+    widget = open_widget(page, webchat.page_url)
+    widget.say("Hi")
+    thread_id = widget.thread_id()
+
+    tap.inject({"type": "ping"})
+    wait_until(lambda: tap.frames("pong"), what="pong", page=page)
+    deadline = int(time.time() * 1000) + 90_000
+    tap.inject({"type": "idle_warning", "deadline": deadline, "text": "Still there?"})
+    idle = widget.part("byoc-idle")
+    expect(idle).to_be_visible()
+    expect(idle).to_contain_text("Still there?")
+    expect(widget.part("byoc-idle-countdown")).to_have_text(re.compile(r"^1:(29|30)$"))
+    widget.part("byoc-still-here").click()
+    wait_until(lambda: tap.frames("still_here"), what="still_here sent", page=page)
+    tap.inject({"type": "idle_cleared"})
+    expect(idle).to_be_hidden()
+
+    tap.inject({"type": "ended", "threadId": thread_id, "reason": "closed"})
+    expect(widget.part("byoc-ended")).to_contain_text("This conversation has ended")
+    expect(widget.input).to_be_disabled()
+    widget.part("byoc-new-conversation").click()
+    wait_until(lambda: tap.frames("new_conversation"), what="new_conversation sent", page=page)
+    expect(widget.part("byoc-ended")).to_be_hidden()
+    expect(widget.input).to_be_enabled()
+    expect(widget.messages).to_have_count(0)
+
+
+def test_phone_width_panel_is_full_width(webchat: Webchat, new_page: NewPage) -> None:
+    page = new_page(360, 740)
+    widget = open_widget(page, webchat.page_url)
+    box = widget.part("byoc-panel").bounding_box()
+    assert box is not None
+    assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, 360, 740)
+    for part in ("byoc-input", "byoc-send", "byoc-attach", "byoc-close"):
+        inside = widget.part(part).bounding_box()
+        assert inside is not None
+        assert inside["x"] >= 0, part
+        assert inside["x"] + inside["width"] <= 360, part
+    widget.say("Hello from my phone")
+    expect(widget.message("Hello from my phone")).to_have_count(1)
+
+
+def test_screenshots_desktop_and_phone(webchat: Webchat, new_page: NewPage, tmp_path: Path) -> None:
+    page = new_page(1280, 800)
+    widget = show_demo_page(page, webchat)
+    widget.say("Hi! My profile picture upload keeps spinning forever.")
+    contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
+    agent_reply(webchat, contact_id, "Sorry about that! Which browser are you using?")
+    expect(widget.messages).to_have_count(2)
+    widget.say("Chrome, on my laptop.")
+    widget.wait_settled()
+    agent_reply(
+        webchat, contact_id, "Thanks! We fixed a bug there this morning. Could you try once more?"
+    )
+    expect(widget.messages).to_have_count(4)
+    widget.wait_settled()
+    typing = f"/emulator/contacts/{contact_id}/typing"
+    webchat.emulator.admin.post(typing, json={"typing": True})
+    expect(widget.part("byoc-typing")).to_be_visible()
+    widget.input.fill("It works now, thank you!")
+    widget.input.blur()
+    page.mouse.move(0, 0)
+    page.screenshot(
+        path=str(screenshot_path("widget-desktop.png", tmp_path)), animations="disabled"
+    )
+
+    page.set_viewport_size({"width": 360, "height": 740})
+    widget = show_demo_page(page, webchat)
+    expect(widget.messages).to_have_count(4)
+    widget.input.fill("It works now, thank you!")
+    widget.input.blur()
+    page.screenshot(path=str(screenshot_path("widget-phone.png", tmp_path)), animations="disabled")
+    webchat.emulator.admin.post(typing, json={"typing": False})
