@@ -6,21 +6,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 
 from byoc import __version__
+from byoc.admin.router import router as admin_router
 from byoc.api import problems
 from byoc.api.limits import BodyLimitMiddleware
 from byoc.box.credentials import ActiveClients, TokenIssuer
 from byoc.box.router import router as box_router
+from byoc.bus import LocalBus
 from byoc.channels.platform_api import router as platform_router
+from byoc.channels.webchat.adapter import WebchatAdapter
+from byoc.channels.webchat.attachments import MAX_UPLOAD_BYTES
+from byoc.channels.webchat.attachments import router as attachments_router
+from byoc.channels.webchat.socket import router as widget_socket_router
 from byoc.channels.webhook import WebhookAdapter
+from byoc.conversations.lifecycle import LifecycleLoops, LifecyclePolicy
 from byoc.conversations.service import ConversationService
 from byoc.delivery import Deliveries
 from byoc.ids import new_id
@@ -39,6 +49,9 @@ from byoc.store.migrations import current_version, latest_version, upgrade
 from byoc.tenancy import TenantClients, default_tenant
 
 log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+UPLOAD_PATH = re.compile(r"^/webchat/v1/channels/[^/]+/attachments$")
 
 
 async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
@@ -59,8 +72,25 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
     tenants = TenantClients(
         db, http, timeout=settings.cxone_timeout_seconds, observer=metrics.observe_cxone_call
     )
+    bus = LocalBus()
+    policy = LifecyclePolicy.from_settings(settings)
+    wake_worker: list[Callable[[], None]] = []  # filled once the worker exists
+
+    def wake() -> None:
+        for callback in wake_worker:
+            callback()
+
+    lifecycle = LifecycleLoops(db, tenants, policy, settings, wake)
     deliveries = Deliveries(
-        db, tenants, {"webhook": WebhookAdapter(http, timeout=settings.webhook_timeout_seconds)}
+        db,
+        tenants,
+        {
+            "webhook": WebhookAdapter(http, timeout=settings.webhook_timeout_seconds),
+            "webchat": WebchatAdapter(bus),
+        },
+        bus,
+        lifecycle,
+        end_check_min_interval_ms=int(settings.end_check_min_interval_seconds * 1000),
     )
     worker = OutboxWorker(
         db,
@@ -76,6 +106,7 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
         lease_seconds=settings.outbox_lease_seconds,
         dead_letter_hooks=deliveries.dead_letter_hooks(),
     )
+    wake_worker.append(worker.wake)
 
     async def load_active_clients() -> set[str]:
         async with db.read() as conn:
@@ -96,7 +127,8 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
         db=db,
         http=http,
         tenants=tenants,
-        conversations=ConversationService(db, on_enqueued=worker.wake),
+        conversations=ConversationService(db, policy, on_enqueued=worker.wake),
+        lifecycle=lifecycle,
         worker=worker,
         token_issuer=TokenIssuer(
             settings.token_signing_key.get_secret_value(), settings.token_ttl_seconds
@@ -104,6 +136,7 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
         active_clients=ActiveClients(load_active_clients),
         metrics=metrics,
         cxone_readiness=CachedVerdict(timeout_seconds=min(3.0, settings.cxone_timeout_seconds)),
+        bus=bus,
     )
 
 
@@ -116,13 +149,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = await build_runtime(settings, metrics)
         app.state.runtime = runtime
         worker_task = asyncio.create_task(runtime.worker.run(), name="outbox-worker")
+        lifecycle_task = asyncio.create_task(runtime.lifecycle.run(), name="lifecycle")
         try:
             yield
         finally:
+            runtime.lifecycle.stop()
             await runtime.worker.stop()
             worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker_task
+            lifecycle_task.cancel()
+            for task in (worker_task, lifecycle_task):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await runtime.http.aclose()
             await runtime.db.close()
 
@@ -133,11 +170,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        larger_for=((UPLOAD_PATH, MAX_UPLOAD_BYTES),),
+    )
     # Outermost of ours: every answer, a 413 included, is timed and carries a request id.
     app.add_middleware(RequestTelemetryMiddleware, metrics=metrics)
     app.include_router(box_router)
+    app.include_router(admin_router)
     app.include_router(platform_router)
+    app.include_router(widget_socket_router)
+    app.include_router(attachments_router)
+    app.mount("/widget", StaticFiles(directory=STATIC_DIR / "widget"), name="widget")
     app.include_router(action_pages_router)
     app.include_router(health_router)
     return app

@@ -9,11 +9,14 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
 from byoc import __version__
 from byoc.box.credentials import hash_secret, new_client_credentials
+from byoc.channels.webchat.config import parse_settings
+from byoc.errors import InvalidInput
 from byoc.outbox import queue
 from byoc.provisioning import commands as provisioning
 from byoc.settings import PlaceholderSecretError, Settings
@@ -188,8 +191,23 @@ def cmd_tenants_list(settings: Settings, _args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def _channel_settings(args: argparse.Namespace) -> dict[str, Any]:
+    if args.adapter != "webchat":
+        return {}
+    raw: dict[str, Any] = json.loads(args.settings) if args.settings else {}
+    if args.allowed_origin:
+        raw["allowed_origins"] = args.allowed_origin
+    parse_settings(raw)  # refuse what the widget could not use, before anything is stored
+    return raw
+
+
 def cmd_channels_add(settings: Settings, args: argparse.Namespace) -> int:
     secret = args.secret or secrets.token_urlsafe(32)
+    try:
+        channel_settings = _channel_settings(args)
+    except (ValueError, InvalidInput) as exc:
+        print(f"byoc: {exc}", file=sys.stderr)
+        return 2
 
     async def work(db: Database) -> int:
         async with db.write() as conn:
@@ -209,6 +227,7 @@ def cmd_channels_add(settings: Settings, args: argparse.Namespace) -> int:
                     webhook_url=args.webhook_url,
                     secret=secret,
                     created_at=int(datetime.now(tz=UTC).timestamp() * 1000),
+                    settings=channel_settings,
                 ),
             )
         if args.json:
@@ -268,6 +287,49 @@ def cmd_demo(_settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(run_demo(ports, Path(args.data_dir), once=args.once))
     except KeyboardInterrupt:
         return 0
+
+
+def cmd_outbound_send(settings: Settings, args: argparse.Namespace) -> int:
+    from byoc.conversations.lifecycle import LifecyclePolicy
+    from byoc.conversations.service import ConversationService
+    from byoc.errors import ByocError
+
+    async def work(db: Database) -> int:
+        service = ConversationService(db, LifecyclePolicy.from_settings(settings))
+        author = {"firstName": args.author} if args.author else None
+        try:
+            delivered = await service.open_business_outbound(
+                args.channel, args.customer, args.text, author
+            )
+        except ByocError as exc:
+            print(f"byoc: {exc.detail}", file=sys.stderr)
+            return 1
+        thread = delivered.conversation.id
+        print(f"thread {thread} opened for customer {delivered.customer.id}; message queued")
+        deadline = asyncio.get_running_loop().time() + args.wait
+        while args.wait > 0:
+            async with db.read() as conn:
+                rows = [
+                    r
+                    for r in await queue.list_rows(conn, state=None, limit=10_000)
+                    if r.lane.endswith(thread) and r.kind in ("cxone.outbound", "platform.message")
+                ]
+            if not rows:
+                print("delivered to CXone and to the customer's platform")
+                return 0
+            if any(r.state == "dead" for r in rows):
+                print("delivery failed; see `byoc outbox list --state dead`", file=sys.stderr)
+                return 1
+            if asyncio.get_running_loop().time() > deadline:
+                print(
+                    "still queued: a running `byoc serve` delivers it "
+                    f"({', '.join(sorted({r.kind for r in rows}))})"
+                )
+                return 0
+            await asyncio.sleep(0.2)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
 
 
 # --- parser ------------------------------------------------------------------------------------
@@ -351,13 +413,22 @@ def build_parser() -> argparse.ArgumentParser:
     tdisc.add_argument("--discovery-url", help="default: BYOC_CXONE_DISCOVERY_URL")
     tdisc.add_argument("--json", action="store_true")
 
-
     channels = sub.add_parser("channels", help="channels and the platforms behind them")
     chsub = channels.add_subparsers(dest="channels_command", required=True)
     chadd = add(chsub, "add", cmd_channels_add, "map an existing CXone channel to a platform")
     chadd.add_argument("--id", required=True, help="the CXone channel id, e.g. chat_1234")
     chadd.add_argument("--tenant", default="default")
-    chadd.add_argument("--adapter", default="webhook", choices=["webhook"])
+    chadd.add_argument("--adapter", default="webhook", choices=["webhook", "webchat"])
+    chadd.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        help="webchat: an origin whose pages may open the widget (repeatable; '*' for any)",
+    )
+    chadd.add_argument(
+        "--settings",
+        help='webchat: JSON widget settings, e.g. \'{"title": "Help", "color": "#114477"}\'',
+    )
     chadd.add_argument("--name")
     chadd.add_argument("--webhook-url", help="where agent messages are POSTed (webhook adapter)")
     chadd.add_argument("--secret", help="platform signing secret (default: generated)")
@@ -406,6 +477,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup = add(sub, "setup", provisioning.cmd_setup, "what to enter in CXone for this service")
     setup.add_argument("--json", action="store_true")
+
+    outbound = sub.add_parser("outbound", help="business-initiated conversations")
+    obsub = outbound.add_subparsers(dest="outbound_command", required=True)
+    send = add(obsub, "send", cmd_outbound_send, "open a new thread with a customer (DE outbound)")
+    send.add_argument("--channel", required=True, help="channel id")
+    send.add_argument("--customer", required=True, help="the platform's user id, or cus_…")
+    send.add_argument("--text", required=True)
+    send.add_argument("--author", help="sender name shown to the customer")
+    send.add_argument(
+        "--wait", type=float, default=10.0, help="seconds to wait for delivery (default 10; 0: no)"
+    )
 
     outbox = sub.add_parser("outbox", help="deliveries waiting, retrying or dead-lettered")
     osub = outbox.add_subparsers(dest="outbox_command", required=True)

@@ -15,11 +15,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from byoc.bus import LocalBus
 from byoc.channels.adapter import ChannelAdapter
+from byoc.conversations import lifecycle
 from byoc.conversations import service as kinds
+from byoc.conversations.lifecycle import LifecycleLoops
 from byoc.cxone import (
     Attachment,
     CreateMessage,
+    CreateMessageResponse,
     CustomFieldValue,
     CxoneAuthError,
     CxoneConflict,
@@ -28,6 +32,8 @@ from byoc.cxone import (
     CxoneUnavailable,
     EndUserIdentity,
     MessageContent,
+    OutboundMessage,
+    Recipient,
     ThreadRef,
     iso_millis,
 )
@@ -75,11 +81,21 @@ class Loaded:
 
 class Deliveries:
     def __init__(
-        self, db: Database, tenants: TenantClients, adapters: Mapping[str, ChannelAdapter]
+        self,
+        db: Database,
+        tenants: TenantClients,
+        adapters: Mapping[str, ChannelAdapter],
+        bus: LocalBus,
+        lifecycle: LifecycleLoops,
+        *,
+        end_check_min_interval_ms: int = 2000,
     ) -> None:
         self._db = db
         self._tenants = tenants
         self._adapters = adapters
+        self._bus = bus
+        self._lifecycle = lifecycle
+        self._end_check_min_interval_ms = end_check_min_interval_ms
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -89,6 +105,10 @@ class Deliveries:
             kinds.PLATFORM_MESSAGE: self.platform_message,
             kinds.PLATFORM_TYPING: self.platform_typing,
             kinds.PLATFORM_ENDED: self.platform_ended,
+            kinds.CXONE_OUTBOUND: self.business_outbound,
+            lifecycle.CXONE_SYSTEM_MESSAGE: self.system_message,
+            lifecycle.CXONE_END_CONTACT: self.end_contact,
+            lifecycle.PLATFORM_IDLE: self.platform_idle,
         }
 
     def dead_letter_hooks(self) -> dict[str, DeadLetterHook]:
@@ -104,6 +124,15 @@ class Deliveries:
         message = loaded.message
         assert message is not None
         customer = loaded.customer
+        if await self._ended_in_cxone(loaded.conversation):
+            # The agent closed the conversation: forwarding would open a new case behind the
+            # agent's back. The customer is told the conversation is over instead.
+            async with self._db.write() as conn:
+                await repo.set_message_status(conn, message.id, "refused")
+            self._bus.publish(
+                customer.id, {"kind": "status", "messageId": message.id, "status": "refused"}
+            )
+            return
         body = CreateMessage(
             id_on_external_platform=message.id,
             thread=ThreadRef(id_on_external_platform=loaded.conversation.id),
@@ -131,6 +160,9 @@ class Deliveries:
             if de_thread and loaded.conversation.de_thread_id is None:
                 updates["de_thread_id"] = de_thread
             await repo.update_conversation(conn, loaded.conversation.id, **updates)
+        self._bus.publish(
+            customer.id, {"kind": "status", "messageId": message.id, "status": "sent"}
+        )
 
     async def message_status(self, row: OutboxRow) -> None:
         loaded = await self._load(message_id=str(row.payload["message_id"]))
@@ -159,6 +191,78 @@ class Deliveries:
         except PermanentFailure as exc:
             log.info("typing indicator refused by CXone, dropped: %s", exc)
 
+    async def _ended_in_cxone(self, conversation: Conversation) -> bool:
+        if not conversation.is_open:
+            return True
+        checked = conversation.de_checked_at or 0
+        if (
+            conversation.de_contact_id is None
+            or now_ms() - checked < self._end_check_min_interval_ms
+        ):
+            return False
+        async with cxone_call(f"contact status of {conversation.id}"):
+            return await self._lifecycle.refresh_from_cxone(conversation)
+        return False  # unreachable: cxone_call re-raises every failure as a delivery error
+
+    async def system_message(self, row: OutboxRow) -> None:
+        """A message from the middleware (idle warning, closing note), so the agent sees it."""
+        await self._send_outbound(row, what="system message")
+
+    async def business_outbound(self, row: OutboxRow) -> None:
+        """A business-initiated message on a new thread (contract §3.5)."""
+        response = await self._send_outbound(row, what="outbound")
+        if response is None:
+            return
+        loaded = await self._load(message_id=str(row.payload["message_id"]))
+        async with self._db.write() as conn:
+            updates: dict[str, object] = {"de_contact_id": response.consumer_contact.id}
+            de_thread = response.consumer_contact.thread_id or response.message.thread_id
+            if de_thread and loaded.conversation.de_thread_id is None:
+                updates["de_thread_id"] = de_thread
+            await repo.update_conversation(conn, loaded.conversation.id, **updates)
+
+    async def _send_outbound(self, row: OutboxRow, *, what: str) -> CreateMessageResponse | None:
+        loaded = await self._load(message_id=str(row.payload["message_id"]))
+        message = loaded.message
+        assert message is not None
+        body = OutboundMessage(
+            id_on_external_platform=message.id,
+            thread=ThreadRef(id_on_external_platform=loaded.conversation.id),
+            message_content=MessageContent.model_validate(message.content),
+            recipients=[
+                Recipient(
+                    id_on_external_platform=loaded.customer.id,
+                    name=loaded.customer.first_name,
+                    is_primary=True,
+                    is_private=False,
+                )
+            ],
+        )
+        de = await self._tenants.for_tenant(loaded.channel.tenant_id)
+        async with cxone_call(f"{what} {message.id}", conflict_is_success=True):
+            return await de.send_outbound(loaded.channel.id, body)
+        return None  # a conflict: CXone holds this message already
+
+    async def end_contact(self, row: OutboxRow) -> None:
+        """End the interaction in CXone (contract §3.6) the way the deployment chose."""
+        loaded = await self._load(conversation_id=str(row.payload["conversation_id"]))
+        contact_id = loaded.conversation.de_contact_id
+        if contact_id is None:
+            return
+        de = await self._tenants.for_tenant(loaded.channel.tenant_id)
+        action = str(row.payload["action"])
+        async with cxone_call(f"end contact {contact_id} ({action})"):
+            if action == "abandon":
+                await de.abandon_contact(contact_id, "expired")
+            elif action == "thread":
+                await de.update_thread(
+                    loaded.channel.id, loaded.conversation.id, can_add_more_messages=False
+                )
+            else:
+                await de.set_contact_status(
+                    contact_id, "resolved" if action == "resolve" else "closed"
+                )
+
     # --- towards the platform ------------------------------------------------------------------
 
     async def platform_message(self, row: OutboxRow) -> None:
@@ -176,6 +280,17 @@ class Deliveries:
         loaded = await self._load(conversation_id=str(row.payload["conversation_id"]))
         await self._adapter(loaded.channel).deliver_typing(
             loaded.channel, loaded.conversation, loaded.customer, bool(row.payload["typing"])
+        )
+
+    async def platform_idle(self, row: OutboxRow) -> None:
+        loaded = await self._load(conversation_id=str(row.payload["conversation_id"]))
+        deadline = row.payload.get("deadline")
+        await self._adapter(loaded.channel).idle_changed(
+            loaded.channel,
+            loaded.conversation,
+            loaded.customer,
+            warning=bool(row.payload["warning"]),
+            deadline=int(deadline) if deadline is not None else None,
         )
 
     async def platform_ended(self, row: OutboxRow) -> None:

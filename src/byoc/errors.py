@@ -2,7 +2,9 @@
 
     ByocError
     ├── InvalidInput          the request is well-formed but cannot be acted on
-    │   └── RecipientRejected an outbound recipient the platform does not know
+    │   ├── RecipientRejected an outbound recipient the platform does not know
+    │   ├── TooLarge          an upload over the channel's limit
+    │   └── UnsupportedType   an upload of a type the channel does not accept
     ├── NotFound              a channel, conversation, message or customer that does not exist
     ├── ConversationEnded     a message to a conversation that is over
     ├── Unauthenticated       a missing, expired or forged credential
@@ -35,6 +37,14 @@ class RecipientRejected(InvalidInput):
         self.recipient_id = recipient_id
 
 
+class TooLarge(InvalidInput):
+    slug = "payload-too-large"
+
+
+class UnsupportedType(InvalidInput):
+    slug = "unsupported-media-type"
+
+
 class NotFound(ByocError):
     slug = "not-found"
 
@@ -45,6 +55,10 @@ class ChannelNotFound(NotFound):
 
 class ConversationNotFound(NotFound):
     slug = "conversation-not-found"
+
+
+class CustomerNotFound(NotFound):
+    slug = "customer-not-found"
 
 
 class MessageNotFound(NotFound):

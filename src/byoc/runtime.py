@@ -9,6 +9,8 @@ import httpx
 from fastapi import Depends, Request
 
 from byoc.box.credentials import ActiveClients, TokenIssuer
+from byoc.bus import LocalBus
+from byoc.conversations.lifecycle import LifecycleLoops
 from byoc.conversations.service import ConversationService
 from byoc.ops.metrics import Metrics
 from byoc.ops.readiness import CachedVerdict
@@ -30,6 +32,8 @@ class Runtime:
     active_clients: ActiveClients
     metrics: Metrics
     cxone_readiness: CachedVerdict
+    bus: LocalBus
+    lifecycle: LifecycleLoops
 
 
 def get_runtime(request: Request) -> Runtime:

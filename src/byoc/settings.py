@@ -74,6 +74,22 @@ class Settings(BaseSettings):
     outbox_batch_size: int = 64
     outbox_lease_seconds: float = 30.0
 
+    # Conversation lifecycle (contract §4): idle customers, agent-ended conversations.
+    idle_timeout_seconds: float = 120.0
+    idle_countdown_seconds: float = 20.0
+    idle_end_action: Literal["close", "resolve", "abandon", "thread"] = "close"
+    idle_warning_text: str = (
+        "Are you still there? This chat will close in {seconds} seconds unless you reply."
+    )
+    idle_ended_text: str = "This chat was closed because we did not hear from you."
+    timer_poll_interval_seconds: float = 0.5
+    end_poll_interval_seconds: float = 5.0
+    end_poll_batch_size: int = 20
+    end_check_min_interval_seconds: float = 2.0
+
+    # The admin API (business-initiated outbound); disabled while empty.
+    admin_token: SecretStr = SecretStr("")
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.environment == "development":

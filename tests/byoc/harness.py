@@ -26,7 +26,7 @@ from byoc.store.migrations import upgrade
 from byoc.store.records import Channel
 from byoc.tenancy import default_tenant
 from tests.emulator_harness import Emulator
-from tests.servers import ThreadedServer, serve
+from tests.servers import ThreadedServer, free_port, serve
 
 T = TypeVar("T")
 
@@ -101,9 +101,14 @@ class Stack:
         assert self.server is not None
         return self.server.url
 
-    def start(self) -> None:
-        port = self.server.port if self.server is not None else None
+    def start(self, port: int | None = None) -> None:
+        if port is None and self.server is not None:
+            port = self.server.port
         self.server = ThreadedServer(create_app(self.settings), port=port).start()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def stop(self) -> None:
         if self.server is not None:
@@ -202,10 +207,22 @@ def middleware_settings(tmp_path: Path, emulator: Emulator, **overrides: Any) ->
 
 @contextmanager
 def running_stack(
-    tmp_path: Path, emulator: Emulator, *, reply_style: str = "dfo3", **overrides: Any
+    tmp_path: Path,
+    emulator: Emulator,
+    *,
+    reply_style: str = "dfo3",
+    adapter: str = "webhook",
+    channel_settings: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> Iterator[Stack]:
     platform = PlatformReceiver()
     with serve(platform.app()) as platform_server:
+        if "public_url" not in overrides:
+            # The middleware's port is fixed up front so that its public URL is known.
+            port = free_port()
+            overrides["public_url"] = f"http://127.0.0.1:{port}"
+        else:
+            port = int(str(overrides["public_url"]).rsplit(":", 1)[1])
         settings = middleware_settings(tmp_path, emulator, **overrides)
         client_id, client_secret = new_client_credentials()
         channel_id = "chat_" + secrets.token_hex(6)
@@ -227,17 +244,18 @@ def running_stack(
                 Channel(
                     id=channel_id,
                     tenant_id="default",
-                    adapter="webhook",
+                    adapter=adapter,
                     name="The Watering Hole",
-                    webhook_url=platform_server.url + "/webhook",
+                    webhook_url=platform_server.url + "/webhook" if adapter == "webhook" else None,
                     secret=channel_secret,
                     created_at=0,
+                    settings=channel_settings or {},
                 ),
                 client_id,
                 client_secret,
             )
         )
-        stack.start()
+        stack.start(port)
         try:
             box = stack.url + "/integration/box"
             integration = emulator.admin.post(

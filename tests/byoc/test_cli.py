@@ -109,3 +109,19 @@ def test_demo_plays_a_round_trip(tmp_path: Path) -> None:
         "--platform-port", str(free_port()),
     )  # fmt: skip
     assert "the round trip works" in result.stdout, result.stdout + result.stderr
+
+
+def test_webchat_channel_settings_are_checked(tmp_path: Path) -> None:
+    added = byoc(
+        tmp_path, "channels", "add", "--id", "chat_web", "--adapter", "webchat",
+        "--allowed-origin", "https://watering-hole.example",
+        "--settings", '{"title": "Help", "color": "#114477"}',
+    )  # fmt: skip
+    assert "chat_web" in added.stdout
+    bad = byoc(
+        tmp_path, "channels", "add", "--id", "chat_bad", "--adapter", "webchat",
+        "--settings", '{"color": "red"}', check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "color" in bad.stderr
+    assert "chat_bad" not in byoc(tmp_path, "channels", "list").stdout

@@ -25,6 +25,8 @@ PROBLEM_JSON = "application/problem+json"
 
 _STATUS: list[tuple[type[errors.ByocError], int]] = [
     (errors.RecipientRejected, 400),
+    (errors.TooLarge, 413),
+    (errors.UnsupportedType, 415),
     (errors.InvalidInput, 422),
     (errors.NotFound, 404),
     (errors.ConversationEnded, 409),

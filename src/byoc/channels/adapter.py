@@ -22,6 +22,16 @@ class ChannelAdapter(Protocol):
         self, channel: Channel, conversation: Conversation, customer: Customer, reason: str
     ) -> None: ...
 
+    async def idle_changed(
+        self,
+        channel: Channel,
+        conversation: Conversation,
+        customer: Customer,
+        *,
+        warning: bool,
+        deadline: int | None,
+    ) -> None: ...
+
 
 def message_view(message: Message) -> dict[str, Any]:
     """A message as platforms see it (webhooks, transcripts)."""

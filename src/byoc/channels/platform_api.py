@@ -156,6 +156,19 @@ async def post_receipt(body: ReceiptBody, channel: SignedChannel, runtime: Runti
     return Accepted()
 
 
+class OptOutBody(_Strict):
+    opted_out: bool = Field(alias="optedOut")
+
+
+@router.put("/customers/{customer_id}/opt-out", response_model=Accepted)
+async def put_opt_out(
+    customer_id: str, body: OptOutBody, channel: SignedChannel, runtime: RuntimeDep
+) -> Accepted:
+    """A customer who opted out is refused as the recipient of agent-initiated messages."""
+    await runtime.conversations.set_opt_out(channel.id, customer_id, body.opted_out)
+    return Accepted()
+
+
 @router.get("/threads/{thread_id}/messages", response_model=Transcript)
 async def get_transcript(
     thread_id: str, channel: SignedChannel, runtime: RuntimeDep, after_seq: int = -1

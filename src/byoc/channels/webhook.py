@@ -48,6 +48,18 @@ class WebhookAdapter:
             {"reason": reason},
         )
 
+    async def idle_changed(
+        self,
+        channel: Channel,
+        conversation: Conversation,
+        customer: Customer,
+        *,
+        warning: bool,
+        deadline: int | None,
+    ) -> None:
+        event_type = "conversation.idle_warning" if warning else "conversation.idle_cleared"
+        await self._post(channel, event_type, None, conversation, customer, {"deadline": deadline})
+
     async def _post(
         self,
         channel: Channel,

@@ -11,11 +11,14 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from byoc.conversations import lifecycle
+from byoc.conversations.lifecycle import LifecyclePolicy
 from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile, Delivered
 from byoc.errors import (
     ChannelNotFound,
     ConversationEnded,
     ConversationNotFound,
+    CustomerNotFound,
     Forbidden,
     InvalidInput,
     MessageNotFound,
@@ -36,6 +39,7 @@ CXONE_TYPING = "cxone.typing"
 PLATFORM_MESSAGE = "platform.message"
 PLATFORM_TYPING = "platform.typing"
 PLATFORM_ENDED = "platform.ended"
+CXONE_OUTBOUND = "cxone.outbound"
 
 
 def cxone_lane(conversation_id: str) -> str:
@@ -51,8 +55,14 @@ def _text_content(text: str | None) -> dict[str, Any]:
 
 
 class ConversationService:
-    def __init__(self, db: Database, on_enqueued: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        policy: LifecyclePolicy,
+        on_enqueued: Callable[[], None] = lambda: None,
+    ) -> None:
         self._db = db
+        self._policy = policy
         self._on_enqueued = on_enqueued
 
     # --- customer → CXone ------------------------------------------------------------------
@@ -88,7 +98,7 @@ class ConversationService:
                 created_at=now,
             )
             await repo.insert_message(conn, message)
-            await repo.update_conversation(conn, conversation.id, last_customer_activity_at=now)
+            await lifecycle.customer_spoke(conn, conversation)
             await enqueue(
                 conn,
                 lane=cxone_lane(conversation.id),
@@ -104,9 +114,7 @@ class ConversationService:
         async with self._db.write() as conn:
             channel = await self._channel(conn, channel_id)
             conversation = await self._open_conversation(conn, channel, thread_id)
-            await repo.update_conversation(
-                conn, conversation.id, last_customer_activity_at=now_ms()
-            )
+            await lifecycle.customer_spoke(conn, conversation)
             await enqueue(
                 conn,
                 lane=f"cxone-typing:{conversation.id}",
@@ -141,6 +149,68 @@ class ConversationService:
         self._on_enqueued()
         return message
 
+    async def ensure_customer(self, channel_id: str, profile: CustomerProfile) -> Customer:
+        async with self._db.write() as conn:
+            channel = await self._channel(conn, channel_id)
+            return await self._upsert_customer(conn, channel, profile)
+
+    async def customer_active(self, conversation_id: str) -> None:
+        """The customer did something (a button, a keystroke): they do not owe a reply."""
+        async with self._db.write() as conn:
+            conversation = await repo.get_conversation(conn, conversation_id)
+            if conversation is None or not conversation.is_open:
+                raise ConversationEnded(f"thread {conversation_id!r} has ended")
+            await lifecycle.customer_spoke(conn, conversation)
+        self._on_enqueued()
+
+    async def set_opt_out(self, channel_id: str, external_id: str, opted_out: bool) -> Customer:
+        async with self._db.write() as conn:
+            channel = await self._channel(conn, channel_id)
+            customer = await repo.find_customer(conn, channel.id, external_id)
+            if customer is None:
+                raise CustomerNotFound(f"no customer {external_id!r} in channel {channel.id!r}")
+            await repo.set_opted_out(conn, customer.id, opted_out)
+        return customer
+
+    async def open_business_outbound(
+        self, channel_id: str, customer_ref: str, text: str, author: dict[str, Any] | None
+    ) -> Delivered:
+        """The business starts a conversation: a new thread through DE's outbound API (§3.5),
+        delivered to the customer, whose answer continues it."""
+        if not text.strip():
+            raise InvalidInput("text must not be empty")
+        async with self._db.write() as conn:
+            channel = await self._channel(conn, channel_id)
+            customer = await self._recipient(
+                conn, channel, [{"idOnExternalPlatform": customer_ref, "isPrimary": True}]
+            )
+            conversation = self._new_conversation(channel.id, customer.id, origin="business")
+            await repo.insert_conversation(conn, conversation)
+            delivered = await self._store_agent_message(
+                conn,
+                channel,
+                conversation,
+                AgentMessageIn(
+                    thread_id=conversation.id,
+                    de_thread_id=None,
+                    de_message_id=None,
+                    content=_text_content(text),
+                    text=text,
+                    attachments=[],
+                    author=author,
+                    brand=None,
+                    recipients=[],
+                ),
+            )
+            await enqueue(
+                conn,
+                lane=cxone_lane(conversation.id),
+                kind=CXONE_OUTBOUND,
+                payload={"message_id": delivered.message.id},
+            )
+        self._on_enqueued()
+        return delivered
+
     # --- CXone → customer ------------------------------------------------------------------
 
     async def receive_agent_message(
@@ -161,7 +231,7 @@ class ConversationService:
                 await repo.update_conversation(
                     conn, conversation.id, de_thread_id=incoming.de_thread_id
                 )
-            delivered = await self._store_agent_message(conn, conversation, incoming)
+            delivered = await self._store_agent_message(conn, channel, conversation, incoming)
         self._on_enqueued()
         return delivered
 
@@ -177,23 +247,11 @@ class ConversationService:
                 if existing is not None:
                     return await self._replay(conn, existing)
             customer = await self._recipient(conn, channel, incoming.recipients)
-            now = now_ms()
-            conversation = Conversation(
-                id=new_id("thr"),
-                channel_id=channel.id,
-                customer_id=customer.id,
-                state="open",
-                origin="agent",
-                de_thread_id=incoming.de_thread_id,
-                de_contact_id=None,
-                next_seq=0,
-                last_customer_activity_at=None,
-                created_at=now,
-                ended_at=None,
-                ended_reason=None,
+            conversation = self._new_conversation(
+                channel.id, customer.id, origin="agent", de_thread_id=incoming.de_thread_id
             )
             await repo.insert_conversation(conn, conversation)
-            delivered = await self._store_agent_message(conn, conversation, incoming)
+            delivered = await self._store_agent_message(conn, channel, conversation, incoming)
         self._on_enqueued()
         return delivered
 
@@ -225,8 +283,30 @@ class ConversationService:
 
     # --- helpers -----------------------------------------------------------------------------
 
+    def _new_conversation(
+        self, channel_id: str, customer_id: str, *, origin: str, de_thread_id: str | None = None
+    ) -> Conversation:
+        return Conversation(
+            id=new_id("thr"),
+            channel_id=channel_id,
+            customer_id=customer_id,
+            state="open",
+            origin=origin,
+            de_thread_id=de_thread_id,
+            de_contact_id=None,
+            next_seq=0,
+            last_customer_activity_at=None,
+            created_at=now_ms(),
+            ended_at=None,
+            ended_reason=None,
+        )
+
     async def _store_agent_message(
-        self, conn: AsyncConnection, conversation: Conversation, incoming: AgentMessageIn
+        self,
+        conn: AsyncConnection,
+        channel: Channel,
+        conversation: Conversation,
+        incoming: AgentMessageIn,
     ) -> Delivered:
         message = Message(
             id=new_id("msg"),
@@ -251,6 +331,7 @@ class ConversationService:
             kind=PLATFORM_MESSAGE,
             payload={"message_id": message.id},
         )
+        await lifecycle.agent_spoke(conn, conversation, self._policy.for_channel(channel))
         customer = await repo.get_customer(conn, conversation.customer_id)
         assert customer is not None  # a conversation always has its customer (foreign key)
         return Delivered(message=message, conversation=conversation, customer=customer)
@@ -321,20 +402,7 @@ class ConversationService:
         conversation = await repo.latest_conversation(conn, customer.id, open_only=True)
         if conversation is not None:
             return conversation
-        conversation = Conversation(
-            id=new_id("thr"),
-            channel_id=customer.channel_id,
-            customer_id=customer.id,
-            state="open",
-            origin="customer",
-            de_thread_id=None,
-            de_contact_id=None,
-            next_seq=0,
-            last_customer_activity_at=None,
-            created_at=now_ms(),
-            ended_at=None,
-            ended_reason=None,
-        )
+        conversation = self._new_conversation(customer.channel_id, customer.id, origin="customer")
         await repo.insert_conversation(conn, conversation)
         return conversation
 
@@ -380,5 +448,9 @@ class ConversationService:
             raise RecipientRejected(
                 f"recipient {recipient_id!r} is not a customer of channel {channel.id!r}",
                 recipient_id=recipient_id,
+            )
+        if customer.opted_out:
+            raise RecipientRejected(
+                f"recipient {recipient_id!r} has opted out of messages", recipient_id=recipient_id
             )
         return customer

@@ -121,11 +121,41 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX outbox_lane ON outbox (lane, state, id)",
         ),
     ),
+    Migration(
+        2,
+        "channel settings, uploaded attachments",
+        (
+            "ALTER TABLE channels ADD COLUMN settings TEXT",
+            """CREATE TABLE attachments (
+                id TEXT PRIMARY KEY,
+                channel_id TEXT NOT NULL REFERENCES channels(id),
+                customer_id TEXT NOT NULL REFERENCES customers(id),
+                access_token TEXT NOT NULL,
+                friendly_name TEXT NOT NULL,
+                mime_type TEXT NOT NULL,
+                size BIGINT NOT NULL,
+                data {blob} NOT NULL,
+                created_at BIGINT NOT NULL
+            )""",
+        ),
+    ),
+    Migration(
+        3,
+        "idle and end-of-conversation bookkeeping, customer opt-out",
+        (
+            "ALTER TABLE conversations ADD COLUMN idle_deadline BIGINT",
+            "ALTER TABLE conversations ADD COLUMN countdown_deadline BIGINT",
+            "ALTER TABLE conversations ADD COLUMN de_checked_at BIGINT",
+            "CREATE INDEX conversations_idle ON conversations (state, idle_deadline)",
+            "CREATE INDEX conversations_countdown ON conversations (state, countdown_deadline)",
+            "ALTER TABLE customers ADD COLUMN opted_out INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 _DIALECT_WORDS = {
-    "sqlite": {"pk": "INTEGER PRIMARY KEY AUTOINCREMENT"},
-    "postgresql": {"pk": "BIGSERIAL PRIMARY KEY"},
+    "sqlite": {"pk": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"},
+    "postgresql": {"pk": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA"},
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -48,6 +48,7 @@ class Channel:
     webhook_url: str | None
     secret: str
     created_at: int
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Customer:
     nickname: str | None
     image: str | None
     custom_fields: list[dict[str, str]] | None
+    opted_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class Conversation:
     created_at: int
     ended_at: int | None
     ended_reason: str | None
+    idle_deadline: int | None = None
+    countdown_deadline: int | None = None
+    de_checked_at: int | None = None
 
     @property
     def is_open(self) -> bool:
@@ -97,6 +102,18 @@ class Message:
     platform_message_id: str | None
     de_message_id: str | None
     status: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class StoredAttachment:
+    id: str
+    channel_id: str
+    customer_id: str
+    access_token: str
+    friendly_name: str
+    mime_type: str
+    size: int
     created_at: int
 
 

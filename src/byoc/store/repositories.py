@@ -16,6 +16,7 @@ from byoc.store.records import (
     Customer,
     Message,
     OAuthClient,
+    StoredAttachment,
     Tenant,
     dumps,
     loads_or_none,
@@ -89,11 +90,13 @@ async def revoke_client(conn: AsyncConnection, client_id: str) -> bool:
 
 def _channel(row: Row[Any]) -> Channel:
     m = row._mapping
-    return Channel(**{k: m[k] for k in Channel.__dataclass_fields__})
+    values = {k: m[k] for k in Channel.__dataclass_fields__ if k != "settings"}
+    return Channel(**values, settings=loads_or_none(m["settings"]) or {})
 
 
 async def insert_channel(conn: AsyncConnection, channel: Channel) -> None:
     values = {k: getattr(channel, k) for k in Channel.__dataclass_fields__}
+    values["settings"] = dumps(channel.settings) if channel.settings else None
     await conn.execute(insert(t.channels).values(**values))
 
 
@@ -111,6 +114,8 @@ async def list_channels(conn: AsyncConnection) -> list[Channel]:
 
 
 async def update_channel(conn: AsyncConnection, channel_id: str, **values: Any) -> None:
+    if "settings" in values:
+        values["settings"] = dumps(values["settings"]) if values["settings"] else None
     await conn.execute(update(t.channels).where(t.channels.c.id == channel_id).values(**values))
 
 
@@ -137,6 +142,7 @@ def _customer(row: Row[Any]) -> Customer:
         nickname=m["nickname"],
         image=m["image"],
         custom_fields=loads_or_none(m["custom_fields"]),
+        opted_out=bool(m["opted_out"]),
     )
 
 
@@ -329,3 +335,83 @@ async def count_rows(conn: AsyncConnection, table: str, where: Iterable[Any] = (
     if conditions:
         query = query.where(and_(*conditions))
     return int((await conn.execute(query)).scalar_one())
+
+
+# --- uploaded attachments ----------------------------------------------------------------------
+
+
+async def insert_attachment(
+    conn: AsyncConnection, attachment: StoredAttachment, data: bytes
+) -> None:
+    values = {k: getattr(attachment, k) for k in StoredAttachment.__dataclass_fields__}
+    await conn.execute(insert(t.attachments).values(**values, data=data))
+
+
+async def get_attachment(
+    conn: AsyncConnection, attachment_id: str, *, with_data: bool = False
+) -> tuple[StoredAttachment, bytes | None] | None:
+    columns = [t.attachments.c[k] for k in StoredAttachment.__dataclass_fields__]
+    if with_data:
+        columns.append(t.attachments.c.data)
+    query = select(*columns).where(t.attachments.c.id == attachment_id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    m = row._mapping
+    attachment = StoredAttachment(**{k: m[k] for k in StoredAttachment.__dataclass_fields__})
+    return attachment, (bytes(m["data"]) if with_data else None)
+
+
+# --- lifecycle: deadlines and end checks -------------------------------------------------------
+
+
+async def transition_conversation(
+    conn: AsyncConnection, conversation_id: str, expect: dict[str, Any], **values: Any
+) -> bool:
+    """Compare-and-set: change the row only if it still holds `expect`. Exactly one of several
+    instances racing on the same deadline wins; the others see False."""
+    conditions = [t.conversations.c.id == conversation_id]
+    for column, value in expect.items():
+        col = t.conversations.c[column]
+        conditions.append(col.is_(None) if value is None else col == value)
+    result = await conn.execute(update(t.conversations).where(*conditions).values(**values))
+    return result.rowcount == 1
+
+
+async def due_conversations(
+    conn: AsyncConnection, deadline_column: str, now: int, limit: int
+) -> list[Conversation]:
+    col = t.conversations.c[deadline_column]
+    query = (
+        select(t.conversations)
+        .where(t.conversations.c.state == "open", col.is_not(None), col <= now)
+        .order_by(col)
+        .limit(limit)
+    )
+    return [_conversation(r) for r in await conn.execute(query)]
+
+
+async def conversations_to_check(conn: AsyncConnection, limit: int) -> list[Conversation]:
+    """Open conversations CXone knows, least recently checked first."""
+    query = (
+        select(t.conversations)
+        .where(t.conversations.c.state == "open", t.conversations.c.de_contact_id.is_not(None))
+        .order_by(func.coalesce(t.conversations.c.de_checked_at, 0), t.conversations.c.id)
+        .limit(limit)
+    )
+    return [_conversation(r) for r in await conn.execute(query)]
+
+
+async def count_pending_timers(conn: AsyncConnection) -> int:
+    query = select(func.count()).where(
+        t.conversations.c.state == "open",
+        (t.conversations.c.idle_deadline.is_not(None))
+        | (t.conversations.c.countdown_deadline.is_not(None)),
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def set_opted_out(conn: AsyncConnection, customer_id: str, opted_out: bool) -> None:
+    await conn.execute(
+        update(t.customers).where(t.customers.c.id == customer_id).values(opted_out=int(opted_out))
+    )

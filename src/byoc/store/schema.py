@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, Table, Text
 
 metadata = MetaData()
 
@@ -44,6 +44,21 @@ channels = Table(
     Column("secret", Text),
     Column("created_at", BigInteger),
     Column("deleted_at", BigInteger),
+    Column("settings", Text),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("channel_id", Text),
+    Column("customer_id", Text),
+    Column("access_token", Text),
+    Column("friendly_name", Text),
+    Column("mime_type", Text),
+    Column("size", BigInteger),
+    Column("data", LargeBinary),
+    Column("created_at", BigInteger),
 )
 
 customers = Table(
@@ -58,6 +73,7 @@ customers = Table(
     Column("image", Text),
     Column("custom_fields", Text),
     Column("created_at", BigInteger),
+    Column("opted_out", Integer),
 )
 
 conversations = Table(
@@ -75,6 +91,9 @@ conversations = Table(
     Column("created_at", BigInteger),
     Column("ended_at", BigInteger),
     Column("ended_reason", Text),
+    Column("idle_deadline", BigInteger),
+    Column("countdown_deadline", BigInteger),
+    Column("de_checked_at", BigInteger),
 )
 
 messages = Table(

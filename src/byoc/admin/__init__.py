@@ -1,0 +1,1 @@
+"""The admin API: what the business itself does through the middleware."""

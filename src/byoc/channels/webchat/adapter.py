@@ -1,0 +1,55 @@
+"""The web chat adapter: a delivery is a wake-up for the customer's open widgets.
+
+The message itself is already in the store; the widget reads it from there (on this wake-up,
+or on its next connect), so a widget that is closed misses nothing.
+"""
+
+from __future__ import annotations
+
+from byoc.bus import LocalBus
+from byoc.store.records import Channel, Conversation, Customer, Message
+
+
+class WebchatAdapter:
+    def __init__(self, bus: LocalBus) -> None:
+        self._bus = bus
+
+    async def deliver_message(
+        self, channel: Channel, conversation: Conversation, customer: Customer, message: Message
+    ) -> None:
+        self._bus.publish(
+            customer.id, {"kind": "messages", "threadId": conversation.id, "messageId": message.id}
+        )
+
+    async def deliver_typing(
+        self, channel: Channel, conversation: Conversation, customer: Customer, typing: bool
+    ) -> None:
+        self._bus.publish(
+            customer.id, {"kind": "typing", "threadId": conversation.id, "typing": typing}
+        )
+
+    async def conversation_ended(
+        self, channel: Channel, conversation: Conversation, customer: Customer, reason: str
+    ) -> None:
+        self._bus.publish(
+            customer.id, {"kind": "ended", "threadId": conversation.id, "reason": reason}
+        )
+
+    async def idle_changed(
+        self,
+        channel: Channel,
+        conversation: Conversation,
+        customer: Customer,
+        *,
+        warning: bool,
+        deadline: int | None,
+    ) -> None:
+        if warning:
+            notification = {
+                "kind": "idle_warning",
+                "threadId": conversation.id,
+                "deadline": deadline,
+            }
+        else:
+            notification = {"kind": "idle_cleared", "threadId": conversation.id}
+        self._bus.publish(customer.id, notification)

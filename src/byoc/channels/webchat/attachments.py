@@ -1,0 +1,124 @@
+"""Attachments customers upload from the widget, stored in the database and served to CXone
+(and the widget) at an unguessable URL."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from byoc.channels.webchat.config import parse_settings
+from byoc.channels.webchat.identity import resolve_identity
+from byoc.channels.webchat.socket import attachment_url
+from byoc.conversations.models import CustomerProfile
+from byoc.errors import ChannelNotFound, InvalidInput, NotFound, TooLarge, UnsupportedType
+from byoc.ids import new_id
+from byoc.runtime import RuntimeDep
+from byoc.store import now_ms
+from byoc.store import repositories as repo
+from byoc.store.records import StoredAttachment
+
+router = APIRouter(prefix="/webchat/v1", tags=["Web chat"])
+
+# Upload bodies may exceed the general request limit; this is the ceiling for any channel.
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+CHUNK = 64 * 1024
+
+
+class UploadedAttachment(BaseModel):
+    id: str
+    friendlyName: str
+    url: str
+    mimeType: str
+    size: int
+
+
+def _safe_filename(name: str | None) -> str:
+    """Keep a name that is safe in a header and a URL: no paths, quotes or control characters."""
+    base = (name or "attachment").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in base).strip(" .")
+    return cleaned[-120:] or "attachment"
+
+
+@router.post(
+    "/channels/{channel_id}/attachments", status_code=201, response_model=UploadedAttachment
+)
+async def upload_attachment(
+    channel_id: str,
+    file: UploadFile,
+    request: Request,
+    runtime: RuntimeDep,
+    x_byoc_visitor: Annotated[str | None, Header()] = None,
+    x_byoc_user: Annotated[str | None, Header()] = None,
+    x_byoc_user_signature: Annotated[str | None, Header()] = None,
+) -> UploadedAttachment:
+    async with runtime.db.read() as conn:
+        channel = await repo.get_channel(conn, channel_id)
+    if channel is None or channel.adapter != "webchat":
+        raise ChannelNotFound(f"no web chat channel {channel_id!r}")
+    settings = parse_settings(channel.settings)
+    identity = resolve_identity(
+        channel,
+        visitor_id=x_byoc_visitor,
+        user_id=x_byoc_user,
+        signature=x_byoc_user_signature,
+        allow_anonymous=settings.allow_anonymous,
+    )
+    mime_type = (file.content_type or "application/octet-stream").split(";")[0].strip().lower()
+    if mime_type not in settings.attachment_types:
+        raise UnsupportedType(
+            f"{mime_type} files are not accepted; allowed: {', '.join(settings.attachment_types)}"
+        )
+    data = bytearray()
+    while chunk := await file.read(CHUNK):
+        data.extend(chunk)
+        if len(data) > settings.max_attachment_bytes:
+            raise TooLarge(f"attachments are limited to {settings.max_attachment_bytes} bytes")
+    if not data:
+        raise InvalidInput("the file is empty")
+    customer = await runtime.conversations.ensure_customer(
+        channel.id, CustomerProfile(external_id=identity.external_id)
+    )
+    friendly_name = _safe_filename(file.filename)
+    stored = StoredAttachment(
+        id=new_id("att"),
+        channel_id=channel.id,
+        customer_id=customer.id,
+        access_token=secrets.token_urlsafe(24),
+        friendly_name=friendly_name,
+        mime_type=mime_type,
+        size=len(data),
+        created_at=now_ms(),
+    )
+    async with runtime.db.write() as conn:
+        await repo.insert_attachment(conn, stored, bytes(data))
+    return UploadedAttachment(
+        id=stored.id,
+        friendlyName=friendly_name,
+        url=attachment_url(runtime, stored.id, stored.access_token),
+        mimeType=mime_type,
+        size=stored.size,
+    )
+
+
+@router.get("/attachments/{attachment_id}/{token}")
+async def download_attachment(attachment_id: str, token: str, runtime: RuntimeDep) -> Response:
+    async with runtime.db.read() as conn:
+        found = await repo.get_attachment(conn, attachment_id, with_data=True)
+    if found is None or not secrets.compare_digest(found[0].access_token, token):
+        raise NotFound("no such attachment")
+    stored, data = found
+    disposition = "inline" if stored.mime_type.startswith("image/") else "attachment"
+    return Response(
+        content=data or b"",
+        media_type=stored.mime_type,
+        headers={
+            "Content-Disposition": f'{disposition}; filename="{stored.friendly_name}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=86400",
+            "Content-Security-Policy": "default-src 'none'",
+        },
+    )

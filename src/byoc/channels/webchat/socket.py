@@ -1,0 +1,431 @@
+"""The widget's WebSocket (docs/webchat-protocol.md): hello, replay from the store, then live.
+
+A session only ever sends what the store holds: on connect it replays the conversation past
+the widget's last sequence number, and on every wake-up from the bus it sends what is newer
+than what it already sent. So replay and live delivery are one path, and a missed wake-up or a
+reconnect can never lose or reorder a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from byoc.bus import Notification, Subscription
+from byoc.channels.adapter import message_view
+from byoc.channels.webchat.config import WebchatSettings, parse_settings
+from byoc.channels.webchat.identity import WidgetIdentity, resolve_identity
+from byoc.conversations.models import CustomerMessageIn, CustomerProfile
+from byoc.errors import ByocError, ConversationEnded, Forbidden, NotFound, Unauthenticated
+from byoc.runtime import Runtime
+from byoc.store import repositories as repo
+from byoc.store.records import Channel, Conversation, Customer
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+HELLO_TIMEOUT_SECONDS = 10.0
+CLOSE_CODES = {"bad-hello": 4400, "unauthenticated": 4401, "forbidden-origin": 4403}
+
+
+class Hello(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    type: str
+    channel: str = Field(min_length=1, max_length=200)
+    visitor_id: str | None = Field(default=None, alias="visitorId")
+    user_id: str | None = Field(default=None, alias="userId", max_length=200)
+    signature: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+    after_seq: int | None = Field(default=None, alias="afterSeq")
+    thread_id: str | None = Field(default=None, alias="threadId")
+
+
+class AttachmentRef(BaseModel):
+    id: str
+    friendly_name: str | None = Field(default=None, alias="friendlyName")
+
+
+class CustomerFrame(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    type: str
+    client_id: str | None = Field(default=None, alias="clientId", max_length=100)
+    text: str | None = None
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=10)
+    prechat: dict[str, str] | None = None
+    typing: bool | None = None
+    message_id: str | None = Field(default=None, alias="messageId")
+
+
+class TokenBucket:
+    def __init__(self, capacity: int, per_seconds: float) -> None:
+        self._capacity = float(capacity)
+        self._rate = capacity / per_seconds
+        self._tokens = float(capacity)
+        self._at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._capacity, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class WidgetSession:
+    def __init__(
+        self,
+        ws: WebSocket,
+        runtime: Runtime,
+        channel: Channel,
+        settings: WebchatSettings,
+        identity: WidgetIdentity,
+        customer: Customer,
+    ) -> None:
+        self.ws = ws
+        self.runtime = runtime
+        self.channel = channel
+        self.settings = settings
+        self.identity = identity
+        self.customer = customer
+        self.conversation: Conversation | None = None
+        self.last_seq = -1
+        self.told_ended: str | None = None
+        self.bucket = TokenBucket(settings.rate_limit_messages, settings.rate_limit_seconds)
+        self.last_heard = time.monotonic()
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        async with self._send_lock:
+            await self.ws.send_text(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def welcome(self, hello: Hello) -> None:
+        async with self.runtime.db.read() as conn:
+            self.conversation = await repo.latest_conversation(
+                conn, self.customer.id, open_only=False
+            )
+            messages = []
+            if self.conversation is not None:
+                resume = hello.thread_id == self.conversation.id and hello.after_seq is not None
+                after = hello.after_seq if resume and hello.after_seq is not None else -1
+                messages = await repo.list_messages(conn, self.conversation.id, after_seq=after)
+                self.last_seq = max([after, *(m.seq for m in messages)])
+        conversation = None
+        if self.conversation is not None:
+            conversation = {"threadId": self.conversation.id, "state": self.conversation.state}
+            if not self.conversation.is_open:
+                self.told_ended = self.conversation.id
+        await self.send(
+            {
+                "type": "welcome",
+                "customerId": self.customer.id,
+                "conversation": conversation,
+                "messages": [message_view(m) for m in messages],
+                "agentTyping": False,
+                "config": self.settings.public_config(),
+            }
+        )
+        if self.conversation is not None and self.conversation.countdown_deadline is not None:
+            await self.send(
+                {"type": "idle_warning", "deadline": self.conversation.countdown_deadline}
+            )
+
+    async def run(self, subscription: Subscription) -> None:
+        tasks = [
+            asyncio.create_task(self._read_frames()),
+            asyncio.create_task(self._follow(subscription)),
+            asyncio.create_task(self._heartbeat()),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = task.exception()
+                if exc is not None and not isinstance(exc, WebSocketDisconnect):
+                    raise exc
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+                    await task
+
+    async def _heartbeat(self) -> None:
+        interval = self.settings.heartbeat_seconds
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self.last_heard > 3 * interval:
+                await self.ws.close(code=4408)
+                return
+            await self.send({"type": "ping"})
+
+    async def _follow(self, subscription: Subscription) -> None:
+        while True:
+            notification = await subscription.get()
+            await self._on_notification(notification)
+
+    async def _read_frames(self) -> None:
+        while True:
+            raw = await self.ws.receive_text()
+            self.last_heard = time.monotonic()
+            frame: CustomerFrame | None = None
+            try:
+                frame = CustomerFrame.model_validate_json(raw)
+                await self._on_frame(frame)
+            except ValidationError as exc:
+                await self.send(
+                    {"type": "error", "code": "invalid", "detail": str(exc.errors()[0]["msg"])}
+                )
+            except FrameError as exc:
+                await self._error(exc.code, exc.detail, frame)
+            except ConversationEnded as exc:
+                await self._error("conversation-ended", exc.detail, frame)
+                await self._sync()
+            except ByocError as exc:
+                await self._error(exc.slug, exc.detail, frame)
+
+    async def _error(self, code: str, detail: str, frame: CustomerFrame | None) -> None:
+        error: dict[str, Any] = {"type": "error", "code": code, "detail": detail}
+        if frame is not None and frame.client_id:
+            error["clientId"] = frame.client_id
+        await self.send(error)
+
+    # --- frames from the widget ----------------------------------------------------------------
+
+    async def _on_frame(self, frame: CustomerFrame) -> None:
+        if frame.type == "message":
+            await self._customer_message(frame)
+        elif frame.type == "typing":
+            if self.conversation is not None and self.conversation.is_open:
+                await self.runtime.conversations.customer_typing(
+                    self.channel.id, self.conversation.id, typing=bool(frame.typing)
+                )
+        elif frame.type in ("seen", "delivered"):
+            if frame.message_id:
+                with contextlib.suppress(NotFound):
+                    await self.runtime.conversations.report_receipt(
+                        self.channel.id,
+                        frame.message_id,
+                        "seen" if frame.type == "seen" else "delivered",
+                    )
+        elif frame.type == "still_here":
+            if self.conversation is not None and self.conversation.is_open:
+                await self.runtime.conversations.customer_active(self.conversation.id)
+        elif frame.type == "new_conversation":
+            if self.conversation is not None and not self.conversation.is_open:
+                self.conversation = None
+                self.last_seq = -1
+                await self.send(
+                    {
+                        "type": "welcome",
+                        "customerId": self.customer.id,
+                        "conversation": None,
+                        "messages": [],
+                        "agentTyping": False,
+                        "config": self.settings.public_config(),
+                    }
+                )
+        elif frame.type == "pong":
+            pass
+        else:
+            raise FrameError("invalid", f"unknown frame type {frame.type!r}")
+
+    async def _customer_message(self, frame: CustomerFrame) -> None:
+        text = (frame.text or "").strip()
+        if len(text) > self.settings.max_text_length:
+            raise FrameError(
+                "too-long", f"messages are limited to {self.settings.max_text_length} characters"
+            )
+        if not text and not frame.attachments:
+            raise FrameError("invalid", "a message needs text or an attachment")
+        if not frame.client_id:
+            raise FrameError("invalid", "clientId is required")
+        if not self.bucket.take():
+            raise FrameError("rate-limited", "you are sending messages too fast; wait a moment")
+        attachments = await self._attachments(frame.attachments)
+        custom_fields = self._prechat_fields(frame.prechat)
+        delivered = await self.runtime.conversations.receive_customer_message(
+            CustomerMessageIn(
+                channel_id=self.channel.id,
+                customer=CustomerProfile(
+                    external_id=self.identity.external_id, custom_fields=custom_fields
+                ),
+                text=text or None,
+                attachments=attachments,
+                platform_message_id=f"{self.identity.external_id}/{frame.client_id}",
+                thread_id=self.conversation.id if self.conversation else None,
+            )
+        )
+        await self.send(
+            {"type": "ack", "clientId": frame.client_id, "message": message_view(delivered.message)}
+        )
+        # Other tabs of the same customer show it too; this one gets it (again) from _sync,
+        # which the widget de-duplicates by id.
+        self.runtime.bus.publish(self.customer.id, {"kind": "messages"})
+
+    def _prechat_fields(self, prechat: dict[str, str] | None) -> list[dict[str, str]] | None:
+        declared = {f.ident: f for f in self.settings.prechat}
+        if self.conversation is None and declared:
+            missing = [
+                f.label
+                for f in declared.values()
+                if f.required and not (prechat or {}).get(f.ident)
+            ]
+            if missing:
+                raise FrameError("prechat-required", "please fill in: " + ", ".join(missing))
+        if not prechat:
+            return None
+        return [
+            {"ident": ident, "value": str(value)[:1000]}
+            for ident, value in prechat.items()
+            if ident in declared
+        ] or None
+
+    async def _attachments(self, refs: list[AttachmentRef]) -> list[dict[str, Any]]:
+        resolved: list[dict[str, Any]] = []
+        async with self.runtime.db.read() as conn:
+            for ref in refs:
+                found = await repo.get_attachment(conn, ref.id)
+                if found is None or found[0].customer_id != self.customer.id:
+                    raise FrameError("invalid", f"no uploaded attachment {ref.id!r}")
+                stored = found[0]
+                resolved.append(
+                    {
+                        "friendlyName": stored.friendly_name,
+                        "url": attachment_url(self.runtime, stored.id, stored.access_token),
+                    }
+                )
+        return resolved
+
+    # --- wake-ups from the bus ---------------------------------------------------------------
+
+    async def _on_notification(self, notification: Notification) -> None:
+        kind = notification.get("kind")
+        if kind == "typing":
+            if (
+                self.conversation is not None
+                and notification.get("threadId") == self.conversation.id
+            ):
+                await self.send({"type": "typing", "typing": bool(notification.get("typing"))})
+        elif kind == "status":
+            await self.send(
+                {
+                    "type": "status",
+                    "messageId": notification.get("messageId"),
+                    "status": notification.get("status"),
+                }
+            )
+        elif kind == "idle_warning":
+            await self._sync()  # the warning's own message first
+            await self.send({"type": "idle_warning", "deadline": notification.get("deadline")})
+        elif kind == "idle_cleared":
+            await self.send({"type": "idle_cleared"})
+        else:
+            await self._sync()
+
+    async def _sync(self) -> None:
+        """Send whatever the store holds that this widget has not been sent yet."""
+        async with self.runtime.db.read() as conn:
+            latest = await repo.latest_conversation(conn, self.customer.id, open_only=False)
+            if latest is None:
+                return
+            if self.conversation is None or latest.id != self.conversation.id:
+                if self.conversation is None or latest.created_at >= self.conversation.created_at:
+                    self.conversation = latest
+                    self.last_seq = -1
+            else:
+                self.conversation = latest
+            messages = await repo.list_messages(conn, self.conversation.id, after_seq=self.last_seq)
+        for message in messages:
+            await self.send({"type": "message", "message": message_view(message)})
+            self.last_seq = max(self.last_seq, message.seq)
+        if not self.conversation.is_open and self.told_ended != self.conversation.id:
+            self.told_ended = self.conversation.id
+            await self.send(
+                {
+                    "type": "ended",
+                    "threadId": self.conversation.id,
+                    "reason": self.conversation.ended_reason or "ended",
+                }
+            )
+
+
+def attachment_url(runtime: Runtime, attachment_id: str, token: str) -> str:
+    return (
+        f"{runtime.settings.public_url.rstrip('/')}/webchat/v1/attachments/{attachment_id}/{token}"
+    )
+
+
+async def _refuse(ws: WebSocket, code: str, detail: str) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_text(json.dumps({"type": "error", "code": code, "detail": detail}))
+        await ws.close(code=CLOSE_CODES.get(code, 4404 if code.endswith("not-found") else 4400))
+
+
+@router.websocket("/webchat/v1/ws")
+async def widget_socket(ws: WebSocket) -> None:
+    runtime: Runtime = ws.app.state.runtime
+    await ws.accept()
+    try:
+        raw = await asyncio.wait_for(ws.receive_text(), timeout=HELLO_TIMEOUT_SECONDS)
+        hello = Hello.model_validate_json(raw)
+        if hello.type != "hello":
+            raise ValueError("the first frame must be hello")
+    except (TimeoutError, ValueError, ValidationError) as exc:
+        await _refuse(ws, "bad-hello", f"expected a hello frame: {exc}")
+        return
+    except WebSocketDisconnect:
+        return
+    async with runtime.db.read() as conn:
+        channel = await repo.get_channel(conn, hello.channel)
+    if channel is None or channel.adapter != "webchat":
+        await _refuse(ws, "channel-not-found", f"no web chat channel {hello.channel!r}")
+        return
+    settings = parse_settings(channel.settings)
+    if not settings.origin_allowed(ws.headers.get("origin")):
+        await _refuse(ws, "forbidden-origin", "this page may not open this channel's chat")
+        return
+    try:
+        identity = resolve_identity(
+            channel,
+            visitor_id=hello.visitor_id,
+            user_id=hello.user_id,
+            signature=hello.signature,
+            allow_anonymous=settings.allow_anonymous,
+        )
+    except (Unauthenticated, Forbidden) as exc:
+        await _refuse(ws, "unauthenticated", exc.detail)
+        return
+    first, _, last = (hello.name or "").strip().partition(" ")
+    customer = await runtime.conversations.ensure_customer(
+        channel.id,
+        CustomerProfile(
+            external_id=identity.external_id, first_name=first or None, last_name=last or None
+        ),
+    )
+    session = WidgetSession(ws, runtime, channel, settings, identity, customer)
+    try:
+        async with runtime.bus.subscribe(customer.id) as subscription:
+            await session.welcome(hello)
+            await session.run(subscription)
+    except WebSocketDisconnect:
+        pass

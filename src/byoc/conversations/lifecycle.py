@@ -1,0 +1,333 @@
+"""How conversations end (contract §4): the idle countdown and agent-ended conversations.
+
+Deadlines are columns, never in-memory timers: whichever instance is up fires them, a restart
+fires the overdue ones, and every transition is a compare-and-set on the row, so a deadline
+fires once however many instances race for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from byoc.cxone import ENDED_CONTACT_STATUSES, CxoneError
+from byoc.ids import new_id
+from byoc.outbox import enqueue
+from byoc.settings import Settings
+from byoc.store import Database, StoreError, now_ms
+from byoc.store import repositories as repo
+from byoc.store.records import Channel, Conversation, Message
+from byoc.tenancy import TenantClients
+
+log = logging.getLogger(__name__)
+
+# Outbox kinds the lifecycle sets off.
+CXONE_SYSTEM_MESSAGE = "cxone.system_message"
+CXONE_END_CONTACT = "cxone.end_contact"
+PLATFORM_IDLE = "platform.idle"
+PLATFORM_MESSAGE = "platform.message"
+PLATFORM_ENDED = "platform.ended"
+
+
+@dataclass(frozen=True)
+class LifecyclePolicy:
+    idle_timeout_ms: int
+    countdown_ms: int
+    warning_text: str
+    ended_text: str
+    end_action: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LifecyclePolicy:
+        return cls(
+            idle_timeout_ms=int(settings.idle_timeout_seconds * 1000),
+            countdown_ms=int(settings.idle_countdown_seconds * 1000),
+            warning_text=settings.idle_warning_text,
+            ended_text=settings.idle_ended_text,
+            end_action=settings.idle_end_action,
+        )
+
+    def for_channel(self, channel: Channel) -> LifecyclePolicy:
+        """Per-channel overrides (`idle_timeout_seconds`, `idle_countdown_seconds`)."""
+        policy = self
+        timeout = channel.settings.get("idle_timeout_seconds")
+        if timeout is not None:
+            policy = replace(policy, idle_timeout_ms=int(float(timeout) * 1000))
+        countdown = channel.settings.get("idle_countdown_seconds")
+        if countdown is not None:
+            policy = replace(policy, countdown_ms=int(float(countdown) * 1000))
+        return policy
+
+    @property
+    def idle_enabled(self) -> bool:
+        return self.idle_timeout_ms > 0
+
+
+def cxone_lane(conversation_id: str) -> str:
+    return f"cxone:{conversation_id}"
+
+
+def platform_lane(conversation_id: str) -> str:
+    return f"platform:{conversation_id}"
+
+
+# --- state changes inside the caller's transaction ---------------------------------------------
+
+
+async def agent_spoke(
+    conn: AsyncConnection, conversation: Conversation, policy: LifecyclePolicy
+) -> None:
+    """The customer owes a reply: start the idle clock unless a countdown already runs."""
+    if not policy.idle_enabled or not conversation.is_open:
+        return
+    await repo.transition_conversation(
+        conn,
+        conversation.id,
+        {"state": "open", "countdown_deadline": None},
+        idle_deadline=now_ms() + policy.idle_timeout_ms,
+    )
+
+
+async def customer_spoke(conn: AsyncConnection, conversation: Conversation) -> None:
+    """Any customer activity: the customer owes nothing, and a running countdown is cancelled."""
+    now = now_ms()
+    if conversation.countdown_deadline is not None:
+        cancelled = await repo.transition_conversation(
+            conn,
+            conversation.id,
+            {"state": "open", "countdown_deadline": conversation.countdown_deadline},
+            countdown_deadline=None,
+            idle_deadline=None,
+            last_customer_activity_at=now,
+        )
+        if cancelled:
+            await enqueue(
+                conn,
+                lane=f"platform-idle:{conversation.id}",
+                kind=PLATFORM_IDLE,
+                payload={"conversation_id": conversation.id, "warning": False},
+            )
+        return
+    await repo.update_conversation(
+        conn, conversation.id, idle_deadline=None, last_customer_activity_at=now
+    )
+
+
+async def add_system_message(
+    conn: AsyncConnection, conversation: Conversation, text: str
+) -> Message:
+    """A message from the middleware itself, shown to the customer and to the agent."""
+    message = Message(
+        id=new_id("msg"),
+        channel_id=conversation.channel_id,
+        conversation_id=conversation.id,
+        seq=await repo.next_seq(conn, conversation.id),
+        direction="outbound",
+        sender="system",
+        text=text,
+        content={"type": "TEXT", "payload": {"text": text}},
+        attachments=[],
+        author=None,
+        platform_message_id=None,
+        de_message_id=None,
+        status="queued",
+        created_at=now_ms(),
+    )
+    await repo.insert_message(conn, message)
+    await enqueue(
+        conn,
+        lane=platform_lane(conversation.id),
+        kind=PLATFORM_MESSAGE,
+        payload={"message_id": message.id},
+    )
+    if conversation.de_contact_id is not None:
+        await enqueue(
+            conn,
+            lane=cxone_lane(conversation.id),
+            kind=CXONE_SYSTEM_MESSAGE,
+            payload={"message_id": message.id},
+        )
+    return message
+
+
+async def end_conversation(
+    conn: AsyncConnection,
+    conversation: Conversation,
+    *,
+    reason: str,
+    end_in_cxone: str | None = None,
+    final_text: str | None = None,
+) -> bool:
+    """Open → ended, once. Tells the platform; with `end_in_cxone`, ends the contact in CXone."""
+    ended = await repo.transition_conversation(
+        conn,
+        conversation.id,
+        {"state": "open"},
+        state="ended",
+        ended_at=now_ms(),
+        ended_reason=reason,
+        idle_deadline=None,
+        countdown_deadline=None,
+    )
+    if not ended:
+        return False
+    if final_text:
+        await add_system_message(conn, conversation, final_text)
+    if end_in_cxone and conversation.de_contact_id is not None:
+        await enqueue(
+            conn,
+            lane=cxone_lane(conversation.id),
+            kind=CXONE_END_CONTACT,
+            payload={"conversation_id": conversation.id, "action": end_in_cxone},
+        )
+    await enqueue(
+        conn,
+        lane=platform_lane(conversation.id),
+        kind=PLATFORM_ENDED,
+        payload={"conversation_id": conversation.id, "reason": reason},
+    )
+    return True
+
+
+# --- the loops -------------------------------------------------------------------------------
+
+
+class LifecycleLoops:
+    """Fires idle deadlines and watches CXone for conversations an agent ended."""
+
+    def __init__(
+        self,
+        db: Database,
+        tenants: TenantClients,
+        policy: LifecyclePolicy,
+        settings: Settings,
+        on_enqueued: Any,
+    ) -> None:
+        self._db = db
+        self._tenants = tenants
+        self._policy = policy
+        self._settings = settings
+        self._on_enqueued = on_enqueued
+        self._stopping = asyncio.Event()
+        self.fired_warnings = 0
+        self.fired_endings = 0
+        self.agent_endings = 0
+
+    async def run(self) -> None:
+        await asyncio.gather(
+            self._every(self._settings.timer_poll_interval_seconds, self.fire_due_timers),
+            self._every(self._settings.end_poll_interval_seconds, self.check_agent_ended),
+        )
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _every(self, interval: float, work: Any) -> None:
+        while not self._stopping.is_set():
+            try:
+                await work()
+            except (StoreError, CxoneError) as exc:
+                log.warning("lifecycle: %s failed: %s", work.__name__, exc)
+            except Exception:
+                log.exception("lifecycle: %s crashed", work.__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+
+    async def fire_due_timers(self) -> int:
+        now = now_ms()
+        async with self._db.read() as conn:
+            warnings = await repo.due_conversations(conn, "idle_deadline", now, 200)
+            endings = await repo.due_conversations(conn, "countdown_deadline", now, 200)
+        fired = 0
+        for conversation in warnings:
+            fired += await self._warn(conversation)
+        for conversation in endings:
+            fired += await self._end_idle(conversation)
+        if fired:
+            self._on_enqueued()
+        return fired
+
+    async def _warn(self, conversation: Conversation) -> int:
+        async with self._db.write() as conn:
+            channel = await repo.get_channel(conn, conversation.channel_id)
+            if channel is None:
+                return 0
+            policy = self._policy.for_channel(channel)
+            deadline = now_ms() + policy.countdown_ms
+            won = await repo.transition_conversation(
+                conn,
+                conversation.id,
+                {"state": "open", "idle_deadline": conversation.idle_deadline},
+                idle_deadline=None,
+                countdown_deadline=deadline,
+            )
+            if not won:
+                return 0
+            seconds = round(policy.countdown_ms / 1000)
+            await add_system_message(
+                conn, conversation, policy.warning_text.format(seconds=seconds)
+            )
+            await enqueue(
+                conn,
+                lane=f"platform-idle:{conversation.id}",
+                kind=PLATFORM_IDLE,
+                payload={"conversation_id": conversation.id, "warning": True, "deadline": deadline},
+            )
+        self.fired_warnings += 1
+        return 1
+
+    async def _end_idle(self, conversation: Conversation) -> int:
+        async with self._db.write() as conn:
+            channel = await repo.get_channel(conn, conversation.channel_id)
+            policy = self._policy.for_channel(channel) if channel else self._policy
+            current = await repo.get_conversation(conn, conversation.id)
+            if current is None or current.countdown_deadline != conversation.countdown_deadline:
+                return 0  # cancelled by customer activity, or fired elsewhere
+            ended = await end_conversation(
+                conn,
+                current,
+                reason="idle",
+                end_in_cxone=policy.end_action,
+                final_text=policy.ended_text,
+            )
+        if ended:
+            self.fired_endings += 1
+        return int(ended)
+
+    async def check_agent_ended(self) -> int:
+        """A bounded round: at most `end_poll_batch_size` contact look-ups per interval, so the
+        request rate to CXone stays flat however many conversations are open."""
+        async with self._db.read() as conn:
+            candidates = await repo.conversations_to_check(conn, self._settings.end_poll_batch_size)
+        ended = 0
+        for conversation in candidates:
+            if await self.refresh_from_cxone(conversation):
+                ended += 1
+        if ended:
+            self._on_enqueued()
+        return ended
+
+    async def refresh_from_cxone(self, conversation: Conversation) -> bool:
+        """Ask CXone whether the conversation's contact is over; end it here if so."""
+        if conversation.de_contact_id is None:
+            return False
+        async with self._db.read() as conn:
+            channel = await repo.get_channel(conn, conversation.channel_id)
+        if channel is None:
+            return False
+        de = await self._tenants.for_tenant(channel.tenant_id)
+        contact = await de.get_contact(conversation.de_contact_id)
+        async with self._db.write() as conn:
+            await repo.update_conversation(conn, conversation.id, de_checked_at=now_ms())
+            if contact.status not in ENDED_CONTACT_STATUSES:
+                return False
+            ended = await end_conversation(conn, conversation, reason="agent")
+        if ended:
+            self.agent_endings += 1
+            log.info("conversation %s was ended in CXone (%s)", conversation.id, contact.status)
+        return ended

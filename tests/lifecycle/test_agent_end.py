@@ -1,0 +1,119 @@
+"""An agent ends the conversation in CXone (contract §4.5): the middleware learns it from DE."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from tests.byoc.harness import running_stack, wait_for
+from tests.emulator_harness import Emulator
+from tests.webchat.client import agent_reply, custom_webchat, widget
+
+POLL = {"end_poll_interval_seconds": 0.5, "idle_timeout_seconds": 0}
+
+
+async def test_widget_learns_the_end_within_the_poll_interval(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    async with custom_webchat(tmp_path, emulator, overrides=POLL) as chat, widget(chat) as w:
+        first = (await w.say("hello"))["message"]
+        await w.expect("status", messageId=first["id"], status="sent")
+        await asyncio.to_thread(agent_reply, chat, first["threadId"], "Goodbye, have a nice day!")
+        contact = chat.contact_for_thread(first["threadId"])
+        closed_at = time.monotonic()
+        chat.emulator.admin.post(f"/emulator/contacts/{contact['id']}/close")
+        ended = await w.expect("ended", timeout=5)
+        assert time.monotonic() - closed_at < 0.5 + 2.0  # one poll interval plus slack
+        assert ended["threadId"] == first["threadId"]
+        assert ended["reason"] == "agent"
+
+        await w.send({"type": "message", "clientId": "c-late", "text": "wait, one more thing"})
+        assert (await w.expect("error", clientId="c-late"))["code"] == "conversation-ended"
+        await asyncio.sleep(0.5)
+        detail = chat.emulator.admin.get(f"/emulator/contacts/{contact['id']}").json()
+        assert all(
+            m["messageContent"]["payload"].get("text") != "wait, one more thing"
+            for m in detail["messages"]
+        )
+
+        await w.send({"type": "new_conversation"})
+        assert (await w.expect("welcome"))["conversation"] is None
+        fresh = (await w.say("a new question"))["message"]
+        assert fresh["threadId"] != first["threadId"]
+        new_contact = await asyncio.to_thread(chat.contact_for_thread, fresh["threadId"])
+        assert new_contact["id"] != contact["id"]
+
+
+def test_message_after_an_unnoticed_end_is_checked_before_forwarding(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    slow_poll = {
+        "end_poll_interval_seconds": 600,
+        "end_check_min_interval_seconds": 0,
+        "idle_timeout_seconds": 0,
+    }
+    with running_stack(tmp_path, emulator, **slow_poll) as stack:
+        first = stack.customer_says("hello")
+        contact = stack.contact_for_thread(first["threadId"])
+        stack.emulator.admin.post(f"/emulator/contacts/{contact['id']}/close")
+        late = stack.customer_says("are you there?", threadId=first["threadId"])
+        assert late["status"] == "queued"  # accepted: nobody here knew yet
+        ended = wait_for(lambda: stack.platform.of_type("conversation.ended"), what="ended event")
+        assert ended[0]["reason"] == "agent"
+        wait_for(lambda: not stack.outbox(), what="outbox drained")
+        creates = stack.emulator.requests(path_contains="/messages", method="POST")
+        assert [c["requestBody"]["idOnExternalPlatform"] for c in creates] == [first["id"]]
+        transcript = stack.signed(
+            "GET", f"/api/v1/channels/{stack.channel_id}/threads/{first['threadId']}/messages"
+        ).json()
+        assert transcript["state"] == "ended"
+        assert transcript["messages"][-1]["status"] == "refused"
+        # From now on the thread refuses at once.
+        refused = stack.signed(
+            "POST",
+            f"/api/v1/channels/{stack.channel_id}/messages",
+            {"customer": {"id": "wh-user-1"}, "text": "hello?", "threadId": first["threadId"]},
+        )
+        assert refused.status_code == 409
+
+
+def test_final_agent_message_before_the_end_is_still_delivered(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    with running_stack(tmp_path, emulator, **POLL) as stack:
+        first = stack.customer_says("thanks for your help")
+        contact = stack.contact_for_thread(first["threadId"])
+        stack.platform.fail_with = 503  # the platform hiccups while the agent says goodbye
+        stack.agent_replies(contact["id"], "You're welcome, goodbye!")
+        stack.emulator.admin.post(f"/emulator/contacts/{contact['id']}/close")
+        wait_for(
+            lambda: (
+                any(r["kind"] == "platform.ended" for r in stack.outbox())
+                or stack.platform.of_type("conversation.ended")
+            ),
+            what="the end noticed",
+        )
+        stack.platform.fail_with = None
+        events = wait_for(
+            lambda: len(stack.platform.events) >= 2 and stack.platform.events, what="both events"
+        )
+        assert [e["type"] for e in events] == ["message.created", "conversation.ended"]
+        assert events[0]["message"]["text"] == "You're welcome, goodbye!"
+
+
+def test_end_poll_is_bounded(tmp_path: Path, emulator: Emulator) -> None:
+    settings = {
+        "end_poll_interval_seconds": 0.3,
+        "end_poll_batch_size": 2,
+        "idle_timeout_seconds": 0,
+    }
+    with running_stack(tmp_path, emulator, **settings) as stack:
+        for i in range(6):
+            accepted = stack.customer_says("hi", customer=f"c{i}")
+            stack.contact_for_thread(accepted["threadId"])
+        emulator.admin.delete("/emulator/requests")
+        time.sleep(1.5)
+        gets = [r for r in emulator.requests(path_contains="/contacts/", method="GET")]
+        # At most batch size per interval: about 5 rounds of 2 in 1.5 s, never 6 per round.
+        assert 0 < len(gets) <= 2 * (1.5 / 0.3 + 1)

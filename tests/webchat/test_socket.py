@@ -1,0 +1,245 @@
+"""The widget protocol over a real WebSocket (no browser): docs/webchat-protocol.md."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from byoc.store import Database
+from byoc.store import repositories as repo
+from tests.byoc.harness import wait_for
+from tests.emulator_harness import Emulator
+from tests.webchat.client import agent_reply, custom_webchat, widget
+from tests.webchat.harness import Webchat
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+async def test_message_round_trip(webchat: Webchat) -> None:
+    async with widget(webchat) as w:
+        assert w.welcome["type"] == "welcome"
+        assert w.welcome["conversation"] is None
+        assert w.welcome["config"]["title"] == "Chat with us"
+        ack = await w.say("hello from the widget")
+        message = ack["message"]
+        assert message["sender"] == "customer"
+        await w.expect("status", messageId=message["id"], status="sent")
+        contact = await asyncio.to_thread(webchat.contact_for_thread, message["threadId"])
+        assert (
+            contact["messages"][0]["messageContent"]["payload"]["text"] == "hello from the widget"
+        )
+
+        await asyncio.to_thread(
+            agent_reply, webchat, message["threadId"], "hi there", agent={"firstName": "Sam"}
+        )
+        frame = await w.expect("message", message__sender="agent")
+        assert frame["message"]["text"] == "hi there"
+        assert frame["message"]["author"]["firstName"] == "Sam"
+
+
+async def test_resume_replays_only_what_the_widget_missed(webchat: Webchat) -> None:
+    visitor = secrets.token_hex(16)
+    async with widget(webchat, visitorId=visitor) as w:
+        first = (await w.say("one"))["message"]
+        thread = first["threadId"]
+        await asyncio.to_thread(agent_reply, webchat, thread, "two")
+        second = (await w.expect("message", message__text="two"))["message"]
+    # Offline: the agent writes twice.
+    await asyncio.to_thread(agent_reply, webchat, thread, "three")
+    await asyncio.to_thread(agent_reply, webchat, thread, "four")
+    async with widget(webchat, visitorId=visitor, threadId=thread, afterSeq=second["seq"]) as w:
+        assert [m["text"] for m in w.welcome["messages"]] == ["three", "four"]
+        assert w.welcome["conversation"] == {"threadId": thread, "state": "open"}
+    async with widget(webchat, visitorId=visitor) as w:  # a fresh page load gets everything
+        assert [m["text"] for m in w.welcome["messages"]] == ["one", "two", "three", "four"]
+
+
+async def test_resent_client_id_is_stored_once(webchat: Webchat) -> None:
+    async with widget(webchat) as w:
+        first = await w.say("only once", client_id="c-same")
+        again = await w.say("only once", client_id="c-same")
+        assert again["message"]["id"] == first["message"]["id"]
+    contact = await asyncio.to_thread(webchat.contact_for_thread, first["message"]["threadId"])
+    await asyncio.sleep(0.3)
+    detail = webchat.emulator.admin.get(f"/emulator/contacts/{contact['id']}").json()
+    assert len(detail["messages"]) == 1
+
+
+async def test_foreign_origin_is_refused(webchat: Webchat) -> None:
+    async with widget(webchat, origin="https://evil.example") as w:
+        assert w.welcome == {
+            "type": "error",
+            "code": "forbidden-origin",
+            "detail": "this page may not open this channel's chat",
+        }
+        with pytest.raises(ConnectionClosed) as closed:
+            await w.ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4403
+
+
+async def test_verified_identity_and_forgery(webchat: Webchat) -> None:
+    async with widget(
+        webchat, visitorId=None, userId="u-42", signature=webchat.signature_for("u-42")
+    ) as w:
+        assert w.welcome["type"] == "welcome"
+        await w.say("verified hello")
+    async with widget(webchat, visitorId=None, userId="u-42", signature="00" * 32) as w:
+        assert w.welcome["type"] == "error"
+        assert w.welcome["code"] == "unauthenticated"
+    async with widget(webchat, visitorId="not-hex") as w:
+        assert w.welcome["code"] == "unauthenticated"
+    async with widget(webchat, visitorId=None, channel="chat_nope") as w:
+        assert w.welcome["code"] == "channel-not-found"
+
+
+async def test_a_second_customer_cannot_see_the_first(webchat: Webchat) -> None:
+    async with widget(webchat) as alice:
+        secret_message = (await alice.say("my address is 1 Main St"))["message"]
+        async with widget(webchat) as bob:
+            assert bob.welcome["messages"] == []
+            assert bob.welcome["customerId"] != alice.welcome["customerId"]
+            await bob.say("hello?")
+            # Bob's own conversation is separate, and Alice's attachment ids are not his.
+            await bob.send(
+                {
+                    "type": "message",
+                    "clientId": "c-x",
+                    "text": "x",
+                    "attachments": [{"id": "att_nope"}],
+                }
+            )
+            error = await bob.expect("error", clientId="c-x")
+            assert error["code"] == "invalid"
+            await bob.send({"type": "seen", "messageId": secret_message["id"]})
+        # Alice saw nothing of Bob's.
+        await alice.say("still here")
+        frames = await alice.drain(0.5)
+        assert all("hello?" not in json.dumps(f) for f in frames)
+
+
+async def test_rate_limit_and_size_limit(tmp_path: Path, emulator: Emulator) -> None:
+    async with (
+        custom_webchat(
+            tmp_path, emulator, rate_limit_messages=2, rate_limit_seconds=60, max_text_length=10
+        ) as chat,
+        widget(chat) as w,
+    ):
+        await w.send({"type": "message", "clientId": "c-long", "text": "x" * 11})
+        assert (await w.expect("error", clientId="c-long"))["code"] == "too-long"
+        await w.say("one")
+        await w.say("two")
+        await w.send({"type": "message", "clientId": "c-3", "text": "three"})
+        assert (await w.expect("error", clientId="c-3"))["code"] == "rate-limited"
+        await w.send({"type": "dance"})
+        assert (await w.expect("error"))["code"] == "invalid"
+
+
+async def test_ended_conversation_refuses_messages_until_a_new_one(webchat: Webchat) -> None:
+    async with widget(webchat) as w:
+        message = (await w.say("hello"))["message"]
+        await asyncio.to_thread(webchat.contact_for_thread, message["threadId"])
+
+        db = Database(webchat.stack.settings.database_url)
+        async with db.write() as conn:
+            await repo.update_conversation(
+                conn, message["threadId"], state="ended", ended_at=1, ended_reason="agent"
+            )
+        await db.close()
+
+        await w.send({"type": "message", "clientId": "c-late", "text": "are you there?"})
+        assert (await w.expect("error", clientId="c-late"))["code"] == "conversation-ended"
+        ended = await w.expect("ended")
+        assert ended["threadId"] == message["threadId"]
+        await w.send({"type": "new_conversation"})
+        fresh = await w.expect("welcome")
+        assert fresh["conversation"] is None
+        again = (await w.say("new question"))["message"]
+        assert again["threadId"] != message["threadId"]
+
+
+async def test_typing_both_ways(webchat: Webchat) -> None:
+    async with widget(webchat) as w:
+        message = (await w.say("hello"))["message"]
+        contact = await asyncio.to_thread(webchat.contact_for_thread, message["threadId"])
+        await w.send({"type": "typing", "typing": True})
+        await asyncio.to_thread(
+            wait_for,
+            lambda: webchat.emulator.requests(path_contains="/sender-actions"),
+            what="customer typing in CXone",
+        )
+        webchat.emulator.admin.post(
+            f"/emulator/contacts/{contact['id']}/typing", json={"typing": True}
+        )
+        assert (await w.expect("typing"))["typing"] is True
+
+
+async def test_heartbeat_pings(tmp_path: Path, emulator: Emulator) -> None:
+    async with (
+        custom_webchat(tmp_path, emulator, heartbeat_seconds=0.2) as chat,
+        widget(chat) as w,
+    ):
+        await w.expect("ping", timeout=3)
+        await w.send({"type": "pong"})
+        await w.expect("ping", timeout=3)
+
+
+async def test_attachment_upload_reaches_cxone_and_is_fetchable(webchat: Webchat) -> None:
+    visitor = secrets.token_hex(16)
+    upload_url = f"{webchat.url}/webchat/v1/channels/{webchat.channel_id}/attachments"
+    async with httpx.AsyncClient() as http:
+        uploaded = await http.post(
+            upload_url,
+            files={"file": ("dot.png", PNG, "image/png")},
+            headers={"X-Byoc-Visitor": visitor},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        attachment = uploaded.json()
+        assert attachment["mimeType"] == "image/png"
+        fetched = await http.get(attachment["url"])
+        assert fetched.content == PNG
+        assert fetched.headers["content-type"] == "image/png"
+        guessed = await http.get(attachment["url"].rsplit("/", 1)[0] + "/wrong-token")
+        assert guessed.status_code == 404
+
+        wrong_type = await http.post(
+            upload_url,
+            files={"file": ("x.html", b"<script>", "text/html")},
+            headers={"X-Byoc-Visitor": visitor},
+        )
+        assert wrong_type.status_code == 415
+        assert wrong_type.json()["type"] == "urn:byoc:problem:unsupported-media-type"
+        too_big = await http.post(
+            upload_url,
+            files={"file": ("big.png", b"\0" * (5 * 1024 * 1024 + 1), "image/png")},
+            headers={"X-Byoc-Visitor": visitor},
+        )
+        assert too_big.status_code == 413
+        anonymous = await http.post(upload_url, files={"file": ("dot.png", PNG, "image/png")})
+        assert anonymous.status_code == 401
+
+    async with widget(webchat, visitorId=visitor) as w:
+        await w.send(
+            {
+                "type": "message",
+                "clientId": "c-att",
+                "text": "",
+                "attachments": [{"id": attachment["id"]}],
+            }
+        )
+        ack = await w.expect("ack", clientId="c-att")
+        thread = ack["message"]["threadId"]
+    contact = await asyncio.to_thread(webchat.contact_for_thread, thread)
+    sent = contact["messages"][0]["attachments"][0]
+    assert sent["url"] == attachment["url"]
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(sent["url"])).content == PNG
