@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import secrets
 import subprocess
@@ -21,7 +22,10 @@ from typing import Any
 
 import httpx
 import uvicorn
+import websockets
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse
+from websockets.typing import Origin
 
 from byoc.app import create_app
 from byoc.box.credentials import hash_secret, new_client_credentials
@@ -35,6 +39,8 @@ from byoc.store.records import Channel
 from byoc.tenancy import default_tenant
 
 CHANNEL_ID = "chat_watering_hole"
+WEB_CHANNEL_ID = "chat_watering_hole_web"
+DEMO_PAGE = Path(__file__).parent / "static" / "demo" / "watering-hole.html"
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,21 @@ def say(text: str) -> None:
     print(f"[demo] {text}", flush=True)
 
 
-def watering_hole(secret: str, inbox: asyncio.Queue[dict[str, Any]]) -> FastAPI:
-    """The platform side: verifies each webhook's signature, prints it, queues it."""
+def watering_hole(
+    secret: str, inbox: asyncio.Queue[dict[str, Any]], middleware_url: str
+) -> FastAPI:
+    """The platform side: its web page with the chat widget, and a webhook receiver that
+    verifies each webhook's signature, prints it and queues it."""
     app = FastAPI(title="The Watering Hole (demo platform)")
+    page = (
+        DEMO_PAGE.read_text(encoding="utf-8")
+        .replace("{{MIDDLEWARE}}", html.escape(middleware_url))
+        .replace("{{CHANNEL}}", WEB_CHANNEL_ID)
+    )
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home() -> str:
+        return page
 
     @app.post("/webhook")
     async def webhook(request: Request) -> Response:
@@ -78,19 +96,24 @@ def watering_hole(secret: str, inbox: asyncio.Queue[dict[str, Any]]) -> FastAPI:
     return app
 
 
-async def _prepare(settings: Settings, client: tuple[str, str], channel: Channel) -> None:
+async def _prepare(settings: Settings, client: tuple[str, str], channels: list[Channel]) -> None:
     db = Database(settings.database_url)
     try:
         await upgrade(db)
         async with db.write() as conn:
             await repo.upsert_tenant(conn, default_tenant(settings))
             await repo.insert_client(conn, client[0], "demo", hash_secret(client[1]))
-            if await repo.get_channel(conn, channel.id) is None:
-                await repo.insert_channel(conn, channel)
-            else:  # a new demo run gets fresh secrets and the ports of this run
-                await repo.update_channel(
-                    conn, channel.id, secret=channel.secret, webhook_url=channel.webhook_url
-                )
+            for channel in channels:
+                if await repo.get_channel(conn, channel.id) is None:
+                    await repo.insert_channel(conn, channel)
+                else:  # a new demo run gets fresh secrets and the ports of this run
+                    await repo.update_channel(
+                        conn,
+                        channel.id,
+                        secret=channel.secret,
+                        webhook_url=channel.webhook_url,
+                        settings=channel.settings,
+                    )
     finally:
         await db.close()
 
@@ -106,6 +129,7 @@ def _start_emulator(ports: DemoPorts, client: tuple[str, str]) -> subprocess.Pop
         "--port", str(ports.emulator),
         "--integration", integration,
         "--channel", f"id={CHANNEL_ID},integration=demo,name=The Watering Hole",
+        "--channel", f"id={WEB_CHANNEL_ID},integration=demo,name=The Watering Hole web chat",
         "--log-level", "warning",
     ]  # fmt: skip
     try:
@@ -173,6 +197,55 @@ async def _play_exchange(
         await asyncio.wait_for(inbox.get(), timeout=10)
 
 
+async def _play_widget_exchange(ports: DemoPorts) -> None:
+    """The same story through the web chat widget's socket, as the demo page's widget does."""
+    middleware = f"ws://127.0.0.1:{ports.middleware}/webchat/v1/ws"
+    emulator = f"http://127.0.0.1:{ports.emulator}"
+    origin = f"http://127.0.0.1:{ports.platform}"
+    async with websockets.connect(middleware, origin=Origin(origin)) as ws:
+        hello = {"type": "hello", "channel": WEB_CHANNEL_ID, "visitorId": secrets.token_hex(16)}
+        await ws.send(json.dumps(hello))
+        welcome = json.loads(await ws.recv())
+        if welcome.get("type") != "welcome":
+            raise SystemExit(f"the widget socket refused the demo: {welcome}")
+        await ws.send(
+            json.dumps({"type": "message", "clientId": "demo-1", "text": "Hello from the widget!"})
+        )
+        thread = None
+        while thread is None:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == "ack":
+                thread = frame["message"]["threadId"]
+        say(f"a visitor wrote in the web chat widget (thread {thread})")
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            contact = None
+            for _ in range(100):
+                contacts = (
+                    await http.get(
+                        f"{emulator}/emulator/contacts", params={"channelId": WEB_CHANNEL_ID}
+                    )
+                ).json()["data"]
+                contact = next(
+                    (c for c in contacts if c["threadIdOnExternalPlatform"] == thread), None
+                )
+                if contact:
+                    break
+                await asyncio.sleep(0.1)
+            if contact is None:
+                raise SystemExit("the widget's message never reached the CXone emulator")
+            reply = await http.post(
+                f"{emulator}/emulator/contacts/{contact['id']}/reply",
+                json={"text": "Welcome to The Watering Hole chat!", "agent": {"firstName": "Sam"}},
+            )
+            reply.raise_for_status()
+        async with asyncio.timeout(10):
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame["type"] == "message" and frame["message"]["sender"] == "agent":
+                    say(f"the widget shows Sam: {frame['message']['text']!r}")
+                    return
+
+
 async def run_demo(ports: DemoPorts, data_dir: Path, *, once: bool) -> int:
     client = new_client_credentials()
     secret = secrets.token_urlsafe(24)
@@ -193,7 +266,23 @@ async def run_demo(ports: DemoPorts, data_dir: Path, *, once: bool) -> int:
         secret=secret,
         created_at=int(time.time() * 1000),
     )
-    await _prepare(settings, client, channel)
+    web_channel = Channel(
+        id=WEB_CHANNEL_ID,
+        tenant_id="default",
+        adapter="webchat",
+        name="The Watering Hole web chat",
+        webhook_url=None,
+        secret=secrets.token_urlsafe(24),
+        created_at=int(time.time() * 1000),
+        settings={
+            "allowed_origins": [
+                f"http://127.0.0.1:{ports.platform}",
+                f"http://localhost:{ports.platform}",
+            ],
+            "title": "The Watering Hole",
+        },
+    )
+    await _prepare(settings, client, [channel, web_channel])
     emulator = _start_emulator(ports, client)
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     servers = [
@@ -201,19 +290,24 @@ async def run_demo(ports: DemoPorts, data_dir: Path, *, once: bool) -> int:
             uvicorn.Config(create_app(settings), port=ports.middleware, log_level="warning")
         ),
         uvicorn.Server(
-            uvicorn.Config(watering_hole(secret, inbox), port=ports.platform, log_level="warning")
+            uvicorn.Config(
+                watering_hole(secret, inbox, f"http://127.0.0.1:{ports.middleware}"),
+                port=ports.platform,
+                log_level="warning",
+            )
         ),
     ]
     tasks = [asyncio.create_task(s.serve()) for s in servers]
     try:
         await _wait_until_up(f"http://127.0.0.1:{ports.emulator}/.well-known/openid-configuration")
         await _wait_until_up(f"http://127.0.0.1:{ports.middleware}/healthz")
-        await _wait_until_up(f"http://127.0.0.1:{ports.platform}/docs")
+        await _wait_until_up(f"http://127.0.0.1:{ports.platform}/")
         say(f"CXone emulator     http://127.0.0.1:{ports.emulator}/console  (agent console)")
         say(f"middleware         http://127.0.0.1:{ports.middleware}/docs   (API docs)")
-        say(f"Watering Hole      http://127.0.0.1:{ports.platform}/webhook (platform webhook)")
+        say(f"Watering Hole      http://127.0.0.1:{ports.platform}/         (open it and chat)")
         await _play_exchange(ports, secret, inbox)
         say("the agent's reply reached the customer's platform: the round trip works")
+        await _play_widget_exchange(ports)
         if once:
             return 0
         say("still running: answer from the agent console, Ctrl-C to stop")

@@ -109,6 +109,7 @@ def test_demo_plays_a_round_trip(tmp_path: Path) -> None:
         "--platform-port", str(free_port()),
     )  # fmt: skip
     assert "the round trip works" in result.stdout, result.stdout + result.stderr
+    assert "the widget shows Sam" in result.stdout
 
 
 def test_webchat_channel_settings_are_checked(tmp_path: Path) -> None:
