@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +57,22 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-@pytest.fixture
-def webchat(tmp_path: Path, emulator: Emulator) -> Iterator[Webchat]:
+@contextmanager
+def webchat_beside_playwright(
+    tmp_path: Path, emulator: Emulator, **channel_settings: Any
+) -> Iterator[Webchat]:
     # The harness prepares its store with asyncio.run(), which refuses to run on the thread
     # where Playwright's sync API keeps its event loop: enter and leave it on a helper thread.
     with ThreadPoolExecutor(max_workers=1) as helper:
-        running = running_webchat(tmp_path, emulator)
+        running = running_webchat(tmp_path, emulator, **channel_settings)
         yield helper.submit(running.__enter__).result()
         helper.submit(running.__exit__, None, None, None).result()
+
+
+@pytest.fixture
+def webchat(tmp_path: Path, emulator: Emulator) -> Iterator[Webchat]:
+    with webchat_beside_playwright(tmp_path, emulator) as running:
+        yield running
 
 
 @pytest.fixture
@@ -87,6 +96,8 @@ class SocketTap:
 
     def __init__(self, page: Page) -> None:
         self.hold = False
+        self.silenced: list[WebSocketRoute] = []  # half-dead: the server's frames stop arriving
+        self.page_closes = 0
         self.sent: list[dict[str, Any]] = []
         self.routes: list[WebSocketRoute] = []
         page.route_web_socket(re.compile(r".*/webchat/v1/ws$"), self._route)
@@ -105,8 +116,25 @@ class SocketTap:
             self._record(message)
             server.send(message)
 
+        def from_server(message: str | bytes) -> None:
+            if ws not in self.silenced:
+                ws.send(message)
+
+        def server_closed(code: int | None, reason: str | None) -> None:
+            if ws not in self.silenced:
+                ws.close(code=code, reason=reason)
+
+        def page_closed(code: int | None, reason: str | None) -> None:
+            self.page_closes += 1
+            server.close(code=code, reason=reason)
+
         ws.on_message(from_page)
-        server.on_message(ws.send)
+        ws.on_close(page_closed)
+        server.on_message(from_server)
+        server.on_close(server_closed)
+
+    def silence(self) -> None:
+        self.silenced.append(self.routes[-1])
 
     def inject(self, frame: dict[str, Any]) -> None:
         self.routes[-1].send(json.dumps(frame))
@@ -535,3 +563,53 @@ def test_screenshots_desktop_and_phone(webchat: Webchat, new_page: NewPage, tmp_
     widget.input.blur()
     page.screenshot(path=str(screenshot_path("widget-phone.png", tmp_path)), animations="disabled")
     webchat.emulator.admin.post(typing, json={"typing": False})
+
+
+def test_prechat_form_fields_reach_cxone(
+    tmp_path: Path, emulator: Emulator, new_page: NewPage
+) -> None:
+    prechat = [
+        {"ident": "email", "label": "Email", "type": "email", "required": True},
+        {"ident": "order", "label": "Order number", "type": "text", "required": False},
+    ]
+    with webchat_beside_playwright(tmp_path, emulator, prechat=prechat) as webchat:
+        widget = open_widget(new_page(), webchat.page_url)
+        form = widget.part("byoc-prechat-form")
+        expect(form).to_be_visible()
+        expect(widget.part("byoc-composer")).to_be_hidden()
+        expect(widget.part("byoc-prechat-email")).to_be_focused()
+        widget.part("byoc-prechat-submit").click()  # the required field is empty
+        expect(form).to_be_visible()
+        widget.part("byoc-prechat-email").fill("ada@example.com")
+        widget.part("byoc-prechat-order").fill("WH-1234")
+        widget.part("byoc-prechat-submit").click()
+        expect(form).to_be_hidden()
+        expect(widget.input).to_be_focused()
+        widget.say("Where is my order?")
+        found = webchat.contact_for_thread(widget.thread_id())
+        assert inbound_texts(found) == ["Where is my order?"]
+        # They reach CXone as the end user's custom fields on the first message.
+        created = webchat.emulator.admin.get(
+            "/emulator/requests", params={"pathContains": "/messages", "method": "POST"}
+        ).json()["data"]
+        identity = created[-1]["requestBody"]["authorEndUserIdentity"]
+        fields = {f["ident"]: f["value"] for f in identity["customFields"]}
+        assert fields == {"email": "ada@example.com", "order": "WH-1234"}
+
+
+def test_a_silent_socket_is_detected_and_replaced(
+    tmp_path: Path, emulator: Emulator, new_page: NewPage
+) -> None:
+    with webchat_beside_playwright(tmp_path, emulator, heartbeat_seconds=1) as webchat:
+        page = new_page()
+        tap = SocketTap(page)
+        widget = open_widget(page, webchat.page_url)
+        wait_until(lambda: tap.frames("pong"), what="a pong", page=page)
+        tap.silence()
+        # No frame for two heartbeats: the widget gives up on the socket and dials again.
+        wait_until(lambda: len(tap.frames("hello")) == 2, timeout=6, what="a new hello", page=page)
+        assert tap.page_closes == 1
+        widget.wait_connected()
+        widget.say("Still connected?")
+        contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
+        wait_until(lambda: inbound_texts(contact(webchat, contact_id)) == ["Still connected?"])

@@ -297,6 +297,7 @@ button{cursor:pointer}
   let attempt = 0;
   let reconnectTimer = 0;
   let lastFrame = 0;
+  let openedAt = 0;
   let firstWelcome = true;
   let skew = 0; // server clock minus ours, from acks
   let idleDeadline = null;
@@ -796,7 +797,7 @@ button{cursor:pointer}
     try { sock = new WebSocket(WS_URL); } catch (e) { scheduleReconnect(); return; }
     ws = sock;
     live = false;
-    lastFrame = Date.now();
+    lastFrame = openedAt = Date.now();
     sock.onopen = () => {
       lastFrame = Date.now();
       const hello = { type: 'hello', channel: CHANNEL, visitorId: VISITOR, userId: USER_ID, signature: SIGNATURE, name: USER_NAME };
@@ -953,7 +954,8 @@ button{cursor:pointer}
   setInterval(() => {
     tickIdle();
     const hb = (cfg.heartbeatSeconds || 20) * 1000;
-    if (ws && Date.now() - lastFrame > 2 * hb) dropSocket();
+    // A socket that stays silent for two heartbeats, or never says welcome, is dead.
+    if (ws && (Date.now() - lastFrame > 2 * hb || (!live && Date.now() - openedAt > 15000))) dropSocket();
   }, 1000);
 
   function mount() {
