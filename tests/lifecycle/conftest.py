@@ -1,0 +1,3 @@
+from tests.webchat.conftest import webchat
+
+__all__ = ["webchat"]

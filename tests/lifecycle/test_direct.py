@@ -1,0 +1,172 @@
+"""Direct messages: agent-initiated (contract §2.3, §2.5) and business-initiated (§3.5)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.byoc.harness import running_stack, wait_for
+from tests.emulator_harness import Emulator
+from tests.webchat.client import widget
+from tests.webchat.harness import Webchat
+
+
+async def test_agent_outbound_reaches_a_connected_widget_and_the_answer_continues_it(
+    webchat: Webchat,
+) -> None:
+    visitor = secrets.token_hex(16)
+    async with widget(webchat, visitorId=visitor) as w:
+        first = (await w.say("hello, earlier question"))["message"]
+        await asyncio.to_thread(webchat.contact_for_thread, first["threadId"])
+        response = webchat.emulator.admin.post(
+            f"/emulator/channels/{webchat.channel_id}/outbound",
+            json={"customerId": w.welcome["customerId"], "text": "A follow-up from your agent"},
+        )
+        assert response.status_code == 200, response.text
+        frame = await w.expect("message", message__text="A follow-up from your agent")
+        new_thread = frame["message"]["threadId"]
+        assert new_thread != first["threadId"]
+        answer = (await w.say("thanks for following up"))["message"]
+        assert answer["threadId"] == new_thread
+
+    def texts() -> list[str]:
+        contact = webchat.contact_for_thread(new_thread)
+        return [m["messageContent"]["payload"]["text"] for m in contact["messages"]]
+
+    await asyncio.to_thread(wait_for, lambda: len(texts()) == 2, what="the answer in CXone")
+    assert texts() == ["A follow-up from your agent", "thanks for following up"]
+
+
+async def test_agent_outbound_is_shown_when_the_widget_opens_later(webchat: Webchat) -> None:
+    visitor = secrets.token_hex(16)
+    async with widget(webchat, visitorId=visitor) as w:
+        customer_id = w.welcome["customerId"]
+        first = (await w.say("hi"))["message"]
+        await asyncio.to_thread(webchat.contact_for_thread, first["threadId"])
+    response = webchat.emulator.admin.post(
+        f"/emulator/channels/{webchat.channel_id}/outbound",
+        json={"customerId": customer_id, "text": "We have news for you"},
+    )
+    assert response.status_code == 200, response.text
+    await asyncio.sleep(0.5)
+    async with widget(webchat, visitorId=visitor) as w:
+        assert [m["text"] for m in w.welcome["messages"]] == ["We have news for you"]
+
+
+def test_opted_out_customer_is_refused(tmp_path: Path, emulator: Emulator) -> None:
+    with running_stack(tmp_path, emulator) as stack:
+        accepted = stack.customer_says("hello", customer="wh-opt")
+        stack.contact_for_thread(accepted["threadId"])
+        opt_out = stack.signed(
+            "PUT",
+            f"/api/v1/channels/{stack.channel_id}/customers/wh-opt/opt-out",
+            {"optedOut": True},
+        )
+        assert opt_out.status_code == 200, opt_out.text
+        refused = emulator.admin.post(
+            f"/emulator/channels/{stack.channel_id}/outbound",
+            json={"customerId": accepted["customerId"], "text": "promo!"},
+        )
+        assert refused.status_code == 422
+        validation = [c for c in emulator.callbacks() if "recipients/validation" in c["url"]]
+        assert validation[-1]["status"] == 400
+        assert "opted out" in validation[-1]["responseBody"]["errors"][0]["message"]
+        unknown = stack.signed(
+            "PUT",
+            f"/api/v1/channels/{stack.channel_id}/customers/nobody/opt-out",
+            {"optedOut": True},
+        )
+        assert unknown.status_code == 404
+
+
+def test_business_outbound_through_the_admin_api(tmp_path: Path, emulator: Emulator) -> None:
+    token = secrets.token_urlsafe(24)
+    with running_stack(tmp_path, emulator, admin_token=token) as stack:
+        first = stack.customer_says("hello", customer="wh-biz")
+        stack.contact_for_thread(first["threadId"])
+        url = f"{stack.url}/admin/v1/channels/{stack.channel_id}/outbound"
+        body = {
+            "customerId": "wh-biz",
+            "text": "Your order has shipped!",
+            "author": {"firstName": "Shop"},
+        }
+        assert httpx.post(url, json=body).status_code == 401
+        assert (
+            httpx.post(url, json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        )
+        started = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+        assert started.status_code == 201, started.text
+        thread = started.json()["threadId"]
+        assert thread != first["threadId"]
+
+        outbound = wait_for(
+            lambda: [
+                r
+                for r in emulator.requests(path_contains="/outbound", method="POST")
+                if r["status"] == 200
+            ],
+            what="DE outbound call",
+        )
+        assert outbound[0]["requestBody"]["thread"]["idOnExternalPlatform"] == thread
+        assert (
+            outbound[0]["requestBody"]["recipients"][0]["idOnExternalPlatform"]
+            == first["customerId"]
+        )
+        event = wait_for(
+            lambda: [
+                e for e in stack.platform.of_type("message.created") if e["threadId"] == thread
+            ],
+            what="delivery to the platform",
+        )[0]
+        assert event["message"]["text"] == "Your order has shipped!"
+
+        answer = stack.customer_says("great, thanks", customer="wh-biz", threadId=thread)
+        contact = stack.contact_for_thread(thread)
+        wait_for(lambda: not stack.outbox(), what="outbox drained")
+        detail = emulator.admin.get(f"/emulator/contacts/{contact['id']}").json()
+        assert [m["idOnExternalPlatform"] for m in detail["messages"]] == [
+            started.json()["messageId"],
+            answer["id"],
+        ]
+
+
+def test_admin_api_is_off_without_a_token(tmp_path: Path, emulator: Emulator) -> None:
+    with running_stack(tmp_path, emulator) as stack:
+        response = httpx.post(
+            f"{stack.url}/admin/v1/channels/{stack.channel_id}/outbound",
+            json={"customerId": "x", "text": "y"},
+            headers={"Authorization": "Bearer anything"},
+        )
+        assert response.status_code == 404
+
+
+def test_outbound_send_command(tmp_path: Path, emulator: Emulator) -> None:
+    with running_stack(tmp_path, emulator) as stack:
+        stack.customer_says("hello", customer="wh-cli")
+        env = {**os.environ, "BYOC_DATABASE_URL": stack.settings.database_url}
+        sent = subprocess.run(
+            [
+                sys.executable, "-m", "byoc.cli", "outbound", "send",
+                "--channel", stack.channel_id, "--customer", "wh-cli", "--text", "From the CLI",
+            ],
+            env=env, capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        assert "delivered to CXone and to the customer's platform" in sent.stdout
+        events = stack.platform.of_type("message.created")
+        assert any(e["message"]["text"] == "From the CLI" for e in events)
+        unknown = subprocess.run(
+            [
+                sys.executable, "-m", "byoc.cli", "outbound", "send",
+                "--channel", stack.channel_id, "--customer", "nobody", "--text", "x",
+            ],
+            env=env, capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert unknown.returncode == 1
+        assert "not a customer" in unknown.stderr
