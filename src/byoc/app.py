@@ -23,11 +23,12 @@ from byoc.api import problems
 from byoc.api.limits import BodyLimitMiddleware
 from byoc.box.credentials import ActiveClients, TokenIssuer
 from byoc.box.router import router as box_router
-from byoc.bus import LocalBus
+from byoc.bus import LocalBus, PostgresBus
 from byoc.channels.platform_api import router as platform_router
 from byoc.channels.webchat.adapter import WebchatAdapter
 from byoc.channels.webchat.attachments import MAX_UPLOAD_BYTES
 from byoc.channels.webchat.attachments import router as attachments_router
+from byoc.channels.webchat.cors import WidgetCorsMiddleware
 from byoc.channels.webchat.socket import router as widget_socket_router
 from byoc.channels.webhook import WebhookAdapter
 from byoc.conversations.lifecycle import LifecycleLoops, LifecyclePolicy
@@ -45,6 +46,7 @@ from byoc.settings import Settings
 from byoc.store import Database, StoreError
 from byoc.store import repositories as repo
 from byoc.store import schema as t
+from byoc.store.db import plain_postgres_dsn
 from byoc.store.migrations import current_version, latest_version, upgrade
 from byoc.tenancy import TenantClients, default_tenant
 
@@ -72,7 +74,12 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
     tenants = TenantClients(
         db, http, timeout=settings.cxone_timeout_seconds, observer=metrics.observe_cxone_call
     )
-    bus = LocalBus()
+    bus: LocalBus
+    if db.is_sqlite:
+        bus = LocalBus()
+    else:
+        bus = PostgresBus(plain_postgres_dsn(settings.database_url))
+        await bus.start()
     policy = LifecyclePolicy.from_settings(settings)
     wake_worker: list[Callable[[], None]] = []  # filled once the worker exists
 
@@ -160,6 +167,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for task in (worker_task, lifecycle_task):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if isinstance(runtime.bus, PostgresBus):
+                await runtime.bus.stop()
             await runtime.http.aclose()
             await runtime.db.close()
 
@@ -175,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_body_bytes,
         larger_for=((UPLOAD_PATH, MAX_UPLOAD_BYTES),),
     )
+    app.add_middleware(WidgetCorsMiddleware)
     # Outermost of ours: every answer, a 413 included, is timed and carries a request id.
     app.add_middleware(RequestTelemetryMiddleware, metrics=metrics)
     app.include_router(box_router)

@@ -5,10 +5,18 @@ notification costs latency, not data."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
+import secrets
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+
+import asyncpg
+
+log = logging.getLogger(__name__)
 
 Notification = dict[str, Any]
 
@@ -60,3 +68,109 @@ class LocalBus:
     @property
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscribers.values())
+
+
+class PostgresBus(LocalBus):
+    """Fan-out across instances with PostgreSQL `LISTEN/NOTIFY`.
+
+    Local subscribers are woken directly; other instances hear it through the channel. If the
+    listening connection drops, every local subscriber is told to re-read the store once the
+    connection is back, so whatever was said meanwhile is not missed.
+    """
+
+    CHANNEL = "byoc_bus"
+
+    def __init__(self, dsn: str, queue_size: int = 256) -> None:
+        super().__init__(queue_size)
+        self._dsn = dsn
+        self._instance = secrets.token_hex(6)
+        self._outgoing: asyncio.Queue[str] = asyncio.Queue(maxsize=10_000)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.connected = asyncio.Event()
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="bus-listen"),
+            asyncio.create_task(self._send(), name="bus-send"),
+        ]
+        try:
+            await asyncio.wait_for(self.connected.wait(), timeout=10)
+        except TimeoutError:
+            log.warning("bus: PostgreSQL listener not connected yet; continuing")
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def publish(self, key: str, notification: Notification) -> None:
+        super().publish(key, notification)
+        payload = json.dumps(
+            {"i": self._instance, "k": key, "n": notification}, separators=(",", ":")
+        )
+        if len(payload) > 7900:  # NOTIFY payloads are capped at 8000 bytes
+            payload = json.dumps({"i": self._instance, "k": key, "n": RESYNC})
+        try:
+            self._outgoing.put_nowait(payload)
+        except asyncio.QueueFull:
+            log.warning(
+                "bus: outgoing queue full; other instances will catch up on their next sync"
+            )
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            return
+        if message.get("i") == self._instance:
+            return
+        LocalBus.publish(self, str(message["k"]), dict(message["n"]))
+
+    def _resync_everyone(self) -> None:
+        for key in list(self._subscribers):
+            LocalBus.publish(self, key, RESYNC)
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=10)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("bus: cannot listen (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+                continue
+            delay = 0.5
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+            try:
+                await conn.add_listener(self.CHANNEL, self._on_notify)
+                self.connected.set()
+                self._resync_everyone()
+                await lost.wait()
+                log.warning("bus: listener connection lost; reconnecting")
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)
+
+    async def _send(self) -> None:
+        conn: asyncpg.Connection | None = None
+        try:
+            while True:
+                payload = await self._outgoing.get()
+                try:
+                    if conn is None or conn.is_closed():
+                        conn = await asyncpg.connect(self._dsn, timeout=10)
+                    await conn.execute("SELECT pg_notify($1, $2)", self.CHANNEL, payload)
+                except (OSError, asyncpg.PostgresError) as exc:
+                    # Lost notifications cost latency only: subscribers re-read on resync.
+                    log.warning("bus: NOTIFY failed (%s)", exc)
+                    conn = None
+                    await asyncio.sleep(0.5)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)

@@ -279,7 +279,11 @@ class Deliveries:
     async def platform_typing(self, row: OutboxRow) -> None:
         loaded = await self._load(conversation_id=str(row.payload["conversation_id"]))
         await self._adapter(loaded.channel).deliver_typing(
-            loaded.channel, loaded.conversation, loaded.customer, bool(row.payload["typing"])
+            loaded.channel,
+            loaded.conversation,
+            loaded.customer,
+            bool(row.payload["typing"]),
+            row.payload.get("author"),
         )
 
     async def platform_idle(self, row: OutboxRow) -> None:

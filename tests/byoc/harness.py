@@ -7,7 +7,8 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,13 @@ from tests.servers import ThreadedServer, free_port, serve
 T = TypeVar("T")
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef0123456789"
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even where an event loop is running
+    (Playwright's sync API keeps one on the test's thread)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def wait_for(predicate: Callable[[], T], *, timeout: float = 10.0, what: str = "condition") -> T:
@@ -166,7 +174,7 @@ class Stack:
             finally:
                 await db.close()
 
-        return asyncio.run(rows())
+        return run_async(rows())
 
 
 async def _prepare_store(settings: Settings, channel: Channel, client_id: str, secret: str) -> None:
@@ -238,7 +246,7 @@ def running_stack(
             client_secret=client_secret,
             integration_id="",
         )
-        asyncio.run(
+        run_async(
             _prepare_store(
                 settings,
                 Channel(

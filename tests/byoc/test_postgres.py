@@ -2,44 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from tests.byoc.harness import running_stack, wait_for
 from tests.emulator_harness import Emulator
+from tests.postgres import postgres_url
+
+__all__ = ["postgres_url"]
 
 pytestmark = pytest.mark.postgres
-
-BASE_URL = os.environ.get("BYOC_TEST_POSTGRES_URL")
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    if not BASE_URL:
-        pytest.skip("BYOC_TEST_POSTGRES_URL is not set")
-    name = "byoc_test_" + secrets.token_hex(4)
-    admin = make_url(BASE_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_round_trip_on_postgres(tmp_path: Path, emulator: Emulator, postgres_url: str) -> None:

@@ -243,3 +243,36 @@ async def test_attachment_upload_reaches_cxone_and_is_fetchable(webchat: Webchat
     assert sent["url"] == attachment["url"]
     async with httpx.AsyncClient() as http:
         assert (await http.get(sent["url"])).content == PNG
+
+
+async def test_uploads_answer_cors_for_allowed_origins_only(webchat: Webchat) -> None:
+    upload_url = f"{webchat.url}/webchat/v1/channels/{webchat.channel_id}/attachments"
+    preflight_headers = {
+        "Origin": webchat.page_origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-byoc-visitor",
+    }
+    async with httpx.AsyncClient() as http:
+        allowed = await http.options(upload_url, headers=preflight_headers)
+        assert allowed.status_code == 204
+        assert allowed.headers["access-control-allow-origin"] == webchat.page_origin
+        assert "x-byoc-visitor" in allowed.headers["access-control-allow-headers"]
+        refused = await http.options(
+            upload_url, headers={**preflight_headers, "Origin": "https://evil.example"}
+        )
+        assert refused.status_code == 403
+        assert "access-control-allow-origin" not in refused.headers
+        uploaded = await http.post(
+            upload_url,
+            files={"file": ("dot.png", PNG, "image/png")},
+            headers={"X-Byoc-Visitor": secrets.token_hex(16), "Origin": webchat.page_origin},
+        )
+        assert uploaded.status_code == 201
+        assert uploaded.headers["access-control-allow-origin"] == webchat.page_origin
+        wrong_type = await http.post(
+            upload_url,
+            files={"file": ("x.html", b"<p>", "text/html")},
+            headers={"X-Byoc-Visitor": secrets.token_hex(16), "Origin": webchat.page_origin},
+        )
+        assert wrong_type.status_code == 415
+        assert wrong_type.headers["access-control-allow-origin"] == webchat.page_origin

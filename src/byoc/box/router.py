@@ -230,7 +230,7 @@ async def agent_sender_action(
         raise InvalidInput(f"senderAction.action {action!r} is not isTypingOn or isTypingOff")
     brand = body.brand.model_dump(by_alias=True, exclude_none=True) if body.brand else None
     await runtime.conversations.agent_typing(
-        channel_id, thread_id, typing=action == "isTypingOn", brand=brand
+        channel_id, thread_id, typing=action == "isTypingOn", brand=brand, author=body.author_user
     )
     return Response(status_code=204)
 

@@ -15,7 +15,12 @@ class ChannelAdapter(Protocol):
     ) -> None: ...
 
     async def deliver_typing(
-        self, channel: Channel, conversation: Conversation, customer: Customer, typing: bool
+        self,
+        channel: Channel,
+        conversation: Conversation,
+        customer: Customer,
+        typing: bool,
+        author: dict[str, Any] | None,
     ) -> None: ...
 
     async def conversation_ended(

@@ -32,9 +32,21 @@ class WebhookAdapter:
         )
 
     async def deliver_typing(
-        self, channel: Channel, conversation: Conversation, customer: Customer, typing: bool
+        self,
+        channel: Channel,
+        conversation: Conversation,
+        customer: Customer,
+        typing: bool,
+        author: dict[str, Any] | None,
     ) -> None:
-        await self._post(channel, "agent.typing", None, conversation, customer, {"typing": typing})
+        await self._post(
+            channel,
+            "agent.typing",
+            None,
+            conversation,
+            customer,
+            {"typing": typing, "author": author},
+        )
 
     async def conversation_ended(
         self, channel: Channel, conversation: Conversation, customer: Customer, reason: str

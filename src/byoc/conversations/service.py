@@ -50,6 +50,14 @@ def platform_lane(conversation_id: str) -> str:
     return f"platform:{conversation_id}"
 
 
+def public_author(author: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a customer may see of an agent: a name and a picture, nothing internal."""
+    if not author:
+        return None
+    keys = ("firstName", "nickname", "imageUrl", "isBotUser")
+    return {k: author[k] for k in keys if author.get(k) is not None} or None
+
+
 def _text_content(text: str | None) -> dict[str, Any]:
     return {"type": "TEXT", "payload": {"text": text or ""}}
 
@@ -163,6 +171,16 @@ class ConversationService:
             await lifecycle.customer_spoke(conn, conversation)
         self._on_enqueued()
 
+    async def dismiss_ended(self, conversation_id: str) -> None:
+        """The customer asked for a new conversation: stop showing the ended one."""
+        async with self._db.write() as conn:
+            await repo.transition_conversation(
+                conn,
+                conversation_id,
+                {"state": "ended", "dismissed_at": None},
+                dismissed_at=now_ms(),
+            )
+
     async def set_opt_out(self, channel_id: str, external_id: str, opted_out: bool) -> Customer:
         async with self._db.write() as conn:
             channel = await self._channel(conn, channel_id)
@@ -261,7 +279,13 @@ class ConversationService:
             await self._recipient(conn, channel, recipients)
 
     async def agent_typing(
-        self, channel_id: str, thread_id: str, *, typing: bool, brand: dict[str, Any] | None
+        self,
+        channel_id: str,
+        thread_id: str,
+        *,
+        typing: bool,
+        brand: dict[str, Any] | None,
+        author: dict[str, Any] | None = None,
     ) -> None:
         async with self._db.write() as conn:
             channel = await self._channel(conn, channel_id)
@@ -276,6 +300,7 @@ class ConversationService:
                 payload={
                     "conversation_id": conversation.id,
                     "typing": typing,
+                    "author": public_author(author),
                     "expires_at": now_ms() + TYPING_TTL_MS,
                 },
             )

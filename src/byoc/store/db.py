@@ -46,6 +46,11 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def plain_postgres_dsn(url: str) -> str:
+    """The URL as libpq and asyncpg take it (no SQLAlchemy driver suffix)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = async_url(url)

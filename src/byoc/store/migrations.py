@@ -151,6 +151,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE customers ADD COLUMN opted_out INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        4,
+        "customers may dismiss an ended conversation",
+        ("ALTER TABLE conversations ADD COLUMN dismissed_at BIGINT",),
+    ),
 )
 
 _DIALECT_WORDS = {

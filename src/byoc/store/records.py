@@ -81,6 +81,7 @@ class Conversation:
     idle_deadline: int | None = None
     countdown_deadline: int | None = None
     de_checked_at: int | None = None
+    dismissed_at: int | None = None
 
     @property
     def is_open(self) -> bool:

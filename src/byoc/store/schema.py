@@ -94,6 +94,7 @@ conversations = Table(
     Column("idle_deadline", BigInteger),
     Column("countdown_deadline", BigInteger),
     Column("de_checked_at", BigInteger),
+    Column("dismissed_at", BigInteger),
 )
 
 messages = Table(

@@ -6,6 +6,8 @@ or on its next connect), so a widget that is closed misses nothing.
 
 from __future__ import annotations
 
+from typing import Any
+
 from byoc.bus import LocalBus
 from byoc.store.records import Channel, Conversation, Customer, Message
 
@@ -22,10 +24,16 @@ class WebchatAdapter:
         )
 
     async def deliver_typing(
-        self, channel: Channel, conversation: Conversation, customer: Customer, typing: bool
+        self,
+        channel: Channel,
+        conversation: Conversation,
+        customer: Customer,
+        typing: bool,
+        author: dict[str, Any] | None,
     ) -> None:
         self._bus.publish(
-            customer.id, {"kind": "typing", "threadId": conversation.id, "typing": typing}
+            customer.id,
+            {"kind": "typing", "threadId": conversation.id, "typing": typing, "author": author},
         )
 
     async def conversation_ended(

@@ -26,7 +26,7 @@ from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.errors import ByocError, ConversationEnded, Forbidden, NotFound, Unauthenticated
 from byoc.runtime import Runtime
 from byoc.store import repositories as repo
-from byoc.store.records import Channel, Conversation, Customer
+from byoc.store.records import Channel, Conversation, Customer, Message
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,14 @@ class WidgetSession:
         self.last_heard = time.monotonic()
         self._send_lock = asyncio.Lock()
 
+    def _view(self, message: Message) -> dict[str, Any]:
+        """A message as the widget sees it; its own messages carry the widget's clientId."""
+        view = message_view(message)
+        prefix = f"{self.identity.external_id}/"
+        if message.platform_message_id and message.platform_message_id.startswith(prefix):
+            view["clientId"] = message.platform_message_id[len(prefix) :]
+        return view
+
     async def send(self, frame: dict[str, Any]) -> None:
         async with self._send_lock:
             await self.ws.send_text(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
@@ -124,6 +132,8 @@ class WidgetSession:
             self.conversation = await repo.latest_conversation(
                 conn, self.customer.id, open_only=False
             )
+            if self.conversation is not None and self.conversation.dismissed_at is not None:
+                self.conversation = None  # ended, and the customer asked for a fresh start
             messages = []
             if self.conversation is not None:
                 resume = hello.thread_id == self.conversation.id and hello.after_seq is not None
@@ -140,7 +150,7 @@ class WidgetSession:
                 "type": "welcome",
                 "customerId": self.customer.id,
                 "conversation": conversation,
-                "messages": [message_view(m) for m in messages],
+                "messages": [self._view(m) for m in messages],
                 "agentTyping": False,
                 "config": self.settings.public_config(),
             }
@@ -232,6 +242,7 @@ class WidgetSession:
                 await self.runtime.conversations.customer_active(self.conversation.id)
         elif frame.type == "new_conversation":
             if self.conversation is not None and not self.conversation.is_open:
+                await self.runtime.conversations.dismiss_ended(self.conversation.id)
                 self.conversation = None
                 self.last_seq = -1
                 await self.send(
@@ -276,7 +287,7 @@ class WidgetSession:
             )
         )
         await self.send(
-            {"type": "ack", "clientId": frame.client_id, "message": message_view(delivered.message)}
+            {"type": "ack", "clientId": frame.client_id, "message": self._view(delivered.message)}
         )
         # Other tabs of the same customer show it too; this one gets it (again) from _sync,
         # which the widget de-duplicates by id.
@@ -325,7 +336,13 @@ class WidgetSession:
                 self.conversation is not None
                 and notification.get("threadId") == self.conversation.id
             ):
-                await self.send({"type": "typing", "typing": bool(notification.get("typing"))})
+                await self.send(
+                    {
+                        "type": "typing",
+                        "typing": bool(notification.get("typing")),
+                        "author": notification.get("author"),
+                    }
+                )
         elif kind == "status":
             await self.send(
                 {
@@ -346,7 +363,7 @@ class WidgetSession:
         """Send whatever the store holds that this widget has not been sent yet."""
         async with self.runtime.db.read() as conn:
             latest = await repo.latest_conversation(conn, self.customer.id, open_only=False)
-            if latest is None:
+            if latest is None or latest.dismissed_at is not None:
                 return
             if self.conversation is None or latest.id != self.conversation.id:
                 if self.conversation is None or latest.created_at >= self.conversation.created_at:
@@ -356,7 +373,7 @@ class WidgetSession:
                 self.conversation = latest
             messages = await repo.list_messages(conn, self.conversation.id, after_seq=self.last_seq)
         for message in messages:
-            await self.send({"type": "message", "message": message_view(message)})
+            await self.send({"type": "message", "message": self._view(message)})
             self.last_seq = max(self.last_seq, message.seq)
         if not self.conversation.is_open and self.told_ended != self.conversation.id:
             self.told_ended = self.conversation.id

@@ -1,0 +1,35 @@
+"""A fresh PostgreSQL database per test module, on the server named by BYOC_TEST_POSTGRES_URL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+BASE_URL = os.environ.get("BYOC_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    if not BASE_URL:
+        pytest.skip("BYOC_TEST_POSTGRES_URL is not set")
+    name = "byoc_test_" + secrets.token_hex(4)
+    admin = make_url(BASE_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
