@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from tests.emulator_harness import Emulator
 from tests.webchat.harness import Webchat, running_webchat
@@ -58,15 +59,26 @@ def _get(frame: dict[str, Any], dotted: str) -> Any:
 
 
 @asynccontextmanager
+async def widget_at(
+    base_url: str, channel_id: str, origin: str, **hello: Any
+) -> AsyncIterator[Widget]:
+    """A widget connection to the middleware at `base_url`, sending `hello` as given."""
+    url = base_url.replace("http://", "ws://") + "/webchat/v1/ws"
+    hello.setdefault("visitorId", secrets.token_hex(16))
+    async with connect(url, origin=Origin(origin)) as ws:
+        await ws.send(json.dumps({"type": "hello", "channel": channel_id, **hello}))
+        welcome = json.loads(await ws.recv())
+        yield Widget(ws, welcome)
+
+
+@asynccontextmanager
 async def widget(
     chat: Webchat, *, origin: str | None = None, **hello: Any
 ) -> AsyncIterator[Widget]:
-    url = chat.url.replace("http://", "ws://") + "/webchat/v1/ws"
-    hello.setdefault("visitorId", secrets.token_hex(16))
-    async with connect(url, origin=origin or chat.page_origin) as ws:  # type: ignore[arg-type]
-        await ws.send(json.dumps({"type": "hello", "channel": chat.channel_id, **hello}))
-        welcome = json.loads(await ws.recv())
-        yield Widget(ws, welcome)
+    async with widget_at(
+        chat.url, chat.channel_id, origin or chat.page_origin, **hello
+    ) as connected:
+        yield connected
 
 
 @asynccontextmanager

@@ -1,0 +1,182 @@
+"""Several middleware processes on one PostgreSQL database, as a scaled-out deployment runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from byoc.box.credentials import new_client_credentials
+from byoc.settings import Settings
+from byoc.store.records import Channel
+from tests.byoc.harness import _prepare_store, middleware_settings, run_async
+from tests.emulator_harness import Emulator
+from tests.servers import free_port
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as the BYOC_* environment a deployment would set."""
+    env: dict[str, str] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, list | dict):
+            value = json.dumps(value)
+        env[f"BYOC_{name.upper()}"] = str(value)
+    return env
+
+
+class Instance:
+    def __init__(self, name: str, settings: Settings, log_dir: Path) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._settings = settings
+        self._log = (log_dir / f"{name}.log").open("wb")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Instance:
+        env = {**os.environ, **settings_env(self._settings), "BYOC_LOG_LEVEL": "warning"}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "byoc.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"instance {self.name} did not start; see {self._log.name}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, claims left behind, sockets cut."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self._log.close()
+
+
+@dataclass
+class Cluster:
+    a: Instance
+    b: Instance
+    emulator: Emulator
+    channel_id: str
+    channel_secret: str
+    settings: Settings
+    origin: str = "https://watering-hole.example"
+
+    def contact_for_thread(self, thread_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            response = self.emulator.admin.get(
+                "/emulator/contacts", params={"channelId": self.channel_id}
+            )
+            for contact in response.json()["data"]:
+                if contact["threadIdOnExternalPlatform"] == thread_id:
+                    found: dict[str, Any] = contact
+                    return found
+            time.sleep(0.05)
+        raise AssertionError(f"no contact for {thread_id}")
+
+
+@contextmanager
+def two_instances(
+    tmp_path: Path, emulator: Emulator, database_url: str, **overrides: Any
+) -> Iterator[Cluster]:
+    settings = middleware_settings(tmp_path, emulator, database_url=database_url, **overrides)
+    client_id, client_secret = new_client_credentials()
+    channel_id = "chat_" + secrets.token_hex(6)
+    channel_secret = secrets.token_urlsafe(24)
+    run_async(
+        _prepare_store(
+            settings,
+            Channel(
+                id=channel_id,
+                tenant_id="default",
+                adapter="webchat",
+                name="Scaled",
+                webhook_url=None,
+                secret=channel_secret,
+                created_at=0,
+                settings={"allowed_origins": ["*"]},
+            ),
+            client_id,
+            client_secret,
+        )
+    )
+    a = Instance("a", settings, tmp_path)
+    b = Instance("b", settings, tmp_path)
+    try:
+        a.start()
+        b.start()
+        box = b.url + "/integration/box"  # CXone's load balancer happened to pick B
+        integration = emulator.admin.post(
+            "/emulator/integrations",
+            json={
+                "boxUrl": box,
+                "authorizationUrl": box + "/1.0/token",
+                "clientId": client_id,
+                "clientSecret": client_secret,
+                "replyStyle": "dfo3",
+            },
+        ).json()
+        with emulator.api_client() as api:
+            created = api.post(
+                "/channels",
+                json={
+                    "id": channel_id,
+                    "idOnExternalPlatform": "scaled",
+                    "channelIntegrationId": integration["id"],
+                    "realExternalPlatformId": "custom",
+                    "name": "Scaled",
+                    "isPrivate": True,
+                    "hasTreeStructure": False,
+                },
+            )
+            assert created.status_code == 200, created.text
+        yield Cluster(a, b, emulator, channel_id, channel_secret, settings)
+    finally:
+        a.stop()
+        b.stop()

@@ -1,0 +1,146 @@
+"""Two middleware processes on PostgreSQL behind a client-side switch (issue: scale-out)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator_harness import Emulator
+from tests.postgres import postgres_url
+from tests.scaleout.harness import Cluster, two_instances
+from tests.webchat.client import Widget, widget_at
+
+pytestmark = pytest.mark.postgres
+
+__all__ = ["postgres_url"]
+
+
+def agent_says(cluster: Cluster, thread_id: str, text: str) -> None:
+    contact = cluster.contact_for_thread(thread_id)
+    response = cluster.emulator.admin.post(
+        f"/emulator/contacts/{contact['id']}/reply", json={"text": text}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def _customer_starts(w: Widget) -> dict[str, Any]:
+    message: dict[str, Any] = (await w.say("hello from the widget on A"))["message"]
+    return message
+
+
+async def test_widget_on_a_receives_a_reply_cxone_sent_to_b(
+    tmp_path: Path, emulator: Emulator, postgres_url: str
+) -> None:
+    with two_instances(tmp_path, emulator, postgres_url) as cluster:
+        async with widget_at(cluster.a.url, cluster.channel_id, cluster.origin) as w:
+            message = await _customer_starts(w)
+            await asyncio.to_thread(agent_says, cluster, message["threadId"], "answered via B")
+            frame = await w.expect("message", message__text="answered via B")
+            assert frame["message"]["sender"] == "agent"
+        callbacks = [c for c in emulator.callbacks() if c["url"].endswith("/outbound")]
+        assert all(c["url"].startswith(cluster.b.url) for c in callbacks)
+
+
+async def test_idle_countdown_fires_once_with_both_instances_up(
+    tmp_path: Path, emulator: Emulator, postgres_url: str
+) -> None:
+    fast = {
+        "idle_timeout_seconds": 1.0,
+        "idle_countdown_seconds": 1.0,
+        "timer_poll_interval_seconds": 0.05,
+    }
+    with two_instances(tmp_path, emulator, postgres_url, **fast) as cluster:
+        async with widget_at(cluster.a.url, cluster.channel_id, cluster.origin) as w:
+            message = await _customer_starts(w)
+            await asyncio.to_thread(agent_says, cluster, message["threadId"], "anything else?")
+            await w.expect("idle_warning", timeout=10)
+            await w.expect("ended", timeout=10)
+            frames = await w.drain(1.5)
+        assert [f for f in frames if f["type"] in ("ended", "idle_warning")] == []
+        puts = [
+            r
+            for r in emulator.requests(path_contains="/contacts/", method="PUT")
+            if r["path"].endswith("/status")
+        ]
+        assert len(puts) == 1
+        system = [
+            r
+            for r in emulator.requests(path_contains="/outbound", method="POST")
+            if r["status"] == 200
+        ]
+        assert len(system) == 2  # one warning, one closing note
+
+
+async def test_sigkill_mid_traffic_resumes_on_b_without_loss_or_duplicates(
+    tmp_path: Path, emulator: Emulator, postgres_url: str
+) -> None:
+    with two_instances(
+        tmp_path, emulator, postgres_url, outbox_lease_seconds=2.0, idle_timeout_seconds=0
+    ) as cluster:
+        visitor = "ab" * 16
+        sent: list[str] = [f"agent message {i}" for i in range(20)]
+        seen: list[dict[str, Any]] = []
+
+        async with widget_at(
+            cluster.a.url, cluster.channel_id, cluster.origin, visitorId=visitor
+        ) as w:
+            thread = (await _customer_starts(w))["threadId"]
+            cluster.contact_for_thread(thread)
+
+            def agent_keeps_talking() -> None:
+                for text in sent:
+                    agent_says(cluster, thread, text)
+                    time.sleep(0.05)
+
+            talker = threading.Thread(target=agent_keeps_talking)
+            talker.start()
+            try:
+                while len(seen) < 5:
+                    frame = await w.expect("message", message__sender="agent")
+                    seen.append(frame["message"])
+                # A customer message is in flight when A dies: sent, never acknowledged.
+                await w.send(
+                    {"type": "message", "clientId": "c-inflight", "text": "did you get this?"}
+                )
+                cluster.a.kill()
+            finally:
+                await asyncio.to_thread(talker.join)
+
+        last = seen[-1]
+        async with widget_at(
+            cluster.b.url,
+            cluster.channel_id,
+            cluster.origin,
+            visitorId=visitor,
+            threadId=thread,
+            afterSeq=last["seq"],
+        ) as w:
+            seen.extend(m for m in w.welcome["messages"] if m["sender"] == "agent")
+            customer_replayed = [m for m in w.welcome["messages"] if m["sender"] == "customer"]
+            ack = await w.say("did you get this?", client_id="c-inflight")
+            while len(seen) < len(sent):
+                frame = await w.expect("message", message__sender="agent", timeout=15)
+                seen.append(frame["message"])
+        assert [m["text"] for m in seen] == sent
+        assert len({m["id"] for m in seen}) == len(sent)
+        if customer_replayed:  # A stored it before dying: the resend must not store it twice
+            assert customer_replayed[0]["id"] == ack["message"]["id"]
+
+        contact = cluster.contact_for_thread(thread)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            detail = emulator.admin.get(f"/emulator/contacts/{contact['id']}").json()
+            inflight = [
+                m
+                for m in detail["messages"]
+                if m["messageContent"]["payload"].get("text") == "did you get this?"
+            ]
+            if inflight:
+                break
+            await asyncio.sleep(0.1)
+        assert len(inflight) == 1
