@@ -12,7 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from byoc.ops.logging import UVICORN_LOGGERS, MessageText, bind, configure, unconfigure
+from byoc.ops.logging import (
+    QUIET_LOGGERS,
+    UVICORN_LOGGERS,
+    MessageText,
+    bind,
+    configure,
+    unconfigure,
+)
 from byoc.settings import Settings
 from tests.byoc.harness import Stack, wait_for
 
@@ -21,7 +28,7 @@ from tests.byoc.harness import Stack, wait_for
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     saved = [(root, root.level, root.propagate, list(root.handlers))]
-    for name in UVICORN_LOGGERS:
+    for name in (*UVICORN_LOGGERS, *QUIET_LOGGERS):
         logger = logging.getLogger(name)
         saved.append((logger, logger.level, logger.propagate, list(logger.handlers)))
     yield
@@ -125,3 +132,26 @@ def test_configure_again_replaces_only_its_own_handler(restore_logging: None) ->
     logging.getLogger().removeHandler(foreign)
     for name in UVICORN_LOGGERS:
         assert logging.getLogger(name).propagate
+    assert logging.getLogger("httpx").level == logging.WARNING
+
+
+def test_outbox_log_lines_name_the_conversation(stack: Stack, restore_logging: None) -> None:
+    stream = io.StringIO()
+    handler = configure(Settings(log_level="info"), stream=stream)
+    try:
+        accepted = stack.customer_says("hello")
+        contact = stack.contact_for_thread(accepted["threadId"])
+        stack.platform.fail_with = 400  # the platform refuses the reply: dead-lettered, logged
+        assert stack.agent_replies(contact["id"], "a reply").status_code == 200
+
+        def dead_letter_line() -> dict[str, Any] | None:
+            for entry in lines(stream):
+                if entry["logger"] == "byoc.outbox.worker" and "dead-lettered" in entry["message"]:
+                    return entry
+            return None
+
+        entry = wait_for(dead_letter_line, what="the dead-letter log line")
+    finally:
+        unconfigure(handler)
+    assert entry["level"] == "error"
+    assert entry["conversation_id"] == accepted["threadId"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from byoc.ops.logging import bind
 from byoc.outbox import queue
 from byoc.outbox.errors import PermanentFailure, RetryLater
 from byoc.store import Database, StoreError, now_ms
@@ -113,6 +114,8 @@ class OutboxWorker:
         return len(rows)
 
     async def _deliver(self, row: OutboxRow) -> None:
+        # Log lines about this row name its conversation (lanes are `<target>:<conversation>`).
+        bind(conversation_id=row.lane.partition(":")[2] or None)
         expires_at = row.payload.get("expires_at")
         if isinstance(expires_at, int) and now_ms() > expires_at:
             # Ephemeral signals (typing) are worthless once stale; drop rather than replay.
