@@ -144,17 +144,7 @@ class Stack:
         return body
 
     def contact_for_thread(self, thread_id: str) -> dict[str, Any]:
-        def find() -> dict[str, Any] | None:
-            response = self.emulator.admin.get(
-                "/emulator/contacts", params={"channelId": self.channel_id}
-            )
-            for contact in response.json()["data"]:
-                if contact["threadIdOnExternalPlatform"] == thread_id:
-                    found: dict[str, Any] = contact
-                    return found
-            return None
-
-        return wait_for(find, what=f"a CXone contact for thread {thread_id}")
+        return contact_for_thread(self.emulator, self.channel_id, thread_id)
 
     def agent_replies(self, contact_id: str, text: str) -> httpx.Response:
         return self.emulator.admin.post(
@@ -175,6 +165,61 @@ class Stack:
                 await db.close()
 
         return run_async(rows())
+
+
+def contact_for_thread(emulator: Emulator, channel_id: str, thread_id: str) -> dict[str, Any]:
+    """The CXone contact of a thread, once the emulator has it."""
+
+    def find() -> dict[str, Any] | None:
+        response = emulator.admin.get("/emulator/contacts", params={"channelId": channel_id})
+        for contact in response.json()["data"]:
+            if contact["threadIdOnExternalPlatform"] == thread_id:
+                found: dict[str, Any] = contact
+                return found
+        return None
+
+    return wait_for(find, what=f"a CXone contact for thread {thread_id}")
+
+
+def connect_emulator(
+    emulator: Emulator,
+    middleware_url: str,
+    client_id: str,
+    client_secret: str,
+    channel_id: str,
+    *,
+    reply_style: str = "dfo3",
+) -> str:
+    """What a CXone administrator does: register the BYOC integration with the middleware's
+    box and credentials, then create the channel on it. Returns the integration id."""
+    box = middleware_url + "/integration/box"
+    integration = emulator.admin.post(
+        "/emulator/integrations",
+        json={
+            "boxUrl": box,
+            "authorizationUrl": box + "/1.0/token",
+            "clientId": client_id,
+            "clientSecret": client_secret,
+            "replyStyle": reply_style,
+        },
+    )
+    assert integration.status_code in (200, 201), integration.text
+    integration_id: str = integration.json()["id"]
+    with emulator.api_client() as api:
+        created = api.post(
+            "/channels",
+            json={
+                "id": channel_id,
+                "idOnExternalPlatform": channel_id,
+                "channelIntegrationId": integration_id,
+                "realExternalPlatformId": "custom",
+                "name": "The Watering Hole",
+                "isPrivate": True,
+                "hasTreeStructure": False,
+            },
+        )
+        assert created.status_code == 200, created.text
+    return integration_id
 
 
 async def _prepare_store(settings: Settings, channel: Channel, client_id: str, secret: str) -> None:
@@ -265,33 +310,14 @@ def running_stack(
         )
         stack.start(port)
         try:
-            box = stack.url + "/integration/box"
-            integration = emulator.admin.post(
-                "/emulator/integrations",
-                json={
-                    "boxUrl": box,
-                    "authorizationUrl": box + "/1.0/token",
-                    "clientId": client_id,
-                    "clientSecret": client_secret,
-                    "replyStyle": reply_style,
-                },
+            stack.integration_id = connect_emulator(
+                emulator,
+                stack.url,
+                client_id,
+                client_secret,
+                channel_id,
+                reply_style=reply_style,
             )
-            assert integration.status_code in (200, 201), integration.text
-            stack.integration_id = integration.json()["id"]
-            with emulator.api_client() as api:
-                created = api.post(
-                    "/channels",
-                    json={
-                        "id": channel_id,
-                        "idOnExternalPlatform": "watering-hole",
-                        "channelIntegrationId": stack.integration_id,
-                        "realExternalPlatformId": "custom",
-                        "name": "The Watering Hole",
-                        "isPrivate": True,
-                        "hasTreeStructure": False,
-                    },
-                )
-                assert created.status_code == 200, created.text
             yield stack
         finally:
             stack.stop()

@@ -10,7 +10,7 @@ from byoc.store import Database
 from byoc.store import repositories as repo
 from byoc.store.records import Channel, Tenant
 from cxone_emulator.config import EmulatorConfig
-from tests.byoc.harness import Stack, wait_for
+from tests.byoc.harness import Stack, connect_emulator, wait_for
 from tests.emulator_harness import running_emulator
 
 
@@ -61,31 +61,9 @@ def test_each_channel_uses_its_own_tenant(stack: Stack, tmp_path: Path) -> None:
             await db.close()
 
         asyncio.run(add_tenant())
-        box = stack.url + "/integration/box"
-        integration = eu.admin.post(
-            "/emulator/integrations",
-            json={
-                "boxUrl": box,
-                "authorizationUrl": box + "/1.0/token",
-                "clientId": stack.client_id,
-                "clientSecret": stack.client_secret,
-                "replyStyle": "dfo3",
-            },
-        ).json()
-        with eu.api_client() as api:
-            created = api.post(
-                "/channels",
-                json={
-                    "id": channel_id,
-                    "idOnExternalPlatform": "eu",
-                    "channelIntegrationId": integration["id"],
-                    "realExternalPlatformId": "custom",
-                    "name": "EU chat",
-                    "isPrivate": True,
-                    "hasTreeStructure": False,
-                },
-            )
-            assert created.status_code == 200, created.text
+        integration_id = connect_emulator(
+            eu, stack.url, stack.client_id, stack.client_secret, channel_id
+        )
 
         eu_stack = Stack(
             emulator=eu,
@@ -95,7 +73,7 @@ def test_each_channel_uses_its_own_tenant(stack: Stack, tmp_path: Path) -> None:
             channel_secret=stack.channel_secret,
             client_id=stack.client_id,
             client_secret=stack.client_secret,
-            integration_id=integration["id"],
+            integration_id=integration_id,
             server=stack.server,
         )
         accepted = eu_stack.customer_says("bonjour", customer="eu-user")

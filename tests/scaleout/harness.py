@@ -21,7 +21,13 @@ from pydantic import SecretStr
 from byoc.box.credentials import new_client_credentials
 from byoc.settings import Settings
 from byoc.store.records import Channel
-from tests.byoc.harness import _prepare_store, middleware_settings, run_async
+from tests.byoc.harness import (
+    _prepare_store,
+    connect_emulator,
+    contact_for_thread,
+    middleware_settings,
+    run_async,
+)
 from tests.emulator_harness import Emulator
 from tests.servers import free_port
 
@@ -108,17 +114,7 @@ class Cluster:
     origin: str = "https://watering-hole.example"
 
     def contact_for_thread(self, thread_id: str) -> dict[str, Any]:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            response = self.emulator.admin.get(
-                "/emulator/contacts", params={"channelId": self.channel_id}
-            )
-            for contact in response.json()["data"]:
-                if contact["threadIdOnExternalPlatform"] == thread_id:
-                    found: dict[str, Any] = contact
-                    return found
-            time.sleep(0.05)
-        raise AssertionError(f"no contact for {thread_id}")
+        return contact_for_thread(self.emulator, self.channel_id, thread_id)
 
 
 @contextmanager
@@ -151,31 +147,8 @@ def two_instances(
     try:
         a.start()
         b.start()
-        box = b.url + "/integration/box"  # CXone's load balancer happened to pick B
-        integration = emulator.admin.post(
-            "/emulator/integrations",
-            json={
-                "boxUrl": box,
-                "authorizationUrl": box + "/1.0/token",
-                "clientId": client_id,
-                "clientSecret": client_secret,
-                "replyStyle": "dfo3",
-            },
-        ).json()
-        with emulator.api_client() as api:
-            created = api.post(
-                "/channels",
-                json={
-                    "id": channel_id,
-                    "idOnExternalPlatform": "scaled",
-                    "channelIntegrationId": integration["id"],
-                    "realExternalPlatformId": "custom",
-                    "name": "Scaled",
-                    "isPrivate": True,
-                    "hasTreeStructure": False,
-                },
-            )
-            assert created.status_code == 200, created.text
+        # CXone's load balancer happened to pick B for its callbacks.
+        connect_emulator(emulator, b.url, client_id, client_secret, channel_id)
         yield Cluster(a, b, emulator, channel_id, channel_secret, settings)
     finally:
         a.stop()
