@@ -1,0 +1,164 @@
+"""Benchmark: CPU of an idle `byoc serve` holding 50,000 open conversations with idle timers.
+
+    .venv/bin/python bench/idle_timers.py                  # 3 runs, about 2 minutes
+
+Everything on loopback, bounded in time and count. Prepares two fresh SQLite files with
+`byoc db upgrade` and `byoc channels add`: an empty one (the baseline) and one seeded directly,
+with SQL matching src/byoc/store/migrations.py, with 50,000 customers and their conversations
+in state `open`, `idle_deadline` a day ahead (pending, never due during the run) and no CXone
+contact yet. Each run starts one `byoc serve` on each file at the same time, lets them settle,
+then reads utime + stime of both processes from /proc/PID/stat over 30 s in which nobody sends
+anything. Target: the seeded server below 5 % of one core.
+
+No CXone is needed and none is running (nothing idle calls it); both servers point at a port
+nobody listens on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import sys
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stack import Stack, cpu_seconds, free_port, rss_kib, source_state
+
+from byoc.ids import new_id
+
+CHANNEL_ID = "chat_bench_timers"
+TARGET_PERCENT = 5.0
+
+
+def seed(db_path: Path, count: int) -> float:
+    """`count` customers, each with one open conversation whose idle timer is pending."""
+    started = time.perf_counter()
+    now = int(time.time() * 1000)
+    deadline = now + 24 * 3600 * 1000
+    customers = []
+    conversations = []
+    for i in range(count):
+        customer_id = new_id("cus")
+        customers.append((customer_id, CHANNEL_ID, f"bench-visitor-{i}", now))
+        conversations.append(
+            (new_id("thr"), CHANNEL_ID, customer_id, "open", "customer", 1, now, now, deadline)
+        )
+    with sqlite3.connect(db_path) as conn:
+        conn.executemany(
+            "INSERT INTO customers (id, channel_id, external_id, created_at) VALUES (?, ?, ?, ?)",
+            customers,
+        )
+        conn.executemany(
+            "INSERT INTO conversations (id, channel_id, customer_id, state, origin, next_seq,"
+            " last_customer_activity_at, created_at, idle_deadline)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            conversations,
+        )
+    return time.perf_counter() - started
+
+
+def pending_timers(db_path: Path) -> int:
+    """Open conversations with a timer, read from the store itself (read-only)."""
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM conversations WHERE state = 'open'"
+            " AND (idle_deadline IS NOT NULL OR countdown_deadline IS NOT NULL)"
+        ).fetchone()
+    return int(row[0])
+
+
+def one_run(args: argparse.Namespace, run: int, stacks: dict[str, Stack]) -> dict[str, Any]:
+    with ExitStack() as cleanup:
+        servers = {}
+        for name, stack in stacks.items():
+            stack.cleanup = cleanup  # the processes end with the run, the files stay
+            servers[name] = stack.serve(f"byoc-{name}-run{run}.log")
+        time.sleep(args.settle)
+        timers = {name: pending_timers(stack.db_path) for name, stack in stacks.items()}
+        start = {name: cpu_seconds(p.pid) for name, p in servers.items()}
+        began = time.monotonic()
+        time.sleep(args.duration)
+        elapsed = time.monotonic() - began
+        end = {name: cpu_seconds(p.pid) for name, p in servers.items()}
+        rss = {name: rss_kib(p.pid) / 1024 for name, p in servers.items()}
+        for name, process in servers.items():
+            if process.poll() is not None:
+                raise SystemExit(f"byoc serve ({name}) exited early")
+    percent = {name: 100 * (end[name] - start[name]) / elapsed for name in servers}
+    return {
+        "run": run,
+        "seconds": elapsed,
+        "cpu_percent_seeded": percent["seeded"],
+        "cpu_percent_empty": percent["empty"],
+        "difference_points": percent["seeded"] - percent["empty"],
+        "ratio": percent["seeded"] / percent["empty"] if percent["empty"] else float("inf"),
+        "pending_timers_seeded": timers["seeded"],
+        "pending_timers_empty": timers["empty"],
+        "rss_seeded_mib": rss["seeded"],
+        "rss_empty_mib": rss["empty"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--conversations", type=int, default=50_000)
+    parser.add_argument("--duration", type=float, default=30.0, help="measured idle seconds")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds after start-up")
+    parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--keep", action="store_true", help="keep the data directories")
+    args = parser.parse_args()
+
+    results: dict[str, Any] = {"runs": []}
+    with ExitStack() as files:
+        unused = free_port()  # idle servers never call CXone; nothing listens here
+        stacks = {
+            name: Stack(files, keep=args.keep, emulator_port=unused) for name in ("empty", "seeded")
+        }
+        for stack in stacks.values():
+            stack.prepare()
+            stack.add_channel(CHANNEL_ID, "--adapter", "webchat", "--allowed-origin", "*")
+        seconds = seed(stacks["seeded"].db_path, args.conversations)
+        print(f"seeded {args.conversations} open conversations in {seconds:.1f} s", flush=True)
+        for run in range(1, args.runs + 1):
+            record = one_run(args, run, stacks)
+            results["runs"].append(record)
+            print(
+                f"run {run}: {record['pending_timers_seeded']:.0f} pending timers: CPU "
+                f"{record['cpu_percent_seeded']:.2f} % of a core vs empty server "
+                f"{record['cpu_percent_empty']:.2f} % (x{record['ratio']:.1f}) over "
+                f"{record['seconds']:.0f} s | RSS {record['rss_seeded_mib']:.0f} MiB vs "
+                f"{record['rss_empty_mib']:.0f} MiB",
+                flush=True,
+            )
+        if args.keep:
+            print("data and logs kept in " + ", ".join(str(s.work) for s in stacks.values()))
+
+    runs = results["runs"]
+    keys = ("cpu_percent_seeded", "cpu_percent_empty", "difference_points", "ratio")
+    medians = {key: statistics.median(r[key] for r in runs) for key in keys}
+    results["median"] = medians
+    results["max_cpu_percent_seeded"] = max(r["cpu_percent_seeded"] for r in runs)
+    results["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
+    results["source"] = source_state()
+    results["command"] = " ".join(["bench/idle_timers.py", *sys.argv[1:]])
+    results["target_percent"] = TARGET_PERCENT
+    results["target_met"] = medians["cpu_percent_seeded"] < TARGET_PERCENT
+    print(
+        f"median of {len(runs)}: {args.conversations} open conversations "
+        f"{medians['cpu_percent_seeded']:.2f} % of a core (target < {TARGET_PERCENT:g}: "
+        f"{'met' if results['target_met'] else 'MISSED'}), empty server "
+        f"{medians['cpu_percent_empty']:.2f} %, x{medians['ratio']:.1f}"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Shared set-up of the latency and resource benchmarks (customer_message, widget_push,
+idle_sockets, idle_timers): a `byoc serve` process on a fresh SQLite file, optionally the CXone
+emulator, and readings of a process's memory and CPU from /proc.
+
+Process start/stop, free ports and the HTTP wait come from reply_callback.py, the open-loop
+generator from loadgen.py; this module only adds what those benchmarks need on top.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reply_callback import free_port, start, stop, tool, wait_http
+
+HERE = Path(__file__).resolve().parent
+BRAND_ID = 1001
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def raise_nofile(wanted: int) -> tuple[int, int]:
+    """Raise this process's open-file soft limit towards `wanted` (bounded by the hard limit);
+    returns the (soft, hard) limits found before. Children inherit the raised limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return soft, hard
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process (VmRSS), KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def median_p99(values: Iterable[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"median": float("nan"), "p99": float("nan"), "max": float("nan")}
+    index = min(len(ordered) - 1, max(0, round(0.99 * (len(ordered) - 1))))
+    return {"median": statistics.median(ordered), "p99": ordered[index], "max": ordered[-1]}
+
+
+def run_json(argv: Sequence[str], env: dict[str, str]) -> Any:
+    done = subprocess.run(list(argv), env=env, check=True, capture_output=True)
+    return json.loads(done.stdout)
+
+
+@dataclass
+class Stack:
+    """A data directory and the BYOC_* environment of one middleware."""
+
+    cleanup: ExitStack
+    work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="byoc-bench-")))
+    port: int = field(default_factory=free_port)
+    emulator_port: int = field(default_factory=free_port)
+    keep: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+    db_name: str = "byoc.db"
+
+    def __post_init__(self) -> None:
+        if not self.keep:
+            self.cleanup.callback(shutil.rmtree, self.work, ignore_errors=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def emulator(self) -> str:
+        return f"http://127.0.0.1:{self.emulator_port}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.work / self.db_name
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "BYOC_DATABASE_URL": f"sqlite:///{self.db_path}",
+            "BYOC_PORT": str(self.port),
+            "BYOC_PUBLIC_URL": self.base,
+            "BYOC_CXONE_API_URL": self.emulator + "/dfo/3.0",
+            "BYOC_CXONE_TOKEN_URL": self.emulator + "/auth/token",
+            "BYOC_CXONE_BRAND_ID": str(BRAND_ID),
+            "BYOC_LOG_LEVEL": "warning",
+            **self.extra_env,
+        }
+
+    def byoc(self, *args: str) -> Any:
+        """A `byoc` command with --json; its parsed output."""
+        return run_json([tool("byoc"), *args, "--json"], self.env)
+
+    def prepare(self) -> None:
+        subprocess.run(
+            [tool("byoc"), "db", "upgrade"], env=self.env, check=True, capture_output=True
+        )
+
+    def add_channel(self, channel_id: str, *options: str) -> dict[str, Any]:
+        channel: dict[str, Any] = self.byoc("channels", "add", "--id", channel_id, *options)
+        return channel
+
+    def start_emulator(
+        self, client: dict[str, Any], channel_ids: Sequence[str], argv: Sequence[str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """`cxone-emulator serve` (or `argv`, a compatible command) with one integration
+        pointing at this middleware's box and the given channels."""
+        box = self.base + "/integration/box"
+        integration = (
+            f"id=bench,box_url={box},authorization_url={box}/1.0/token,"
+            f"client_id={client['client_id']},client_secret={client['client_secret']}"
+        )
+        command = list(argv or [tool("cxone-emulator")])
+        command += ["serve", "--port", str(self.emulator_port), "--log-level", "warning"]
+        command += ["--integration", integration]
+        for channel_id in channel_ids:
+            command += ["--channel", f"id={channel_id},integration=bench,name=Bench"]
+        process = start(command, self.env, self.work / "emulator.log")
+        self.cleanup.callback(stop, process)
+        wait_http(self.emulator + "/emulator/info")
+        return process
+
+    def serve(self, log_name: str = "byoc.log") -> subprocess.Popen[bytes]:
+        process = start([tool("byoc"), "serve"], self.env, self.work / log_name)
+        self.cleanup.callback(stop, process)
+        try:
+            wait_http(self.base + "/healthz", timeout=60)
+        except SystemExit:
+            tail = (self.work / log_name).read_text(errors="replace")[-2000:]
+            raise SystemExit(f"byoc serve did not come up:\n{tail}") from None
+        return process
+
+
+def python_child(script: str, *args: str) -> list[str]:
+    return [sys.executable, str(HERE / script), *args]
+
+
+def source_state() -> str:
+    """The commit measured, and whether src/ had uncommitted changes at the time (other
+    engineers work in the same tree)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, cwd=HERE, check=True
+        ).stdout.decode()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], capture_output=True, cwd=HERE, check=True
+        ).stdout.decode()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    changed = len(dirty.splitlines())
+    return head.strip() + (f" + {changed} uncommitted file(s) under src/" if changed else "")
