@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -43,7 +44,7 @@ from byoc.channels.signing import signed_headers
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-CHANNEL_ID = "chat_bench"
+CHANNEL_ID = "chat_bench_" + secrets.token_hex(4)  # unique: a PostgreSQL store outlives runs
 TARGETS = {"reply_rps": 1500.0, "ratio": 0.35, "open_p99_ms": 25.0}
 
 
@@ -151,6 +152,9 @@ def main() -> int:
     parser.add_argument("--open-duration", type=float, default=10.0)
     parser.add_argument("--drain-limit", type=float, default=60.0)
     parser.add_argument("--server-log-level", default="info")
+    parser.add_argument(
+        "--database-url", help="e.g. postgresql://postgres@127.0.0.1:5432/bench (default: SQLite)"
+    )
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of run 1's phase 2")
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
@@ -163,7 +167,7 @@ def main() -> int:
     brand_id = 1001
     env = {
         **os.environ,
-        "BYOC_DATABASE_URL": f"sqlite:///{work / 'byoc.db'}",
+        "BYOC_DATABASE_URL": args.database_url or f"sqlite:///{work / 'byoc.db'}",
         "BYOC_PORT": str(ports["byoc"]),
         "BYOC_PUBLIC_URL": base,
         "BYOC_CXONE_API_URL": emulator + "/dfo/3.0",
