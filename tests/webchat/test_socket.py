@@ -276,3 +276,20 @@ async def test_uploads_answer_cors_for_allowed_origins_only(webchat: Webchat) ->
         )
         assert wrong_type.status_code == 415
         assert wrong_type.headers["access-control-allow-origin"] == webchat.page_origin
+
+
+async def test_open_sockets_and_pending_timers_are_metrics(webchat: Webchat) -> None:
+    def gauge(name: str) -> float:
+        text = httpx.get(webchat.url + "/metrics").text
+        line = next(row for row in text.splitlines() if row.startswith(name + " "))
+        return float(line.split()[1])
+
+    async with widget(webchat) as w:
+        assert await asyncio.to_thread(gauge, "byoc_open_websockets") == 1
+        message = (await w.say("hello"))["message"]
+        await asyncio.to_thread(agent_reply, webchat, message["threadId"], "hi!")
+        await w.expect("message", message__text="hi!")
+        assert await asyncio.to_thread(gauge, "byoc_pending_timers") == 1  # the idle clock runs
+    await asyncio.to_thread(
+        wait_for, lambda: gauge("byoc_open_websockets") == 0, what="the socket to close"
+    )

@@ -201,6 +201,12 @@ class Metrics:
                     self._scrape.snapshot = await asyncio.wait_for(
                         outbox_snapshot(self.sources.db), timeout=OUTBOX_QUERY_TIMEOUT_SECONDS
                     )
+                    self.pending_timers.set(
+                        await asyncio.wait_for(
+                            pending_timer_count(self.sources.db),
+                            timeout=OUTBOX_QUERY_TIMEOUT_SECONDS,
+                        )
+                    )
                 except (StoreError, TimeoutError) as exc:
                     # Report what we can; the missing outbox families are the alert.
                     log.warning("metrics: outbox query failed: %s", exc)
@@ -218,6 +224,16 @@ async def outbox_snapshot(db: Database) -> OutboxSnapshot:
     oldest_pending = next((oldest for state, _, oldest in grouped if state == "pending"), None)
     age = max(0.0, (now_ms() - int(oldest_pending)) / 1000) if oldest_pending is not None else 0.0
     return OutboxSnapshot(rows=rows, oldest_pending_age_seconds=age)
+
+
+async def pending_timer_count(db: Database) -> int:
+    """Open conversations waiting on an idle warning or a countdown."""
+    c = t.conversations
+    query = select(func.count()).where(
+        c.c.state == "open", c.c.idle_deadline.is_not(None) | c.c.countdown_deadline.is_not(None)
+    )
+    async with db.read() as conn:
+        return int((await conn.execute(query)).scalar_one())
 
 
 def sample_names(exposition: str) -> Iterator[str]:

@@ -440,9 +440,12 @@ async def widget_socket(ws: WebSocket) -> None:
         ),
     )
     session = WidgetSession(ws, runtime, channel, settings, identity, customer)
+    runtime.metrics.open_sockets.inc()
     try:
         async with runtime.bus.subscribe(customer.id) as subscription:
             await session.welcome(hello)
             await session.run(subscription)
     except WebSocketDisconnect:
         pass
+    finally:
+        runtime.metrics.open_sockets.dec()
