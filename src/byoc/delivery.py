@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from byoc.bus import LocalBus
 from byoc.channels.adapter import ChannelAdapter
@@ -37,10 +38,11 @@ from byoc.cxone import (
     ThreadRef,
     iso_millis,
 )
-from byoc.outbox import PermanentFailure, RetryLater, enqueue
+from byoc.outbox import PermanentFailure, RetryLater
+from byoc.outbox.rows import enqueue
 from byoc.outbox.worker import DeadLetterHook, Handler
 from byoc.store import Database, now_ms
-from byoc.store import repositories as repo
+from byoc.store import queries as repo
 from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
 from byoc.tenancy import TenantClients
 
@@ -127,8 +129,9 @@ class Deliveries:
         if await self._ended_in_cxone(loaded.conversation):
             # The agent closed the conversation: forwarding would open a new case behind the
             # agent's back. The customer is told the conversation is over instead.
-            async with self._db.write() as conn:
-                await repo.set_message_status(conn, message.id, "refused")
+            await self._db.run_write(
+                lambda conn: repo.set_message_status(conn, message.id, "refused")
+            )
             self._bus.publish(
                 customer.id, {"kind": "status", "messageId": message.id, "status": "refused"}
             )
@@ -153,13 +156,16 @@ class Deliveries:
         de = await self._tenants.for_tenant(loaded.channel.tenant_id)
         async with cxone_call(f"create message {message.id}"):
             response = await de.create_message(loaded.channel.id, body)
-        async with self._db.write() as conn:
-            await repo.set_message_status(conn, message.id, "sent")
-            updates: dict[str, object] = {"de_contact_id": response.consumer_contact.id}
-            de_thread = response.consumer_contact.thread_id or response.message.thread_id
-            if de_thread and loaded.conversation.de_thread_id is None:
-                updates["de_thread_id"] = de_thread
-            await repo.update_conversation(conn, loaded.conversation.id, **updates)
+        updates: dict[str, object] = {"de_contact_id": response.consumer_contact.id}
+        de_thread = response.consumer_contact.thread_id or response.message.thread_id
+        if de_thread and loaded.conversation.de_thread_id is None:
+            updates["de_thread_id"] = de_thread
+
+        def sent(conn: Connection) -> None:
+            repo.set_message_status(conn, message.id, "sent")
+            repo.update_conversation(conn, loaded.conversation.id, **updates)
+
+        await self._db.run_write(sent)
         self._bus.publish(
             customer.id, {"kind": "status", "messageId": message.id, "status": "sent"}
         )
@@ -214,12 +220,13 @@ class Deliveries:
         if response is None:
             return
         loaded = await self._load(message_id=str(row.payload["message_id"]))
-        async with self._db.write() as conn:
-            updates: dict[str, object] = {"de_contact_id": response.consumer_contact.id}
-            de_thread = response.consumer_contact.thread_id or response.message.thread_id
-            if de_thread and loaded.conversation.de_thread_id is None:
-                updates["de_thread_id"] = de_thread
-            await repo.update_conversation(conn, loaded.conversation.id, **updates)
+        updates: dict[str, object] = {"de_contact_id": response.consumer_contact.id}
+        de_thread = response.consumer_contact.thread_id or response.message.thread_id
+        if de_thread and loaded.conversation.de_thread_id is None:
+            updates["de_thread_id"] = de_thread
+        await self._db.run_write(
+            lambda conn: repo.update_conversation(conn, loaded.conversation.id, **updates)
+        )
 
     async def _send_outbound(self, row: OutboxRow, *, what: str) -> CreateMessageResponse | None:
         loaded = await self._load(message_id=str(row.payload["message_id"]))
@@ -272,9 +279,9 @@ class Deliveries:
         await adapter.deliver_message(
             loaded.channel, loaded.conversation, loaded.customer, loaded.message
         )
-        async with self._db.write() as conn:
-            if loaded.message.status == "queued":
-                await repo.set_message_status(conn, loaded.message.id, "sent")
+        message = loaded.message
+        if message.status == "queued":
+            await self._db.run_write(lambda conn: repo.set_message_status(conn, message.id, "sent"))
 
     async def platform_typing(self, row: OutboxRow) -> None:
         loaded = await self._load(conversation_id=str(row.payload["conversation_id"]))
@@ -305,20 +312,16 @@ class Deliveries:
 
     # --- dead letters ----------------------------------------------------------------------------
 
-    async def _customer_message_failed(
-        self, conn: AsyncConnection, row: OutboxRow, _error: str
-    ) -> None:
-        await repo.set_message_status(conn, str(row.payload["message_id"]), "failed")
+    def _customer_message_failed(self, conn: Connection, row: OutboxRow, _error: str) -> None:
+        repo.set_message_status(conn, str(row.payload["message_id"]), "failed")
 
-    async def _agent_message_failed(
-        self, conn: AsyncConnection, row: OutboxRow, error: str
-    ) -> None:
+    def _agent_message_failed(self, conn: Connection, row: OutboxRow, error: str) -> None:
         """The customer never got the agent's message: say so to CXone, so the agent sees it."""
-        message = await repo.get_message(conn, str(row.payload["message_id"]))
+        message = repo.get_message(conn, str(row.payload["message_id"]))
         if message is None:
             return
-        await repo.set_message_status(conn, message.id, "failed")
-        await enqueue(
+        repo.set_message_status(conn, message.id, "failed")
+        enqueue(
             conn,
             lane=kinds.cxone_lane(message.conversation_id),
             kind=kinds.CXONE_MESSAGE_STATUS,
@@ -341,22 +344,26 @@ class Deliveries:
     async def _load(
         self, *, message_id: str | None = None, conversation_id: str | None = None
     ) -> Loaded:
-        async with self._db.read() as conn:
-            message = None
-            if message_id is not None:
-                message = await repo.get_message(conn, message_id)
-                if message is None:
-                    raise PermanentFailure(f"message {message_id!r} no longer exists")
-                conversation_id = message.conversation_id
-            assert conversation_id is not None
-            conversation = await repo.get_conversation(conn, conversation_id)
-            if conversation is None:
-                raise PermanentFailure(f"conversation {conversation_id!r} no longer exists")
-            channel = await repo.get_channel(conn, conversation.channel_id)
-            if channel is None:
-                raise PermanentFailure(f"channel {conversation.channel_id!r} was deleted")
-            customer = await repo.get_customer(conn, conversation.customer_id)
-            assert customer is not None
-        return Loaded(
-            channel=channel, conversation=conversation, customer=customer, message=message
+        return await self._db.run_read(
+            partial(_load, message_id=message_id, conversation_id=conversation_id)
         )
+
+
+def _load(conn: Connection, *, message_id: str | None, conversation_id: str | None) -> Loaded:
+    """What a handler needs about a row, in one read transaction."""
+    message = None
+    if message_id is not None:
+        message = repo.get_message(conn, message_id)
+        if message is None:
+            raise PermanentFailure(f"message {message_id!r} no longer exists")
+        conversation_id = message.conversation_id
+    assert conversation_id is not None
+    conversation = repo.get_conversation(conn, conversation_id)
+    if conversation is None:
+        raise PermanentFailure(f"conversation {conversation_id!r} no longer exists")
+    channel = repo.get_channel(conn, conversation.channel_id)
+    if channel is None:
+        raise PermanentFailure(f"channel {conversation.channel_id!r} was deleted")
+    customer = repo.get_customer(conn, conversation.customer_id)
+    assert customer is not None
+    return Loaded(channel=channel, conversation=conversation, customer=customer, message=message)

@@ -36,7 +36,9 @@ class Runtime:
     lifecycle: LifecycleLoops
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # A coroutine, not a plain function: FastAPI runs a plain dependency on a worker thread,
+    # a thread hop per request for a lookup.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -11,16 +11,17 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from byoc.cxone import ENDED_CONTACT_STATUSES, CxoneError
 from byoc.ids import new_id
-from byoc.outbox import enqueue
+from byoc.outbox.rows import enqueue
 from byoc.settings import Settings
 from byoc.store import Database, StoreError, now_ms
-from byoc.store import repositories as repo
+from byoc.store import queries as repo
 from byoc.store.records import Channel, Conversation, Message
 from byoc.tenancy import TenantClients
 
@@ -76,28 +77,25 @@ def platform_lane(conversation_id: str) -> str:
     return f"platform:{conversation_id}"
 
 
-# --- state changes inside the caller's transaction ---------------------------------------------
+# --- state changes inside the caller's transaction (synchronous: see `Database.run_write`) ----
 
 
-async def agent_spoke(
-    conn: AsyncConnection, conversation: Conversation, policy: LifecyclePolicy
-) -> None:
-    """The customer owes a reply: start the idle clock unless a countdown already runs."""
+def idle_deadline_after_agent(conversation: Conversation, policy: LifecyclePolicy) -> int | None:
+    """The customer owes a reply: the idle deadline an agent message starts, or None.
+
+    The store applies it with the message's sequence number (`queries.next_seq`), and only
+    while the conversation is open and no countdown runs: a compare-and-set in the same UPDATE.
+    """
     if not policy.idle_enabled or not conversation.is_open:
-        return
-    await repo.transition_conversation(
-        conn,
-        conversation.id,
-        {"state": "open", "countdown_deadline": None},
-        idle_deadline=now_ms() + policy.idle_timeout_ms,
-    )
+        return None
+    return now_ms() + policy.idle_timeout_ms
 
 
-async def customer_spoke(conn: AsyncConnection, conversation: Conversation) -> None:
+def customer_spoke(conn: Connection, conversation: Conversation) -> None:
     """Any customer activity: the customer owes nothing, and a running countdown is cancelled."""
     now = now_ms()
     if conversation.countdown_deadline is not None:
-        cancelled = await repo.transition_conversation(
+        cancelled = repo.transition_conversation(
             conn,
             conversation.id,
             {"state": "open", "countdown_deadline": conversation.countdown_deadline},
@@ -106,27 +104,25 @@ async def customer_spoke(conn: AsyncConnection, conversation: Conversation) -> N
             last_customer_activity_at=now,
         )
         if cancelled:
-            await enqueue(
+            enqueue(
                 conn,
                 lane=f"platform-idle:{conversation.id}",
                 kind=PLATFORM_IDLE,
                 payload={"conversation_id": conversation.id, "warning": False},
             )
         return
-    await repo.update_conversation(
+    repo.update_conversation(
         conn, conversation.id, idle_deadline=None, last_customer_activity_at=now
     )
 
 
-async def add_system_message(
-    conn: AsyncConnection, conversation: Conversation, text: str
-) -> Message:
+def add_system_message(conn: Connection, conversation: Conversation, text: str) -> Message:
     """A message from the middleware itself, shown to the customer and to the agent."""
     message = Message(
         id=new_id("msg"),
         channel_id=conversation.channel_id,
         conversation_id=conversation.id,
-        seq=await repo.next_seq(conn, conversation.id),
+        seq=repo.next_seq(conn, conversation.id),
         direction="outbound",
         sender="system",
         text=text,
@@ -138,15 +134,15 @@ async def add_system_message(
         status="queued",
         created_at=now_ms(),
     )
-    await repo.insert_message(conn, message)
-    await enqueue(
+    repo.insert_message(conn, message)
+    enqueue(
         conn,
         lane=platform_lane(conversation.id),
         kind=PLATFORM_MESSAGE,
         payload={"message_id": message.id},
     )
     if conversation.de_contact_id is not None:
-        await enqueue(
+        enqueue(
             conn,
             lane=cxone_lane(conversation.id),
             kind=CXONE_SYSTEM_MESSAGE,
@@ -155,8 +151,8 @@ async def add_system_message(
     return message
 
 
-async def end_conversation(
-    conn: AsyncConnection,
+def end_conversation(
+    conn: Connection,
     conversation: Conversation,
     *,
     reason: str,
@@ -164,7 +160,7 @@ async def end_conversation(
     final_text: str | None = None,
 ) -> bool:
     """Open → ended, once. Tells the platform; with `end_in_cxone`, ends the contact in CXone."""
-    ended = await repo.transition_conversation(
+    ended = repo.transition_conversation(
         conn,
         conversation.id,
         {"state": "open"},
@@ -177,15 +173,15 @@ async def end_conversation(
     if not ended:
         return False
     if final_text:
-        await add_system_message(conn, conversation, final_text)
+        add_system_message(conn, conversation, final_text)
     if end_in_cxone and conversation.de_contact_id is not None:
-        await enqueue(
+        enqueue(
             conn,
             lane=cxone_lane(conversation.id),
             kind=CXONE_END_CONTACT,
             payload={"conversation_id": conversation.id, "action": end_in_cxone},
         )
-    await enqueue(
+    enqueue(
         conn,
         lane=platform_lane(conversation.id),
         kind=PLATFORM_ENDED,
@@ -240,70 +236,72 @@ class LifecycleLoops:
 
     async def fire_due_timers(self) -> int:
         now = now_ms()
-        async with self._db.read() as conn:
-            warnings = await repo.due_conversations(conn, "idle_deadline", now, 200)
-            endings = await repo.due_conversations(conn, "countdown_deadline", now, 200)
+
+        def due(conn: Connection) -> tuple[list[Conversation], list[Conversation]]:
+            return (
+                repo.due_conversations(conn, "idle_deadline", now, 200),
+                repo.due_conversations(conn, "countdown_deadline", now, 200),
+            )
+
+        warnings, endings = await self._db.run_read(due)
         fired = 0
         for conversation in warnings:
-            fired += await self._warn(conversation)
+            warned = await self._db.run_write(partial(self._warn, conversation=conversation))
+            self.fired_warnings += warned
+            fired += warned
         for conversation in endings:
-            fired += await self._end_idle(conversation)
+            ended = await self._db.run_write(partial(self._end_idle, conversation=conversation))
+            self.fired_endings += ended
+            fired += ended
         if fired:
             self._on_enqueued()
         return fired
 
-    async def _warn(self, conversation: Conversation) -> int:
-        async with self._db.write() as conn:
-            channel = await repo.get_channel(conn, conversation.channel_id)
-            if channel is None:
-                return 0
-            policy = self._policy.for_channel(channel)
-            deadline = now_ms() + policy.countdown_ms
-            won = await repo.transition_conversation(
-                conn,
-                conversation.id,
-                {"state": "open", "idle_deadline": conversation.idle_deadline},
-                idle_deadline=None,
-                countdown_deadline=deadline,
-            )
-            if not won:
-                return 0
-            seconds = round(policy.countdown_ms / 1000)
-            await add_system_message(
-                conn, conversation, policy.warning_text.format(seconds=seconds)
-            )
-            await enqueue(
-                conn,
-                lane=f"platform-idle:{conversation.id}",
-                kind=PLATFORM_IDLE,
-                payload={"conversation_id": conversation.id, "warning": True, "deadline": deadline},
-            )
-        self.fired_warnings += 1
+    def _warn(self, conn: Connection, conversation: Conversation) -> int:
+        channel = repo.get_channel(conn, conversation.channel_id)
+        if channel is None:
+            return 0
+        policy = self._policy.for_channel(channel)
+        deadline = now_ms() + policy.countdown_ms
+        won = repo.transition_conversation(
+            conn,
+            conversation.id,
+            {"state": "open", "idle_deadline": conversation.idle_deadline},
+            idle_deadline=None,
+            countdown_deadline=deadline,
+        )
+        if not won:
+            return 0
+        seconds = round(policy.countdown_ms / 1000)
+        add_system_message(conn, conversation, policy.warning_text.format(seconds=seconds))
+        enqueue(
+            conn,
+            lane=f"platform-idle:{conversation.id}",
+            kind=PLATFORM_IDLE,
+            payload={"conversation_id": conversation.id, "warning": True, "deadline": deadline},
+        )
         return 1
 
-    async def _end_idle(self, conversation: Conversation) -> int:
-        async with self._db.write() as conn:
-            channel = await repo.get_channel(conn, conversation.channel_id)
-            policy = self._policy.for_channel(channel) if channel else self._policy
-            current = await repo.get_conversation(conn, conversation.id)
-            if current is None or current.countdown_deadline != conversation.countdown_deadline:
-                return 0  # cancelled by customer activity, or fired elsewhere
-            ended = await end_conversation(
-                conn,
-                current,
-                reason="idle",
-                end_in_cxone=policy.end_action,
-                final_text=policy.ended_text,
-            )
-        if ended:
-            self.fired_endings += 1
+    def _end_idle(self, conn: Connection, conversation: Conversation) -> int:
+        channel = repo.get_channel(conn, conversation.channel_id)
+        policy = self._policy.for_channel(channel) if channel else self._policy
+        current = repo.get_conversation(conn, conversation.id)
+        if current is None or current.countdown_deadline != conversation.countdown_deadline:
+            return 0  # cancelled by customer activity, or fired elsewhere
+        ended = end_conversation(
+            conn,
+            current,
+            reason="idle",
+            end_in_cxone=policy.end_action,
+            final_text=policy.ended_text,
+        )
         return int(ended)
 
     async def check_agent_ended(self) -> int:
         """A bounded round: at most `end_poll_batch_size` contact look-ups per interval, so the
         request rate to CXone stays flat however many conversations are open."""
-        async with self._db.read() as conn:
-            candidates = await repo.conversations_to_check(conn, self._settings.end_poll_batch_size)
+        limit = self._settings.end_poll_batch_size
+        candidates = await self._db.run_read(lambda conn: repo.conversations_to_check(conn, limit))
         ended = 0
         for conversation in candidates:
             if await self.refresh_from_cxone(conversation):
@@ -316,17 +314,21 @@ class LifecycleLoops:
         """Ask CXone whether the conversation's contact is over; end it here if so."""
         if conversation.de_contact_id is None:
             return False
-        async with self._db.read() as conn:
-            channel = await repo.get_channel(conn, conversation.channel_id)
+        channel = await self._db.run_read(
+            lambda conn: repo.get_channel(conn, conversation.channel_id)
+        )
         if channel is None:
             return False
         de = await self._tenants.for_tenant(channel.tenant_id)
         contact = await de.get_contact(conversation.de_contact_id)
-        async with self._db.write() as conn:
-            await repo.update_conversation(conn, conversation.id, de_checked_at=now_ms())
+
+        def tx(conn: Connection) -> bool:
+            repo.update_conversation(conn, conversation.id, de_checked_at=now_ms())
             if contact.status not in ENDED_CONTACT_STATUSES:
                 return False
-            ended = await end_conversation(conn, conversation, reason="agent")
+            return end_conversation(conn, conversation, reason="agent")
+
+        ended = await self._db.run_write(tx)
         if ended:
             self.agent_endings += 1
             log.info("conversation %s was ended in CXone (%s)", conversation.id, contact.status)

@@ -1,7 +1,10 @@
 """Conversation rules: where a message belongs, whether it may be written, what it sets off.
 
 Every method writes its state change and the outbox rows it causes in one transaction, so a
-message is either stored with its delivery queued or not stored at all.
+message is either stored with its delivery queued or not stored at all. The transaction bodies
+are synchronous functions on a `Connection`, run whole by `Database.run_write` (on SQLite:
+the writer thread, group-committed with whatever else is being written; on PostgreSQL:
+`run_sync`), and a method returns only once its transaction has committed.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from byoc.conversations import lifecycle
 from byoc.conversations.lifecycle import LifecyclePolicy
@@ -25,9 +28,9 @@ from byoc.errors import (
     RecipientRejected,
 )
 from byoc.ids import new_id
-from byoc.outbox import enqueue
+from byoc.outbox.rows import enqueue
 from byoc.store import Database, now_ms
-from byoc.store import repositories as repo
+from byoc.store import queries as repo
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 TYPING_TTL_MS = 15_000
@@ -78,52 +81,58 @@ class ConversationService:
     async def receive_customer_message(self, incoming: CustomerMessageIn) -> Delivered:
         if not (incoming.text and incoming.text.strip()) and not incoming.attachments:
             raise InvalidInput("a message needs text or at least one attachment")
-        async with self._db.write() as conn:
-            channel = await self._channel(conn, incoming.channel_id)
-            if incoming.platform_message_id:
-                existing = await repo.find_message_by_platform_id(
-                    conn, channel.id, incoming.platform_message_id
-                )
-                if existing is not None:
-                    return await self._replay(conn, existing)
-            customer = await self._upsert_customer(conn, channel, incoming.customer)
-            conversation = await self._conversation_for_customer(conn, customer, incoming.thread_id)
-            now = now_ms()
-            message = Message(
-                id=new_id("msg"),
-                channel_id=channel.id,
-                conversation_id=conversation.id,
-                seq=await repo.next_seq(conn, conversation.id),
-                direction="inbound",
-                sender="customer",
-                text=incoming.text,
-                content=_text_content(incoming.text),
-                attachments=incoming.attachments,
-                author=None,
-                platform_message_id=incoming.platform_message_id,
-                de_message_id=None,
-                status="queued",
-                created_at=now,
+        delivered = await self._db.run_write(
+            lambda conn: self._store_customer_message(conn, incoming)
+        )
+        if not delivered.duplicate:
+            self._on_enqueued()
+        return delivered
+
+    def _store_customer_message(self, conn: Connection, incoming: CustomerMessageIn) -> Delivered:
+        channel = self._channel(conn, incoming.channel_id)
+        if incoming.platform_message_id:
+            existing = repo.find_message_by_platform_id(
+                conn, channel.id, incoming.platform_message_id
             )
-            await repo.insert_message(conn, message)
-            await lifecycle.customer_spoke(conn, conversation)
-            await enqueue(
-                conn,
-                lane=cxone_lane(conversation.id),
-                kind=CXONE_CREATE_MESSAGE,
-                payload={"message_id": message.id},
-            )
-        self._on_enqueued()
+            if existing is not None:
+                return self._replay(conn, existing)
+        customer = self._upsert_customer(conn, channel, incoming.customer)
+        conversation = self._conversation_for_customer(conn, customer, incoming.thread_id)
+        now = now_ms()
+        message = Message(
+            id=new_id("msg"),
+            channel_id=channel.id,
+            conversation_id=conversation.id,
+            seq=repo.next_seq(conn, conversation.id),
+            direction="inbound",
+            sender="customer",
+            text=incoming.text,
+            content=_text_content(incoming.text),
+            attachments=incoming.attachments,
+            author=None,
+            platform_message_id=incoming.platform_message_id,
+            de_message_id=None,
+            status="queued",
+            created_at=now,
+        )
+        repo.insert_message(conn, message)
+        lifecycle.customer_spoke(conn, conversation)
+        enqueue(
+            conn,
+            lane=cxone_lane(conversation.id),
+            kind=CXONE_CREATE_MESSAGE,
+            payload={"message_id": message.id},
+        )
         return Delivered(message=message, conversation=conversation, customer=customer)
 
     async def customer_typing(
         self, channel_id: str, thread_id: str, *, typing: bool
     ) -> Conversation:
-        async with self._db.write() as conn:
-            channel = await self._channel(conn, channel_id)
-            conversation = await self._open_conversation(conn, channel, thread_id)
-            await lifecycle.customer_spoke(conn, conversation)
-            await enqueue(
+        def tx(conn: Connection) -> Conversation:
+            channel = self._channel(conn, channel_id)
+            conversation = self._open_conversation(conn, channel, thread_id)
+            lifecycle.customer_spoke(conn, conversation)
+            enqueue(
                 conn,
                 lane=f"cxone-typing:{conversation.id}",
                 kind=CXONE_TYPING,
@@ -133,6 +142,9 @@ class ConversationService:
                     "expires_at": now_ms() + TYPING_TTL_MS,
                 },
             )
+            return conversation
+
+        conversation = await self._db.run_write(tx)
         self._on_enqueued()
         return conversation
 
@@ -140,55 +152,66 @@ class ConversationService:
         self, channel_id: str, message_id: str, status: Literal["delivered", "seen"]
     ) -> Message:
         """The platform says the customer received or saw an agent message; tell CXone."""
-        async with self._db.write() as conn:
-            channel = await self._channel(conn, channel_id)
-            message = await repo.get_message(conn, message_id)
+
+        def tx(conn: Connection) -> tuple[Message, bool]:
+            channel = self._channel(conn, channel_id)
+            message = repo.get_message(conn, message_id)
             if message is None or message.channel_id != channel.id or message.sender == "customer":
                 raise MessageNotFound(f"no agent message {message_id!r} in channel {channel.id!r}")
             if message.status == "seen" or message.status == status:
-                return message  # receipts repeat; CXone needs each once
-            await repo.set_message_status(conn, message.id, status)
-            await enqueue(
+                return message, False  # receipts repeat; CXone needs each once
+            repo.set_message_status(conn, message.id, status)
+            enqueue(
                 conn,
                 lane=cxone_lane(message.conversation_id),
                 kind=CXONE_MESSAGE_STATUS,
                 payload={"message_id": message.id, "status": status, "at": now_ms()},
             )
-        self._on_enqueued()
+            return message, True
+
+        message, enqueued = await self._db.run_write(tx)
+        if enqueued:
+            self._on_enqueued()
         return message
 
     async def ensure_customer(self, channel_id: str, profile: CustomerProfile) -> Customer:
-        async with self._db.write() as conn:
-            channel = await self._channel(conn, channel_id)
-            return await self._upsert_customer(conn, channel, profile)
+        return await self._db.run_write(
+            lambda conn: self._upsert_customer(conn, self._channel(conn, channel_id), profile)
+        )
 
     async def customer_active(self, conversation_id: str) -> None:
         """The customer did something (a button, a keystroke): they do not owe a reply."""
-        async with self._db.write() as conn:
-            conversation = await repo.get_conversation(conn, conversation_id)
+
+        def tx(conn: Connection) -> None:
+            conversation = repo.get_conversation(conn, conversation_id)
             if conversation is None or not conversation.is_open:
                 raise ConversationEnded(f"thread {conversation_id!r} has ended")
-            await lifecycle.customer_spoke(conn, conversation)
+            lifecycle.customer_spoke(conn, conversation)
+
+        await self._db.run_write(tx)
         self._on_enqueued()
 
     async def dismiss_ended(self, conversation_id: str) -> None:
         """The customer asked for a new conversation: stop showing the ended one."""
-        async with self._db.write() as conn:
-            await repo.transition_conversation(
+        await self._db.run_write(
+            lambda conn: repo.transition_conversation(
                 conn,
                 conversation_id,
                 {"state": "ended", "dismissed_at": None},
                 dismissed_at=now_ms(),
             )
+        )
 
     async def set_opt_out(self, channel_id: str, external_id: str, opted_out: bool) -> Customer:
-        async with self._db.write() as conn:
-            channel = await self._channel(conn, channel_id)
-            customer = await repo.find_customer(conn, channel.id, external_id)
+        def tx(conn: Connection) -> Customer:
+            channel = self._channel(conn, channel_id)
+            customer = repo.find_customer(conn, channel.id, external_id)
             if customer is None:
                 raise CustomerNotFound(f"no customer {external_id!r} in channel {channel.id!r}")
-            await repo.set_opted_out(conn, customer.id, opted_out)
-        return customer
+            repo.set_opted_out(conn, customer.id, opted_out)
+            return customer
+
+        return await self._db.run_write(tx)
 
     async def open_business_outbound(
         self, channel_id: str, customer_ref: str, text: str, author: dict[str, Any] | None
@@ -197,14 +220,15 @@ class ConversationService:
         delivered to the customer, whose answer continues it."""
         if not text.strip():
             raise InvalidInput("text must not be empty")
-        async with self._db.write() as conn:
-            channel = await self._channel(conn, channel_id)
-            customer = await self._recipient(
+
+        def tx(conn: Connection) -> Delivered:
+            channel = self._channel(conn, channel_id)
+            customer = self._recipient(
                 conn, channel, [{"idOnExternalPlatform": customer_ref, "isPrimary": True}]
             )
             conversation = self._new_conversation(channel.id, customer.id, origin="business")
-            await repo.insert_conversation(conn, conversation)
-            delivered = await self._store_agent_message(
+            repo.insert_conversation(conn, conversation)
+            delivered = self._store_agent_message(
                 conn,
                 channel,
                 conversation,
@@ -220,12 +244,15 @@ class ConversationService:
                     recipients=[],
                 ),
             )
-            await enqueue(
+            enqueue(
                 conn,
                 lane=cxone_lane(conversation.id),
                 kind=CXONE_OUTBOUND,
                 payload={"message_id": delivered.message.id},
             )
+            return delivered
+
+        delivered = await self._db.run_write(tx)
         self._on_enqueued()
         return delivered
 
@@ -235,48 +262,53 @@ class ConversationService:
         self, incoming: AgentMessageIn, *, channel_id: str | None
     ) -> Delivered:
         """A reply on a thread the middleware knows (legacy or DFO 3.0 style)."""
-        async with self._db.write() as conn:
-            conversation = await self._conversation_for_agent(conn, incoming, channel_id)
-            channel = await self._channel(conn, conversation.channel_id)
-            await self._check_brand(conn, channel, incoming.brand)
-            if incoming.de_message_id:
-                existing = await repo.find_message_by_de_id(
-                    conn, channel.id, incoming.de_message_id
-                )
-                if existing is not None:
-                    return await self._replay(conn, existing)
-            if conversation.de_thread_id is None and incoming.de_thread_id:
-                await repo.update_conversation(
-                    conn, conversation.id, de_thread_id=incoming.de_thread_id
-                )
-            delivered = await self._store_agent_message(conn, channel, conversation, incoming)
-        self._on_enqueued()
+        delivered = await self._db.run_write(
+            lambda conn: self._receive_agent_message(conn, incoming, channel_id)
+        )
+        if not delivered.duplicate:
+            self._on_enqueued()
         return delivered
+
+    def _receive_agent_message(
+        self, conn: Connection, incoming: AgentMessageIn, channel_id: str | None
+    ) -> Delivered:
+        conversation = self._conversation_for_agent(conn, incoming, channel_id)
+        channel = self._channel(conn, conversation.channel_id)
+        self._check_brand(conn, channel, incoming.brand)
+        if incoming.de_message_id:
+            existing = repo.find_message_by_de_id(conn, channel.id, incoming.de_message_id)
+            if existing is not None:
+                return self._replay(conn, existing)
+        if conversation.de_thread_id is None and incoming.de_thread_id:
+            repo.update_conversation(conn, conversation.id, de_thread_id=incoming.de_thread_id)
+        return self._store_agent_message(conn, channel, conversation, incoming)
 
     async def open_agent_outbound(self, incoming: AgentMessageIn, *, channel_id: str) -> Delivered:
         """An agent starts a new thread with a customer the platform knows."""
-        async with self._db.write() as conn:
-            channel = await self._channel(conn, channel_id)
-            await self._check_brand(conn, channel, incoming.brand)
+
+        def tx(conn: Connection) -> Delivered:
+            channel = self._channel(conn, channel_id)
+            self._check_brand(conn, channel, incoming.brand)
             if incoming.de_message_id:
-                existing = await repo.find_message_by_de_id(
-                    conn, channel.id, incoming.de_message_id
-                )
+                existing = repo.find_message_by_de_id(conn, channel.id, incoming.de_message_id)
                 if existing is not None:
-                    return await self._replay(conn, existing)
-            customer = await self._recipient(conn, channel, incoming.recipients)
+                    return self._replay(conn, existing)
+            customer = self._recipient(conn, channel, incoming.recipients)
             conversation = self._new_conversation(
                 channel.id, customer.id, origin="agent", de_thread_id=incoming.de_thread_id
             )
-            await repo.insert_conversation(conn, conversation)
-            delivered = await self._store_agent_message(conn, channel, conversation, incoming)
-        self._on_enqueued()
+            repo.insert_conversation(conn, conversation)
+            return self._store_agent_message(conn, channel, conversation, incoming)
+
+        delivered = await self._db.run_write(tx)
+        if not delivered.duplicate:
+            self._on_enqueued()
         return delivered
 
     async def validate_recipients(self, channel_id: str, recipients: list[dict[str, Any]]) -> None:
-        async with self._db.read() as conn:
-            channel = await self._channel(conn, channel_id)
-            await self._recipient(conn, channel, recipients)
+        await self._db.run_read(
+            lambda conn: self._recipient(conn, self._channel(conn, channel_id), recipients)
+        )
 
     async def agent_typing(
         self,
@@ -287,13 +319,13 @@ class ConversationService:
         brand: dict[str, Any] | None,
         author: dict[str, Any] | None = None,
     ) -> None:
-        async with self._db.write() as conn:
-            channel = await self._channel(conn, channel_id)
-            await self._check_brand(conn, channel, brand)
-            conversation = await repo.get_conversation(conn, thread_id)
+        def tx(conn: Connection) -> None:
+            channel = self._channel(conn, channel_id)
+            self._check_brand(conn, channel, brand)
+            conversation = repo.get_conversation(conn, thread_id)
             if conversation is None or conversation.channel_id != channel.id:
                 raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
-            await enqueue(
+            enqueue(
                 conn,
                 lane=f"platform-typing:{conversation.id}",
                 kind=PLATFORM_TYPING,
@@ -304,6 +336,8 @@ class ConversationService:
                     "expires_at": now_ms() + TYPING_TTL_MS,
                 },
             )
+
+        await self._db.run_write(tx)
         self._on_enqueued()
 
     # --- helpers -----------------------------------------------------------------------------
@@ -326,18 +360,21 @@ class ConversationService:
             ended_reason=None,
         )
 
-    async def _store_agent_message(
+    def _store_agent_message(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         channel: Channel,
         conversation: Conversation,
         incoming: AgentMessageIn,
     ) -> Delivered:
+        idle_deadline = lifecycle.idle_deadline_after_agent(
+            conversation, self._policy.for_channel(channel)
+        )
         message = Message(
             id=new_id("msg"),
             channel_id=conversation.channel_id,
             conversation_id=conversation.id,
-            seq=await repo.next_seq(conn, conversation.id),
+            seq=repo.next_seq(conn, conversation.id, idle_deadline=idle_deadline),
             direction="outbound",
             sender="bot" if (incoming.author or {}).get("isBotUser") else "agent",
             text=incoming.text,
@@ -349,39 +386,38 @@ class ConversationService:
             status="queued",
             created_at=now_ms(),
         )
-        await repo.insert_message(conn, message)
-        await enqueue(
+        repo.insert_message(conn, message)
+        enqueue(
             conn,
             lane=platform_lane(conversation.id),
             kind=PLATFORM_MESSAGE,
             payload={"message_id": message.id},
         )
-        await lifecycle.agent_spoke(conn, conversation, self._policy.for_channel(channel))
-        customer = await repo.get_customer(conn, conversation.customer_id)
+        customer = repo.get_customer(conn, conversation.customer_id)
         assert customer is not None  # a conversation always has its customer (foreign key)
         return Delivered(message=message, conversation=conversation, customer=customer)
 
-    async def _replay(self, conn: AsyncConnection, message: Message) -> Delivered:
-        conversation = await repo.get_conversation(conn, message.conversation_id)
+    def _replay(self, conn: Connection, message: Message) -> Delivered:
+        conversation = repo.get_conversation(conn, message.conversation_id)
         assert conversation is not None
-        customer = await repo.get_customer(conn, conversation.customer_id)
+        customer = repo.get_customer(conn, conversation.customer_id)
         assert customer is not None
         return Delivered(
             message=message, conversation=conversation, customer=customer, duplicate=True
         )
 
-    async def _channel(self, conn: AsyncConnection, channel_id: str) -> Channel:
-        channel = await repo.get_channel(conn, channel_id)
+    def _channel(self, conn: Connection, channel_id: str) -> Channel:
+        channel = repo.get_channel(conn, channel_id)
         if channel is None:
             raise ChannelNotFound(f"no channel {channel_id!r}")
         return channel
 
-    async def _check_brand(
-        self, conn: AsyncConnection, channel: Channel, brand: dict[str, Any] | None
+    def _check_brand(
+        self, conn: Connection, channel: Channel, brand: dict[str, Any] | None
     ) -> None:
         if not brand:
             return
-        tenant = await repo.get_tenant(conn, channel.tenant_id)
+        tenant = repo.get_tenant(conn, channel.tenant_id)
         expected = {}
         if tenant is not None:
             expected = {
@@ -394,10 +430,10 @@ class ConversationService:
             if given is not None and str(given) != value:
                 raise Forbidden(f"brand {key} {given!r} does not own channel {channel.id!r}")
 
-    async def _upsert_customer(
-        self, conn: AsyncConnection, channel: Channel, profile: CustomerProfile
+    def _upsert_customer(
+        self, conn: Connection, channel: Channel, profile: CustomerProfile
     ) -> Customer:
-        existing = await repo.find_customer(conn, channel.id, profile.external_id)
+        existing = repo.find_customer(conn, channel.id, profile.external_id)
         customer = Customer(
             id=existing.id if existing else new_id("cus"),
             channel_id=channel.id,
@@ -409,14 +445,14 @@ class ConversationService:
             custom_fields=profile.custom_fields or (existing.custom_fields if existing else None),
         )
         if existing != customer:
-            await repo.save_customer(conn, customer, is_new=existing is None)
+            repo.save_customer(conn, customer, is_new=existing is None)
         return customer
 
-    async def _conversation_for_customer(
-        self, conn: AsyncConnection, customer: Customer, thread_id: str | None
+    def _conversation_for_customer(
+        self, conn: Connection, customer: Customer, thread_id: str | None
     ) -> Conversation:
         if thread_id is not None:
-            conversation = await repo.get_conversation(conn, thread_id)
+            conversation = repo.get_conversation(conn, thread_id)
             if conversation is None or conversation.customer_id != customer.id:
                 raise ConversationNotFound(f"no thread {thread_id!r} for this customer")
             if not conversation.is_open:
@@ -424,31 +460,31 @@ class ConversationService:
                     f"thread {thread_id!r} has ended; start a new conversation without a threadId"
                 )
             return conversation
-        conversation = await repo.latest_conversation(conn, customer.id, open_only=True)
+        conversation = repo.latest_conversation(conn, customer.id, open_only=True)
         if conversation is not None:
             return conversation
         conversation = self._new_conversation(customer.channel_id, customer.id, origin="customer")
-        await repo.insert_conversation(conn, conversation)
+        repo.insert_conversation(conn, conversation)
         return conversation
 
-    async def _open_conversation(
-        self, conn: AsyncConnection, channel: Channel, thread_id: str
+    def _open_conversation(
+        self, conn: Connection, channel: Channel, thread_id: str
     ) -> Conversation:
-        conversation = await repo.get_conversation(conn, thread_id)
+        conversation = repo.get_conversation(conn, thread_id)
         if conversation is None or conversation.channel_id != channel.id:
             raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
         if not conversation.is_open:
             raise ConversationEnded(f"thread {thread_id!r} has ended")
         return conversation
 
-    async def _conversation_for_agent(
-        self, conn: AsyncConnection, incoming: AgentMessageIn, channel_id: str | None
+    def _conversation_for_agent(
+        self, conn: Connection, incoming: AgentMessageIn, channel_id: str | None
     ) -> Conversation:
         conversation = None
         if incoming.thread_id:
-            conversation = await repo.get_conversation(conn, incoming.thread_id)
+            conversation = repo.get_conversation(conn, incoming.thread_id)
         if conversation is None and incoming.de_thread_id:
-            conversation = await repo.find_conversation_by_de_thread(conn, incoming.de_thread_id)
+            conversation = repo.find_conversation_by_de_thread(conn, incoming.de_thread_id)
         if conversation is None or (
             channel_id is not None and conversation.channel_id != channel_id
         ):
@@ -458,17 +494,17 @@ class ConversationService:
             )
         return conversation
 
-    async def _recipient(
-        self, conn: AsyncConnection, channel: Channel, recipients: list[dict[str, Any]]
+    def _recipient(
+        self, conn: Connection, channel: Channel, recipients: list[dict[str, Any]]
     ) -> Customer:
         if not recipients:
             raise RecipientRejected("endUserRecipients is empty", recipient_id="")
         primary = next((r for r in recipients if r.get("isPrimary")), recipients[0])
         recipient_id = str(primary.get("idOnExternalPlatform") or "")
-        customer = await repo.get_customer(conn, recipient_id) if recipient_id else None
+        customer = repo.get_customer(conn, recipient_id) if recipient_id else None
         if customer is None and recipient_id:
             # CXone may hold the platform's own user id when an agent typed it in by hand.
-            customer = await repo.find_customer(conn, channel.id, recipient_id)
+            customer = repo.find_customer(conn, channel.id, recipient_id)
         if customer is None or customer.channel_id != channel.id:
             raise RecipientRejected(
                 f"recipient {recipient_id!r} is not a customer of channel {channel.id!r}",

@@ -1,23 +1,48 @@
 """The database handle: engine, transactions, and the dialect differences in one place.
 
+Two ways to run a transaction:
+
+- `run_write(fn)` / `run_read(fn)` take a *synchronous* transaction function `fn(conn)` on a
+  SQLAlchemy `Connection` and run all of it in one go. This is the fast path, used by every
+  request that writes. On PostgreSQL the function runs through `AsyncConnection.run_sync`
+  (greenlet over asyncpg), so the same code serves both dialects. On SQLite it runs on a
+  dedicated writer thread that owns a plain `sqlite3` connection: one thread hop per
+  transaction instead of one per statement, and **group commit**: every write queued while the
+  previous commit was running goes into the next transaction, each job inside its own
+  SAVEPOINT, so a failing job rolls back alone and gets its own exception while the others
+  commit. A job's result is handed back only after the COMMIT has returned.
+- `write()` / `read()` are async context managers on an `AsyncConnection`, for code off the
+  hot path (CLI, provisioning, migrations).
+
 SQLite allows one writer at a time. Write transactions therefore start with `BEGIN IMMEDIATE`
-(so two writers never deadlock on a lock upgrade) and, inside one process, queue on an
-asyncio lock instead of spinning on SQLite's busy handler. PostgreSQL needs neither.
+(so two writers never deadlock on a lock upgrade) and, inside one process, queue on an asyncio
+lock instead of spinning on SQLite's busy handler: the writer thread's batches and `write()`
+blocks take the same lock. PostgreSQL needs neither.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+T = TypeVar("T")
+TransactionFn = Callable[[Connection], T]
+
+# A burst larger than this is split over several transactions, so one commit's latency and the
+# size of what one failure could take down stay bounded.
+MAX_GROUP_COMMIT = 256
 
 
 class StoreError(Exception):
@@ -51,15 +76,203 @@ def plain_postgres_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def store_error(exc: SQLAlchemyError) -> StoreError:
+    """The one place where driver errors become store errors."""
+    if isinstance(exc, IntegrityError):
+        return DuplicateError(f"duplicate key: {exc.orig}")
+    return StoreError(f"database error: {exc.__class__.__name__}: {exc}")
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from the driver so BEGIN is ours to emit.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+
+
+class _Job:
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: TransactionFn[Any], future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.future = future
+
+
+class SqliteWriter:
+    """One thread, one `sqlite3` connection, group commit (see the module docstring)."""
+
+    def __init__(self, engine: Engine, lock: asyncio.Lock) -> None:
+        self._engine = engine
+        self._lock = lock
+        self._queue: list[_Job] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._conn: Connection | None = None
+        self._closed = False
+        self.transactions = 0  # committed group transactions, for tests and metrics
+        self.jobs = 0
+
+    async def submit(self, fn: TransactionFn[T]) -> T:
+        if self._closed:
+            raise StoreError("the database is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.append(_Job(fn, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = loop.create_task(self._drain(), name="sqlite-group-commit")
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            async with self._lock:
+                # Taken under the lock: whatever queued while a `write()` block held it joins in.
+                batch = [job for job in self._queue[:MAX_GROUP_COMMIT] if not job.future.done()]
+                del self._queue[:MAX_GROUP_COMMIT]
+                if not batch:
+                    continue
+                if self._thread is None:
+                    self._thread = ThreadPoolExecutor(1, thread_name_prefix="byoc-sqlite-writer")
+                try:
+                    outcomes = await loop.run_in_executor(
+                        self._thread, self._run_batch, [job.fn for job in batch]
+                    )
+                except BaseException as exc:
+                    failure = exc if isinstance(exc, Exception) else StoreError("interrupted")
+                    for job in batch:
+                        if not job.future.done():
+                            job.future.set_exception(failure)
+                    raise
+            for job, (ok, value) in zip(batch, outcomes, strict=True):
+                if job.future.done():
+                    continue  # the caller went away; its work committed unacknowledged
+                if ok:
+                    job.future.set_result(value)
+                else:
+                    job.future.set_exception(value)
+
+    def _run_batch(self, jobs: list[TransactionFn[Any]]) -> list[tuple[bool, Any]]:
+        """On the writer thread: one transaction, one SAVEPOINT per job when there are several."""
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            if self._conn is None:
+                self._conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+            conn = self._conn
+            with conn.begin():
+                if len(jobs) == 1:
+                    outcomes.append((True, jobs[0](conn)))
+                else:
+                    for fn in jobs:
+                        savepoint = conn.begin_nested()
+                        try:
+                            result = fn(conn)
+                        except Exception as exc:
+                            savepoint.rollback()
+                            outcomes.append((False, exc))
+                        else:
+                            savepoint.commit()
+                            outcomes.append((True, result))
+        except Exception as exc:
+            # Whatever state the failure left the connection in (a COMMIT that failed leaves
+            # the transaction open), start the next group on a fresh one.
+            self._discard_connection()
+            failure = exc
+            if isinstance(exc, SQLAlchemyError):
+                failure = store_error(exc)
+            if len(jobs) == 1:
+                return [(False, failure)]
+            # The transaction itself failed (BEGIN, a savepoint, or COMMIT): nothing committed.
+            commit_failure = failure if isinstance(failure, StoreError) else StoreError(str(exc))
+            return [(False, commit_failure) for _ in jobs]
+        self.transactions += 1
+        self.jobs += len(jobs)
+        return [
+            (False, store_error(value))
+            if not ok and isinstance(value, SQLAlchemyError)
+            else (ok, value)
+            for ok, value in outcomes
+        ]
+
+    def _discard_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.invalidate()
+                self._conn.close()
+            self._conn = None
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._drainer is not None and not self._drainer.done():
+            with contextlib.suppress(Exception):  # each job's caller got the error already
+                await self._drainer
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._close_connection)
+            self._thread.shutdown(wait=True)
+            self._thread = None
+
+
+class _SqliteReader:
+    """Read transactions as one call on a small thread pool (WAL: readers never block)."""
+
+    def __init__(self, engine: Engine, threads: int = 2) -> None:
+        self._engine = engine
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _run(self, fn: TransactionFn[T]) -> T:
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                return fn(conn)
+        except SQLAlchemyError as exc:
+            raise store_error(exc) from exc
+
+    async def submit(self, fn: TransactionFn[T]) -> T:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self._threads, thread_name_prefix="byoc-sqlite-read"
+                )
+            pool = self._pool
+        return await asyncio.get_running_loop().run_in_executor(pool, self._run, fn)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = async_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo}
+        in_memory = False
         if self.is_sqlite:
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            in_memory = not parsed.database or parsed.database == ":memory:"
+            if not in_memory:
+                Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs["pool_size"] = 10
@@ -67,31 +280,44 @@ class Database:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self._write_lock = asyncio.Lock()
+        self._sync_engine: Engine | None = None
+        self.writer: SqliteWriter | None = None
+        self._reader: _SqliteReader | None = None
         if self.is_sqlite:
-            self._install_sqlite_hooks()
+            _install_sqlite_hooks(self.engine.sync_engine)
+            if not in_memory:
+                # The same file through the plain driver, for the writer and reader threads.
+                self._sync_engine = create_engine(
+                    parsed.set(drivername="sqlite+pysqlite"),
+                    echo=echo,
+                    connect_args={"timeout": 30, "check_same_thread": False},
+                )
+                _install_sqlite_hooks(self._sync_engine)
+                self.writer = SqliteWriter(self._sync_engine, self._write_lock)
+                self._reader = _SqliteReader(self._sync_engine)
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    def _install_sqlite_hooks(self) -> None:
-        sync_engine = self.engine.sync_engine
+    async def run_write(self, fn: TransactionFn[T]) -> T:
+        """Run `fn(conn)` inside a write transaction; return its result once committed.
 
-        @event.listens_for(sync_engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            # Take transaction control away from the driver so BEGIN is ours to emit.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
+        `fn` is synchronous and must not block on anything but the database: on SQLite it
+        runs on the writer thread, possibly in one transaction with other jobs (under its own
+        SAVEPOINT). An exception from `fn` rolls back exactly what `fn` wrote and is raised here.
+        """
+        if self.writer is not None:
+            return await self.writer.submit(fn)
+        async with self.write() as conn:
+            return await conn.run_sync(fn)
 
-        @event.listens_for(sync_engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-            conn.exec_driver_sql(f"BEGIN {mode}")
+    async def run_read(self, fn: TransactionFn[T]) -> T:
+        """Run `fn(conn)` inside a read transaction, in one call."""
+        if self._reader is not None:
+            return await self._reader.submit(fn)
+        async with self.read() as conn:
+            return await conn.run_sync(fn)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -116,14 +342,18 @@ class Database:
                     conn = await conn.execution_options(**options)
                 async with conn.begin():
                     yield conn
-        except IntegrityError as exc:
-            raise DuplicateError(f"duplicate key: {exc.orig}") from exc
         except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+            raise store_error(exc) from exc
 
     async def ping(self) -> None:
         async with self.read() as conn:
             await conn.exec_driver_sql("SELECT 1")
 
     async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
+        if self._reader is not None:
+            await asyncio.to_thread(self._reader.close)
         await self.engine.dispose()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()

@@ -1,0 +1,162 @@
+"""Outbox rows: enqueue, claim, settle, list and re-drive.
+
+Synchronous, on the caller's `Connection`, so they join a transaction function run by
+`Database.run_write`; `byoc.outbox.queue` offers the same on an `AsyncConnection`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, select, update
+
+from byoc.store import schema as t
+from byoc.store.db import now_ms
+from byoc.store.records import OutboxRow, dumps
+
+PENDING = "pending"
+DEAD = "dead"
+
+
+# Built once: these run for every message (see `byoc.store.queries`).
+_ENQUEUE = insert(t.outbox).returning(t.outbox.c.id)
+_EARLIER = t.outbox.alias("earlier")
+_DUE = (
+    select(t.outbox)
+    .where(
+        t.outbox.c.state == PENDING,
+        t.outbox.c.next_attempt_at <= bindparam("now"),
+        (t.outbox.c.claimed_until.is_(None)) | (t.outbox.c.claimed_until < bindparam("now")),
+        ~exists().where(
+            and_(
+                _EARLIER.c.lane == t.outbox.c.lane,
+                _EARLIER.c.state == PENDING,
+                _EARLIER.c.id < t.outbox.c.id,
+            )
+        ),
+    )
+    .order_by(t.outbox.c.id)
+    .limit(bindparam("limit"))
+)
+_DUE_SKIP_LOCKED = _DUE.with_for_update(skip_locked=True, of=t.outbox)
+_CLAIM = (
+    update(t.outbox)
+    .where(t.outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(claimed_until=bindparam("claimed_until"), claimed_by=bindparam("owner"))
+)
+_COMPLETE = delete(t.outbox).where(t.outbox.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def enqueue(
+    conn: Connection, *, lane: str, kind: str, payload: dict[str, Any], delay_ms: int = 0
+) -> int:
+    now = now_ms()
+    params = {
+        "lane": lane,
+        "kind": kind,
+        "payload": dumps(payload),
+        "state": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now + delay_ms,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return int(conn.execute(_ENQUEUE, params).scalar_one())
+
+
+def _row(m: Any) -> OutboxRow:
+    return OutboxRow(
+        id=m["id"],
+        lane=m["lane"],
+        kind=m["kind"],
+        payload=json.loads(m["payload"]),
+        state=m["state"],
+        attempts=m["attempts"],
+        next_attempt_at=m["next_attempt_at"],
+        last_error=m["last_error"],
+        created_at=m["created_at"],
+    )
+
+
+def claim_due(
+    conn: Connection, *, owner: str, limit: int, lease_ms: int, skip_locked: bool
+) -> list[OutboxRow]:
+    """Claim up to `limit` due rows, at most one per lane: the lane's oldest pending row."""
+    now = now_ms()
+    query = _DUE_SKIP_LOCKED if skip_locked else _DUE
+    rows = [_row(r._mapping) for r in conn.execute(query, {"now": now, "limit": limit})]
+    if rows:
+        params = {"ids": [r.id for r in rows], "claimed_until": now + lease_ms, "owner": owner}
+        conn.execute(_CLAIM, params)
+    return rows
+
+
+def complete(conn: Connection, row_id: int) -> None:
+    conn.execute(delete(t.outbox).where(t.outbox.c.id == row_id))
+
+
+def complete_many(conn: Connection, row_ids: list[int]) -> None:
+    """Delete delivered rows, one statement for a whole batch."""
+    if row_ids:
+        conn.execute(_COMPLETE, {"ids": row_ids})
+
+
+def reschedule(conn: Connection, row_id: int, *, delay_ms: int, error: str) -> None:
+    now = now_ms()
+    conn.execute(
+        update(t.outbox)
+        .where(t.outbox.c.id == row_id)
+        .values(
+            attempts=t.outbox.c.attempts + 1,
+            next_attempt_at=now + delay_ms,
+            claimed_until=None,
+            claimed_by=None,
+            last_error=error[:2000],
+            updated_at=now,
+        )
+    )
+
+
+def bury(conn: Connection, row_id: int, *, error: str) -> None:
+    """Dead-letter a row; it stays visible to `byoc outbox list` until re-driven."""
+    conn.execute(
+        update(t.outbox)
+        .where(t.outbox.c.id == row_id)
+        .values(
+            state=DEAD,
+            attempts=t.outbox.c.attempts + 1,
+            claimed_until=None,
+            claimed_by=None,
+            last_error=error[:2000],
+            updated_at=now_ms(),
+        )
+    )
+
+
+def release_claims(conn: Connection, owner: str) -> None:
+    """Hand back everything this instance claimed (graceful shutdown)."""
+    conn.execute(
+        update(t.outbox)
+        .where(t.outbox.c.claimed_by == owner, t.outbox.c.state == PENDING)
+        .values(claimed_until=None, claimed_by=None)
+    )
+
+
+def list_rows(conn: Connection, *, state: str | None, limit: int = 100) -> list[OutboxRow]:
+    query = select(t.outbox).order_by(t.outbox.c.id).limit(limit)
+    if state is not None:
+        query = query.where(t.outbox.c.state == state)
+    return [_row(r._mapping) for r in conn.execute(query)]
+
+
+def redrive(conn: Connection, row_ids: list[int] | None) -> int:
+    """Put dead rows back in the queue, due now, with a fresh retry budget."""
+    now = now_ms()
+    query = update(t.outbox).where(t.outbox.c.state == DEAD)
+    if row_ids is not None:
+        query = query.where(t.outbox.c.id.in_(row_ids))
+    result = conn.execute(
+        query.values(state=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+    )
+    return result.rowcount

@@ -1,0 +1,247 @@
+"""`Database.run_write`: one transaction function per job, group commit on SQLite.
+
+What must hold: a job's result comes back only after its transaction committed; a failing job
+among several rolls back alone and gets its own exception; a commit that fails fails every job of
+its group and stores nothing; a process killed before a job committed loses only that job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, text
+
+from byoc.store import Database, DuplicateError, StoreError
+from tests.postgres import postgres_url
+
+__all__ = ["postgres_url"]
+
+
+async def _database(url: str) -> Database:
+    db = Database(url)
+    async with db.write() as conn:
+        await conn.exec_driver_sql("DROP TABLE IF EXISTS gc_item")
+        await conn.exec_driver_sql("DROP TABLE IF EXISTS gc_parent")
+        await conn.exec_driver_sql("CREATE TABLE gc_parent (id INTEGER PRIMARY KEY)")
+        await conn.exec_driver_sql(
+            "CREATE TABLE gc_item (id INTEGER PRIMARY KEY, note TEXT NOT NULL,"
+            " parent_id INTEGER REFERENCES gc_parent (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    return db
+
+
+def _insert(*ids: int) -> Callable[[Connection], list[int]]:
+    def job(conn: Connection) -> list[int]:
+        for item_id in ids:
+            conn.execute(text("INSERT INTO gc_item (id, note) VALUES (:id, 'x')"), {"id": item_id})
+        return list(ids)
+
+    return job
+
+
+async def _stored(db: Database) -> list[int]:
+    async with db.read() as conn:
+        rows = await conn.exec_driver_sql("SELECT id FROM gc_item ORDER BY id")
+        return [row[0] for row in rows]
+
+
+def _committed_on_disk(path: Path) -> list[int]:
+    """What another process would see: a separate plain sqlite3 connection."""
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute("SELECT id FROM gc_item ORDER BY id")]
+    finally:
+        conn.close()
+
+
+async def test_a_failing_job_rolls_back_alone_and_gets_its_own_error(tmp_path: Path) -> None:
+    db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
+    try:
+        await db.run_write(_insert(1))
+        jobs = [
+            db.run_write(_insert(10)),
+            db.run_write(_insert(20, 1)),  # 20 first, then a duplicate
+            db.run_write(_insert(30)),
+        ]
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        assert results[0] == [10]
+        assert isinstance(results[1], DuplicateError)
+        assert results[2] == [30]
+        assert await _stored(db) == [1, 10, 30]  # nothing of the failed job, not even 20
+    finally:
+        await db.close()
+
+
+async def test_a_burst_is_committed_in_few_transactions(tmp_path: Path) -> None:
+    db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
+    try:
+        assert db.writer is not None
+        results = await asyncio.gather(*(db.run_write(_insert(i)) for i in range(200)))
+        assert results == [[i] for i in range(200)]
+        assert db.writer.jobs == 200
+        assert db.writer.transactions < 20  # grouped, not one per job
+        assert _committed_on_disk(tmp_path / "gc.db") == list(range(200))
+    finally:
+        await db.close()
+
+
+async def test_results_come_back_only_after_the_commit(tmp_path: Path) -> None:
+    path = tmp_path / "gc.db"
+    db = await _database(f"sqlite:///{path}")
+    seen_before_commit: list[list[int]] = []
+    try:
+
+        def peek(conn: Connection) -> None:
+            # Inside the open transaction: another connection must not see the group yet.
+            seen_before_commit.append(_committed_on_disk(path))
+
+        first, _, last = await asyncio.gather(
+            db.run_write(_insert(1)),
+            db.run_write(peek),
+            db.run_write(_insert(2)),
+        )
+        assert seen_before_commit == [[]]
+        # Each answer arrived after its data was durable for everybody else.
+        assert first == [1]
+        assert last == [2]
+        assert _committed_on_disk(path) == [1, 2]
+    finally:
+        await db.close()
+
+
+async def test_a_failed_commit_fails_every_job_of_its_group(tmp_path: Path) -> None:
+    db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
+    try:
+
+        def dangling(conn: Connection) -> str:
+            # A deferred foreign key is checked at COMMIT: the whole group's COMMIT fails.
+            conn.exec_driver_sql("INSERT INTO gc_item (id, note, parent_id) VALUES (99, 'x', 7)")
+            return "unreachable"
+
+        results = await asyncio.gather(
+            db.run_write(_insert(1)),
+            db.run_write(dangling),
+            db.run_write(_insert(2)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, StoreError) for r in results), results
+        assert await _stored(db) == []
+        # The writer recovers: the next job commits.
+        assert await db.run_write(_insert(3)) == [3]
+        assert await _stored(db) == [3]
+    finally:
+        await db.close()
+
+
+async def test_run_write_and_write_blocks_share_one_writer(tmp_path: Path) -> None:
+    db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
+    try:
+
+        async def via_block(item_id: int) -> None:
+            async with db.write() as conn:
+                await conn.exec_driver_sql(
+                    f"INSERT INTO gc_item (id, note) VALUES ({item_id}, 'b')"
+                )
+
+        await asyncio.gather(
+            *(db.run_write(_insert(i)) for i in range(0, 100, 2)),
+            *(via_block(i) for i in range(1, 100, 2)),
+        )
+        assert await _stored(db) == list(range(100))
+    finally:
+        await db.close()
+
+
+async def test_close_stops_the_writer_thread(tmp_path: Path) -> None:
+    db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
+    await db.run_write(_insert(1))
+    await db.run_read(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
+    assert any(t.name.startswith("byoc-sqlite-writer") for t in threading.enumerate())
+    await db.close()
+    assert not any(t.name.startswith("byoc-sqlite") for t in threading.enumerate())
+    with pytest.raises(StoreError):
+        await db.run_write(_insert(2))
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from sqlalchemy import text
+    from byoc.store import Database
+
+    async def main(url):
+        db = Database(url)
+        async with db.write() as conn:
+            await conn.exec_driver_sql(
+                "CREATE TABLE gc_item (id INTEGER PRIMARY KEY, note TEXT NOT NULL, parent_id INT)"
+            )
+
+        def insert(item_id, hang=False):
+            def job(conn):
+                sql = text("INSERT INTO gc_item (id, note) VALUES (:i, 'x')")
+                conn.execute(sql, {"i": item_id})
+                if hang:
+                    print("uncommitted", flush=True)
+                    time.sleep(60)  # killed here: inserted, not committed, not acknowledged
+                return item_id
+            return job
+
+        for item_id in (1, 2):
+            await db.run_write(insert(item_id))
+            print("acknowledged", item_id, flush=True)
+        await db.run_write(insert(3, hang=True))
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+def test_a_kill_before_commit_loses_only_unacknowledged_work(tmp_path: Path) -> None:
+    path = tmp_path / "gc.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, f"sqlite:///{path}"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    try:
+        assert child.stdout is not None
+        lines = [child.stdout.readline().strip() for _ in range(3)]
+        assert lines == ["acknowledged 1", "acknowledged 2", "uncommitted"]
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    assert _committed_on_disk(path) == [1, 2]
+
+
+@pytest.mark.postgres
+async def test_run_write_on_postgres_rolls_back_a_failing_job(postgres_url: str) -> None:
+    db = await _database(postgres_url)
+    try:
+        assert db.writer is None
+        assert await db.run_write(_insert(1)) == [1]
+        with pytest.raises(DuplicateError):
+            await db.run_write(_insert(2, 1))
+        results = await asyncio.gather(*(db.run_write(_insert(i)) for i in range(10, 20)))
+        assert len(results) == 10
+        assert await _stored(db) == [1, *range(10, 20)]
+    finally:
+        async with db.write() as conn:
+            await conn.exec_driver_sql("DROP TABLE gc_item")
+            await conn.exec_driver_sql("DROP TABLE gc_parent")
+        await db.close()
