@@ -100,14 +100,13 @@ async def generate(spec: dict[str, Any]) -> dict[str, Any]:
     warmup_count = int(spec["warmup"] * spec["rate"])
     lag_max = 0.0
 
-    async def one(seq: int, scheduled: float) -> None:
+    async def one(seq: int, record: dict[str, Any]) -> None:
         nonlocal opened
         if idle.empty() and opened < 512:
             opened += 1
             conn = await Connection.open("127.0.0.1", spec["port"])
         else:
             conn = await idle.get()
-        record: dict[str, Any] = {"seq": seq, "scheduled": scheduled + wall_offset}
         try:
             status, body = await exchange(conn, requests[seq])
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -120,8 +119,6 @@ async def generate(spec: dict[str, Any]) -> dict[str, Any]:
             record["acked"] = clock() + wall_offset
             if status == 202:
                 record["id"] = json.loads(body)["id"]
-        if seq >= warmup_count:
-            sent.append(record)
 
     for seq in range(len(requests)):
         scheduled = begin + seq / spec["rate"]
@@ -130,13 +127,19 @@ async def generate(spec: dict[str, Any]) -> dict[str, Any]:
             await asyncio.sleep(delay)
         else:
             lag_max = max(lag_max, -delay)
-        task = asyncio.create_task(one(seq, scheduled))
+        # Recorded at dispatch, so a request still unanswered at the end is counted (as
+        # infinitely slow) rather than silently dropped.
+        record: dict[str, Any] = {"seq": seq, "scheduled": scheduled + wall_offset}
+        if seq >= warmup_count:
+            sent.append(record)
+        task = asyncio.create_task(one(seq, record))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     if tasks:
         _, pending = await asyncio.wait(tasks, timeout=30)
         for task in pending:
             task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
     while not idle.empty():
         idle.get_nowait().close()
     return {
@@ -155,7 +158,7 @@ def generator_main() -> None:
         result = uvloop.run(generate(spec))
     except ImportError:
         result = asyncio.run(generate(spec))
-    print(json.dumps(result))
+    Path(spec["out"]).write_text(json.dumps(result))
 
 
 # --- the orchestration ---------------------------------------------------------------------
@@ -214,15 +217,16 @@ def one_run(
         "warmup": args.warmup,
         "customers": args.customers,
         "tag": f"r{run}-{secrets.token_hex(3)}",
+        "out": str(stack.work / f"generated-{run}.json"),
     }
-    done = subprocess.run(
+    subprocess.run(
         python_child("customer_message.py", "--generate"),
         input=json.dumps(spec).encode(),
         capture_output=True,
         timeout=args.duration + args.warmup + 90,
         check=True,
     )
-    generated = json.loads(done.stdout)
+    generated = json.loads(Path(spec["out"]).read_text())
     messages = generated["messages"]
     ids = {m["id"] for m in messages if "id" in m}
     remaining = max(1.0, generated["last_scheduled"] + args.drain_limit - time.time())
@@ -242,7 +246,7 @@ def one_run(
     in_window = sum(1 for at in got.values() if first <= at <= generated["last_scheduled"])
     statuses: dict[str, int] = {}
     for message in messages:
-        key = str(message.get("status", "error"))
+        key = str(message.get("status", "error" if "error" in message else "unanswered"))
         statuses[key] = statuses.get(key, 0) + 1
     return {
         "run": run,

@@ -1,13 +1,14 @@
 """Benchmark: resident memory of one `byoc serve` process holding 10,000 idle widget sockets.
 
-    .venv/bin/python bench/idle_sockets.py                 # 3 runs, about 1-2 minutes
+    .venv/bin/python bench/idle_sockets.py                 # 3 runs, about 3 minutes
 
 Everything on loopback, bounded in time and count. Each run starts `byoc serve` on a fresh
 SQLite file with one web chat channel (its allowed origin is the one the clients send; no
 CXone is needed: an idle widget never calls it), reads the server's VmRSS from
 /proc/PID/status once it is up and idle (the baseline), then opens 10,000 widget sockets
 from 4 client processes (this file with --clients; protocol-level clients,
-docs/webchat-protocol.md): each an anonymous visitor with its own hex visitorId, `hello` ->
+docs/webchat-protocol.md, offering permessage-deflate as browsers do unless
+`--compression none`): each an anonymous visitor with its own hex visitorId, `hello` ->
 `welcome`, then idle (answering the server's JSON `ping` with `pong`). Once every socket is
 welcomed (and the server holds that many more file descriptors), it waits a few seconds and
 reads VmRSS again. Target: <= 600 MiB with the sockets open.
@@ -62,7 +63,12 @@ async def hold(spec: dict[str, Any]) -> None:
         nonlocal failures
         async with gate:
             try:
-                ws = await connect(url, origin=Origin(ORIGIN), open_timeout=60)
+                ws = await connect(
+                    url,
+                    origin=Origin(ORIGIN),
+                    open_timeout=60,
+                    compression="deflate" if spec.get("deflate", True) else None,
+                )
                 hello = {
                     "type": "hello",
                     "channel": spec["channel"],
@@ -165,6 +171,7 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
             )
             assert client.stdin is not None
             line = {**spec, "sockets": count, "concurrency": args.concurrency, "hold_limit": 170}
+            line["deflate"] = args.compression == "deflate"
             client.stdin.write((json.dumps(line) + "\n").encode())
             client.stdin.flush()
             clients.append(client)
@@ -217,6 +224,12 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=4, help="client processes")
     parser.add_argument("--concurrency", type=int, default=64, help="handshakes per process")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before a reading")
+    parser.add_argument(
+        "--compression",
+        choices=("deflate", "none"),
+        default="deflate",
+        help="whether clients offer permessage-deflate (browsers do)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args()

@@ -162,10 +162,16 @@ def source_state() -> str:
     engineers work in the same tree)."""
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, cwd=HERE, check=True
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            cwd=HERE.parent,
+            check=True,
         ).stdout.decode()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"], capture_output=True, cwd=HERE, check=True
+            ["git", "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            cwd=HERE.parent,
+            check=True,
         ).stdout.decode()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

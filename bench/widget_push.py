@@ -3,9 +3,9 @@
     .venv/bin/python bench/widget_push.py                  # 3 runs, about 1-2 minutes
     .venv/bin/python bench/widget_push.py --via box        # replies straight to the box
 
-Everything on loopback, bounded in time and count. Starts, as separate processes: the CXone
-emulator (`cxone-emulator serve`) and `byoc serve` on a fresh SQLite file with one web chat
-channel. Each run, in a client process of its own (this file with --clients):
+Everything on loopback, bounded in time and count. Each run starts, as separate processes: the
+CXone emulator (`cxone-emulator serve`) and `byoc serve` on a fresh SQLite file with one web
+chat channel; then, in a client process of its own (this file with --clients), it:
 
   1. opens 200 widget sockets (protocol-level clients, docs/webchat-protocol.md), each an
      anonymous visitor that writes one message, so each has its own conversation, and waits
@@ -20,7 +20,9 @@ channel. Each run, in a client process of its own (this file with --clients):
      that conversation's socket (one process, one clock); a frame on the wrong socket is an
      error, a reply not shown `--drain-limit` s after the last send counts as infinitely slow.
 
-Before each run, the baseline: GET /healthz open loop at the same rate (bench/loadgen.py).
+Before that, the baseline: GET /healthz open loop at the same rate (bench/loadgen.py). The CPU
+of the middleware and of the emulator over the client process's life (set-up included) is
+reported too, in % of one core.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import Any
 import httpx
 from loadgen import Connection, percentile
 from reply_callback import loadgen
-from stack import BRAND_ID, Stack, python_child, source_state
+from stack import BRAND_ID, Stack, cpu_seconds, python_child, source_state
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
@@ -288,20 +290,21 @@ def main() -> int:
     args = parser.parse_args()
 
     results: dict[str, Any] = {"runs": []}
-    with ExitStack() as cleanup:
-        stack = Stack(cleanup, keep=args.keep)
-        stack.prepare()
-        client = stack.byoc("clients", "create")
-        stack.add_channel(CHANNEL_ID, "--adapter", "webchat", "--allowed-origin", ORIGIN)
-        stack.start_emulator(client, [CHANNEL_ID])
-        server = stack.serve()
-        with httpx.Client(base_url=stack.base, timeout=10) as http:
-            token = http.post(
-                "/integration/box/1.0/token",
-                data={"grant_type": "client_credentials"},
-                auth=(client["client_id"], client["client_secret"]),
-            ).json()["access_token"]
-        for run in range(1, args.runs + 1):
+    for run in range(1, args.runs + 1):
+        # A fresh middleware, store and emulator per run: nothing accumulates across runs.
+        with ExitStack() as cleanup:
+            stack = Stack(cleanup, keep=args.keep)
+            stack.prepare()
+            client = stack.byoc("clients", "create")
+            stack.add_channel(CHANNEL_ID, "--adapter", "webchat", "--allowed-origin", ORIGIN)
+            emulator = stack.start_emulator(client, [CHANNEL_ID])
+            server = stack.serve()
+            with httpx.Client(base_url=stack.base, timeout=10) as http:
+                token = http.post(
+                    "/integration/box/1.0/token",
+                    data={"grant_type": "client_credentials"},
+                    auth=(client["client_id"], client["client_secret"]),
+                ).json()["access_token"]
             baseline = loadgen(
                 {
                     "mode": "open",
@@ -328,35 +331,47 @@ def main() -> int:
                 "token": token,
                 "tag": f"r{run}-{secrets.token_hex(3)}",
             }
+            cpu_before = {"byoc": cpu_seconds(server.pid), "emulator": cpu_seconds(emulator.pid)}
+            began = time.monotonic()
             done = subprocess.run(
                 python_child("widget_push.py", "--clients"),
                 input=json.dumps(spec).encode(),
                 capture_output=True,
                 timeout=args.duration + args.warmup + args.drain_limit + 120,
             )
+            elapsed = time.monotonic() - began
+            cpu = {
+                "byoc_cpu_percent": 100 * (cpu_seconds(server.pid) - cpu_before["byoc"]) / elapsed,
+                "emulator_cpu_percent": 100
+                * (cpu_seconds(emulator.pid) - cpu_before["emulator"])
+                / elapsed,
+            }
             if done.returncode != 0:
                 raise SystemExit(f"client process failed:\n{done.stderr.decode()[-3000:]}")
-            record = {
-                "run": run,
-                **json.loads(done.stdout),
-                "healthz_p50_ms": baseline["latency_ms"]["p50"],
-                "healthz_p99_ms": baseline["latency_ms"]["p99"],
-            }
-            record["ratio_p99"] = record["p99_ms"] / record["healthz_p99_ms"]
-            results["runs"].append(record)
-            print(
-                f"run {run}: {record['shown']}/{record['replies']} shown "
-                f"({record['misrouted']} misrouted, {record['errors']} errors) | p50 "
-                f"{record['p50_ms']:.1f} ms, p90 {record['p90_ms']:.1f} ms, p99 "
-                f"{record['p99_ms']:.1f} ms, max {record['max_ms']:.1f} ms | /healthz p99 "
-                f"{record['healthz_p99_ms']:.1f} ms (ratio {record['ratio_p99']:.1f}) | "
-                f"set-up {record['setup_s']:.1f} s | statuses {record['statuses']}",
-                flush=True,
-            )
-        if server.poll() is not None:
-            raise SystemExit(f"byoc serve exited early; see {stack.work / 'byoc.log'}")
-        if args.keep:
-            print(f"data and logs kept in {stack.work}")
+            if server.poll() is not None:
+                raise SystemExit(f"byoc serve exited early; see {stack.work / 'byoc.log'}")
+            if args.keep:
+                print(f"data and logs kept in {stack.work}")
+        record = {
+            "run": run,
+            **json.loads(done.stdout),
+            **cpu,
+            "healthz_p50_ms": baseline["latency_ms"]["p50"],
+            "healthz_p99_ms": baseline["latency_ms"]["p99"],
+        }
+        record["ratio_p99"] = record["p99_ms"] / record["healthz_p99_ms"]
+        results["runs"].append(record)
+        print(
+            f"run {run}: {record['shown']}/{record['replies']} shown "
+            f"({record['misrouted']} misrouted, {record['errors']} errors) | p50 "
+            f"{record['p50_ms']:.1f} ms, p90 {record['p90_ms']:.1f} ms, p99 "
+            f"{record['p99_ms']:.1f} ms, max {record['max_ms']:.1f} ms | /healthz p99 "
+            f"{record['healthz_p99_ms']:.1f} ms (ratio {record['ratio_p99']:.1f}) | "
+            f"CPU byoc {record['byoc_cpu_percent']:.0f} %, emulator "
+            f"{record['emulator_cpu_percent']:.0f} % | set-up {record['setup_s']:.1f} s | "
+            f"statuses {record['statuses']}",
+            flush=True,
+        )
 
     runs = results["runs"]
     keys = ("p50_ms", "p99_ms", "healthz_p99_ms", "ratio_p99")
