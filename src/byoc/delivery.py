@@ -40,7 +40,7 @@ from byoc.cxone import (
 )
 from byoc.outbox import PermanentFailure, RetryLater
 from byoc.outbox.rows import enqueue
-from byoc.outbox.worker import DeadLetterHook, Handler
+from byoc.outbox.worker import DeadLetterHook, Handler, Settle
 from byoc.store import Database, now_ms
 from byoc.store import queries as repo
 from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
@@ -272,7 +272,7 @@ class Deliveries:
 
     # --- towards the platform ------------------------------------------------------------------
 
-    async def platform_message(self, row: OutboxRow) -> None:
+    async def platform_message(self, row: OutboxRow) -> Settle | None:
         loaded = await self._load(message_id=str(row.payload["message_id"]))
         assert loaded.message is not None
         adapter = self._adapter(loaded.channel)
@@ -281,7 +281,9 @@ class Deliveries:
         )
         message = loaded.message
         if message.status == "queued":
-            await self._db.run_write(lambda conn: repo.set_message_status(conn, message.id, "sent"))
+            # Written with the row's deletion, by the worker.
+            return lambda conn: repo.set_message_status(conn, message.id, "sent")
+        return None
 
     async def platform_typing(self, row: OutboxRow) -> None:
         loaded = await self._load(conversation_id=str(row.payload["conversation_id"]))

@@ -9,6 +9,7 @@ the writer thread, group-committed with whatever else is being written; on Postg
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -34,6 +35,9 @@ from byoc.store import queries as repo
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 TYPING_TTL_MS = 15_000
+# How long a channel or a tenant's brand read from the store is trusted: a channel deleted or
+# re-branded elsewhere is refused here at most this much later (its deliveries re-read it).
+LOOKUP_TTL_SECONDS = 2.0
 
 # Outbox kinds.
 CXONE_CREATE_MESSAGE = "cxone.create_message"
@@ -75,6 +79,10 @@ class ConversationService:
         self._db = db
         self._policy = policy
         self._on_enqueued = on_enqueued
+        # Channels and tenants change rarely (provisioning, CLI) and maybe in another process,
+        # so they are cached briefly rather than invalidated: every reply read both.
+        self._channels: dict[str, tuple[float, Channel]] = {}
+        self._brands: dict[str, tuple[float, dict[str, str]]] = {}
 
     # --- customer → CXone ------------------------------------------------------------------
 
@@ -272,7 +280,7 @@ class ConversationService:
     def _receive_agent_message(
         self, conn: Connection, incoming: AgentMessageIn, channel_id: str | None
     ) -> Delivered:
-        conversation = self._conversation_for_agent(conn, incoming, channel_id)
+        conversation, customer = self._conversation_for_agent(conn, incoming, channel_id)
         channel = self._channel(conn, conversation.channel_id)
         self._check_brand(conn, channel, incoming.brand)
         if incoming.de_message_id:
@@ -281,7 +289,7 @@ class ConversationService:
                 return self._replay(conn, existing)
         if conversation.de_thread_id is None and incoming.de_thread_id:
             repo.update_conversation(conn, conversation.id, de_thread_id=incoming.de_thread_id)
-        return self._store_agent_message(conn, channel, conversation, incoming)
+        return self._store_agent_message(conn, channel, conversation, incoming, customer)
 
     async def open_agent_outbound(self, incoming: AgentMessageIn, *, channel_id: str) -> Delivered:
         """An agent starts a new thread with a customer the platform knows."""
@@ -366,6 +374,7 @@ class ConversationService:
         channel: Channel,
         conversation: Conversation,
         incoming: AgentMessageIn,
+        customer: Customer | None = None,
     ) -> Delivered:
         idle_deadline = lifecycle.idle_deadline_after_agent(
             conversation, self._policy.for_channel(channel)
@@ -393,7 +402,8 @@ class ConversationService:
             kind=PLATFORM_MESSAGE,
             payload={"message_id": message.id},
         )
-        customer = repo.get_customer(conn, conversation.customer_id)
+        if customer is None:
+            customer = repo.get_customer(conn, conversation.customer_id)
         assert customer is not None  # a conversation always has its customer (foreign key)
         return Delivered(message=message, conversation=conversation, customer=customer)
 
@@ -407,17 +417,23 @@ class ConversationService:
         )
 
     def _channel(self, conn: Connection, channel_id: str) -> Channel:
+        now = time.monotonic()
+        cached = self._channels.get(channel_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         channel = repo.get_channel(conn, channel_id)
         if channel is None:
+            self._channels.pop(channel_id, None)
             raise ChannelNotFound(f"no channel {channel_id!r}")
+        self._channels[channel_id] = (now + LOOKUP_TTL_SECONDS, channel)
         return channel
 
-    def _check_brand(
-        self, conn: Connection, channel: Channel, brand: dict[str, Any] | None
-    ) -> None:
-        if not brand:
-            return
-        tenant = repo.get_tenant(conn, channel.tenant_id)
+    def _brand_of(self, conn: Connection, tenant_id: str) -> dict[str, str]:
+        now = time.monotonic()
+        cached = self._brands.get(tenant_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        tenant = repo.get_tenant(conn, tenant_id)
         expected = {}
         if tenant is not None:
             expected = {
@@ -425,7 +441,15 @@ class ConversationService:
                 "tenantId": tenant.cxone_tenant_id,
                 "businessUnitId": str(tenant.business_unit_id),
             }
-        for key, value in expected.items():
+        self._brands[tenant_id] = (now + LOOKUP_TTL_SECONDS, expected)
+        return expected
+
+    def _check_brand(
+        self, conn: Connection, channel: Channel, brand: dict[str, Any] | None
+    ) -> None:
+        if not brand:
+            return
+        for key, value in self._brand_of(conn, channel.tenant_id).items():
             given = brand.get(key)
             if given is not None and str(given) != value:
                 raise Forbidden(f"brand {key} {given!r} does not own channel {channel.id!r}")
@@ -479,10 +503,12 @@ class ConversationService:
 
     def _conversation_for_agent(
         self, conn: Connection, incoming: AgentMessageIn, channel_id: str | None
-    ) -> Conversation:
-        conversation = None
+    ) -> tuple[Conversation, Customer | None]:
+        conversation, customer = None, None
         if incoming.thread_id:
-            conversation = repo.get_conversation(conn, incoming.thread_id)
+            found = repo.get_conversation_and_customer(conn, incoming.thread_id)
+            if found is not None:
+                conversation, customer = found
         if conversation is None and incoming.de_thread_id:
             conversation = repo.find_conversation_by_de_thread(conn, incoming.de_thread_id)
         if conversation is None or (
@@ -492,7 +518,7 @@ class ConversationService:
                 f"no thread {incoming.thread_id or incoming.de_thread_id!r}"
                 + (f" in channel {channel_id!r}" if channel_id else "")
             )
-        return conversation
+        return conversation, customer
 
     def _recipient(
         self, conn: Connection, channel: Channel, recipients: list[dict[str, Any]]

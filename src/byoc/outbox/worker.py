@@ -3,9 +3,10 @@
 Handlers are plain coroutines keyed by row kind. The worker alone decides retries: a handler
 signals only what happened (`RetryLater` or `PermanentFailure`, or returns for success).
 
-Rows delivered in one claimed batch are deleted together, in one transaction, once the batch is
-done: a lane's next row cannot be claimed before the batch ends anyway, so nothing waits longer,
-and the store sees one write per batch instead of one per row.
+Rows delivered in one claimed batch are settled together, in one transaction, once the batch is
+done, and the same transaction claims the next batch: a lane's next row cannot be claimed before
+the batch ends anyway, so nothing waits longer, and the store sees one write per batch instead
+of two per row.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from byoc.store.records import OutboxRow
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[OutboxRow], Awaitable[None]]
+# What a handler wants written once its row is delivered: run in the transaction that deletes
+# the row (synchronous: see `Database.run_write`), so a delivery costs one write, not two.
+Settle = Callable[[Connection], None]
+Handler = Callable[[OutboxRow], Awaitable[Settle | None]]
 # Runs inside the transaction that buries the row (synchronous: see `Database.run_write`).
 DeadLetterHook = Callable[[Connection, OutboxRow, str], None]
 
@@ -81,6 +85,7 @@ class OutboxWorker:
         self._rng = rng or random.Random()
         self._wakeup = asyncio.Event()
         self._stopping = False
+        self._claimed: list[OutboxRow] = []  # claimed with the last settlement, not yet delivered
         self.stats = WorkerStats()
 
     def wake(self) -> None:
@@ -105,38 +110,54 @@ class OutboxWorker:
         self._wakeup.set()
         await self._db.run_write(partial(queue.release_claims, owner=self._owner))
 
-    async def run_once(self) -> int:
-        rows = await self._db.run_write(
-            partial(
-                queue.claim_due,
-                owner=self._owner,
-                limit=self._batch_size,
-                lease_ms=self._lease_ms,
-                skip_locked=not self._db.is_sqlite,
-            )
+    def _claim(self, conn: Connection) -> list[OutboxRow]:
+        if self._stopping:
+            return []
+        return queue.claim_due(
+            conn,
+            owner=self._owner,
+            limit=self._batch_size,
+            lease_ms=self._lease_ms,
+            skip_locked=not self._db.is_sqlite,
         )
-        if rows:
-            outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
-            done = [row.id for row, delivered in zip(rows, outcomes, strict=True) if delivered]
-            if done:
-                await self._db.run_write(partial(queue.complete_many, row_ids=done))
-                self.stats.delivered += outcomes.count("delivered")
-                self.stats.expired += outcomes.count("expired")
+
+    async def run_once(self) -> int:
+        """Deliver one batch: the one claimed with the last settlement, or a fresh claim."""
+        rows, self._claimed = self._claimed, []
+        if not rows:
+            rows = await self._db.run_write(self._claim)
+        if not rows:
+            return 0
+        outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
+        done = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome]
+        settles = [settle for outcome in outcomes if outcome and (settle := outcome[1])]
+
+        def settle_and_claim(conn: Connection) -> list[OutboxRow]:
+            queue.complete_many(conn, done)
+            for settle in settles:
+                settle(conn)
+            return self._claim(conn)
+
+        if done:
+            self._claimed = await self._db.run_write(settle_and_claim)
+            self.stats.delivered += sum(1 for o in outcomes if o and o[0] == "delivered")
+            self.stats.expired += sum(1 for o in outcomes if o and o[0] == "expired")
         return len(rows)
 
-    async def _deliver(self, row: OutboxRow) -> str | None:
-        """Run the row's handler; the outcome when the row is done with, None when settled."""
+    async def _deliver(self, row: OutboxRow) -> tuple[str, Settle | None] | None:
+        """Run the row's handler. When the row is done with: the outcome and what to write
+        with its deletion; None when it was rescheduled or buried here."""
         # Log lines about this row name its conversation (lanes are `<target>:<conversation>`).
         bind(conversation_id=row.lane.partition(":")[2] or None)
         expires_at = row.payload.get("expires_at")
         if isinstance(expires_at, int) and now_ms() > expires_at:
             # Ephemeral signals (typing) are worthless once stale; drop rather than replay.
-            return "expired"
+            return "expired", None
         handler = self._handlers.get(row.kind)
         try:
             if handler is None:
                 raise PermanentFailure(f"no handler for outbox kind {row.kind!r}")
-            await asyncio.wait_for(handler(row), timeout=self._lease_ms / 1000 / 2)
+            settle = await asyncio.wait_for(handler(row), timeout=self._lease_ms / 1000 / 2)
         except RetryLater as exc:
             await self._retry_or_bury(row, str(exc), exc.retry_after)
         except TimeoutError:
@@ -147,7 +168,7 @@ class OutboxWorker:
             log.exception("outbox: handler for %s crashed on row %s", row.kind, row.id)
             await self._retry_or_bury(row, f"{exc.__class__.__name__}: {exc}", None)
         else:
-            return "delivered"
+            return "delivered", settle
         return None
 
     async def _retry_or_bury(self, row: OutboxRow, error: str, retry_after: float | None) -> None:

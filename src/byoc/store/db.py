@@ -176,15 +176,20 @@ class SqliteWriter:
                 if len(jobs) == 1:
                     outcomes.append((True, jobs[0](conn)))
                 else:
+                    # Savepoints straight on the driver: through SQLAlchemy each one is a
+                    # compiled statement, which cost as much as a job's own queries.
+                    raw = conn.connection.driver_connection
+                    assert raw is not None
                     for fn in jobs:
-                        savepoint = conn.begin_nested()
+                        raw.execute("SAVEPOINT job")
                         try:
                             result = fn(conn)
                         except Exception as exc:
-                            savepoint.rollback()
+                            raw.execute("ROLLBACK TO job")
+                            raw.execute("RELEASE job")
                             outcomes.append((False, exc))
                         else:
-                            savepoint.commit()
+                            raw.execute("RELEASE job")
                             outcomes.append((True, result))
         except Exception as exc:
             # Whatever state the failure left the connection in (a COMMIT that failed leaves

@@ -143,18 +143,18 @@ def delete_channel(conn: Connection, channel_id: str) -> bool:
 # --- customers -------------------------------------------------------------------------------
 
 
-def _customer(row: Row[Any]) -> Customer:
+def _customer(row: Row[Any], prefix: str = "") -> Customer:
     m = row._mapping
     return Customer(
-        id=m["id"],
-        channel_id=m["channel_id"],
-        external_id=m["external_id"],
-        first_name=m["first_name"],
-        last_name=m["last_name"],
-        nickname=m["nickname"],
-        image=m["image"],
-        custom_fields=loads_or_none(m["custom_fields"]),
-        opted_out=bool(m["opted_out"]),
+        id=m[prefix + "id"],
+        channel_id=m[prefix + "channel_id"],
+        external_id=m[prefix + "external_id"],
+        first_name=m[prefix + "first_name"],
+        last_name=m[prefix + "last_name"],
+        nickname=m[prefix + "nickname"],
+        image=m[prefix + "image"],
+        custom_fields=loads_or_none(m[prefix + "custom_fields"]),
+        opted_out=bool(m[prefix + "opted_out"]),
     )
 
 
@@ -214,6 +214,21 @@ _GET_CONVERSATION = select(t.conversations).where(t.conversations.c.id == bindpa
 def get_conversation(conn: Connection, conversation_id: str) -> Conversation | None:
     row = conn.execute(_GET_CONVERSATION, {"id": conversation_id}).first()
     return _conversation(row) if row else None
+
+
+_GET_CONVERSATION_AND_CUSTOMER = (
+    select(t.conversations, *(c.label("customer__" + c.name) for c in t.customers.c))
+    .join(t.customers, t.customers.c.id == t.conversations.c.customer_id)
+    .where(t.conversations.c.id == bindparam("id"))
+)
+
+
+def get_conversation_and_customer(
+    conn: Connection, conversation_id: str
+) -> tuple[Conversation, Customer] | None:
+    """A conversation with its customer, in one statement (what every reply needs)."""
+    row = conn.execute(_GET_CONVERSATION_AND_CUSTOMER, {"id": conversation_id}).first()
+    return (_conversation(row), _customer(row, "customer__")) if row else None
 
 
 def find_conversation_by_de_thread(conn: Connection, de_thread_id: str) -> Conversation | None:
