@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 from loadgen import Connection, percentile
-from reply_callback import free_port, loadgen, start, stop, wait_drained
+from reply_callback import free_port, loadgen, profile_server, start, stop, wait_drained
 from stack import Stack, python_child, source_state
 
 from byoc.channels.signing import signed_headers
@@ -219,6 +219,11 @@ def one_run(
         "tag": f"r{run}-{secrets.token_hex(3)}",
         "out": str(stack.work / f"generated-{run}.json"),
     }
+    profiler = None
+    if args.profile and run == 1:
+        profiler = profile_server(
+            stack.server_pid, min(args.duration + args.warmup, 10), args.profile
+        )
     subprocess.run(
         python_child("customer_message.py", "--generate"),
         input=json.dumps(spec).encode(),
@@ -226,6 +231,8 @@ def one_run(
         timeout=args.duration + args.warmup + 90,
         check=True,
     )
+    if profiler is not None:
+        profiler.wait(timeout=60)
     generated = json.loads(Path(spec["out"]).read_text())
     messages = generated["messages"]
     ids = {m["id"] for m in messages if "id" in m}
@@ -286,6 +293,7 @@ def open_stack(args: argparse.Namespace, cleanup: ExitStack) -> tuple[Stack, str
     )
     stack.start_emulator(client, [CHANNEL_ID], python_child("timed_emulator.py"))
     server = stack.serve()
+    stack.server_pid = server.pid
     cleanup.callback(check_alive, server, stack)
     http = cleanup.enter_context(httpx.Client(base_url=stack.base, timeout=10))
     emulator = cleanup.enter_context(httpx.Client(base_url=stack.emulator, timeout=10))
@@ -315,6 +323,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--baseline-duration", type=float, default=3.0)
     parser.add_argument("--drain-limit", type=float, default=20.0)
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of run 1's sending")
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args()

@@ -78,6 +78,7 @@ class Stack:
     keep: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     db_name: str = "byoc.db"
+    server_pid: int = 0
 
     def __post_init__(self) -> None:
         if not self.keep:

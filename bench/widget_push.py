@@ -42,7 +42,7 @@ from typing import Any
 
 import httpx
 from loadgen import Connection, percentile
-from reply_callback import loadgen
+from reply_callback import loadgen, profile_server
 from stack import BRAND_ID, Stack, cpu_seconds, python_child, source_state
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
@@ -285,6 +285,7 @@ def main() -> int:
     parser.add_argument("--baseline-duration", type=float, default=3.0)
     parser.add_argument("--drain-limit", type=float, default=20.0)
     parser.add_argument("--via", choices=("emulator", "box"), default="emulator")
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of byoc in run 1")
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args()
@@ -332,6 +333,10 @@ def main() -> int:
                 "tag": f"r{run}-{secrets.token_hex(3)}",
             }
             cpu_before = {"byoc": cpu_seconds(server.pid), "emulator": cpu_seconds(emulator.pid)}
+            profiler = None
+            if args.profile and run == 1:
+                # From the start of the client process: ~3 s of set-up, then the replies.
+                profiler = profile_server(server.pid, args.duration + 4, args.profile)
             began = time.monotonic()
             done = subprocess.run(
                 python_child("widget_push.py", "--clients"),
@@ -340,6 +345,8 @@ def main() -> int:
                 timeout=args.duration + args.warmup + args.drain_limit + 120,
             )
             elapsed = time.monotonic() - began
+            if profiler is not None:
+                profiler.wait(timeout=60)
             cpu = {
                 "byoc_cpu_percent": 100 * (cpu_seconds(server.pid) - cpu_before["byoc"]) / elapsed,
                 "emulator_cpu_percent": 100
