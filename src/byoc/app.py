@@ -11,6 +11,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import FastAPI
@@ -39,6 +40,7 @@ from byoc.ops.health import router as health_router
 from byoc.ops.metrics import Metrics, RuntimeSources
 from byoc.ops.middleware import RequestTelemetryMiddleware
 from byoc.ops.readiness import CachedVerdict
+from byoc.ops.tracing import configure_tracing, trace_client
 from byoc.outbox.worker import OutboxWorker, RetryPolicy
 from byoc.provisioning.action_pages import router as action_pages_router
 from byoc.runtime import Runtime
@@ -49,6 +51,9 @@ from byoc.store import schema as t
 from byoc.store.db import plain_postgres_dsn
 from byoc.store.migrations import current_version, latest_version, upgrade
 from byoc.tenancy import TenantClients, default_tenant
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +152,17 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+) -> FastAPI:
+    """The application. `span_exporter` replaces the OTLP exporter when tracing is on (tests)."""
     settings = settings or Settings()
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await build_runtime(settings, metrics)
+        trace_client(runtime.http, tracer_provider)
         app.state.runtime = runtime
         worker_task = asyncio.create_task(runtime.worker.run(), name="outbox-worker")
         lifecycle_task = asyncio.create_task(runtime.lifecycle.run(), name="lifecycle")
@@ -170,6 +179,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if isinstance(runtime.bus, PostgresBus):
                 await runtime.bus.stop()
             await runtime.http.aclose()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()
             await runtime.db.close()
 
     app = FastAPI(
@@ -195,4 +206,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/widget", StaticFiles(directory=STATIC_DIR / "widget"), name="widget")
     app.include_router(action_pages_router)
     app.include_router(health_router)
+    tracer_provider = configure_tracing(app, settings, span_exporter)
     return app

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     end_poll_batch_size: int = 20
     end_check_min_interval_seconds: float = 2.0
 
+    # OpenTelemetry tracing (needs the `otel` extra); exporter set by OTEL_EXPORTER_OTLP_*.
+    otel_enabled: bool = False
+    otel_service_name: str = "byoc"
+
     # The admin API (business-initiated outbound); disabled while empty.
     admin_token: SecretStr = SecretStr("")
 

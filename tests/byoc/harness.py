@@ -103,6 +103,7 @@ class Stack:
     client_secret: str
     integration_id: str
     server: ThreadedServer | None = None
+    span_exporter: Any = None
 
     @property
     def url(self) -> str:
@@ -112,7 +113,8 @@ class Stack:
     def start(self, port: int | None = None) -> None:
         if port is None and self.server is not None:
             port = self.server.port
-        self.server = ThreadedServer(create_app(self.settings), port=port).start()
+        app = create_app(self.settings, span_exporter=self.span_exporter)
+        self.server = ThreadedServer(app, port=port).start()
 
     def restart(self) -> None:
         self.stop()
@@ -266,6 +268,7 @@ def running_stack(
     reply_style: str = "dfo3",
     adapter: str = "webhook",
     channel_settings: dict[str, Any] | None = None,
+    span_exporter: Any = None,
     **overrides: Any,
 ) -> Iterator[Stack]:
     platform = PlatformReceiver()
@@ -290,6 +293,7 @@ def running_stack(
             client_id=client_id,
             client_secret=client_secret,
             integration_id="",
+            span_exporter=span_exporter,
         )
         run_async(
             _prepare_store(
