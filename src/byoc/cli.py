@@ -62,6 +62,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         log_config=None,
         proxy_headers=True,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        # Widget frames are small JSON; per-socket zlib state would cost ~45 KiB a socket.
+        ws_per_message_deflate=False,
     )
     return 0
 

@@ -161,36 +161,42 @@ class WidgetSession:
             )
 
     async def run(self, subscription: Subscription) -> None:
-        tasks = [
-            asyncio.create_task(self._read_frames()),
-            asyncio.create_task(self._follow(subscription)),
-            asyncio.create_task(self._heartbeat()),
-        ]
+        """Read the widget's frames here; one companion task follows the bus and keeps the
+        heartbeat (an idle socket costs one extra task, not three)."""
+        companion = asyncio.create_task(self._follow(subscription))
+        companion.add_done_callback(self._companion_done)
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                exc = task.exception()
-                if exc is not None and not isinstance(exc, WebSocketDisconnect):
-                    raise exc
+            await self._read_frames()
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
-                    await task
+            companion.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+                await companion
 
-    async def _heartbeat(self) -> None:
-        interval = self.settings.heartbeat_seconds
-        while True:
-            await asyncio.sleep(interval)
-            if time.monotonic() - self.last_heard > 3 * interval:
-                await self.ws.close(code=4408)
-                return
-            await self.send({"type": "ping"})
+    def _companion_done(self, task: asyncio.Task[None]) -> None:
+        # If following the bus fails, the widget would silently miss messages: drop the socket
+        # instead, and let the widget reconnect and resume from the store.
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("widget session: follower failed: %r", task.exception())
+            asyncio.get_running_loop().create_task(self._close_quietly(1011))
+
+    async def _close_quietly(self, code: int) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code)
 
     async def _follow(self, subscription: Subscription) -> None:
+        interval = self.settings.heartbeat_seconds
+        next_ping = time.monotonic() + interval
         while True:
-            notification = await subscription.get()
+            try:
+                async with asyncio.timeout(max(0.0, next_ping - time.monotonic())):
+                    notification = await subscription.get()
+            except TimeoutError:
+                if time.monotonic() - self.last_heard > 3 * interval:
+                    await self._close_quietly(4408)  # the widget went silent: a dead socket
+                    return
+                await self.send({"type": "ping"})
+                next_ping = time.monotonic() + interval
+                continue
             await self._on_notification(notification)
 
     async def _read_frames(self) -> None:
