@@ -82,6 +82,22 @@ async def test_a_failing_job_rolls_back_alone_and_gets_its_own_error(tmp_path: P
         await db.close()
 
 
+async def test_a_job_alone_that_raises_rolls_back_and_raises(tmp_path: Path) -> None:
+    db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
+    try:
+
+        def refuses(conn: Connection) -> None:
+            _insert(5)(conn)
+            raise LookupError("no such thread")  # a domain error, after a write
+
+        with pytest.raises(LookupError, match="no such thread"):
+            await db.run_write(refuses)
+        assert await db.run_write(_insert(6)) == [6]
+        assert await _stored(db) == [6]
+    finally:
+        await db.close()
+
+
 async def test_a_burst_is_committed_in_few_transactions(tmp_path: Path) -> None:
     db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
     try:

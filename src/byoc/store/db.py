@@ -104,6 +104,10 @@ def _install_sqlite_hooks(engine: Engine) -> None:
     event.listen(engine, "begin", _sqlite_on_begin)
 
 
+def _job_error(exc: Exception) -> Exception:
+    return store_error(exc) if isinstance(exc, SQLAlchemyError) else exc
+
+
 class _Job:
     __slots__ = ("fn", "future")
 
@@ -166,51 +170,53 @@ class SqliteWriter:
                     job.future.set_exception(value)
 
     def _run_batch(self, jobs: list[TransactionFn[Any]]) -> list[tuple[bool, Any]]:
-        """On the writer thread: one transaction, one SAVEPOINT per job when there are several."""
+        """On the writer thread: one transaction, one SAVEPOINT per job when there are several.
+
+        A job that raises is rolled back (its savepoint, or the transaction when it is alone)
+        and gets its exception; a failure of the transaction itself (BEGIN, a savepoint, the
+        COMMIT) fails every job of the group, and nothing of the group is stored.
+        """
         outcomes: list[tuple[bool, Any]] = []
         try:
             if self._conn is None:
                 self._conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
             conn = self._conn
-            with conn.begin():
-                if len(jobs) == 1:
-                    outcomes.append((True, jobs[0](conn)))
-                else:
-                    # Savepoints straight on the driver: through SQLAlchemy each one is a
-                    # compiled statement, which cost as much as a job's own queries.
-                    raw = conn.connection.driver_connection
-                    assert raw is not None
-                    for fn in jobs:
-                        raw.execute("SAVEPOINT job")
-                        try:
-                            result = fn(conn)
-                        except Exception as exc:
-                            raw.execute("ROLLBACK TO job")
-                            raw.execute("RELEASE job")
-                            outcomes.append((False, exc))
-                        else:
-                            raw.execute("RELEASE job")
-                            outcomes.append((True, result))
+            transaction = conn.begin()
+            if len(jobs) == 1:
+                try:
+                    result = jobs[0](conn)
+                except Exception as exc:
+                    transaction.rollback()
+                    return [(False, _job_error(exc))]
+                outcomes.append((True, result))
+            else:
+                # Savepoints straight on the driver: through SQLAlchemy each one is a
+                # compiled statement, which cost as much as a job's own queries.
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                for fn in jobs:
+                    raw.execute("SAVEPOINT job")
+                    try:
+                        result = fn(conn)
+                    except Exception as exc:
+                        raw.execute("ROLLBACK TO job")
+                        raw.execute("RELEASE job")
+                        outcomes.append((False, _job_error(exc)))
+                    else:
+                        raw.execute("RELEASE job")
+                        outcomes.append((True, result))
+            transaction.commit()
         except Exception as exc:
             # Whatever state the failure left the connection in (a COMMIT that failed leaves
             # the transaction open), start the next group on a fresh one.
             self._discard_connection()
-            failure = exc
-            if isinstance(exc, SQLAlchemyError):
-                failure = store_error(exc)
-            if len(jobs) == 1:
-                return [(False, failure)]
-            # The transaction itself failed (BEGIN, a savepoint, or COMMIT): nothing committed.
-            commit_failure = failure if isinstance(failure, StoreError) else StoreError(str(exc))
-            return [(False, commit_failure) for _ in jobs]
+            failure = _job_error(exc)
+            if not isinstance(failure, StoreError):
+                failure = StoreError(f"database error: {exc.__class__.__name__}: {exc}")
+            return [(False, failure) for _ in jobs]
         self.transactions += 1
         self.jobs += len(jobs)
-        return [
-            (False, store_error(value))
-            if not ok and isinstance(value, SQLAlchemyError)
-            else (ok, value)
-            for ok, value in outcomes
-        ]
+        return outcomes
 
     def _discard_connection(self) -> None:
         if self._conn is not None:
