@@ -362,8 +362,28 @@ class WidgetSession:
             await self.send({"type": "idle_warning", "deadline": notification.get("deadline")})
         elif kind == "idle_cleared":
             await self.send({"type": "idle_cleared"})
+        elif (
+            kind == "messages"
+            and self.conversation is not None
+            and self.conversation.is_open
+            and notification.get("threadId") == self.conversation.id
+        ):
+            await self._send_newer()  # the common case: a new message on the thread shown
         else:
             await self._sync()
+
+    async def _send_newer(self) -> None:
+        assert self.conversation is not None
+        async with self.runtime.db.read() as conn:
+            messages = await repo.list_messages(conn, self.conversation.id, after_seq=self.last_seq)
+        await self._send_messages(messages)
+
+    async def _send_messages(self, messages: list[Message]) -> None:
+        for message in messages:
+            if message.seq <= self.last_seq:
+                continue  # a concurrent wake-up sent it already
+            self.last_seq = message.seq  # claimed before the await: no second sender
+            await self.send({"type": "message", "message": self._view(message)})
 
     async def _sync(self) -> None:
         """Send whatever the store holds that this widget has not been sent yet."""
@@ -378,9 +398,7 @@ class WidgetSession:
             else:
                 self.conversation = latest
             messages = await repo.list_messages(conn, self.conversation.id, after_seq=self.last_seq)
-        for message in messages:
-            await self.send({"type": "message", "message": self._view(message)})
-            self.last_seq = max(self.last_seq, message.seq)
+        await self._send_messages(messages)
         if not self.conversation.is_open and self.told_ended != self.conversation.id:
             self.told_ended = self.conversation.id
             await self.send(
