@@ -25,6 +25,7 @@ from byoc.api.limits import BodyLimitMiddleware
 from byoc.box.credentials import ActiveClients, TokenIssuer
 from byoc.box.router import router as box_router
 from byoc.bus import LocalBus, PostgresBus
+from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.channels.platform_api import router as platform_router
 from byoc.channels.webchat.adapter import WebchatAdapter
 from byoc.channels.webchat.attachments import MAX_UPLOAD_BYTES
@@ -103,6 +104,9 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
         bus,
         lifecycle,
         end_check_min_interval_ms=int(settings.end_check_min_interval_seconds * 1000),
+        rehoster=AttachmentRehoster(
+            db, http, settings.public_url, timeout=settings.webhook_timeout_seconds
+        ),
     )
     worker = OutboxWorker(
         db,

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 
 from byoc.bus import LocalBus
 from byoc.channels.adapter import ChannelAdapter
+from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.conversations import lifecycle
 from byoc.conversations import service as kinds
 from byoc.conversations.lifecycle import LifecycleLoops
@@ -91,7 +92,9 @@ class Deliveries:
         lifecycle: LifecycleLoops,
         *,
         end_check_min_interval_ms: int = 2000,
+        rehoster: AttachmentRehoster | None = None,
     ) -> None:
+        self._rehoster = rehoster
         self._db = db
         self._tenants = tenants
         self._adapters = adapters
@@ -276,10 +279,10 @@ class Deliveries:
         loaded = await self._load(message_id=str(row.payload["message_id"]))
         assert loaded.message is not None
         adapter = self._adapter(loaded.channel)
-        await adapter.deliver_message(
-            loaded.channel, loaded.conversation, loaded.customer, loaded.message
-        )
         message = loaded.message
+        if self._rehoster is not None:
+            message = await self._rehoster.rehost(message, loaded.customer)
+        await adapter.deliver_message(loaded.channel, loaded.conversation, loaded.customer, message)
         if message.status == "queued":
             # Written with the row's deletion, by the worker.
             return lambda conn: repo.set_message_status(conn, message.id, "sent")

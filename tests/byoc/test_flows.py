@@ -160,3 +160,37 @@ def test_repeated_platform_message_id_is_stored_and_sent_once(stack: Stack) -> N
     wait_for(lambda: not stack.outbox(), what="empty outbox")
     creates = stack.emulator.requests(path_contains="/messages", method="POST")
     assert [c["requestBody"]["idOnExternalPlatform"] for c in creates] == [first["id"]]
+
+
+def test_agent_attachments_are_kept_by_the_middleware(stack: Stack) -> None:
+    import base64
+
+    import httpx
+
+    accepted = stack.customer_says("can you send me the form?")
+    contact = stack.contact_for_thread(accepted["threadId"])
+    content = b"%PDF-1.4 the form"
+    with stack.emulator.api_client() as api:
+        temporary = api.post(
+            "/attachments/temporary",
+            json={"content": base64.b64encode(content).decode(), "mimeType": "application/pdf"},
+        ).json()
+    reply = stack.emulator.admin.post(
+        f"/emulator/contacts/{contact['id']}/reply",
+        json={
+            "text": "here it is",
+            "attachments": [{"friendlyName": "form.pdf", "url": temporary["url"]}],
+        },
+    )
+    assert reply.status_code == 200, reply.text
+    event = wait_for(lambda: stack.platform.of_type("message.created"), what="webhook")[0]
+    kept = event["message"]["attachments"][0]
+    assert kept["url"].startswith(stack.url + "/webchat/v1/attachments/")
+    assert kept["friendlyName"] == "form.pdf"
+    fetched = httpx.get(kept["url"])
+    assert fetched.content == content
+    assert fetched.headers["content-type"] == "application/pdf"
+    transcript = stack.signed(
+        "GET", f"/api/v1/channels/{stack.channel_id}/threads/{accepted['threadId']}/messages"
+    ).json()
+    assert transcript["messages"][-1]["attachments"][0]["url"] == kept["url"]

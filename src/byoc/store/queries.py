@@ -382,6 +382,16 @@ def find_message_by_de_id(conn: Connection, channel_id: str, de_message_id: str)
     return _message(row) if row else None
 
 
+def set_message_attachments(
+    conn: Connection, message_id: str, attachments: list[dict[str, Any]]
+) -> None:
+    conn.execute(
+        update(t.messages)
+        .where(t.messages.c.id == message_id)
+        .values(attachments=dumps(attachments) if attachments else None)
+    )
+
+
 def set_message_status(conn: Connection, message_id: str, status: str) -> None:
     conn.execute(_SET_MESSAGE_STATUS, {"message_id": message_id, "status": status})
 

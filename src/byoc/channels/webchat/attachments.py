@@ -10,9 +10,9 @@ from fastapi import APIRouter, Header, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from byoc.channels.attachment_store import attachment_url, safe_filename
 from byoc.channels.webchat.config import parse_settings
 from byoc.channels.webchat.identity import resolve_identity
-from byoc.channels.webchat.socket import attachment_url
 from byoc.conversations.models import CustomerProfile
 from byoc.errors import ChannelNotFound, InvalidInput, NotFound, TooLarge, UnsupportedType
 from byoc.ids import new_id
@@ -34,13 +34,6 @@ class UploadedAttachment(BaseModel):
     url: str
     mimeType: str
     size: int
-
-
-def _safe_filename(name: str | None) -> str:
-    """Keep a name that is safe in a header and a URL: no paths, quotes or control characters."""
-    base = (name or "attachment").replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in base).strip(" .")
-    return cleaned[-120:] or "attachment"
 
 
 @router.post(
@@ -82,7 +75,7 @@ async def upload_attachment(
     customer = await runtime.conversations.ensure_customer(
         channel.id, CustomerProfile(external_id=identity.external_id)
     )
-    friendly_name = _safe_filename(file.filename)
+    friendly_name = safe_filename(file.filename)
     stored = StoredAttachment(
         id=new_id("att"),
         channel_id=channel.id,
@@ -98,7 +91,7 @@ async def upload_attachment(
     return UploadedAttachment(
         id=stored.id,
         friendlyName=friendly_name,
-        url=attachment_url(runtime, stored.id, stored.access_token),
+        url=attachment_url(runtime.settings.public_url, stored.id, stored.access_token),
         mimeType=mime_type,
         size=stored.size,
     )

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from byoc.bus import Notification, Subscription
 from byoc.channels.adapter import message_view
+from byoc.channels.attachment_store import attachment_url
 from byoc.channels.webchat.config import WebchatSettings, parse_settings
 from byoc.channels.webchat.identity import WidgetIdentity, resolve_identity
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
@@ -328,7 +329,9 @@ class WidgetSession:
                 resolved.append(
                     {
                         "friendlyName": stored.friendly_name,
-                        "url": attachment_url(self.runtime, stored.id, stored.access_token),
+                        "url": attachment_url(
+                            self.runtime.settings.public_url, stored.id, stored.access_token
+                        ),
                     }
                 )
         return resolved
@@ -408,12 +411,6 @@ class WidgetSession:
                     "reason": self.conversation.ended_reason or "ended",
                 }
             )
-
-
-def attachment_url(runtime: Runtime, attachment_id: str, token: str) -> str:
-    return (
-        f"{runtime.settings.public_url.rstrip('/')}/webchat/v1/attachments/{attachment_id}/{token}"
-    )
 
 
 async def _refuse(ws: WebSocket, code: str, detail: str) -> None:

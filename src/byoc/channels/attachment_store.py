@@ -1,0 +1,123 @@
+"""Attachments kept by the middleware, served at unguessable URLs.
+
+Two sources: files customers upload from the widget, and files agents send. CXone hands agent
+attachments over as short-lived signed URLs (contract §2.3: fetch promptly, never store the URL),
+so before an agent message goes to the customer each such file is fetched once and kept here;
+the customer (and a transcript read a week later) gets a link that does not expire.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import replace
+from typing import Any
+
+import httpx
+
+from byoc.ids import new_id
+from byoc.store import Database, now_ms, queries
+from byoc.store.records import Customer, Message, StoredAttachment
+
+log = logging.getLogger(__name__)
+
+MAX_FETCH_BYTES = 25 * 1024 * 1024
+
+
+def attachments_prefix(public_url: str) -> str:
+    return f"{public_url.rstrip('/')}/webchat/v1/attachments/"
+
+
+def attachment_url(public_url: str, attachment_id: str, token: str) -> str:
+    return f"{attachments_prefix(public_url)}{attachment_id}/{token}"
+
+
+def safe_filename(name: str | None) -> str:
+    """A name that is safe in a header and a URL: no paths, quotes or control characters."""
+    base = (name or "attachment").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in base).strip(" .")
+    return cleaned[-120:] or "attachment"
+
+
+class AttachmentRehoster:
+    def __init__(
+        self, db: Database, http: httpx.AsyncClient, public_url: str, *, timeout: float
+    ) -> None:
+        self._db = db
+        self._http = http
+        self._public_url = public_url
+        self._timeout = timeout
+
+    def _is_ours(self, url: str) -> bool:
+        return url.startswith(attachments_prefix(self._public_url))
+
+    async def rehost(self, message: Message, customer: Customer) -> Message:
+        """Fetch every foreign attachment of an agent message into the store; return the
+        message with links to our copies. Best effort: a file that cannot be fetched keeps its
+        original link, so an attachment never holds back the agent's message."""
+        if message.sender == "customer" or not message.attachments:
+            return message
+        fetched: list[tuple[int, StoredAttachment, bytes]] = []
+        for index, attachment in enumerate(message.attachments):
+            url = str(attachment.get("url") or "")
+            if not url.startswith(("http://", "https://")) or self._is_ours(url):
+                continue
+            result = await self._fetch(url)
+            if result is None:
+                continue
+            data, mime_type = result
+            fetched.append(
+                (
+                    index,
+                    StoredAttachment(
+                        id=new_id("att"),
+                        channel_id=message.channel_id,
+                        customer_id=customer.id,
+                        access_token=secrets.token_urlsafe(24),
+                        friendly_name=safe_filename(
+                            attachment.get("friendlyName") or url.split("?")[0]
+                        ),
+                        mime_type=mime_type,
+                        size=len(data),
+                        created_at=now_ms(),
+                    ),
+                    data,
+                )
+            )
+        if not fetched:
+            return message
+        attachments: list[dict[str, Any]] = [dict(a) for a in message.attachments]
+        for index, stored, _ in fetched:
+            attachments[index] = {
+                "friendlyName": stored.friendly_name,
+                "url": attachment_url(self._public_url, stored.id, stored.access_token),
+                "mimeType": stored.mime_type,
+            }
+
+        def keep(conn: Any) -> None:
+            for _, stored, data in fetched:
+                queries.insert_attachment(conn, stored, data)
+            queries.set_message_attachments(conn, message.id, attachments)
+
+        await self._db.run_write(keep)
+        return replace(message, attachments=attachments)
+
+    async def _fetch(self, url: str) -> tuple[bytes, str] | None:
+        try:
+            async with self._http.stream("GET", url, timeout=self._timeout) as response:
+                if response.status_code >= 400:
+                    log.warning(
+                        "agent attachment %s answered %s; link kept", url, response.status_code
+                    )
+                    return None
+                data = bytearray()
+                async for chunk in response.aiter_bytes():
+                    data.extend(chunk)
+                    if len(data) > MAX_FETCH_BYTES:
+                        log.warning("agent attachment %s is too large; link kept", url)
+                        return None
+                mime_type = response.headers.get("content-type", "application/octet-stream")
+                return bytes(data), mime_type.split(";")[0].strip().lower()
+        except httpx.HTTPError as exc:
+            log.warning("agent attachment %s: %s; link kept", url, exc.__class__.__name__)
+            return None
