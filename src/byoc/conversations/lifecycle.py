@@ -116,21 +116,32 @@ def customer_spoke(conn: Connection, conversation: Conversation) -> None:
     )
 
 
-def add_system_message(conn: Connection, conversation: Conversation, text: str) -> Message:
-    """A message from the middleware itself, shown to the customer and to the agent."""
+def store_for_customer(
+    conn: Connection,
+    conversation: Conversation,
+    *,
+    seq: int,
+    sender: str,
+    text: str | None,
+    content: dict[str, Any],
+    attachments: list[dict[str, Any]] | None = None,
+    author: dict[str, Any] | None = None,
+    de_message_id: str | None = None,
+) -> Message:
+    """Store a message towards the customer and queue its delivery to the platform."""
     message = Message(
         id=new_id("msg"),
         channel_id=conversation.channel_id,
         conversation_id=conversation.id,
-        seq=repo.next_seq(conn, conversation.id),
+        seq=seq,
         direction="outbound",
-        sender="system",
+        sender=sender,
         text=text,
-        content={"type": "TEXT", "payload": {"text": text}},
-        attachments=[],
-        author=None,
+        content=content,
+        attachments=attachments or [],
+        author=author,
         platform_message_id=None,
-        de_message_id=None,
+        de_message_id=de_message_id,
         status="queued",
         created_at=now_ms(),
     )
@@ -140,6 +151,19 @@ def add_system_message(conn: Connection, conversation: Conversation, text: str) 
         lane=platform_lane(conversation.id),
         kind=PLATFORM_MESSAGE,
         payload={"message_id": message.id},
+    )
+    return message
+
+
+def add_system_message(conn: Connection, conversation: Conversation, text: str) -> Message:
+    """A message from the middleware itself, shown to the customer and to the agent."""
+    message = store_for_customer(
+        conn,
+        conversation,
+        seq=repo.next_seq(conn, conversation.id),
+        sender="system",
+        text=text,
+        content={"type": "TEXT", "payload": {"text": text}},
     )
     if conversation.de_contact_id is not None:
         enqueue(

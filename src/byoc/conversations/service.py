@@ -379,28 +379,16 @@ class ConversationService:
         idle_deadline = lifecycle.idle_deadline_after_agent(
             conversation, self._policy.for_channel(channel)
         )
-        message = Message(
-            id=new_id("msg"),
-            channel_id=conversation.channel_id,
-            conversation_id=conversation.id,
+        message = lifecycle.store_for_customer(
+            conn,
+            conversation,
             seq=repo.next_seq(conn, conversation.id, idle_deadline=idle_deadline),
-            direction="outbound",
             sender="bot" if (incoming.author or {}).get("isBotUser") else "agent",
             text=incoming.text,
             content=incoming.content or _text_content(incoming.text),
             attachments=incoming.attachments,
             author=incoming.author,
-            platform_message_id=None,
             de_message_id=incoming.de_message_id,
-            status="queued",
-            created_at=now_ms(),
-        )
-        repo.insert_message(conn, message)
-        enqueue(
-            conn,
-            lane=platform_lane(conversation.id),
-            kind=PLATFORM_MESSAGE,
-            payload={"message_id": message.id},
         )
         if customer is None:
             customer = repo.get_customer(conn, conversation.customer_id)
