@@ -26,19 +26,17 @@ import argparse
 import asyncio
 import json
 import secrets
-import statistics
 import subprocess
 import sys
 import time
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from loadgen import Connection, percentile
 from reply_callback import free_port, loadgen, profile_server, start, stop, wait_drained
-from stack import Stack, python_child, source_state
+from stack import Stack, python_child, summarize
 
 from byoc.channels.signing import signed_headers
 
@@ -361,11 +359,7 @@ def main() -> int:
         "healthz_p99_ms",
         "ratio_p99",
     )
-    medians = {key: statistics.median(r[key] for r in runs) for key in keys}
-    results["median"] = medians
-    results["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
-    results["source"] = source_state()
-    results["command"] = " ".join(["bench/customer_message.py", *sys.argv[1:]])
+    medians = summarize(results, keys, "customer_message.py")
     results["target_p99_ms"] = TARGET_P99_MS
     results["target_met"] = medians["p99_ms"] <= TARGET_P99_MS
     print(

@@ -25,18 +25,16 @@ import json
 import os
 import resource
 import secrets
-import statistics
 import subprocess
 import sys
 import time
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from stack import Stack, free_port, python_child, raise_nofile, rss_kib, source_state
+from stack import Stack, free_port, python_child, raise_nofile, rss_kib, summarize
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
@@ -254,13 +252,9 @@ def main() -> int:
         )
     runs = results["runs"]
     keys = ("rss_before_mib", "rss_after_mib", "ratio", "kib_per_socket", "connect_s")
-    results["median"] = {key: statistics.median(r[key] for r in runs) for key in keys}
+    medians = summarize(results, keys, "idle_sockets.py")
     results["max_rss_after_mib"] = max(r["rss_after_mib"] for r in runs)
-    results["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
-    results["source"] = source_state()
-    results["command"] = " ".join(["bench/idle_sockets.py", *sys.argv[1:]])
     results["target_mib"] = TARGET_MIB
-    medians = results["median"]
     results["target_met"] = medians["rss_after_mib"] <= TARGET_MIB and all(
         r["sockets"] == args.sockets for r in runs
     )

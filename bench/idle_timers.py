@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-import statistics
 import sys
 import time
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stack import Stack, cpu_seconds, free_port, rss_kib, source_state
+from stack import Stack, cpu_seconds, free_port, rss_kib, summarize
 
 from byoc.ids import new_id
 
@@ -141,12 +139,8 @@ def main() -> int:
 
     runs = results["runs"]
     keys = ("cpu_percent_seeded", "cpu_percent_empty", "difference_points", "ratio")
-    medians = {key: statistics.median(r[key] for r in runs) for key in keys}
-    results["median"] = medians
+    medians = summarize(results, keys, "idle_timers.py")
     results["max_cpu_percent_seeded"] = max(r["cpu_percent_seeded"] for r in runs)
-    results["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
-    results["source"] = source_state()
-    results["command"] = " ".join(["bench/idle_timers.py", *sys.argv[1:]])
     results["target_percent"] = TARGET_PERCENT
     results["target_met"] = medians["cpu_percent_seeded"] < TARGET_PERCENT
     print(

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,16 @@ class Stack:
             tail = (self.work / log_name).read_text(errors="replace")[-2000:]
             raise SystemExit(f"byoc serve did not come up:\n{tail}") from None
         return process
+
+
+def summarize(results: dict[str, Any], keys: Sequence[str], script: str) -> dict[str, float]:
+    """Medians over `results["runs"]`, recorded in `results` with where and how they were taken."""
+    medians = {key: statistics.median(r[key] for r in results["runs"]) for key in keys}
+    results["median"] = medians
+    results["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
+    results["source"] = source_state()
+    results["command"] = " ".join([f"bench/{script}", *sys.argv[1:]])
+    return medians
 
 
 def python_child(script: str, *args: str) -> list[str]:

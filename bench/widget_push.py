@@ -31,19 +31,17 @@ import argparse
 import asyncio
 import json
 import secrets
-import statistics
 import subprocess
 import sys
 import time
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from loadgen import Connection, percentile
 from reply_callback import loadgen, profile_server
-from stack import BRAND_ID, Stack, cpu_seconds, python_child, source_state
+from stack import BRAND_ID, Stack, cpu_seconds, python_child, summarize
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
@@ -382,11 +380,7 @@ def main() -> int:
 
     runs = results["runs"]
     keys = ("p50_ms", "p99_ms", "healthz_p99_ms", "ratio_p99")
-    medians = {key: statistics.median(r[key] for r in runs) for key in keys}
-    results["median"] = medians
-    results["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
-    results["source"] = source_state()
-    results["command"] = " ".join(["bench/widget_push.py", *sys.argv[1:]])
+    medians = summarize(results, keys, "widget_push.py")
     results["target_p99_ms"] = TARGET_P99_MS
     results["target_met"] = medians["p99_ms"] <= TARGET_P99_MS
     print(
