@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
@@ -36,6 +35,7 @@ from byoc.channels.webhook import WebhookAdapter
 from byoc.conversations.lifecycle import LifecycleLoops, LifecyclePolicy
 from byoc.conversations.service import ConversationService
 from byoc.delivery import Deliveries
+from byoc.http import HttpClient
 from byoc.ids import new_id
 from byoc.ops.health import router as health_router
 from byoc.ops.metrics import Metrics, RuntimeSources
@@ -73,10 +73,7 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
     async with db.write() as conn:
         await repo.upsert_tenant(conn, default_tenant(settings))
 
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.cxone_timeout_seconds),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-    )
+    http = HttpClient(max_connections=200)
     tenants = TenantClients(
         db, http, timeout=settings.cxone_timeout_seconds, observer=metrics.observe_cxone_call
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import httpx
 from fastapi import Depends, Request
 
 from byoc.box.credentials import ActiveClients, TokenIssuer
 from byoc.bus import LocalBus
 from byoc.conversations.lifecycle import LifecycleLoops
 from byoc.conversations.service import ConversationService
+from byoc.http import HttpClient
 from byoc.ops.metrics import Metrics
 from byoc.ops.readiness import CachedVerdict
 from byoc.outbox.worker import OutboxWorker
@@ -24,7 +24,7 @@ from byoc.tenancy import TenantClients
 class Runtime:
     settings: Settings
     db: Database
-    http: httpx.AsyncClient
+    http: HttpClient
     tenants: TenantClients
     conversations: ConversationService
     worker: OutboxWorker

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
-
 from byoc.cxone import DeClient, TokenManager
 from byoc.cxone.client import CallObserver
+from byoc.http import HttpClient
 from byoc.settings import Settings
 from byoc.store import Database
 from byoc.store import repositories as repo
@@ -35,7 +34,7 @@ class TenantClients:
     def __init__(
         self,
         db: Database,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         *,
         timeout: float,
         observer: CallObserver | None = None,

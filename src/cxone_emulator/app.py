@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
+import aiohttp
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,9 +32,13 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(config.callback_timeout_seconds)
+        timeout = aiohttp.ClientTimeout(total=config.callback_timeout_seconds)
         # The callback client lives exactly as long as the server, never at import time.
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with aiohttp.ClientSession(
+            timeout=timeout,
+            connector=aiohttp.TCPConnector(limit=200),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        ) as client:
             callbacks.http_client = client
             try:
                 yield

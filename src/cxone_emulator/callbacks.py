@@ -12,7 +12,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from cxone_emulator.config import IntegrationConfig
 from cxone_emulator.recorder import REDACTED, EventLog, decode_body
@@ -43,10 +43,10 @@ class CallbackClient:
         self.state = state
         self.log = log
         # Set by the app's lifespan: one pooled client for all callbacks while the app runs.
-        self.http_client: httpx.AsyncClient | None = None
+        self.http_client: aiohttp.ClientSession | None = None
 
     @property
-    def http(self) -> httpx.AsyncClient:
+    def http(self) -> aiohttp.ClientSession:
         if self.http_client is None:
             raise RuntimeError("callbacks need the app's lifespan to have started")
         return self.http_client
@@ -76,13 +76,17 @@ class CallbackClient:
     async def _post(self, url: str, body: JsonObject, token: str | None) -> CallbackResult:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            response = await self.http.post(url, json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            result = CallbackResult(None, None, f"{type(exc).__name__}: {exc}".rstrip(": "))
+            status, content = await self._send(url, body, headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            result = CallbackResult(None, None, _describe(exc))
         else:
-            result = CallbackResult(response.status_code, decode_body(response.content))
+            result = CallbackResult(status, decode_body(content))
         self._record(url, body, result, had_token=token is not None)
         return result
+
+    async def _send(self, url: str, body: JsonObject, headers: dict[str, str]) -> tuple[int, bytes]:
+        async with self.http.post(url, json=body, headers=headers, allow_redirects=False) as answer:
+            return answer.status, await answer.read()
 
     async def _refresh_token(self, integration: IntegrationConfig) -> str | None:
         """Fetch and cache a new token; return an error description when that fails."""
@@ -93,18 +97,18 @@ class CallbackClient:
         }
         logged = {**request, "client_secret": REDACTED}
         try:
-            response = await self.http.post(integration.authorization_url, json=request)
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            status, content = await self._send(integration.authorization_url, request, {})
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = _describe(exc)
             self._record(integration.authorization_url, logged, CallbackResult(None, None, error))
             return f"token request failed: {error}"
-        body = decode_body(response.content)
-        result = CallbackResult(response.status_code, body)
+        body = decode_body(content)
+        result = CallbackResult(status, body)
         token = body.get("access_token") if isinstance(body, dict) else None
         if not result.ok or not isinstance(token, str):
             result.error = "token endpoint did not return an access_token"
             self._record(integration.authorization_url, logged, result)
-            return f"token request failed with status {response.status_code}"
+            return f"token request failed with status {status}"
         self._record(integration.authorization_url, logged, result)
         expires_in = body.get("expires_in") if isinstance(body, dict) else None
         ttl = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
@@ -125,3 +129,14 @@ class CallbackClient:
                 "hadToken": had_token,
             }
         )
+
+
+def _describe(exc: BaseException) -> str:
+    """`ConnectError: …` / `Timeout: …`: what failed, in the words the callback log uses."""
+    if isinstance(exc, TimeoutError):
+        kind = "Timeout"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        kind = "ConnectError"
+    else:
+        kind = type(exc).__name__
+    return f"{kind}: {exc}".rstrip(": ")

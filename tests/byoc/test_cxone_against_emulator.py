@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from byoc.cxone import (
@@ -28,6 +27,7 @@ from byoc.cxone import (
     discover_endpoints,
     iso_millis,
 )
+from byoc.http import HttpClient
 from cxone_emulator.config import ChannelConfig, EmulatorConfig, IntegrationConfig
 from tests.emulator_harness import Emulator, running_emulator
 
@@ -59,13 +59,13 @@ def emu() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[HttpClient]:
+    async with HttpClient() as client:
         yield client
 
 
 def token_manager(
-    http: httpx.AsyncClient,
+    http: HttpClient,
     emu: Emulator,
     *,
     access_key_secret: str | None = None,
@@ -83,12 +83,12 @@ def token_manager(
 
 
 @pytest.fixture
-def tokens(http: httpx.AsyncClient, emu: Emulator) -> TokenManager:
+def tokens(http: HttpClient, emu: Emulator) -> TokenManager:
     return token_manager(http, emu)
 
 
 @pytest.fixture
-def client(http: httpx.AsyncClient, emu: Emulator, tokens: TokenManager) -> DeClient:
+def client(http: HttpClient, emu: Emulator, tokens: TokenManager) -> DeClient:
     return DeClient(http, emu.api_url, tokens, timeout=2.0)
 
 
@@ -277,14 +277,12 @@ async def test_custom_field_definition(client: DeClient) -> None:
         )
 
 
-async def test_temporary_attachment_can_be_fetched(
-    client: DeClient, http: httpx.AsyncClient
-) -> None:
+async def test_temporary_attachment_can_be_fetched(client: DeClient, http: HttpClient) -> None:
     content = b"\x89PNG\r\n\x1a\n fake image"
     attachment = await client.create_temporary_attachment(content, "image/png")
     assert attachment.expire_at
 
-    response = await http.get(attachment.url)
+    response = await http.request("GET", attachment.url, timeout=2.0)
     assert response.status_code == 200
     assert response.content == content
     assert response.headers["content-type"] == "image/png"
@@ -306,7 +304,7 @@ async def test_one_time_token_verification(client: DeClient, emu: Emulator) -> N
     assert client.tokens.refreshes == 0
 
 
-async def test_discovery_leads_to_a_working_client(http: httpx.AsyncClient, emu: Emulator) -> None:
+async def test_discovery_leads_to_a_working_client(http: HttpClient, emu: Emulator) -> None:
     endpoints = await discover_endpoints(http, emu.url, emu.config.tenant_id)
     assert endpoints.tenant_id == emu.config.tenant_id
     assert endpoints.area == emu.config.area
@@ -345,7 +343,7 @@ async def test_expired_token_is_refreshed_once(client: DeClient, emu: Emulator) 
     assert statuses == [401, 200]
 
 
-async def test_wrong_access_key_is_an_auth_error(http: httpx.AsyncClient, emu: Emulator) -> None:
+async def test_wrong_access_key_is_an_auth_error(http: HttpClient, emu: Emulator) -> None:
     tokens = token_manager(http, emu, access_key_secret="wrong")
     client = DeClient(http, emu.api_url, tokens)
     with pytest.raises(CxoneAuthError, match="400") as caught:
@@ -384,7 +382,7 @@ async def test_429_carries_retry_after(client: DeClient, emu: Emulator) -> None:
 
 
 async def test_hanging_server_is_unavailable_within_the_timeout(
-    http: httpx.AsyncClient, emu: Emulator, tokens: TokenManager
+    http: HttpClient, emu: Emulator, tokens: TokenManager
 ) -> None:
     client = DeClient(http, emu.api_url, tokens, timeout=0.5)
     await tokens.get()

@@ -1,19 +1,21 @@
-"""TokenManager against httpx.MockTransport: caching, single flight, invalidation, errors."""
+"""TokenManager against a test transport (the seam of `byoc.http`): caching, single flight,
+invalidation, errors."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import parse_qs
 
-import httpx
 import pytest
 
 from byoc.cxone import CxoneAuthError, CxoneError, CxoneUnavailable, TokenManager
+from byoc.http import HttpClient, HttpRequest, HttpResponse, HttpTransportError
+from byoc.http import response as answer
 
 TOKEN_URL = "https://auth.example.test/auth/token"
-Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+Answer = Callable[[HttpRequest], HttpResponse]
 
 
 class FakeClock:
@@ -28,21 +30,22 @@ class TokenServer:
     """Issues token-1, token-2, ... and records every request."""
 
     def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
+        self.requests: list[HttpRequest] = []
         self.expires_in = 3600
         self.delay = 0.0
-        self.answer: httpx.Response | None = None
+        self.answer: Answer | None = None
         self.error: Exception | None = None
 
-    async def __call__(self, request: httpx.Request) -> httpx.Response:
+    async def __call__(self, request: HttpRequest, timeout: float) -> HttpResponse:
         self.requests.append(request)
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.error is not None:
             raise self.error
         if self.answer is not None:
-            return self.answer
-        return httpx.Response(
+            return self.answer(request)
+        return answer(
+            request,
             200,
             json={
                 "access_token": f"token-{len(self.requests)}",
@@ -64,13 +67,13 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def http(server: TokenServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
+async def http(server: TokenServer) -> AsyncIterator[HttpClient]:
+    async with HttpClient(transport=server) as client:
         yield client
 
 
 @pytest.fixture
-def tokens(http: httpx.AsyncClient, clock: FakeClock) -> TokenManager:
+def tokens(http: HttpClient, clock: FakeClock) -> TokenManager:
     return TokenManager(
         http,
         TOKEN_URL,
@@ -159,7 +162,7 @@ async def test_invalidate_drops_only_the_named_token(
 async def test_refused_credentials_raise_auth_error(
     tokens: TokenManager, server: TokenServer, status: int, body: dict[str, str], text: str
 ) -> None:
-    server.answer = httpx.Response(status, json=body)
+    server.answer = lambda request: answer(request, status, json=body)
     with pytest.raises(CxoneAuthError) as caught:
         await tokens.get()
     assert caught.value.status == status
@@ -167,7 +170,7 @@ async def test_refused_credentials_raise_auth_error(
 
 
 async def test_server_error_is_unavailable(tokens: TokenManager, server: TokenServer) -> None:
-    server.answer = httpx.Response(503, headers={"Retry-After": "7"})
+    server.answer = lambda request: answer(request, 503, headers={"Retry-After": "7"})
     with pytest.raises(CxoneUnavailable) as caught:
         await tokens.get()
     assert caught.value.retry_after == 7
@@ -176,10 +179,10 @@ async def test_server_error_is_unavailable(tokens: TokenManager, server: TokenSe
 async def test_transport_error_is_unavailable_and_the_next_call_retries(
     tokens: TokenManager, server: TokenServer
 ) -> None:
-    server.error = httpx.ConnectError("connection refused")
-    with pytest.raises(CxoneUnavailable, match="ConnectError") as caught:
+    server.error = HttpTransportError("ClientConnectorError: connection refused")
+    with pytest.raises(CxoneUnavailable, match="ClientConnectorError") as caught:
         await tokens.get()
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert isinstance(caught.value.__cause__, HttpTransportError)
     server.error = None
     assert await tokens.get() == "token-2"
     assert tokens.refreshes == 1
@@ -188,7 +191,7 @@ async def test_transport_error_is_unavailable_and_the_next_call_retries(
 async def test_unreadable_token_body_is_a_plain_cxone_error(
     tokens: TokenManager, server: TokenServer
 ) -> None:
-    server.answer = httpx.Response(200, json={"token": "no access_token key"})
+    server.answer = lambda request: answer(request, 200, json={"token": "no access_token key"})
     with pytest.raises(CxoneError, match="access_token") as caught:
         await tokens.get()
     assert type(caught.value) is CxoneError

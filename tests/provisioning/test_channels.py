@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from byoc.cxone import DeClient, TokenManager
+from byoc.http import HttpClient
 from byoc.provisioning.channels import NewChannel, ProvisioningError, create_channel
 from byoc.store import Database
 from byoc.store import repositories as repo
@@ -277,7 +277,7 @@ async def _provision_with_hook(
         integration_id=INTEGRATION_ID,
         webhook_url="https://p.example.invalid/h",
     )
-    async with httpx.AsyncClient() as http:
+    async with HttpClient() as http:
         tokens = TokenManager(
             http,
             settings.cxone_token_url,

@@ -13,8 +13,7 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
-import httpx
-
+from byoc.http import HttpClient, HttpError, HttpResponseTooLarge
 from byoc.ids import new_id
 from byoc.store import Database, now_ms, queries
 from byoc.store.records import Customer, Message, StoredAttachment
@@ -40,9 +39,7 @@ def safe_filename(name: str | None) -> str:
 
 
 class AttachmentRehoster:
-    def __init__(
-        self, db: Database, http: httpx.AsyncClient, public_url: str, *, timeout: float
-    ) -> None:
+    def __init__(self, db: Database, http: HttpClient, public_url: str, *, timeout: float) -> None:
         self._db = db
         self._http = http
         self._public_url = public_url
@@ -103,21 +100,18 @@ class AttachmentRehoster:
         return replace(message, attachments=attachments)
 
     async def _fetch(self, url: str) -> tuple[bytes, str] | None:
+        request = self._http.build_request("GET", url)
+        request = replace(request, max_response_bytes=MAX_FETCH_BYTES)
         try:
-            async with self._http.stream("GET", url, timeout=self._timeout) as response:
-                if response.status_code >= 400:
-                    log.warning(
-                        "agent attachment %s answered %s; link kept", url, response.status_code
-                    )
-                    return None
-                data = bytearray()
-                async for chunk in response.aiter_bytes():
-                    data.extend(chunk)
-                    if len(data) > MAX_FETCH_BYTES:
-                        log.warning("agent attachment %s is too large; link kept", url)
-                        return None
-                mime_type = response.headers.get("content-type", "application/octet-stream")
-                return bytes(data), mime_type.split(";")[0].strip().lower()
-        except httpx.HTTPError as exc:
+            response = await self._http.send(request, timeout=self._timeout)
+        except HttpResponseTooLarge:
+            log.warning("agent attachment %s is too large; link kept", url)
+            return None
+        except HttpError as exc:
             log.warning("agent attachment %s: %s; link kept", url, exc.__class__.__name__)
             return None
+        if response.status_code >= 400:
+            log.warning("agent attachment %s answered %s; link kept", url, response.status_code)
+            return None
+        mime_type = response.headers.get("content-type", "application/octet-stream")
+        return response.content, mime_type.split(";")[0].strip().lower()

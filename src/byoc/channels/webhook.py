@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-
 from byoc.channels.adapter import message_view
 from byoc.channels.signing import signed_headers
+from byoc.http import HttpClient, HttpError
 from byoc.outbox import PermanentFailure, RetryLater
 from byoc.store import now_ms
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 
 class WebhookAdapter:
-    def __init__(self, http: httpx.AsyncClient, *, timeout: float) -> None:
+    def __init__(self, http: HttpClient, *, timeout: float) -> None:
         self._http = http
         self._timeout = timeout
 
@@ -100,10 +99,10 @@ class WebhookAdapter:
             **signed_headers(channel.secret, body),
         }
         try:
-            response = await self._http.post(
-                channel.webhook_url, content=body, headers=headers, timeout=self._timeout
+            response = await self._http.request(
+                "POST", channel.webhook_url, content=body, headers=headers, timeout=self._timeout
             )
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise RetryLater(f"webhook {channel.webhook_url}: {exc.__class__.__name__}") from exc
         if response.is_success:
             return

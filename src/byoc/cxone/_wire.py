@@ -1,12 +1,11 @@
 """Sending one request to CXone and reading its answer.
 
 This is the one place where lower-level failures become the `byoc.cxone.errors` hierarchy:
-httpx transport errors and timeouts, error statuses, and bodies that do not match our models.
+`byoc.http` errors (no answer, timeouts), error statuses, and bodies that do not match our models.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Collection
@@ -14,7 +13,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-import httpx
 import pydantic
 
 from byoc.cxone.errors import (
@@ -25,19 +23,19 @@ from byoc.cxone.errors import (
     CxoneRejected,
     CxoneUnavailable,
 )
+from byoc.http import HttpClient, HttpError, HttpRequest, HttpResponse, HttpTimeout
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
 async def send(
-    http: httpx.AsyncClient,
-    request: httpx.Request,
+    http: HttpClient,
+    request: HttpRequest,
     *,
     time_limit: float,
-    auth: httpx.Auth | None = None,
     auth_statuses: Collection[int] = (),
     pass_statuses: Collection[int] = (),
-) -> httpx.Response:
+) -> HttpResponse:
     """Send `request` and return its answer if it succeeded, else raise the matching error.
 
     `time_limit` (seconds) bounds the whole exchange, not only each network phase, so a server that
@@ -45,17 +43,14 @@ async def send(
     our credentials were refused (`CxoneAuthError`); statuses in `pass_statuses` are returned
     for the caller to handle (the DE client's one token refresh on 401).
     """
-    where = f"{request.method} {request.url.path}"
+    where = f"{request.method} {request.path}"
     started = time.monotonic()
     try:
-        async with asyncio.timeout(time_limit):
-            response = await http.send(
-                request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT
-            )
-    except (TimeoutError, httpx.TimeoutException) as exc:
+        response = await http.send(request, timeout=time_limit)
+    except HttpTimeout as exc:
         elapsed = time.monotonic() - started
         raise CxoneUnavailable(f"{where} timed out after {elapsed:.1f}s") from exc
-    except httpx.TransportError as exc:
+    except HttpError as exc:
         raise CxoneUnavailable(f"{where} failed: {type(exc).__name__}: {exc}") from exc
 
     status = response.status_code
@@ -63,7 +58,7 @@ async def send(
         return response
 
     errors, uid = _error_items(response)
-    first = _describe(errors[0]) if errors else response.reason_phrase
+    first = _describe(errors[0]) if errors else (response.reason_phrase or "no details")
     message = f"{where} answered {status}: {first}"
     cls: type[CxoneError]
     if status in auth_statuses:
@@ -84,23 +79,23 @@ async def send(
     raise cls(message, status=status, errors=errors, uid=uid)
 
 
-def decode(response: httpx.Response, model: type[M]) -> M:
+def decode(response: HttpResponse, model: type[M]) -> M:
     """Read a success answer's JSON body as `model`."""
     try:
         return model.model_validate_json(response.content)
     except pydantic.ValidationError as exc:
         request = response.request
         raise CxoneError(
-            f"{request.method} {request.url.path} answered {response.status_code} with a body "
+            f"{request.method} {request.path} answered {response.status_code} with a body "
             f"we cannot read: {exc.error_count()} problem(s), first: {_first_problem(exc)}",
             status=response.status_code,
         ) from exc
 
 
-def decode_list(response: httpx.Response, item: type[M]) -> list[M]:
+def decode_list(response: HttpResponse, item: type[M]) -> list[M]:
     """Read `{"data": [...]}` (DE's list envelope) or a bare JSON list of `item`."""
     request = response.request
-    where = f"{request.method} {request.url.path} answered {response.status_code}"
+    where = f"{request.method} {request.path} answered {response.status_code}"
     try:
         body = json.loads(response.content)
     except ValueError as exc:
@@ -118,7 +113,7 @@ def decode_list(response: httpx.Response, item: type[M]) -> list[M]:
         ) from exc
 
 
-def parse_retry_after(response: httpx.Response) -> float | None:
+def parse_retry_after(response: HttpResponse) -> float | None:
     """Retry-After in seconds from now: either delay-seconds or an HTTP-date (RFC 9110)."""
     value = response.headers.get("retry-after")
     if value is None:
@@ -137,7 +132,7 @@ def parse_retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _error_items(response: httpx.Response) -> tuple[list[dict[str, object]], str | None]:
+def _error_items(response: HttpResponse) -> tuple[list[dict[str, object]], str | None]:
     """CXone's `{"errors": [...], "uid"}`, or an OAuth `{"error", "error_description"}` body."""
     try:
         body = json.loads(response.content)

@@ -2,7 +2,7 @@
 
 Every call carries a bearer token from the `TokenManager`, an explicit timeout and a JSON
 body. A 401 invalidates that token and the call is retried once with a fresh one. Failures
-arrive as the `byoc.cxone.errors` hierarchy, never as httpx exceptions.
+arrive as the `byoc.cxone.errors` hierarchy, never as `byoc.http` ones.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
-
-import httpx
 
 from byoc.cxone import _wire
 from byoc.cxone.errors import CxoneAuthError, CxoneError, CxoneRejected, CxoneUnavailable
@@ -33,6 +31,7 @@ from byoc.cxone.models import (
     iso_millis,
 )
 from byoc.cxone.tokens import TokenManager
+from byoc.http import HttpClient, HttpRequest, HttpResponse
 
 MessageStatus = Literal["delivered", "seen", "failed"]
 SenderAction = Literal["isTypingOn", "isTypingOff"]
@@ -65,7 +64,7 @@ class DeClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         api_url: str,
         tokens: TokenManager,
         *,
@@ -249,7 +248,7 @@ class DeClient:
         json: Mapping[str, Any] | None = None,
         params: QueryParams = (),
         bearer: bool = True,
-    ) -> httpx.Response:
+    ) -> HttpResponse:
         if self.observer is None:
             return await self._exchange(method, path, json=json, params=params, bearer=bearer)
         started = time.perf_counter()
@@ -272,7 +271,7 @@ class DeClient:
         json: Mapping[str, Any] | None = None,
         params: QueryParams = (),
         bearer: bool = True,
-    ) -> httpx.Response:
+    ) -> HttpResponse:
         """Send with a bearer token; on 401 refresh the token once and send again."""
         if not bearer:
             return await _wire.send(
@@ -306,7 +305,7 @@ class DeClient:
         token: str | None,
         json: Mapping[str, Any] | None,
         params: QueryParams,
-    ) -> httpx.Request:
+    ) -> HttpRequest:
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -314,14 +313,13 @@ class DeClient:
             method,
             self.api_url + path,
             json=json,
-            params=list(params) or None,
+            params=params,
             headers=headers,
-            timeout=self.timeout,
         )
 
 
 async def discover_endpoints(
-    http: httpx.AsyncClient,
+    http: HttpClient,
     discovery_url: str,
     tenant_id: str,
     *,
@@ -333,7 +331,6 @@ async def discover_endpoints(
         discovery_url.rstrip("/") + "/.well-known/cxone-configuration",
         params={"tenantId": tenant_id},
         headers={"Accept": "application/json"},
-        timeout=timeout,
     )
     response = await _wire.send(http, request, time_limit=timeout)
     return _wire.decode(response, CxoneEndpoints)

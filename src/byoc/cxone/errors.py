@@ -15,7 +15,7 @@ retry nor a different request would help, so callers treat it like a rejection.
 
 Every error carries the HTTP `status` (None when no answer arrived), CXone's error items
 `errors` (`[{"field"?, "message", "errorCode"?}]`) and the request `uid` CXone gives for
-support. Lower-level errors (httpx, pydantic) become these in one place: `byoc.cxone._wire`.
+support. Lower-level errors (`byoc.http`, pydantic) become these in one place: `byoc.cxone._wire`.
 """
 
 from __future__ import annotations

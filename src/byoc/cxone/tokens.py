@@ -10,10 +10,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
 from byoc.cxone import _wire
+from byoc.http import HttpClient
 
 
 class TokenResponse(BaseModel):
@@ -29,7 +29,7 @@ class TokenManager:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         token_url: str,
         access_key_id: str,
         access_key_secret: str,
@@ -44,7 +44,7 @@ class TokenManager:
         self._token_url = token_url
         self._access_key_id = access_key_id
         self._access_key_secret = access_key_secret
-        self._auth = httpx.BasicAuth(client_id, client_secret)
+        self._basic_auth = (client_id, client_secret)
         self._refresh_margin = refresh_margin_seconds
         self._clock = clock
         self._timeout = timeout
@@ -80,19 +80,18 @@ class TokenManager:
         request = self._http.build_request(
             "POST",
             self._token_url,
-            data={
+            form={
                 "grant_type": "password",
                 "username": self._access_key_id,
                 "password": self._access_key_secret,
             },
             headers={"Accept": "application/json"},
-            timeout=self._timeout,
+            basic_auth=self._basic_auth,
         )
         response = await _wire.send(
             self._http,
             request,
             time_limit=self._timeout,
-            auth=self._auth,
             auth_statuses={400, 401, 403},
         )
         body = _wire.decode(response, TokenResponse)

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from byoc.cxone import CxoneError, DeClient, TokenManager
+from byoc.http import HttpClient
 from byoc.outbox.queue import DEAD
 from byoc.settings import Settings
 from byoc.store import Database, StoreError
@@ -72,7 +72,7 @@ async def _dead_letters(conn: AsyncConnection) -> int:
 
 
 async def check_tenant(
-    http: httpx.AsyncClient, tenant: Tenant, *, pings: int, call_timeout: float
+    http: HttpClient, tenant: Tenant, *, pings: int, call_timeout: float
 ) -> list[CheckResult]:
     label = f"cxone[{tenant.id}]"
     tokens = TokenManager(
@@ -114,7 +114,7 @@ async def diagnose(settings: Settings, *, pings: int = 5) -> list[CheckResult]:
         await db.close()
     # The environment describes the default tenant; the store may hold more.
     tenants = [default_tenant(settings), *(t for t in stored if t.id != DEFAULT_TENANT_ID)]
-    async with httpx.AsyncClient() as http:
+    async with HttpClient(max_connections=4) as http:
         for tenant in tenants:
             results += await check_tenant(
                 http, tenant, pings=pings, call_timeout=settings.cxone_timeout_seconds

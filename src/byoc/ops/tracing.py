@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import httpx
 from fastapi import FastAPI
 
+from byoc.http import HttpClient
 from byoc.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,10 +51,8 @@ def configure_tracing(
     return provider
 
 
-def trace_client(client: httpx.AsyncClient, provider: TracerProvider | None) -> None:
+def trace_client(client: HttpClient, provider: TracerProvider | None) -> None:
     """Spans for the calls the service makes (CXone, platform webhooks)."""
     if provider is None:
         return
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-
-    HTTPXClientInstrumentor.instrument_client(client, tracer_provider=provider)
+    client.trace_with(provider.get_tracer("byoc.http"))

@@ -15,10 +15,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from byoc.cxone import CxoneEndpoints, CxoneError, discover_endpoints
 from byoc.errors import ByocError, InvalidInput
+from byoc.http import HttpClient
 from byoc.provisioning.channels import (
     NewChannel,
     ProvisioningError,
@@ -42,14 +41,14 @@ from byoc.tenancy import TenantClients, default_tenant
 @dataclass
 class Context:
     db: Database
-    http: httpx.AsyncClient
+    http: HttpClient
     tenants: TenantClients
 
 
 @asynccontextmanager
 async def _context(settings: Settings) -> AsyncIterator[Context]:
     db = Database(settings.database_url)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(settings.cxone_timeout_seconds))
+    http = HttpClient(max_connections=8)
     try:
         await upgrade(db)
         async with db.write() as conn:
@@ -335,7 +334,7 @@ def cmd_setup(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def discover(settings: Settings, tenant_id: str, discovery_url: str | None) -> CxoneEndpoints:
-    async with httpx.AsyncClient() as http:
+    async with HttpClient(max_connections=1) as http:
         return await discover_endpoints(
             http,
             discovery_url or settings.cxone_discovery_url,
