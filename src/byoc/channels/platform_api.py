@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from byoc.channels.adapter import message_view
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
-from byoc.errors import ChannelNotFound, ConversationNotFound
+from byoc.errors import ConversationNotFound
 from byoc.runtime import RuntimeDep
 from byoc.store import repositories as repo
 from byoc.store.records import Channel
@@ -92,10 +92,7 @@ class Transcript(BaseModel):
 
 
 async def signed_channel(channel_id: str, request: Request, runtime: RuntimeDep) -> Channel:
-    async with runtime.db.read() as conn:
-        channel = await repo.get_channel(conn, channel_id)
-    if channel is None:
-        raise ChannelNotFound(f"no channel {channel_id!r}")
+    channel = await runtime.conversations.channel(channel_id)
     verify(
         channel.secret,
         request.headers.get(TIMESTAMP_HEADER),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 from sqlalchemy import Connection
@@ -403,6 +404,13 @@ class ConversationService:
         return Delivered(
             message=message, conversation=conversation, customer=customer, duplicate=True
         )
+
+    async def channel(self, channel_id: str) -> Channel:
+        """The channel, from the short-lived cache when it holds it (`ChannelNotFound` if none)."""
+        cached = self._channels.get(channel_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return await self._db.run_read(partial(self._channel, channel_id=channel_id))
 
     def _channel(self, conn: Connection, channel_id: str) -> Channel:
         now = time.monotonic()
