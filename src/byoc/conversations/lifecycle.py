@@ -111,9 +111,7 @@ def customer_spoke(conn: Connection, conversation: Conversation) -> None:
                 payload={"conversation_id": conversation.id, "warning": False},
             )
         return
-    repo.update_conversation(
-        conn, conversation.id, idle_deadline=None, last_customer_activity_at=now
-    )
+    repo.customer_active(conn, conversation.id, now)
 
 
 def store_for_customer(

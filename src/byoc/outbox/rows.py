@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from byoc.store import schema as t
+from byoc.store.compiled import execute
 from byoc.store.db import now_ms
 from byoc.store.records import OutboxRow, dumps
 
@@ -59,7 +60,7 @@ def enqueue(
         "created_at": now,
         "updated_at": now,
     }
-    return int(conn.execute(_ENQUEUE, params).scalar_one())
+    return int(execute(conn, _ENQUEUE, params).scalar_one())
 
 
 def _row(m: Any) -> OutboxRow:
@@ -82,7 +83,7 @@ def claim_due(
     """Claim up to `limit` due rows, at most one per lane: the lane's oldest pending row."""
     now = now_ms()
     query = _DUE_SKIP_LOCKED if skip_locked else _DUE
-    rows = [_row(r._mapping) for r in conn.execute(query, {"now": now, "limit": limit})]
+    rows = [_row(r._mapping) for r in execute(conn, query, {"now": now, "limit": limit})]
     if rows:
         params = {"ids": [r.id for r in rows], "claimed_until": now + lease_ms, "owner": owner}
         conn.execute(_CLAIM, params)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, case, func, insert, select, update
 
 from byoc.store import schema as t
+from byoc.store.compiled import execute
 from byoc.store.db import now_ms
 from byoc.store.records import (
     Channel,
@@ -50,7 +51,7 @@ _GET_TENANT = select(t.tenants).where(t.tenants.c.id == bindparam("id"))
 
 
 def get_tenant(conn: Connection, tenant_id: str) -> Tenant | None:
-    row = conn.execute(_GET_TENANT, {"id": tenant_id}).first()
+    row = execute(conn, _GET_TENANT, {"id": tenant_id}).first()
     return _tenant(row) if row else None
 
 
@@ -116,7 +117,7 @@ _GET_CHANNEL = select(t.channels).where(
 
 
 def get_channel(conn: Connection, channel_id: str) -> Channel | None:
-    row = conn.execute(_GET_CHANNEL, {"id": channel_id}).first()
+    row = execute(conn, _GET_CHANNEL, {"id": channel_id}).first()
     return _channel(row) if row else None
 
 
@@ -162,7 +163,7 @@ _GET_CUSTOMER = select(t.customers).where(t.customers.c.id == bindparam("id"))
 
 
 def get_customer(conn: Connection, customer_id: str) -> Customer | None:
-    row = conn.execute(_GET_CUSTOMER, {"id": customer_id}).first()
+    row = execute(conn, _GET_CUSTOMER, {"id": customer_id}).first()
     return _customer(row) if row else None
 
 
@@ -174,7 +175,7 @@ _FIND_CUSTOMER = select(t.customers).where(
 
 def find_customer(conn: Connection, channel_id: str, external_id: str) -> Customer | None:
     params = {"channel_id": channel_id, "external_id": external_id}
-    row = conn.execute(_FIND_CUSTOMER, params).first()
+    row = execute(conn, _FIND_CUSTOMER, params).first()
     return _customer(row) if row else None
 
 
@@ -212,7 +213,7 @@ _GET_CONVERSATION = select(t.conversations).where(t.conversations.c.id == bindpa
 
 
 def get_conversation(conn: Connection, conversation_id: str) -> Conversation | None:
-    row = conn.execute(_GET_CONVERSATION, {"id": conversation_id}).first()
+    row = execute(conn, _GET_CONVERSATION, {"id": conversation_id}).first()
     return _conversation(row) if row else None
 
 
@@ -227,7 +228,7 @@ def get_conversation_and_customer(
     conn: Connection, conversation_id: str
 ) -> tuple[Conversation, Customer] | None:
     """A conversation with its customer, in one statement (what every reply needs)."""
-    row = conn.execute(_GET_CONVERSATION_AND_CUSTOMER, {"id": conversation_id}).first()
+    row = execute(conn, _GET_CONVERSATION_AND_CUSTOMER, {"id": conversation_id}).first()
     return (_conversation(row), _customer(row, "customer__")) if row else None
 
 
@@ -237,14 +238,28 @@ def find_conversation_by_de_thread(conn: Connection, de_thread_id: str) -> Conve
     return _conversation(row) if row else None
 
 
+_LATEST_CONVERSATION = (
+    select(t.conversations)
+    .where(t.conversations.c.customer_id == bindparam("customer_id"))
+    .order_by(t.conversations.c.created_at.desc())
+    .limit(1)
+)
+_LATEST_OPEN_CONVERSATION = (
+    select(t.conversations)
+    .where(
+        t.conversations.c.customer_id == bindparam("customer_id"),
+        t.conversations.c.state == "open",
+    )
+    .order_by(t.conversations.c.created_at.desc())
+    .limit(1)
+)
+
+
 def latest_conversation(
     conn: Connection, customer_id: str, *, open_only: bool
 ) -> Conversation | None:
-    query = select(t.conversations).where(t.conversations.c.customer_id == customer_id)
-    if open_only:
-        query = query.where(t.conversations.c.state == "open")
-    query = query.order_by(t.conversations.c.created_at.desc()).limit(1)
-    row = conn.execute(query).first()
+    query = _LATEST_OPEN_CONVERSATION if open_only else _LATEST_CONVERSATION
+    row = execute(conn, query, {"customer_id": customer_id}).first()
     return _conversation(row) if row else None
 
 
@@ -286,11 +301,23 @@ def next_seq(conn: Connection, conversation_id: str, *, idle_deadline: int | Non
     with `idle_deadline`, also start the idle clock if the conversation is open and no countdown
     runs (one statement for what an agent message does to its conversation)."""
     if idle_deadline is None:
-        result = conn.execute(_NEXT_SEQ, {"conversation_id": conversation_id})
+        result = execute(conn, _NEXT_SEQ, {"conversation_id": conversation_id})
     else:
         params = {"conversation_id": conversation_id, "idle_deadline": idle_deadline}
-        result = conn.execute(_NEXT_SEQ_AND_IDLE, params)
+        result = execute(conn, _NEXT_SEQ_AND_IDLE, params)
     return int(result.scalar_one()) - 1
+
+
+_CUSTOMER_ACTIVE = (
+    update(t.conversations)
+    .where(t.conversations.c.id == bindparam("conversation_id"))
+    .values(idle_deadline=None, last_customer_activity_at=bindparam("at"))
+)
+
+
+def customer_active(conn: Connection, conversation_id: str, at: int) -> None:
+    """The customer did something: they owe no reply (no countdown runs; see `lifecycle`)."""
+    execute(conn, _CUSTOMER_ACTIVE, {"conversation_id": conversation_id, "at": at})
 
 
 def update_conversation(conn: Connection, /, conversation_id: str, **values: Any) -> None:
@@ -326,7 +353,8 @@ _INSERT_MESSAGE = insert(t.messages)
 
 
 def insert_message(conn: Connection, message: Message) -> None:
-    conn.execute(
+    execute(
+        conn,
         _INSERT_MESSAGE,
         {
             "id": message.id,
@@ -364,7 +392,7 @@ _SET_MESSAGE_STATUS = (
 
 
 def get_message(conn: Connection, message_id: str) -> Message | None:
-    row = conn.execute(_GET_MESSAGE, {"id": message_id}).first()
+    row = execute(conn, _GET_MESSAGE, {"id": message_id}).first()
     return _message(row) if row else None
 
 
@@ -372,13 +400,13 @@ def find_message_by_platform_id(
     conn: Connection, channel_id: str, platform_message_id: str
 ) -> Message | None:
     params = {"channel_id": channel_id, "platform_message_id": platform_message_id}
-    row = conn.execute(_FIND_MESSAGE_BY_PLATFORM_ID, params).first()
+    row = execute(conn, _FIND_MESSAGE_BY_PLATFORM_ID, params).first()
     return _message(row) if row else None
 
 
 def find_message_by_de_id(conn: Connection, channel_id: str, de_message_id: str) -> Message | None:
     params = {"channel_id": channel_id, "de_message_id": de_message_id}
-    row = conn.execute(_FIND_MESSAGE_BY_DE_ID, params).first()
+    row = execute(conn, _FIND_MESSAGE_BY_DE_ID, params).first()
     return _message(row) if row else None
 
 
@@ -393,7 +421,7 @@ def set_message_attachments(
 
 
 def set_message_status(conn: Connection, message_id: str, status: str) -> None:
-    conn.execute(_SET_MESSAGE_STATUS, {"message_id": message_id, "status": status})
+    execute(conn, _SET_MESSAGE_STATUS, {"message_id": message_id, "status": status})
 
 
 def list_messages(
