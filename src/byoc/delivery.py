@@ -41,7 +41,7 @@ from byoc.cxone import (
 )
 from byoc.outbox import PermanentFailure, RetryLater
 from byoc.outbox.rows import enqueue
-from byoc.outbox.worker import DeadLetterHook, Handler, Settle
+from byoc.outbox.worker import DeadLetterHook, Handler, Settle, Settled
 from byoc.store import Database, now_ms
 from byoc.store import queries as repo
 from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
@@ -124,7 +124,7 @@ class Deliveries:
 
     # --- towards CXone -------------------------------------------------------------------------
 
-    async def create_message(self, row: OutboxRow) -> None:
+    async def create_message(self, row: OutboxRow) -> Settled:
         loaded = await self._load(message_id=str(row.payload["message_id"]))
         message = loaded.message
         assert message is not None
@@ -132,13 +132,10 @@ class Deliveries:
         if await self._ended_in_cxone(loaded.conversation):
             # The agent closed the conversation: forwarding would open a new case behind the
             # agent's back. The customer is told the conversation is over instead.
-            await self._db.run_write(
-                lambda conn: repo.set_message_status(conn, message.id, "refused")
+            return Settled(
+                write=lambda conn: repo.set_message_status(conn, message.id, "refused"),
+                after_commit=partial(self._publish_status, customer.id, message.id, "refused"),
             )
-            self._bus.publish(
-                customer.id, {"kind": "status", "messageId": message.id, "status": "refused"}
-            )
-            return
         body = CreateMessage(
             id_on_external_platform=message.id,
             thread=ThreadRef(id_on_external_platform=loaded.conversation.id),
@@ -168,9 +165,16 @@ class Deliveries:
             repo.set_message_status(conn, message.id, "sent")
             repo.update_conversation(conn, loaded.conversation.id, **updates)
 
-        await self._db.run_write(sent)
+        # Written with the row's deletion, by the worker; the customer hears of it once that
+        # has committed.
+        return Settled(
+            write=sent,
+            after_commit=partial(self._publish_status, customer.id, message.id, "sent"),
+        )
+
+    def _publish_status(self, customer_id: str, message_id: str, status: str) -> None:
         self._bus.publish(
-            customer.id, {"kind": "status", "messageId": message.id, "status": "sent"}
+            customer_id, {"kind": "status", "messageId": message_id, "status": status}
         )
 
     async def message_status(self, row: OutboxRow) -> None:

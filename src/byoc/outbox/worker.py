@@ -3,10 +3,28 @@
 Handlers are plain coroutines keyed by row kind. The worker alone decides retries: a handler
 signals only what happened (`RetryLater` or `PermanentFailure`, or returns for success).
 
-Rows delivered in one claimed batch are settled together, in one transaction, once the batch is
-done, and the same transaction claims the next batch: a lane's next row cannot be claimed before
-the batch ends anyway, so nothing waits longer, and the store sees one write per batch instead
-of two per row.
+The worker is a continuous pipeline. Up to `max_in_flight` deliveries run at once, each its own
+task; a slow delivery holds up nothing but its own lane. When deliveries finish, their outcomes
+queue up and wake the loop, which then runs one write transaction (a "pass") that settles every
+row finished so far (deletes it, plus whatever its handler wants written with that) and claims
+new rows for the free capacity, at most `batch_size` per claim. Under load, passes run back to
+back and each settles whatever finished during the one before: one write for many
+deliveries. (A retry or a dead letter, rare, writes its own transaction.)
+
+Per-lane order: `claim_due` only ever claims a lane's oldest pending row, and only when no live
+claim is on it. A row in flight stays claimed, so its lane is skipped, by this instance and by
+any other sharing the table; the lane's next row becomes claimable only once the previous row
+was deleted by a committed settle transaction (or rescheduled, buried, or its claim released).
+So a lane never has two rows in flight, and its rows are delivered in insertion order (as long
+as a claim outlives its delivery: a handler is cut off at half the lease).
+
+`stop()` claims nothing more, gives the deliveries in flight a grace period, settles those that
+finished, cancels the rest and releases every claim this worker holds: a row whose delivery was
+cancelled stays pending, claimable at once by the next worker.
+
+What a handler returns is written in the transaction that deletes its row: a `Settle` (a
+transaction function), or a `Settled` that may also carry a callback to run once that
+transaction has committed (e.g. to publish what was written).
 """
 
 from __future__ import annotations
@@ -15,24 +33,38 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Literal
 
 from sqlalchemy import Connection
 
 from byoc.ops.logging import bind
 from byoc.outbox import rows as queue
 from byoc.outbox.errors import PermanentFailure, RetryLater
-from byoc.store import Database, StoreError, now_ms
+from byoc.store import Database, now_ms
 from byoc.store.records import OutboxRow
 
 log = logging.getLogger(__name__)
 
 # What a handler wants written once its row is delivered: run in the transaction that deletes
-# the row (synchronous: see `Database.run_write`), so a delivery costs one write, not two.
+# the row (synchronous: see `Database.run_write`), so a delivery costs no write of its own.
 Settle = Callable[[Connection], None]
-Handler = Callable[[OutboxRow], Awaitable[Settle | None]]
+# Run once the transaction that deleted the row has committed; must not raise or block.
+AfterCommit = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What a handler wants done once its row is delivered: `write` in the transaction that
+    deletes the row, then `after_commit` once that transaction has committed."""
+
+    write: Settle | None = None
+    after_commit: AfterCommit | None = None
+
+
+Handler = Callable[[OutboxRow], Awaitable[Settle | Settled | None]]
 # Runs inside the transaction that buries the row (synchronous: see `Database.run_write`).
 DeadLetterHook = Callable[[Connection, OutboxRow, str], None]
 
@@ -60,6 +92,16 @@ class WorkerStats:
     expired: int = 0
 
 
+@dataclass(frozen=True)
+class _Finished:
+    """A row done with (delivered, or dropped as stale), waiting to be settled."""
+
+    row_id: int
+    how: Literal["delivered", "expired"]
+    write: Settle | None = None
+    after_commit: AfterCommit | None = None
+
+
 class OutboxWorker:
     def __init__(
         self,
@@ -70,94 +112,228 @@ class OutboxWorker:
         policy: RetryPolicy,
         poll_interval: float = 1.0,
         batch_size: int = 64,
+        max_in_flight: int = 256,
         lease_seconds: float = 30.0,
+        stop_grace_seconds: float = 5.0,
         dead_letter_hooks: Mapping[str, DeadLetterHook] | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        if batch_size < 1 or max_in_flight < 1:
+            raise ValueError("batch_size and max_in_flight must be at least 1")
         self._db = db
         self._handlers = handlers
         self._owner = owner
         self._policy = policy
         self._poll_interval = poll_interval
-        self._batch_size = batch_size
+        self._batch_size = batch_size  # most rows claimed by one pass
+        self._max_in_flight = max_in_flight  # most deliveries running at once
         self._lease_ms = int(lease_seconds * 1000)
+        self._stop_grace = stop_grace_seconds
         self._dead_letter_hooks = dead_letter_hooks or {}
         self._rng = rng or random.Random()
-        self._wakeup = asyncio.Event()
+        self._wakeup = asyncio.Event()  # something enqueued, or a delivery finished
+        self._stopped = asyncio.Event()
         self._stopping = False
-        self._claimed: list[OutboxRow] = []  # claimed with the last settlement, not yet delivered
+        self._in_flight: dict[int, asyncio.Task[None]] = {}  # row id -> its delivery
+        self._finished: list[_Finished] = []  # delivered, not yet settled
+        # One pass at a time: `stop()` takes it to be sure no pass is starting deliveries.
+        self._pass_lock = asyncio.Lock()
         self.stats = WorkerStats()
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries running now."""
+        return len(self._in_flight)
 
     def wake(self) -> None:
         """Something was enqueued: look now rather than at the next poll."""
         self._wakeup.set()
 
     async def run(self) -> None:
-        while not self._stopping:
-            try:
-                processed = await self.run_once()
-            except StoreError:
-                log.exception("outbox: store unavailable; retrying after the poll interval")
-                processed = 0
-            if processed:
-                continue
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval)
+        """Deliver until `stop()`: settle what finished and claim more whenever a delivery
+        finishes or something is enqueued, and at least every `poll_interval`."""
+        try:
+            while not self._stopping:
+                # Cleared before the pass: a wake-up arriving during it is not lost.
+                self._wakeup.clear()
+                try:
+                    _, more = await self._pass(claim=True)
+                except Exception:
+                    log.exception("outbox: settle/claim failed; retrying after the poll interval")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopped.wait(), timeout=self._poll_interval)
+                    continue
+                if more or self._finished:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                # Cancelled without `stop()`: the deliveries go down with the loop; their rows
+                # stay claimed until the lease ends, then are delivered again.
+                for task in list(self._in_flight.values()):
+                    task.cancel()
+            raise
+
+    async def run_once(self) -> int:
+        """One pass (settle what finished, claim due rows), then deliver what it claimed and
+        settle that. Returns how many rows were claimed. Not to be mixed with `run()`."""
+        claimed, _ = await self._pass(claim=True)
+        if not claimed:
+            return 0
+        tasks = [task for row in claimed if (task := self._in_flight.get(row.id)) is not None]
+        if tasks:
+            await asyncio.wait(tasks)
+        await self._pass(claim=False)
+        return len(claimed)
 
     async def stop(self) -> None:
+        """Stop claiming; let the deliveries in flight finish (for up to `stop_grace_seconds`)
+        and settle them; cancel the rest; hand back every claim this instance holds, so the
+        rows not delivered are claimable at once by whoever runs next."""
         self._stopping = True
+        self._stopped.set()
         self._wakeup.set()
-        await self._db.run_write(partial(queue.release_claims, owner=self._owner))
+        async with self._pass_lock:
+            pass  # a pass under way has started its deliveries; no later pass claims
+        running = list(self._in_flight.values())
+        if running:
+            _, pending = await asyncio.wait(running, timeout=self._stop_grace)
+            if pending:
+                log.warning("outbox: cancelling %d deliveries still running at stop", len(pending))
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=self._stop_grace)
+        try:
+            await self._pass(claim=False)
+        finally:
+            await self._db.run_write(partial(queue.release_claims, owner=self._owner))
 
-    def _claim(self, conn: Connection) -> list[OutboxRow]:
+    async def _pass(self, *, claim: bool) -> tuple[list[OutboxRow], bool]:
+        """One write transaction: settle every finished row, claim rows for the free capacity
+        (unless stopping), then start their deliveries. Returns the rows claimed, and whether
+        another pass straight away may claim more (a full batch came back, capacity is left)."""
+        async with self._pass_lock:
+            limit = 0
+            if claim and not self._stopping:
+                limit = min(self._batch_size, self._max_in_flight - len(self._in_flight))
+            finished, self._finished = self._finished, []
+            if not finished and limit <= 0:
+                return [], False
+            row_ids = [f.row_id for f in finished]
+            writes = [f.write for f in finished if f.write is not None]
+
+            def settle_and_claim(conn: Connection) -> list[OutboxRow]:
+                queue.complete_many(conn, row_ids)
+                for write in writes:
+                    write(conn)
+                return self._claim(conn, limit) if limit > 0 else []
+
+            try:
+                claimed = await self._db.run_write(settle_and_claim)
+            except Exception:
+                if not finished:
+                    raise
+                # One settle write may be at fault (a bug, a constraint): settle each row on
+                # its own, so one bad row does not hold back the others, nor the queue.
+                log.exception("outbox: settling %d rows together failed", len(finished))
+                if not await self._settle_each(finished):
+                    raise
+                self._wakeup.set()  # nothing was claimed: claim on the next pass
+                return [], False
+            self._settled(finished)
+            for row in claimed:
+                self._start(row)
+            more = 0 < limit == len(claimed) and len(self._in_flight) < self._max_in_flight
+            return claimed, more
+
+    def _claim(self, conn: Connection, limit: int) -> list[OutboxRow]:
         if self._stopping:
             return []
         return queue.claim_due(
             conn,
             owner=self._owner,
-            limit=self._batch_size,
+            limit=limit,
             lease_ms=self._lease_ms,
             skip_locked=not self._db.is_sqlite,
         )
 
-    async def run_once(self) -> int:
-        """Deliver one batch: the one claimed with the last settlement, or a fresh claim."""
-        rows, self._claimed = self._claimed, []
-        if not rows:
-            rows = await self._db.run_write(self._claim)
-        if not rows:
-            return 0
-        outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
-        done = [row.id for row, outcome in zip(rows, outcomes, strict=True) if outcome]
-        settles = [settle for outcome in outcomes if outcome and (settle := outcome[1])]
+    async def _settle_each(self, finished: Sequence[_Finished]) -> bool:
+        """Settle rows one transaction each; True when at least one could be settled. A row
+        that cannot be stays claimed until its lease ends, then is delivered again."""
 
-        def settle_and_claim(conn: Connection) -> list[OutboxRow]:
-            queue.complete_many(conn, done)
-            for settle in settles:
-                settle(conn)
-            return self._claim(conn)
+        def settle_one(item: _Finished, conn: Connection) -> None:
+            queue.complete_many(conn, [item.row_id])
+            if item.write is not None:
+                item.write(conn)
 
-        if done:
-            self._claimed = await self._db.run_write(settle_and_claim)
-            self.stats.delivered += sum(1 for o in outcomes if o and o[0] == "delivered")
-            self.stats.expired += sum(1 for o in outcomes if o and o[0] == "expired")
-        return len(rows)
+        results = await asyncio.gather(
+            *(self._db.run_write(partial(settle_one, item)) for item in finished),
+            return_exceptions=True,
+        )
+        settled = []
+        for item, result in zip(finished, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "outbox: row %s was delivered but could not be settled; it will be"
+                    " delivered again once its lease ends: %r",
+                    item.row_id,
+                    result,
+                )
+            else:
+                settled.append(item)
+        self._settled(settled)
+        return bool(settled)
 
-    async def _deliver(self, row: OutboxRow) -> tuple[str, Settle | None] | None:
-        """Run the row's handler. When the row is done with: the outcome and what to write
-        with its deletion; None when it was rescheduled or buried here."""
+    def _settled(self, finished: Sequence[_Finished]) -> None:
+        """After the commit that deleted these rows: count them, run their callbacks."""
+        for item in finished:
+            if item.how == "delivered":
+                self.stats.delivered += 1
+            else:
+                self.stats.expired += 1
+            if item.after_commit is not None:
+                try:
+                    item.after_commit()
+                except Exception:
+                    log.exception("outbox: after-commit callback of row %s failed", item.row_id)
+
+    def _start(self, row: OutboxRow) -> None:
+        self._in_flight[row.id] = asyncio.create_task(
+            self._run_delivery(row), name=f"outbox-row-{row.id}"
+        )
+
+    async def _run_delivery(self, row: OutboxRow) -> None:
+        """A delivery task: deliver, queue the outcome for the next pass, wake the loop."""
+        try:
+            finished = await self._deliver(row)
+            if finished is not None:
+                self._finished.append(finished)
+        except Exception:
+            # Only the store can fail here (rescheduling or burying the row).
+            log.exception(
+                "outbox: row %s: could not record its outcome; it stays claimed until its"
+                " lease ends",
+                row.id,
+            )
+        finally:
+            self._in_flight.pop(row.id, None)
+            self._wakeup.set()
+
+    async def _deliver(self, row: OutboxRow) -> _Finished | None:
+        """Run the row's handler. When the row is done with: the outcome and what to do with
+        its deletion; None when it was rescheduled or buried here."""
         # Log lines about this row name its conversation (lanes are `<target>:<conversation>`).
         bind(conversation_id=row.lane.partition(":")[2] or None)
         expires_at = row.payload.get("expires_at")
         if isinstance(expires_at, int) and now_ms() > expires_at:
             # Ephemeral signals (typing) are worthless once stale; drop rather than replay.
-            return "expired", None
+            return _Finished(row.id, "expired")
         handler = self._handlers.get(row.kind)
         try:
             if handler is None:
                 raise PermanentFailure(f"no handler for outbox kind {row.kind!r}")
-            settle = await asyncio.wait_for(handler(row), timeout=self._lease_ms / 1000 / 2)
+            result = await asyncio.wait_for(handler(row), timeout=self._lease_ms / 1000 / 2)
         except RetryLater as exc:
             await self._retry_or_bury(row, str(exc), exc.retry_after)
         except TimeoutError:
@@ -168,7 +344,9 @@ class OutboxWorker:
             log.exception("outbox: handler for %s crashed on row %s", row.kind, row.id)
             await self._retry_or_bury(row, f"{exc.__class__.__name__}: {exc}", None)
         else:
-            return "delivered", settle
+            if isinstance(result, Settled):
+                return _Finished(row.id, "delivered", result.write, result.after_commit)
+            return _Finished(row.id, "delivered", result)
         return None
 
     async def _retry_or_bury(self, row: OutboxRow, error: str, retry_after: float | None) -> None:
