@@ -185,6 +185,9 @@ def create_app(
             await runtime.db.close()
 
     app = FastAPI(
+        # FastAPI's own OpenTelemetry hooks look up the global providers on every request;
+        # metrics are ours (`byoc.ops`) and tracing is opt-in through `byoc.ops.tracing`.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="byoc",
         version=__version__,
         summary="Bring Your Own Channel middleware for NICE CXone Digital Engagement",

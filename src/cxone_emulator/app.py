@@ -46,6 +46,8 @@ def create_app(config: EmulatorConfig | None = None) -> FastAPI:
                 callbacks.http_client = None
 
     app = FastAPI(
+        # FastAPI's own OpenTelemetry hooks look up the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title="CXone emulator",
         lifespan=lifespan,
         docs_url="/emulator/docs",
