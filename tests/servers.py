@@ -27,6 +27,7 @@ class ThreadedServer:
     """uvicorn in a background thread; `url` is valid between start() and stop()."""
 
     def __init__(self, app: Any, port: int | None = None) -> None:
+        self.app = app
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(

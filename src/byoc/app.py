@@ -14,17 +14,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 
 from byoc import __version__
 from byoc.admin.router import router as admin_router
 from byoc.api import problems
+from byoc.api.hot import HotRoutes
 from byoc.api.limits import BodyLimitMiddleware
 from byoc.box.credentials import ActiveClients, TokenIssuer
+from byoc.box.router import dfo3_outbound, legacy_reply
 from byoc.box.router import router as box_router
 from byoc.bus import LocalBus, PostgresBus
 from byoc.channels.attachment_store import AttachmentRehoster
+from byoc.channels.platform_api import post_customer_message
 from byoc.channels.platform_api import router as platform_router
 from byoc.channels.webchat.adapter import WebchatAdapter
 from byoc.channels.webchat.attachments import MAX_UPLOAD_BYTES
@@ -194,14 +198,6 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
-    app.add_middleware(
-        BodyLimitMiddleware,
-        max_bytes=settings.max_body_bytes,
-        larger_for=((UPLOAD_PATH, MAX_UPLOAD_BYTES),),
-    )
-    app.add_middleware(WidgetCorsMiddleware)
-    # Outermost of ours: every answer, a 413 included, is timed and carries a request id.
-    app.add_middleware(RequestTelemetryMiddleware, metrics=metrics)
     app.include_router(box_router)
     app.include_router(admin_router)
     app.include_router(platform_router)
@@ -210,5 +206,20 @@ def create_app(
     app.mount("/widget", StaticFiles(directory=STATIC_DIR / "widget"), name="widget")
     app.include_router(action_pages_router)
     app.include_router(health_router)
+    # Innermost first: the busiest routes skip routing and FastAPI's request handling.
+    hot = (post_customer_message, legacy_reply, dfo3_outbound)
+    declared = [*platform_router.routes, *box_router.routes]  # included without a prefix
+    app.add_middleware(
+        HotRoutes,
+        routes=[r for r in declared if isinstance(r, APIRoute) and r.endpoint in hot],
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        larger_for=((UPLOAD_PATH, MAX_UPLOAD_BYTES),),
+    )
+    app.add_middleware(WidgetCorsMiddleware)
+    # Outermost of ours: every answer, a 413 included, is timed and carries a request id.
+    app.add_middleware(RequestTelemetryMiddleware, metrics=metrics)
     tracer_provider = configure_tracing(app, settings, span_exporter)
     return app

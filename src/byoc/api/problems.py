@@ -75,54 +75,81 @@ def _title(slug: str) -> str:
     return slug.replace("-", " ").capitalize()
 
 
+def _domain_error(exc: errors.ByocError) -> JSONResponse:
+    status = status_for(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem(status, exc.slug, _title(exc.slug), exc.detail, headers=headers)
+
+
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
+    invalid = [
+        {
+            "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+            "message": err.get("msg", ""),
+        }
+        for err in exc.errors()
+    ]
+    malformed = any(err.get("type") == "json_invalid" for err in exc.errors())
+    if malformed:
+        return problem(400, "malformed-json", "Malformed JSON", "the body is not valid JSON")
+    return problem(
+        422,
+        "invalid-input",
+        "Invalid input",
+        "the request body failed validation",
+        errors=invalid,
+    )
+
+
+def _http_error(exc: StarletteHTTPException) -> JSONResponse:
+    slug = _HTTP_SLUGS.get(exc.status_code, "error")
+    return problem(exc.status_code, slug, _title(slug), str(exc.detail), headers=exc.headers)
+
+
+def _store_error(exc: StoreError) -> JSONResponse:
+    log.exception("store unavailable", exc_info=exc)
+    return problem(
+        503,
+        "store-unavailable",
+        "Store unavailable",
+        "try again shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _cxone_error(exc: CxoneError) -> JSONResponse:
+    log.warning("CXone call failed: %s", exc)
+    return problem(502, "cxone-unavailable", "CXone call failed", str(exc))
+
+
+def response_for(exc: Exception) -> JSONResponse | None:
+    """The problem response for an exception a route raised; None for an unexpected one (a bug:
+    the server's 500)."""
+    if isinstance(exc, errors.ByocError):
+        return _domain_error(exc)
+    if isinstance(exc, RequestValidationError):
+        return _validation_error(exc)
+    if isinstance(exc, StarletteHTTPException):
+        return _http_error(exc)
+    if isinstance(exc, StoreError):
+        return _store_error(exc)
+    if isinstance(exc, CxoneError):
+        return _cxone_error(exc)
+    return None
+
+
 def install(app: FastAPI) -> None:
-    async def on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, errors.ByocError)
-        status = status_for(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return problem(status, exc.slug, _title(exc.slug), exc.detail, headers=headers)
+    async def on_error(_request: Request, exc: Exception) -> JSONResponse:
+        response = response_for(exc)
+        if response is None:  # registered below for these classes only
+            raise exc
+        return response
 
-    async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        invalid = [
-            {
-                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
-                "message": err.get("msg", ""),
-            }
-            for err in exc.errors()
-        ]
-        malformed = any(err.get("type") == "json_invalid" for err in exc.errors())
-        if malformed:
-            return problem(400, "malformed-json", "Malformed JSON", "the body is not valid JSON")
-        return problem(
-            422,
-            "invalid-input",
-            "Invalid input",
-            "the request body failed validation",
-            errors=invalid,
-        )
-
-    async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        slug = _HTTP_SLUGS.get(exc.status_code, "error")
-        return problem(exc.status_code, slug, _title(slug), str(exc.detail), headers=exc.headers)
-
-    async def on_store_error(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("store unavailable", exc_info=exc)
-        return problem(
-            503,
-            "store-unavailable",
-            "Store unavailable",
-            "try again shortly",
-            headers={"Retry-After": "1"},
-        )
-
-    async def on_cxone_error(_request: Request, exc: Exception) -> JSONResponse:
-        log.warning("CXone call failed: %s", exc)
-        return problem(502, "cxone-unavailable", "CXone call failed", str(exc))
-
-    app.add_exception_handler(errors.ByocError, on_domain_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(StoreError, on_store_error)
-    app.add_exception_handler(CxoneError, on_cxone_error)
+    for cls in (
+        errors.ByocError,
+        RequestValidationError,
+        StarletteHTTPException,
+        StoreError,
+        CxoneError,
+    ):
+        app.add_exception_handler(cls, on_error)

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, unquote
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from byoc.api.lean import documented_body, json_response, parse_body, runtime_of
 from byoc.box.credentials import verify_secret
 from byoc.box.schemas import (
     AgentMessageBody,
@@ -173,10 +174,13 @@ def _validation_failed(exc: RecipientRejected) -> JSONResponse:
     "/1.0/posts/{post_id}/messages",
     response_model=LegacyReplyResponse,
     summary="Agent reply, legacy style (the 'DFO 3.0 Outbound API' box unchecked)",
+    openapi_extra=documented_body(AgentMessageBody),
 )
-async def legacy_reply(
-    post_id: str, body: AgentMessageBody, runtime: RuntimeDep, _client: CurrentClient
-) -> LegacyReplyResponse:
+async def legacy_reply(post_id: str, request: Request) -> Response:
+    # Lean (`byoc.api.lean`), answered by `byoc.api.hot`: one of the two busiest routes.
+    runtime = runtime_of(request)
+    await authenticated_client(request, runtime)
+    body = parse_body(AgentMessageBody, await request.body())
     log.debug(
         "legacy reply body for post %s: %s", post_id, body.model_dump(exclude={"message_content"})
     )
@@ -184,7 +188,7 @@ async def legacy_reply(
     if incoming.de_thread_id is None:
         incoming = AgentMessageIn(**{**incoming.__dict__, "de_thread_id": post_id})
     delivered = await runtime.conversations.receive_agent_message(incoming, channel_id=None)
-    return LegacyReplyResponse(idOnExternalPlatform=delivered.message.id)
+    return json_response(LegacyReplyResponse(idOnExternalPlatform=delivered.message.id))
 
 
 @router.post(
@@ -192,10 +196,13 @@ async def legacy_reply(
     response_model=OutboundResponse,
     summary="Agent reply or agent-initiated outbound, DFO 3.0 style",
     responses={400: {"description": "outboundValidationFailed"}},
+    openapi_extra=documented_body(AgentMessageBody),
 )
-async def dfo3_outbound(
-    channel_id: str, body: AgentMessageBody, runtime: RuntimeDep, _client: CurrentClient
-) -> Response:
+async def dfo3_outbound(channel_id: str, request: Request) -> Response:
+    # Lean (`byoc.api.lean`), answered by `byoc.api.hot`: one of the two busiest routes.
+    runtime = runtime_of(request)
+    await authenticated_client(request, runtime)
+    body = parse_body(AgentMessageBody, await request.body())
     incoming = _agent_message(body)
     try:
         delivered = await runtime.conversations.receive_agent_message(
@@ -210,7 +217,10 @@ async def dfo3_outbound(
             )
         except RecipientRejected as exc:
             return _validation_failed(exc)
-    return JSONResponse(_outbound_response(delivered).model_dump(exclude_none=True))
+    return Response(
+        _outbound_response(delivered).model_dump_json(exclude_none=True),
+        media_type="application/json",
+    )
 
 
 @router.post(
