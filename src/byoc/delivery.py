@@ -129,7 +129,7 @@ class Deliveries:
         message = loaded.message
         assert message is not None
         customer = loaded.customer
-        if await self._ended_in_cxone(loaded.conversation):
+        if await self._ended_in_cxone(loaded.conversation, loaded.channel):
             # The agent closed the conversation: forwarding would open a new case behind the
             # agent's back. The customer is told the conversation is over instead.
             return Settled(
@@ -156,14 +156,17 @@ class Deliveries:
         de = await self._tenants.for_tenant(loaded.channel.tenant_id)
         async with cxone_call(f"create message {message.id}"):
             response = await de.create_message(loaded.channel.id, body)
-        updates: dict[str, object] = {"de_contact_id": response.consumer_contact.id}
+        updates: dict[str, object] = {}
+        if response.consumer_contact.id != loaded.conversation.de_contact_id:
+            updates["de_contact_id"] = response.consumer_contact.id
         de_thread = response.consumer_contact.thread_id or response.message.thread_id
         if de_thread and loaded.conversation.de_thread_id is None:
             updates["de_thread_id"] = de_thread
 
         def sent(conn: Connection) -> None:
             repo.set_message_status(conn, message.id, "sent")
-            repo.update_conversation(conn, loaded.conversation.id, **updates)
+            if updates:  # the first message of a contact; later ones change nothing here
+                repo.update_conversation(conn, loaded.conversation.id, **updates)
 
         # Written with the row's deletion, by the worker; the customer hears of it once that
         # has committed.
@@ -204,7 +207,7 @@ class Deliveries:
         except PermanentFailure as exc:
             log.info("typing indicator refused by CXone, dropped: %s", exc)
 
-    async def _ended_in_cxone(self, conversation: Conversation) -> bool:
+    async def _ended_in_cxone(self, conversation: Conversation, channel: Channel) -> bool:
         if not conversation.is_open:
             return True
         checked = conversation.de_checked_at or 0
@@ -214,7 +217,7 @@ class Deliveries:
         ):
             return False
         async with cxone_call(f"contact status of {conversation.id}"):
-            return await self._lifecycle.refresh_from_cxone(conversation)
+            return await self._lifecycle.refresh_from_cxone(conversation, channel)
         return False  # unreachable: cxone_call re-raises every failure as a delivery error
 
     async def system_message(self, row: OutboxRow) -> None:

@@ -332,20 +332,24 @@ class LifecycleLoops:
             self._on_enqueued()
         return ended
 
-    async def refresh_from_cxone(self, conversation: Conversation) -> bool:
-        """Ask CXone whether the conversation's contact is over; end it here if so."""
+    async def refresh_from_cxone(
+        self, conversation: Conversation, channel: Channel | None = None
+    ) -> bool:
+        """Ask CXone whether the conversation's contact is over; end it here if so.
+        `channel`: the conversation's, when the caller holds it already."""
         if conversation.de_contact_id is None:
             return False
-        channel = await self._db.run_read(
-            lambda conn: repo.get_channel(conn, conversation.channel_id)
-        )
+        if channel is None:
+            channel = await self._db.run_read(
+                lambda conn: repo.get_channel(conn, conversation.channel_id)
+            )
         if channel is None:
             return False
         de = await self._tenants.for_tenant(channel.tenant_id)
         contact = await de.get_contact(conversation.de_contact_id)
 
         def tx(conn: Connection) -> bool:
-            repo.update_conversation(conn, conversation.id, de_checked_at=now_ms())
+            repo.mark_checked_in_cxone(conn, conversation.id, now_ms())
             if contact.status not in ENDED_CONTACT_STATUSES:
                 return False
             return end_conversation(conn, conversation, reason="agent")

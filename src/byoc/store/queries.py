@@ -320,6 +320,18 @@ def customer_active(conn: Connection, conversation_id: str, at: int) -> None:
     execute(conn, _CUSTOMER_ACTIVE, {"conversation_id": conversation_id, "at": at})
 
 
+_CHECKED_IN_CXONE = (
+    update(t.conversations)
+    .where(t.conversations.c.id == bindparam("conversation_id"))
+    .values(de_checked_at=bindparam("at"))
+)
+
+
+def mark_checked_in_cxone(conn: Connection, conversation_id: str, at: int) -> None:
+    """CXone was asked about the conversation's contact at `at` (see `lifecycle`)."""
+    execute(conn, _CHECKED_IN_CXONE, {"conversation_id": conversation_id, "at": at})
+
+
 def update_conversation(conn: Connection, /, conversation_id: str, **values: Any) -> None:
     conn.execute(
         update(t.conversations).where(t.conversations.c.id == conversation_id).values(**values)
