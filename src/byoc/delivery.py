@@ -365,17 +365,17 @@ def _load(conn: Connection, *, message_id: str | None, conversation_id: str | No
     """What a handler needs about a row, in one read transaction."""
     message = None
     if message_id is not None:
-        message = repo.get_message(conn, message_id)
-        if message is None:
+        found = repo.get_message_in_context(conn, message_id)
+        if found is None:
             raise PermanentFailure(f"message {message_id!r} no longer exists")
-        conversation_id = message.conversation_id
-    assert conversation_id is not None
-    conversation = repo.get_conversation(conn, conversation_id)
-    if conversation is None:
-        raise PermanentFailure(f"conversation {conversation_id!r} no longer exists")
+        message, conversation, customer = found
+    else:
+        assert conversation_id is not None
+        both = repo.get_conversation_and_customer(conn, conversation_id)
+        if both is None:
+            raise PermanentFailure(f"conversation {conversation_id!r} no longer exists")
+        conversation, customer = both
     channel = repo.get_channel(conn, conversation.channel_id)
     if channel is None:
         raise PermanentFailure(f"channel {conversation.channel_id!r} was deleted")
-    customer = repo.get_customer(conn, conversation.customer_id)
-    assert customer is not None
     return Loaded(channel=channel, conversation=conversation, customer=customer, message=message)

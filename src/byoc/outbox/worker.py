@@ -333,7 +333,9 @@ class OutboxWorker:
         try:
             if handler is None:
                 raise PermanentFailure(f"no handler for outbox kind {row.kind!r}")
-            result = await asyncio.wait_for(handler(row), timeout=self._lease_ms / 1000 / 2)
+            # `asyncio.timeout`, not `wait_for`: the delivery is a task already, no second one.
+            async with asyncio.timeout(self._lease_ms / 1000 / 2):
+                result = await handler(row)
         except RetryLater as exc:
             await self._retry_or_bury(row, str(exc), exc.retry_after)
         except TimeoutError:

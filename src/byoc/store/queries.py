@@ -204,9 +204,9 @@ def save_customer(conn: Connection, customer: Customer, *, is_new: bool) -> None
 # --- conversations ---------------------------------------------------------------------------
 
 
-def _conversation(row: Row[Any]) -> Conversation:
+def _conversation(row: Row[Any], prefix: str = "") -> Conversation:
     m = row._mapping
-    return Conversation(**{k: m[k] for k in Conversation.__dataclass_fields__})
+    return Conversation(**{k: m[prefix + k] for k in Conversation.__dataclass_fields__})
 
 
 _GET_CONVERSATION = select(t.conversations).where(t.conversations.c.id == bindparam("id"))
@@ -401,6 +401,28 @@ _SET_MESSAGE_STATUS = (
     .where(t.messages.c.id == bindparam("message_id"))
     .values(status=bindparam("status"))
 )
+
+
+_GET_MESSAGE_IN_CONTEXT = (
+    select(
+        t.messages,
+        *(c.label("conversation__" + c.name) for c in t.conversations.c),
+        *(c.label("customer__" + c.name) for c in t.customers.c),
+    )
+    .join(t.conversations, t.conversations.c.id == t.messages.c.conversation_id)
+    .join(t.customers, t.customers.c.id == t.conversations.c.customer_id)
+    .where(t.messages.c.id == bindparam("id"))
+)
+
+
+def get_message_in_context(
+    conn: Connection, message_id: str
+) -> tuple[Message, Conversation, Customer] | None:
+    """A message with its conversation and customer, in one statement (every delivery)."""
+    row = execute(conn, _GET_MESSAGE_IN_CONTEXT, {"id": message_id}).first()
+    if row is None:
+        return None
+    return _message(row), _conversation(row, "conversation__"), _customer(row, "customer__")
 
 
 def get_message(conn: Connection, message_id: str) -> Message | None:
