@@ -458,16 +458,22 @@ def set_message_status(conn: Connection, message_id: str, status: str) -> None:
     execute(conn, _SET_MESSAGE_STATUS, {"message_id": message_id, "status": status})
 
 
+_LIST_MESSAGES = (
+    select(t.messages)
+    .where(
+        t.messages.c.conversation_id == bindparam("conversation_id"),
+        t.messages.c.seq > bindparam("after_seq"),
+    )
+    .order_by(t.messages.c.seq)
+    .limit(bindparam("limit"))
+)
+
+
 def list_messages(
     conn: Connection, conversation_id: str, *, after_seq: int = -1, limit: int = 500
 ) -> list[Message]:
-    query = (
-        select(t.messages)
-        .where(t.messages.c.conversation_id == conversation_id, t.messages.c.seq > after_seq)
-        .order_by(t.messages.c.seq)
-        .limit(limit)
-    )
-    return [_message(r) for r in conn.execute(query)]
+    params = {"conversation_id": conversation_id, "after_seq": after_seq, "limit": limit}
+    return [_message(r) for r in execute(conn, _LIST_MESSAGES, params)]
 
 
 def count_rows(conn: Connection, table: str, where: Iterable[Any] = ()) -> int:

@@ -13,10 +13,12 @@ import contextlib
 import json
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Connection
 
 from byoc.bus import Notification, Subscription
 from byoc.channels.adapter import message_view
@@ -24,8 +26,16 @@ from byoc.channels.attachment_store import attachment_url
 from byoc.channels.webchat.config import WebchatSettings, parse_settings
 from byoc.channels.webchat.identity import WidgetIdentity, resolve_identity
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
-from byoc.errors import ByocError, ConversationEnded, Forbidden, NotFound, Unauthenticated
+from byoc.errors import (
+    ByocError,
+    ChannelNotFound,
+    ConversationEnded,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+)
 from byoc.runtime import Runtime
+from byoc.store import queries
 from byoc.store import repositories as repo
 from byoc.store.records import Channel, Conversation, Customer, Message
 
@@ -129,18 +139,20 @@ class WidgetSession:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def welcome(self, hello: Hello) -> None:
-        async with self.runtime.db.read() as conn:
-            self.conversation = await repo.latest_conversation(
-                conn, self.customer.id, open_only=False
-            )
-            if self.conversation is not None and self.conversation.dismissed_at is not None:
-                self.conversation = None  # ended, and the customer asked for a fresh start
-            messages = []
-            if self.conversation is not None:
-                resume = hello.thread_id == self.conversation.id and hello.after_seq is not None
-                after = hello.after_seq if resume and hello.after_seq is not None else -1
-                messages = await repo.list_messages(conn, self.conversation.id, after_seq=after)
-                self.last_seq = max([after, *(m.seq for m in messages)])
+        def read(conn: Connection) -> tuple[Conversation | None, list[Message], int]:
+            conversation = queries.latest_conversation(conn, self.customer.id, open_only=False)
+            if conversation is not None and conversation.dismissed_at is not None:
+                return None, [], -1  # ended, and the customer asked for a fresh start
+            if conversation is None:
+                return None, [], -1
+            resume = hello.thread_id == conversation.id and hello.after_seq is not None
+            after = hello.after_seq if resume and hello.after_seq is not None else -1
+            messages = queries.list_messages(conn, conversation.id, after_seq=after)
+            return conversation, messages, max([after, *(m.seq for m in messages)])
+
+        self.conversation, messages, last_seq = await self.runtime.db.run_read(read)
+        if self.conversation is not None:
+            self.last_seq = last_seq
         conversation = None
         if self.conversation is not None:
             conversation = {"threadId": self.conversation.id, "state": self.conversation.state}
@@ -377,9 +389,12 @@ class WidgetSession:
 
     async def _send_newer(self) -> None:
         assert self.conversation is not None
-        async with self.runtime.db.read() as conn:
-            messages = await repo.list_messages(conn, self.conversation.id, after_seq=self.last_seq)
-        await self._send_messages(messages)
+        await self._send_messages(await self._newer_messages(self.conversation.id))
+
+    async def _newer_messages(self, conversation_id: str) -> list[Message]:
+        return await self.runtime.db.run_read(
+            partial(queries.list_messages, conversation_id=conversation_id, after_seq=self.last_seq)
+        )
 
     async def _send_messages(self, messages: list[Message]) -> None:
         for message in messages:
@@ -390,18 +405,18 @@ class WidgetSession:
 
     async def _sync(self) -> None:
         """Send whatever the store holds that this widget has not been sent yet."""
-        async with self.runtime.db.read() as conn:
-            latest = await repo.latest_conversation(conn, self.customer.id, open_only=False)
-            if latest is None or latest.dismissed_at is not None:
-                return
-            if self.conversation is None or latest.id != self.conversation.id:
-                if self.conversation is None or latest.created_at >= self.conversation.created_at:
-                    self.conversation = latest
-                    self.last_seq = -1
-            else:
+        latest = await self.runtime.db.run_read(
+            partial(queries.latest_conversation, customer_id=self.customer.id, open_only=False)
+        )
+        if latest is None or latest.dismissed_at is not None:
+            return
+        if self.conversation is None or latest.id != self.conversation.id:
+            if self.conversation is None or latest.created_at >= self.conversation.created_at:
                 self.conversation = latest
-            messages = await repo.list_messages(conn, self.conversation.id, after_seq=self.last_seq)
-        await self._send_messages(messages)
+                self.last_seq = -1
+        else:
+            self.conversation = latest
+        await self._send_messages(await self._newer_messages(self.conversation.id))
         if not self.conversation.is_open and self.told_ended != self.conversation.id:
             self.told_ended = self.conversation.id
             await self.send(
@@ -433,8 +448,10 @@ async def widget_socket(ws: WebSocket) -> None:
         return
     except WebSocketDisconnect:
         return
-    async with runtime.db.read() as conn:
-        channel = await repo.get_channel(conn, hello.channel)
+    try:
+        channel: Channel | None = await runtime.conversations.channel(hello.channel)
+    except ChannelNotFound:
+        channel = None
     if channel is None or channel.adapter != "webchat":
         await _refuse(ws, "channel-not-found", f"no web chat channel {hello.channel!r}")
         return
