@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 
 from byoc.store import schema as t
-from byoc.store.compiled import execute
+from byoc.store.compiled import execute, on_sqlite_driver
 from byoc.store.db import now_ms
 from byoc.store.records import OutboxRow, dumps
 
@@ -44,6 +44,15 @@ _CLAIM = (
     .values(claimed_until=bindparam("claimed_until"), claimed_by=bindparam("owner"))
 )
 _COMPLETE = delete(t.outbox).where(t.outbox.c.id.in_(bindparam("ids", expanding=True)))
+# On the sqlite3 driver (see `byoc.store.compiled`) an id list is one JSON parameter, so the
+# SQL stays the same whatever the list's length and is compiled once.
+_SQLITE_IDS = select(text("value")).select_from(func.json_each(bindparam("ids_json")))
+_CLAIM_SQLITE = (
+    update(t.outbox)
+    .where(t.outbox.c.id.in_(_SQLITE_IDS))
+    .values(claimed_until=bindparam("claimed_until"), claimed_by=bindparam("owner"))
+)
+_COMPLETE_SQLITE = delete(t.outbox).where(t.outbox.c.id.in_(_SQLITE_IDS))
 
 
 def enqueue(
@@ -85,8 +94,12 @@ def claim_due(
     query = _DUE_SKIP_LOCKED if skip_locked else _DUE
     rows = [_row(r._mapping) for r in execute(conn, query, {"now": now, "limit": limit})]
     if rows:
-        params = {"ids": [r.id for r in rows], "claimed_until": now + lease_ms, "owner": owner}
-        conn.execute(_CLAIM, params)
+        ids = [r.id for r in rows]
+        if on_sqlite_driver(conn):
+            params = {"ids_json": json.dumps(ids), "claimed_until": now + lease_ms, "owner": owner}
+            execute(conn, _CLAIM_SQLITE, params)
+        else:
+            conn.execute(_CLAIM, {"ids": ids, "claimed_until": now + lease_ms, "owner": owner})
     return rows
 
 
@@ -96,7 +109,11 @@ def complete(conn: Connection, row_id: int) -> None:
 
 def complete_many(conn: Connection, row_ids: list[int]) -> None:
     """Delete delivered rows, one statement for a whole batch."""
-    if row_ids:
+    if not row_ids:
+        return
+    if on_sqlite_driver(conn):
+        execute(conn, _COMPLETE_SQLITE, {"ids_json": json.dumps(row_ids)})
+    else:
         conn.execute(_COMPLETE, {"ids": row_ids})
 
 

@@ -73,6 +73,13 @@ class RawResult:
         return next(iter(self._rows[0]._mapping.values())) if self._rows else None
 
 
+def on_sqlite_driver(conn: Connection) -> bool:
+    """Whether `execute` runs on this connection's `sqlite3` driver connection."""
+    return conn.dialect.name == "sqlite" and isinstance(
+        conn.connection.driver_connection, sqlite3.Connection
+    )
+
+
 def execute(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any:
     """Run a prebuilt statement in the caller's transaction (see the module docstring)."""
     raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
