@@ -1,10 +1,11 @@
 """The HTTP client for every call the middleware makes: CXone's DE API, platform webhooks,
 agent attachments, the CLI's provisioning calls.
 
-One small surface (`HttpClient.build_request` / `send` / `request`) over aiohttp, chosen for
-its cost: with a few hundred calls in flight, aiohttp spends about a tenth of a millisecond of
-CPU per call where httpx spent one to three (bench/README.md), and a delivery path that makes
-one outgoing call per customer message cannot afford the latter.
+One small surface (`HttpClient.build_request` / `send` / `request`) over `byoc.http11`, a
+keep-alive HTTP/1.1 client of our own, chosen for its cost: the delivery path makes one call
+per customer message, and with a few hundred calls in flight httpx spent one to three
+milliseconds of CPU per call and aiohttp a quarter of the whole delivery profile
+(bench/README.md).
 
 Errors (the one hierarchy of this boundary; callers map it to theirs):
 
@@ -30,9 +31,9 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
+
+from byoc.http11 import AnswerTooLarge, ExchangeError, Pool
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -128,8 +129,8 @@ class HttpClient:
         tracer: Tracer | None = None,
     ) -> None:
         self._max_connections = max_connections
-        self._transport = transport or self._send_aiohttp
-        self._session: aiohttp.ClientSession | None = None
+        self._transport = transport or self._send_http11
+        self._pool: Pool | None = None
         self._tracer = tracer
 
     def trace_with(self, tracer: Tracer | None) -> None:
@@ -211,9 +212,9 @@ class HttpClient:
         return await self.send(built, timeout=timeout)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -221,34 +222,25 @@ class HttpClient:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
-    # --- aiohttp --------------------------------------------------------------------------
+    # --- the wire ------------------------------------------------------------------------
 
-    def _open_session(self) -> aiohttp.ClientSession:
-        # Created on first use: an aiohttp session belongs to the running event loop.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # Only what the request names: no Accept-Encoding or default User-Agent.
-                skip_auto_headers=("User-Agent", "Accept-Encoding"),
-            )
-        return self._session
-
-    async def _send_aiohttp(self, request: HttpRequest, timeout: float) -> HttpResponse:  # noqa: ASYNC109
-        session = self._open_session()
+    async def _send_http11(self, request: HttpRequest, timeout: float) -> HttpResponse:  # noqa: ASYNC109
+        if self._pool is None:
+            self._pool = Pool(self._max_connections)
         try:
-            async with session.request(
+            answer = await self._pool.exchange(
                 request.method,
-                URL(request.url, encoded=True),  # our callers encode; never re-quote
-                data=request.content or None,
-                headers=request.headers,
-                allow_redirects=False,
-            ) as answer:
-                content = await _read(answer, request)
-                reason = answer.reason or _phrase(answer.status)
-                return HttpResponse(request, answer.status, content, answer.headers, reason)
-        except aiohttp.ClientError as exc:
-            raise HttpTransportError(f"{type(exc).__name__}: {exc}") from exc
+                request.url,
+                request.headers,
+                request.content,
+                max_body=request.max_response_bytes,
+            )
+        except AnswerTooLarge as exc:
+            raise HttpResponseTooLarge(f"{request.url}: {exc}") from exc
+        except ExchangeError as exc:
+            raise HttpTransportError(f"{request.method} {request.url}: {exc}") from exc
+        reason = answer.reason or _phrase(answer.status)
+        return HttpResponse(request, answer.status, answer.body, answer.headers, reason)
 
     async def _traced(self, request: HttpRequest, timeout: float, tracer: Tracer) -> HttpResponse:  # noqa: ASYNC109
         from opentelemetry import propagate, trace
@@ -274,17 +266,3 @@ class HttpClient:
             if answer.status_code >= 500:
                 span.set_status(trace.StatusCode.ERROR)
             return answer
-
-
-async def _read(answer: aiohttp.ClientResponse, request: HttpRequest) -> bytes:
-    limit = request.max_response_bytes
-    if limit is None:
-        return await answer.read()
-    if answer.content_length is not None and answer.content_length > limit:
-        raise HttpResponseTooLarge(f"{request.url}: {answer.content_length} bytes announced")
-    data = bytearray()
-    async for chunk in answer.content.iter_chunked(64 * 1024):
-        data.extend(chunk)
-        if len(data) > limit:
-            raise HttpResponseTooLarge(f"{request.url}: more than {limit} bytes")
-    return bytes(data)

@@ -34,7 +34,7 @@ _scope_var: ContextVar[Mapping[str, Any] | None] = ContextVar("byoc_scope", defa
 REDACTED_EXTRAS = frozenset({"text", "message_text"})
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 # Client libraries log every request at INFO: one line per delivery drowns everything else.
-QUIET_LOGGERS = ("httpx", "httpcore", "aiohttp.client")
+QUIET_LOGGERS = ("httpx", "httpcore")
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
