@@ -144,7 +144,7 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
         db=db,
         http=http,
         tenants=tenants,
-        conversations=ConversationService(db, policy, on_enqueued=worker.wake),
+        conversations=ConversationService(db, policy, on_enqueued=worker.wake, fresh_rows=worker),
         lifecycle=lifecycle,
         worker=worker,
         token_issuer=TokenIssuer(

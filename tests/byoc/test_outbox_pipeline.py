@@ -364,3 +364,56 @@ async def test_a_failing_settle_write_holds_back_no_other_row(db: Database) -> N
     assert [(lane, owner) for _, lane, _, owner, _ in await table(db)] == [("t:f2", "w1")]
     await worker.stop()
     assert [(lane, owner) for _, lane, _, owner, _ in await table(db)] == [("t:f2", None)]
+
+
+# --- rows claimed by the transaction that inserts them ----------------------------------------
+
+
+async def test_a_fresh_row_heading_its_lane_is_claimed_and_delivered_without_a_pass(
+    db: Database,
+) -> None:
+    delivered: list[int] = []
+    done = Countdown(1)
+
+    async def handler(row: OutboxRow) -> None:
+        delivered.append(int(row.payload["n"]))
+        done.tick()
+
+    # No `run()`: nothing else would ever claim the row.
+    worker = worker_for(db, handler, poll_interval=60)
+
+    def tx(conn: Connection) -> OutboxRow | None:
+        row_id = outbox_rows.enqueue(conn, lane="fresh:a", kind=KIND, payload={"n": 1})
+        return worker.claim_fresh(conn, row_id)
+
+    claimed = await db.run_write(tx)
+    assert claimed is not None
+    assert claimed.payload == {"n": 1}
+    assert [(lane, n, by) for _, lane, n, by, _ in await table(db)] == [("fresh:a", 1, "w1")]
+    worker.dispatch(claimed)
+    await until(done.done)
+    assert delivered == [1]
+    await worker.run_once()  # settles what the dispatched delivery finished
+    assert await table(db) == []
+
+
+async def test_a_fresh_row_behind_an_older_one_waits_its_turn(db: Database) -> None:
+    order: list[int] = []
+    done = Countdown(3)
+
+    async def handler(row: OutboxRow) -> None:
+        order.append(int(row.payload["n"]))
+        done.tick()
+
+    worker = worker_for(db, handler)
+    await enqueue(db, [("fresh:b", 1), ("fresh:b", 2)])
+
+    def tx(conn: Connection) -> OutboxRow | None:
+        row_id = outbox_rows.enqueue(conn, lane="fresh:b", kind=KIND, payload={"n": 3})
+        return worker.claim_fresh(conn, row_id)
+
+    assert await db.run_write(tx) is None  # two older rows of its lane are pending
+    async with running(worker):
+        await until(done.done)
+    assert order == [1, 2, 3]
+    assert await table(db) == []

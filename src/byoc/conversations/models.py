@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from byoc.store.records import Conversation, Customer, Message
+from byoc.store.records import Conversation, Customer, Message, OutboxRow
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,11 @@ class AgentMessageIn:
 
 @dataclass(frozen=True)
 class Delivered:
-    """A message stored durably; `duplicate` when an earlier identical request stored it."""
+    """A message stored durably; `duplicate` when an earlier identical request stored it;
+    `claimed`: its outbox row, when the transaction claimed it for immediate delivery."""
 
     message: Message
     conversation: Conversation
     customer: Customer
     duplicate: bool = False
+    claimed: OutboxRow | None = None

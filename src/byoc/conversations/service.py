@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import Connection
 
@@ -33,7 +33,7 @@ from byoc.ids import new_id
 from byoc.outbox.rows import enqueue
 from byoc.store import Database, now_ms
 from byoc.store import queries as repo
-from byoc.store.records import Channel, Conversation, Customer, Message
+from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
 
 TYPING_TTL_MS = 15_000
 # How long a channel or a tenant's brand read from the store is trusted: a channel deleted or
@@ -70,16 +70,26 @@ def _text_content(text: str | None) -> dict[str, Any]:
     return {"type": "TEXT", "payload": {"text": text or ""}}
 
 
+class FreshRows(Protocol):
+    """The outbox worker, seen from a transaction that enqueues a row it may deliver at once."""
+
+    def claim_fresh(self, conn: Connection, row_id: int) -> OutboxRow | None: ...
+
+    def dispatch(self, row: OutboxRow) -> None: ...
+
+
 class ConversationService:
     def __init__(
         self,
         db: Database,
         policy: LifecyclePolicy,
         on_enqueued: Callable[[], None] = lambda: None,
+        fresh_rows: FreshRows | None = None,
     ) -> None:
         self._db = db
         self._policy = policy
         self._on_enqueued = on_enqueued
+        self._fresh_rows = fresh_rows
         # Channels and tenants change rarely (provisioning, CLI) and maybe in another process,
         # so they are cached briefly rather than invalidated: every reply read both.
         self._channels: dict[str, tuple[float, Channel]] = {}
@@ -93,7 +103,9 @@ class ConversationService:
         delivered = await self._db.run_write(
             lambda conn: self._store_customer_message(conn, incoming)
         )
-        if not delivered.duplicate:
+        if delivered.claimed is not None and self._fresh_rows is not None:
+            self._fresh_rows.dispatch(delivered.claimed)  # on its way without a claim pass
+        elif not delivered.duplicate:
             self._on_enqueued()
         return delivered
 
@@ -126,13 +138,16 @@ class ConversationService:
         )
         repo.insert_message(conn, message)
         lifecycle.customer_spoke(conn, conversation)
-        enqueue(
+        row_id = enqueue(
             conn,
             lane=cxone_lane(conversation.id),
             kind=CXONE_CREATE_MESSAGE,
             payload={"message_id": message.id},
         )
-        return Delivered(message=message, conversation=conversation, customer=customer)
+        claimed = self._fresh_rows.claim_fresh(conn, row_id) if self._fresh_rows else None
+        return Delivered(
+            message=message, conversation=conversation, customer=customer, claimed=claimed
+        )
 
     async def customer_typing(
         self, channel_id: str, thread_id: str, *, typing: bool

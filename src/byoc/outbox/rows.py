@@ -9,7 +9,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from byoc.store import schema as t
 from byoc.store.compiled import execute, on_sqlite_driver
@@ -44,6 +54,21 @@ _CLAIM = (
     .values(claimed_until=bindparam("claimed_until"), claimed_by=bindparam("owner"))
 )
 _COMPLETE = delete(t.outbox).where(t.outbox.c.id.in_(bindparam("ids", expanding=True)))
+_EARLIER = t.outbox.alias("earlier")
+# A row just inserted, claimed at once when nothing older is pending in its lane.
+_CLAIM_IF_HEAD = (
+    update(t.outbox)
+    .where(
+        t.outbox.c.id == bindparam("row_id"),
+        ~exists().where(
+            _EARLIER.c.lane == t.outbox.c.lane,
+            _EARLIER.c.state == PENDING,
+            _EARLIER.c.id < t.outbox.c.id,
+        ),
+    )
+    .values(claimed_until=bindparam("claimed_until"), claimed_by=bindparam("owner"))
+    .returning(*t.outbox.c)
+)
 # On the sqlite3 driver (see `byoc.store.compiled`) an id list is one JSON parameter, so the
 # SQL stays the same whatever the list's length and is compiled once.
 _SQLITE_IDS = select(text("value")).select_from(func.json_each(bindparam("ids_json")))
@@ -101,6 +126,14 @@ def claim_due(
         else:
             conn.execute(_CLAIM, {"ids": ids, "claimed_until": now + lease_ms, "owner": owner})
     return rows
+
+
+def claim_if_head(conn: Connection, row_id: int, *, owner: str, lease_ms: int) -> OutboxRow | None:
+    """Claim the row `row_id` (inserted by the caller's transaction) if it heads its lane, as
+    `claim_due` would have; the row as claimed, or None when an older row of its lane waits."""
+    params = {"row_id": row_id, "claimed_until": now_ms() + lease_ms, "owner": owner}
+    found = execute(conn, _CLAIM_IF_HEAD, params).first()
+    return _row(found._mapping) if found is not None else None
 
 
 def complete(conn: Connection, row_id: int) -> None:

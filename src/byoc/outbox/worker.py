@@ -149,6 +149,21 @@ class OutboxWorker:
         """Something was enqueued: look now rather than at the next poll."""
         self._wakeup.set()
 
+    def claim_fresh(self, conn: Connection, row_id: int) -> OutboxRow | None:
+        """In the transaction that inserted row `row_id`: claim it for this worker when it heads
+        its lane and there is room, so that it skips a claim of its own. The caller hands the
+        row to `dispatch` once that transaction has committed (if it rolls back, so does the
+        claim). Lane order holds as for `claim_due`: only a lane's head is ever claimed."""
+        if self._stopping or len(self._in_flight) >= self._max_in_flight:
+            return None
+        return queue.claim_if_head(conn, row_id, owner=self._owner, lease_ms=self._lease_ms)
+
+    def dispatch(self, row: OutboxRow) -> None:
+        """Deliver a row `claim_fresh` claimed, now that its transaction has committed."""
+        if self._stopping:
+            return  # `stop()` releases this worker's claims; the row waits for the next one
+        self._start(row)
+
     async def run(self) -> None:
         """Deliver until `stop()`: settle what finished and claim more whenever a delivery
         finishes or something is enqueued, and at least every `poll_interval`."""
