@@ -23,6 +23,7 @@ from byoc.conversations import lifecycle
 from byoc.conversations import service as kinds
 from byoc.conversations.lifecycle import LifecycleLoops
 from byoc.cxone import (
+    ENDED_CONTACT_STATUSES,
     Attachment,
     CreateMessage,
     CreateMessageResponse,
@@ -129,7 +130,8 @@ class Deliveries:
         message = loaded.message
         assert message is not None
         customer = loaded.customer
-        if await self._ended_in_cxone(loaded.conversation, loaded.channel):
+        ended, record_check = await self._ended_in_cxone(loaded.conversation, loaded.channel)
+        if ended:
             # The agent closed the conversation: forwarding would open a new case behind the
             # agent's back. The customer is told the conversation is over instead.
             return Settled(
@@ -167,6 +169,8 @@ class Deliveries:
             repo.set_message_status(conn, message.id, "sent")
             if updates:  # the first message of a contact; later ones change nothing here
                 repo.update_conversation(conn, loaded.conversation.id, **updates)
+            if record_check is not None:  # not on the way to CXone: written with the row
+                record_check(conn)
 
         # Written with the row's deletion, by the worker; the customer hears of it once that
         # has committed.
@@ -207,18 +211,28 @@ class Deliveries:
         except PermanentFailure as exc:
             log.info("typing indicator refused by CXone, dropped: %s", exc)
 
-    async def _ended_in_cxone(self, conversation: Conversation, channel: Channel) -> bool:
+    async def _ended_in_cxone(
+        self, conversation: Conversation, channel: Channel
+    ) -> tuple[bool, Settle | None]:
+        """Whether the agent ended the conversation (asking CXone when the last answer is older
+        than the minimum interval); when CXone was asked and the contact is still open, also
+        the write that records the check, for the caller to make with its own."""
         if not conversation.is_open:
-            return True
+            return True, None
         checked = conversation.de_checked_at or 0
         if (
             conversation.de_contact_id is None
             or now_ms() - checked < self._end_check_min_interval_ms
         ):
-            return False
+            return False, None
         async with cxone_call(f"contact status of {conversation.id}"):
-            return await self._lifecycle.refresh_from_cxone(conversation, channel)
-        return False  # unreachable: cxone_call re-raises every failure as a delivery error
+            status = await self._lifecycle.contact_status(conversation, channel)
+        checked_at = now_ms()
+        if status is not None and status in ENDED_CONTACT_STATUSES:
+            return await self._lifecycle.ended_in_cxone(conversation, status, checked_at), None
+        return False, partial(
+            repo.mark_checked_in_cxone, conversation_id=conversation.id, at=checked_at
+        )
 
     async def system_message(self, row: OutboxRow) -> None:
         """A message from the middleware (idle warning, closing note), so the agent sees it."""

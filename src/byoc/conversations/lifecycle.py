@@ -337,25 +337,45 @@ class LifecycleLoops:
     ) -> bool:
         """Ask CXone whether the conversation's contact is over; end it here if so.
         `channel`: the conversation's, when the caller holds it already."""
-        if conversation.de_contact_id is None:
+        status = await self.contact_status(conversation, channel)
+        if status is None:
             return False
+        checked_at = now_ms()
+        if status not in ENDED_CONTACT_STATUSES:
+            await self._db.run_write(
+                lambda conn: repo.mark_checked_in_cxone(conn, conversation.id, checked_at)
+            )
+            return False
+        return await self.ended_in_cxone(conversation, status, checked_at)
+
+    async def contact_status(
+        self, conversation: Conversation, channel: Channel | None = None
+    ) -> str | None:
+        """The status CXone gives the conversation's contact (None: no contact or channel).
+        Nothing is written: see `refresh_from_cxone`."""
+        if conversation.de_contact_id is None:
+            return None
         if channel is None:
             channel = await self._db.run_read(
                 lambda conn: repo.get_channel(conn, conversation.channel_id)
             )
         if channel is None:
-            return False
+            return None
         de = await self._tenants.for_tenant(channel.tenant_id)
         contact = await de.get_contact(conversation.de_contact_id)
+        return contact.status
+
+    async def ended_in_cxone(
+        self, conversation: Conversation, status: str, checked_at: int
+    ) -> bool:
+        """CXone said the contact is over (`status`): end the conversation here."""
 
         def tx(conn: Connection) -> bool:
-            repo.mark_checked_in_cxone(conn, conversation.id, now_ms())
-            if contact.status not in ENDED_CONTACT_STATUSES:
-                return False
+            repo.mark_checked_in_cxone(conn, conversation.id, checked_at)
             return end_conversation(conn, conversation, reason="agent")
 
         ended = await self._db.run_write(tx)
         if ended:
             self.agent_endings += 1
-            log.info("conversation %s was ended in CXone (%s)", conversation.id, contact.status)
+            log.info("conversation %s was ended in CXone (%s)", conversation.id, status)
         return ended
