@@ -3,9 +3,22 @@
 `byoc.http.HttpClient` sends every exchange through `Pool.exchange`. It does what the
 middleware's calls need and no more: one request at a time per connection, `Content-Length`
 bodies, responses with a length, chunked or ending at close, TLS with the system's trust
-store, no proxies, no redirects, no compression, no cookies. What it saves over a general
+store, HTTP proxies, no redirects, no compression, no cookies. What it saves over a general
 client is CPU per call: the delivery path makes one call per customer message, and a general
 client's per-request bookkeeping was the largest item of its profile (bench/README.md).
+
+Proxies come from the environment, read when a `Pool` is created: `HTTPS_PROXY` for https
+origins, `HTTP_PROXY` for http origins, `ALL_PROXY` for either when its own is not set (the
+lowercase names win over the uppercase ones), and `NO_PROXY`, a comma-separated list of host
+names or addresses (`host` or `host:port`) bypassed along with their subdomains, or `*` for
+all (`urllib.request.proxy_bypass_environment`: no CIDR ranges, and loopback is proxied
+unless listed). The proxy's URL must be `http://` (or have no scheme, which means the same);
+any other (`https://`, `socks5://`) fails every exchange it would carry with an
+`ExchangeError` saying so, rather than being quietly spoken to as plain http. Userinfo in it
+is sent, percent-decoded, as `Proxy-Authorization: Basic`. An https origin is reached through a
+`CONNECT host:port` tunnel, then TLS to the origin on the same connection, kept like any
+other; an http origin gets its requests in absolute form (`GET http://host/path`), on
+connections to the proxy kept per origin.
 
 Connections are kept per origin (scheme, host, port), at most `max_connections` open in all.
 A kept connection that the server closed while idle is noticed (`connection_lost`) and
@@ -21,15 +34,21 @@ closed, never reused: what it would read next is unknown.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+from urllib.request import getproxies_environment
+from urllib.request import proxy_bypass_environment as _bypass  # type: ignore[attr-defined]
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
+
+# Not in typeshed's urllib.request: `(host[:port], proxies) -> whether NO_PROXY lists it`.
+proxy_bypass_environment = cast(Callable[[str, Mapping[str, str]], bool], _bypass)
 
 
 class ExchangeError(Exception):
@@ -57,7 +76,7 @@ class Origin:
     @property
     def host_header(self) -> str:
         default = 443 if self.scheme == "https" else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = _bracketed(self.host)
         return host if self.port == default else f"{host}:{self.port}"
 
 
@@ -72,6 +91,42 @@ def split_url(url: str) -> tuple[Origin, str]:
     if parts.query:
         target += "?" + parts.query
     return Origin(scheme, parts.hostname, port), target
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """An HTTP proxy, and the `Proxy-Authorization` value its URL's userinfo gives."""
+
+    host: str
+    port: int
+    authorization: str | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{_bracketed(self.host)}:{self.port}"
+
+
+def parse_proxy(url: str) -> Proxy:
+    """The proxy an `http://user:password@host:port` URL names (no scheme: http)."""
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no password
+    if parts.scheme.lower() != "http":
+        raise ExchangeError(f"proxy {shown}: only http:// proxies are supported")
+    try:
+        port = parts.port or 80
+    except ValueError as exc:
+        raise ExchangeError(f"proxy {shown}: {exc}") from exc
+    if not parts.hostname:
+        raise ExchangeError(f"proxy {shown}: no host")
+    authorization = None
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return Proxy(parts.hostname, port, authorization)
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 class _Connection(asyncio.Protocol):
@@ -190,14 +245,55 @@ class _Connection(asyncio.Protocol):
         self.close()
 
 
-class Pool:
-    """Keep-alive connections per origin, at most `max_connections` open at once."""
+class _Tunnel(asyncio.Protocol):
+    """A proxy's answer to CONNECT, up to the blank line: `reply` is its status and reason."""
 
-    def __init__(self, max_connections: int = 100) -> None:
+    def __init__(self) -> None:
+        self.reply: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        self._head = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        if self.reply.done():
+            return  # a refusal's body, read by nobody: the connection is closed
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._head) > 65536:
+                self.reply.set_exception(ExchangeError("the proxy's answer to CONNECT is too long"))
+            return
+        line = bytes(self._head[: self._head.find(b"\r\n")]).decode("latin-1")
+        version, _, rest = line.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not (version.startswith("HTTP/1.") and len(code) == 3 and code.isdigit()):
+            self.reply.set_exception(ExchangeError(f"malformed answer to CONNECT: {line!r:.100}"))
+        elif code.startswith("2") and len(self._head) > end + 4:
+            self.reply.set_exception(ExchangeError("the proxy sent bytes before the TLS handshake"))
+        else:
+            self.reply.set_result((int(code), reason.strip()))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.reply.done():
+            reason = f": {exc}" if exc else ""
+            self.reply.set_exception(ExchangeError(f"the proxy closed before answering{reason}"))
+
+
+class Pool:
+    """Keep-alive connections per origin, at most `max_connections` open at once.
+
+    `proxies` maps `http`, `https`, `all` to proxy URLs and `no` to the `NO_PROXY` list, as
+    `urllib.request.getproxies_environment()` does; it is what that reads by default.
+    """
+
+    def __init__(
+        self, max_connections: int = 100, proxies: Mapping[str, str] | None = None
+    ) -> None:
         self._idle: dict[Origin, deque[_Connection]] = {}
         self._slots = asyncio.Semaphore(max_connections)
         self._ssl: ssl.SSLContext | None = None
         self._open: set[_Connection] = set()
+        self._proxies = dict(getproxies_environment() if proxies is None else proxies)
+        self._proxied = any(self._proxies.get(key) for key in ("http", "https", "all"))
+        self._routes: dict[Origin, Proxy | None] = {}
 
     async def exchange(
         self,
@@ -209,7 +305,12 @@ class Pool:
         max_body: int | None = None,
     ) -> Answer:
         origin, target = split_url(url)
+        proxy = self._proxy_for(origin) if self._proxied else None
+        if proxy is not None and origin.scheme == "http":
+            target = f"http://{origin.host_header}{target}"  # absolute form, for the proxy
         head = [f"{method} {target} HTTP/1.1", f"Host: {origin.host_header}"]
+        if proxy is not None and origin.scheme == "http" and proxy.authorization:
+            head.append(f"Proxy-Authorization: {proxy.authorization}")
         head += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "host"]
         if body or method in ("POST", "PUT", "PATCH"):
             head.append(f"Content-Length: {len(body)}")
@@ -255,24 +356,78 @@ class Pool:
             self._forget(connection)
         return None
 
+    def _proxy_for(self, origin: Origin) -> Proxy | None:
+        """The proxy for `origin`'s connections, if any (decided once per origin)."""
+        if origin in self._routes:
+            return self._routes[origin]
+        url = self._proxies.get(origin.scheme) or self._proxies.get("all")
+        bypass = proxy_bypass_environment(f"{origin.host}:{origin.port}", self._proxies)
+        proxy = parse_proxy(url) if url and not bypass else None  # a bad URL: not remembered
+        self._routes[origin] = proxy
+        return proxy
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
     async def _connect(self, origin: Origin) -> _Connection:
-        loop = asyncio.get_running_loop()
-        context = None
-        if origin.scheme == "https":
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            context = self._ssl
-        try:
-            _, connection = await loop.create_connection(
-                _Connection,
-                origin.host,
-                origin.port,
-                ssl=context,
-                server_hostname=origin.host if context else None,
-            )
-        except (OSError, ssl.SSLError) as exc:
-            raise ExchangeError(f"cannot connect to {origin.host_header}: {exc}") from exc
+        proxy = self._proxy_for(origin) if self._proxied else None
+        if proxy is not None and origin.scheme == "https":
+            connection = await self._tunnel(origin, proxy)
+        else:
+            loop = asyncio.get_running_loop()
+            host, port = (origin.host, origin.port) if proxy is None else (proxy.host, proxy.port)
+            context = self._context() if origin.scheme == "https" else None
+            try:
+                _, connection = await loop.create_connection(
+                    _Connection,
+                    host,
+                    port,
+                    ssl=context,
+                    server_hostname=origin.host if context else None,
+                )
+            except (OSError, ssl.SSLError) as exc:
+                where = origin.host_header if proxy is None else f"proxy {proxy.address}"
+                raise ExchangeError(f"cannot connect to {where}: {exc}") from exc
         self._open.add(connection)
+        return connection
+
+    async def _tunnel(self, origin: Origin, proxy: Proxy) -> _Connection:
+        """A TLS connection to `origin` through `proxy`'s CONNECT tunnel."""
+        loop = asyncio.get_running_loop()
+        try:
+            transport, tunnel = await loop.create_connection(_Tunnel, proxy.host, proxy.port)
+        except OSError as exc:
+            raise ExchangeError(f"cannot connect to proxy {proxy.address}: {exc}") from exc
+        authority = f"{_bracketed(origin.host)}:{origin.port}"
+        try:
+            head = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+            if proxy.authorization:
+                head.append(f"Proxy-Authorization: {proxy.authorization}")
+            transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            status, reason = await tunnel.reply
+            if not 200 <= status < 300:
+                failed = ": proxy authentication failed" if status == 407 else ""
+                raise ExchangeError(
+                    f"proxy {proxy.address} answered CONNECT {authority} "
+                    f"with {status} {reason}{failed}"
+                )
+            connection = _Connection()
+            try:
+                tls = await loop.start_tls(
+                    transport, connection, self._context(), server_hostname=origin.host
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise ExchangeError(
+                    f"cannot connect to {origin.host_header} through proxy {proxy.address}: {exc}"
+                ) from exc
+            if tls is None:  # only for a transport closed in the meantime
+                raise ExchangeError(f"proxy {proxy.address} closed the tunnel to {authority}")
+        except BaseException:
+            transport.abort()  # refused, broken or cancelled: the socket goes now
+            raise
+        connection.connection_made(tls)
         return connection
 
     def _forget(self, connection: _Connection) -> None:

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from byoc.http import HttpClient, HttpResponseTooLarge, HttpTimeout, HttpTransportError
+from byoc.http11 import Origin, Pool
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests here set the proxy they mean; none comes from the environment they run in."""
+    for name in list(os.environ):
+        if name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+            monkeypatch.delenv(name)
+
 
 Handler = Callable[["RawServer", asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 
@@ -295,3 +308,280 @@ def test_the_same_on_uvloop() -> None:
             return server.connections
 
     assert uvloop.run(scenario()) == 1
+
+
+# --- proxies --------------------------------------------------------------------------------
+
+
+class ForwardProxy:
+    """A forward proxy: CONNECT tunnels, and absolute-form requests forwarded in origin form.
+
+    Every upstream connection goes to 127.0.0.1 (where the test servers listen) at the port
+    asked for. `credentials` set: a CONNECT without them is answered 407. `silent`: CONNECT is
+    never answered, and `closed` is set when the client lets go of the connection.
+    """
+
+    def __init__(self, credentials: str | None = None, *, silent: bool = False) -> None:
+        self.authorization = None
+        if credentials is not None:
+            self.authorization = b"Basic " + base64.b64encode(credentials.encode())
+        self.silent = silent
+        self.heads: list[bytes] = []  # every request head the proxy read
+        self.connections = 0
+        self.closed = asyncio.Event()
+        self.url = ""
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            self.heads.append(head)
+            method, target, _ = head.split(b"\r\n", 1)[0].split(b" ")
+            if method == b"CONNECT":
+                await self._tunnel(head, target, reader, writer)
+            else:
+                await self._forward(head, reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _tunnel(
+        self,
+        head: bytes,
+        target: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        if self.silent:
+            await reader.read()  # until the client closes
+            self.closed.set()
+            return
+        if self.authorization and b"Proxy-Authorization: " + self.authorization not in head:
+            writer.write(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                b'Proxy-Authenticate: Basic realm="test"\r\nContent-Length: 6\r\n\r\ndenied'
+            )
+            await writer.drain()
+            return
+        port = int(target.rsplit(b":", 1)[1])
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def _forward(
+        self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        upstream: asyncio.StreamWriter | None = None
+        answers: asyncio.Task[None] | None = None
+        try:
+            while True:
+                line, rest = head.split(b"\r\n", 1)
+                method, target, version = line.split(b" ")
+                url = urlsplit(target.decode())
+                assert url.scheme == "http", target  # absolute form, or this is no proxy request
+                if upstream is None:
+                    up_reader, upstream = await asyncio.open_connection("127.0.0.1", url.port)
+                    answers = asyncio.create_task(pipe(up_reader, writer))
+                path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+                length = 0
+                for header in rest.split(b"\r\n"):
+                    name, _, value = header.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                body = await reader.readexactly(length) if length else b""
+                upstream.write(b" ".join((method, path.encode(), version)) + b"\r\n" + rest + body)
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.heads.append(head)
+        finally:
+            if upstream is not None:
+                upstream.close()
+            if answers is not None:
+                answers.cancel()
+
+
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+@asynccontextmanager
+async def forward_proxy(
+    credentials: str | None = None, *, silent: bool = False, userinfo: str = ""
+) -> AsyncIterator[ForwardProxy]:
+    proxy = ForwardProxy(credentials, silent=silent)
+    listening = await asyncio.start_server(proxy.serve, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    proxy.url = f"http://{userinfo}127.0.0.1:{port}"
+    async with listening:
+        yield proxy
+
+
+@pytest.fixture
+def trusted_tls(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """The TLS test server's context, its certificate trusted by the client."""
+    cert, key = certificate
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    return tls
+
+
+async def https_through_a_proxy(tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with (
+        raw_server(keep_alive(), tls=tls, host="localhost") as server,
+        forward_proxy() as proxy,
+    ):
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # not this one: the origin is https
+        async with HttpClient() as http:
+            for n in range(3):
+                answer = await http.request("POST", server.url + "/x?y=1", json={"n": n}, timeout=2)
+                assert answer.json() == {"ok": True}
+        port = server.url.rsplit(":", 1)[1]
+        assert proxy.heads == [
+            f"CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n".encode()
+        ]
+        assert proxy.connections == 1  # one tunnel,
+        assert server.connections == 1  # kept
+        assert server.requests[0].startswith(b"POST /x?y=1 HTTP/1.1\r\n")
+        assert f"Host: localhost:{port}\r\n".encode() in server.requests[0]
+
+
+async def test_https_goes_through_a_connect_tunnel_and_still_verifies_the_server(
+    trusted_tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await https_through_a_proxy(trusted_tls, monkeypatch)
+    monkeypatch.delenv("SSL_CERT_FILE")  # back to the system's trust store: refused, tunnel or not
+    async with (
+        raw_server(keep_alive(), tls=trusted_tls, host="localhost") as server,
+        forward_proxy() as proxy,
+    ):
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        async with HttpClient() as http:
+            with pytest.raises(HttpTransportError, match=r"through proxy .*certificate verify"):
+                await http.request("GET", server.url + "/", timeout=2)
+
+
+def test_the_tunnel_on_uvloop(trusted_tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`loop.start_tls` on uvloop's transports, as `byoc serve` runs."""
+    import uvloop
+
+    uvloop.run(https_through_a_proxy(trusted_tls, monkeypatch))
+
+
+async def test_http_goes_to_the_proxy_in_absolute_form_with_its_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with (
+        raw_server(keep_alive()) as server,
+        forward_proxy(userinfo="us%40er:p%3As%20s@") as proxy,
+    ):
+        monkeypatch.setenv("http_proxy", proxy.url)
+        async with HttpClient() as http:
+            for _ in range(2):
+                answer = await http.request("GET", server.url + "/a%2Fb?q=1", timeout=2)
+                assert answer.json() == {"ok": True}
+    authority = server.url.removeprefix("http://")
+    credentials = base64.b64encode(b"us@er:p:s s").decode()
+    assert [head.split(b"\r\n")[:3] for head in proxy.heads] == 2 * [
+        [
+            f"GET http://{authority}/a%2Fb?q=1 HTTP/1.1".encode(),
+            f"Host: {authority}".encode(),
+            f"Proxy-Authorization: Basic {credentials}".encode(),
+        ]
+    ]
+    assert proxy.connections == 1  # kept alive to the proxy
+    assert server.requests[0].startswith(b"GET /a%2Fb?q=1 HTTP/1.1\r\n")
+
+
+async def test_connect_sends_the_credentials_of_the_proxy_url(
+    trusted_tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with (
+        raw_server(keep_alive(), tls=trusted_tls, host="localhost") as server,
+        forward_proxy("al:s3cr:t", userinfo="al:s3cr%3At@") as proxy,
+    ):
+        monkeypatch.setenv("ALL_PROXY", proxy.url)  # the fallback for https too
+        async with HttpClient() as http:
+            assert (await http.request("GET", server.url + "/", timeout=2)).json() == {"ok": True}
+    assert proxy.heads[0].endswith(b"Proxy-Authorization: Basic YWw6czNjcjp0\r\n\r\n")
+
+
+async def test_a_407_to_connect_says_proxy_authentication_failed(
+    trusted_tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with (
+        raw_server(keep_alive(), tls=trusted_tls, host="localhost") as server,
+        forward_proxy("al:right", userinfo="al:wrong@") as proxy,
+    ):
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        async with HttpClient() as http:
+            with pytest.raises(
+                HttpTransportError, match=r"407 .*proxy authentication failed"
+            ) as info:
+                await http.request("GET", server.url + "/", timeout=2)
+    assert "wrong" not in str(info.value)
+    assert server.connections == 0
+
+
+async def test_a_cancelled_connect_lets_go_of_the_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with forward_proxy(silent=True) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        async with HttpClient() as http:
+            with pytest.raises(HttpTimeout):
+                await http.request("GET", "https://localhost:9/", timeout=0.2)
+            await asyncio.wait_for(proxy.closed.wait(), 1)  # before the client is closed
+
+
+async def test_no_proxy_bypasses_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with raw_server(keep_alive()) as server, forward_proxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "example.com, 127.0.0.1")
+        async with HttpClient() as http:
+            assert (await http.request("GET", server.url + "/", timeout=2)).json() == {"ok": True}
+    assert proxy.connections == 0
+    assert server.requests[0].startswith(b"GET / HTTP/1.1\r\n")
+
+
+def test_which_origins_go_through_which_proxy() -> None:
+    proxies = {
+        "https": "http://secure:3128",
+        "all": "proxy.corp",  # no scheme: http
+        "no": "localhost, .internal.example,10.0.0.1:8080",
+    }
+    pool = Pool(proxies=proxies)
+
+    def through(url: str) -> str | None:
+        scheme, host, port = url.replace("//", "").split(":")
+        proxy = pool._proxy_for(Origin(scheme, host, int(port)))
+        return proxy and proxy.address
+
+    assert through("https://api.example:443") == "secure:3128"
+    assert through("http://api.example:80") == "proxy.corp:80"
+    assert through("https://localhost:443") is None
+    assert through("http://127.0.0.1:80") == "proxy.corp:80"  # loopback only if NO_PROXY says
+    assert through("https://a.b.internal.example:443") is None  # suffixes
+    assert through("https://internal.example:443") is None
+    assert through("https://notinternal.example:443") == "secure:3128"
+    assert through("http://10.0.0.1:8080") is None
+    assert through("http://10.0.0.1:80") == "proxy.corp:80"
+    assert (
+        Pool(proxies={"no": "*", "all": "http://p:1"})._proxy_for(Origin("https", "anywhere", 443))
+        is None
+    )
+    assert Pool(proxies={})._proxy_for(Origin("https", "anywhere", 443)) is None
+
+
+async def test_only_http_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "https://user:pw@proxy.corp:3128")
+    async with HttpClient() as http:
+        with pytest.raises(HttpTransportError, match="only http:// proxies") as info:
+            await http.request("GET", "https://localhost:9/", timeout=2)
+    assert "pw" not in str(info.value)
