@@ -18,6 +18,7 @@ GIL, so the generator's own send schedule would be disturbed by the emulator's w
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import sys
@@ -88,6 +89,8 @@ class ReceiptClock:
 def main() -> None:
     args = build_parser().parse_args(sys.argv[1:])
     app = ReceiptClock(create_app(config_from_args(args)))
+    gc.collect()  # as `cxone-emulator serve` does
+    gc.freeze()
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 
