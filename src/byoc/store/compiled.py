@@ -1,13 +1,14 @@
 """Running the hot path's prebuilt statements: compiled once, on SQLite straight on the driver.
 
-Through SQLAlchemy a prebuilt statement still costs 25 to 35 µs per execution (cache key,
-execution context, result metadata); the same SQL on the `sqlite3` connection costs 2 µs. A
-message's transaction runs about ten statements, so on the embedded default that was most of
-the writer thread's time. `execute()` therefore compiles each prebuilt statement once for
-SQLite (named parameters) and runs it on the `sqlite3` connection of the caller's transaction
-(the writer thread's and the readers', see `byoc.store.db`); elsewhere it is plain
-`Connection.execute`. The result offers what the query functions use of a SQLAlchemy result:
-`first()`, `all()`, iteration, `scalar_one()`, `rowcount`, rows with `_mapping`.
+Through SQLAlchemy a prebuilt statement still costs 14 to 17 µs per execution on an idle
+machine (cache key, execution context, result metadata), on the `sqlite3` connection 3.5 to 7
+(`bench/statement_cost.py`), and the gap grows under load. A message's transaction runs
+about ten statements, so on the embedded default that was most of the writer thread's time.
+`execute()` therefore compiles each prebuilt statement once for SQLite (named parameters) and
+runs it on the `sqlite3` connection of the caller's transaction (the writer thread's and the
+readers', see `byoc.store.db`); elsewhere it is plain `Connection.execute`. The result offers
+what the query functions use of a SQLAlchemy result: `first()`, `all()`, iteration,
+`scalar_one()`, `rowcount`, rows with `_mapping`.
 
 Only for statements whose columns are plain integers, text and bytes (the whole schema: see
 `byoc.store.schema`), so SQLAlchemy's type processing has nothing to do, and without
