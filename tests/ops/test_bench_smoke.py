@@ -86,3 +86,26 @@ def test_idle_timers(tmp_path: Path) -> None:
     assert run["cpu_percent_seeded"] >= 0
     assert finite(run["cpu_percent_empty"])
     assert run["cpu_percent_empty"] >= 0
+
+
+def micro(script: str, *args: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    return done.stdout.decode().splitlines()
+
+
+def test_client_cpu_measures_each_client() -> None:
+    lines = micro("client_cpu.py", "--calls", "50", "--concurrency", "2", "--rounds", "1")
+    for client in ("httpx", "aiohttp", "byoc.http"):
+        row = next(line.split() for line in lines if line.startswith(client + " "))
+        in_flight, cpu_us, rate = (float(v) for v in row[1:])
+        assert in_flight == 2
+        assert cpu_us > 0
+        assert rate > 0
+
+
+def test_statement_cost_measures_both_paths() -> None:
+    lines = [line for line in micro("statement_cost.py", "--executions", "50", "--rounds", "1")]
+    assert len([line for line in lines if line.endswith("µs per execution")]) == 4
