@@ -1,7 +1,7 @@
 """Running the hot path's prebuilt statements: compiled once, on SQLite straight on the driver.
 
-Through SQLAlchemy a prebuilt statement still costs 14 to 17 µs per execution on an idle
-machine (cache key, execution context, result metadata), on the `sqlite3` connection 3.5 to 7
+Through SQLAlchemy a prebuilt statement still costs 13 to 17 µs per execution on an idle
+machine (cache key, execution context, result metadata), on the `sqlite3` connection 3.4 to 7
 (`bench/statement_cost.py`), and the gap grows under load. A message's transaction runs
 about ten statements, so on the embedded default that was most of the writer thread's time.
 `execute()` therefore compiles each prebuilt statement once for SQLite (named parameters) and
