@@ -20,12 +20,16 @@ is sent, percent-decoded, as `Proxy-Authorization: Basic`. An https origin is re
 other; an http origin gets its requests in absolute form (`GET http://host/path`), on
 connections to the proxy kept per origin.
 
-Connections are kept per origin (scheme, host, port), at most `max_connections` open in all.
-A kept connection that the server closed while idle is noticed (`connection_lost`) and
-dropped; one that dies after the request was written and before any byte of the answer
-came back is a request the server never answered, and it is sent once more on a new
-connection. Every call the middleware makes is idempotent on its ids (DE messages on
-`idOnExternalPlatform`, webhooks on their event id), which is what makes that safe.
+Connections are kept per origin (scheme, host, port): at most `max_connections` exchanges at
+once, at most `IDLE_PER_ORIGIN` connections idle per origin, none reused after idling
+`IDLE_SECONDS`. A kept connection that the server closed while idle is noticed
+(`connection_lost`) and dropped. When a kept connection dies after the request was written
+and before any byte of the answer came back, the server may or may not have acted on it: a
+request with an idempotent method (GET, HEAD, PUT, DELETE, OPTIONS) is sent once more on a new
+connection; a POST fails and is left to its caller (the outbox retries deliveries, which are
+idempotent on their ids). Informational answers (1xx) are skipped; 204 and 304 answers have
+no body and keep their connection. Request targets are percent-encoded where a request line
+needs it; a header holding a line break is refused.
 
 A connection in the middle of an exchange that is cancelled (the caller's time limit) is
 closed, never reused: what it would read next is unknown.
@@ -36,11 +40,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 from urllib.request import getproxies_environment
 from urllib.request import proxy_bypass_environment as _bypass  # type: ignore[attr-defined]
 
@@ -82,15 +87,38 @@ class Origin:
 
 def split_url(url: str) -> tuple[Origin, str]:
     """`(origin, request target)` of an absolute http(s) URL."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port
+    except ValueError as exc:  # e.g. a port that is not a number
+        raise ExchangeError(f"not a usable URL: {url!r}: {exc}") from exc
     if scheme not in ("http", "https") or not parts.hostname:
         raise ExchangeError(f"not an absolute http(s) URL: {url!r}")
-    port = parts.port or (443 if scheme == "https" else 80)
+    port = port or (443 if scheme == "https" else 80)
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    return Origin(scheme, parts.hostname, port), target
+    # Characters a request line cannot carry (spaces, non-ASCII) are percent-encoded; what is
+    # encoded already stays as it is.
+    return Origin(scheme, parts.hostname, port), quote(target, safe=_TARGET_SAFE)
+
+
+_TARGET_SAFE = "/%:@!$&'()*+,;=?~[]"
+# Requests sent once more when a kept connection turns out to be dead before any answer: those
+# whose methods are idempotent (RFC 9110 9.2.2). A POST is left to its caller (the outbox
+# retries its deliveries; every one of them is idempotent on its own ids).
+_RESENDABLE = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# How long a kept connection may idle before it is closed rather than reused, and how many
+# may idle per origin.
+IDLE_SECONDS = 30.0
+IDLE_PER_ORIGIN = 32
+
+
+def _header_line(name: str, value: str) -> str:
+    if any(c in name or c in value for c in "\r\n\0"):
+        raise ExchangeError(f"header {name!r} holds a line break or NUL")
+    return f"{name}: {value}"
 
 
 @dataclass(frozen=True)
@@ -135,6 +163,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
         self._answer: asyncio.Future[Answer] | None = None
         self._limit: int | None = None
@@ -172,7 +201,7 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self._answer is None or self._answer.done():
             return
-        if self._until_close and self._headers_done:
+        if self._until_close and self._headers_done and exc is None:
             self._complete()  # an answer without a length ends with the connection
         else:
             reason = f": {exc}" if exc else ""
@@ -192,7 +221,9 @@ class _Connection(asyncio.Protocol):
         self._headers_done = True
         length = self._headers.get("content-length")
         chunked = "chunked" in self._headers.get("transfer-encoding", "").lower()
-        self._until_close = length is None and not chunked
+        status = self._parser.get_status_code()
+        bodiless = status in (204, 304) or 100 <= status < 200
+        self._until_close = length is None and not chunked and not bodiless
         if length is not None and self._limit is not None and int(length) > self._limit:
             self._refusal = AnswerTooLarge(f"{length} bytes announced, {self._limit} allowed")
             raise self._refusal
@@ -205,6 +236,9 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if 100 <= self._parser.get_status_code() < 200:
+            self._reset_exchange()  # informational (100 Continue, 103): the answer follows
+            return
         # Asked here: once the callback has returned, the parser no longer says.
         self._keep_alive = self._parser.should_keep_alive()
         self._complete()
@@ -311,10 +345,15 @@ class Pool:
         head = [f"{method} {target} HTTP/1.1", f"Host: {origin.host_header}"]
         if proxy is not None and origin.scheme == "http" and proxy.authorization:
             head.append(f"Proxy-Authorization: {proxy.authorization}")
-        head += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "host"]
+        head += [
+            _header_line(name, value) for name, value in headers.items() if name.lower() != "host"
+        ]
         if body or method in ("POST", "PUT", "PATCH"):
             head.append(f"Content-Length: {len(body)}")
-        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        try:
+            request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        except UnicodeEncodeError as exc:
+            raise ExchangeError(f"a header cannot be sent as ISO-8859-1: {exc}") from exc
         async with self._slots:
             connection, reused = self._take_idle(origin), True
             if connection is None:
@@ -322,13 +361,16 @@ class Pool:
             try:
                 answer = await self._exchange_on(connection, request, max_body)
             except ExchangeError:
-                if not (reused and connection.closed and not connection.received_any):
+                never_answered = reused and connection.closed and not connection.received_any
+                if not (never_answered and method in _RESENDABLE):
                     raise
                 # A kept connection the server closed just before our request: never answered.
                 connection = await self._connect(origin)
                 answer = await self._exchange_on(connection, request, max_body)
-            if connection.reusable:
-                self._idle.setdefault(origin, deque()).append(connection)
+            idle = self._idle.setdefault(origin, deque())
+            if connection.reusable and len(idle) < IDLE_PER_ORIGIN:
+                connection.idle_since = time.monotonic()
+                idle.append(connection)
             else:
                 self._forget(connection)
             return answer
@@ -349,6 +391,9 @@ class Pool:
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin)
+        stale_before = time.monotonic() - IDLE_SECONDS
+        while idle and idle[0].idle_since < stale_before:
+            self._forget(idle.popleft())  # idle too long: a middlebox may have dropped it
         while idle:
             connection = idle.pop()  # the most recently used: the least likely to be stale
             if not connection.closed:

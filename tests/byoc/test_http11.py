@@ -157,26 +157,67 @@ async def test_an_idle_connection_closed_by_the_server_is_replaced() -> None:
     assert server.connections == 3
 
 
-async def test_a_request_lost_on_a_kept_connection_is_sent_once_more() -> None:
-    async def drop_second(
-        server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
-    ) -> None:
+async def drop_second(
+    server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int
+) -> None:
+    await server.read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    await writer.drain()
+    if n == 1:
         await server.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        await writer.drain()
-        if n == 1:
-            await server.read_request(reader)
-            writer.transport.abort()  # read it, never answered: the race with a keep-alive close
+        writer.transport.abort()  # read it, never answered: the race with a keep-alive close
 
+
+async def test_an_idempotent_request_lost_on_a_kept_connection_is_sent_once_more() -> None:
     async with raw_server(drop_second) as server, HttpClient() as http:
-        assert (
-            await http.request("POST", server.url + "/", content=b"1", timeout=2)
-        ).content == b"ok"
-        assert (
-            await http.request("POST", server.url + "/", content=b"2", timeout=2)
-        ).content == b"ok"
+        for body in (b"1", b"2"):
+            answer = await http.request("PUT", server.url + "/", content=body, timeout=2)
+            assert answer.content == b"ok"
     assert server.connections == 2
     assert len(server.requests) == 3
+
+
+async def test_a_post_lost_on_a_kept_connection_is_left_to_its_caller() -> None:
+    """The server may have acted on it: a POST is not sent again behind the caller's back."""
+    async with raw_server(drop_second) as server, HttpClient() as http:
+        await http.request("POST", server.url + "/", content=b"1", timeout=2)
+        with pytest.raises(HttpTransportError, match="closed before the answer"):
+            await http.request("POST", server.url + "/", content=b"2", timeout=2)
+    assert len(server.requests) == 2
+
+
+async def test_informational_answers_and_bodiless_ones() -> None:
+    async def answers(
+        server: RawServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _n: int
+    ) -> None:
+        await server.read_request(reader)
+        writer.write(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx"
+        )
+        await writer.drain()
+        for _ in range(2):
+            await server.read_request(reader)
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+
+    async with raw_server(answers) as server, HttpClient() as http:
+        first = await http.request("POST", server.url + "/", content=b"a", timeout=2)
+        assert (first.status_code, first.content) == (201, b"x")
+        for _ in range(2):
+            answer = await http.request("POST", server.url + "/", content=b"b", timeout=2)
+            assert answer.status_code == 204
+    assert server.connections == 1  # a 204 without a length keeps its connection
+
+
+async def test_targets_are_encoded_and_header_injection_refused() -> None:
+    async with raw_server(keep_alive()) as server, HttpClient() as http:
+        await http.request("GET", server.url + "/files/caf\u00e9 menu.pdf?a=b%2Fc", timeout=2)
+        assert server.requests[0].startswith(b"GET /files/caf%C3%A9%20menu.pdf?a=b%2Fc HTTP/1.1")
+        with pytest.raises(HttpTransportError, match="line break"):
+            await http.request("GET", server.url + "/", headers={"X-A": "v\r\nX-B: 1"}, timeout=2)
+        with pytest.raises(HttpTransportError, match="not a usable URL"):
+            await http.request("GET", "http://127.0.0.1:port/", timeout=2)
+    assert len(server.requests) == 1
 
 
 async def test_a_fresh_connection_that_breaks_is_an_error_not_a_loop() -> None:
