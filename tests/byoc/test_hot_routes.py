@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -105,3 +107,23 @@ def test_an_endpoint_with_fastapi_parameters_cannot_be_hot() -> None:
     with pytest.raises(TypeError, match="path parameters and `request`"):
         HotRoutes(app, [by_path["/things/{thing_id}"]])
     HotRoutes(app, [by_path["/lean/{thing_id}"]])
+
+
+def test_hot_routes_refuse_a_missing_or_non_json_body_as_the_router_did(stack: Stack) -> None:
+    url = f"{stack.url}/integration/box/2.0/channel/{stack.channel_id}/outbound"
+    auth = {"Authorization": f"Bearer {box_token(stack)}"}
+    for content, content_type in ((b"", "application/json"), (b"{}", "text/plain")):
+        headers = {**auth, "Content-Type": content_type}
+        body = assert_problem(
+            httpx.post(url, content=content, headers=headers), 422, "invalid-input"
+        )
+        assert body["errors"] == [{"field": "", "message": "Field required"}]
+
+
+def test_openapi_describes_the_hot_bodies_without_dangling_references(stack: Stack) -> None:
+    spec = httpx.get(stack.url + "/openapi.json").json()
+    text = json.dumps(spec)
+    assert '"#/$defs/' not in text
+    operation = spec["paths"]["/api/v1/channels/{channel_id}/messages"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["customer"]["properties"]["id"]["type"] == "string"

@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.convertors import StringConvertor
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from byoc.api import problems
@@ -60,6 +61,9 @@ class HotRoutes:
 async def _answer(endpoint: Endpoint, request: Request, params: dict[str, Any]) -> Response:
     try:
         return await endpoint(request=request, **params)
+    except ClientDisconnect:
+        # The client left while sending its body; nobody reads this answer. FastAPI says 400.
+        return Response(status_code=400)
     except Exception as exc:
         response = problems.response_for(exc)
         if response is None:

@@ -27,7 +27,14 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def parse_body(model: type[M], body: bytes) -> M:
+def parse_body(model: type[M], body: bytes, content_type: str | None = None) -> M:
+    """The body as `model`, or the `RequestValidationError` FastAPI would raise: a missing
+    body or one that is not declared JSON is "Field required" at `body`, as FastAPI has it."""
+    media = (content_type or "application/json").partition(";")[0].strip().lower()
+    is_json = media == "application/json" or media.endswith("+json")
+    if not body or not is_json:
+        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+        raise RequestValidationError([missing])
     try:
         return model.model_validate_json(body)
     except pydantic.ValidationError as exc:
@@ -44,11 +51,29 @@ def json_response(model: pydantic.BaseModel, status_code: int = 200) -> Response
 
 
 def documented_body(model: type[pydantic.BaseModel]) -> dict[str, Any]:
-    """`openapi_extra` for a lean route: its JSON request body, described by `model`."""
-    schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+    """`openapi_extra` for a lean route: its JSON request body, described by `model` (nested
+    models written out in place: a `$ref` here would point into the OpenAPI document's root)."""
+    schema = _inline(model.model_json_schema(by_alias=True))
     return {
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": schema}},
         }
     }
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved

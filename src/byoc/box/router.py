@@ -180,7 +180,7 @@ async def legacy_reply(post_id: str, request: Request) -> Response:
     # Lean (`byoc.api.lean`), answered by `byoc.api.hot`: one of the two busiest routes.
     runtime = runtime_of(request)
     await authenticated_client(request, runtime)
-    body = parse_body(AgentMessageBody, await request.body())
+    body = parse_body(AgentMessageBody, await request.body(), request.headers.get("content-type"))
     log.debug(
         "legacy reply body for post %s: %s", post_id, body.model_dump(exclude={"message_content"})
     )
@@ -202,7 +202,7 @@ async def dfo3_outbound(channel_id: str, request: Request) -> Response:
     # Lean (`byoc.api.lean`), answered by `byoc.api.hot`: one of the two busiest routes.
     runtime = runtime_of(request)
     await authenticated_client(request, runtime)
-    body = parse_body(AgentMessageBody, await request.body())
+    body = parse_body(AgentMessageBody, await request.body(), request.headers.get("content-type"))
     incoming = _agent_message(body)
     try:
         delivered = await runtime.conversations.receive_agent_message(

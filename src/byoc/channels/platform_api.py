@@ -118,7 +118,9 @@ async def post_customer_message(channel_id: str, request: Request) -> Response:
     # The busiest route of the platform API: lean (see `byoc.api.lean`).
     runtime = runtime_of(request)
     channel = await signed_channel(channel_id, request, runtime)
-    body = parse_body(CustomerMessageBody, await request.body())
+    body = parse_body(
+        CustomerMessageBody, await request.body(), request.headers.get("content-type")
+    )
     profile = CustomerProfile(
         external_id=body.customer.id,
         first_name=body.customer.first_name,

@@ -9,6 +9,7 @@ the writer thread, group-committed with whatever else is being written; on Postg
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from functools import partial
@@ -100,6 +101,11 @@ class ConversationService:
     async def receive_customer_message(self, incoming: CustomerMessageIn) -> Delivered:
         if not (incoming.text and incoming.text.strip()) and not incoming.attachments:
             raise InvalidInput("a message needs text or at least one attachment")
+        # Shielded: once stored, the row is dispatched even if the request is cancelled meanwhile
+        # (a client gone, a shutdown), rather than waiting for its claim's lease to run out.
+        return await asyncio.shield(self._store_and_dispatch(incoming))
+
+    async def _store_and_dispatch(self, incoming: CustomerMessageIn) -> Delivered:
         delivered = await self._db.run_write(
             lambda conn: self._store_customer_message(conn, incoming)
         )

@@ -24,7 +24,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    DatabaseError,
+    IntegrityError,
+    MultipleResultsFound,
+    NoResultFound,
+    OperationalError,
+)
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -66,8 +72,10 @@ class RawResult:
         return iter(self._rows)
 
     def scalar_one(self) -> Any:
-        if len(self._rows) != 1:
-            raise sqlite3.ProgrammingError(f"expected one row, got {len(self._rows)}")
+        if not self._rows:
+            raise NoResultFound("expected one row, got none")
+        if len(self._rows) > 1:
+            raise MultipleResultsFound(f"expected one row, got {len(self._rows)}")
         return next(iter(self._rows[0]._mapping.values()))
 
     def scalar(self) -> Any:
