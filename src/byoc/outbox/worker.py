@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -314,8 +315,10 @@ class OutboxWorker:
                     log.exception("outbox: after-commit callback of row %s failed", item.row_id)
 
     def _start(self, row: OutboxRow) -> None:
+        # A context of its own: a row dispatched from a request must not log under that
+        # request's id or become a child of its trace span.
         self._in_flight[row.id] = asyncio.create_task(
-            self._run_delivery(row), name=f"outbox-row-{row.id}"
+            self._run_delivery(row), name=f"outbox-row-{row.id}", context=contextvars.Context()
         )
 
     async def _run_delivery(self, row: OutboxRow) -> None:
