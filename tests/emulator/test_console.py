@@ -4,40 +4,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from tests.emulator.box_receiver import CHANNEL_ID, INTEGRATION_ID, inbound_message, wired
 
 # The committed screenshot is refreshed only on request (BYOC_UPDATE_SCREENSHOTS=1), so that a
 # test run leaves the work tree as it found it; otherwise it goes to a temporary file.
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "emulator-console.png"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def _wait_for(predicate: object, timeout: float = 5.0) -> None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from tests.emulator_harness import Emulator
 from tests.webchat.harness import running_webchat
-from tests.webchat.widget_page import CHROMIUM_ARGS, agent_reply, open_widget, wait_until
+from tests.webchat.widget_page import agent_reply, open_widget, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -21,18 +20,6 @@ SHORT = {
     "timer_poll_interval_seconds": 0.1,
     "end_poll_interval_seconds": 30.0,
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def test_idle_warning_still_here_countdown_end_and_new_conversation(

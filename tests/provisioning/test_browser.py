@@ -3,30 +3,16 @@ CXone's admin UI does; the admin names the channel and lands back on the console
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
-from tests.emulator.test_console import CHROMIUM_ARGS
 from tests.emulator_harness import Emulator
 from tests.provisioning.conftest import INTEGRATION_ID
 from tests.provisioning.test_action_pages import start_pages
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def test_add_channel_from_the_console(browser: Browser, tmp_path: Path, emulator: Emulator) -> None:

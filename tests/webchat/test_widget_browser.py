@@ -20,13 +20,11 @@ from playwright.sync_api import (
     Page,
     WebSocketRoute,
     expect,
-    sync_playwright,
 )
 
 from tests.emulator_harness import Emulator
 from tests.webchat.harness import Webchat, running_webchat
 from tests.webchat.widget_page import (
-    CHROMIUM_ARGS,
     Widget,
     agent_reply,
     contact,
@@ -43,18 +41,6 @@ DEMO_PAGE = ROOT / "src" / "byoc" / "static" / "demo" / "watering-hole.html"
 WIDGET_JS = ROOT / "src" / "byoc" / "static" / "widget" / "v1" / "widget.js"
 
 NewPage = Callable[..., Page]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @contextmanager

@@ -14,15 +14,6 @@ from tests.webchat.harness import Webchat
 
 T = TypeVar("T")
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-
 
 def wait_until(
     predicate: Callable[[], T],
