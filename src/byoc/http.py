@@ -28,10 +28,11 @@ import json as jsonlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlencode, urlsplit
 
 from multidict import CIMultiDict, CIMultiDictProxy
+from typing_extensions import Unpack
 
 from byoc.http11 import AnswerTooLarge, ExchangeError, Pool
 
@@ -118,6 +119,17 @@ def _phrase(status_code: int) -> str:
 Transport = Callable[[HttpRequest, float], Awaitable[HttpResponse]]
 
 
+class RequestParts(TypedDict, total=False):
+    """What `HttpClient.build_request` puts into a request besides its method and URL."""
+
+    json: Any  # encoded compactly, Content-Type application/json
+    form: Mapping[str, str]  # application/x-www-form-urlencoded
+    content: bytes  # as it is
+    params: QueryParams  # appended to the URL's query
+    headers: Mapping[str, str]  # last: they win over the ones set above
+    basic_auth: tuple[str, str]  # HTTP Basic credentials
+
+
 class HttpClient:
     """Keep-alive connections shared by every caller; close with `aclose()`."""
 
@@ -137,18 +149,13 @@ class HttpClient:
         """Open a CLIENT span for every exchange from now on (see `byoc.ops.tracing`)."""
         self._tracer = tracer
 
-    def build_request(
-        self,
-        method: str,
-        url: str,
-        *,
-        json: Any = None,
-        form: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-        params: QueryParams | None = None,
-        headers: Mapping[str, str] | None = None,
-        basic_auth: tuple[str, str] | None = None,
-    ) -> HttpRequest:
+    def build_request(self, method: str, url: str, **parts: Unpack[RequestParts]) -> HttpRequest:
+        json = parts.get("json")
+        form = parts.get("form")
+        content = parts.get("content")
+        params = parts.get("params")
+        headers = parts.get("headers")
+        basic_auth = parts.get("basic_auth")
         head: CIMultiDict[str] = CIMultiDict({"User-Agent": USER_AGENT})
         body = b""
         if json is not None:
@@ -192,24 +199,9 @@ class HttpClient:
         url: str,
         *,
         timeout: float,  # noqa: ASYNC109
-        json: Any = None,
-        form: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-        params: QueryParams | None = None,
-        headers: Mapping[str, str] | None = None,
-        basic_auth: tuple[str, str] | None = None,
+        **parts: Unpack[RequestParts],
     ) -> HttpResponse:
-        built = self.build_request(
-            method,
-            url,
-            json=json,
-            form=form,
-            content=content,
-            params=params,
-            headers=headers,
-            basic_auth=basic_auth,
-        )
-        return await self.send(built, timeout=timeout)
+        return await self.send(self.build_request(method, url, **parts), timeout=timeout)
 
     async def aclose(self) -> None:
         if self._pool is not None:

@@ -36,11 +36,15 @@ class Runtime:
     lifecycle: LifecycleLoops
 
 
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
 async def get_runtime(request: Request) -> Runtime:
     # A coroutine, not a plain function: FastAPI runs a plain dependency on a worker thread,
     # a thread hop per request for a lookup.
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

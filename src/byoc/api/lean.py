@@ -14,17 +14,10 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import pydantic
-from fastapi import Request, Response
+from fastapi import Response
 from fastapi.exceptions import RequestValidationError
 
-from byoc.runtime import Runtime
-
 M = TypeVar("M", bound=pydantic.BaseModel)
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def parse_body(model: type[M], body: bytes, content_type: str | None = None) -> M:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, unquote
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from byoc.api.lean import documented_body, json_response, parse_body, runtime_of
+from byoc.api.lean import documented_body, json_response, parse_body
 from byoc.box.credentials import verify_secret
 from byoc.box.schemas import (
     AgentMessageBody,
@@ -29,7 +29,7 @@ from byoc.box.schemas import (
 from byoc.conversations.models import AgentMessageIn, Delivered
 from byoc.cxone import iso_millis
 from byoc.errors import ConversationNotFound, InvalidInput, RecipientRejected, Unauthenticated
-from byoc.runtime import RuntimeDep
+from byoc.runtime import RuntimeDep, runtime_of
 from byoc.store import repositories as repo
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from byoc.api.lean import documented_body, json_response, parse_body, runtime_of
+from byoc.api.lean import documented_body, json_response, parse_body
 from byoc.channels.adapter import message_view
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.errors import ConversationNotFound
-from byoc.runtime import RuntimeDep
+from byoc.runtime import RuntimeDep, runtime_of
 from byoc.store import repositories as repo
 from byoc.store.records import Channel
 

@@ -332,12 +332,9 @@ class LifecycleLoops:
             self._on_enqueued()
         return ended
 
-    async def refresh_from_cxone(
-        self, conversation: Conversation, channel: Channel | None = None
-    ) -> bool:
-        """Ask CXone whether the conversation's contact is over; end it here if so.
-        `channel`: the conversation's, when the caller holds it already."""
-        status = await self.contact_status(conversation, channel)
+    async def refresh_from_cxone(self, conversation: Conversation) -> bool:
+        """Ask CXone whether the conversation's contact is over; end it here if so."""
+        status = await self.contact_status(conversation)
         if status is None:
             return False
         checked_at = now_ms()

@@ -6,6 +6,5 @@ strictly in insertion order: a lane's next row is not claimed while an earlier o
 """
 
 from byoc.outbox.errors import DeliveryError, PermanentFailure, RetryLater
-from byoc.outbox.queue import enqueue
 
-__all__ = ["DeliveryError", "PermanentFailure", "RetryLater", "enqueue"]
+__all__ = ["DeliveryError", "PermanentFailure", "RetryLater"]

@@ -1,7 +1,7 @@
 """Outbox rows: enqueue, claim, settle, list and re-drive.
 
 Synchronous, on the caller's `Connection`, so they join a transaction function run by
-`Database.run_write`; `byoc.outbox.queue` offers the same on an `AsyncConnection`.
+`Database.run_write`; `byoc.outbox.queue` offers the CLI's few on an `AsyncConnection`.
 """
 
 from __future__ import annotations
@@ -134,10 +134,6 @@ def claim_if_head(conn: Connection, row_id: int, *, owner: str, lease_ms: int) -
     params = {"row_id": row_id, "claimed_until": now_ms() + lease_ms, "owner": owner}
     found = execute(conn, _CLAIM_IF_HEAD, params).first()
     return _row(found._mapping) if found is not None else None
-
-
-def complete(conn: Connection, row_id: int) -> None:
-    conn.execute(delete(t.outbox).where(t.outbox.c.id == row_id))
 
 
 def complete_many(conn: Connection, row_ids: list[int]) -> None:

@@ -65,9 +65,6 @@ class RawResult:
     def first(self) -> RawRow | None:
         return self._rows[0] if self._rows else None
 
-    def all(self) -> list[RawRow]:
-        return self._rows
-
     def __iter__(self) -> Iterator[RawRow]:
         return iter(self._rows)
 
@@ -77,9 +74,6 @@ class RawResult:
         if len(self._rows) > 1:
             raise MultipleResultsFound(f"expected one row, got {len(self._rows)}")
         return next(iter(self._rows[0]._mapping.values()))
-
-    def scalar(self) -> Any:
-        return next(iter(self._rows[0]._mapping.values())) if self._rows else None
 
 
 def on_sqlite_driver(conn: Connection) -> bool:
