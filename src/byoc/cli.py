@@ -20,7 +20,7 @@ from byoc.channels.webchat.config import parse_settings
 from byoc.errors import InvalidInput
 from byoc.outbox import queue
 from byoc.provisioning import commands as provisioning
-from byoc.settings import PlaceholderSecretError, Settings
+from byoc.settings import PlaceholderSecretError, Settings, settings_error_lines
 from byoc.store import Database, StoreError
 from byoc.store import repositories as repo
 from byoc.store.migrations import current_version, latest_version, upgrade
@@ -516,7 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except (ValidationError, PlaceholderSecretError) as exc:
-        print(f"byoc: invalid settings: {exc}", file=sys.stderr)
+        for line in settings_error_lines(exc):
+            print(f"byoc: invalid setting: {line}", file=sys.stderr)
         return 2
     func: Command = args.func
     try:

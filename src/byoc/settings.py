@@ -6,16 +6,97 @@ Settings are plain data: they are built by the caller (the CLI or a test) and ha
 
 from __future__ import annotations
 
+import ipaddress
+import math
+from collections import Counter
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "development-only"})
 
+# What the bundled CXone emulator accepts: a production service that still has these talks to
+# no real CXone (or, worse, to whoever answers on the emulator's address).
+EMULATOR_CREDENTIALS = {
+    "BYOC_CXONE_ACCESS_KEY_ID": "emulator-access-key",
+    "BYOC_CXONE_ACCESS_KEY_SECRET": "emulator-access-secret",
+    "BYOC_CXONE_CLIENT_ID": "emulator-app",
+    "BYOC_CXONE_CLIENT_SECRET": "emulator-app-secret",
+}
+
+# A production secret must be long and must not be guessable. The estimate is the Shannon
+# entropy of the string's own character frequencies times its length, where a repeated run
+# counts once (the length is the number of distinct three-character windows, plus two): 32
+# random hex digits give about 118 bits, 32 random base64 characters about 150, while
+# `"a" * 40`, `"0123456789" * 4` and `"password" * 5` stay far below the bar.
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_ENTROPY_BITS = 96.0
+
 
 class PlaceholderSecretError(ValueError):
-    """A secret still has its development placeholder outside development."""
+    """Settings that are acceptable for development only (a placeholder or weak secret, an
+    emulator credential, a plain-HTTP public URL, CXone on loopback) outside development.
+    The message has one line per problem."""
+
+
+def is_placeholder(secret: str) -> bool:
+    """The development default, or the fill-me-in value of the shipped example manifests."""
+    value = secret.strip().lower()
+    return value in PLACEHOLDER_SECRETS or value.startswith("replace_me")
+
+
+def estimated_entropy_bits(secret: str) -> float:
+    """A rough upper bound on the secret's entropy, from its own character frequencies."""
+    if not secret:
+        return 0.0
+    counts = Counter(secret)
+    total = len(secret)
+    per_char = -sum(n / total * math.log2(n / total) for n in counts.values())
+    windows = {secret[i : i + 3] for i in range(max(total - 2, 1))}
+    return per_char * min(total, len(windows) + 2)
+
+
+def weak_secret_problem(name: str, secret: str) -> str | None:
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"{name} must be at least {MIN_SECRET_LENGTH} characters"
+    if estimated_entropy_bits(secret) < MIN_SECRET_ENTROPY_BITS:
+        return (
+            f"{name} is too predictable (about {estimated_entropy_bits(secret):.0f} bits; "
+            f"use at least {MIN_SECRET_ENTROPY_BITS:.0f}, e.g. "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return None
+
+
+def is_loopback_host(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
+
+
+def settings_error_lines(exc: ValidationError | PlaceholderSecretError) -> list[str]:
+    """One line per problem, for a command line to print."""
+    if isinstance(exc, PlaceholderSecretError):
+        return str(exc).splitlines()
+    lines: list[str] = []
+    for error in exc.errors():
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, PlaceholderSecretError):
+            lines.extend(str(cause).splitlines())
+        else:
+            where = ".".join(str(part) for part in error["loc"])
+            name = f"BYOC_{where.upper()}" if where else "settings"
+            lines.append(f"{name}: {error['msg']}")
+    return lines
 
 
 class Settings(BaseSettings):
@@ -98,6 +179,7 @@ class Settings(BaseSettings):
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.environment == "development":
             return self
+        problems: list[str] = []
         placeholders = [
             name
             for name, value in (
@@ -105,12 +187,55 @@ class Settings(BaseSettings):
                 ("BYOC_CXONE_ACCESS_KEY_SECRET", self.cxone_access_key_secret),
                 ("BYOC_CXONE_CLIENT_SECRET", self.cxone_client_secret),
             )
-            if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+            if is_placeholder(value.get_secret_value())
         ]
         if placeholders:
-            raise PlaceholderSecretError(
+            problems.append(
                 "placeholder secrets are refused outside development: " + ", ".join(placeholders)
             )
-        if len(self.token_signing_key.get_secret_value()) < 32:
-            raise PlaceholderSecretError("BYOC_TOKEN_SIGNING_KEY must be at least 32 characters")
+        elif len(self.token_signing_key.get_secret_value()) < MIN_SECRET_LENGTH:
+            problems.append(
+                f"BYOC_TOKEN_SIGNING_KEY must be at least {MIN_SECRET_LENGTH} characters"
+            )
+        if self.environment == "production":
+            problems.extend(self._production_problems(skip_signing_key=bool(problems)))
+        if problems:
+            raise PlaceholderSecretError("\n".join(problems))
         return self
+
+    def _production_problems(self, *, skip_signing_key: bool) -> list[str]:
+        """What production refuses beyond placeholders: each problem is one line."""
+        problems: list[str] = []
+        secrets_to_check = [("BYOC_ADMIN_TOKEN", self.admin_token.get_secret_value())]
+        if not skip_signing_key:
+            secrets_to_check.append(
+                ("BYOC_TOKEN_SIGNING_KEY", self.token_signing_key.get_secret_value())
+            )
+        for name, secret in secrets_to_check:
+            if name == "BYOC_ADMIN_TOKEN" and secret == "":
+                continue  # the admin API is disabled
+            problem = weak_secret_problem(name, secret)
+            if problem:
+                problems.append(problem)
+        values = {
+            "BYOC_CXONE_ACCESS_KEY_ID": self.cxone_access_key_id,
+            "BYOC_CXONE_ACCESS_KEY_SECRET": self.cxone_access_key_secret.get_secret_value(),
+            "BYOC_CXONE_CLIENT_ID": self.cxone_client_id,
+            "BYOC_CXONE_CLIENT_SECRET": self.cxone_client_secret.get_secret_value(),
+        }
+        emulator = [name for name, value in values.items() if EMULATOR_CREDENTIALS[name] == value]
+        if emulator:
+            problems.append(
+                "the CXone emulator's credentials are refused in production: " + ", ".join(emulator)
+            )
+        if urlsplit(self.public_url).scheme != "https":
+            problems.append(
+                f"BYOC_PUBLIC_URL must be https:// in production (is {self.public_url})"
+            )
+        for name, url in (
+            ("BYOC_CXONE_API_URL", self.cxone_api_url),
+            ("BYOC_CXONE_TOKEN_URL", self.cxone_token_url),
+        ):
+            if is_loopback_host(url):
+                problems.append(f"{name} points at this machine ({url}), not at CXone")
+        return problems
