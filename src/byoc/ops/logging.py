@@ -7,6 +7,12 @@ The ids come from context variables: the request middleware binds the request id
 request's `channel_id` path parameter is read once the router has matched it); code that
 learns a conversation or channel binds it with `bind(...)`.
 
+Capabilities never reach a log line: the token of an attachment link
+(`/attachments/{id}/{token}`) and the values of every query string (CXone's attachment URLs
+are signed in theirs, `X-Amz-Signature=…`) are replaced by `[redacted]` in the message and in
+string extras, whoever logged them (uvicorn's access line included). uvicorn's
+`color_message` (the message again, with ANSI colour codes) is dropped.
+
 Customer and agent message text is personal data. Pass it to a log call wrapped in
 `MessageText(...)` (or as `extra={"text": ...}`): it is printed as `[redacted: N chars]`
 unless `BYOC_LOG_MESSAGE_TEXT=true`.
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -41,10 +48,24 @@ _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x
     "message",
     "asctime",
     "taskName",
+    "color_message",
     "request_id",
     "conversation_id",
     "channel_id",
 }
+
+
+_ATTACHMENT_TOKEN = re.compile(r"(/attachments/[^/\s?#\"']+/)[^/\s?#\"']+")
+_QUERY_VALUE = re.compile(r"([?&][^=&\s#\"']*=)[^&\s#\"']*")
+
+
+def scrub_capabilities(text: str) -> str:
+    """`text` without attachment-link tokens or query-string values."""
+    if "/attachments/" in text:
+        text = _ATTACHMENT_TOKEN.sub(r"\1[redacted]", text)
+    if "=" in text and "?" in text:
+        text = _QUERY_VALUE.sub(r"\1[redacted]", text)
+    return text
 
 
 class MessageText(str):
@@ -117,7 +138,7 @@ class JsonFormatter(logging.Formatter):
             "ts": _iso_utc(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": self._message(record),
+            "message": scrub_capabilities(self._message(record)),
         }
         for key in ("request_id", "conversation_id", "channel_id"):
             value = getattr(record, key, None)
@@ -128,6 +149,8 @@ class JsonFormatter(logging.Formatter):
                 continue
             if key in REDACTED_EXTRAS and isinstance(value, str) and not self.log_message_text:
                 value = redacted(value)
+            elif isinstance(value, str):
+                value = scrub_capabilities(value)
             entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
