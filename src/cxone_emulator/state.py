@@ -262,6 +262,7 @@ class EmulatorState:
         return {
             **self.contact_json(contact),
             "customerTyping": contact.customer_typing,
+            "customerId": contact.end_user_id,
             "customerName": self.customer(contact.end_user_id).display_name,
             "messages": [self.message_json(self.messages[m]) for m in contact.message_ids],
         }

@@ -116,6 +116,23 @@ async function sendReply(contactId, input) {
 }
 
 // -- contacts -----------------------------------------------------------------------------
+// A customer whose platform sent no name is shown as a visitor with the end of their id.
+function customerLabel(contact) {
+  if (contact.customerName && contact.customerName !== contact.customerId) return contact.customerName;
+  return `Visitor …${String(contact.customerId || "").slice(-6)}`;
+}
+
+// Agent messages carry the agent (`authorUser`); an outbound message without one was sent by
+// the middleware itself (an idle warning, a closing note).
+function authorLabel(contact, message) {
+  if (message.direction === "inbound") return customerLabel(contact);
+  const agent = message.authorUser;
+  if (!agent) return "Automated";
+  const name = agent.nickname || [agent.firstName, agent.surname].filter(Boolean).join(" ");
+  if (agent.isBotUser) return `${name || "Bot"} (bot)`;
+  return name ? `Agent ${name}` : "Agent";
+}
+
 function buildContact(contact) {
   const id = contact.id;
   const input = el("input", {
@@ -132,7 +149,8 @@ function buildContact(contact) {
         el("strong", { "data-role": "name" }),
         el("div", { class: "muted", "data-role": "sub" })),
       el("span", { class: "status", "data-testid": `contact-status-${id}` })),
-    el("div", { class: "transcript", "data-testid": `transcript-${id}` }),
+    el("div", { class: "transcript", "data-testid": `transcript-${id}`, role: "log", tabindex: "0",
+      "aria-label": `Transcript of contact ${id}` }),
     el("div", { class: "typing", "data-testid": `typing-indicator-${id}` }),
     el("div", { class: "actions" },
       input,
@@ -146,14 +164,14 @@ function buildContact(contact) {
 
 function updateContact(node, contact) {
   const id = contact.id;
-  node.querySelector('[data-role="name"]').textContent = contact.customerName;
+  node.querySelector('[data-role="name"]').textContent = customerLabel(contact);
   node.querySelector('[data-role="sub"]').textContent =
     `#${id} · ${contact.direction} · thread ${contact.threadIdOnExternalPlatform}`;
   const status = node.querySelector(`[data-testid="contact-status-${id}"]`);
   status.textContent = contact.status;
   status.className = `status status-${contact.status}`;
   node.querySelector(`[data-testid="typing-indicator-${id}"]`).textContent =
-    contact.customerTyping ? `${contact.customerName} is typing…` : "";
+    contact.customerTyping ? `${customerLabel(contact)} is typing…` : "";
   const ended = ["closed", "resolved", "trashed"].includes(contact.status);
   for (const testid of [`reply-input-${id}`, `reply-send-${id}`, `close-${id}`]) {
     node.querySelector(`[data-testid="${testid}"]`).disabled = ended;
@@ -167,8 +185,9 @@ function updateContact(node, contact) {
   transcript.replaceChildren(...contact.messages.map((message) => {
     const payload = message.messageContent && message.messageContent.payload;
     const text = payload && typeof payload.text === "string" ? payload.text : `[${message.messageContent.type}]`;
-    const who = message.direction === "inbound" ? contact.customerName : "Agent";
-    return el("div", { class: `msg ${message.direction} ${message.status}`, "data-testid": `message-${message.id}` },
+    const who = authorLabel(contact, message);
+    const automated = message.direction === "outbound" && !message.authorUser ? " automated" : "";
+    return el("div", { class: `msg ${message.direction} ${message.status}${automated}`, "data-testid": `message-${message.id}` },
       el("span", { text }),
       el("span", { class: "meta", text: `${who} · ${message.status}` }));
   }));
