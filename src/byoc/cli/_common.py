@@ -1,0 +1,105 @@
+"""What the command modules share: the parser helper, the store and CXone contexts, output.
+
+Exit status of every command: 0 done, 1 something failed (CXone, the store, an unknown id),
+2 the input is wrong. Progress lines go to stdout, or to stderr with `--json` so stdout stays
+one document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeAlias
+
+from byoc.cxone import CxoneError
+from byoc.errors import ByocError, InvalidInput
+from byoc.http import HttpClient
+from byoc.settings import Settings
+from byoc.store import Database
+from byoc.store import repositories as repo
+from byoc.store.migrations import upgrade
+from byoc.tenancy import TenantClients, default_tenant
+
+Command = Callable[[Settings, argparse.Namespace], int]
+# A string: argparse does not make the class subscriptable at run time.
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def add(parent: SubParsers, name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
+    p = parent.add_parser(name, help=help_text, description=help_text)
+    p.set_defaults(func=func)
+    return p
+
+
+def when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+async def with_db(settings: Settings, work: Callable[[Database], Awaitable[int]]) -> int:
+    db = Database(settings.database_url)
+    try:
+        await upgrade(db)
+        async with db.write() as conn:
+            await repo.upsert_tenant(conn, default_tenant(settings))
+        return await work(db)
+    finally:
+        await db.close()
+
+
+@dataclass
+class Context:
+    db: Database
+    http: HttpClient
+    tenants: TenantClients
+
+
+@asynccontextmanager
+async def _context(settings: Settings) -> AsyncIterator[Context]:
+    db = Database(settings.database_url)
+    http = HttpClient(max_connections=8)
+    try:
+        await upgrade(db)
+        async with db.write() as conn:
+            await repo.upsert_tenant(conn, default_tenant(settings))
+        yield Context(db, http, TenantClients(db, http, timeout=settings.cxone_timeout_seconds))
+    finally:
+        await http.aclose()
+        await db.close()
+
+
+def progress(as_json: bool) -> Callable[[str], None]:
+    stream = sys.stderr if as_json else sys.stdout
+
+    def show(line: str) -> None:
+        print(f"-> {line}", file=stream, flush=True)
+
+    return show
+
+
+def fail(message: str, status: int = 1) -> int:
+    print(f"byoc: {message}", file=sys.stderr)
+    return status
+
+
+def run(settings: Settings, work: Callable[[Context], Awaitable[int]]) -> int:
+    async def main() -> int:
+        async with _context(settings) as ctx:
+            try:
+                return await work(ctx)
+            except LookupError as exc:  # an unknown tenant, from TenantClients
+                return fail(str(exc.args[0]) if exc.args else str(exc))
+            except InvalidInput as exc:
+                return fail(exc.detail, 2)
+            except ByocError as exc:
+                return fail(exc.detail)
+            except CxoneError as exc:
+                return fail(f"CXone: {exc}")
+
+    return asyncio.run(main())

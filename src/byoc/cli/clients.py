@@ -1,0 +1,69 @@
+"""`byoc clients`: the credentials CXone uses at the token endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from byoc.box.credentials import hash_secret, new_client_credentials
+from byoc.cli._common import SubParsers, add, when, with_db
+from byoc.settings import Settings
+from byoc.store import Database
+from byoc.store import repositories as repo
+
+
+def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
+    client_id, secret = new_client_credentials()
+
+    async def work(db: Database) -> int:
+        async with db.write() as conn:
+            await repo.insert_client(conn, client_id, args.name, hash_secret(secret))
+        return 0
+
+    asyncio.run(with_db(settings, work))
+    if args.json:
+        print(json.dumps({"client_id": client_id, "client_secret": secret, "name": args.name}))
+    else:
+        print(f"client_id:     {client_id}")
+        print(f"client_secret: {secret}")
+        print("The secret is shown once and stored only as a hash. Enter both in CXone's")
+        print("Bring Your Own Channel integration (Client ID / Client Secret).")
+    return 0
+
+
+def cmd_clients_list(settings: Settings, _args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        async with db.read() as conn:
+            clients = await repo.list_clients(conn)
+        print(f"{'CLIENT ID':24} {'NAME':20} {'CREATED':20} REVOKED")
+        for c in clients:
+            print(f"{c.client_id:24} {c.name:20} {when(c.created_at):20} {when(c.revoked_at)}")
+        return 0
+
+    return asyncio.run(with_db(settings, work))
+
+
+def cmd_clients_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(db: Database) -> int:
+        async with db.write() as conn:
+            revoked = await repo.revoke_client(conn, args.client_id)
+        if not revoked:
+            print(f"no active client {args.client_id!r}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.client_id}; its tokens stop working within seconds")
+        return 0
+
+    return asyncio.run(with_db(settings, work))
+
+
+def register(sub: SubParsers) -> None:
+    clients = sub.add_parser("clients", help="credentials CXone uses at the token endpoint")
+    csub = clients.add_subparsers(dest="clients_command", required=True)
+    create = add(csub, "create", cmd_clients_create, "create a client id and secret (shown once)")
+    create.add_argument("--name", default="cxone", help="a label for the client (default: cxone)")
+    create.add_argument("--json", action="store_true", help="print JSON")
+    add(csub, "list", cmd_clients_list, "list clients")
+    revoke = add(csub, "revoke", cmd_clients_revoke, "revoke a client and its tokens")
+    revoke.add_argument("client_id")
