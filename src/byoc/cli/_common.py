@@ -20,14 +20,18 @@ from byoc.cxone import CxoneError
 from byoc.errors import ByocError, InvalidInput
 from byoc.http import HttpClient
 from byoc.settings import Settings
-from byoc.store import Database
+from byoc.store import Database, StoreError
 from byoc.store import repositories as repo
-from byoc.store.migrations import upgrade
+from byoc.store.migrations import current_version, latest_version, upgrade
 from byoc.tenancy import TenantClients, default_tenant
 
 Command = Callable[[Settings, argparse.Namespace], int]
 # A string: argparse does not make the class subscriptable at run time.
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class SchemaBehind(StoreError):
+    """The database needs `byoc db upgrade`, and this command may not run it."""
 
 
 def add(parent: SubParsers, name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
@@ -42,15 +46,34 @@ def when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-async def with_db(settings: Settings, work: Callable[[Database], Awaitable[int]]) -> int:
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Database]:
+    """The store, at the current schema, with the default tenant in it.
+
+    It migrates only where start-up would (`BYOC_AUTO_MIGRATE`); otherwise a database that is
+    behind stops the command with one line saying what to run.
+    """
     db = Database(settings.database_url)
     try:
-        await upgrade(db)
+        if settings.auto_migrate:
+            await upgrade(db)
+        else:
+            version, latest = await current_version(db), latest_version()
+            if version != latest:
+                raise SchemaBehind(
+                    f"the database schema is at version {version}, this byoc needs {latest}: "
+                    "run `byoc db upgrade` (BYOC_AUTO_MIGRATE is off)"
+                )
         async with db.write() as conn:
             await repo.upsert_tenant(conn, default_tenant(settings))
-        return await work(db)
+        yield db
     finally:
         await db.close()
+
+
+async def with_db(settings: Settings, work: Callable[[Database], Awaitable[int]]) -> int:
+    async with open_store(settings) as db:
+        return await work(db)
 
 
 @dataclass
@@ -62,16 +85,8 @@ class Context:
 
 @asynccontextmanager
 async def _context(settings: Settings) -> AsyncIterator[Context]:
-    db = Database(settings.database_url)
-    http = HttpClient(max_connections=8)
-    try:
-        await upgrade(db)
-        async with db.write() as conn:
-            await repo.upsert_tenant(conn, default_tenant(settings))
+    async with open_store(settings) as db, HttpClient(max_connections=8) as http:
         yield Context(db, http, TenantClients(db, http, timeout=settings.cxone_timeout_seconds))
-    finally:
-        await http.aclose()
-        await db.close()
 
 
 def progress(as_json: bool) -> Callable[[str], None]:

@@ -1,0 +1,62 @@
+"""Commands that open the store migrate only where start-up would (`BYOC_AUTO_MIGRATE`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def byoc(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "byoc.cli", *args],
+        env={**os.environ, "BYOC_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+STORE_COMMANDS = [
+    ("clients", "create", "--json"),
+    ("clients", "list"),
+    ("tenants", "list"),
+    ("channels", "add", "--id", "chat_1", "--webhook-url", "https://p.example.invalid/hook"),
+    ("channels", "list"),
+    ("channels", "show", "chat_1"),
+    ("outbox", "list"),
+    ("outbound", "send", "--channel", "chat_1", "--customer", "u1", "--text", "hi"),
+    ("setup",),
+]
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS, ids=" ".join)
+def test_a_behind_database_is_not_migrated_when_auto_migrate_is_off(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    result = byoc(tmp_path, *command, BYOC_AUTO_MIGRATE="false")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()  # one line, no traceback
+    assert line.startswith("byoc: the database schema is at ")
+    assert "run `byoc db upgrade`" in line
+    status = byoc(tmp_path, "db", "status")
+    assert status.returncode == 1  # still behind: nothing was migrated
+    assert status.stdout.startswith("schema version 0,")
+
+
+def test_commands_run_once_the_schema_is_current(tmp_path: Path) -> None:
+    assert byoc(tmp_path, "db", "upgrade", BYOC_AUTO_MIGRATE="false").returncode == 0
+    listed = byoc(tmp_path, "tenants", "list", BYOC_AUTO_MIGRATE="false")
+    assert listed.returncode == 0, listed.stderr
+    assert "default" in listed.stdout
+
+
+def test_auto_migrate_on_migrates_as_before(tmp_path: Path) -> None:
+    listed = byoc(tmp_path, "clients", "list", BYOC_AUTO_MIGRATE="true")
+    assert listed.returncode == 0, listed.stderr
+    assert byoc(tmp_path, "db", "status").returncode == 0
