@@ -34,7 +34,7 @@ from byoc.channels.webchat.adapter import WebchatAdapter
 from byoc.channels.webchat.attachments import MAX_UPLOAD_BYTES
 from byoc.channels.webchat.attachments import router as attachments_router
 from byoc.channels.webchat.cors import WidgetCorsMiddleware
-from byoc.channels.webchat.socket import router as widget_socket_router
+from byoc.channels.webchat.route import router as widget_socket_router
 from byoc.channels.webhook import WebhookAdapter
 from byoc.conversations.lifecycle import LifecycleLoops, LifecyclePolicy
 from byoc.conversations.service import ConversationService

@@ -1,4 +1,4 @@
-"""The widget's WebSocket (docs/webchat-protocol.md): hello, replay from the store, then live.
+"""One widget's socket session: hello, replay from the store, then live.
 
 A session only ever sends what the store holds: on connect it replays the conversation past
 the widget's last sequence number, and on every wake-up from the bus it sends what is newer
@@ -16,65 +16,24 @@ import time
 from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from byoc.bus import Notification, Subscription
 from byoc.channels.adapter import message_view
 from byoc.channels.attachment_store import attachment_url
-from byoc.channels.webchat.config import WebchatSettings, parse_settings
-from byoc.channels.webchat.identity import WidgetIdentity, resolve_identity
+from byoc.channels.webchat.config import WebchatSettings
+from byoc.channels.webchat.identity import WidgetIdentity
+from byoc.channels.webchat.protocol import AttachmentRef, CustomerFrame, FrameError, Hello
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
-from byoc.errors import (
-    ByocError,
-    ChannelNotFound,
-    ConversationEnded,
-    Forbidden,
-    NotFound,
-    Unauthenticated,
-)
+from byoc.errors import ByocError, ConversationEnded, NotFound
 from byoc.runtime import Runtime
 from byoc.store import queries
 from byoc.store import repositories as repo
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 log = logging.getLogger(__name__)
-
-router = APIRouter()
-
-HELLO_TIMEOUT_SECONDS = 10.0
-CLOSE_CODES = {"bad-hello": 4400, "unauthenticated": 4401, "forbidden-origin": 4403}
-
-
-class Hello(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-    type: str
-    channel: str = Field(min_length=1, max_length=200)
-    visitor_id: str | None = Field(default=None, alias="visitorId")
-    user_id: str | None = Field(default=None, alias="userId", max_length=200)
-    signature: str | None = Field(default=None, max_length=200)
-    name: str | None = Field(default=None, max_length=200)
-    after_seq: int | None = Field(default=None, alias="afterSeq")
-    thread_id: str | None = Field(default=None, alias="threadId")
-
-
-class AttachmentRef(BaseModel):
-    id: str
-    friendly_name: str | None = Field(default=None, alias="friendlyName")
-
-
-class CustomerFrame(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
-
-    type: str
-    client_id: str | None = Field(default=None, alias="clientId", max_length=100)
-    text: str | None = None
-    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=10)
-    prechat: dict[str, str] | None = None
-    typing: bool | None = None
-    message_id: str | None = Field(default=None, alias="messageId")
 
 
 class TokenBucket:
@@ -92,13 +51,6 @@ class TokenBucket:
             self._tokens -= 1
             return True
         return False
-
-
-class FrameError(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 class WidgetSession:
@@ -426,64 +378,3 @@ class WidgetSession:
                     "reason": self.conversation.ended_reason or "ended",
                 }
             )
-
-
-async def _refuse(ws: WebSocket, code: str, detail: str) -> None:
-    with contextlib.suppress(Exception):
-        await ws.send_text(json.dumps({"type": "error", "code": code, "detail": detail}))
-        await ws.close(code=CLOSE_CODES.get(code, 4404 if code.endswith("not-found") else 4400))
-
-
-@router.websocket("/webchat/v1/ws")
-async def widget_socket(ws: WebSocket) -> None:
-    runtime: Runtime = ws.app.state.runtime
-    await ws.accept()
-    try:
-        raw = await asyncio.wait_for(ws.receive_text(), timeout=HELLO_TIMEOUT_SECONDS)
-        hello = Hello.model_validate_json(raw)
-        if hello.type != "hello":
-            raise ValueError("the first frame must be hello")
-    except (TimeoutError, ValueError, ValidationError) as exc:
-        await _refuse(ws, "bad-hello", f"expected a hello frame: {exc}")
-        return
-    except WebSocketDisconnect:
-        return
-    try:
-        channel: Channel | None = await runtime.conversations.channel(hello.channel)
-    except ChannelNotFound:
-        channel = None
-    if channel is None or channel.adapter != "webchat":
-        await _refuse(ws, "channel-not-found", f"no web chat channel {hello.channel!r}")
-        return
-    settings = parse_settings(channel.settings)
-    if not settings.origin_allowed(ws.headers.get("origin")):
-        await _refuse(ws, "forbidden-origin", "this page may not open this channel's chat")
-        return
-    try:
-        identity = resolve_identity(
-            channel,
-            visitor_id=hello.visitor_id,
-            user_id=hello.user_id,
-            signature=hello.signature,
-            allow_anonymous=settings.allow_anonymous,
-        )
-    except (Unauthenticated, Forbidden) as exc:
-        await _refuse(ws, "unauthenticated", exc.detail)
-        return
-    first, _, last = (hello.name or "").strip().partition(" ")
-    customer = await runtime.conversations.ensure_customer(
-        channel.id,
-        CustomerProfile(
-            external_id=identity.external_id, first_name=first or None, last_name=last or None
-        ),
-    )
-    session = WidgetSession(ws, runtime, channel, settings, identity, customer)
-    runtime.metrics.open_sockets.inc()
-    try:
-        async with runtime.bus.subscribe(customer.id) as subscription:
-            await session.welcome(hello)
-            await session.run(subscription)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        runtime.metrics.open_sockets.dec()

@@ -1,0 +1,84 @@
+"""The widget's WebSocket route (docs/webchat-protocol.md): accept, authenticate, run, close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from byoc.channels.webchat.config import parse_settings
+from byoc.channels.webchat.identity import resolve_identity
+from byoc.channels.webchat.protocol import CLOSE_CODES, Hello
+from byoc.channels.webchat.session import WidgetSession
+from byoc.conversations.models import CustomerProfile
+from byoc.errors import ChannelNotFound, Forbidden, Unauthenticated
+from byoc.runtime import Runtime
+from byoc.store.records import Channel
+
+router = APIRouter()
+
+HELLO_TIMEOUT_SECONDS = 10.0
+
+
+async def _refuse(ws: WebSocket, code: str, detail: str) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_text(json.dumps({"type": "error", "code": code, "detail": detail}))
+        await ws.close(code=CLOSE_CODES.get(code, 4404 if code.endswith("not-found") else 4400))
+
+
+@router.websocket("/webchat/v1/ws")
+async def widget_socket(ws: WebSocket) -> None:
+    runtime: Runtime = ws.app.state.runtime
+    await ws.accept()
+    try:
+        raw = await asyncio.wait_for(ws.receive_text(), timeout=HELLO_TIMEOUT_SECONDS)
+        hello = Hello.model_validate_json(raw)
+        if hello.type != "hello":
+            raise ValueError("the first frame must be hello")
+    except (TimeoutError, ValueError, ValidationError) as exc:
+        await _refuse(ws, "bad-hello", f"expected a hello frame: {exc}")
+        return
+    except WebSocketDisconnect:
+        return
+    try:
+        channel: Channel | None = await runtime.conversations.channel(hello.channel)
+    except ChannelNotFound:
+        channel = None
+    if channel is None or channel.adapter != "webchat":
+        await _refuse(ws, "channel-not-found", f"no web chat channel {hello.channel!r}")
+        return
+    settings = parse_settings(channel.settings)
+    if not settings.origin_allowed(ws.headers.get("origin")):
+        await _refuse(ws, "forbidden-origin", "this page may not open this channel's chat")
+        return
+    try:
+        identity = resolve_identity(
+            channel,
+            visitor_id=hello.visitor_id,
+            user_id=hello.user_id,
+            signature=hello.signature,
+            allow_anonymous=settings.allow_anonymous,
+        )
+    except (Unauthenticated, Forbidden) as exc:
+        await _refuse(ws, "unauthenticated", exc.detail)
+        return
+    first, _, last = (hello.name or "").strip().partition(" ")
+    customer = await runtime.conversations.ensure_customer(
+        channel.id,
+        CustomerProfile(
+            external_id=identity.external_id, first_name=first or None, last_name=last or None
+        ),
+    )
+    session = WidgetSession(ws, runtime, channel, settings, identity, customer)
+    runtime.metrics.open_sockets.inc()
+    try:
+        async with runtime.bus.subscribe(customer.id) as subscription:
+            await session.welcome(hello)
+            await session.run(subscription)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        runtime.metrics.open_sockets.dec()
