@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from byoc.bus import LocalBus
+from byoc.channels.webchat.protocol import BusEvent, EndedEvent, MessagesEvent, TypingEvent
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 
@@ -19,9 +20,12 @@ class WebchatAdapter:
     async def deliver_message(
         self, channel: Channel, conversation: Conversation, customer: Customer, message: Message
     ) -> None:
-        self._bus.publish(
-            customer.id, {"kind": "messages", "threadId": conversation.id, "messageId": message.id}
-        )
+        event: MessagesEvent = {
+            "kind": "messages",
+            "threadId": conversation.id,
+            "messageId": message.id,
+        }
+        self._bus.publish(customer.id, dict(event))
 
     async def deliver_typing(
         self,
@@ -31,17 +35,19 @@ class WebchatAdapter:
         typing: bool,
         author: dict[str, Any] | None,
     ) -> None:
-        self._bus.publish(
-            customer.id,
-            {"kind": "typing", "threadId": conversation.id, "typing": typing, "author": author},
-        )
+        event: TypingEvent = {
+            "kind": "typing",
+            "threadId": conversation.id,
+            "typing": typing,
+            "author": author,
+        }
+        self._bus.publish(customer.id, dict(event))
 
     async def conversation_ended(
         self, channel: Channel, conversation: Conversation, customer: Customer, reason: str
     ) -> None:
-        self._bus.publish(
-            customer.id, {"kind": "ended", "threadId": conversation.id, "reason": reason}
-        )
+        event: EndedEvent = {"kind": "ended", "threadId": conversation.id, "reason": reason}
+        self._bus.publish(customer.id, dict(event))
 
     async def idle_changed(
         self,
@@ -52,12 +58,13 @@ class WebchatAdapter:
         warning: bool,
         deadline: int | None,
     ) -> None:
+        event: BusEvent
         if warning:
-            notification = {
+            event = {
                 "kind": "idle_warning",
                 "threadId": conversation.id,
                 "deadline": deadline,
             }
         else:
-            notification = {"kind": "idle_cleared", "threadId": conversation.id}
-        self._bus.publish(customer.id, notification)
+            event = {"kind": "idle_cleared", "threadId": conversation.id}
+        self._bus.publish(customer.id, dict(event))

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import ValidationError
 
 from byoc.channels.webchat.config import parse_settings
 from byoc.channels.webchat.identity import resolve_identity
-from byoc.channels.webchat.protocol import CLOSE_CODES, Hello
+from byoc.channels.webchat.protocol import (
+    CLOSE_CODES,
+    FrameError,
+    Hello,
+    encode,
+    parse_widget_frame,
+)
 from byoc.channels.webchat.session import WidgetSession
 from byoc.conversations.models import CustomerProfile
 from byoc.errors import ChannelNotFound, Forbidden, Unauthenticated
@@ -25,7 +29,7 @@ HELLO_TIMEOUT_SECONDS = 10.0
 
 async def _refuse(ws: WebSocket, code: str, detail: str) -> None:
     with contextlib.suppress(Exception):
-        await ws.send_text(json.dumps({"type": "error", "code": code, "detail": detail}))
+        await ws.send_text(encode({"type": "error", "code": code, "detail": detail}))
         await ws.close(code=CLOSE_CODES.get(code, 4404 if code.endswith("not-found") else 4400))
 
 
@@ -35,13 +39,17 @@ async def widget_socket(ws: WebSocket) -> None:
     await ws.accept()
     try:
         raw = await asyncio.wait_for(ws.receive_text(), timeout=HELLO_TIMEOUT_SECONDS)
-        hello = Hello.model_validate_json(raw)
-        if hello.type != "hello":
-            raise ValueError("the first frame must be hello")
-    except (TimeoutError, ValueError, ValidationError) as exc:
-        await _refuse(ws, "bad-hello", f"expected a hello frame: {exc}")
+        hello = parse_widget_frame(raw)
+    except TimeoutError:
+        await _refuse(ws, "bad-hello", "expected a hello frame: none came in time")
+        return
+    except FrameError as exc:
+        await _refuse(ws, "bad-hello", f"expected a hello frame: {exc.detail}")
         return
     except WebSocketDisconnect:
+        return
+    if not isinstance(hello, Hello):
+        await _refuse(ws, "bad-hello", "expected a hello frame: the first frame must be hello")
         return
     try:
         channel: Channel | None = await runtime.conversations.channel(hello.channel)

@@ -10,22 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from functools import partial
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
-from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from byoc.bus import Notification, Subscription
+from byoc.bus import Subscription
 from byoc.channels.adapter import message_view
 from byoc.channels.attachment_store import attachment_url
 from byoc.channels.webchat.config import WebchatSettings
 from byoc.channels.webchat.identity import WidgetIdentity
-from byoc.channels.webchat.protocol import AttachmentRef, CustomerFrame, FrameError, Hello
+from byoc.channels.webchat.protocol import (
+    AttachmentRef,
+    BusEvent,
+    ErrorOut,
+    FrameError,
+    Hello,
+    MessageFrame,
+    MessageView,
+    NewConversationFrame,
+    PongFrame,
+    ReceiptFrame,
+    ServerFrame,
+    StillHereFrame,
+    TypingFrame,
+    WelcomeFrame,
+    WidgetFrame,
+    encode,
+    parse_widget_frame,
+    read_bus_event,
+)
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.errors import ByocError, ConversationEnded, NotFound
 from byoc.runtime import Runtime
@@ -76,7 +93,7 @@ class WidgetSession:
         self.last_heard = time.monotonic()
         self._send_lock = asyncio.Lock()
 
-    def _view(self, message: Message) -> dict[str, Any]:
+    def _view(self, message: Message) -> MessageView:
         """A message as the widget sees it; its own messages carry the widget's clientId."""
         view = message_view(message)
         prefix = f"{self.identity.external_id}/"
@@ -84,9 +101,9 @@ class WidgetSession:
             view["clientId"] = message.platform_message_id[len(prefix) :]
         return view
 
-    async def send(self, frame: dict[str, Any]) -> None:
+    async def send(self, frame: ServerFrame) -> None:
         async with self._send_lock:
-            await self.ws.send_text(json.dumps(frame, separators=(",", ":"), ensure_ascii=False))
+            await self.ws.send_text(encode(frame))
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -105,25 +122,26 @@ class WidgetSession:
         self.conversation, messages, last_seq = await self.runtime.db.run_read(read)
         if self.conversation is not None:
             self.last_seq = last_seq
-        conversation = None
-        if self.conversation is not None:
-            conversation = {"threadId": self.conversation.id, "state": self.conversation.state}
-            if not self.conversation.is_open:
-                self.told_ended = self.conversation.id
-        await self.send(
-            {
-                "type": "welcome",
-                "customerId": self.customer.id,
-                "conversation": conversation,
-                "messages": [self._view(m) for m in messages],
-                "agentTyping": False,
-                "config": self.settings.public_config(),
-            }
-        )
+        if self.conversation is not None and not self.conversation.is_open:
+            self.told_ended = self.conversation.id
+        await self.send(self._welcome_frame(messages))
         if self.conversation is not None and self.conversation.countdown_deadline is not None:
             await self.send(
                 {"type": "idle_warning", "deadline": self.conversation.countdown_deadline}
             )
+
+    def _welcome_frame(self, messages: list[Message]) -> WelcomeFrame:
+        conversation = self.conversation
+        return {
+            "type": "welcome",
+            "customerId": self.customer.id,
+            "conversation": None
+            if conversation is None
+            else {"threadId": conversation.id, "state": conversation.state},
+            "messages": [self._view(m) for m in messages],
+            "agentTyping": False,
+            "config": self.settings.public_config(),
+        }
 
     async def run(self, subscription: Subscription) -> None:
         """Read the widget's frames here; one companion task follows the bus and keeps the
@@ -162,76 +180,64 @@ class WidgetSession:
                 await self.send({"type": "ping"})
                 next_ping = time.monotonic() + interval
                 continue
-            await self._on_notification(notification)
+            await self._on_notification(read_bus_event(notification))
 
     async def _read_frames(self) -> None:
         while True:
             raw = await self.ws.receive_text()
             self.last_heard = time.monotonic()
-            frame: CustomerFrame | None = None
+            client_id: str | None = None
             try:
-                frame = CustomerFrame.model_validate_json(raw)
+                frame = parse_widget_frame(raw)
+                if isinstance(frame, MessageFrame):
+                    client_id = frame.client_id
                 await self._on_frame(frame)
-            except ValidationError as exc:
-                await self.send(
-                    {"type": "error", "code": "invalid", "detail": str(exc.errors()[0]["msg"])}
-                )
             except FrameError as exc:
-                await self._error(exc.code, exc.detail, frame)
+                await self._error(exc.code, exc.detail, exc.client_id or client_id)
             except ConversationEnded as exc:
-                await self._error("conversation-ended", exc.detail, frame)
+                await self._error("conversation-ended", exc.detail, client_id)
                 await self._sync()
             except ByocError as exc:
-                await self._error(exc.slug, exc.detail, frame)
+                await self._error(exc.slug, exc.detail, client_id)
 
-    async def _error(self, code: str, detail: str, frame: CustomerFrame | None) -> None:
-        error: dict[str, Any] = {"type": "error", "code": code, "detail": detail}
-        if frame is not None and frame.client_id:
-            error["clientId"] = frame.client_id
+    async def _error(self, code: str, detail: str, client_id: str | None) -> None:
+        error: ErrorOut = {"type": "error", "code": code, "detail": detail}
+        if client_id:
+            error["clientId"] = client_id
         await self.send(error)
 
     # --- frames from the widget ----------------------------------------------------------------
 
-    async def _on_frame(self, frame: CustomerFrame) -> None:
-        if frame.type == "message":
-            await self._customer_message(frame)
-        elif frame.type == "typing":
-            if self.conversation is not None and self.conversation.is_open:
-                await self.runtime.conversations.customer_typing(
-                    self.channel.id, self.conversation.id, typing=bool(frame.typing)
-                )
-        elif frame.type in ("seen", "delivered"):
-            if frame.message_id:
-                with contextlib.suppress(NotFound):
-                    await self.runtime.conversations.report_receipt(
-                        self.channel.id,
-                        frame.message_id,
-                        "seen" if frame.type == "seen" else "delivered",
+    async def _on_frame(self, frame: WidgetFrame) -> None:
+        match frame:
+            case MessageFrame():
+                await self._customer_message(frame)
+            case TypingFrame():
+                if self.conversation is not None and self.conversation.is_open:
+                    await self.runtime.conversations.customer_typing(
+                        self.channel.id, self.conversation.id, typing=bool(frame.typing)
                     )
-        elif frame.type == "still_here":
-            if self.conversation is not None and self.conversation.is_open:
-                await self.runtime.conversations.customer_active(self.conversation.id)
-        elif frame.type == "new_conversation":
-            if self.conversation is not None and not self.conversation.is_open:
-                await self.runtime.conversations.dismiss_ended(self.conversation.id)
-                self.conversation = None
-                self.last_seq = -1
-                await self.send(
-                    {
-                        "type": "welcome",
-                        "customerId": self.customer.id,
-                        "conversation": None,
-                        "messages": [],
-                        "agentTyping": False,
-                        "config": self.settings.public_config(),
-                    }
-                )
-        elif frame.type == "pong":
-            pass
-        else:
-            raise FrameError("invalid", f"unknown frame type {frame.type!r}")
+            case ReceiptFrame():
+                if frame.message_id:
+                    with contextlib.suppress(NotFound):
+                        await self.runtime.conversations.report_receipt(
+                            self.channel.id, frame.message_id, frame.type
+                        )
+            case StillHereFrame():
+                if self.conversation is not None and self.conversation.is_open:
+                    await self.runtime.conversations.customer_active(self.conversation.id)
+            case NewConversationFrame():
+                if self.conversation is not None and not self.conversation.is_open:
+                    await self.runtime.conversations.dismiss_ended(self.conversation.id)
+                    self.conversation = None
+                    self.last_seq = -1
+                    await self.send(self._welcome_frame([]))
+            case PongFrame():
+                pass
+            case Hello():
+                raise FrameError("invalid", "unknown frame type 'hello'")
 
-    async def _customer_message(self, frame: CustomerFrame) -> None:
+    async def _customer_message(self, frame: MessageFrame) -> None:
         text = (frame.text or "").strip()
         if len(text) > self.settings.max_text_length:
             raise FrameError(
@@ -302,38 +308,35 @@ class WidgetSession:
 
     # --- wake-ups from the bus ---------------------------------------------------------------
 
-    async def _on_notification(self, notification: Notification) -> None:
-        kind = notification.get("kind")
-        if kind == "typing":
-            if (
-                self.conversation is not None
-                and notification.get("threadId") == self.conversation.id
-            ):
+    async def _on_notification(self, event: BusEvent) -> None:
+        conversation = self.conversation
+        if event["kind"] == "typing":
+            if conversation is not None and event.get("threadId") == conversation.id:
                 await self.send(
                     {
                         "type": "typing",
-                        "typing": bool(notification.get("typing")),
-                        "author": notification.get("author"),
+                        "typing": bool(event.get("typing")),
+                        "author": event.get("author"),
                     }
                 )
-        elif kind == "status":
+        elif event["kind"] == "status":
             await self.send(
                 {
                     "type": "status",
-                    "messageId": notification.get("messageId"),
-                    "status": notification.get("status"),
+                    "messageId": event.get("messageId"),
+                    "status": event.get("status"),
                 }
             )
-        elif kind == "idle_warning":
+        elif event["kind"] == "idle_warning":
             await self._sync()  # the warning's own message first
-            await self.send({"type": "idle_warning", "deadline": notification.get("deadline")})
-        elif kind == "idle_cleared":
+            await self.send({"type": "idle_warning", "deadline": event.get("deadline")})
+        elif event["kind"] == "idle_cleared":
             await self.send({"type": "idle_cleared"})
         elif (
-            kind == "messages"
-            and self.conversation is not None
-            and self.conversation.is_open
-            and notification.get("threadId") == self.conversation.id
+            event["kind"] == "messages"
+            and conversation is not None
+            and conversation.is_open
+            and event.get("threadId") == conversation.id
         ):
             await self._send_newer()  # the common case: a new message on the thread shown
         else:
