@@ -10,12 +10,10 @@ import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 
 from byoc import __version__
@@ -35,6 +33,7 @@ from byoc.channels.webchat.attachments import MAX_UPLOAD_BYTES
 from byoc.channels.webchat.attachments import router as attachments_router
 from byoc.channels.webchat.cors import WidgetCorsMiddleware
 from byoc.channels.webchat.route import router as widget_socket_router
+from byoc.channels.webchat.script import WidgetScript, widget_script_router
 from byoc.channels.webhook import WebhookAdapter
 from byoc.conversations.lifecycle import LifecycleLoops, LifecyclePolicy
 from byoc.conversations.service import ConversationService
@@ -62,7 +61,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).parent / "static"
 UPLOAD_PATH = re.compile(r"^/webchat/v1/channels/[^/]+/attachments$")
 
 
@@ -203,7 +201,7 @@ def create_app(
     app.include_router(platform_router)
     app.include_router(widget_socket_router)
     app.include_router(attachments_router)
-    app.mount("/widget", StaticFiles(directory=STATIC_DIR / "widget"), name="widget")
+    app.include_router(widget_script_router(WidgetScript.load()))
     app.include_router(action_pages_router)
     app.include_router(health_router)
     # Innermost first: the busiest routes skip routing and FastAPI's request handling.
