@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from byoc.app import create_app
-from byoc.provisioning.action_pages import FormClaims, FormTokens
+from byoc.provisioning.form_tokens import FormClaims, FormTokens
 from byoc.settings import Settings
 from byoc.store import Database
 from byoc.store import repositories as repo
