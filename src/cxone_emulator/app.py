@@ -15,7 +15,8 @@ from cxone_emulator.auth import build_auth_router
 from cxone_emulator.callbacks import CallbackClient
 from cxone_emulator.config import EmulatorConfig
 from cxone_emulator.console import build_console_router
-from cxone_emulator.de_api import build_de_router, build_public_router
+from cxone_emulator.de_api import build_de_router
+from cxone_emulator.de_setup_api import build_public_router
 from cxone_emulator.errors import CxoneError, handle_cxone_error, handle_http_error
 from cxone_emulator.faults import FaultInjector, FaultMiddleware
 from cxone_emulator.recorder import EventLog, RequestRecorder
