@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -45,12 +46,15 @@ NewPage = Callable[..., Page]
 
 @contextmanager
 def webchat_beside_playwright(
-    tmp_path: Path, emulator: Emulator, **channel_settings: Any
+    tmp_path: Path,
+    emulator: Emulator,
+    overrides: dict[str, Any] | None = None,
+    **channel_settings: Any,
 ) -> Iterator[Webchat]:
     # The harness prepares its store with asyncio.run(), which refuses to run on the thread
     # where Playwright's sync API keeps its event loop: enter and leave it on a helper thread.
     with ThreadPoolExecutor(max_workers=1) as helper:
-        running = running_webchat(tmp_path, emulator, **channel_settings)
+        running = running_webchat(tmp_path, emulator, overrides=overrides, **channel_settings)
         yield helper.submit(running.__enter__).result()
         helper.submit(running.__exit__, None, None, None).result()
 
@@ -141,14 +145,7 @@ def show_demo_page(page: Page, webchat: Webchat) -> Widget:
 
     It is written into a page of that origin rather than routed: Chromium treats a routed
     document as public, and a public page may not load scripts from a loopback server."""
-    html = (
-        DEMO_PAGE.read_text()
-        .replace("{{MIDDLEWARE}}", webchat.url)
-        .replace("{{CHANNEL}}", webchat.channel_id)
-    )
-    page.goto(webchat.page_origin + "/no-widget-here")
-    page.set_content(html)
-    return Widget(page).open().wait_connected()
+    return load_demo_page(page, webchat).open().wait_connected()
 
 
 def emulator_message(webchat: Webchat, contact_id: str, message_id: str) -> dict[str, Any]:
@@ -599,3 +596,94 @@ def test_a_silent_socket_is_detected_and_replaced(
         widget.say("Still connected?")
         contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
         wait_until(lambda: inbound_texts(contact(webchat, contact_id)) == ["Still connected?"])
+
+
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 360, "height": 740},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+}
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
+
+
+def axe_violations(page: Page) -> list[str]:
+    found: list[dict[str, Any]] = Axe().run(page).response["violations"]
+    return [f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in found]
+
+
+def fits(page: Page) -> None:
+    scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll <= inner, f"the page is {scroll} px wide in a {inner} px window"
+
+
+def load_demo_page(page: Page, webchat: Webchat) -> Widget:
+    """The demo page with its widget still closed (see `show_demo_page`)."""
+    html = (
+        DEMO_PAGE.read_text()
+        .replace("{{MIDDLEWARE}}", webchat.url)
+        .replace("{{CHANNEL}}", webchat.channel_id)
+    )
+    page.goto(webchat.page_origin + "/no-widget-here")
+    page.set_content(html)
+    widget = Widget(page)
+    expect(widget.part("byoc-launcher")).to_be_attached()
+    return widget
+
+
+def test_the_watering_hole_fits_a_phone(webchat: Webchat, browser: Browser) -> None:
+    context = browser.new_context(**PHONE)
+    try:
+        page = context.new_page()
+        widget = load_demo_page(page, webchat)
+        expect(widget.part("byoc-launcher")).to_be_visible()
+        fits(page)
+        launcher = widget.part("byoc-launcher").bounding_box()
+        assert launcher is not None
+        assert launcher["x"] + launcher["width"] <= 360
+        widget.part("byoc-launcher").tap()
+        expect(widget.part("byoc-panel")).to_be_visible()
+        widget.wait_connected()
+        fits(page)
+        for part in ("byoc-input", "byoc-send", "byoc-attach", "byoc-close"):
+            inside = widget.part(part).bounding_box()
+            assert inside is not None, part
+            assert inside["x"] >= 0, part
+            assert inside["x"] + inside["width"] <= 360, part
+        widget.say("Hello from a phone")
+        expect(widget.message("Hello from a phone")).to_have_count(1)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_widget_is_accessible_in_every_state(
+    tmp_path: Path, emulator: Emulator, browser: Browser, size: str
+) -> None:
+    with webchat_beside_playwright(
+        tmp_path, emulator, overrides={"end_poll_interval_seconds": 0.2}
+    ) as webchat:
+        context = browser.new_context(**(PHONE if size == "phone" else DESKTOP))
+        try:
+            page = context.new_page()
+            widget = load_demo_page(page, webchat)
+            assert axe_violations(page) == [], "closed"
+            widget.open().wait_connected()
+            assert axe_violations(page) == [], "open"
+            widget.say("Is anyone there?")
+            contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
+            agent_reply(webchat, contact_id, "Yes, Sam here. How can I help?")
+            expect(widget.messages).to_have_count(2)
+            assert axe_violations(page) == [], "after a reply"
+
+            # The agent ends the chat while the customer is in the message box.
+            widget.input.focus()
+            webchat.emulator.admin.post(f"/emulator/contacts/{contact_id}/close")
+            expect(widget.part("byoc-ended")).to_be_visible(timeout=15_000)
+            expect(widget.input).to_be_disabled()
+            expect(widget.part("byoc-new-conversation")).to_be_focused()
+            expect(widget.part("byoc-live")).to_have_text("This conversation has ended")
+            fits(page)
+            assert axe_violations(page) == [], "ended"
+        finally:
+            context.close()

@@ -26,7 +26,7 @@ button{cursor:pointer}
 .hd-logo{flex:none;width:40px;height:40px;border-radius:50%;display:grid;place-items:center;background:rgba(255,255,255,.18)}
 .hd-text{flex:1;min-width:0}
 .hd h2{margin:0;font-size:16.5px;font-weight:650;line-height:1.25;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.sub{font-size:12.5px;opacity:.88;display:flex;align-items:center;gap:6px}
+.sub{font-size:12.5px;display:flex;align-items:center;gap:6px}
 .sub::before{content:"";width:7px;height:7px;border-radius:50%;background:#4ade80;box-shadow:0 0 0 2px rgba(255,255,255,.35)}
 .sub.off::before{background:#fbbf24}.sub.dead::before{background:#f87171}
 .hd button{flex:none;width:36px;height:36px;border:0;border-radius:50%;background:transparent;color:inherit;display:grid;place-items:center}

@@ -128,6 +128,9 @@
     input.focus();
   }
   function setEnded(on) {
+    const wasEnded = S.ended;
+    // Disabling the focused message box would drop focus to <body>: move it first.
+    const focusInPanel = on && !wasEnded && panel.contains(panel.getRootNode().activeElement);
     S.ended = on;
     endedBox.hidden = !on;
     if (on) {
@@ -136,6 +139,10 @@
       stopTyping();
     }
     setComposerEnabled();
+    if (on && !wasEnded) {
+      if (focusInPanel) newConv.focus();
+      announce('This conversation has ended');
+    }
   }
   function setComposerEnabled() {
     const off = S.ended || fatal;
