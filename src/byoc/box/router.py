@@ -50,16 +50,23 @@ def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
 
 
 async def _token_request_fields(request: Request) -> dict[str, str]:
+    """The token request's fields, from a JSON object or a form body, plus HTTP Basic.
+
+    The body decides, not `Content-Type`: OAuth clients that send JSON without the header
+    exist, and a body that opens with `{` is never a form. A body that claims to be JSON (by
+    its header or its first character) and does not parse as an object is `invalid_request`.
+    """
     raw = await request.body()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    text = raw.decode()
     fields: dict[str, str] = {}
-    if content_type == "application/json":
-        parsed = json.loads(raw or b"{}")
+    if content_type == "application/json" or text.lstrip().startswith(("{", "[")):
+        parsed = json.loads(text or "{}")
         if not isinstance(parsed, dict):
             raise ValueError("JSON body must be an object")
         fields = {k: str(v) for k, v in parsed.items() if v is not None}
-    elif raw:
-        fields = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+    elif text:
+        fields = dict(parse_qsl(text, keep_blank_values=True))
     authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("basic "):
         decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
