@@ -3,6 +3,7 @@
     ByocError
     ├── InvalidInput          the request is well-formed but cannot be acted on
     │   ├── RecipientRejected an outbound recipient the platform does not know
+    │   ├── IdempotencyKeyReused  a key an earlier, different request used
     │   ├── TooLarge          an upload over the channel's limit
     │   └── UnsupportedType   an upload of a type the channel does not accept
     ├── NotFound              a channel, conversation, message or customer that does not exist
@@ -35,6 +36,10 @@ class RecipientRejected(InvalidInput):
     def __init__(self, detail: str, recipient_id: str) -> None:
         super().__init__(detail)
         self.recipient_id = recipient_id
+
+
+class IdempotencyKeyReused(InvalidInput):
+    slug = "idempotency-key-reused"
 
 
 class TooLarge(InvalidInput):

@@ -1,13 +1,16 @@
-"""The Integration Box at its edges: token requests without a `Content-Type`."""
+"""The Integration Box at its edges: token requests without a `Content-Type`, and retried
+reply callbacks that carry no DE message id."""
 
 from __future__ import annotations
 
 import json
+import logging
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.byoc.harness import Stack
+from tests.byoc.harness import Stack, wait_for
 
 # --- the token endpoint decides by the body --------------------------------------------------
 
@@ -61,3 +64,128 @@ def test_a_json_body_that_is_not_an_object_is_invalid_request(stack: Stack, body
         else:
             assert response.json()["error"] == "invalid_request", (body, headers)
         assert response.status_code == 400
+
+
+# --- retried reply callbacks without a DE message id -----------------------------------------
+
+
+def box_headers(stack: Stack, **extra: str) -> dict[str, str]:
+    response = httpx.post(
+        token_url(stack),
+        json={
+            "client_id": stack.client_id,
+            "client_secret": stack.client_secret,
+            "grant_type": "client_credentials",
+        },
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}", **extra}
+
+
+def reply_body(thread_id: str, text: str) -> dict[str, Any]:
+    """A reply callback whose body names no DE message id (no message.id, messageId, id)."""
+    return {
+        "thread": {"idOnExternalPlatform": thread_id},
+        "messageContent": {"type": "TEXT", "payload": {"text": text}},
+    }
+
+
+def reply_url(stack: Stack, style: str, thread_id: str) -> str:
+    box = stack.url + "/integration/box"
+    if style == "legacy":
+        return f"{box}/1.0/posts/{thread_id}/messages"
+    return f"{box}/2.0/channel/{stack.channel_id}/outbound"
+
+
+def platform_id(style: str, response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    found: str = (
+        body["idOnExternalPlatform"]
+        if style == "legacy"
+        else body["message"]["idOnExternalPlatform"]
+    )
+    return found
+
+
+def delivered_texts(stack: Stack) -> list[str]:
+    wait_for(lambda: not stack.outbox(), what="an empty outbox")
+    return [e["message"]["text"] for e in stack.platform.of_type("message.created")]
+
+
+@pytest.mark.parametrize("style", ["legacy", "dfo3"])
+@pytest.mark.parametrize("header", ["Idempotency-Key", "X-Request-Id"])
+def test_a_retry_with_the_same_key_is_delivered_once(stack: Stack, style: str, header: str) -> None:
+    thread = stack.customer_says("hello")["threadId"]
+    url = reply_url(stack, style, thread)
+    headers = box_headers(stack, **{header: "cx-req-0001"})
+    first = httpx.post(url, json=reply_body(thread, "said once"), headers=headers)
+    retry = httpx.post(url, json=reply_body(thread, "said once"), headers=headers)
+    assert platform_id(style, retry) == platform_id(style, first)
+    other_key = {**headers, header: "cx-req-0002"}
+    second = httpx.post(url, json=reply_body(thread, "said twice"), headers=other_key)
+    assert platform_id(style, second) != platform_id(style, first)
+    wait_for(lambda: len(stack.platform.of_type("message.created")) >= 2, what="two webhooks")
+    assert delivered_texts(stack) == ["said once", "said twice"]
+
+
+def test_a_key_reused_for_a_different_message_is_refused(stack: Stack) -> None:
+    thread = stack.customer_says("hello")["threadId"]
+    url = reply_url(stack, "dfo3", thread)
+    headers = box_headers(stack, **{"Idempotency-Key": "cx-req-0003"})
+    assert httpx.post(url, json=reply_body(thread, "first"), headers=headers).status_code == 200
+    reused = httpx.post(url, json=reply_body(thread, "not the first"), headers=headers)
+    assert reused.status_code == 422, reused.text
+    assert reused.headers["content-type"] == "application/problem+json"
+    assert reused.json()["type"] == "urn:byoc:problem:idempotency-key-reused"
+    too_long = {**headers, "Idempotency-Key": "k" * 256}
+    refused = httpx.post(url, json=reply_body(thread, "long key"), headers=too_long)
+    assert refused.status_code == 422
+    assert refused.json()["type"] == "urn:byoc:problem:invalid-input"
+    assert delivered_texts(stack) == ["first"]
+
+
+def test_the_same_key_on_two_channels_is_two_messages(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.byoc.harness import running_stack
+
+    headers = {"Idempotency-Key": "cx-req-shared"}
+    thread = stack.customer_says("hello")["threadId"]
+    with running_stack(tmp_path_factory.mktemp("other"), stack.emulator) as other:
+        other_thread = other.customer_says("hello")["threadId"]
+        ours = httpx.post(
+            reply_url(stack, "dfo3", thread),
+            json=reply_body(thread, "to the first channel"),
+            headers=box_headers(stack, **headers),
+        )
+        theirs = httpx.post(
+            reply_url(other, "dfo3", other_thread),
+            json=reply_body(other_thread, "to the second channel"),
+            headers=box_headers(other, **headers),
+        )
+        assert platform_id("dfo3", ours) != platform_id("dfo3", theirs)
+        assert delivered_texts(other) == ["to the second channel"]
+    assert delivered_texts(stack) == ["to the first channel"]
+
+
+@pytest.mark.parametrize("style", ["legacy", "dfo3"])
+def test_without_any_id_each_retry_is_new_and_warned_once_per_channel(
+    stack: Stack, style: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="byoc.box.router")
+    thread = stack.customer_says("hello")["threadId"]
+    url = reply_url(stack, style, thread)
+    headers = box_headers(stack)
+    first = httpx.post(url, json=reply_body(thread, "no id"), headers=headers)
+    retry = httpx.post(url, json=reply_body(thread, "no id"), headers=headers)
+    assert platform_id(style, retry) != platform_id(style, first)
+    assert delivered_texts(stack) == ["no id", "no id"]
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "byoc.box.router" and r.levelno == logging.WARNING
+    ]
+    assert len(warnings) == 1, warnings
+    assert stack.channel_id in warnings[0]
+    assert "Idempotency-Key" in warnings[0]

@@ -28,7 +28,13 @@ from byoc.box.schemas import (
 )
 from byoc.conversations.models import AgentMessageIn, Delivered
 from byoc.cxone import iso_millis
-from byoc.errors import ConversationNotFound, InvalidInput, RecipientRejected, Unauthenticated
+from byoc.errors import (
+    ConversationNotFound,
+    IdempotencyKeyReused,
+    InvalidInput,
+    RecipientRejected,
+    Unauthenticated,
+)
 from byoc.runtime import RuntimeDep, runtime_of
 from byoc.store import repositories as repo
 
@@ -127,7 +133,58 @@ async def authenticated_client(request: Request, runtime: RuntimeDep) -> str:
 CurrentClient = Annotated[str, Depends(authenticated_client)]
 
 
-def _agent_message(body: AgentMessageBody) -> AgentMessageIn:
+# --- retried reply callbacks -----------------------------------------------------------------
+#
+# A reply callback is recognised when CXone retries it by the DE message id in its body
+# (`message.id`, `messageId` or `id`), else by an `Idempotency-Key` or `X-Request-Id` header,
+# both scoped to the channel. With none of them a retry cannot be told from a new message and is
+# delivered again; the first such callback of each channel is logged as a warning so that an
+# operator sees that the tenant's callbacks carry no id.
+
+IDEMPOTENCY_HEADERS = ("idempotency-key", "x-request-id")
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+_channels_warned_without_ids: set[str] = set()
+
+
+def _idempotency_key(request: Request) -> str | None:
+    for header in IDEMPOTENCY_HEADERS:
+        value = request.headers.get(header, "").strip()
+        if value:
+            if len(value) > MAX_IDEMPOTENCY_KEY_LENGTH:
+                raise InvalidInput(
+                    f"the {header} header is longer than {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
+                )
+            return value
+    return None
+
+
+def _check_retry(incoming: AgentMessageIn, delivered: Delivered) -> None:
+    """Warn (once per channel) about a callback that names no id; refuse an idempotency key
+    that an earlier, different message used, rather than answer for a message not stored."""
+    channel_id = delivered.conversation.channel_id
+    if incoming.retry_id is None:
+        if channel_id not in _channels_warned_without_ids:
+            _channels_warned_without_ids.add(channel_id)
+            log.warning(
+                "reply callback on channel %s names no message id (message.id, messageId, id) "
+                "and has no Idempotency-Key or X-Request-Id header: a retried callback will be "
+                "delivered again (logged once per channel)",
+                channel_id,
+            )
+        return
+    if delivered.duplicate and incoming.de_message_id is None:
+        stored = delivered.message
+        same = stored.text == incoming.text and (
+            not incoming.content or stored.content == incoming.content
+        )
+        if not same:
+            raise IdempotencyKeyReused(
+                f"idempotency key {incoming.idempotency_key!r} was used by an earlier, "
+                f"different message ({stored.id}) on this channel"
+            )
+
+
+def _agent_message(body: AgentMessageBody, request: Request) -> AgentMessageIn:
     content = body.message_content.model_dump(by_alias=True) if body.message_content else {}
     payload = content.get("payload") or {}
     text = payload.get("text") if isinstance(payload, dict) else None
@@ -143,6 +200,7 @@ def _agent_message(body: AgentMessageBody) -> AgentMessageIn:
         author=body.author_user,
         brand=body.brand.model_dump(by_alias=True, exclude_none=True) if body.brand else None,
         recipients=body.end_user_recipients or body.recipients,
+        idempotency_key=None if body.de_message_id else _idempotency_key(request),
     )
 
 
@@ -191,10 +249,11 @@ async def legacy_reply(post_id: str, request: Request) -> Response:
     log.debug(
         "legacy reply body for post %s: %s", post_id, body.model_dump(exclude={"message_content"})
     )
-    incoming = _agent_message(body)
+    incoming = _agent_message(body, request)
     if incoming.de_thread_id is None:
         incoming = AgentMessageIn(**{**incoming.__dict__, "de_thread_id": post_id})
     delivered = await runtime.conversations.receive_agent_message(incoming, channel_id=None)
+    _check_retry(incoming, delivered)
     return json_response(LegacyReplyResponse(idOnExternalPlatform=delivered.message.id))
 
 
@@ -210,7 +269,7 @@ async def dfo3_outbound(channel_id: str, request: Request) -> Response:
     runtime = runtime_of(request)
     await authenticated_client(request, runtime)
     body = parse_body(AgentMessageBody, await request.body(), request.headers.get("content-type"))
-    incoming = _agent_message(body)
+    incoming = _agent_message(body, request)
     try:
         delivered = await runtime.conversations.receive_agent_message(
             incoming, channel_id=channel_id
@@ -224,6 +283,7 @@ async def dfo3_outbound(channel_id: str, request: Request) -> Response:
             )
         except RecipientRejected as exc:
             return _validation_failed(exc)
+    _check_retry(incoming, delivered)
     return Response(
         _outbound_response(delivered).model_dump_json(exclude_none=True),
         media_type="application/json",

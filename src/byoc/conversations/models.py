@@ -28,9 +28,15 @@ class CustomerMessageIn:
     thread_id: str | None = None
 
 
+IDEMPOTENCY_KEY_PREFIX = "key:"
+
+
 @dataclass(frozen=True)
 class AgentMessageIn:
-    """An agent's (or bot's) message as CXone delivers it to the box."""
+    """An agent's (or bot's) message as CXone delivers it to the box.
+
+    `idempotency_key`: the callback's `Idempotency-Key` (or `X-Request-Id`) header, for the
+    callbacks whose body names no DE message id."""
 
     thread_id: str | None
     de_thread_id: str | None
@@ -41,6 +47,18 @@ class AgentMessageIn:
     author: dict[str, Any] | None
     brand: dict[str, Any] | None
     recipients: list[dict[str, Any]]
+    idempotency_key: str | None = None
+
+    @property
+    def retry_id(self) -> str | None:
+        """What a retry of this callback is recognised by, within its channel: CXone's message
+        id, else the request's idempotency key (prefixed: it can never equal a DE id, which is
+        a UUID). None: a retry cannot be told from a new message."""
+        if self.de_message_id:
+            return self.de_message_id
+        if self.idempotency_key:
+            return IDEMPOTENCY_KEY_PREFIX + self.idempotency_key
+        return None
 
 
 @dataclass(frozen=True)

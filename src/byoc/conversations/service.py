@@ -305,8 +305,8 @@ class ConversationService:
         conversation, customer = self._conversation_for_agent(conn, incoming, channel_id)
         channel = self._channel(conn, conversation.channel_id)
         self._check_brand(conn, channel, incoming.brand)
-        if incoming.de_message_id:
-            existing = repo.find_message_by_de_id(conn, channel.id, incoming.de_message_id)
+        if incoming.retry_id:
+            existing = repo.find_message_by_de_id(conn, channel.id, incoming.retry_id)
             if existing is not None:
                 return self._replay(conn, existing)
         if conversation.de_thread_id is None and incoming.de_thread_id:
@@ -319,8 +319,8 @@ class ConversationService:
         def tx(conn: Connection) -> Delivered:
             channel = self._channel(conn, channel_id)
             self._check_brand(conn, channel, incoming.brand)
-            if incoming.de_message_id:
-                existing = repo.find_message_by_de_id(conn, channel.id, incoming.de_message_id)
+            if incoming.retry_id:
+                existing = repo.find_message_by_de_id(conn, channel.id, incoming.retry_id)
                 if existing is not None:
                     return self._replay(conn, existing)
             customer = self._recipient(conn, channel, incoming.recipients)
@@ -410,7 +410,7 @@ class ConversationService:
             content=incoming.content or _text_content(incoming.text),
             attachments=incoming.attachments,
             author=incoming.author,
-            de_message_id=incoming.de_message_id,
+            de_message_id=incoming.retry_id,
         )
         if customer is None:
             customer = repo.get_customer(conn, conversation.customer_id)
