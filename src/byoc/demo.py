@@ -4,15 +4,22 @@ Starts the bundled CXone emulator (as a separate process: the middleware never i
 the middleware on SQLite, and "The Watering Hole", a stand-in platform that receives the
 middleware's signed webhooks and prints them. It then plays one exchange end to end and keeps
 running so a person can answer from the emulator's agent console.
+
+Every run starts from a fresh demo store: the emulator keeps its contacts in memory only, so
+threads stored by an earlier run would point at contacts this run's emulator never had. The
+ports are taken before anything starts; a busy one ends the demo with one line that names it
+and the flag that changes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import html
 import json
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -48,6 +55,14 @@ class DemoPorts:
     middleware: int
     emulator: int
     platform: int
+
+
+class DemoError(Exception):
+    """The demo cannot go on; its message is the one line the user sees."""
+
+
+# The flag of `byoc demo` that moves each port, named in the busy-port message.
+PORT_FLAGS = {"middleware": "--port", "emulator": "--emulator-port", "platform": "--platform-port"}
 
 
 def say(text: str) -> None:
@@ -118,6 +133,43 @@ async def _prepare(settings: Settings, client: tuple[str, str], channels: list[C
         await db.close()
 
 
+def _take_port(port: int, role: str) -> socket.socket:
+    """Bind the port now, so that a busy one is reported before anything has started."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"failed: {exc.strerror}"
+        raise DemoError(
+            f"port {port} ({role}) {reason}; choose another with {PORT_FLAGS[role]} PORT"
+        ) from None
+    return sock
+
+
+def _take_ports(ports: DemoPorts) -> tuple[socket.socket, socket.socket]:
+    """The middleware's and the platform's sockets, bound; the emulator's port checked (the
+    emulator is a process of its own and binds it itself)."""
+    taken: list[socket.socket] = []
+    try:
+        taken.append(_take_port(ports.middleware, "middleware"))
+        taken.append(_take_port(ports.platform, "platform"))
+        _take_port(ports.emulator, "emulator").close()
+    except DemoError:
+        for sock in taken:
+            sock.close()
+        raise
+    return taken[0], taken[1]
+
+
+def _fresh_store(data_dir: Path) -> Path:
+    database = data_dir / "byoc.db"
+    for leftover in (database, *(data_dir / f"byoc.db{s}" for s in ("-wal", "-shm", "-journal"))):
+        leftover.unlink(missing_ok=True)
+    return database
+
+
 def _start_emulator(ports: DemoPorts, client: tuple[str, str]) -> subprocess.Popen[bytes]:
     box = f"http://127.0.0.1:{ports.middleware}/integration/box"
     integration = (
@@ -138,7 +190,9 @@ def _start_emulator(ports: DemoPorts, client: tuple[str, str]) -> subprocess.Pop
         raise SystemExit(f"cannot start the CXone emulator: {exc}") from exc
 
 
-async def _wait_until_up(url: str, within: float = 20.0) -> None:
+async def _wait_until_up(
+    url: str, within: float = 20.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + within
     async with httpx.AsyncClient(timeout=1.0) as http:
         while True:
@@ -147,8 +201,13 @@ async def _wait_until_up(url: str, within: float = 20.0) -> None:
                     return
             except httpx.HTTPError:
                 pass
+            if process is not None and process.poll() is not None:
+                raise DemoError(
+                    f"the CXone emulator exited with status {process.returncode} before {url} "
+                    f"answered (is its port busy? choose another with {PORT_FLAGS['emulator']})"
+                )
             if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not come up within {within:.0f}s")
+                raise DemoError(f"{url} did not come up within {within:.0f}s")
             await asyncio.sleep(0.1)
 
 
@@ -183,7 +242,7 @@ async def _play_exchange(
                 break
             await asyncio.sleep(0.1)
         if contact is None:
-            raise SystemExit("the message never reached the CXone emulator")
+            raise DemoError("the message never reached the CXone emulator")
         say(f"CXone (emulator) routed it to an agent as contact {contact['id']}")
         reply = await http.post(
             f"{emulator}/emulator/contacts/{contact['id']}/reply",
@@ -207,7 +266,7 @@ async def _play_widget_exchange(ports: DemoPorts) -> None:
         await ws.send(json.dumps(hello))
         welcome = json.loads(await ws.recv())
         if welcome.get("type") != "welcome":
-            raise SystemExit(f"the widget socket refused the demo: {welcome}")
+            raise DemoError(f"the widget socket refused the demo: {welcome}")
         await ws.send(
             json.dumps({"type": "message", "clientId": "demo-1", "text": "Hello from the widget!"})
         )
@@ -232,7 +291,7 @@ async def _play_widget_exchange(ports: DemoPorts) -> None:
                     break
                 await asyncio.sleep(0.1)
             if contact is None:
-                raise SystemExit("the widget's message never reached the CXone emulator")
+                raise DemoError("the widget's message never reached the CXone emulator")
             reply = await http.post(
                 f"{emulator}/emulator/contacts/{contact['id']}/reply",
                 json={"text": "Welcome to The Watering Hole chat!", "agent": {"firstName": "Sam"}},
@@ -247,11 +306,35 @@ async def _play_widget_exchange(ports: DemoPorts) -> None:
 
 
 async def run_demo(ports: DemoPorts, data_dir: Path, *, once: bool) -> int:
+    """Play the demo; 0 when it ran, 1 (with one line on stderr) when it could not."""
+    try:
+        middleware_socket, platform_socket = _take_ports(ports)
+    except DemoError as exc:
+        print(f"byoc demo: {exc}", file=sys.stderr, flush=True)
+        return 1
+    try:
+        return await _run(ports, data_dir, once=once, sockets=(middleware_socket, platform_socket))
+    except DemoError as exc:
+        print(f"byoc demo: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        middleware_socket.close()
+        platform_socket.close()
+
+
+async def _run(
+    ports: DemoPorts,
+    data_dir: Path,
+    *,
+    once: bool,
+    sockets: tuple[socket.socket, socket.socket],
+) -> int:
     client = new_client_credentials()
     secret = secrets.token_urlsafe(24)
+    database = _fresh_store(data_dir)
     settings = Settings(
         environment="development",
-        database_url=f"sqlite:///{data_dir / 'byoc.db'}",
+        database_url=f"sqlite:///{database}",
         public_url=f"http://127.0.0.1:{ports.middleware}",
         cxone_api_url=f"http://127.0.0.1:{ports.emulator}/dfo/3.0",
         cxone_token_url=f"http://127.0.0.1:{ports.emulator}/auth/token",
@@ -297,9 +380,16 @@ async def run_demo(ports: DemoPorts, data_dir: Path, *, once: bool) -> int:
             )
         ),
     ]
-    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    tasks = [
+        asyncio.create_task(server.serve(sockets=[sock]))
+        for server, sock in zip(servers, sockets, strict=True)
+    ]
     try:
-        await _wait_until_up(f"http://127.0.0.1:{ports.emulator}/.well-known/openid-configuration")
+        say(f"a fresh demo store in {data_dir} (the emulator starts empty too)")
+        await _wait_until_up(
+            f"http://127.0.0.1:{ports.emulator}/.well-known/openid-configuration",
+            process=emulator,
+        )
         await _wait_until_up(f"http://127.0.0.1:{ports.middleware}/healthz")
         await _wait_until_up(f"http://127.0.0.1:{ports.platform}/")
         say(f"CXone emulator     http://127.0.0.1:{ports.emulator}/console  (agent console)")
