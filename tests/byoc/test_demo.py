@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,28 @@ def demo_ports() -> dict[str, int]:
 
 def port_args(ports: dict[str, int]) -> list[str]:
     return [str(item) for pair in ports.items() for item in pair]
+
+
+def run_bounded(
+    command: list[str], *, timeout: float, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in a session of its own; on timeout the whole session is killed, so a
+    demo that hangs leaves no emulator behind."""
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,  # type: ignore[call-overload]
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            raise AssertionError(f"timed out after {timeout}s:\n{stdout}\n{stderr}") from None
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -50,13 +73,8 @@ def test_scripts_demo_runs_twice_in_a_row_from_a_fresh_clone(tmp_path: Path) -> 
     env.pop("PYTHONPATH", None)
     for run in (1, 2):
         ports = demo_ports()
-        result = subprocess.run(
-            ["bash", "scripts/demo", "--once", *port_args(ports)],
-            cwd=clone,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=90,
+        result = run_bounded(
+            ["bash", "scripts/demo", "--once", *port_args(ports)], cwd=clone, env=env, timeout=90
         )
         assert result.returncode == 0, f"run {run}:\n{result.stdout}\n{result.stderr}"
         assert "the round trip works" in result.stdout, result.stdout
@@ -72,13 +90,11 @@ def test_a_busy_port_is_one_clear_line(tmp_path: Path, busy: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as occupier:
         occupier.bind(("127.0.0.1", ports[busy]))
         occupier.listen()
-        result = subprocess.run(
+        result = run_bounded(
             [
                 sys.executable, "-c", "import sys; from byoc.cli import main; sys.exit(main())",
                 "demo", "--once", "--data-dir", str(tmp_path / "demo"), *port_args(ports),
             ],
-            capture_output=True,
-            text=True,
             timeout=60,
         )  # fmt: skip
     lines = result.stderr.strip().splitlines()
