@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.byoc.harness import Stack, wait_for
+from tests.byoc.harness import Stack, running_stack, wait_for
+from tests.emulator_harness import Emulator
+from tests.postgres import postgres_url
+
+__all__ = ["postgres_url"]
 
 # --- the token endpoint decides by the body --------------------------------------------------
 
@@ -148,8 +154,6 @@ def test_a_key_reused_for_a_different_message_is_refused(stack: Stack) -> None:
 def test_the_same_key_on_two_channels_is_two_messages(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from tests.byoc.harness import running_stack
-
     headers = {"Idempotency-Key": "cx-req-shared"}
     thread = stack.customer_says("hello")["threadId"]
     with running_stack(tmp_path_factory.mktemp("other"), stack.emulator) as other:
@@ -189,3 +193,32 @@ def test_without_any_id_each_retry_is_new_and_warned_once_per_channel(
     assert len(warnings) == 1, warnings
     assert stack.channel_id in warnings[0]
     assert "Idempotency-Key" in warnings[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("identified_by", ["Idempotency-Key", "message.id"])
+def test_concurrent_retries_on_postgres_answer_one_message(
+    tmp_path: Path, emulator: Emulator, postgres_url: str, identified_by: str
+) -> None:
+    """Retries that arrive together race to insert the same retry id: the losers are answered
+    as replays of the winner's message, not with a 503."""
+    with running_stack(tmp_path, emulator, database_url=postgres_url) as stack:
+        thread = stack.customer_says("hello")["threadId"]
+        url = reply_url(stack, "dfo3", thread)
+        headers = box_headers(stack)
+        for attempt in range(4):
+            body = reply_body(thread, f"reply {attempt}")
+            if identified_by == "message.id":
+                body["message"] = {"id": f"de-race-{attempt}"}
+            else:
+                headers["Idempotency-Key"] = f"race-{attempt}"
+
+            def post(_: int, body: dict[str, Any] = body) -> httpx.Response:
+                return httpx.post(url, json=body, headers=headers, timeout=10)
+
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                answers = list(pool.map(post, range(6)))
+            assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
+            assert len({platform_id("dfo3", a) for a in answers}) == 1
+        wait_for(lambda: len(stack.platform.of_type("message.created")) >= 4, what="webhooks")
+        assert delivered_texts(stack) == [f"reply {n}" for n in range(4)]

@@ -32,7 +32,7 @@ from byoc.errors import (
 )
 from byoc.ids import new_id
 from byoc.outbox.rows import enqueue
-from byoc.store import Database, now_ms
+from byoc.store import Database, DuplicateError, now_ms
 from byoc.store import queries as repo
 from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
 
@@ -292,8 +292,8 @@ class ConversationService:
         self, incoming: AgentMessageIn, *, channel_id: str | None
     ) -> Delivered:
         """A reply on a thread the middleware knows (legacy or DFO 3.0 style)."""
-        delivered = await self._db.run_write(
-            lambda conn: self._receive_agent_message(conn, incoming, channel_id)
+        delivered = await self._write_once(
+            incoming, lambda conn: self._receive_agent_message(conn, incoming, channel_id)
         )
         if not delivered.duplicate:
             self._on_enqueued()
@@ -330,10 +330,23 @@ class ConversationService:
             repo.insert_conversation(conn, conversation)
             return self._store_agent_message(conn, channel, conversation, incoming)
 
-        delivered = await self._db.run_write(tx)
+        delivered = await self._write_once(incoming, tx)
         if not delivered.duplicate:
             self._on_enqueued()
         return delivered
+
+    async def _write_once(
+        self, incoming: AgentMessageIn, tx: Callable[[Connection], Delivered]
+    ) -> Delivered:
+        """Run an agent message's transaction; when a concurrent retry of the same callback
+        committed the message first (the unique retry id), run it again: it finds that message
+        and answers as its replay, instead of failing a request that CXone only retried."""
+        try:
+            return await self._db.run_write(tx)
+        except DuplicateError:
+            if incoming.retry_id is None:
+                raise
+            return await self._db.run_write(tx)
 
     async def validate_recipients(self, channel_id: str, recipients: list[dict[str, Any]]) -> None:
         await self._db.run_read(
