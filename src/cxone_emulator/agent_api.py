@@ -6,7 +6,12 @@ from fastapi import APIRouter, Request, Response
 from starlette.responses import JSONResponse
 
 from cxone_emulator.agents import Agent, AgentDesk, CallbackFailed
-from cxone_emulator.config import IntegrationConfig, ReplyStyle
+from cxone_emulator.config import (
+    MESSAGE_IDS,
+    IntegrationConfig,
+    ReplyStyle,
+    parse_message_ids,
+)
 from cxone_emulator.errors import error_body, invalid
 from cxone_emulator.faults import FaultInjector
 from cxone_emulator.recorder import EventLog, filter_requests
@@ -173,6 +178,9 @@ def build_agent_router(
             reply_style=reply_style,
             name=optional_str(body, "name") or "BYOC",
             action_url=optional_str(body, "actionUrl"),
+            message_ids=parse_message_ids(one_of(body, "messageIds", MESSAGE_IDS))
+            if "messageIds" in body
+            else "body",
         )
         state.integrations[integration.id] = integration
         # New credentials make any cached token meaningless.

@@ -135,7 +135,8 @@ class AgentDesk:
             path = f"/1.0/posts/{thread.id}/messages"
         else:
             path = f"/2.0/channel/{contact.channel_id}/outbound"
-        result = await self.callbacks.call(integration, path, body)
+        headers = _name_message(integration, body, message_id)
+        result = await self.callbacks.call(integration, path, body, headers)
         external_id = _returned_message_id(result.body) if result.ok else None
         message = Message(
             id=message_id,
@@ -209,7 +210,10 @@ class AgentDesk:
             agent,
         )
         # Agent-initiated outbound always uses the DFO 3.0 endpoint, whatever the reply style.
-        result = await self.callbacks.call(integration, f"/2.0/channel/{channel_id}/outbound", body)
+        headers = _name_message(integration, body, message_id)
+        result = await self.callbacks.call(
+            integration, f"/2.0/channel/{channel_id}/outbound", body, headers
+        )
         if not result.ok:
             raise CallbackFailed(502, f"outbound was not delivered: {result.status}", result)
         external_thread = _returned_thread_id(result.body) or proposed
@@ -237,6 +241,17 @@ class AgentDesk:
         )
         self.state.add_message(message)
         return contact, message
+
+
+def _name_message(
+    integration: IntegrationConfig, body: JsonObject, message_id: str
+) -> dict[str, str]:
+    """Name the DE message the way the integration is set to (`message_ids`); the headers to
+    send with the callback."""
+    if integration.message_ids == "body":
+        return {}
+    del body["message"]
+    return {"Idempotency-Key": message_id} if integration.message_ids == "header" else {}
 
 
 def _returned_message_id(body: object) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -52,14 +53,19 @@ class CallbackClient:
         return self.http_client
 
     async def call(
-        self, integration: IntegrationConfig, path: str, body: JsonObject
+        self,
+        integration: IntegrationConfig,
+        path: str,
+        body: JsonObject,
+        headers: Mapping[str, str] | None = None,
     ) -> CallbackResult:
+        """POST `body` (and `headers`: the same on every retry) to the integration's box."""
         url = integration.box_url.rstrip("/") + path
         refreshed = False
         retries = 0
         while True:
             cached = self.state.integration_tokens.get(integration.id)
-            result = await self._post(url, body, cached.access_token if cached else None)
+            result = await self._post(url, body, cached.access_token if cached else None, headers)
             if result.status == 401 and not refreshed:
                 refreshed = True
                 token_error = await self._refresh_token(integration)
@@ -73,8 +79,16 @@ class CallbackClient:
                 continue
             return result
 
-    async def _post(self, url: str, body: JsonObject, token: str | None) -> CallbackResult:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async def _post(
+        self,
+        url: str,
+        body: JsonObject,
+        token: str | None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> CallbackResult:
+        headers = {**(extra_headers or {})}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         try:
             status, content = await self._send(url, body, headers)
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -7,7 +7,12 @@ import gc
 import sys
 from collections.abc import Sequence
 
-from cxone_emulator.config import ChannelConfig, EmulatorConfig, IntegrationConfig
+from cxone_emulator.config import (
+    ChannelConfig,
+    EmulatorConfig,
+    IntegrationConfig,
+    parse_message_ids,
+)
 
 _INTEGRATION_KEYS = (
     "id",
@@ -18,6 +23,7 @@ _INTEGRATION_KEYS = (
     "reply_style",
     "name",
     "action_url",
+    "message_ids",
 )
 _INTEGRATION_REQUIRED = ("id", "box_url", "authorization_url", "client_id", "client_secret")
 _CHANNEL_KEYS = ("id", "integration", "name")
@@ -59,6 +65,10 @@ def parse_integration(text: str) -> IntegrationConfig:
     style = values.get("reply_style", "dfo3")
     if style not in ("legacy", "dfo3"):
         raise SpecError("reply_style must be legacy or dfo3")
+    try:
+        message_ids = parse_message_ids(values.get("message_ids") or "body")
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
     return IntegrationConfig(
         id=values["id"],
         box_url=values["box_url"],
@@ -68,6 +78,7 @@ def parse_integration(text: str) -> IntegrationConfig:
         reply_style="legacy" if style == "legacy" else "dfo3",
         name=values.get("name") or "BYOC",
         action_url=values.get("action_url") or None,
+        message_ids=message_ids,
     )
 
 
@@ -129,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="register an integration: "
         + ",".join(f"{k}=..." for k in _INTEGRATION_KEYS)
-        + " (repeatable; reply_style is legacy or dfo3, default dfo3; default: none)",
+        + " (repeatable; reply_style is legacy or dfo3, default dfo3; message_ids is body,"
+        " header or none, default body; default: none)",
     )
     serve.add_argument(
         "--channel",

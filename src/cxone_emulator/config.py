@@ -6,6 +6,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 ReplyStyle = Literal["legacy", "dfo3"]
+# How a reply callback names its DE message: in the body (`message.id`, what the emulator
+# assumes CXone does), in an `Idempotency-Key` header only, or not at all (a tenant whose
+# retries cannot be told from new messages).
+MessageIds = Literal["body", "header", "none"]
+MESSAGE_IDS: tuple[MessageIds, ...] = ("body", "header", "none")
+
+
+def parse_message_ids(value: str) -> MessageIds:
+    for choice in MESSAGE_IDS:
+        if value == choice:
+            return choice
+    raise ValueError(f"message_ids must be one of {', '.join(MESSAGE_IDS)}")
 
 
 @dataclass
@@ -20,6 +32,7 @@ class IntegrationConfig:
     reply_style: ReplyStyle = "dfo3"
     name: str = "BYOC"
     action_url: str | None = None
+    message_ids: MessageIds = "body"
 
 
 @dataclass

@@ -294,4 +294,5 @@ def integration_json(integration: IntegrationConfig) -> JsonObject:
         "clientId": integration.client_id,
         "replyStyle": integration.reply_style,
         "actionUrl": integration.action_url,
+        "messageIds": integration.message_ids,
     }

@@ -222,3 +222,58 @@ def test_concurrent_retries_on_postgres_answer_one_message(
             assert len({platform_id("dfo3", a) for a in answers}) == 1
         wait_for(lambda: len(stack.platform.of_type("message.created")) >= 4, what="webhooks")
         assert delivered_texts(stack) == [f"reply {n}" for n in range(4)]
+
+
+def emulator_names_messages(stack: Stack, message_ids: str, reply_style: str = "dfo3") -> None:
+    """Set how the emulator's reply callbacks name their DE message (body, header or none)."""
+    box = stack.url + "/integration/box"
+    registered = stack.emulator.admin.post(
+        "/emulator/integrations",
+        json={
+            "id": stack.integration_id,
+            "boxUrl": box,
+            "authorizationUrl": box + "/1.0/token",
+            "clientId": stack.client_id,
+            "clientSecret": stack.client_secret,
+            "replyStyle": reply_style,
+            "messageIds": message_ids,
+        },
+    )
+    assert registered.status_code == 201, registered.text
+
+
+@pytest.mark.parametrize("style", ["legacy", "dfo3"])
+def test_a_retry_of_an_emulator_reply_named_by_header_is_answered_once(
+    stack: Stack, style: str
+) -> None:
+    emulator_names_messages(stack, "header", style)
+    thread = stack.customer_says("hello")["threadId"]
+    contact = stack.contact_for_thread(thread)
+    reply = stack.agent_replies(contact["id"], "through the emulator")
+    assert reply.status_code == 200, reply.text
+    sent = reply.json()["message"]
+    callback = stack.emulator.callbacks()[-1]
+    assert "message" not in callback["requestBody"]
+    # CXone retrying the callback (its answer was lost): same body, same Idempotency-Key.
+    retry = httpx.post(
+        callback["url"],
+        json=callback["requestBody"],
+        headers=box_headers(stack, **{"Idempotency-Key": sent["id"]}),
+    )
+    assert platform_id(style, retry) == sent["idOnExternalPlatform"]
+    assert delivered_texts(stack) == ["through the emulator"]
+
+
+def test_emulator_replies_without_ids_are_warned_about_once(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="byoc.box.router")
+    emulator_names_messages(stack, "none")
+    thread = stack.customer_says("hello")["threadId"]
+    contact = stack.contact_for_thread(thread)
+    for text in ("one", "two"):
+        assert stack.agent_replies(contact["id"], text).status_code == 200
+    assert delivered_texts(stack) == ["one", "two"]
+    warned = [r for r in caplog.records if r.name == "byoc.box.router"]
+    assert len(warned) == 1
+    assert stack.channel_id in warned[0].getMessage()

@@ -76,7 +76,14 @@ class BoxReceiver:
         async def guarded(request: Request) -> tuple[Any, Response | None]:
             header = request.headers.get("authorization")
             body = await request.json()
-            self.calls.append({"path": request.url.path, "body": body, "authorization": header})
+            self.calls.append(
+                {
+                    "path": request.url.path,
+                    "body": body,
+                    "authorization": header,
+                    "idempotencyKey": request.headers.get("idempotency-key"),
+                }
+            )
             token = (header or "").removeprefix("Bearer ")
             if not header or token not in self.valid_tokens:
                 return body, JSONResponse({"error": "invalid_token"}, status_code=401)
@@ -101,9 +108,10 @@ class BoxReceiver:
             thread = body["thread"]["idOnExternalPlatform"]
             if thread.startswith("de-") and self.outbound_thread_id:
                 thread = self.outbound_thread_id
+            named = (body.get("message") or {}).get("id") or request.headers.get("idempotency-key")
             return JSONResponse(
                 {
-                    "message": {"idOnExternalPlatform": f"platform-{body['message']['id'][:8]}"},
+                    "message": {"idOnExternalPlatform": f"platform-{(named or 'unnamed')[:8]}"},
                     "thread": {"idOnExternalPlatform": thread},
                 }
             )

@@ -267,3 +267,48 @@ def test_callback_timeout_is_retried_with_the_same_message_id() -> None:
         assert "Timeout" in first["error"]
         assert second["status"] == 200
         assert first["requestBody"]["message"]["id"] == second["requestBody"]["message"]["id"]
+
+
+@pytest.mark.parametrize("message_ids", ["header", "none"])
+def test_reply_names_its_message_as_the_integration_says(message_ids: str) -> None:
+    with wired() as (emu, box), emu.api_client() as api:
+        registered = emu.admin.post(
+            "/emulator/integrations",
+            json={
+                "id": "integration-1",
+                "boxUrl": f"{box.url}/box",
+                "authorizationUrl": f"{box.url}/token",
+                "clientId": "box-client",
+                "clientSecret": "box-secret",
+                "messageIds": message_ids,
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        assert registered.json()["messageIds"] == message_ids
+        contact_id = _open_contact(api)
+        box.failures_to_inject = 1  # one retry: it names the message the same way
+        reply = emu.admin.post(f"/emulator/contacts/{contact_id}/reply", json={"text": "Hi"})
+        assert reply.status_code == 200, reply.text
+        message_id = reply.json()["message"]["id"]
+        attempts = [c for c in box.box_calls() if c["authorization"]]
+        assert len(attempts) == 2
+        for attempt in attempts:
+            assert "message" not in attempt["body"]
+            expected = message_id if message_ids == "header" else None
+            assert attempt["idempotencyKey"] == expected
+
+
+def test_an_unknown_message_ids_value_is_refused() -> None:
+    with wired() as (emu, box):
+        refused = emu.admin.post(
+            "/emulator/integrations",
+            json={
+                "boxUrl": f"{box.url}/box",
+                "authorizationUrl": f"{box.url}/token",
+                "clientId": "c",
+                "clientSecret": "s",
+                "messageIds": "sometimes",
+            },
+        )
+        assert refused.status_code == 400
+        assert refused.json()["errors"][0]["field"] == "messageIds"

@@ -56,6 +56,11 @@ def test_specs_become_config() -> None:
     assert integration.reply_style == "legacy"
     assert integration.name == "Shop"
     assert integration.action_url == "http://x/action"
+    assert integration.message_ids == "body"
+    headers_only = config_from_args(
+        build_parser().parse_args(["serve", "--integration", INTEGRATION + ",message_ids=header"])
+    )
+    assert headers_only.integrations[0].message_ids == "header"
     assert config.channels[0].id == "chat_1"
     assert config.channels[0].name == "Web"
 
@@ -66,6 +71,7 @@ def test_specs_become_config() -> None:
         ["serve", "--integration", "id=i1"],
         ["serve", "--integration", INTEGRATION + ",colour=red"],
         ["serve", "--integration", INTEGRATION.replace("legacy", "v9")],
+        ["serve", "--integration", INTEGRATION + ",message_ids=sometimes"],
         ["serve", "--channel", "id=c,integration=missing"],
         ["serve", "--channel", "justtext"],
     ],
