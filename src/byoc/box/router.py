@@ -138,8 +138,8 @@ CurrentClient = Annotated[str, Depends(authenticated_client)]
 # A reply callback is recognised when CXone retries it by the DE message id in its body
 # (`message.id`, `messageId` or `id`), else by an `Idempotency-Key` or `X-Request-Id` header,
 # both scoped to the channel. With none of them a retry cannot be told from a new message and is
-# delivered again; the first such callback of each channel is logged as a warning so that an
-# operator sees that the tenant's callbacks carry no id.
+# delivered again; the first such callback of each channel (in each process) is logged as a
+# warning so that an operator sees that the tenant's callbacks carry no id.
 
 IDEMPOTENCY_HEADERS = ("idempotency-key", "x-request-id")
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
