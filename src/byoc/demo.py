@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import html
 import json
 import secrets
@@ -23,7 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from websockets.typing import Origin
 from byoc.app import create_app
 from byoc.box.credentials import hash_secret, new_client_credentials
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
+from byoc.demo_ports import PORT_FLAGS, DemoError, DemoPorts, take_ports
 from byoc.errors import Unauthenticated
 from byoc.settings import Settings
 from byoc.store import Database
@@ -45,24 +44,11 @@ from byoc.store.migrations import upgrade
 from byoc.store.records import Channel
 from byoc.tenancy import default_tenant
 
+__all__ = ["DemoError", "DemoPorts", "run_demo", "watering_hole"]
+
 CHANNEL_ID = "chat_watering_hole"
 WEB_CHANNEL_ID = "chat_watering_hole_web"
 DEMO_PAGE = Path(__file__).parent / "static" / "demo" / "watering-hole.html"
-
-
-@dataclass(frozen=True)
-class DemoPorts:
-    middleware: int
-    emulator: int
-    platform: int
-
-
-class DemoError(Exception):
-    """The demo cannot go on; its message is the one line the user sees."""
-
-
-# The flag of `byoc demo` that moves each port, named in the busy-port message.
-PORT_FLAGS = {"middleware": "--port", "emulator": "--emulator-port", "platform": "--platform-port"}
 
 
 def say(text: str) -> None:
@@ -131,36 +117,6 @@ async def _prepare(settings: Settings, client: tuple[str, str], channels: list[C
                     )
     finally:
         await db.close()
-
-
-def _take_port(port: int, role: str) -> socket.socket:
-    """Bind the port now, so that a busy one is reported before anything has started."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(("127.0.0.1", port))
-    except OSError as exc:
-        sock.close()
-        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"failed: {exc.strerror}"
-        raise DemoError(
-            f"port {port} ({role}) {reason}; choose another with {PORT_FLAGS[role]} PORT"
-        ) from None
-    return sock
-
-
-def _take_ports(ports: DemoPorts) -> tuple[socket.socket, socket.socket]:
-    """The middleware's and the platform's sockets, bound; the emulator's port checked (the
-    emulator is a process of its own and binds it itself)."""
-    taken: list[socket.socket] = []
-    try:
-        taken.append(_take_port(ports.middleware, "middleware"))
-        taken.append(_take_port(ports.platform, "platform"))
-        _take_port(ports.emulator, "emulator").close()
-    except DemoError:
-        for sock in taken:
-            sock.close()
-        raise
-    return taken[0], taken[1]
 
 
 def _fresh_store(data_dir: Path) -> Path:
@@ -308,7 +264,7 @@ async def _play_widget_exchange(ports: DemoPorts) -> None:
 async def run_demo(ports: DemoPorts, data_dir: Path, *, once: bool) -> int:
     """Play the demo; 0 when it ran, 1 (with one line on stderr) when it could not."""
     try:
-        middleware_socket, platform_socket = _take_ports(ports)
+        middleware_socket, platform_socket = take_ports(ports)
     except DemoError as exc:
         print(f"byoc demo: {exc}", file=sys.stderr, flush=True)
         return 1
