@@ -104,6 +104,16 @@ def build_agent_router(
         contact.set_status("closed")
         return JSONResponse(state.agent_contact_json(contact))
 
+    @router.post("/contacts/{contact_id}/close-on-next-message")
+    async def close_on_next_message(contact_id: str, request: Request) -> JSONResponse:
+        """Close the contact (or, with `{"what": "thread"}`, its thread) just before the next
+        customer message on its thread is handled: the agent's close racing that message."""
+        contact = desk.contact(contact_id)
+        body = await read_json_object(request, allow_empty=True)
+        what = one_of(body, "what", ("contact", "thread")) if "what" in body else "contact"
+        contact.close_on_next_message = what
+        return JSONResponse(state.agent_contact_json(contact))
+
     @router.post("/contacts/{contact_id}/status")
     async def set_status(contact_id: str, request: Request) -> JSONResponse:
         contact = desk.contact(contact_id)

@@ -89,6 +89,17 @@ class DeService:
             "message": self.state.message_json(message),
         }
 
+    def close_if_armed(self, thread: Thread) -> None:
+        """Close what the control API armed on the thread's contact, once (a race on demand)."""
+        contact = self.state.latest_contact(thread)
+        if contact is None or contact.close_on_next_message is None:
+            return
+        if contact.close_on_next_message == "thread":
+            thread.can_add_more_messages = False
+        else:
+            contact.set_status("closed")
+        contact.close_on_next_message = None
+
     def contact_for_new_message(
         self,
         thread: Thread,
@@ -155,6 +166,7 @@ def build_de_router(state: EmulatorState) -> APIRouter:
             thread = state.open_thread(channel_id, thread_external_id, customer_id, thread_name)
         elif thread_name:
             thread.thread_name = thread_name
+        service.close_if_armed(thread)
         contact = service.contact_for_new_message(
             thread, "inbound", requested_status or "new", custom_fields
         )
@@ -304,6 +316,9 @@ def build_de_router(state: EmulatorState) -> APIRouter:
     async def search_threads(request: Request) -> JSONResponse:
         channel_id = request.query_params.get("channelId")
         external_id = request.query_params.get("idOnExternalPlatform")
+        if channel_id is not None and external_id is not None:
+            found = state.thread_for(channel_id, external_id)  # the middleware's end check
+            return JSONResponse({"data": [found.to_json()] if found else []})
         data = [
             thread.to_json()
             for thread in state.threads.values()

@@ -71,6 +71,9 @@ class Contact:
     abandon_type: str | None = None
     customer_typing: bool = False
     message_ids: list[str] = field(default_factory=list)
+    # Armed by the control API: "contact" or "thread" is closed just before the next customer
+    # message on this contact's thread is handled, as if the agent had been a moment faster.
+    close_on_next_message: str | None = None
 
     def set_status(self, status: str) -> None:
         self.status = status

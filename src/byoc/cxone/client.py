@@ -162,6 +162,16 @@ class DeClient:
 
     # --- threads ----------------------------------------------------------------------------
 
+    async def list_threads(
+        self, *, channel_id: str, thread_id_on_external_platform: str | None = None
+    ) -> list[ThreadInfo]:
+        """`GET /threads?…` (§3.6): a channel's threads, or the one with the given id."""
+        params = [("channelId", channel_id)]
+        if thread_id_on_external_platform is not None:
+            params.append(("idOnExternalPlatform", thread_id_on_external_platform))
+        response = await self._request("GET", "/threads", params=params)
+        return _wire.decode_list(response, ThreadInfo)
+
     async def get_thread(self, channel_id: str, thread_id_on_external_platform: str) -> ThreadInfo:
         response = await self._request(
             "GET", _path("channels", channel_id, "threads", thread_id_on_external_platform)
