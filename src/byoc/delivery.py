@@ -60,9 +60,11 @@ async def cxone_call(what: str, *, conflict_is_success: bool = False) -> AsyncIt
     except CxoneAuthError as exc:
         # Credentials may be fixed by an operator; the retry budget bounds the wait.
         raise RetryLater(f"{what}: {exc}") from exc
-    except CxoneConflict:
+    except CxoneConflict as exc:
         if not conflict_is_success:
-            raise
+            raise PermanentFailure(
+                f"{what}: refused by CXone as a conflict with its current state (409): {exc}"
+            ) from exc
     except CxoneRejected as exc:
         raise PermanentFailure(f"{what}: {exc}") from exc
     except CxoneError as exc:
@@ -277,12 +279,14 @@ class Deliveries:
     async def end_contact(self, row: OutboxRow) -> None:
         """End the interaction in CXone (contract §3.6) the way the deployment chose."""
         loaded = await self._load(conversation_id=str(row.payload["conversation_id"]))
-        contact_id = loaded.conversation.de_contact_id
+        # A contact other than the conversation's own: one a late message opened by mistake.
+        contact_id = row.payload.get("contact_id") or loaded.conversation.de_contact_id
         if contact_id is None:
             return
         de = await self._tenants.for_tenant(loaded.channel.tenant_id)
         action = str(row.payload["action"])
-        async with cxone_call(f"end contact {contact_id} ({action})"):
+        # A 409 here means the contact has ended already: what was asked for.
+        async with cxone_call(f"end contact {contact_id} ({action})", conflict_is_success=True):
             if action == "abandon":
                 await de.abandon_contact(contact_id, "expired")
             elif action == "thread":

@@ -152,3 +152,50 @@ def test_rejected_customer_message_is_dead_lettered_not_retried_forever(stack: S
     # The next message on the same conversation is not blocked by the dead one.
     later = stack.customer_says("accepted")
     stack.contact_for_thread(later["threadId"])
+
+
+def conflict_once(stack: Stack, match: str) -> None:
+    rule = {"match": match, "errorRate": 1.0, "errorStatus": 409, "times": 1}
+    response = stack.emulator.admin.put("/emulator/faults", json={"rules": [rule]})
+    assert response.status_code == 200, response.text
+
+
+def test_conflict_from_cxone_is_dead_lettered_at_once_with_its_reason(stack: Stack) -> None:
+    accepted = stack.customer_says("hello")
+    contact = stack.contact_for_thread(accepted["threadId"])
+    reply = stack.agent_replies(contact["id"], "hi")
+    message_id = reply.json()["message"]["idOnExternalPlatform"]
+    conflict_once(stack, "PUT /channels/*/messages/*/status")
+    receipt = stack.signed(
+        "POST",
+        f"/api/v1/channels/{stack.channel_id}/receipts",
+        {"messageId": message_id, "status": "delivered"},
+    )
+    assert receipt.status_code == 202, receipt.text
+    dead = wait_for(lambda: stack.outbox(state="dead"), what="dead letter")
+    assert [row["kind"] for row in dead] == ["cxone.message_status"]
+    assert dead[0]["attempts"] == 1  # not retried: sending it again cannot help
+    assert "409" in dead[0]["last_error"]
+    assert "conflict" in dead[0]["last_error"]
+    puts = stack.emulator.requests(path_contains=f"/messages/{message_id}/status", method="PUT")
+    assert [p["status"] for p in puts] == [409]
+
+
+def test_conflict_ending_a_contact_that_has_ended_is_success(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    fast_idle = {
+        "idle_timeout_seconds": 0.5,
+        "idle_countdown_seconds": 0.5,
+        "timer_poll_interval_seconds": 0.1,
+        "end_poll_interval_seconds": 600,
+    }
+    with running_stack(tmp_path, emulator, **fast_idle) as stack:
+        accepted = stack.customer_says("hello")
+        contact = stack.contact_for_thread(accepted["threadId"])
+        conflict_once(stack, "PUT /contacts/*/status")
+        stack.agent_replies(contact["id"], "anything else?")  # the customer owes a reply
+        wait_for(lambda: stack.platform.of_type("conversation.ended"), what="idle end")
+        wait_for(lambda: not stack.outbox(), what="outbox drained")
+        puts = emulator.requests(path_contains=f"/contacts/{contact['id']}/status", method="PUT")
+        assert [p["status"] for p in puts] == [409]  # "already ended" was taken at its word
