@@ -1,8 +1,14 @@
 """Outbox handlers: how each kind of row is delivered to CXone or to a platform.
 
-This is the one place where CXone client errors become outbox decisions:
-unavailable → retry later (honouring Retry-After), rejected → dead letter, a conflict on
-create → already delivered.
+This is the one place where CXone client errors become outbox decisions (`cxone_call`):
+unavailable → retry later (honouring Retry-After), rejected → dead letter. A 409 is success
+where the call asks for a state CXone may already hold (a message with our id, a contact
+that has ended) and a rejection, dead-lettered at once with its reason, everywhere else.
+
+A customer message is forwarded only while CXone holds the conversation open (contract §3.6:
+neither its contact ended nor its thread closed), asked at most every
+`end_check_min_interval_ms` per conversation; a create that lands on a contact other than the
+one the conversation knew asks CXone about the previous one before adopting the new one.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ from byoc.conversations import lifecycle
 from byoc.conversations import service as kinds
 from byoc.conversations.lifecycle import LifecycleLoops
 from byoc.cxone import (
-    ENDED_CONTACT_STATUSES,
     Attachment,
     CreateMessage,
     CreateMessageResponse,
@@ -132,17 +137,15 @@ class Deliveries:
         message = loaded.message
         assert message is not None
         customer = loaded.customer
-        ended, record_check = await self._ended_in_cxone(loaded.conversation, loaded.channel)
+        conversation, channel = loaded.conversation, loaded.channel
+        ended, record_check = await self._ended_in_cxone(conversation, channel)
         if ended:
             # The agent closed the conversation: forwarding would open a new case behind the
             # agent's back. The customer is told the conversation is over instead.
-            return Settled(
-                write=lambda conn: repo.set_message_status(conn, message.id, "refused"),
-                after_commit=partial(self._publish_status, customer.id, message.id, "refused"),
-            )
+            return self._refused(customer.id, message.id)
         body = CreateMessage(
             id_on_external_platform=message.id,
-            thread=ThreadRef(id_on_external_platform=loaded.conversation.id),
+            thread=ThreadRef(id_on_external_platform=conversation.id),
             message_content=MessageContent.model_validate(message.content),
             author_end_user_identity=EndUserIdentity(
                 id_on_external_platform=customer.id,
@@ -157,20 +160,52 @@ class Deliveries:
             created_at_with_milliseconds=iso_millis(_ms_to_datetime(message.created_at)),
             attachments=[Attachment.model_validate(a) for a in message.attachments] or None,
         )
-        de = await self._tenants.for_tenant(loaded.channel.tenant_id)
-        async with cxone_call(f"create message {message.id}"):
-            response = await de.create_message(loaded.channel.id, body)
+        de = await self._tenants.for_tenant(channel.tenant_id)
+        try:
+            async with cxone_call(f"create message {message.id}"):
+                response = await de.create_message(channel.id, body)
+        except PermanentFailure:
+            # A thread closed in CXone since the last check refuses the message: that is the
+            # end of the conversation, not a message to dead-letter.
+            ended, _ = await self._ended_in_cxone(conversation, channel, fresh=True)
+            if ended:
+                return self._refused(customer.id, message.id)
+            raise
+        contact_id = response.consumer_contact.id
+        previous = conversation.de_contact_id
+        if previous is not None and contact_id != previous:
+            # DE opens a new contact when a message arrives on a thread whose contact has
+            # ended: the agent may have closed it between the check and the create.
+            async with cxone_call(f"contact status of {previous}"):
+                status = await self._lifecycle.contact_ended(channel, previous)
+            if status is not None:
+                log.info(
+                    "contact %s ended in CXone while message %s was on its way; closing the"
+                    " contact %s it opened",
+                    previous,
+                    message.id,
+                    contact_id,
+                )
+                refused = self._refused(customer.id, message.id)
+                write = refused.write
+                assert write is not None
+
+                def raced(conn: Connection) -> None:
+                    write(conn)
+                    lifecycle.end_with_stray_contact(conn, conversation, contact_id, now_ms())
+
+                return Settled(write=raced, after_commit=refused.after_commit)
         updates: dict[str, object] = {}
-        if response.consumer_contact.id != loaded.conversation.de_contact_id:
-            updates["de_contact_id"] = response.consumer_contact.id
+        if contact_id != previous:
+            updates["de_contact_id"] = contact_id
         de_thread = response.consumer_contact.thread_id or response.message.thread_id
-        if de_thread and loaded.conversation.de_thread_id is None:
+        if de_thread and conversation.de_thread_id is None:
             updates["de_thread_id"] = de_thread
 
         def sent(conn: Connection) -> None:
             repo.set_message_status(conn, message.id, "sent")
             if updates:  # the first message of a contact; later ones change nothing here
-                repo.update_conversation(conn, loaded.conversation.id, **updates)
+                repo.update_conversation(conn, conversation.id, **updates)
             if record_check is not None:  # not on the way to CXone: written with the row
                 record_check(conn)
 
@@ -179,6 +214,12 @@ class Deliveries:
         return Settled(
             write=sent,
             after_commit=partial(self._publish_status, customer.id, message.id, "sent"),
+        )
+
+    def _refused(self, customer_id: str, message_id: str) -> Settled:
+        return Settled(
+            write=partial(repo.set_message_status, message_id=message_id, status="refused"),
+            after_commit=partial(self._publish_status, customer_id, message_id, "refused"),
         )
 
     def _publish_status(self, customer_id: str, message_id: str, status: str) -> None:
@@ -214,24 +255,25 @@ class Deliveries:
             log.info("typing indicator refused by CXone, dropped: %s", exc)
 
     async def _ended_in_cxone(
-        self, conversation: Conversation, channel: Channel
+        self, conversation: Conversation, channel: Channel, *, fresh: bool = False
     ) -> tuple[bool, Settle | None]:
-        """Whether the agent ended the conversation (asking CXone when the last answer is older
-        than the minimum interval); when CXone was asked and the contact is still open, also
-        the write that records the check, for the caller to make with its own."""
+        """Whether the conversation has ended, asking CXone (its contact and its thread) unless
+        CXone said it was open less than the minimum interval ago, or `fresh`ly in any case.
+        When CXone was asked and holds it open, also the write that records the check, for the
+        caller to make with its own."""
         if not conversation.is_open:
             return True, None
+        contact_id = conversation.de_contact_id
+        if contact_id is None:
+            return False, None  # CXone has not seen the thread yet
         checked = conversation.de_checked_at or 0
-        if (
-            conversation.de_contact_id is None
-            or now_ms() - checked < self._end_check_min_interval_ms
-        ):
+        if not fresh and now_ms() - checked < self._end_check_min_interval_ms:
             return False, None
-        async with cxone_call(f"contact status of {conversation.id}"):
-            status = await self._lifecycle.contact_status(conversation, channel)
+        async with cxone_call(f"end check of {conversation.id}"):
+            why = await self._lifecycle.why_ended(channel, conversation.id, contact_id)
         checked_at = now_ms()
-        if status is not None and status in ENDED_CONTACT_STATUSES:
-            return await self._lifecycle.ended_in_cxone(conversation, status, checked_at), None
+        if why is not None:
+            return await self._lifecycle.ended_in_cxone(conversation, why, checked_at), None
         return False, partial(
             repo.mark_checked_in_cxone, conversation_id=conversation.id, at=checked_at
         )

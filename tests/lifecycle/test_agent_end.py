@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
-from tests.byoc.harness import running_stack, wait_for
+import pytest
+
+from tests.byoc.harness import Stack, running_stack, wait_for
 from tests.emulator_harness import Emulator
 from tests.webchat.client import agent_reply, custom_webchat, widget
 
@@ -117,3 +120,135 @@ def test_end_poll_is_bounded(tmp_path: Path, emulator: Emulator) -> None:
         gets = [r for r in emulator.requests(path_contains="/contacts/", method="GET")]
         # At most batch size per interval: about 5 rounds of 2 in 1.5 s, never 6 per round.
         assert 0 < len(gets) <= 2 * (1.5 / 0.3 + 1)
+
+
+# --- the edges: a close racing a customer message, a thread closed in DE -----------------------
+
+NO_POLL = {"end_poll_interval_seconds": 600, "idle_timeout_seconds": 0}
+
+
+def contacts_of_thread(stack: Stack, thread_id: str) -> list[dict[str, Any]]:
+    response = stack.emulator.admin.get(
+        "/emulator/contacts", params={"channelId": stack.channel_id}
+    )
+    data: list[dict[str, Any]] = response.json()["data"]
+    return [c for c in data if c["threadIdOnExternalPlatform"] == thread_id]
+
+
+def assert_ended_for_the_customer(stack: Stack, thread_id: str, refused_id: str) -> None:
+    """The customer was told, the message that raced the end is refused, and the thread takes
+    no more messages."""
+    ended = wait_for(lambda: stack.platform.of_type("conversation.ended"), what="ended event")
+    assert [e["reason"] for e in ended] == ["agent"]
+    wait_for(lambda: not stack.outbox(), what="outbox drained")
+    transcript = stack.signed(
+        "GET", f"/api/v1/channels/{stack.channel_id}/threads/{thread_id}/messages"
+    ).json()
+    assert transcript["state"] == "ended"
+    statuses = {m["id"]: m["status"] for m in transcript["messages"]}
+    assert statuses[refused_id] == "refused"
+    later = stack.signed(
+        "POST",
+        f"/api/v1/channels/{stack.channel_id}/messages",
+        {"customer": {"id": "wh-user-1"}, "text": "hello?", "threadId": thread_id},
+    )
+    assert later.status_code == 409
+    assert later.json()["type"].endswith("conversation-ended")
+
+
+@pytest.mark.parametrize("check", ["asked just before", "skipped as fresh"])
+def test_customer_message_racing_the_agents_close(
+    tmp_path: Path, emulator: Emulator, check: str
+) -> None:
+    """The agent closes the contact between the pre-forward check and the create: DE takes the
+    message on a new contact. That contact is closed at once and the conversation ends here."""
+    interval = 0 if check == "asked just before" else 600
+    with running_stack(
+        tmp_path, emulator, end_check_min_interval_seconds=interval, **NO_POLL
+    ) as stack:
+        first = stack.customer_says("hello")
+        thread_id = first["threadId"]
+        contact = stack.contact_for_thread(thread_id)
+        second = stack.customer_says("still there?", threadId=thread_id)
+        wait_for(lambda: not stack.outbox(), what="both messages forwarded")
+        assert len(contacts_of_thread(stack, thread_id)) == 1
+        armed = emulator.admin.post(f"/emulator/contacts/{contact['id']}/close-on-next-message")
+        assert armed.status_code == 200, armed.text
+        emulator.admin.delete("/emulator/requests")
+
+        late = stack.customer_says("one more thing", threadId=thread_id)
+        assert_ended_for_the_customer(stack, thread_id, late["id"])
+        calls = [(r["method"], r["path"].split("/dfo/3.0")[-1]) for r in emulator.requests()]
+        create = ("POST", f"/channels/{stack.channel_id}/messages")
+        assert calls.count(create) == 1  # it reached CXone (after the check, if any)
+        checks = [c for c in calls[: calls.index(create)] if c[0] == "GET"]
+        assert bool(checks) == (check == "asked just before")
+        both = contacts_of_thread(stack, thread_id)
+        assert len(both) == 2
+        assert both[0]["id"] == contact["id"]
+        stray = both[1]
+        assert [m["idOnExternalPlatform"] for m in stray["messages"]] == [late["id"]]
+        assert [c["status"] for c in both] == ["closed", "closed"]  # no case left for an agent
+        assert ("PUT", f"/contacts/{stray['id']}/status") in calls
+        assert second["id"] != late["id"]
+
+
+def test_message_on_a_thread_closed_in_cxone_is_refused_before_forwarding(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    with running_stack(tmp_path, emulator, end_check_min_interval_seconds=0, **NO_POLL) as stack:
+        first = stack.customer_says("hello")
+        thread_id = first["threadId"]
+        contact = stack.contact_for_thread(thread_id)
+        wait_for(lambda: not stack.outbox(), what="first message forwarded")
+        with emulator.api_client() as api:
+            closed = api.put(
+                f"/channels/{stack.channel_id}/threads/{thread_id}",
+                json={"canAddMoreMessages": False},
+            )
+            assert closed.status_code == 200, closed.text
+        emulator.admin.delete("/emulator/requests")
+
+        late = stack.customer_says("are you there?", threadId=thread_id)
+        assert_ended_for_the_customer(stack, thread_id, late["id"])
+        assert emulator.requests(path_contains="/messages", method="POST") == []
+        assert [r["path"] for r in emulator.requests(path_contains="/threads", method="GET")]
+        assert not stack.outbox(state="dead")
+        assert contacts_of_thread(stack, thread_id)[0]["id"] == contact["id"]
+
+
+def test_thread_closed_between_the_check_and_the_create_ends_the_conversation(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """DE refuses the message on the thread closed a moment ago: an end, not a dead letter."""
+    with running_stack(tmp_path, emulator, end_check_min_interval_seconds=0, **NO_POLL) as stack:
+        first = stack.customer_says("hello")
+        thread_id = first["threadId"]
+        contact = stack.contact_for_thread(thread_id)
+        wait_for(lambda: not stack.outbox(), what="first message forwarded")
+        emulator.admin.post(
+            f"/emulator/contacts/{contact['id']}/close-on-next-message", json={"what": "thread"}
+        )
+        late = stack.customer_says("are you there?", threadId=thread_id)
+        assert_ended_for_the_customer(stack, thread_id, late["id"])
+        creates = emulator.requests(path_contains="/messages", method="POST")
+        assert [c["status"] for c in creates][-1] == 400
+        assert not stack.outbox(state="dead")
+
+
+def test_background_poll_notices_a_thread_closed_in_cxone(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    with running_stack(tmp_path, emulator, **POLL) as stack:
+        first = stack.customer_says("hello")
+        thread_id = first["threadId"]
+        stack.contact_for_thread(thread_id)
+        wait_for(lambda: not stack.outbox(), what="first message forwarded")
+        with emulator.api_client() as api:
+            api.put(
+                f"/channels/{stack.channel_id}/threads/{thread_id}",
+                json={"canAddMoreMessages": False},
+            ).raise_for_status()
+        ended = wait_for(lambda: stack.platform.of_type("conversation.ended"), what="ended")
+        assert ended[0]["reason"] == "agent"
+        assert ended[0]["threadId"] == thread_id

@@ -212,6 +212,27 @@ def end_conversation(
     return True
 
 
+def end_with_stray_contact(
+    conn: Connection, conversation: Conversation, stray_contact_id: str, checked_at: int
+) -> bool:
+    """The conversation's contact ended in CXone while a customer message was on its way, and
+    that message made DE open a new contact on the thread: end the conversation here, and
+    close the new contact before an agent accepts it (queued, so it survives a restart)."""
+    repo.mark_checked_in_cxone(conn, conversation.id, checked_at)
+    ended = end_conversation(conn, conversation, reason="agent")
+    enqueue(
+        conn,
+        lane=cxone_lane(conversation.id),
+        kind=CXONE_END_CONTACT,
+        payload={
+            "conversation_id": conversation.id,
+            "action": "close",
+            "contact_id": stray_contact_id,
+        },
+    )
+    return ended
+
+
 # --- the loops -------------------------------------------------------------------------------
 
 
@@ -333,39 +354,51 @@ class LifecycleLoops:
         return ended
 
     async def refresh_from_cxone(self, conversation: Conversation) -> bool:
-        """Ask CXone whether the conversation's contact is over; end it here if so."""
-        status = await self.contact_status(conversation)
-        if status is None:
+        """Ask CXone whether the conversation is over; end it here if so."""
+        if conversation.de_contact_id is None:
             return False
+        channel = await self._db.run_read(
+            lambda conn: repo.get_channel(conn, conversation.channel_id)
+        )
+        if channel is None:
+            return False
+        why = await self.why_ended(channel, conversation.id, conversation.de_contact_id)
         checked_at = now_ms()
-        if status not in ENDED_CONTACT_STATUSES:
+        if why is None:
             await self._db.run_write(
                 lambda conn: repo.mark_checked_in_cxone(conn, conversation.id, checked_at)
             )
             return False
-        return await self.ended_in_cxone(conversation, status, checked_at)
+        return await self.ended_in_cxone(conversation, why, checked_at)
 
-    async def contact_status(
-        self, conversation: Conversation, channel: Channel | None = None
-    ) -> str | None:
-        """The status CXone gives the conversation's contact (None: no contact or channel).
-        Nothing is written: see `refresh_from_cxone`."""
-        if conversation.de_contact_id is None:
-            return None
-        if channel is None:
-            channel = await self._db.run_read(
-                lambda conn: repo.get_channel(conn, conversation.channel_id)
-            )
-        if channel is None:
-            return None
+    async def why_ended(self, channel: Channel, thread_id: str, contact_id: str) -> str | None:
+        """Why CXone holds the conversation for ended, or None while it is open (contract §3.6:
+        an ended conversation is a closed contact or a thread that takes no more messages).
+        Two DE calls, made together; nothing is written (see `refresh_from_cxone`)."""
         de = await self._tenants.for_tenant(channel.tenant_id)
-        contact = await de.get_contact(conversation.de_contact_id)
-        return contact.status
+        contact, threads = await asyncio.gather(
+            de.get_contact(contact_id),
+            de.list_threads(channel_id=channel.id, thread_id_on_external_platform=thread_id),
+            return_exceptions=True,  # both answers awaited: neither call is left running
+        )
+        if isinstance(contact, BaseException):
+            raise contact
+        if isinstance(threads, BaseException):
+            raise threads
+        if contact.status in ENDED_CONTACT_STATUSES:
+            return f"contact {contact.status}"
+        if any(not thread.can_add_more_messages for thread in threads):
+            return "thread closed"
+        return None
 
-    async def ended_in_cxone(
-        self, conversation: Conversation, status: str, checked_at: int
-    ) -> bool:
-        """CXone said the contact is over (`status`): end the conversation here."""
+    async def contact_ended(self, channel: Channel, contact_id: str) -> str | None:
+        """The status of `contact_id` when it has ended, else None (one DE call)."""
+        de = await self._tenants.for_tenant(channel.tenant_id)
+        contact = await de.get_contact(contact_id)
+        return contact.status if contact.status in ENDED_CONTACT_STATUSES else None
+
+    async def ended_in_cxone(self, conversation: Conversation, why: str, checked_at: int) -> bool:
+        """CXone said the conversation is over (`why`): end it here."""
 
         def tx(conn: Connection) -> bool:
             repo.mark_checked_in_cxone(conn, conversation.id, checked_at)
@@ -374,5 +407,5 @@ class LifecycleLoops:
         ended = await self._db.run_write(tx)
         if ended:
             self.agent_endings += 1
-            log.info("conversation %s was ended in CXone (%s)", conversation.id, status)
+            log.info("conversation %s was ended in CXone (%s)", conversation.id, why)
         return ended
