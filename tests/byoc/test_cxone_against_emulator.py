@@ -224,6 +224,21 @@ async def test_thread_get_and_close(client: DeClient) -> None:
         await client.get_thread(CHANNEL, "no-such-thread")
 
 
+async def test_thread_search_reads_can_add_more_messages(client: DeClient) -> None:
+    await client.create_message(CHANNEL, customer_message("m1"))
+    (found,) = await client.list_threads(
+        channel_id=CHANNEL, thread_id_on_external_platform="thread-1"
+    )
+    assert found.id_on_external_platform == "thread-1"
+    assert found.can_add_more_messages
+    await client.update_thread(CHANNEL, "thread-1", can_add_more_messages=False)
+    (closed,) = await client.list_threads(channel_id=CHANNEL)
+    assert not closed.can_add_more_messages
+    assert (
+        await client.list_threads(channel_id=CHANNEL, thread_id_on_external_platform="nope") == []
+    )
+
+
 async def test_channels_create_list_delete(client: DeClient) -> None:
     channel = ChannelCreate(
         id="chat_new",

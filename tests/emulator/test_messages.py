@@ -217,3 +217,29 @@ def test_middleware_outbound_opens_a_contact_without_calling_back(
     assert _error(missing)["field"] == "recipients[0].idOnExternalPlatform"
     empty = api.post(f"/channels/{CHANNEL_ID}/outbound", json={**body, "recipients": []})
     assert _error(empty)["field"] == "recipients"
+
+
+def test_close_armed_for_the_next_message_lands_just_before_it(
+    api: httpx.Client, emu: Emulator
+) -> None:
+    first = api.post(MESSAGES, json=inbound_message("m1")).json()
+    contact_id = first["consumerContact"]["id"]
+    armed = emu.admin.post(f"/emulator/contacts/{contact_id}/close-on-next-message")
+    assert armed.status_code == 200
+    second = api.post(MESSAGES, json=inbound_message("m2")).json()
+    assert second["consumerContact"]["id"] != contact_id  # DE opened a new case
+    assert api.get(f"/contacts/{contact_id}").json()["status"] == "closed"
+    third = api.post(MESSAGES, json=inbound_message("m3")).json()
+    assert third["consumerContact"]["id"] == second["consumerContact"]["id"]  # armed once
+
+    new_contact = second["consumerContact"]["id"]
+    emu.admin.post(
+        f"/emulator/contacts/{new_contact}/close-on-next-message", json={"what": "thread"}
+    ).raise_for_status()
+    refused = api.post(MESSAGES, json=inbound_message("m4"))
+    assert refused.status_code == 400
+    assert _error(refused)["errorCode"] == "ThreadClosed"
+    bad = emu.admin.post(
+        f"/emulator/contacts/{new_contact}/close-on-next-message", json={"what": 1}
+    )
+    assert bad.status_code == 400
