@@ -32,6 +32,13 @@ DEAD = "dead"
 
 # Built once: these run for every message (see `byoc.store.queries`).
 _ENQUEUE = insert(t.outbox).returning(t.outbox.c.id)
+# Lane order is id order, and a claim trusts that every earlier row of a lane is visible. On
+# PostgreSQL two transactions inserting into one lane could commit out of id order (the id is
+# drawn at insert, the row shows at commit), so the later row would be delivered first and the
+# earlier one, showing up behind it, claimed while it is still in flight. Every producer of a
+# lane therefore takes the lane's lock (until its commit) before drawing the id. SQLite has one
+# writer at a time: nothing to do there.
+_LANE_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lane"), 0)))
 # Each lane's oldest pending row: one pass over the (lane, state, id) index. (A per-row
 # "no earlier pending row in this lane" test made a claim cost O(backlog) on one long lane.)
 _LANE_HEADS = (
@@ -83,6 +90,8 @@ _COMPLETE_SQLITE = delete(t.outbox).where(t.outbox.c.id.in_(_SQLITE_IDS))
 def enqueue(
     conn: Connection, *, lane: str, kind: str, payload: dict[str, Any], delay_ms: int = 0
 ) -> int:
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LANE_LOCK, {"lane": lane})
     now = now_ms()
     params = {
         "lane": lane,

@@ -1,0 +1,158 @@
+"""Lane order on PostgreSQL with concurrent producers.
+
+A lane's rows are delivered in id order, and a claim takes a lane's oldest visible row. Two
+transactions inserting into one lane at once (a receipt's status row, and a customer message,
+which locks nothing the receipt locks) could commit out of id order: the later row would be
+delivered first, and the earlier one claimed behind it while it was still in flight. Every
+producer of a lane serialises on it, so this cannot happen; the test holds a receipt's
+transaction open at the worst moment and checks what the worker delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import Connection, delete, text
+
+from byoc.conversations.lifecycle import LifecyclePolicy
+from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile
+from byoc.conversations.service import (
+    CXONE_CREATE_MESSAGE,
+    CXONE_MESSAGE_STATUS,
+    ConversationService,
+    cxone_lane,
+)
+from byoc.outbox.rows import enqueue
+from byoc.outbox.worker import OutboxWorker, RetryPolicy
+from byoc.store import Database, migrations, now_ms
+from byoc.store import queries as repo
+from byoc.store import schema as t
+from byoc.store.records import Channel, OutboxRow, Tenant
+from tests.postgres import postgres_url
+
+__all__ = ["postgres_url"]
+
+CHANNEL = "chat_lanes"
+WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes
+POLICY = LifecyclePolicy(
+    idle_timeout_ms=0, countdown_ms=0, warning_text="", ended_text="", end_action="close"
+)
+
+
+@pytest.fixture
+async def db(postgres_url: str) -> AsyncIterator[Database]:
+    database = Database(postgres_url)
+    await migrations.upgrade(database)
+    channel = Channel(
+        id=CHANNEL,
+        tenant_id="default",
+        adapter="webhook",
+        name="lanes",
+        webhook_url=None,
+        secret="s",
+        created_at=now_ms(),
+    )
+    tenant = Tenant(
+        id="default",
+        name="default",
+        brand_id=1,
+        cxone_tenant_id="t",
+        business_unit_id=1,
+        api_url="http://127.0.0.1:9/dfo/3.0",  # never called: the deliveries here are recorded
+        token_url="http://127.0.0.1:9/auth/token",
+        access_key_id="k",
+        access_key_secret="s",
+        client_id="c",
+        client_secret="s",
+    )
+
+    def setup(conn: Connection) -> None:
+        repo.upsert_tenant(conn, tenant)
+        repo.insert_channel(conn, channel)
+
+    await database.run_write(setup)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def waiting_on_a_lock(db: Database) -> bool:
+    async with db.read() as conn:
+        waiting = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)
+
+
+async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Database) -> None:
+    service = ConversationService(db, POLICY)
+    customer = CustomerProfile(external_id="u1")
+    first = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
+    conversation = first.conversation
+    reply = await service.receive_agent_message(
+        AgentMessageIn(
+            thread_id=conversation.id,
+            de_thread_id=None,
+            de_message_id="de-1",
+            content={"type": "TEXT", "payload": {"text": "hello"}},
+            text="hello",
+            attachments=[],
+            author=None,
+            brand=None,
+            recipients=[],
+        ),
+        channel_id=CHANNEL,
+    )
+    async with db.write() as conn:  # what came before the race is not the point here
+        await conn.execute(delete(t.outbox))
+
+    delivered: list[tuple[int, str]] = []
+
+    async def deliver(row: OutboxRow) -> None:
+        delivered.append((row.id, row.kind))
+
+    worker = OutboxWorker(
+        db,
+        {CXONE_MESSAGE_STATUS: deliver, CXONE_CREATE_MESSAGE: deliver},
+        owner="w1",
+        policy=RetryPolicy(),
+    )
+
+    def receipt(conn: Connection) -> None:
+        # What `report_receipt` writes: no lock on the conversation row.
+        repo.set_message_status(conn, reply.message.id, "delivered")
+        enqueue(
+            conn,
+            lane=cxone_lane(conversation.id),
+            kind=CXONE_MESSAGE_STATUS,
+            payload={"message_id": reply.message.id, "status": "delivered", "at": now_ms()},
+        )
+
+    async with db.write() as conn:
+        await conn.run_sync(receipt)
+        # The receipt's transaction is still open when the customer writes again.
+        message = asyncio.create_task(
+            service.receive_customer_message(
+                CustomerMessageIn(CHANNEL, customer, "again", thread_id=conversation.id)
+            )
+        )
+        deadline = time.monotonic() + WAIT
+        while not (message.done() or await waiting_on_a_lock(db)):
+            assert time.monotonic() < deadline, "the customer message neither ended nor waited"
+            await asyncio.sleep(0.01)
+        # A worker looks now: whatever it sees of the lane must be the lane's head.
+        claimed_while_open = await worker.run_once()
+    await asyncio.wait_for(message, timeout=WAIT)
+    while await worker.run_once():
+        pass
+
+    assert claimed_while_open == 0
+    assert [kind for _, kind in delivered] == [CXONE_MESSAGE_STATUS, CXONE_CREATE_MESSAGE]
+    assert [row_id for row_id, _ in delivered] == sorted(row_id for row_id, _ in delivered)
