@@ -6,9 +6,11 @@ where the call asks for a state CXone may already hold (a message with our id, a
 that has ended) and a rejection, dead-lettered at once with its reason, everywhere else.
 
 A customer message is forwarded only while CXone holds the conversation open (contract §3.6:
-neither its contact ended nor its thread closed), asked at most every
-`end_check_min_interval_ms` per conversation; a create that lands on a contact other than the
-one the conversation knew asks CXone about the previous one before adopting the new one.
+neither its contact ended nor its thread closed). CXone is asked before the create unless it
+said so less than `end_check_min_interval_ms` ago, by an end check or by the previous create
+landing on the conversation's contact. A create that lands on another contact asks CXone
+about the previous one before adopting the new one: when it has ended, the agent closed it
+while the message was on its way, and the new contact is closed at once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from byoc.conversations import lifecycle
 from byoc.conversations import service as kinds
 from byoc.conversations.lifecycle import LifecycleLoops
 from byoc.cxone import (
+    ENDED_CONTACT_STATUSES,
     Attachment,
     CreateMessage,
     CreateMessageResponse,
@@ -99,7 +102,7 @@ class Deliveries:
         bus: LocalBus,
         lifecycle: LifecycleLoops,
         *,
-        end_check_min_interval_ms: int = 2000,
+        end_check_min_interval_ms: int = 1000,
         rehoster: AttachmentRehoster | None = None,
     ) -> None:
         self._rehoster = rehoster
@@ -138,8 +141,7 @@ class Deliveries:
         assert message is not None
         customer = loaded.customer
         conversation, channel = loaded.conversation, loaded.channel
-        ended, record_check = await self._ended_in_cxone(conversation, channel)
-        if ended:
+        if await self._ended_in_cxone(conversation, channel):
             # The agent closed the conversation: forwarding would open a new case behind the
             # agent's back. The customer is told the conversation is over instead.
             return self._refused(customer.id, message.id)
@@ -167,10 +169,10 @@ class Deliveries:
         except PermanentFailure:
             # A thread closed in CXone since the last check refuses the message: that is the
             # end of the conversation, not a message to dead-letter.
-            ended, _ = await self._ended_in_cxone(conversation, channel, fresh=True)
-            if ended:
+            if await self._ended_in_cxone(conversation, channel, fresh=True):
                 return self._refused(customer.id, message.id)
             raise
+        answered_at = now_ms()
         contact_id = response.consumer_contact.id
         previous = conversation.de_contact_id
         if previous is not None and contact_id != previous:
@@ -192,7 +194,7 @@ class Deliveries:
 
                 def raced(conn: Connection) -> None:
                     write(conn)
-                    lifecycle.end_with_stray_contact(conn, conversation, contact_id, now_ms())
+                    lifecycle.end_with_stray_contact(conn, conversation, contact_id, answered_at)
 
                 return Settled(write=raced, after_commit=refused.after_commit)
         updates: dict[str, object] = {}
@@ -202,12 +204,16 @@ class Deliveries:
         if de_thread and conversation.de_thread_id is None:
             updates["de_thread_id"] = de_thread
 
+        # DE took the message on the contact it now holds for the conversation, so that
+        # contact was open and the thread took messages: as good as an end check.
+        confirmed = response.consumer_contact.status not in ENDED_CONTACT_STATUSES
+
         def sent(conn: Connection) -> None:
             repo.set_message_status(conn, message.id, "sent")
             if updates:  # the first message of a contact; later ones change nothing here
                 repo.update_conversation(conn, conversation.id, **updates)
-            if record_check is not None:  # not on the way to CXone: written with the row
-                record_check(conn)
+            if confirmed:
+                repo.mark_checked_in_cxone(conn, conversation.id, answered_at)
 
         # Written with the row's deletion, by the worker; the customer hears of it once that
         # has committed.
@@ -256,27 +262,24 @@ class Deliveries:
 
     async def _ended_in_cxone(
         self, conversation: Conversation, channel: Channel, *, fresh: bool = False
-    ) -> tuple[bool, Settle | None]:
-        """Whether the conversation has ended, asking CXone (its contact and its thread) unless
-        CXone said it was open less than the minimum interval ago, or `fresh`ly in any case.
-        When CXone was asked and holds it open, also the write that records the check, for the
-        caller to make with its own."""
+    ) -> bool:
+        """Whether the conversation has ended. CXone is asked (its contact and its thread) unless
+        it said the conversation was open less than the minimum interval ago (an end check, or
+        a create that landed on the conversation's contact), or in any case when `fresh`."""
         if not conversation.is_open:
-            return True, None
+            return True
         contact_id = conversation.de_contact_id
         if contact_id is None:
-            return False, None  # CXone has not seen the thread yet
+            return False  # CXone has not seen the thread yet
         checked = conversation.de_checked_at or 0
         if not fresh and now_ms() - checked < self._end_check_min_interval_ms:
-            return False, None
+            return False
         async with cxone_call(f"end check of {conversation.id}"):
             why = await self._lifecycle.why_ended(channel, conversation.id, contact_id)
-        checked_at = now_ms()
-        if why is not None:
-            return await self._lifecycle.ended_in_cxone(conversation, why, checked_at), None
-        return False, partial(
-            repo.mark_checked_in_cxone, conversation_id=conversation.id, at=checked_at
-        )
+        # An open answer is not written here: the create that follows records a later one.
+        if why is None:
+            return False
+        return await self._lifecycle.ended_in_cxone(conversation, why, now_ms())
 
     async def system_message(self, row: OutboxRow) -> None:
         """A message from the middleware (idle warning, closing note), so the agent sees it."""

@@ -166,7 +166,7 @@ class Settings(BaseSettings):
     timer_poll_interval_seconds: float = 0.5
     end_poll_interval_seconds: float = 5.0
     end_poll_batch_size: int = 20
-    end_check_min_interval_seconds: float = 2.0
+    end_check_min_interval_seconds: float = 1.0
 
     # OpenTelemetry tracing (needs the `otel` extra); exporter set by OTEL_EXPORTER_OTLP_*.
     otel_enabled: bool = False
