@@ -141,7 +141,9 @@ class Deliveries:
         assert message is not None
         customer = loaded.customer
         conversation, channel = loaded.conversation, loaded.channel
-        if await self._ended_in_cxone(conversation, channel):
+        # After a failed attempt the message may be in CXone already, on a contact it opened
+        # after the agent's close: only the create's answer names that contact, so it is asked.
+        if row.attempts == 0 and await self._ended_in_cxone(conversation, channel):
             # The agent closed the conversation: forwarding would open a new case behind the
             # agent's back. The customer is told the conversation is over instead.
             return self._refused(customer.id, message.id)

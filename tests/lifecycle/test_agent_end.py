@@ -193,6 +193,32 @@ def test_customer_message_racing_the_agents_close(
         assert second["id"] != late["id"]
 
 
+def test_stray_contact_is_closed_even_when_asking_about_the_previous_one_fails_once(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """The retry must not trust a check of the previous contact alone: only the create's answer
+    names the contact the message opened."""
+    with running_stack(tmp_path, emulator, end_check_min_interval_seconds=0, **NO_POLL) as stack:
+        first = stack.customer_says("hello")
+        thread_id = first["threadId"]
+        contact = stack.contact_for_thread(thread_id)
+        wait_for(lambda: not stack.outbox(), what="first message forwarded")
+        emulator.admin.post(f"/emulator/contacts/{contact['id']}/close-on-next-message")
+        # The check before the create passes; the question after it fails once.
+        rules = [
+            {"match": "GET /contacts/*", "latencyMs": 1, "times": 1},
+            {"match": "GET /contacts/*", "errorRate": 1.0, "errorStatus": 503, "times": 1},
+        ]
+        emulator.admin.put("/emulator/faults", json={"rules": rules}).raise_for_status()
+
+        late = stack.customer_says("one more thing", threadId=thread_id)
+        assert_ended_for_the_customer(stack, thread_id, late["id"])
+        both = contacts_of_thread(stack, thread_id)
+        assert [c["status"] for c in both] == ["closed", "closed"]
+        asked = emulator.requests(path_contains=f"/contacts/{contact['id']}", method="GET")
+        assert [r["status"] for r in asked] == [200, 503, 200]
+
+
 def test_message_on_a_thread_closed_in_cxone_is_refused_before_forwarding(
     tmp_path: Path, emulator: Emulator
 ) -> None:
