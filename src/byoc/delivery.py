@@ -29,6 +29,7 @@ from byoc.channels.adapter import ChannelAdapter
 from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.conversations import lifecycle
 from byoc.conversations import service as kinds
+from byoc.conversations.ended_in_cxone import contact_ended, why_ended
 from byoc.conversations.lifecycle import LifecycleLoops
 from byoc.cxone import (
     ENDED_CONTACT_STATUSES,
@@ -181,7 +182,7 @@ class Deliveries:
             # DE opens a new contact when a message arrives on a thread whose contact has
             # ended: the agent may have closed it between the check and the create.
             async with cxone_call(f"contact status of {previous}"):
-                status = await self._lifecycle.contact_ended(channel, previous)
+                status = await contact_ended(de, previous)
             if status is not None:
                 log.info(
                     "contact %s ended in CXone while message %s was on its way; closing the"
@@ -277,7 +278,8 @@ class Deliveries:
         if not fresh and now_ms() - checked < self._end_check_min_interval_ms:
             return False
         async with cxone_call(f"end check of {conversation.id}"):
-            why = await self._lifecycle.why_ended(channel, conversation.id, contact_id)
+            de = await self._tenants.for_tenant(channel.tenant_id)
+            why = await why_ended(de, channel.id, conversation.id, contact_id)
         # An open answer is not written here: the create that follows records a later one.
         if why is None:
             return False

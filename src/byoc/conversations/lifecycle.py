@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from byoc.cxone import ENDED_CONTACT_STATUSES, CxoneError
+from byoc.conversations.ended_in_cxone import why_ended
+from byoc.cxone import CxoneError
 from byoc.ids import new_id
 from byoc.outbox.rows import enqueue
 from byoc.settings import Settings
@@ -341,8 +342,9 @@ class LifecycleLoops:
         return int(ended)
 
     async def check_agent_ended(self) -> int:
-        """A bounded round: at most `end_poll_batch_size` contact look-ups per interval, so the
-        request rate to CXone stays flat however many conversations are open."""
+        """A bounded round: at most `end_poll_batch_size` conversations asked about (two DE
+        calls each) per interval, so the request rate to CXone stays flat however many
+        conversations are open."""
         limit = self._settings.end_poll_batch_size
         candidates = await self._db.run_read(lambda conn: repo.conversations_to_check(conn, limit))
         ended = 0
@@ -362,7 +364,8 @@ class LifecycleLoops:
         )
         if channel is None:
             return False
-        why = await self.why_ended(channel, conversation.id, conversation.de_contact_id)
+        de = await self._tenants.for_tenant(channel.tenant_id)
+        why = await why_ended(de, channel.id, conversation.id, conversation.de_contact_id)
         checked_at = now_ms()
         if why is None:
             await self._db.run_write(
@@ -370,32 +373,6 @@ class LifecycleLoops:
             )
             return False
         return await self.ended_in_cxone(conversation, why, checked_at)
-
-    async def why_ended(self, channel: Channel, thread_id: str, contact_id: str) -> str | None:
-        """Why CXone holds the conversation for ended, or None while it is open (contract §3.6:
-        an ended conversation is a closed contact or a thread that takes no more messages).
-        Two DE calls, made together; nothing is written (see `refresh_from_cxone`)."""
-        de = await self._tenants.for_tenant(channel.tenant_id)
-        contact, threads = await asyncio.gather(
-            de.get_contact(contact_id),
-            de.list_threads(channel_id=channel.id, thread_id_on_external_platform=thread_id),
-            return_exceptions=True,  # both answers awaited: neither call is left running
-        )
-        if isinstance(contact, BaseException):
-            raise contact
-        if isinstance(threads, BaseException):
-            raise threads
-        if contact.status in ENDED_CONTACT_STATUSES:
-            return f"contact {contact.status}"
-        if any(not thread.can_add_more_messages for thread in threads):
-            return "thread closed"
-        return None
-
-    async def contact_ended(self, channel: Channel, contact_id: str) -> str | None:
-        """The status of `contact_id` when it has ended, else None (one DE call)."""
-        de = await self._tenants.for_tenant(channel.tenant_id)
-        contact = await de.get_contact(contact_id)
-        return contact.status if contact.status in ENDED_CONTACT_STATUSES else None
 
     async def ended_in_cxone(self, conversation: Conversation, why: str, checked_at: int) -> bool:
         """CXone said the conversation is over (`why`): end it here."""
