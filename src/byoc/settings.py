@@ -29,10 +29,11 @@ EMULATOR_CREDENTIALS = {
 # A production secret must be long and must not be guessable. The estimate is the Shannon
 # entropy of the string's own character frequencies times its length, where a repeated run
 # counts once (the length is the number of distinct three-character windows, plus two): 32
-# random hex digits give about 118 bits, 32 random base64 characters about 150, while
-# `"a" * 40`, `"0123456789" * 4` and `"password" * 5` stay far below the bar.
+# random hex digits score 115 bits at the median and never below 85 in 100,000 draws, 32
+# random base64 characters about 146, while `"a" * 40`, `"0123456789" * 4` and
+# `"password" * 5` score 0, 40 and 28: the bar at 64 sits between the two groups.
 MIN_SECRET_LENGTH = 32
-MIN_SECRET_ENTROPY_BITS = 96.0
+MIN_SECRET_ENTROPY_BITS = 64.0
 
 
 class PlaceholderSecretError(ValueError):
