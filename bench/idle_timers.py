@@ -4,7 +4,7 @@
 
 Everything on loopback, bounded in time and count. Prepares two fresh SQLite files with
 `byoc db upgrade` and `byoc channels add`: an empty one (the baseline) and one seeded directly,
-with SQL matching src/byoc/store/migrations.py, with 50,000 customers and their conversations
+with SQL matching src/byoc/store/schema.py, with 50,000 customers and their conversations
 in state `open`, `idle_deadline` a day ahead (pending, never due during the run) and no CXone
 contact yet. Each run starts one `byoc serve` on each file at the same time, lets them settle,
 then reads utime + stime of both processes from /proc/PID/stat over 30 s in which nobody sends

@@ -1,4 +1,4 @@
-"""A fresh PostgreSQL database per test module, on the server named by BYOC_TEST_POSTGRES_URL."""
+"""A fresh PostgreSQL database per test module (or per test), on BYOC_TEST_POSTGRES_URL's server."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import asyncpg
 import pytest
@@ -14,8 +15,8 @@ from sqlalchemy.engine import make_url
 BASE_URL = os.environ.get("BYOC_TEST_POSTGRES_URL")
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
+@contextmanager
+def fresh_database() -> Iterator[str]:
     if not BASE_URL:
         pytest.skip("BYOC_TEST_POSTGRES_URL is not set")
     name = "byoc_test_" + secrets.token_hex(4)
@@ -33,3 +34,9 @@ def postgres_url() -> Iterator[str]:
         yield make_url(admin).set(database=name).render_as_string(hide_password=False)
     finally:
         asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url

@@ -34,10 +34,14 @@ def byoc(
 
 
 def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
+    assert byoc(tmp_path, "db", "current").stdout.strip() == "none"
+    assert byoc(tmp_path, "db", "status", check=False).returncode == 1
     first = byoc(tmp_path, "db", "upgrade")
-    assert "applied migration 1" in first.stdout
+    assert "applying revision 0001: Baseline" in first.stdout  # a line per revision
+    head = byoc(tmp_path, "db", "current").stdout.strip()
+    assert first.stdout.rstrip().endswith(f"schema at revision {head} (was empty)")
     second = byoc(tmp_path, "db", "upgrade")
-    assert "applied" not in second.stdout.replace("schema", "")
+    assert second.stdout.strip() == f"schema at revision {head} (was {head})"
     assert byoc(tmp_path, "db", "status").returncode == 0
 
 

@@ -46,7 +46,7 @@ def test_a_behind_database_is_not_migrated_when_auto_migrate_is_off(
     assert "run `byoc db upgrade`" in line
     status = byoc(tmp_path, "db", "status")
     assert status.returncode == 1  # still behind: nothing was migrated
-    assert status.stdout.startswith("schema version 0,")
+    assert status.stdout.startswith("schema revision none,")
 
 
 def test_commands_run_once_the_schema_is_current(tmp_path: Path) -> None:

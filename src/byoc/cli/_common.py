@@ -61,8 +61,8 @@ async def open_store(settings: Settings) -> AsyncIterator[Database]:
             version, latest = await current_version(db), latest_version()
             if version != latest:
                 raise SchemaBehind(
-                    f"the database schema is at version {version}, this byoc needs {latest}: "
-                    "run `byoc db upgrade` (BYOC_AUTO_MIGRATE is off)"
+                    f"the database schema is at revision {version or 'none'},"
+                    f" this byoc needs {latest}: run `byoc db upgrade` (BYOC_AUTO_MIGRATE is off)"
                 )
         async with db.write() as conn:
             await repo.upsert_tenant(conn, default_tenant(settings))

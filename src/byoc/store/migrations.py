@@ -1,210 +1,172 @@
-"""Schema migrations: an ordered list of DDL steps, applied once each, recorded in a table.
+"""Schema migrations: the Alembic revisions in `byoc/store/alembic/versions/`, applied under a lock.
 
-The same steps run on SQLite and PostgreSQL; the few words that differ are placeholders.
-Timestamps are integer milliseconds since the epoch, JSON is stored as text.
+`schema.metadata` is the schema's one definition; each revision moves a database one step
+towards it, and the suite compares a freshly migrated database with the metadata. Replicas
+starting together each call `upgrade()`; one migrates while the others wait for it:
+
+- PostgreSQL: a transaction-scoped advisory lock, then every pending revision in that same
+  transaction (PostgreSQL's DDL is transactional: a failing revision leaves nothing behind);
+- SQLite: `BEGIN IMMEDIATE` takes the database file's write lock for the whole upgrade.
+  SQLite alters a table mostly by rebuilding it (Alembic's batch mode), which dropping a
+  referenced table would trip over: foreign keys are off on the migrating connection, and
+  `PRAGMA foreign_key_check` must come back empty before the upgrade commits.
+
+A database created by the hand-written migrations that came before Alembic (a
+`schema_migrations` table at version 4) holds exactly the baseline revision's schema: it is
+stamped at the baseline, that table dropped, and upgraded from there, its rows untouched.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import text
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import Script, ScriptDirectory
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
 
-from byoc.store.db import Database, now_ms
+from byoc.store.db import Database, StoreError, store_error
+
+SCRIPT_LOCATION = "byoc.store:alembic"
+BASELINE = "0001"
+
+# The version the hand-written migrations had reached when Alembic replaced them.
+LEGACY_TABLE = "schema_migrations"
+LEGACY_LAST_VERSION = 4
+
+# Any fixed 64-bit number: every replica asks PostgreSQL for the same advisory lock.
+_ADVISORY_LOCK_KEY = 0x6279_6F63_5F64_62  # "byoc_db"
 
 
 @dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    statements: tuple[str, ...]
+class Step:
+    """One step an upgrade took: a revision applied, or (`stamped`) recorded as already there."""
+
+    id: str
+    doc: str
+    stamped: bool = False
 
 
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "tenants, clients, channels, conversations, messages, outbox",
-        (
-            """CREATE TABLE tenants (
-                id TEXT PRIMARY KEY,
-                name TEXT NOT NULL,
-                brand_id BIGINT NOT NULL,
-                cxone_tenant_id TEXT NOT NULL,
-                business_unit_id BIGINT NOT NULL,
-                api_url TEXT NOT NULL,
-                token_url TEXT NOT NULL,
-                access_key_id TEXT NOT NULL,
-                access_key_secret TEXT NOT NULL,
-                client_id TEXT NOT NULL,
-                client_secret TEXT NOT NULL,
-                created_at BIGINT NOT NULL
-            )""",
-            """CREATE TABLE oauth_clients (
-                client_id TEXT PRIMARY KEY,
-                name TEXT NOT NULL,
-                secret_hash TEXT NOT NULL,
-                created_at BIGINT NOT NULL,
-                revoked_at BIGINT
-            )""",
-            """CREATE TABLE channels (
-                id TEXT PRIMARY KEY,
-                tenant_id TEXT NOT NULL REFERENCES tenants(id),
-                adapter TEXT NOT NULL,
-                name TEXT NOT NULL,
-                webhook_url TEXT,
-                secret TEXT NOT NULL,
-                created_at BIGINT NOT NULL,
-                deleted_at BIGINT
-            )""",
-            """CREATE TABLE customers (
-                id TEXT PRIMARY KEY,
-                channel_id TEXT NOT NULL REFERENCES channels(id),
-                external_id TEXT NOT NULL,
-                first_name TEXT,
-                last_name TEXT,
-                nickname TEXT,
-                image TEXT,
-                custom_fields TEXT,
-                created_at BIGINT NOT NULL,
-                UNIQUE (channel_id, external_id)
-            )""",
-            """CREATE TABLE conversations (
-                id TEXT PRIMARY KEY,
-                channel_id TEXT NOT NULL REFERENCES channels(id),
-                customer_id TEXT NOT NULL REFERENCES customers(id),
-                state TEXT NOT NULL,
-                origin TEXT NOT NULL,
-                de_thread_id TEXT,
-                de_contact_id TEXT,
-                next_seq BIGINT NOT NULL,
-                last_customer_activity_at BIGINT,
-                created_at BIGINT NOT NULL,
-                ended_at BIGINT,
-                ended_reason TEXT
-            )""",
-            "CREATE INDEX conversations_by_customer ON conversations (customer_id, state)",
-            "CREATE INDEX conversations_by_de_thread ON conversations (de_thread_id)",
-            """CREATE TABLE messages (
-                id TEXT PRIMARY KEY,
-                channel_id TEXT NOT NULL,
-                conversation_id TEXT NOT NULL REFERENCES conversations(id),
-                seq BIGINT NOT NULL,
-                direction TEXT NOT NULL,
-                sender TEXT NOT NULL,
-                text TEXT,
-                content TEXT NOT NULL,
-                attachments TEXT,
-                author TEXT,
-                platform_message_id TEXT,
-                de_message_id TEXT,
-                status TEXT NOT NULL,
-                created_at BIGINT NOT NULL,
-                UNIQUE (conversation_id, seq),
-                UNIQUE (channel_id, platform_message_id),
-                UNIQUE (channel_id, de_message_id)
-            )""",
-            """CREATE TABLE outbox (
-                id {pk},
-                lane TEXT NOT NULL,
-                kind TEXT NOT NULL,
-                payload TEXT NOT NULL,
-                state TEXT NOT NULL,
-                attempts INTEGER NOT NULL DEFAULT 0,
-                next_attempt_at BIGINT NOT NULL,
-                claimed_until BIGINT,
-                claimed_by TEXT,
-                last_error TEXT,
-                created_at BIGINT NOT NULL,
-                updated_at BIGINT NOT NULL
-            )""",
-            "CREATE INDEX outbox_due ON outbox (state, next_attempt_at)",
-            "CREATE INDEX outbox_lane ON outbox (lane, state, id)",
-        ),
-    ),
-    Migration(
-        2,
-        "channel settings, uploaded attachments",
-        (
-            "ALTER TABLE channels ADD COLUMN settings TEXT",
-            """CREATE TABLE attachments (
-                id TEXT PRIMARY KEY,
-                channel_id TEXT NOT NULL REFERENCES channels(id),
-                customer_id TEXT NOT NULL REFERENCES customers(id),
-                access_token TEXT NOT NULL,
-                friendly_name TEXT NOT NULL,
-                mime_type TEXT NOT NULL,
-                size BIGINT NOT NULL,
-                data {blob} NOT NULL,
-                created_at BIGINT NOT NULL
-            )""",
-        ),
-    ),
-    Migration(
-        3,
-        "idle and end-of-conversation bookkeeping, customer opt-out",
-        (
-            "ALTER TABLE conversations ADD COLUMN idle_deadline BIGINT",
-            "ALTER TABLE conversations ADD COLUMN countdown_deadline BIGINT",
-            "ALTER TABLE conversations ADD COLUMN de_checked_at BIGINT",
-            "CREATE INDEX conversations_idle ON conversations (state, idle_deadline)",
-            "CREATE INDEX conversations_countdown ON conversations (state, countdown_deadline)",
-            "ALTER TABLE customers ADD COLUMN opted_out INTEGER NOT NULL DEFAULT 0",
-        ),
-    ),
-    Migration(
-        4,
-        "customers may dismiss an ended conversation",
-        ("ALTER TABLE conversations ADD COLUMN dismissed_at BIGINT",),
-    ),
-)
-
-_DIALECT_WORDS = {
-    "sqlite": {"pk": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"},
-    "postgresql": {"pk": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA"},
-}
+def _config(
+    connection: Connection | None = None,
+    on_version_apply: Callable[..., None] | None = None,
+) -> Config:
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    config.attributes["connection"] = connection
+    config.attributes["on_version_apply"] = on_version_apply
+    return config
 
 
-async def current_version(db: Database) -> int:
-    async with db.read() as conn:
-        exists = await conn.run_sync(
-            lambda sync_conn: sync_conn.dialect.has_table(sync_conn, "schema_migrations")
-        )
-        if not exists:
-            return 0
-        row = (await conn.execute(text("SELECT MAX(version) FROM schema_migrations"))).first()
-        return int(row[0]) if row and row[0] is not None else 0
+@functools.cache
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
 
 
-def latest_version() -> int:
-    return MIGRATIONS[-1].version
+def latest_version() -> str:
+    """The head revision: where `upgrade()` brings every database."""
+    head = _script().get_current_head()
+    if head is None:
+        raise StoreError(f"no Alembic revision found in {SCRIPT_LOCATION}")
+    return head
 
 
-async def upgrade(db: Database) -> list[Migration]:
-    """Apply every migration newer than the database's version; returns those applied."""
-    words = _DIALECT_WORDS[db.dialect]
-    applied: list[Migration] = []
-    async with db.write() as conn:
-        await conn.execute(
-            text(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
-            )
-        )
+async def current_version(db: Database) -> str | None:
+    """The database's revision; None for an empty one (or one Alembic has not taken over)."""
+
+    def read(conn: Connection) -> str | None:
+        return MigrationContext.configure(conn).get_current_revision()
+
+    return await db.run_read(read)
+
+
+async def upgrade(db: Database, progress: Callable[[Step], None] | None = None) -> list[Step]:
+    """Bring the database to the head revision, under the lock; returns the steps taken.
+
+    `progress` hears of each step as it is taken (all of them commit together at the end).
+    """
+    steps: list[Step] = []
+
+    def on_version_apply(
+        ctx: MigrationContext,
+        step: MigrationInfo,
+        heads: Collection[Any],
+        run_args: Mapping[str, Any],
+    ) -> None:
+        script = step.up_revision
+        if not isinstance(script, Script) or not step.is_upgrade:
+            return
+        taken = Step(script.revision, script.doc, stamped=step.is_stamp)
+        steps.append(taken)
+        if progress is not None:
+            progress(taken)
+
+    # The database's lock comes before any Alembic code runs: Alembic keeps the running
+    # migration's context in module globals, so not even two upgrades in one process may overlap.
+    def run(conn: Connection) -> None:
         if not db.is_sqlite:
-            # Two instances starting together must not both migrate.
-            await conn.execute(text("LOCK TABLE schema_migrations IN EXCLUSIVE MODE"))
-        row = (await conn.execute(text("SELECT MAX(version) FROM schema_migrations"))).first()
-        version = int(row[0]) if row and row[0] is not None else 0
-        for migration in MIGRATIONS:
-            if migration.version <= version:
-                continue
-            for statement in migration.statements:
-                await conn.execute(text(statement.format(**words)))
-            await conn.execute(
-                text(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)"
-                ),
-                {"v": migration.version, "n": migration.name, "t": now_ms()},
-            )
-            applied.append(migration)
-    return applied
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+        config = _config(conn, on_version_apply)
+        if _is_legacy(conn):
+            command.stamp(config, BASELINE)
+            conn.execute(text("DROP TABLE schema_migrations"))
+        command.upgrade(config, "head")
+        if db.is_sqlite:
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise StoreError(f"the upgrade would break foreign keys: {broken[:5]}")
+
+    if db.is_sqlite:
+        await _run_without_foreign_keys(db, run)
+    else:
+        async with db.write() as conn:
+            await conn.run_sync(run)
+    return steps
+
+
+async def _run_without_foreign_keys(db: Database, run: Callable[[Connection], None]) -> None:
+    """SQLite: `run` in a `BEGIN IMMEDIATE` transaction on a connection without foreign keys.
+
+    The pragma is a no-op inside a transaction, so it goes to the driver before BEGIN, and is
+    restored before the connection returns to the pool.
+    """
+    try:
+        async with db.engine.connect() as conn:
+            await conn.run_sync(_set_foreign_keys, False)
+            try:
+                immediate = await conn.execution_options(sqlite_begin="IMMEDIATE")
+                async with immediate.begin():
+                    await immediate.run_sync(run)
+            finally:
+                await conn.run_sync(_set_foreign_keys, True)
+    except SQLAlchemyError as exc:
+        raise store_error(exc) from exc
+
+
+def _set_foreign_keys(conn: Connection, on: bool) -> None:
+    # Straight on the driver: through SQLAlchemy the statement would begin a transaction.
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    finally:
+        cursor.close()
+
+
+def _is_legacy(conn: Connection) -> bool:
+    """Whether the hand-written migrations created this database (see the module docstring)."""
+    inspector = inspect(conn)
+    if inspector.has_table("alembic_version") or not inspector.has_table(LEGACY_TABLE):
+        return False
+    version = conn.execute(text("SELECT MAX(version) FROM schema_migrations")).scalar()
+    if version != LEGACY_LAST_VERSION:
+        raise StoreError(
+            f"{LEGACY_TABLE} says version {version}: only a database at version"
+            f" {LEGACY_LAST_VERSION}, the last hand-written migration, can be taken over;"
+            " upgrade it with the release that created it first"
+        )
+    return True

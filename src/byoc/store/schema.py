@@ -1,8 +1,29 @@
-"""Table handles for building queries; the DDL itself lives in `migrations`."""
+"""The schema's one definition: these tables build the queries and the Alembic revisions.
+
+Every change to a table here comes with a revision in `byoc/store/alembic/versions/` (draft it
+with `alembic revision --autogenerate`); the suite fails while the two disagree. Timestamps are
+integer milliseconds since the epoch, JSON is stored as text.
+
+Unique and foreign-key constraints are left unnamed, as the databases created before Alembic
+have them: PostgreSQL gives both the same deterministic names (`messages_conversation_id_seq_key`,
+`channels_tenant_id_fkey`), so old and new databases match and a revision can name what it drops.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 
 metadata = MetaData()
 
@@ -10,26 +31,26 @@ tenants = Table(
     "tenants",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("name", Text),
-    Column("brand_id", BigInteger),
-    Column("cxone_tenant_id", Text),
-    Column("business_unit_id", BigInteger),
-    Column("api_url", Text),
-    Column("token_url", Text),
-    Column("access_key_id", Text),
-    Column("access_key_secret", Text),
-    Column("client_id", Text),
-    Column("client_secret", Text),
-    Column("created_at", BigInteger),
+    Column("name", Text, nullable=False),
+    Column("brand_id", BigInteger, nullable=False),
+    Column("cxone_tenant_id", Text, nullable=False),
+    Column("business_unit_id", BigInteger, nullable=False),
+    Column("api_url", Text, nullable=False),
+    Column("token_url", Text, nullable=False),
+    Column("access_key_id", Text, nullable=False),
+    Column("access_key_secret", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    Column("client_secret", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 
 oauth_clients = Table(
     "oauth_clients",
     metadata,
     Column("client_id", Text, primary_key=True),
-    Column("name", Text),
-    Column("secret_hash", Text),
-    Column("created_at", BigInteger),
+    Column("name", Text, nullable=False),
+    Column("secret_hash", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
 )
 
@@ -37,12 +58,12 @@ channels = Table(
     "channels",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("tenant_id", Text),
-    Column("adapter", Text),
-    Column("name", Text),
+    Column("tenant_id", Text, ForeignKey("tenants.id"), nullable=False),
+    Column("adapter", Text, nullable=False),
+    Column("name", Text, nullable=False),
     Column("webhook_url", Text),
-    Column("secret", Text),
-    Column("created_at", BigInteger),
+    Column("secret", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
     Column("deleted_at", BigInteger),
     Column("settings", Text),
 )
@@ -51,84 +72,102 @@ attachments = Table(
     "attachments",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("channel_id", Text),
-    Column("customer_id", Text),
-    Column("access_token", Text),
-    Column("friendly_name", Text),
-    Column("mime_type", Text),
-    Column("size", BigInteger),
-    Column("data", LargeBinary),
-    Column("created_at", BigInteger),
+    Column("channel_id", Text, ForeignKey("channels.id"), nullable=False),
+    Column("customer_id", Text, ForeignKey("customers.id"), nullable=False),
+    Column("access_token", Text, nullable=False),
+    Column("friendly_name", Text, nullable=False),
+    Column("mime_type", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 
 customers = Table(
     "customers",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("channel_id", Text),
-    Column("external_id", Text),
+    Column("channel_id", Text, ForeignKey("channels.id"), nullable=False),
+    Column("external_id", Text, nullable=False),
     Column("first_name", Text),
     Column("last_name", Text),
     Column("nickname", Text),
     Column("image", Text),
     Column("custom_fields", Text),
-    Column("created_at", BigInteger),
-    Column("opted_out", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("opted_out", Integer, nullable=False, server_default=text("0")),
+    UniqueConstraint("channel_id", "external_id"),
 )
 
 conversations = Table(
     "conversations",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("channel_id", Text),
-    Column("customer_id", Text),
-    Column("state", Text),
-    Column("origin", Text),
+    Column("channel_id", Text, ForeignKey("channels.id"), nullable=False),
+    Column("customer_id", Text, ForeignKey("customers.id"), nullable=False),
+    Column("state", Text, nullable=False),
+    Column("origin", Text, nullable=False),
     Column("de_thread_id", Text),
     Column("de_contact_id", Text),
-    Column("next_seq", BigInteger),
+    Column("next_seq", BigInteger, nullable=False),
     Column("last_customer_activity_at", BigInteger),
-    Column("created_at", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
     Column("ended_at", BigInteger),
     Column("ended_reason", Text),
     Column("idle_deadline", BigInteger),
     Column("countdown_deadline", BigInteger),
     Column("de_checked_at", BigInteger),
     Column("dismissed_at", BigInteger),
+    Index("conversations_by_customer", "customer_id", "state"),
+    Index("conversations_by_de_thread", "de_thread_id"),
+    Index("conversations_idle", "state", "idle_deadline"),
+    Index("conversations_countdown", "state", "countdown_deadline"),
 )
 
 messages = Table(
     "messages",
     metadata,
     Column("id", Text, primary_key=True),
-    Column("channel_id", Text),
-    Column("conversation_id", Text),
-    Column("seq", BigInteger),
-    Column("direction", Text),
-    Column("sender", Text),
+    Column("channel_id", Text, nullable=False),
+    Column("conversation_id", Text, ForeignKey("conversations.id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("direction", Text, nullable=False),
+    Column("sender", Text, nullable=False),
     Column("text", Text),
-    Column("content", Text),
+    Column("content", Text, nullable=False),
     Column("attachments", Text),
     Column("author", Text),
     Column("platform_message_id", Text),
     Column("de_message_id", Text),
-    Column("status", Text),
-    Column("created_at", BigInteger),
+    Column("status", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("conversation_id", "seq"),
+    UniqueConstraint("channel_id", "platform_message_id"),
+    UniqueConstraint("channel_id", "de_message_id"),
 )
 
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("lane", Text),
-    Column("kind", Text),
-    Column("payload", Text),
-    Column("state", Text),
-    Column("attempts", Integer),
-    Column("next_attempt_at", BigInteger),
+    # SQLite's AUTOINCREMENT needs the exact type INTEGER; it never reuses an id, so a row's
+    # id orders rows within a lane on both dialects.
+    Column(
+        "id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("lane", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", BigInteger, nullable=False),
     Column("claimed_until", BigInteger),
     Column("claimed_by", Text),
     Column("last_error", Text),
-    Column("created_at", BigInteger),
-    Column("updated_at", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("outbox_due", "state", "next_attempt_at"),
+    Index("outbox_lane", "lane", "state", "id"),
+    sqlite_autoincrement=True,
 )

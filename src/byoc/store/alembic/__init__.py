@@ -1,0 +1,1 @@
+"""The Alembic environment: `env.py`, the revisions under `versions/`, the revision template."""
