@@ -49,9 +49,9 @@ async def check_store(db: Database) -> tuple[list[CheckResult], list[Tenant]]:
         return [CheckResult("store", "FAIL", f"unreachable: {exc}")], []
     latest = latest_version()
     if version != latest:
-        detail = f"schema at version {version}, latest is {latest}: run `byoc db upgrade`"
+        detail = f"schema at revision {version or 'none'}, head is {latest}: run `byoc db upgrade`"
         return [CheckResult("store", "FAIL", detail)], []
-    results = [CheckResult("store", "PASS", f"reachable, schema at version {version} (latest)")]
+    results = [CheckResult("store", "PASS", f"reachable, schema at revision {version} (latest)")]
     try:
         async with db.read() as conn:
             tenants = await repo.list_tenants(conn)
