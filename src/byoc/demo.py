@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import uvicorn
 import websockets
 from fastapi import FastAPI, Request, Response
@@ -37,6 +36,7 @@ from byoc.box.credentials import hash_secret, new_client_credentials
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
 from byoc.demo_ports import PORT_FLAGS, DemoError, DemoPorts, take_ports
 from byoc.errors import Unauthenticated
+from byoc.http import HttpClient, HttpError, HttpResponse
 from byoc.settings import Settings
 from byoc.store import Database
 from byoc.store import repositories as repo
@@ -150,12 +150,12 @@ async def _wait_until_up(
     url: str, within: float = 20.0, process: subprocess.Popen[bytes] | None = None
 ) -> None:
     deadline = time.monotonic() + within
-    async with httpx.AsyncClient(timeout=1.0) as http:
+    async with HttpClient(max_connections=1) as http:
         while True:
             try:
-                if (await http.get(url)).status_code < 500:
+                if (await http.request("GET", url, timeout=1.0)).status_code < 500:
                     return
-            except httpx.HTTPError:
+            except HttpError:
                 pass
             if process is not None and process.poll() is not None:
                 raise DemoError(
@@ -165,6 +165,15 @@ async def _wait_until_up(
             if time.monotonic() > deadline:
                 raise DemoError(f"{url} did not come up within {within:.0f}s")
             await asyncio.sleep(0.1)
+
+
+def _succeeded(answer: HttpResponse) -> HttpResponse:
+    if not answer.is_success:
+        request = answer.request
+        raise SystemExit(
+            f"{request.method} {request.url} answered {answer.status_code}: {answer.text[:200]}"
+        )
+    return answer
 
 
 async def _play_exchange(
@@ -178,20 +187,28 @@ async def _play_exchange(
         "text": "Hi! My order from The Watering Hole has not arrived.",
     }
     body = json.dumps(payload).encode()
-    async with httpx.AsyncClient(timeout=5.0) as http:
+    async with HttpClient(max_connections=4) as http:
         say(f"customer Ada writes: {payload['text']!r}")
-        accepted = await http.post(
-            f"{middleware}/api/v1/channels/{CHANNEL_ID}/messages",
-            content=body,
-            headers={"Content-Type": "application/json", **signed_headers(secret, body)},
+        accepted = _succeeded(
+            await http.request(
+                "POST",
+                f"{middleware}/api/v1/channels/{CHANNEL_ID}/messages",
+                content=body,
+                headers={"Content-Type": "application/json", **signed_headers(secret, body)},
+                timeout=5.0,
+            )
         )
-        accepted.raise_for_status()
         thread = accepted.json()["threadId"]
         say(f"middleware stored it durably (thread {thread}) and queued it for CXone")
         contact = None
         for _ in range(100):
             contacts = (
-                await http.get(f"{emulator}/emulator/contacts", params={"channelId": CHANNEL_ID})
+                await http.request(
+                    "GET",
+                    f"{emulator}/emulator/contacts",
+                    params={"channelId": CHANNEL_ID},
+                    timeout=5.0,
+                )
             ).json()["data"]
             contact = next((c for c in contacts if c["threadIdOnExternalPlatform"] == thread), None)
             if contact:
@@ -200,14 +217,17 @@ async def _play_exchange(
         if contact is None:
             raise DemoError("the message never reached the CXone emulator")
         say(f"CXone (emulator) routed it to an agent as contact {contact['id']}")
-        reply = await http.post(
-            f"{emulator}/emulator/contacts/{contact['id']}/reply",
-            json={
-                "text": "Hello Ada, I'm sorry about that. Let me check.",
-                "agent": {"firstName": "Sam"},
-            },
+        _succeeded(
+            await http.request(
+                "POST",
+                f"{emulator}/emulator/contacts/{contact['id']}/reply",
+                json={
+                    "text": "Hello Ada, I'm sorry about that. Let me check.",
+                    "agent": {"firstName": "Sam"},
+                },
+                timeout=5.0,
+            )
         )
-        reply.raise_for_status()
         say("agent Sam replied in CXone; CXone called the middleware (401 → token → retry)")
         await asyncio.wait_for(inbox.get(), timeout=10)
 
@@ -232,12 +252,15 @@ async def _play_widget_exchange(ports: DemoPorts) -> None:
             if frame["type"] == "ack":
                 thread = frame["message"]["threadId"]
         say(f"a visitor wrote in the web chat widget (thread {thread})")
-        async with httpx.AsyncClient(timeout=5.0) as http:
+        async with HttpClient(max_connections=4) as http:
             contact = None
             for _ in range(100):
                 contacts = (
-                    await http.get(
-                        f"{emulator}/emulator/contacts", params={"channelId": WEB_CHANNEL_ID}
+                    await http.request(
+                        "GET",
+                        f"{emulator}/emulator/contacts",
+                        params={"channelId": WEB_CHANNEL_ID},
+                        timeout=5.0,
                     )
                 ).json()["data"]
                 contact = next(
@@ -248,11 +271,17 @@ async def _play_widget_exchange(ports: DemoPorts) -> None:
                 await asyncio.sleep(0.1)
             if contact is None:
                 raise DemoError("the widget's message never reached the CXone emulator")
-            reply = await http.post(
-                f"{emulator}/emulator/contacts/{contact['id']}/reply",
-                json={"text": "Welcome to The Watering Hole chat!", "agent": {"firstName": "Sam"}},
+            _succeeded(
+                await http.request(
+                    "POST",
+                    f"{emulator}/emulator/contacts/{contact['id']}/reply",
+                    json={
+                        "text": "Welcome to The Watering Hole chat!",
+                        "agent": {"firstName": "Sam"},
+                    },
+                    timeout=5.0,
+                )
             )
-            reply.raise_for_status()
         async with asyncio.timeout(10):
             while True:
                 frame = json.loads(await ws.recv())

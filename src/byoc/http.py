@@ -1,20 +1,53 @@
 """The HTTP client for every call the middleware makes: CXone's DE API, platform webhooks,
 agent attachments, the CLI's provisioning calls.
 
-One small surface (`HttpClient.build_request` / `send` / `request`) over `byoc.http11`, a
-keep-alive HTTP/1.1 client of our own, chosen for its cost: the delivery path makes one call
-per customer message, and with a few hundred calls in flight httpx spent one to three
-milliseconds of CPU per call and aiohttp a quarter of the whole delivery profile
-(bench/README.md).
+One small surface (`HttpClient.build_request` / `send` / `request`) over aiohttp: its
+connector keeps connections alive per origin (at most `max_connections` open at once), its
+parser reads answers with a length, chunked or ending at close, and it sends a request with
+an idempotent method (GET, HEAD, PUT, DELETE, OPTIONS) once more when a kept connection
+turns out to have died before any answer; a POST is then left to its caller (the outbox
+retries deliveries, which are idempotent on their ids). Redirects are not followed, no
+cookies are kept and no compression is asked for: none of the services we call needs them.
 
 Errors (the one hierarchy of this boundary; callers map it to theirs):
 
     HttpError
-    ├── HttpTimeout         the whole exchange took longer than its time limit
-    └── HttpTransportError  connect refused, reset, bad status line, TLS failure, …
+    ├── HttpTimeout           the whole exchange took longer than its time limit
+    ├── HttpTransportError    connect refused, reset, bad status line, TLS failure, bad URL,
+    │                         a header holding a line break, a proxy's refusal, …
+    └── HttpResponseTooLarge  the answer's body is longer than `max_response_bytes`
 
-Every exchange has a time limit for the whole of it. Redirects are not followed and no
-cookies are kept: none of the services we call needs either.
+aiohttp's own errors become these in one place, `_transport_error`. Every exchange has a
+time limit for the whole of it (`send(..., timeout=)`); a connection whose exchange was cut
+short is closed, never reused.
+
+TLS is checked against the system's trust store (`ssl.create_default_context()`, which
+honours `SSL_CERT_FILE`), read when the client opens its session on first use.
+
+Proxies come from the environment, read when the session opens: `HTTPS_PROXY` for https
+origins, `HTTP_PROXY` for http ones, `ALL_PROXY` for either when its own is not set (the
+lowercase names win), and `NO_PROXY`, a comma-separated list of hosts (`host` or `host:port`)
+bypassed along with their subdomains, or `*` for all (`urllib`'s reading of them: no CIDR
+ranges, and loopback is proxied unless listed). The proxy must be `http://` (or have no
+scheme, which means the same); any other fails the exchanges it would carry rather than
+being spoken to as plain http or quietly bypassed. A proxy URL's userinfo is sent as
+`Proxy-Authorization: Basic`; an https origin is reached through a `CONNECT` tunnel with TLS
+to the origin inside it, an http origin through requests in absolute form. Each origin's
+route is decided once per session and passed to aiohttp with the request: aiohttp's own
+`trust_env` would read the environment and `~/.netrc` in a worker thread on every request,
+which tripled the CPU per call (bench/README.md).
+
+Addresses: the `resolver` argument is an `aiohttp.abc.AbstractResolver` given to the
+connector (default: aiohttp's own). The connector connects only to the addresses that
+`resolve()` returns, so a resolver that vets them (refusing loopback, private or link-local
+addresses) decides where every connection goes, with no second lookup in between:
+
+    HttpClient(resolver=VettingResolver(...))
+
+What such a resolver does not see, and its owner must cover: a URL whose host is an IP
+literal (aiohttp connects to it without asking the resolver), and the origin behind a proxy
+(the resolver is asked for the proxy's host). Its answers are cached by the connector for
+ten seconds; it is not closed by the client (it belongs to its caller).
 
 The seam for tests is the `transport` argument: a coroutine function that answers an
 `HttpRequest` with an `HttpResponse`, in place of the network.
@@ -25,21 +58,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import json as jsonlib
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, TypedDict
-from urllib.parse import urlencode, urlsplit
+from typing import TYPE_CHECKING, Any, TypedDict, cast
+from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.request import getproxies_environment
+from urllib.request import proxy_bypass_environment as _bypass  # type: ignore[attr-defined]
 
+import aiohttp
+from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict, CIMultiDictProxy
 from typing_extensions import Unpack
-
-from byoc.http11 import AnswerTooLarge, ExchangeError, Pool
+from yarl import URL
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
 USER_AGENT = "byoc"
+
+# Not in typeshed's urllib.request: `(host[:port], proxies) -> whether NO_PROXY lists it`.
+proxy_bypass_environment = cast(Callable[[str, Mapping[str, str]], bool], _bypass)
 
 QueryParams = Iterable[tuple[str, str]] | Mapping[str, str]
 
@@ -131,7 +171,11 @@ class RequestParts(TypedDict, total=False):
 
 
 class HttpClient:
-    """Keep-alive connections shared by every caller; close with `aclose()`."""
+    """Keep-alive connections shared by every caller; close with `aclose()`.
+
+    `resolver` answers the connector's address lookups (see the module docstring); `transport`
+    replaces the network altogether (tests).
+    """
 
     def __init__(
         self,
@@ -139,10 +183,13 @@ class HttpClient:
         max_connections: int = 200,
         transport: Transport | None = None,
         tracer: Tracer | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         self._max_connections = max_connections
-        self._transport = transport or self._send_http11
-        self._pool: Pool | None = None
+        self._transport = transport or self._send_aiohttp
+        self._resolver = resolver
+        self._session: aiohttp.ClientSession | None = None
+        self._proxies = Proxies({})
         self._tracer = tracer
 
     def trace_with(self, tracer: Tracer | None) -> None:
@@ -204,9 +251,9 @@ class HttpClient:
         return await self.send(self.build_request(method, url, **parts), timeout=timeout)
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -214,25 +261,50 @@ class HttpClient:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
-    # --- the wire ------------------------------------------------------------------------
+    # --- the wire: aiohttp ---------------------------------------------------------------
 
-    async def _send_http11(self, request: HttpRequest, timeout: float) -> HttpResponse:  # noqa: ASYNC109
-        if self._pool is None:
-            self._pool = Pool(self._max_connections)
+    def _open_session(self) -> aiohttp.ClientSession:
+        # Opened on first use, not in __init__: a session belongs to the running event loop.
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            resolver=self._resolver,
+            # Read now rather than at aiohttp's import, so that SSL_CERT_FILE set at start-up
+            # counts.
+            ssl=ssl.create_default_context(),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # `send` bounds the whole exchange; aiohttp's own timers would only add a cost.
+            timeout=aiohttp.ClientTimeout(),
+            # Only what the request names: no Accept-Encoding, no aiohttp User-Agent.
+            skip_auto_headers=("User-Agent", "Accept-Encoding"),
+        )
+        self._proxies = Proxies(getproxies_environment())
+        return self._session
+
+    async def _send_aiohttp(self, request: HttpRequest, timeout: float) -> HttpResponse:  # noqa: ASYNC109
+        session = self._session
+        if session is None or session.closed:
+            session = self._open_session()
         try:
-            answer = await self._pool.exchange(
+            url = _wire_url(request.url)
+            route = self._proxies.route(url) if self._proxies else DIRECT
+            headers, proxy_headers = route.headers(url, request.headers)
+            async with session.request(
                 request.method,
-                request.url,
-                request.headers,
-                request.content,
-                max_body=request.max_response_bytes,
-            )
-        except AnswerTooLarge as exc:
-            raise HttpResponseTooLarge(f"{request.url}: {exc}") from exc
-        except ExchangeError as exc:
-            raise HttpTransportError(f"{request.method} {request.url}: {exc}") from exc
-        reason = answer.reason or _phrase(answer.status)
-        return HttpResponse(request, answer.status, answer.body, answer.headers, reason)
+                url,
+                data=request.content or None,
+                headers=headers,
+                allow_redirects=False,
+                proxy=route.proxy,
+                proxy_headers=proxy_headers,
+            ) as answer:
+                content = await _read(answer, request.url, request.max_response_bytes)
+                reason = answer.reason or _phrase(answer.status)
+                return HttpResponse(request, answer.status, content, answer.headers, reason)
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise _transport_error(request, exc) from exc
 
     async def _traced(self, request: HttpRequest, timeout: float, tracer: Tracer) -> HttpResponse:  # noqa: ASYNC109
         from opentelemetry import propagate, trace
@@ -258,3 +330,111 @@ class HttpClient:
             if answer.status_code >= 500:
                 span.set_status(trace.StatusCode.ERROR)
             return answer
+
+
+@dataclass(frozen=True)
+class Route:
+    proxy: URL | None  # None: straight to the origin; a proxy's URL without its userinfo,
+    authorization: str | None = None  # which becomes this `Proxy-Authorization` value
+
+    def headers(
+        self, url: URL, headers: Mapping[str, str]
+    ) -> tuple[Mapping[str, str], Mapping[str, str] | None]:
+        """`(request headers, proxy headers)`: the credentials go with the CONNECT of an https
+        origin, and with every request to an http one (sent to the proxy in absolute form)."""
+        if self.authorization is None:
+            return headers, None
+        credentials = {"Proxy-Authorization": self.authorization}
+        if url.scheme == "https":
+            return headers, credentials
+        return CIMultiDict(headers, **credentials), None
+
+
+DIRECT = Route(None)
+
+
+class Proxies:
+    """Which proxy, if any, carries the requests to each origin.
+
+    `environment` maps `http`, `https`, `all` to proxy URLs and `no` to the `NO_PROXY` list,
+    as `urllib.request.getproxies_environment()` does.
+    """
+
+    def __init__(self, environment: Mapping[str, str]) -> None:
+        self._environment = dict(environment)
+        self._routes: dict[tuple[str, str | None, int | None], Route] = {}
+        self._any = any(self._environment.get(key) for key in ("http", "https", "all"))
+
+    def __bool__(self) -> bool:
+        return self._any
+
+    def route(self, url: URL) -> Route:
+        origin = (url.scheme, url.host, url.port)
+        if origin in self._routes:
+            return self._routes[origin]
+        configured = self._environment.get(url.scheme) or self._environment.get("all")
+        bypass = proxy_bypass_environment(f"{url.host}:{url.port}", self._environment)
+        route = _through(configured) if configured and not bypass else DIRECT
+        self._routes[origin] = route  # not reached for a proxy URL we refuse: it fails again
+        return route
+
+
+def _through(configured: str) -> Route:
+    parts = urlsplit(configured if "://" in configured else "http://" + configured)
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no password
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        raise ValueError(f"proxy {shown}: only http://host[:port] proxies are supported")
+    authorization = None
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        authorization = "Basic " + base64.b64encode(pair).decode("ascii")
+    return Route(URL(shown), authorization)
+
+
+# Characters a request target may carry as they are; anything else (spaces, non-ASCII) is
+# percent-encoded, and what is percent-encoded already stays as it is.
+_TARGET_SAFE = "/%:@!$&'()*+,;=?~[]"
+
+
+def _wire_url(url: str) -> URL:
+    """`url` as it goes on the wire; `encoded=True` keeps yarl from re-quoting our callers'
+    escapes (`a%2Fb` must stay one path segment)."""
+    parts = urlsplit(url)
+    parts.port  # noqa: B018  (a port that is not a number raises ValueError here, not later)
+    target = quote(parts.path or "/", safe=_TARGET_SAFE)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_TARGET_SAFE)
+    return URL(f"{parts.scheme}://{parts.netloc}{target}", encoded=True)
+
+
+async def _read(answer: aiohttp.ClientResponse, url: str, limit: int | None) -> bytes:
+    if limit is None:
+        return await answer.read()
+    if answer.content_length is not None and answer.content_length > limit:
+        raise HttpResponseTooLarge(f"{url}: {answer.content_length} bytes announced")
+    data = bytearray()
+    async for chunk in answer.content.iter_chunked(64 * 1024):
+        data.extend(chunk)
+        if len(data) > limit:
+            raise HttpResponseTooLarge(f"{url}: more than {limit} bytes")
+    return bytes(data)
+
+
+def _transport_error(request: HttpRequest, exc: aiohttp.ClientError | ValueError) -> HttpError:
+    """The one place where aiohttp's errors (and a URL or header that cannot be sent) become
+    this module's."""
+    where = f"{request.method} {request.url}"
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        failed = ": proxy authentication failed" if exc.status == 407 else ""
+        return HttpTransportError(f"{where}: the proxy answered {exc.status} {exc.message}{failed}")
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return HttpTimeout(f"{where}: {exc}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return HttpTransportError(f"{where}: cannot connect: {exc}")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return HttpTransportError(f"{where}: the connection closed before the answer")
+    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+        return HttpTransportError(f"{where}: malformed answer: {exc}")
+    if isinstance(exc, ValueError):  # aiohttp's InvalidURL is one too
+        return HttpTransportError(f"{where}: cannot be sent: {exc}")
+    return HttpTransportError(f"{where}: {type(exc).__name__}: {exc}")
