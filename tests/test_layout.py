@@ -12,7 +12,6 @@ TOO_LONG_FOR_NOW = {
     "byoc/conversations/service.py",
     "byoc/store/queries.py",
     "byoc/delivery.py",
-    "byoc/http11.py",
 }
 
 

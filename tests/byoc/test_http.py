@@ -19,13 +19,8 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from byoc.http import (
-    HttpClient,
-    HttpResponseTooLarge,
-    HttpTimeout,
-    HttpTransportError,
-    Proxies,
-)
+from byoc.http import HttpClient, HttpResponseTooLarge, HttpTimeout, HttpTransportError
+from byoc.proxies import Proxies
 
 
 @pytest.fixture(autouse=True)
