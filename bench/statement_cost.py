@@ -23,8 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine
 
-from byoc.store import Database
-from byoc.store import queries as q
+from byoc.store import Database, conversations
 from byoc.store.compiled import execute
 from byoc.store.migrations import upgrade
 
@@ -53,11 +52,13 @@ def main() -> None:
         engine = create_engine(url)
         select_params = {"id": "thr_missing"}
         update_params = {"conversation_id": "thr_missing", "at": 1}
+        select_one = conversations._GET_CONVERSATION
+        update_one = conversations._CUSTOMER_ACTIVE
         cases: list[tuple[str, Callable[[Connection], Any]]] = [
-            ("SELECT, SQLAlchemy", lambda c: c.execute(q._GET_CONVERSATION, select_params).first()),
-            ("SELECT, driver", lambda c: execute(c, q._GET_CONVERSATION, select_params).first()),
-            ("UPDATE, SQLAlchemy", lambda c: c.execute(q._CUSTOMER_ACTIVE, update_params)),
-            ("UPDATE, driver", lambda c: execute(c, q._CUSTOMER_ACTIVE, update_params)),
+            ("SELECT, SQLAlchemy", lambda c: c.execute(select_one, select_params).first()),
+            ("SELECT, driver", lambda c: execute(c, select_one, select_params).first()),
+            ("UPDATE, SQLAlchemy", lambda c: c.execute(update_one, update_params)),
+            ("UPDATE, driver", lambda c: execute(c, update_one, update_params)),
         ]
         with engine.begin() as conn:
             for name, case in cases:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from sqlalchemy import select
 
 from byoc import __version__
 from byoc.admin.router import router as admin_router
@@ -49,10 +48,7 @@ from byoc.outbox.worker import OutboxWorker, RetryPolicy
 from byoc.provisioning.action_pages import router as action_pages_router
 from byoc.runtime import Runtime
 from byoc.settings import Settings
-from byoc.store import Database, StoreError
-from byoc.store import repositories as repo
-from byoc.store import schema as t
-from byoc.store.db import plain_postgres_dsn
+from byoc.store import Database, StoreError, clients, dialect, tenants
 from byoc.store.migrations import current_version, latest_version, upgrade
 from byoc.tenancy import TenantClients, default_tenant
 
@@ -72,18 +68,18 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
     elif await current_version(db) != latest_version():
         await db.close()
         raise StoreError("the database schema is not current: run `byoc db upgrade`")
-    async with db.write() as conn:
-        await repo.upsert_tenant(conn, default_tenant(settings))
+    await db.run_write(tenants.upsert_tenant, default_tenant(settings))
 
     http = HttpClient(max_connections=200)
-    tenants = TenantClients(
+    tenant_clients = TenantClients(
         db, http, timeout=settings.cxone_timeout_seconds, observer=metrics.observe_cxone_call
     )
     bus: LocalBus
-    if db.is_sqlite:
+    notify_dsn = dialect.notify_dsn(settings.database_url)
+    if notify_dsn is None:
         bus = LocalBus()
     else:
-        bus = PostgresBus(plain_postgres_dsn(settings.database_url))
+        bus = PostgresBus(notify_dsn)
         await bus.start()
     policy = LifecyclePolicy.from_settings(settings)
     wake_worker: list[Callable[[], None]] = []  # filled once the worker exists
@@ -92,10 +88,10 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
         for callback in wake_worker:
             callback()
 
-    lifecycle = LifecycleLoops(db, tenants, policy, settings, wake)
+    lifecycle = LifecycleLoops(db, tenant_clients, policy, settings, wake)
     deliveries = Deliveries(
         db,
-        tenants,
+        tenant_clients,
         {
             "webhook": WebhookAdapter(http, timeout=settings.webhook_timeout_seconds),
             "webchat": WebchatAdapter(bus),
@@ -124,24 +120,20 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
     wake_worker.append(worker.wake)
 
     async def load_active_clients() -> set[str]:
-        async with db.read() as conn:
-            query = select(t.oauth_clients.c.client_id).where(
-                t.oauth_clients.c.revoked_at.is_(None)
-            )
-            return {row[0] for row in await conn.execute(query)}
+        return await db.run_read(clients.active_client_ids)
 
     metrics.attach(
         RuntimeSources(
             db=db,
             worker_stats=lambda: worker.stats,
-            token_refreshes=lambda: tenants.token_refreshes,
+            token_refreshes=lambda: tenant_clients.token_refreshes,
         )
     )
     return Runtime(
         settings=settings,
         db=db,
         http=http,
-        tenants=tenants,
+        tenants=tenant_clients,
         conversations=ConversationService(db, policy, on_enqueued=worker.wake, fresh_rows=worker),
         lifecycle=lifecycle,
         worker=worker,

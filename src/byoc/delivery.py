@@ -53,7 +53,7 @@ from byoc.outbox import PermanentFailure, RetryLater
 from byoc.outbox.rows import enqueue
 from byoc.outbox.worker import DeadLetterHook, Handler, Settle, Settled
 from byoc.store import Database, now_ms
-from byoc.store import queries as repo
+from byoc.store import channels, conversations, messages
 from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
 from byoc.tenancy import TenantClients
 
@@ -212,11 +212,11 @@ class Deliveries:
         confirmed = response.consumer_contact.status not in ENDED_CONTACT_STATUSES
 
         def sent(conn: Connection) -> None:
-            repo.set_message_status(conn, message.id, "sent")
+            messages.set_message_status(conn, message.id, "sent")
             if updates:  # the first message of a contact; later ones change nothing here
-                repo.update_conversation(conn, conversation.id, **updates)
+                conversations.update_conversation(conn, conversation.id, **updates)
             if confirmed:
-                repo.mark_checked_in_cxone(conn, conversation.id, answered_at)
+                conversations.mark_checked_in_cxone(conn, conversation.id, answered_at)
 
         # Written with the row's deletion, by the worker; the customer hears of it once that
         # has committed.
@@ -227,7 +227,7 @@ class Deliveries:
 
     def _refused(self, customer_id: str, message_id: str) -> Settled:
         return Settled(
-            write=partial(repo.set_message_status, message_id=message_id, status="refused"),
+            write=partial(messages.set_message_status, message_id=message_id, status="refused"),
             after_commit=partial(self._publish_status, customer_id, message_id, "refused"),
         )
 
@@ -300,7 +300,7 @@ class Deliveries:
         if de_thread and loaded.conversation.de_thread_id is None:
             updates["de_thread_id"] = de_thread
         await self._db.run_write(
-            lambda conn: repo.update_conversation(conn, loaded.conversation.id, **updates)
+            lambda conn: conversations.update_conversation(conn, loaded.conversation.id, **updates)
         )
 
     async def _send_outbound(self, row: OutboxRow, *, what: str) -> CreateMessageResponse | None:
@@ -359,7 +359,7 @@ class Deliveries:
         await adapter.deliver_message(loaded.channel, loaded.conversation, loaded.customer, message)
         if message.status == "queued":
             # Written with the row's deletion, by the worker.
-            return lambda conn: repo.set_message_status(conn, message.id, "sent")
+            return lambda conn: messages.set_message_status(conn, message.id, "sent")
         return None
 
     async def platform_typing(self, row: OutboxRow) -> None:
@@ -392,14 +392,14 @@ class Deliveries:
     # --- dead letters ----------------------------------------------------------------------------
 
     def _customer_message_failed(self, conn: Connection, row: OutboxRow, _error: str) -> None:
-        repo.set_message_status(conn, str(row.payload["message_id"]), "failed")
+        messages.set_message_status(conn, str(row.payload["message_id"]), "failed")
 
     def _agent_message_failed(self, conn: Connection, row: OutboxRow, error: str) -> None:
         """The customer never got the agent's message: say so to CXone, so the agent sees it."""
-        message = repo.get_message(conn, str(row.payload["message_id"]))
+        message = messages.get_message(conn, str(row.payload["message_id"]))
         if message is None:
             return
-        repo.set_message_status(conn, message.id, "failed")
+        messages.set_message_status(conn, message.id, "failed")
         enqueue(
             conn,
             lane=kinds.cxone_lane(message.conversation_id),
@@ -432,17 +432,17 @@ def _load(conn: Connection, *, message_id: str | None, conversation_id: str | No
     """What a handler needs about a row, in one read transaction."""
     message = None
     if message_id is not None:
-        found = repo.get_message_in_context(conn, message_id)
+        found = messages.get_message_in_context(conn, message_id)
         if found is None:
             raise PermanentFailure(f"message {message_id!r} no longer exists")
         message, conversation, customer = found
     else:
         assert conversation_id is not None
-        both = repo.get_conversation_and_customer(conn, conversation_id)
+        both = conversations.get_conversation_and_customer(conn, conversation_id)
         if both is None:
             raise PermanentFailure(f"conversation {conversation_id!r} no longer exists")
         conversation, customer = both
-    channel = repo.get_channel(conn, conversation.channel_id)
+    channel = channels.get_channel(conn, conversation.channel_id)
     if channel is None:
         raise PermanentFailure(f"channel {conversation.channel_id!r} was deleted")
     return Loaded(channel=channel, conversation=conversation, customer=customer, message=message)

@@ -38,8 +38,7 @@ from byoc.demo_ports import PORT_FLAGS, DemoError, DemoPorts, take_ports
 from byoc.errors import Unauthenticated
 from byoc.http import HttpClient, HttpError, HttpResponse
 from byoc.settings import Settings
-from byoc.store import Database
-from byoc.store import repositories as repo
+from byoc.store import Connection, Database, channels, clients, tenants
 from byoc.store.migrations import upgrade
 from byoc.store.records import Channel
 from byoc.tenancy import default_tenant
@@ -97,24 +96,26 @@ def watering_hole(
     return app
 
 
-async def _prepare(settings: Settings, client: tuple[str, str], channels: list[Channel]) -> None:
+async def _prepare(settings: Settings, client: tuple[str, str], mapped: list[Channel]) -> None:
+    def prepare(conn: Connection) -> None:
+        tenants.upsert_tenant(conn, default_tenant(settings))
+        clients.insert_client(conn, client[0], "demo", hash_secret(client[1]))
+        for channel in mapped:
+            if channels.get_channel(conn, channel.id) is None:
+                channels.insert_channel(conn, channel)
+            else:  # a new demo run gets fresh secrets and the ports of this run
+                channels.update_channel(
+                    conn,
+                    channel.id,
+                    secret=channel.secret,
+                    webhook_url=channel.webhook_url,
+                    settings=channel.settings,
+                )
+
     db = Database(settings.database_url)
     try:
         await upgrade(db)
-        async with db.write() as conn:
-            await repo.upsert_tenant(conn, default_tenant(settings))
-            await repo.insert_client(conn, client[0], "demo", hash_secret(client[1]))
-            for channel in channels:
-                if await repo.get_channel(conn, channel.id) is None:
-                    await repo.insert_channel(conn, channel)
-                else:  # a new demo run gets fresh secrets and the ports of this run
-                    await repo.update_channel(
-                        conn,
-                        channel.id,
-                        secret=channel.secret,
-                        webhook_url=channel.webhook_url,
-                        settings=channel.settings,
-                    )
+        await db.run_write(prepare)
     finally:
         await db.close()
 

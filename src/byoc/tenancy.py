@@ -6,8 +6,7 @@ from byoc.cxone import DeClient, TokenManager
 from byoc.cxone.client import CallObserver
 from byoc.http import HttpClient
 from byoc.settings import Settings
-from byoc.store import Database
-from byoc.store import repositories as repo
+from byoc.store import Database, tenants
 from byoc.store.records import Tenant
 
 DEFAULT_TENANT_ID = "default"
@@ -49,8 +48,7 @@ class TenantClients:
         cached = self._clients.get(tenant_id)
         if cached is not None:
             return cached[1]
-        async with self._db.read() as conn:
-            tenant = await repo.get_tenant(conn, tenant_id)
+        tenant = await self._db.run_read(tenants.get_tenant, tenant_id)
         if tenant is None:
             raise LookupError(f"unknown tenant {tenant_id!r}")
         tokens = TokenManager(

@@ -21,8 +21,7 @@ from byoc.app import create_app
 from byoc.box.credentials import hash_secret, new_client_credentials
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
 from byoc.settings import Settings
-from byoc.store import Database
-from byoc.store import repositories as repo
+from byoc.store import Connection, Database, channels, clients, tenants
 from byoc.store.migrations import upgrade
 from byoc.store.records import Channel
 from byoc.tenancy import default_tenant
@@ -155,14 +154,12 @@ class Stack:
 
     def outbox(self, state: str | None = None) -> list[dict[str, Any]]:
         async def rows() -> list[dict[str, Any]]:
-            from byoc.outbox import queue
+            from byoc.outbox import rows as outbox_rows
 
             db = Database(self.settings.database_url)
             try:
-                async with db.read() as conn:
-                    return [
-                        r.__dict__ for r in await queue.list_rows(conn, state=state, limit=1000)
-                    ]
+                listed = await db.run_read(outbox_rows.list_rows, state=state, limit=1000)
+                return [r.__dict__ for r in listed]
             finally:
                 await db.close()
 
@@ -228,10 +225,13 @@ async def _prepare_store(settings: Settings, channel: Channel, client_id: str, s
     db = Database(settings.database_url)
     try:
         await upgrade(db)
-        async with db.write() as conn:
-            await repo.upsert_tenant(conn, default_tenant(settings))
-            await repo.insert_client(conn, client_id, "cxone", hash_secret(secret))
-            await repo.insert_channel(conn, channel)
+
+        def prepare(conn: Connection) -> None:
+            tenants.upsert_tenant(conn, default_tenant(settings))
+            clients.insert_client(conn, client_id, "cxone", hash_secret(secret))
+            channels.insert_channel(conn, channel)
+
+        await db.run_write(prepare)
     finally:
         await db.close()
 

@@ -127,8 +127,7 @@ def test_every_callback_answers_401_without_a_valid_token(
 def test_revoked_client_tokens_stop_working(stack: Stack) -> None:
     import asyncio
 
-    from byoc.store import Database
-    from byoc.store import repositories as repo
+    from byoc.store import Database, clients
 
     token = box_token(stack)
     url = stack.url + f"/integration/box/1.0/channel/{stack.channel_id}/recipients/validation"
@@ -137,8 +136,7 @@ def test_revoked_client_tokens_stop_working(stack: Stack) -> None:
 
     async def revoke() -> None:
         db = Database(stack.settings.database_url)
-        async with db.write() as conn:
-            await repo.revoke_client(conn, stack.client_id)
+        await db.run_write(clients.revoke_client, stack.client_id)
         await db.close()
 
     asyncio.run(revoke())
@@ -310,16 +308,16 @@ def test_oversized_body_is_refused_with_413(stack: Stack) -> None:
 def test_message_to_an_ended_conversation_is_refused_and_not_forwarded(stack: Stack) -> None:
     import asyncio
 
-    from byoc.store import Database
-    from byoc.store import repositories as repo
+    from byoc.store import Database, conversations
 
     accepted = stack.customer_says("hello")
     stack.contact_for_thread(accepted["threadId"])
 
     async def end() -> None:
         db = Database(stack.settings.database_url)
-        async with db.write() as conn:
-            await repo.update_conversation(conn, accepted["threadId"], state="ended", ended_at=1)
+        await db.run_write(
+            conversations.update_conversation, accepted["threadId"], state="ended", ended_at=1
+        )
         await db.close()
 
     asyncio.run(end())

@@ -52,8 +52,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 async def db(db_url: str) -> AsyncIterator[Database]:
     database = Database(db_url)
     await migrations.upgrade(database)
-    async with database.write() as conn:  # the PostgreSQL database is shared by the module
-        await conn.execute(delete(t.outbox))
+    # The PostgreSQL database is shared by the module.
+    await database.run_write(lambda conn: conn.execute(delete(t.outbox)))
     try:
         yield database
     finally:
@@ -95,8 +95,9 @@ async def enqueue(db: Database, items: list[tuple[str, int]]) -> None:
 
 async def table(db: Database) -> list[tuple[int, str, int, str | None, int | None]]:
     """Every row: id, lane, n, claimed_by, claimed_until."""
-    async with db.read() as conn:
-        rows = await conn.execute(
+
+    def read(conn: Connection) -> list[tuple[int, str, int, str | None, int | None]]:
+        rows = conn.execute(
             select(
                 t.outbox.c.id,
                 t.outbox.c.lane,
@@ -109,6 +110,8 @@ async def table(db: Database) -> list[tuple[int, str, int, str | None, int | Non
             (r.id, r.lane, int(json.loads(r.payload)["n"]), r.claimed_by, r.claimed_until)
             for r in rows
         ]
+
+    return await db.run_read(read)
 
 
 async def until(event: asyncio.Event) -> None:

@@ -6,8 +6,7 @@ import asyncio
 import secrets
 from pathlib import Path
 
-from byoc.store import Database
-from byoc.store import repositories as repo
+from byoc.store import Connection, Database, channels, tenants
 from byoc.store.records import Channel, Tenant
 from cxone_emulator.config import EmulatorConfig
 from tests.byoc.harness import Stack, connect_emulator, wait_for
@@ -29,8 +28,9 @@ def test_each_channel_uses_its_own_tenant(stack: Stack, tmp_path: Path) -> None:
 
         async def add_tenant() -> None:
             db = Database(stack.settings.database_url)
-            async with db.write() as conn:
-                await repo.upsert_tenant(
+
+            def add(conn: Connection) -> None:
+                tenants.upsert_tenant(
                     conn,
                     Tenant(
                         id="eu",
@@ -46,18 +46,22 @@ def test_each_channel_uses_its_own_tenant(stack: Stack, tmp_path: Path) -> None:
                         client_secret="eu-app-secret",
                     ),
                 )
-                await repo.insert_channel(
+                first = channels.get_channel(conn, stack.channel_id)
+                assert first is not None
+                channels.insert_channel(
                     conn,
                     Channel(
                         id=channel_id,
                         tenant_id="eu",
                         adapter="webhook",
                         name="EU chat",
-                        webhook_url=(await repo.get_channel(conn, stack.channel_id)).webhook_url,  # type: ignore[union-attr]
+                        webhook_url=first.webhook_url,
                         secret=stack.channel_secret,
                         created_at=0,
                     ),
                 )
+
+            await db.run_write(add)
             await db.close()
 
         asyncio.run(add_tenant())

@@ -18,8 +18,7 @@ import pytest
 from byoc.app import create_app
 from byoc.provisioning.form_tokens import FormClaims, FormTokens
 from byoc.settings import Settings
-from byoc.store import Database
-from byoc.store import repositories as repo
+from byoc.store import Database, channels
 from byoc.store.records import Channel
 from tests.byoc.harness import SIGNING_KEY, middleware_settings
 from tests.emulator_harness import Emulator
@@ -58,8 +57,7 @@ class Pages:
         async def read() -> Channel | None:
             db = Database(self.settings.database_url)
             try:
-                async with db.read() as conn:
-                    return await repo.get_channel(conn, channel_id)
+                return await db.run_read(channels.get_channel, channel_id)
             finally:
                 await db.close()
 

@@ -15,8 +15,7 @@ import pytest
 from byoc.cxone import DeClient, TokenManager
 from byoc.http import HttpClient
 from byoc.provisioning.channels import NewChannel, ProvisioningError, create_channel
-from byoc.store import Database
-from byoc.store import repositories as repo
+from byoc.store import Database, channels, tenants
 from byoc.store.migrations import upgrade
 from byoc.store.records import Channel
 from byoc.tenancy import default_tenant
@@ -89,8 +88,7 @@ def test_text_output_and_the_integration_from_the_settings(cli: Cli) -> None:
     async def stored() -> Channel | None:
         db = Database(cli.database_url)
         try:
-            async with db.read() as conn:
-                return await repo.get_channel(conn, "chat_web")
+            return await db.run_read(channels.get_channel, "chat_web")
         finally:
             await db.close()
 
@@ -264,8 +262,7 @@ async def _provision_with_hook(
     settings = middleware_settings(tmp_path, emulator)
     db = Database(settings.database_url)
     await upgrade(db)
-    async with db.write() as conn:
-        await repo.upsert_tenant(conn, default_tenant(settings))
+    await db.run_write(tenants.upsert_tenant, default_tenant(settings))
 
     def progress(line: str) -> None:
         if line.startswith("created DE channel"):
@@ -303,8 +300,7 @@ async def test_a_failed_mapping_deletes_the_de_channel_again(
         assert "the DE channel was deleted again" in error.detail
         assert "chat_race" not in emulator_channels(emulator)
         assert emulator.requests("/channels/chat_race", method="DELETE")[0]["status"] == 204
-        async with db.read() as conn:
-            kept = await repo.get_channel(conn, "chat_race")
+        kept = await db.run_read(channels.get_channel, "chat_race")
         assert kept is not None
         assert kept.name == "Other"  # the concurrent mapping is untouched
     finally:

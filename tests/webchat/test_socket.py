@@ -11,8 +11,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from byoc.store import Database
-from byoc.store import repositories as repo
+from byoc.store import Database, conversations
 from tests.byoc.harness import wait_for
 from tests.emulator_harness import Emulator
 from tests.webchat.client import agent_reply, custom_webchat, widget
@@ -150,10 +149,13 @@ async def test_ended_conversation_refuses_messages_until_a_new_one(webchat: Webc
         await asyncio.to_thread(webchat.contact_for_thread, message["threadId"])
 
         db = Database(webchat.stack.settings.database_url)
-        async with db.write() as conn:
-            await repo.update_conversation(
-                conn, message["threadId"], state="ended", ended_at=1, ended_reason="agent"
-            )
+        await db.run_write(
+            conversations.update_conversation,
+            message["threadId"],
+            state="ended",
+            ended_at=1,
+            ended_reason="agent",
+        )
         await db.close()
 
         await w.send({"type": "message", "clientId": "c-late", "text": "are you there?"})

@@ -36,7 +36,7 @@ from byoc.errors import (
     Unauthenticated,
 )
 from byoc.runtime import RuntimeDep, runtime_of
-from byoc.store import repositories as repo
+from byoc.store import clients
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,7 @@ async def issue_token(request: Request, runtime: RuntimeDep) -> Response:
     client_id, secret = fields.get("client_id", ""), fields.get("client_secret", "")
     if not client_id or not secret:
         return _oauth_error(401, "invalid_client", "client_id and client_secret are required")
-    async with runtime.db.read() as conn:
-        client = await repo.get_client(conn, client_id)
+    client = await runtime.db.run_read(clients.get_client, client_id)
     if (
         client is None
         or client.revoked_at is not None

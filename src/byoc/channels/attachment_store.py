@@ -15,7 +15,7 @@ from typing import Any
 
 from byoc.http import HttpClient, HttpError, HttpResponseTooLarge
 from byoc.ids import new_id
-from byoc.store import Database, now_ms, queries
+from byoc.store import Database, attachments, messages, now_ms
 from byoc.store.records import Customer, Message, StoredAttachment
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,9 @@ class AttachmentRehoster:
             )
         if not fetched:
             return message
-        attachments: list[dict[str, Any]] = [dict(a) for a in message.attachments]
+        rehosted: list[dict[str, Any]] = [dict(a) for a in message.attachments]
         for index, stored, _ in fetched:
-            attachments[index] = {
+            rehosted[index] = {
                 "friendlyName": stored.friendly_name,
                 "url": attachment_url(self._public_url, stored.id, stored.access_token),
                 "mimeType": stored.mime_type,
@@ -93,11 +93,11 @@ class AttachmentRehoster:
 
         def keep(conn: Any) -> None:
             for _, stored, data in fetched:
-                queries.insert_attachment(conn, stored, data)
-            queries.set_message_attachments(conn, message.id, attachments)
+                attachments.insert_attachment(conn, stored, data)
+            messages.set_message_attachments(conn, message.id, rehosted)
 
         await self._db.run_write(keep)
-        return replace(message, attachments=attachments)
+        return replace(message, attachments=rehosted)
 
     async def _fetch(self, url: str) -> tuple[bytes, str] | None:
         request = self._http.build_request("GET", url)

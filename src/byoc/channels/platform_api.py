@@ -16,8 +16,8 @@ from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.errors import ConversationNotFound
 from byoc.runtime import RuntimeDep, runtime_of
-from byoc.store import repositories as repo
-from byoc.store.records import Channel
+from byoc.store import Connection, conversations, messages
+from byoc.store.records import Channel, Conversation, Message
 
 router = APIRouter(prefix="/api/v1/channels/{channel_id}", tags=["Platform API v1"])
 
@@ -181,13 +181,17 @@ async def put_opt_out(
 async def get_transcript(
     thread_id: str, channel: SignedChannel, runtime: RuntimeDep, after_seq: int = -1
 ) -> Transcript:
-    async with runtime.db.read() as conn:
-        conversation = await repo.get_conversation(conn, thread_id)
+    def read(conn: Connection) -> tuple[Conversation | None, list[Message]]:
+        conversation = conversations.get_conversation(conn, thread_id)
         if conversation is None or conversation.channel_id != channel.id:
-            raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
-        messages = await repo.list_messages(conn, thread_id, after_seq=after_seq)
+            return None, []
+        return conversation, messages.list_messages(conn, thread_id, after_seq=after_seq)
+
+    conversation, transcript = await runtime.db.run_read(read)
+    if conversation is None:
+        raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
     return Transcript(
         threadId=conversation.id,
         state=conversation.state,
-        messages=[message_view(m) for m in messages],
+        messages=[message_view(m) for m in transcript],
     )

@@ -20,8 +20,7 @@ from byoc.cxone import CxoneError
 from byoc.errors import ByocError, InvalidInput
 from byoc.http import HttpClient
 from byoc.settings import Settings
-from byoc.store import Database, StoreError
-from byoc.store import repositories as repo
+from byoc.store import Database, StoreError, tenants
 from byoc.store.migrations import current_version, latest_version, upgrade
 from byoc.tenancy import TenantClients, default_tenant
 
@@ -64,8 +63,7 @@ async def open_store(settings: Settings) -> AsyncIterator[Database]:
                     f"the database schema is at revision {version or 'none'},"
                     f" this byoc needs {latest}: run `byoc db upgrade` (BYOC_AUTO_MIGRATE is off)"
                 )
-        async with db.write() as conn:
-            await repo.upsert_tenant(conn, default_tenant(settings))
+        await db.run_write(tenants.upsert_tenant, default_tenant(settings))
         yield db
     finally:
         await db.close()

@@ -21,8 +21,7 @@ from byoc.provisioning.channels import (
     delete_channel,
 )
 from byoc.settings import Settings
-from byoc.store import Database
-from byoc.store import repositories as repo
+from byoc.store import Connection, Database, channels, tenants
 from byoc.store.records import Channel
 
 
@@ -44,27 +43,31 @@ def cmd_channels_add(settings: Settings, args: argparse.Namespace) -> int:
         print(f"byoc: {exc}", file=sys.stderr)
         return 2
 
+    def add_channel(conn: Connection) -> str | None:
+        if tenants.get_tenant(conn, args.tenant) is None:
+            return f"no tenant {args.tenant!r}; add it with `byoc tenants add`"
+        if channels.get_channel(conn, args.id) is not None:
+            return f"channel {args.id!r} exists already"
+        channels.insert_channel(
+            conn,
+            Channel(
+                id=args.id,
+                tenant_id=args.tenant,
+                adapter=args.adapter,
+                name=args.name or args.id,
+                webhook_url=args.webhook_url,
+                secret=secret,
+                created_at=int(datetime.now(tz=UTC).timestamp() * 1000),
+                settings=channel_settings,
+            ),
+        )
+        return None
+
     async def work(db: Database) -> int:
-        async with db.write() as conn:
-            if await repo.get_tenant(conn, args.tenant) is None:
-                print(f"no tenant {args.tenant!r}; add it with `byoc tenants add`", file=sys.stderr)
-                return 1
-            if await repo.get_channel(conn, args.id) is not None:
-                print(f"channel {args.id!r} exists already", file=sys.stderr)
-                return 1
-            await repo.insert_channel(
-                conn,
-                Channel(
-                    id=args.id,
-                    tenant_id=args.tenant,
-                    adapter=args.adapter,
-                    name=args.name or args.id,
-                    webhook_url=args.webhook_url,
-                    secret=secret,
-                    created_at=int(datetime.now(tz=UTC).timestamp() * 1000),
-                    settings=channel_settings,
-                ),
-            )
+        problem = await db.run_write(add_channel)
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 1
         if args.json:
             print(json.dumps({"id": args.id, "secret": secret}))
         else:
@@ -135,8 +138,7 @@ def cmd_channels_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_channels_delete(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ctx: Context) -> int:
-        async with ctx.db.read() as conn:
-            mapped = await repo.get_channel(conn, args.channel_id)
+        mapped = await ctx.db.run_read(channels.get_channel, args.channel_id)
         tenant_id = mapped.tenant_id if mapped is not None else args.tenant
         client = await ctx.tenants.for_tenant(tenant_id)
         try:
@@ -165,10 +167,9 @@ def cmd_channels_delete(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_channels_list(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ctx: Context) -> int:
         if not args.remote:
-            async with ctx.db.read() as conn:
-                channels = await repo.list_channels(conn)
+            mapped = await ctx.db.run_read(channels.list_channels)
             if args.tenant:
-                channels = [c for c in channels if c.tenant_id == args.tenant]
+                mapped = [c for c in mapped if c.tenant_id == args.tenant]
             if args.json:
                 print(
                     json.dumps(
@@ -180,13 +181,13 @@ def cmd_channels_list(settings: Settings, args: argparse.Namespace) -> int:
                                 "name": c.name,
                                 "webhookUrl": c.webhook_url,
                             }
-                            for c in channels
+                            for c in mapped
                         ]
                     )
                 )
                 return 0
             print(f"{'ID':32} {'TENANT':12} {'ADAPTER':8} WEBHOOK")
-            for c in channels:
+            for c in mapped:
                 print(f"{c.id:32} {c.tenant_id:12} {c.adapter:8} {c.webhook_url or '-'}")
             return 0
 
@@ -230,8 +231,7 @@ def cmd_channels_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_channels_show(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ctx: Context) -> int:
-        async with ctx.db.read() as conn:
-            channel = await repo.get_channel(conn, args.channel_id)
+        channel = await ctx.db.run_read(channels.get_channel, args.channel_id)
         if channel is None:
             return fail(f"no channel {args.channel_id!r}")
         document = {

@@ -10,16 +10,14 @@ import sys
 from byoc.box.credentials import hash_secret, new_client_credentials
 from byoc.cli._common import SubParsers, add, when, with_db
 from byoc.settings import Settings
-from byoc.store import Database
-from byoc.store import repositories as repo
+from byoc.store import Database, clients
 
 
 def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
     client_id, secret = new_client_credentials()
 
     async def work(db: Database) -> int:
-        async with db.write() as conn:
-            await repo.insert_client(conn, client_id, args.name, hash_secret(secret))
+        await db.run_write(clients.insert_client, client_id, args.name, hash_secret(secret))
         return 0
 
     asyncio.run(with_db(settings, work))
@@ -35,10 +33,9 @@ def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_clients_list(settings: Settings, _args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
-        async with db.read() as conn:
-            clients = await repo.list_clients(conn)
+        listed = await db.run_read(clients.list_clients)
         print(f"{'CLIENT ID':24} {'NAME':20} {'CREATED':20} REVOKED")
-        for c in clients:
+        for c in listed:
             print(f"{c.client_id:24} {c.name:20} {when(c.created_at):20} {when(c.revoked_at)}")
         return 0
 
@@ -47,8 +44,7 @@ def cmd_clients_list(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_clients_revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
-        async with db.write() as conn:
-            revoked = await repo.revoke_client(conn, args.client_id)
+        revoked = await db.run_write(clients.revoke_client, args.client_id)
         if not revoked:
             print(f"no active client {args.client_id!r}", file=sys.stderr)
             return 1

@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from byoc.cli._common import SubParsers, add, with_db
-from byoc.outbox import queue
+from byoc.outbox import rows as outbox_rows
 from byoc.settings import Settings
 from byoc.store import Database
 
@@ -31,12 +31,11 @@ def cmd_outbound_send(settings: Settings, args: argparse.Namespace) -> int:
         print(f"thread {thread} opened for customer {delivered.customer.id}; message queued")
         deadline = asyncio.get_running_loop().time() + args.wait
         while args.wait > 0:
-            async with db.read() as conn:
-                rows = [
-                    r
-                    for r in await queue.list_rows(conn, state=None, limit=10_000)
-                    if r.lane.endswith(thread) and r.kind in ("cxone.outbound", "platform.message")
-                ]
+            rows = [
+                r
+                for r in await db.run_read(outbox_rows.list_rows, state=None, limit=10_000)
+                if r.lane.endswith(thread) and r.kind in ("cxone.outbound", "platform.message")
+            ]
             if not rows:
                 print("delivered to CXone and to the customer's platform")
                 return 0

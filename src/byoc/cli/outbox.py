@@ -8,15 +8,14 @@ import json
 import sys
 
 from byoc.cli._common import SubParsers, add, when, with_db
-from byoc.outbox import queue
+from byoc.outbox import rows as outbox_rows
 from byoc.settings import Settings
 from byoc.store import Database
 
 
 def cmd_outbox_list(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
-        async with db.read() as conn:
-            rows = await queue.list_rows(conn, state=args.state, limit=args.limit)
+        rows = await db.run_read(outbox_rows.list_rows, state=args.state, limit=args.limit)
         if args.json:
             print(json.dumps([row.__dict__ for row in rows], default=str))
             return 0
@@ -39,8 +38,7 @@ def cmd_outbox_retry(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def work(db: Database) -> int:
-        async with db.write() as conn:
-            count = await queue.redrive(conn, None if args.all else args.ids)
+        count = await db.run_write(outbox_rows.redrive, None if args.all else args.ids)
         print(f"re-queued {count} dead row(s); a running server delivers them within its poll")
         return 0
 

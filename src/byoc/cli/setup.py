@@ -9,18 +9,18 @@ import sys
 from byoc.cli._common import Context, SubParsers, add, run
 from byoc.provisioning.setup import setup_document, setup_fields, setup_warnings
 from byoc.settings import Settings
-from byoc.store import repositories as repo
+from byoc.store import clients
 
 
 def cmd_setup(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ctx: Context) -> int:
-        async with ctx.db.read() as conn:
-            clients = [c.client_id for c in await repo.list_clients(conn) if c.revoked_at is None]
+        listed = await ctx.db.run_read(clients.list_clients)
+        active = [c.client_id for c in listed if c.revoked_at is None]
         if args.json:
-            print(json.dumps(setup_document(settings, clients)))
+            print(json.dumps(setup_document(settings, active)))
             return 0
         print("In CXone (ACD > Digital > Bring Your Own Channel), enter:\n")
-        fields = setup_fields(settings, clients)
+        fields = setup_fields(settings, active)
         width = max(len(f.field) for f in fields) + 1
         for f in fields:
             print(f"  {f.field + ':':{width}} {f.value}")

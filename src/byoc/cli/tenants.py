@@ -11,8 +11,7 @@ from byoc.cli._common import SubParsers, add, fail, with_db
 from byoc.cxone import CxoneEndpoints, CxoneError, discover_endpoints
 from byoc.http import HttpClient
 from byoc.settings import Settings
-from byoc.store import Database
-from byoc.store import repositories as repo
+from byoc.store import Database, tenants
 from byoc.store.records import Tenant
 
 
@@ -41,8 +40,7 @@ def cmd_tenants_add(settings: Settings, args: argparse.Namespace) -> int:
     )
 
     async def work(db: Database) -> int:
-        async with db.write() as conn:
-            await repo.upsert_tenant(conn, tenant)
+        await db.run_write(tenants.upsert_tenant, tenant)
         print(f"tenant {tenant.id} saved (brand {tenant.brand_id})")
         return 0
 
@@ -51,10 +49,9 @@ def cmd_tenants_add(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_tenants_list(settings: Settings, _args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
-        async with db.read() as conn:
-            tenants = await repo.list_tenants(conn)
+        listed = await db.run_read(tenants.list_tenants)
         print(f"{'ID':16} {'BRAND':8} {'TENANT':38} API")
-        for t in tenants:
+        for t in listed:
             print(f"{t.id:16} {t.brand_id:<8} {t.cxone_tenant_id:38} {t.api_url}")
         return 0
 

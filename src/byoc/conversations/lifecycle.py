@@ -22,7 +22,7 @@ from byoc.ids import new_id
 from byoc.outbox.rows import enqueue
 from byoc.settings import Settings
 from byoc.store import Database, StoreError, now_ms
-from byoc.store import queries as repo
+from byoc.store import channels, conversations, messages
 from byoc.store.records import Channel, Conversation, Message
 from byoc.tenancy import TenantClients
 
@@ -96,7 +96,7 @@ def customer_spoke(conn: Connection, conversation: Conversation) -> None:
     """Any customer activity: the customer owes nothing, and a running countdown is cancelled."""
     now = now_ms()
     if conversation.countdown_deadline is not None:
-        cancelled = repo.transition_conversation(
+        cancelled = conversations.transition_conversation(
             conn,
             conversation.id,
             {"state": "open", "countdown_deadline": conversation.countdown_deadline},
@@ -112,7 +112,7 @@ def customer_spoke(conn: Connection, conversation: Conversation) -> None:
                 payload={"conversation_id": conversation.id, "warning": False},
             )
         return
-    repo.customer_active(conn, conversation.id, now)
+    conversations.customer_active(conn, conversation.id, now)
 
 
 def store_for_customer(
@@ -144,7 +144,7 @@ def store_for_customer(
         status="queued",
         created_at=now_ms(),
     )
-    repo.insert_message(conn, message)
+    messages.insert_message(conn, message)
     enqueue(
         conn,
         lane=platform_lane(conversation.id),
@@ -159,7 +159,7 @@ def add_system_message(conn: Connection, conversation: Conversation, text: str) 
     message = store_for_customer(
         conn,
         conversation,
-        seq=repo.next_seq(conn, conversation.id),
+        seq=conversations.next_seq(conn, conversation.id),
         sender="system",
         text=text,
         content={"type": "TEXT", "payload": {"text": text}},
@@ -183,7 +183,7 @@ def end_conversation(
     final_text: str | None = None,
 ) -> bool:
     """Open → ended, once. Tells the platform; with `end_in_cxone`, ends the contact in CXone."""
-    ended = repo.transition_conversation(
+    ended = conversations.transition_conversation(
         conn,
         conversation.id,
         {"state": "open"},
@@ -219,7 +219,7 @@ def end_with_stray_contact(
     """The conversation's contact ended in CXone while a customer message was on its way, and
     that message made DE open a new contact on the thread: end the conversation here, and
     close the new contact before an agent accepts it (queued, so it survives a restart)."""
-    repo.mark_checked_in_cxone(conn, conversation.id, checked_at)
+    conversations.mark_checked_in_cxone(conn, conversation.id, checked_at)
     ended = end_conversation(conn, conversation, reason="agent")
     enqueue(
         conn,
@@ -283,8 +283,8 @@ class LifecycleLoops:
 
         def due(conn: Connection) -> tuple[list[Conversation], list[Conversation]]:
             return (
-                repo.due_conversations(conn, "idle_deadline", now, 200),
-                repo.due_conversations(conn, "countdown_deadline", now, 200),
+                conversations.due_conversations(conn, "idle_deadline", now, 200),
+                conversations.due_conversations(conn, "countdown_deadline", now, 200),
             )
 
         warnings, endings = await self._db.run_read(due)
@@ -302,12 +302,12 @@ class LifecycleLoops:
         return fired
 
     def _warn(self, conn: Connection, conversation: Conversation) -> int:
-        channel = repo.get_channel(conn, conversation.channel_id)
+        channel = channels.get_channel(conn, conversation.channel_id)
         if channel is None:
             return 0
         policy = self._policy.for_channel(channel)
         deadline = now_ms() + policy.countdown_ms
-        won = repo.transition_conversation(
+        won = conversations.transition_conversation(
             conn,
             conversation.id,
             {"state": "open", "idle_deadline": conversation.idle_deadline},
@@ -327,9 +327,9 @@ class LifecycleLoops:
         return 1
 
     def _end_idle(self, conn: Connection, conversation: Conversation) -> int:
-        channel = repo.get_channel(conn, conversation.channel_id)
+        channel = channels.get_channel(conn, conversation.channel_id)
         policy = self._policy.for_channel(channel) if channel else self._policy
-        current = repo.get_conversation(conn, conversation.id)
+        current = conversations.get_conversation(conn, conversation.id)
         if current is None or current.countdown_deadline != conversation.countdown_deadline:
             return 0  # cancelled by customer activity, or fired elsewhere
         ended = end_conversation(
@@ -346,7 +346,7 @@ class LifecycleLoops:
         calls each) per interval, so the request rate to CXone stays flat however many
         conversations are open."""
         limit = self._settings.end_poll_batch_size
-        candidates = await self._db.run_read(lambda conn: repo.conversations_to_check(conn, limit))
+        candidates = await self._db.run_read(lambda conn: conversations.conversations_to_check(conn, limit))
         ended = 0
         for conversation in candidates:
             if await self.refresh_from_cxone(conversation):
@@ -360,7 +360,7 @@ class LifecycleLoops:
         if conversation.de_contact_id is None:
             return False
         channel = await self._db.run_read(
-            lambda conn: repo.get_channel(conn, conversation.channel_id)
+            lambda conn: channels.get_channel(conn, conversation.channel_id)
         )
         if channel is None:
             return False
@@ -369,7 +369,7 @@ class LifecycleLoops:
         checked_at = now_ms()
         if why is None:
             await self._db.run_write(
-                lambda conn: repo.mark_checked_in_cxone(conn, conversation.id, checked_at)
+                lambda conn: conversations.mark_checked_in_cxone(conn, conversation.id, checked_at)
             )
             return False
         return await self.ended_in_cxone(conversation, why, checked_at)
@@ -378,7 +378,7 @@ class LifecycleLoops:
         """CXone said the conversation is over (`why`): end it here."""
 
         def tx(conn: Connection) -> bool:
-            repo.mark_checked_in_cxone(conn, conversation.id, checked_at)
+            conversations.mark_checked_in_cxone(conn, conversation.id, checked_at)
             return end_conversation(conn, conversation, reason="agent")
 
         ended = await self._db.run_write(tx)

@@ -32,8 +32,16 @@ from byoc.errors import (
 )
 from byoc.ids import new_id
 from byoc.outbox.rows import enqueue
-from byoc.store import Database, DuplicateError, now_ms
-from byoc.store import queries as repo
+from byoc.store import (
+    Database,
+    DuplicateError,
+    channels,
+    conversations,
+    customers,
+    messages,
+    now_ms,
+    tenants,
+)
 from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
 
 TYPING_TTL_MS = 15_000
@@ -118,7 +126,7 @@ class ConversationService:
     def _store_customer_message(self, conn: Connection, incoming: CustomerMessageIn) -> Delivered:
         channel = self._channel(conn, incoming.channel_id)
         if incoming.platform_message_id:
-            existing = repo.find_message_by_platform_id(
+            existing = messages.find_message_by_platform_id(
                 conn, channel.id, incoming.platform_message_id
             )
             if existing is not None:
@@ -130,7 +138,7 @@ class ConversationService:
             id=new_id("msg"),
             channel_id=channel.id,
             conversation_id=conversation.id,
-            seq=repo.next_seq(conn, conversation.id),
+            seq=conversations.next_seq(conn, conversation.id),
             direction="inbound",
             sender="customer",
             text=incoming.text,
@@ -142,7 +150,7 @@ class ConversationService:
             status="queued",
             created_at=now,
         )
-        repo.insert_message(conn, message)
+        messages.insert_message(conn, message)
         lifecycle.customer_spoke(conn, conversation)
         row_id = enqueue(
             conn,
@@ -185,12 +193,12 @@ class ConversationService:
 
         def tx(conn: Connection) -> tuple[Message, bool]:
             channel = self._channel(conn, channel_id)
-            message = repo.get_message(conn, message_id)
+            message = messages.get_message(conn, message_id)
             if message is None or message.channel_id != channel.id or message.sender == "customer":
                 raise MessageNotFound(f"no agent message {message_id!r} in channel {channel.id!r}")
             if message.status == "seen" or message.status == status:
                 return message, False  # receipts repeat; CXone needs each once
-            repo.set_message_status(conn, message.id, status)
+            messages.set_message_status(conn, message.id, status)
             enqueue(
                 conn,
                 lane=cxone_lane(message.conversation_id),
@@ -213,7 +221,7 @@ class ConversationService:
         """The customer did something (a button, a keystroke): they do not owe a reply."""
 
         def tx(conn: Connection) -> None:
-            conversation = repo.get_conversation(conn, conversation_id)
+            conversation = conversations.get_conversation(conn, conversation_id)
             if conversation is None or not conversation.is_open:
                 raise ConversationEnded(f"thread {conversation_id!r} has ended")
             lifecycle.customer_spoke(conn, conversation)
@@ -224,7 +232,7 @@ class ConversationService:
     async def dismiss_ended(self, conversation_id: str) -> None:
         """The customer asked for a new conversation: stop showing the ended one."""
         await self._db.run_write(
-            lambda conn: repo.transition_conversation(
+            lambda conn: conversations.transition_conversation(
                 conn,
                 conversation_id,
                 {"state": "ended", "dismissed_at": None},
@@ -235,10 +243,10 @@ class ConversationService:
     async def set_opt_out(self, channel_id: str, external_id: str, opted_out: bool) -> Customer:
         def tx(conn: Connection) -> Customer:
             channel = self._channel(conn, channel_id)
-            customer = repo.find_customer(conn, channel.id, external_id)
+            customer = customers.find_customer(conn, channel.id, external_id)
             if customer is None:
                 raise CustomerNotFound(f"no customer {external_id!r} in channel {channel.id!r}")
-            repo.set_opted_out(conn, customer.id, opted_out)
+            customers.set_opted_out(conn, customer.id, opted_out)
             return customer
 
         return await self._db.run_write(tx)
@@ -257,7 +265,7 @@ class ConversationService:
                 conn, channel, [{"idOnExternalPlatform": customer_ref, "isPrimary": True}]
             )
             conversation = self._new_conversation(channel.id, customer.id, origin="business")
-            repo.insert_conversation(conn, conversation)
+            conversations.insert_conversation(conn, conversation)
             delivered = self._store_agent_message(
                 conn,
                 channel,
@@ -306,11 +314,13 @@ class ConversationService:
         channel = self._channel(conn, conversation.channel_id)
         self._check_brand(conn, channel, incoming.brand)
         if incoming.retry_id:
-            existing = repo.find_message_by_de_id(conn, channel.id, incoming.retry_id)
+            existing = messages.find_message_by_de_id(conn, channel.id, incoming.retry_id)
             if existing is not None:
                 return self._replay(conn, existing)
         if conversation.de_thread_id is None and incoming.de_thread_id:
-            repo.update_conversation(conn, conversation.id, de_thread_id=incoming.de_thread_id)
+            conversations.update_conversation(
+                conn, conversation.id, de_thread_id=incoming.de_thread_id
+            )
         return self._store_agent_message(conn, channel, conversation, incoming, customer)
 
     async def open_agent_outbound(self, incoming: AgentMessageIn, *, channel_id: str) -> Delivered:
@@ -320,14 +330,14 @@ class ConversationService:
             channel = self._channel(conn, channel_id)
             self._check_brand(conn, channel, incoming.brand)
             if incoming.retry_id:
-                existing = repo.find_message_by_de_id(conn, channel.id, incoming.retry_id)
+                existing = messages.find_message_by_de_id(conn, channel.id, incoming.retry_id)
                 if existing is not None:
                     return self._replay(conn, existing)
             customer = self._recipient(conn, channel, incoming.recipients)
             conversation = self._new_conversation(
                 channel.id, customer.id, origin="agent", de_thread_id=incoming.de_thread_id
             )
-            repo.insert_conversation(conn, conversation)
+            conversations.insert_conversation(conn, conversation)
             return self._store_agent_message(conn, channel, conversation, incoming)
 
         delivered = await self._write_once(incoming, tx)
@@ -365,7 +375,7 @@ class ConversationService:
         def tx(conn: Connection) -> None:
             channel = self._channel(conn, channel_id)
             self._check_brand(conn, channel, brand)
-            conversation = repo.get_conversation(conn, thread_id)
+            conversation = conversations.get_conversation(conn, thread_id)
             if conversation is None or conversation.channel_id != channel.id:
                 raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
             enqueue(
@@ -417,7 +427,7 @@ class ConversationService:
         message = lifecycle.store_for_customer(
             conn,
             conversation,
-            seq=repo.next_seq(conn, conversation.id, idle_deadline=idle_deadline),
+            seq=conversations.next_seq(conn, conversation.id, idle_deadline=idle_deadline),
             sender="bot" if (incoming.author or {}).get("isBotUser") else "agent",
             text=incoming.text,
             content=incoming.content or _text_content(incoming.text),
@@ -426,14 +436,14 @@ class ConversationService:
             de_message_id=incoming.retry_id,
         )
         if customer is None:
-            customer = repo.get_customer(conn, conversation.customer_id)
+            customer = customers.get_customer(conn, conversation.customer_id)
         assert customer is not None  # a conversation always has its customer (foreign key)
         return Delivered(message=message, conversation=conversation, customer=customer)
 
     def _replay(self, conn: Connection, message: Message) -> Delivered:
-        conversation = repo.get_conversation(conn, message.conversation_id)
+        conversation = conversations.get_conversation(conn, message.conversation_id)
         assert conversation is not None
-        customer = repo.get_customer(conn, conversation.customer_id)
+        customer = customers.get_customer(conn, conversation.customer_id)
         assert customer is not None
         return Delivered(
             message=message, conversation=conversation, customer=customer, duplicate=True
@@ -451,7 +461,7 @@ class ConversationService:
         cached = self._channels.get(channel_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        channel = repo.get_channel(conn, channel_id)
+        channel = channels.get_channel(conn, channel_id)
         if channel is None:
             self._channels.pop(channel_id, None)
             raise ChannelNotFound(f"no channel {channel_id!r}")
@@ -463,7 +473,7 @@ class ConversationService:
         cached = self._brands.get(tenant_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        tenant = repo.get_tenant(conn, tenant_id)
+        tenant = tenants.get_tenant(conn, tenant_id)
         expected = {}
         if tenant is not None:
             expected = {
@@ -487,7 +497,7 @@ class ConversationService:
     def _upsert_customer(
         self, conn: Connection, channel: Channel, profile: CustomerProfile
     ) -> Customer:
-        existing = repo.find_customer(conn, channel.id, profile.external_id)
+        existing = customers.find_customer(conn, channel.id, profile.external_id)
         customer = Customer(
             id=existing.id if existing else new_id("cus"),
             channel_id=channel.id,
@@ -499,14 +509,14 @@ class ConversationService:
             custom_fields=profile.custom_fields or (existing.custom_fields if existing else None),
         )
         if existing != customer:
-            repo.save_customer(conn, customer, is_new=existing is None)
+            customers.save_customer(conn, customer, is_new=existing is None)
         return customer
 
     def _conversation_for_customer(
         self, conn: Connection, customer: Customer, thread_id: str | None
     ) -> Conversation:
         if thread_id is not None:
-            conversation = repo.get_conversation(conn, thread_id)
+            conversation = conversations.get_conversation(conn, thread_id)
             if conversation is None or conversation.customer_id != customer.id:
                 raise ConversationNotFound(f"no thread {thread_id!r} for this customer")
             if not conversation.is_open:
@@ -514,17 +524,17 @@ class ConversationService:
                     f"thread {thread_id!r} has ended; start a new conversation without a threadId"
                 )
             return conversation
-        conversation = repo.latest_conversation(conn, customer.id, open_only=True)
+        conversation = conversations.latest_conversation(conn, customer.id, open_only=True)
         if conversation is not None:
             return conversation
         conversation = self._new_conversation(customer.channel_id, customer.id, origin="customer")
-        repo.insert_conversation(conn, conversation)
+        conversations.insert_conversation(conn, conversation)
         return conversation
 
     def _open_conversation(
         self, conn: Connection, channel: Channel, thread_id: str
     ) -> Conversation:
-        conversation = repo.get_conversation(conn, thread_id)
+        conversation = conversations.get_conversation(conn, thread_id)
         if conversation is None or conversation.channel_id != channel.id:
             raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
         if not conversation.is_open:
@@ -536,11 +546,11 @@ class ConversationService:
     ) -> tuple[Conversation, Customer | None]:
         conversation, customer = None, None
         if incoming.thread_id:
-            found = repo.get_conversation_and_customer(conn, incoming.thread_id)
+            found = conversations.get_conversation_and_customer(conn, incoming.thread_id)
             if found is not None:
                 conversation, customer = found
         if conversation is None and incoming.de_thread_id:
-            conversation = repo.find_conversation_by_de_thread(conn, incoming.de_thread_id)
+            conversation = conversations.find_conversation_by_de_thread(conn, incoming.de_thread_id)
         if conversation is None or (
             channel_id is not None and conversation.channel_id != channel_id
         ):
@@ -557,10 +567,10 @@ class ConversationService:
             raise RecipientRejected("endUserRecipients is empty", recipient_id="")
         primary = next((r for r in recipients if r.get("isPrimary")), recipients[0])
         recipient_id = str(primary.get("idOnExternalPlatform") or "")
-        customer = repo.get_customer(conn, recipient_id) if recipient_id else None
+        customer = customers.get_customer(conn, recipient_id) if recipient_id else None
         if customer is None and recipient_id:
             # CXone may hold the platform's own user id when an agent typed it in by hand.
-            customer = repo.find_customer(conn, channel.id, recipient_id)
+            customer = customers.find_customer(conn, channel.id, recipient_id)
         if customer is None or customer.channel_id != channel.id:
             raise RecipientRejected(
                 f"recipient {recipient_id!r} is not a customer of channel {channel.id!r}",

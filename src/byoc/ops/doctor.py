@@ -17,16 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from byoc.cxone import CxoneError, DeClient, TokenManager
 from byoc.http import HttpClient
-from byoc.outbox.queue import DEAD
+from byoc.outbox import rows as outbox_rows
 from byoc.settings import Settings
-from byoc.store import Database, StoreError
-from byoc.store import repositories as repo
-from byoc.store import schema as t
+from byoc.store import Connection, Database, StoreError, tenants
 from byoc.store.migrations import current_version, latest_version
 from byoc.store.records import Tenant
 from byoc.tenancy import DEFAULT_TENANT_ID, default_tenant
@@ -53,9 +48,7 @@ async def check_store(db: Database) -> tuple[list[CheckResult], list[Tenant]]:
         return [CheckResult("store", "FAIL", detail)], []
     results = [CheckResult("store", "PASS", f"reachable, schema at revision {version} (latest)")]
     try:
-        async with db.read() as conn:
-            tenants = await repo.list_tenants(conn)
-            dead = await _dead_letters(conn)
+        stored, dead = await db.run_read(_tenants_and_dead_letters)
     except StoreError as exc:
         return [*results, CheckResult("outbox", "FAIL", f"cannot be read: {exc}")], []
     if dead:
@@ -63,12 +56,11 @@ async def check_store(db: Database) -> tuple[list[CheckResult], list[Tenant]]:
         results.append(CheckResult("outbox", "WARN", hint))
     else:
         results.append(CheckResult("outbox", "PASS", "no dead letters"))
-    return results, tenants
+    return results, stored
 
 
-async def _dead_letters(conn: AsyncConnection) -> int:
-    query = select(func.count()).select_from(t.outbox).where(t.outbox.c.state == DEAD)
-    return int((await conn.execute(query)).scalar_one())
+def _tenants_and_dead_letters(conn: Connection) -> tuple[list[Tenant], int]:
+    return tenants.list_tenants(conn), outbox_rows.count_dead(conn)
 
 
 async def check_tenant(
@@ -113,9 +105,9 @@ async def diagnose(settings: Settings, *, pings: int = 5) -> list[CheckResult]:
     finally:
         await db.close()
     # The environment describes the default tenant; the store may hold more.
-    tenants = [default_tenant(settings), *(t for t in stored if t.id != DEFAULT_TENANT_ID)]
+    checked = [default_tenant(settings), *(t for t in stored if t.id != DEFAULT_TENANT_ID)]
     async with HttpClient(max_connections=4) as http:
-        for tenant in tenants:
+        for tenant in checked:
             results += await check_tenant(
                 http, tenant, pings=pings, call_timeout=settings.cxone_timeout_seconds
             )

@@ -36,12 +36,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from byoc import __version__
+from byoc.outbox import rows as outbox_rows
 from byoc.outbox.worker import WorkerStats
-from byoc.store import Database, StoreError, now_ms
-from byoc.store import schema as t
+from byoc.store import Database, StoreError, conversations, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -215,11 +214,7 @@ class Metrics:
 
 
 async def outbox_snapshot(db: Database) -> OutboxSnapshot:
-    o = t.outbox
-    query = select(o.c.state, func.count(), func.min(o.c.created_at)).group_by(o.c.state)
-    async with db.read() as conn:
-        result = await conn.execute(query)
-        grouped = [(str(state), int(count), oldest) for state, count, oldest in result]
+    grouped = await db.run_read(outbox_rows.count_by_state)
     rows = {state: count for state, count, _ in grouped}
     oldest_pending = next((oldest for state, _, oldest in grouped if state == "pending"), None)
     age = max(0.0, (now_ms() - int(oldest_pending)) / 1000) if oldest_pending is not None else 0.0
@@ -228,12 +223,7 @@ async def outbox_snapshot(db: Database) -> OutboxSnapshot:
 
 async def pending_timer_count(db: Database) -> int:
     """Open conversations waiting on an idle warning or a countdown."""
-    c = t.conversations
-    query = select(func.count()).where(
-        c.c.state == "open", c.c.idle_deadline.is_not(None) | c.c.countdown_deadline.is_not(None)
-    )
-    async with db.read() as conn:
-        return int((await conn.execute(query)).scalar_one())
+    return await db.run_read(conversations.count_pending_timers)
 
 
 def sample_names(exposition: str) -> Iterator[str]:

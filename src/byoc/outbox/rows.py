@@ -1,7 +1,9 @@
-"""Outbox rows: enqueue, claim, settle, list and re-drive.
+"""Outbox rows: enqueue, claim, settle, list, count and re-drive.
 
 Synchronous, on the caller's `Connection`, so they join a transaction function run by
-`Database.run_write`; `byoc.outbox.queue` offers the CLI's few on an `AsyncConnection`.
+`Database.run_write` / `run_read`, or are run by it on their own
+(`await db.run_read(rows.list_rows, state=None)`). Where SQLite and PostgreSQL differ (row
+locks, id lists) is `byoc.store.dialect`'s to say.
 """
 
 from __future__ import annotations
@@ -9,28 +11,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    bindparam,
-    delete,
-    exists,
-    func,
-    insert,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, update
 
 from byoc.store import schema as t
-from byoc.store.compiled import execute, on_sqlite_driver
+from byoc.store.compiled import execute
 from byoc.store.db import now_ms
+from byoc.store.dialect import InJsonIds, skip_locked
 from byoc.store.records import OutboxRow, dumps
 
 PENDING = "pending"
 DEAD = "dead"
 
 
-# Built once: these run for every message (see `byoc.store.queries`).
+# Built once: these run for every message (see `byoc.store`).
 _ENQUEUE = insert(t.outbox).returning(t.outbox.c.id)
 # Lane order is id order, and a claim trusts that every earlier row of a lane is visible. On
 # PostgreSQL two transactions inserting into one lane could commit out of id order (the id is
@@ -54,13 +47,15 @@ _DUE = (
     .order_by(t.outbox.c.id)
     .limit(bindparam("limit"))
 )
-_DUE_SKIP_LOCKED = _DUE.with_for_update(skip_locked=True, of=t.outbox)
+_DUE_SKIP_LOCKED = skip_locked(_DUE, t.outbox)
+# An id list is one JSON parameter, so the SQL stays the same whatever the list's length and is
+# compiled once.
 _CLAIM = (
     update(t.outbox)
-    .where(t.outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .where(InJsonIds(t.outbox.c.id, "ids_json"))
     .values(claimed_until=bindparam("claimed_until"), claimed_by=bindparam("owner"))
 )
-_COMPLETE = delete(t.outbox).where(t.outbox.c.id.in_(bindparam("ids", expanding=True)))
+_COMPLETE = delete(t.outbox).where(InJsonIds(t.outbox.c.id, "ids_json"))
 _EARLIER = t.outbox.alias("earlier")
 # A row just inserted, claimed at once when nothing older is pending in its lane.
 _CLAIM_IF_HEAD = (
@@ -76,15 +71,6 @@ _CLAIM_IF_HEAD = (
     .values(claimed_until=bindparam("claimed_until"), claimed_by=bindparam("owner"))
     .returning(*t.outbox.c)
 )
-# On the sqlite3 driver (see `byoc.store.compiled`) an id list is one JSON parameter, so the
-# SQL stays the same whatever the list's length and is compiled once.
-_SQLITE_IDS = select(text("value")).select_from(func.json_each(bindparam("ids_json")))
-_CLAIM_SQLITE = (
-    update(t.outbox)
-    .where(t.outbox.c.id.in_(_SQLITE_IDS))
-    .values(claimed_until=bindparam("claimed_until"), claimed_by=bindparam("owner"))
-)
-_COMPLETE_SQLITE = delete(t.outbox).where(t.outbox.c.id.in_(_SQLITE_IDS))
 
 
 def enqueue(
@@ -120,20 +106,16 @@ def _row(m: Any) -> OutboxRow:
     )
 
 
-def claim_due(
-    conn: Connection, *, owner: str, limit: int, lease_ms: int, skip_locked: bool
-) -> list[OutboxRow]:
-    """Claim up to `limit` due rows, at most one per lane: the lane's oldest pending row."""
+def claim_due(conn: Connection, *, owner: str, limit: int, lease_ms: int) -> list[OutboxRow]:
+    """Claim up to `limit` due rows, at most one per lane: the lane's oldest pending row. Rows
+    another instance is claiming at the same moment are skipped, not waited for."""
     now = now_ms()
-    query = _DUE_SKIP_LOCKED if skip_locked else _DUE
-    rows = [_row(r._mapping) for r in execute(conn, query, {"now": now, "limit": limit})]
+    params: dict[str, Any] = {"now": now, "limit": limit}
+    rows = [_row(r._mapping) for r in execute(conn, _DUE_SKIP_LOCKED, params)]
     if rows:
-        ids = [r.id for r in rows]
-        if on_sqlite_driver(conn):
-            params = {"ids_json": json.dumps(ids), "claimed_until": now + lease_ms, "owner": owner}
-            execute(conn, _CLAIM_SQLITE, params)
-        else:
-            conn.execute(_CLAIM, {"ids": ids, "claimed_until": now + lease_ms, "owner": owner})
+        ids = json.dumps([r.id for r in rows])
+        params = {"ids_json": ids, "claimed_until": now + lease_ms, "owner": owner}
+        execute(conn, _CLAIM, params)
     return rows
 
 
@@ -147,12 +129,8 @@ def claim_if_head(conn: Connection, row_id: int, *, owner: str, lease_ms: int) -
 
 def complete_many(conn: Connection, row_ids: list[int]) -> None:
     """Delete delivered rows, one statement for a whole batch."""
-    if not row_ids:
-        return
-    if on_sqlite_driver(conn):
-        execute(conn, _COMPLETE_SQLITE, {"ids_json": json.dumps(row_ids)})
-    else:
-        conn.execute(_COMPLETE, {"ids": row_ids})
+    if row_ids:
+        execute(conn, _COMPLETE, {"ids_json": json.dumps(row_ids)})
 
 
 def reschedule(conn: Connection, row_id: int, *, delay_ms: int, error: str) -> None:
@@ -194,6 +172,18 @@ def release_claims(conn: Connection, owner: str) -> None:
         .where(t.outbox.c.claimed_by == owner, t.outbox.c.state == PENDING)
         .values(claimed_until=None, claimed_by=None)
     )
+
+
+def count_by_state(conn: Connection) -> list[tuple[str, int, int | None]]:
+    """Per state: how many rows, and the oldest row's creation time."""
+    o = t.outbox
+    query = select(o.c.state, func.count(), func.min(o.c.created_at)).group_by(o.c.state)
+    return [(str(state), int(count), oldest) for state, count, oldest in conn.execute(query)]
+
+
+def count_dead(conn: Connection) -> int:
+    query = select(func.count()).select_from(t.outbox).where(t.outbox.c.state == DEAD)
+    return int(conn.execute(query).scalar_one())
 
 
 def list_rows(conn: Connection, *, state: str | None, limit: int = 100) -> list[OutboxRow]:

@@ -266,13 +266,7 @@ class OutboxWorker:
     def _claim(self, conn: Connection, limit: int) -> list[OutboxRow]:
         if self._stopping:
             return []
-        return queue.claim_due(
-            conn,
-            owner=self._owner,
-            limit=limit,
-            lease_ms=self._lease_ms,
-            skip_locked=not self._db.is_sqlite,
-        )
+        return queue.claim_due(conn, owner=self._owner, limit=limit, lease_ms=self._lease_ms)
 
     async def _settle_each(self, finished: Sequence[_Finished]) -> bool:
         """Settle rows one transaction each; True when at least one could be settled. A row

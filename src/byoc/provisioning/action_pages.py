@@ -48,7 +48,7 @@ from byoc.provisioning.channels import (
 )
 from byoc.provisioning.form_tokens import FormClaims, FormTokens
 from byoc.runtime import Runtime, RuntimeDep
-from byoc.store import repositories as repo
+from byoc.store import channels, tenants
 from byoc.store.records import Tenant
 
 log = logging.getLogger(__name__)
@@ -181,9 +181,8 @@ def _int(value: str | None) -> int | None:
 
 
 async def _tenant_for_brand(runtime: Runtime, brand_id: int) -> Tenant | None:
-    async with runtime.db.read() as conn:
-        tenants = await repo.list_tenants(conn)
-    return next((t for t in tenants if t.brand_id == brand_id), None)
+    listed = await runtime.db.run_read(tenants.list_tenants)
+    return next((t for t in listed if t.brand_id == brand_id), None)
 
 
 @dataclass(frozen=True)
@@ -276,8 +275,7 @@ async def create_from_form(request: Request, runtime: RuntimeDep) -> Response:
             "This form is expired or was not issued here. Open 'Add channel' again in CXone.",
             403,
         )
-    async with runtime.db.read() as conn:
-        existing = await repo.get_channel(conn, claims.channel_id)
+    existing = await runtime.db.run_read(channels.get_channel, claims.channel_id)
     if existing is not None and existing.tenant_id == claims.tenant_id:
         # The same form submitted twice: the first submit did the work.
         return _done(claims.back_url, "Channel created", f"Channel {existing.name} is ready.")
@@ -353,8 +351,7 @@ async def reconnect_page(request: Request, runtime: RuntimeDep) -> Response:
     back_url = query.get("backUrl", "")
     if not channel_id:
         return _done(back_url, "Connected", f"Brand {verified.tenant.brand_id} is connected.")
-    async with runtime.db.read() as conn:
-        mapped = await repo.get_channel(conn, channel_id)
+    mapped = await runtime.db.run_read(channels.get_channel, channel_id)
     if mapped is None or mapped.tenant_id != verified.tenant.id:
         return _error_page(
             "Channel not mapped",

@@ -25,18 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from byoc.channels.webchat.config import parse_settings
 from byoc.cxone import Channel as DeChannel
 from byoc.cxone import ChannelCreate, CxoneError, CxoneNotFound, CxoneRejected, DeClient
 from byoc.errors import ByocError, ChannelNotFound, InvalidInput, NotFound
 from byoc.ids import new_id
-from byoc.store import Database, StoreError
-from byoc.store import repositories as repo
-from byoc.store import schema as t
-from byoc.store.db import now_ms
+from byoc.store import Connection, Database, StoreError, channels, now_ms, tenants
 from byoc.store.records import Channel
 from byoc.tenancy import DEFAULT_TENANT_ID
 
@@ -182,10 +176,17 @@ def de_channel(channel_id: str, request: NewChannel) -> ChannelCreate:
     )
 
 
-async def _id_ever_used(conn: AsyncConnection, channel_id: str) -> bool:
-    # Deleted mappings count: their conversations still point at the id.
-    query = select(t.channels.c.id).where(t.channels.c.id == channel_id)
-    return (await conn.execute(query)).first() is not None
+def _check_local(conn: Connection, tenant_id: str, channel_id: str) -> None:
+    if tenants.get_tenant(conn, tenant_id) is None:
+        raise NotFound(f"no tenant {tenant_id!r}; add it with `byoc tenants add`")
+    if channels.id_ever_used(conn, channel_id):
+        raise ChannelIdTaken(f"channel id {channel_id!r} is or was mapped here already")
+
+
+def _insert_if_unused(conn: Connection, channel: Channel) -> None:
+    if channels.id_ever_used(conn, channel.id):
+        raise ChannelIdTaken(f"channel id {channel.id!r} was mapped meanwhile")
+    channels.insert_channel(conn, channel)
 
 
 async def _undo_remote(client: DeClient, channel_id: str, progress: Progress) -> str | None:
@@ -223,11 +224,7 @@ async def create_channel(
     )
 
     progress(f"checking channel id {channel_id} in the local store")
-    async with db.read() as conn:
-        if await repo.get_tenant(conn, request.tenant_id) is None:
-            raise NotFound(f"no tenant {request.tenant_id!r}; add it with `byoc tenants add`")
-        if await _id_ever_used(conn, channel_id):
-            raise ChannelIdTaken(f"channel id {channel_id!r} is or was mapped here already")
+    await db.run_read(_check_local, request.tenant_id, channel_id)
 
     progress(f"checking channel id {channel_id} in CXone")
     try:
@@ -263,10 +260,7 @@ async def create_channel(
 
     progress(f"storing the mapping of {channel_id} to tenant {request.tenant_id}")
     try:
-        async with db.write() as conn:
-            if await _id_ever_used(conn, channel_id):
-                raise ChannelIdTaken(f"channel id {channel_id!r} was mapped meanwhile")
-            await repo.insert_channel(conn, channel)
+        await db.run_write(_insert_if_unused, channel)
     except (StoreError, ByocError) as exc:
         progress(f"storing the mapping failed: {exc}")
         left = await _undo_remote(client, channel_id, progress)
@@ -292,8 +286,7 @@ async def delete_channel(
     progress: Progress = _silent,
 ) -> DeletedChannel:
     """Delete the DE channel, then soft-delete the mapping; `tenant_id` guards the mapping."""
-    async with db.read() as conn:
-        mapped = await repo.get_channel(conn, channel_id)
+    mapped = await db.run_read(channels.get_channel, channel_id)
     if mapped is not None and tenant_id is not None and mapped.tenant_id != tenant_id:
         raise ChannelNotFound(f"channel {channel_id!r} does not belong to tenant {tenant_id!r}")
 
@@ -314,8 +307,7 @@ async def delete_channel(
     local_deleted = False
     if mapped is not None:
         progress(f"removing the mapping of {channel_id}")
-        async with db.write() as conn:
-            local_deleted = await repo.delete_channel(conn, channel_id)
+        local_deleted = await db.run_write(channels.delete_channel, channel_id)
     if not remote_deleted and not local_deleted:
         raise ChannelNotFound(f"channel {channel_id!r} exists neither in CXone nor here")
     progress(f"channel {channel_id} is deleted")
@@ -324,8 +316,8 @@ async def delete_channel(
 
 async def channel_overview(db: Database, client: DeClient, tenant_id: str) -> list[ChannelState]:
     """The tenant's mapped channels side by side with the channels DE lists for it."""
-    async with db.read() as conn:
-        local = {c.id: c for c in await repo.list_channels(conn) if c.tenant_id == tenant_id}
+    mapped = await db.run_read(channels.list_channels)
+    local = {c.id: c for c in mapped if c.tenant_id == tenant_id}
     remote = {c.id: c for c in await client.list_channels()}
     return [
         ChannelState(id=channel_id, local=local.get(channel_id), remote=remote.get(channel_id))

@@ -23,7 +23,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import (
     DatabaseError,
     IntegrityError,
@@ -34,7 +33,8 @@ from sqlalchemy.exc import (
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
 
-_NAMED = sqlite.dialect(paramstyle="named")
+from byoc.store.dialect import SQLITE_DRIVER_DIALECT, sqlite_driver
+
 # Keyed by the statement object (module-level constants that live as long as the process)
 # and, for INSERTs, by the parameter names, which decide the column list.
 # The SQL, and the values of the statement's own literals (`.limit(1)`, `state == "open"`),
@@ -76,18 +76,11 @@ class RawResult:
         return next(iter(self._rows[0]._mapping.values()))
 
 
-def on_sqlite_driver(conn: Connection) -> bool:
-    """Whether `execute` runs on this connection's `sqlite3` driver connection."""
-    return conn.dialect.name == "sqlite" and isinstance(
-        conn.connection.driver_connection, sqlite3.Connection
-    )
-
-
 def execute(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any:
     """Run a prebuilt statement in the caller's transaction (see the module docstring)."""
-    raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
-    if not isinstance(raw, sqlite3.Connection):
-        # PostgreSQL, or SQLite through aiosqlite (`Database.write()`/`read()`, off the hot path).
+    raw = sqlite_driver(conn)
+    if raw is None:
+        # PostgreSQL, or SQLite through aiosqlite (an in-memory database).
         return conn.execute(statement, params)
     sql, literals = _compiled(statement, params)
     try:
@@ -105,7 +98,7 @@ def _compiled(statement: Executable, params: Mapping[str, Any]) -> tuple[str, di
     found = _SQL.get(key)
     if found is None:
         assert isinstance(statement, ClauseElement)
-        compiled = statement.compile(dialect=_NAMED, column_keys=list(params))
+        compiled = statement.compile(dialect=SQLITE_DRIVER_DIALECT, column_keys=list(params))
         literals = {k: v for k, v in compiled.params.items() if k not in params}
         found = _SQL[key] = (str(compiled), literals)
     return found

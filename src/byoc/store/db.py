@@ -1,23 +1,20 @@
-"""The database handle: engine, transactions, and the dialect differences in one place.
+"""The database handle: the engine, and the one way to run a transaction.
 
-Two ways to run a transaction:
+`run_write(fn, *args)` / `run_read(fn, *args)` take a *synchronous* transaction function
+`fn(conn, *args)` on a SQLAlchemy `Connection` (the named queries of `byoc.store`, or a
+caller's function that runs several of them) and run all of it in one go. On PostgreSQL the
+function runs through `AsyncConnection.run_sync` (greenlet over asyncpg), so the same code
+serves both databases. On an SQLite file it runs on a dedicated writer thread that owns a plain
+`sqlite3` connection: one thread hop per transaction instead of one per statement, and **group
+commit**: every write queued while the previous commit was running goes into the next
+transaction, each job inside its own SAVEPOINT, so a failing job rolls back alone and gets its
+own exception while the others commit. A job's result is handed back only after the COMMIT has
+returned. Reads run on a small pool of reader threads (WAL: readers never block).
 
-- `run_write(fn)` / `run_read(fn)` take a *synchronous* transaction function `fn(conn)` on a
-  SQLAlchemy `Connection` and run all of it in one go. This is the fast path, used by every
-  request that writes. On PostgreSQL the function runs through `AsyncConnection.run_sync`
-  (greenlet over asyncpg), so the same code serves both dialects. On SQLite it runs on a
-  dedicated writer thread that owns a plain `sqlite3` connection: one thread hop per
-  transaction instead of one per statement, and **group commit**: every write queued while the
-  previous commit was running goes into the next transaction, each job inside its own
-  SAVEPOINT, so a failing job rolls back alone and gets its own exception while the others
-  commit. A job's result is handed back only after the COMMIT has returned.
-- `write()` / `read()` are async context managers on an `AsyncConnection`, for code off the
-  hot path (CLI, provisioning, migrations).
-
-SQLite allows one writer at a time. Write transactions therefore start with `BEGIN IMMEDIATE`
-(so two writers never deadlock on a lock upgrade) and, inside one process, queue on an asyncio
-lock instead of spinning on SQLite's busy handler: the writer thread's batches and `write()`
-blocks take the same lock. PostgreSQL needs neither.
+SQLite allows one writer at a time. Its write transactions therefore start with `BEGIN
+IMMEDIATE` (so two writers never deadlock on a lock upgrade) and, inside one process, queue on
+an asyncio lock instead of spinning on SQLite's busy handler. Where the databases differ is
+decided in `byoc.store.dialect`.
 """
 
 from __future__ import annotations
@@ -29,15 +26,16 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from byoc.store import dialect
+
 T = TypeVar("T")
+P = ParamSpec("P")
 TransactionFn = Callable[[Connection], T]
 
 # A burst larger than this is split over several transactions, so one commit's latency and the
@@ -58,50 +56,11 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def async_url(url: str) -> str:
-    """Map a plain `sqlite://` or `postgresql://` URL to its asyncio driver."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
-    elif backend in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+asyncpg")
-    else:
-        raise StoreError(f"unsupported database URL scheme {parsed.drivername!r}")
-    return parsed.render_as_string(hide_password=False)
-
-
-def plain_postgres_dsn(url: str) -> str:
-    """The URL as libpq and asyncpg take it (no SQLAlchemy driver suffix)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def store_error(exc: SQLAlchemyError) -> StoreError:
     """The one place where driver errors become store errors."""
     if isinstance(exc, IntegrityError):
         return DuplicateError(f"duplicate key: {exc.orig}")
     return StoreError(f"database error: {exc.__class__.__name__}: {exc}")
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Take transaction control away from the driver so BEGIN is ours to emit.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-def _sqlite_on_begin(conn: Any) -> None:
-    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
-
-
-def _install_sqlite_hooks(engine: Engine) -> None:
-    event.listen(engine, "connect", _sqlite_on_connect)
-    event.listen(engine, "begin", _sqlite_on_begin)
 
 
 def _job_error(exc: Exception) -> Exception:
@@ -119,9 +78,10 @@ class _Job:
 class SqliteWriter:
     """One thread, one `sqlite3` connection, group commit (see the module docstring)."""
 
-    def __init__(self, engine: Engine, lock: asyncio.Lock) -> None:
+    def __init__(self, engine: Engine, lock: asyncio.Lock, options: dict[str, Any]) -> None:
         self._engine = engine
         self._lock = lock
+        self._options = options
         self._queue: list[_Job] = []
         self._drainer: asyncio.Task[None] | None = None
         self._thread: ThreadPoolExecutor | None = None
@@ -179,7 +139,7 @@ class SqliteWriter:
         outcomes: list[tuple[bool, Any]] = []
         try:
             if self._conn is None:
-                self._conn = self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
+                self._conn = self._engine.connect().execution_options(**self._options)
             conn = self._conn
             transaction = conn.begin()
             if len(jobs) == 1:
@@ -275,90 +235,74 @@ class _SqliteReader:
 
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
-        self.url = async_url(url)
-        parsed = make_url(self.url)
-        self.dialect = parsed.get_backend_name()
-        kwargs: dict[str, Any] = {"echo": echo}
-        in_memory = False
-        if self.is_sqlite:
-            in_memory = not parsed.database or parsed.database == ":memory:"
-            if not in_memory:
-                Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
-        else:
-            kwargs["pool_size"] = 10
-            kwargs["max_overflow"] = 10
-            kwargs["pool_pre_ping"] = True
-        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        try:
+            self.url = dialect.async_url(url)
+        except dialect.UnsupportedDatabase as exc:
+            raise StoreError(str(exc)) from exc
+        self.engine: AsyncEngine = create_async_engine(
+            self.url, echo=echo, **dialect.engine_options(url)
+        )
+        dialect.prepare_engine(self.engine.sync_engine, url)
+        self._write_options = dialect.write_options(url)
+        self._serialise_writes = dialect.serialises_writes(url)
         self._write_lock = asyncio.Lock()
         self._sync_engine: Engine | None = None
         self.writer: SqliteWriter | None = None
         self._reader: _SqliteReader | None = None
-        if self.is_sqlite:
-            _install_sqlite_hooks(self.engine.sync_engine)
-            if not in_memory:
-                # The same file through the plain driver, for the writer and reader threads.
-                self._sync_engine = create_engine(
-                    parsed.set(drivername="sqlite+pysqlite"),
-                    echo=echo,
-                    connect_args={"timeout": 30, "check_same_thread": False},
-                )
-                _install_sqlite_hooks(self._sync_engine)
-                self.writer = SqliteWriter(self._sync_engine, self._write_lock)
-                self._reader = _SqliteReader(self._sync_engine)
+        file_url = dialect.embedded_file_url(url)
+        if file_url is not None:
+            # The same file through the plain driver, for the writer and reader threads.
+            self._sync_engine = create_engine(
+                file_url, echo=echo, **dialect.embedded_engine_options()
+            )
+            dialect.prepare_engine(self._sync_engine, url)
+            self.writer = SqliteWriter(self._sync_engine, self._write_lock, self._write_options)
+            self._reader = _SqliteReader(self._sync_engine)
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.dialect == "sqlite"
-
-    async def run_write(self, fn: TransactionFn[T]) -> T:
-        """Run `fn(conn)` inside a write transaction; return its result once committed.
+    async def run_write(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `fn(conn, *args, **kwargs)` inside a write transaction; return its result once
+        committed.
 
         `fn` is synchronous and must not block on anything but the database: on SQLite it
         runs on the writer thread, possibly in one transaction with other jobs (under its own
         SAVEPOINT). An exception from `fn` rolls back exactly what `fn` wrote and is raised here.
         """
+        job = _bound(fn, *args, **kwargs)
         if self.writer is not None:
-            return await self.writer.submit(fn)
-        async with self.write() as conn:
-            return await conn.run_sync(fn)
+            return await self.writer.submit(job)
+        async with self._transaction(write=True) as conn:
+            return await conn.run_sync(job)
 
-    async def run_read(self, fn: TransactionFn[T]) -> T:
-        """Run `fn(conn)` inside a read transaction, in one call."""
+    async def run_read(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `fn(conn, *args, **kwargs)` inside a read transaction, in one call."""
+        job = _bound(fn, *args, **kwargs)
         if self._reader is not None:
-            return await self._reader.submit(fn)
-        async with self.read() as conn:
-            return await conn.run_sync(fn)
+            return await self._reader.submit(job)
+        async with self._transaction(write=False) as conn:
+            return await conn.run_sync(job)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A read-write transaction, committed when the block exits without an exception."""
-        if self.is_sqlite:
-            async with self._write_lock, self._transaction(sqlite_begin="IMMEDIATE") as conn:
-                yield conn
-        else:
-            async with self._transaction() as conn:
-                yield conn
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._transaction() as conn:
-            yield conn
-
-    @asynccontextmanager
-    async def _transaction(self, **options: Any) -> AsyncIterator[AsyncConnection]:
-        try:
-            async with self.engine.connect() as conn:
-                if options:
-                    conn = await conn.execution_options(**options)
-                async with conn.begin():
-                    yield conn
-        except SQLAlchemyError as exc:
-            raise store_error(exc) from exc
+    async def _transaction(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        """A transaction on the asyncio engine: PostgreSQL, and in-memory SQLite (which has
+        no writer thread: its writers queue on the same lock)."""
+        async with contextlib.AsyncExitStack() as stack:
+            if write and self._serialise_writes:
+                await stack.enter_async_context(self._write_lock)
+            try:
+                async with self.engine.connect() as conn:
+                    if write and self._write_options:
+                        conn = await conn.execution_options(**self._write_options)
+                    async with conn.begin():
+                        yield conn
+            except SQLAlchemyError as exc:
+                raise store_error(exc) from exc
 
     async def ping(self) -> None:
-        async with self.read() as conn:
-            await conn.exec_driver_sql("SELECT 1")
+        await self.run_read(_select_one)
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -368,3 +312,19 @@ class Database:
         await self.engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
+
+
+def _bound(
+    fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
+) -> TransactionFn[T]:
+    if not args and not kwargs:
+        return fn  # P is empty: fn takes the connection alone
+
+    def job(conn: Connection) -> T:
+        return fn(conn, *args, **kwargs)
+
+    return job
+
+
+def _select_one(conn: Connection) -> None:
+    conn.exec_driver_sql("SELECT 1")

@@ -30,6 +30,7 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from byoc.store import dialect
 from byoc.store.db import Database, StoreError, store_error
 
 SCRIPT_LOCATION = "byoc.store:alembic"
@@ -39,8 +40,6 @@ BASELINE = "0001"
 LEGACY_TABLE = "schema_migrations"
 LEGACY_LAST_VERSION = 4
 
-# Any fixed 64-bit number: every replica asks PostgreSQL for the same advisory lock.
-_ADVISORY_LOCK_KEY = 0x6279_6F63_5F64_62  # "byoc_db"
 
 
 @dataclass(frozen=True)
@@ -108,24 +107,24 @@ async def upgrade(db: Database, progress: Callable[[Step], None] | None = None) 
 
     # The database's lock comes before any Alembic code runs: Alembic keeps the running
     # migration's context in module globals, so not even two upgrades in one process may overlap.
+    without_foreign_keys = dialect.migrates_without_foreign_keys(db.url)
+
     def run(conn: Connection) -> None:
-        if not db.is_sqlite:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+        dialect.take_migration_lock(conn, db.url)
         config = _config(conn, on_version_apply)
         if _is_legacy(conn):
             command.stamp(config, BASELINE)
             conn.execute(text("DROP TABLE schema_migrations"))
         command.upgrade(config, "head")
-        if db.is_sqlite:
-            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if without_foreign_keys:
+            broken = dialect.broken_foreign_keys(conn)
             if broken:
                 raise StoreError(f"the upgrade would break foreign keys: {broken[:5]}")
 
-    if db.is_sqlite:
+    if without_foreign_keys:
         await _run_without_foreign_keys(db, run)
     else:
-        async with db.write() as conn:
-            await conn.run_sync(run)
+        await db.run_write(run)
     return steps
 
 
@@ -137,24 +136,15 @@ async def _run_without_foreign_keys(db: Database, run: Callable[[Connection], No
     """
     try:
         async with db.engine.connect() as conn:
-            await conn.run_sync(_set_foreign_keys, False)
+            await conn.run_sync(dialect.set_foreign_keys, False)
             try:
-                immediate = await conn.execution_options(sqlite_begin="IMMEDIATE")
+                immediate = await conn.execution_options(**dialect.immediate_begin())
                 async with immediate.begin():
                     await immediate.run_sync(run)
             finally:
-                await conn.run_sync(_set_foreign_keys, True)
+                await conn.run_sync(dialect.set_foreign_keys, True)
     except SQLAlchemyError as exc:
         raise store_error(exc) from exc
-
-
-def _set_foreign_keys(conn: Connection, on: bool) -> None:
-    # Straight on the driver: through SQLAlchemy the statement would begin a transaction.
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
-    finally:
-        cursor.close()
 
 
 def _is_legacy(conn: Connection) -> bool:

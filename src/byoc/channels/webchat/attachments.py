@@ -17,8 +17,7 @@ from byoc.conversations.models import CustomerProfile
 from byoc.errors import ChannelNotFound, InvalidInput, NotFound, TooLarge, UnsupportedType
 from byoc.ids import new_id
 from byoc.runtime import RuntimeDep
-from byoc.store import now_ms
-from byoc.store import repositories as repo
+from byoc.store import attachments, channels, now_ms
 from byoc.store.records import StoredAttachment
 
 router = APIRouter(prefix="/webchat/v1", tags=["Web chat"])
@@ -48,8 +47,7 @@ async def upload_attachment(
     x_byoc_user: Annotated[str | None, Header()] = None,
     x_byoc_user_signature: Annotated[str | None, Header()] = None,
 ) -> UploadedAttachment:
-    async with runtime.db.read() as conn:
-        channel = await repo.get_channel(conn, channel_id)
+    channel = await runtime.db.run_read(channels.get_channel, channel_id)
     if channel is None or channel.adapter != "webchat":
         raise ChannelNotFound(f"no web chat channel {channel_id!r}")
     settings = parse_settings(channel.settings)
@@ -86,8 +84,7 @@ async def upload_attachment(
         size=len(data),
         created_at=now_ms(),
     )
-    async with runtime.db.write() as conn:
-        await repo.insert_attachment(conn, stored, bytes(data))
+    await runtime.db.run_write(attachments.insert_attachment, stored, bytes(data))
     return UploadedAttachment(
         id=stored.id,
         friendlyName=friendly_name,
@@ -99,8 +96,7 @@ async def upload_attachment(
 
 @router.get("/attachments/{attachment_id}/{token}")
 async def download_attachment(attachment_id: str, token: str, runtime: RuntimeDep) -> Response:
-    async with runtime.db.read() as conn:
-        found = await repo.get_attachment(conn, attachment_id, with_data=True)
+    found = await runtime.db.run_read(attachments.get_attachment, attachment_id, with_data=True)
     if found is None or not secrets.compare_digest(found[0].access_token, token):
         raise NotFound("no such attachment")
     stored, data = found

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from byoc.channels.webchat.config import parse_settings
 from byoc.errors import InvalidInput
 from byoc.runtime import Runtime
-from byoc.store import repositories as repo
+from byoc.store import channels
 
 UPLOAD_PATH = re.compile(r"^/webchat/v1/channels/(?P<channel>[^/]+)/attachments$")
 ALLOWED_HEADERS = "content-type, x-byoc-visitor, x-byoc-user, x-byoc-user-signature"
@@ -68,8 +68,7 @@ class WidgetCorsMiddleware:
 
     async def _allowed(self, scope: Scope, channel_id: str, origin: str) -> bool:
         runtime: Runtime = scope["app"].state.runtime
-        async with runtime.db.read() as conn:
-            channel = await repo.get_channel(conn, channel_id)
+        channel = await runtime.db.run_read(channels.get_channel, channel_id)
         if channel is None or channel.adapter != "webchat":
             return True  # let the route answer 404 as usual
         try:

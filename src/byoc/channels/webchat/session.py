@@ -16,7 +16,6 @@ from functools import partial
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
-from sqlalchemy import Connection
 
 from byoc.bus import Subscription
 from byoc.channels.adapter import message_view
@@ -46,9 +45,8 @@ from byoc.channels.webchat.protocol import (
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.errors import ByocError, ConversationEnded, NotFound
 from byoc.runtime import Runtime
-from byoc.store import queries
-from byoc.store import repositories as repo
-from byoc.store.records import Channel, Conversation, Customer, Message
+from byoc.store import Connection, attachments, conversations, messages
+from byoc.store.records import Channel, Conversation, Customer, Message, StoredAttachment
 
 log = logging.getLogger(__name__)
 
@@ -109,22 +107,24 @@ class WidgetSession:
 
     async def welcome(self, hello: Hello) -> None:
         def read(conn: Connection) -> tuple[Conversation | None, list[Message], int]:
-            conversation = queries.latest_conversation(conn, self.customer.id, open_only=False)
+            conversation = conversations.latest_conversation(
+                conn, self.customer.id, open_only=False
+            )
             if conversation is not None and conversation.dismissed_at is not None:
                 return None, [], -1  # ended, and the customer asked for a fresh start
             if conversation is None:
                 return None, [], -1
             resume = hello.thread_id == conversation.id and hello.after_seq is not None
             after = hello.after_seq if resume and hello.after_seq is not None else -1
-            messages = queries.list_messages(conn, conversation.id, after_seq=after)
-            return conversation, messages, max([after, *(m.seq for m in messages)])
+            newer = messages.list_messages(conn, conversation.id, after_seq=after)
+            return conversation, newer, max([after, *(m.seq for m in newer)])
 
-        self.conversation, messages, last_seq = await self.runtime.db.run_read(read)
+        self.conversation, newer, last_seq = await self.runtime.db.run_read(read)
         if self.conversation is not None:
             self.last_seq = last_seq
         if self.conversation is not None and not self.conversation.is_open:
             self.told_ended = self.conversation.id
-        await self.send(self._welcome_frame(messages))
+        await self.send(self._welcome_frame(newer))
         if self.conversation is not None and self.conversation.countdown_deadline is not None:
             await self.send(
                 {"type": "idle_warning", "deadline": self.conversation.countdown_deadline}
@@ -290,20 +290,22 @@ class WidgetSession:
 
     async def _attachments(self, refs: list[AttachmentRef]) -> list[dict[str, Any]]:
         resolved: list[dict[str, Any]] = []
-        async with self.runtime.db.read() as conn:
-            for ref in refs:
-                found = await repo.get_attachment(conn, ref.id)
-                if found is None or found[0].customer_id != self.customer.id:
-                    raise FrameError("invalid", f"no uploaded attachment {ref.id!r}")
-                stored = found[0]
-                resolved.append(
-                    {
-                        "friendlyName": stored.friendly_name,
-                        "url": attachment_url(
-                            self.runtime.settings.public_url, stored.id, stored.access_token
-                        ),
-                    }
-                )
+
+        def read(conn: Connection) -> list[StoredAttachment | None]:
+            found = (attachments.get_attachment(conn, ref.id) for ref in refs)
+            return [None if f is None else f[0] for f in found]
+
+        for ref, stored in zip(refs, await self.runtime.db.run_read(read), strict=True):
+            if stored is None or stored.customer_id != self.customer.id:
+                raise FrameError("invalid", f"no uploaded attachment {ref.id!r}")
+            resolved.append(
+                {
+                    "friendlyName": stored.friendly_name,
+                    "url": attachment_url(
+                        self.runtime.settings.public_url, stored.id, stored.access_token
+                    ),
+                }
+            )
         return resolved
 
     # --- wake-ups from the bus ---------------------------------------------------------------
@@ -348,7 +350,9 @@ class WidgetSession:
 
     async def _newer_messages(self, conversation_id: str) -> list[Message]:
         return await self.runtime.db.run_read(
-            partial(queries.list_messages, conversation_id=conversation_id, after_seq=self.last_seq)
+            partial(
+                messages.list_messages, conversation_id=conversation_id, after_seq=self.last_seq
+            )
         )
 
     async def _send_messages(self, messages: list[Message]) -> None:
@@ -361,7 +365,9 @@ class WidgetSession:
     async def _sync(self) -> None:
         """Send whatever the store holds that this widget has not been sent yet."""
         latest = await self.runtime.db.run_read(
-            partial(queries.latest_conversation, customer_id=self.customer.id, open_only=False)
+            partial(
+                conversations.latest_conversation, customer_id=self.customer.id, open_only=False
+            )
         )
         if latest is None or latest.dismissed_at is not None:
             return

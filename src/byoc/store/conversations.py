@@ -1,0 +1,197 @@
+"""Conversations (DE threads): their state, sequence numbers, and the lifecycle's deadlines
+and end checks.
+
+Named queries on the caller's `Connection`: run them with `Database.run_read` / `run_write`,
+alone or inside a transaction function (see `byoc.store`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, bindparam, case, func, insert, select, update
+
+from byoc.store import schema as t
+from byoc.store.compiled import execute
+from byoc.store.customers import customer_from_row
+from byoc.store.records import Conversation, Customer
+
+
+def conversation_from_row(row: Row[Any], prefix: str = "") -> Conversation:
+    m = row._mapping
+    return Conversation(**{k: m[prefix + k] for k in Conversation.__dataclass_fields__})
+
+
+_GET_CONVERSATION = select(t.conversations).where(t.conversations.c.id == bindparam("id"))
+
+
+def get_conversation(conn: Connection, conversation_id: str) -> Conversation | None:
+    row = execute(conn, _GET_CONVERSATION, {"id": conversation_id}).first()
+    return conversation_from_row(row) if row else None
+
+
+_GET_CONVERSATION_AND_CUSTOMER = (
+    select(t.conversations, *(c.label("customer__" + c.name) for c in t.customers.c))
+    .join(t.customers, t.customers.c.id == t.conversations.c.customer_id)
+    .where(t.conversations.c.id == bindparam("id"))
+)
+
+
+def get_conversation_and_customer(
+    conn: Connection, conversation_id: str
+) -> tuple[Conversation, Customer] | None:
+    """A conversation with its customer, in one statement (what every reply needs)."""
+    row = execute(conn, _GET_CONVERSATION_AND_CUSTOMER, {"id": conversation_id}).first()
+    return (conversation_from_row(row), customer_from_row(row, "customer__")) if row else None
+
+
+def find_conversation_by_de_thread(conn: Connection, de_thread_id: str) -> Conversation | None:
+    query = select(t.conversations).where(t.conversations.c.de_thread_id == de_thread_id)
+    row = conn.execute(query).first()
+    return conversation_from_row(row) if row else None
+
+
+_LATEST_CONVERSATION = (
+    select(t.conversations)
+    .where(t.conversations.c.customer_id == bindparam("customer_id"))
+    .order_by(t.conversations.c.created_at.desc())
+    .limit(1)
+)
+_LATEST_OPEN_CONVERSATION = (
+    select(t.conversations)
+    .where(
+        t.conversations.c.customer_id == bindparam("customer_id"),
+        t.conversations.c.state == "open",
+    )
+    .order_by(t.conversations.c.created_at.desc())
+    .limit(1)
+)
+
+
+def latest_conversation(
+    conn: Connection, customer_id: str, *, open_only: bool
+) -> Conversation | None:
+    query = _LATEST_OPEN_CONVERSATION if open_only else _LATEST_CONVERSATION
+    row = execute(conn, query, {"customer_id": customer_id}).first()
+    return conversation_from_row(row) if row else None
+
+
+def insert_conversation(conn: Connection, conversation: Conversation) -> None:
+    values = {k: getattr(conversation, k) for k in Conversation.__dataclass_fields__}
+    conn.execute(insert(t.conversations).values(**values))
+
+
+_NEXT_SEQ = (
+    update(t.conversations)
+    .where(t.conversations.c.id == bindparam("conversation_id"))
+    .values(next_seq=t.conversations.c.next_seq + 1)
+    .returning(t.conversations.c.next_seq)
+)
+# The same, and the idle clock started in the same statement: the customer owes a reply unless
+# the conversation is over or a countdown already runs (`lifecycle.idle_deadline_after_agent`).
+_NEXT_SEQ_AND_IDLE = (
+    update(t.conversations)
+    .where(t.conversations.c.id == bindparam("conversation_id"))
+    .values(
+        next_seq=t.conversations.c.next_seq + 1,
+        idle_deadline=case(
+            (
+                and_(
+                    t.conversations.c.state == "open",
+                    t.conversations.c.countdown_deadline.is_(None),
+                ),
+                bindparam("idle_deadline"),
+            ),
+            else_=t.conversations.c.idle_deadline,
+        ),
+    )
+    .returning(t.conversations.c.next_seq)
+)
+
+
+def next_seq(conn: Connection, conversation_id: str, *, idle_deadline: int | None = None) -> int:
+    """Reserve the conversation's next message sequence number inside the caller's transaction;
+    with `idle_deadline`, also start the idle clock if the conversation is open and no countdown
+    runs (one statement for what an agent message does to its conversation)."""
+    if idle_deadline is None:
+        result = execute(conn, _NEXT_SEQ, {"conversation_id": conversation_id})
+    else:
+        params = {"conversation_id": conversation_id, "idle_deadline": idle_deadline}
+        result = execute(conn, _NEXT_SEQ_AND_IDLE, params)
+    return int(result.scalar_one()) - 1
+
+
+_CUSTOMER_ACTIVE = (
+    update(t.conversations)
+    .where(t.conversations.c.id == bindparam("conversation_id"))
+    .values(idle_deadline=None, last_customer_activity_at=bindparam("at"))
+)
+
+
+def customer_active(conn: Connection, conversation_id: str, at: int) -> None:
+    """The customer did something: they owe no reply (no countdown runs; see `lifecycle`)."""
+    execute(conn, _CUSTOMER_ACTIVE, {"conversation_id": conversation_id, "at": at})
+
+
+_CHECKED_IN_CXONE = (
+    update(t.conversations)
+    .where(t.conversations.c.id == bindparam("conversation_id"))
+    .values(de_checked_at=bindparam("at"))
+)
+
+
+def mark_checked_in_cxone(conn: Connection, conversation_id: str, at: int) -> None:
+    """CXone was asked about the conversation's contact at `at` (see `lifecycle`)."""
+    execute(conn, _CHECKED_IN_CXONE, {"conversation_id": conversation_id, "at": at})
+
+
+def update_conversation(conn: Connection, /, conversation_id: str, **values: Any) -> None:
+    conn.execute(
+        update(t.conversations).where(t.conversations.c.id == conversation_id).values(**values)
+    )
+
+
+def transition_conversation(
+    conn: Connection, /, conversation_id: str, expect: dict[str, Any], **values: Any
+) -> bool:
+    """Compare-and-set: change the row only if it still holds `expect`. Exactly one of several
+    instances racing on the same deadline wins; the others see False."""
+    conditions = [t.conversations.c.id == conversation_id]
+    for column, value in expect.items():
+        col = t.conversations.c[column]
+        conditions.append(col.is_(None) if value is None else col == value)
+    result = conn.execute(update(t.conversations).where(*conditions).values(**values))
+    return result.rowcount == 1
+
+
+def due_conversations(
+    conn: Connection, deadline_column: str, now: int, limit: int
+) -> list[Conversation]:
+    col = t.conversations.c[deadline_column]
+    query = (
+        select(t.conversations)
+        .where(t.conversations.c.state == "open", col.is_not(None), col <= now)
+        .order_by(col)
+        .limit(limit)
+    )
+    return [conversation_from_row(r) for r in conn.execute(query)]
+
+
+def conversations_to_check(conn: Connection, limit: int) -> list[Conversation]:
+    """Open conversations CXone knows, least recently checked first."""
+    query = (
+        select(t.conversations)
+        .where(t.conversations.c.state == "open", t.conversations.c.de_contact_id.is_not(None))
+        .order_by(func.coalesce(t.conversations.c.de_checked_at, 0), t.conversations.c.id)
+        .limit(limit)
+    )
+    return [conversation_from_row(r) for r in conn.execute(query)]
+
+
+def count_pending_timers(conn: Connection) -> int:
+    query = select(func.count()).where(
+        t.conversations.c.state == "open",
+        (t.conversations.c.idle_deadline.is_not(None))
+        | (t.conversations.c.countdown_deadline.is_not(None)),
+    )
+    return int(conn.execute(query).scalar_one())

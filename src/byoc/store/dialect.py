@@ -1,0 +1,214 @@
+"""Everything that differs between SQLite (the embedded default) and PostgreSQL, in one place.
+
+The rest of the package writes one SQL subset through SQLAlchemy Core and asks this module
+where the two databases part ways:
+
+- URLs: which asyncio driver serves a plain `sqlite://` or `postgresql://` URL, the libpq DSN
+  the bus listens on, and the file an embedded database's writer and reader threads open.
+- Engines: SQLite's pragmas and `BEGIN IMMEDIATE` for writers (two writers never deadlock on a
+  lock upgrade, and one process queues its writers itself: `serialises_writes`), PostgreSQL's
+  connection pool.
+- Claims: `FOR UPDATE SKIP LOCKED` so several instances take different outbox rows; SQLite
+  has one writer at a time and needs no row locks.
+- Id lists: `InJsonIds` passes a list of ids as one JSON text parameter (`json_each` on
+  SQLite, `jsonb_array_elements_text` on PostgreSQL), so the SQL does not depend on the list's
+  length and a prebuilt statement compiles once.
+- The bus: PostgreSQL fans out with `LISTEN/NOTIFY`; an SQLite database serves one process.
+- Migrations: the few DDL words that differ, and the lock that keeps two instances starting
+  together from both migrating.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import Boolean, Connection, Engine, String, bindparam, event, text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
+
+SQLITE: Final = "sqlite"
+POSTGRESQL: Final = "postgresql"
+
+
+class UnsupportedDatabase(ValueError):
+    """The database URL names a database the store does not run on."""
+
+
+def backend(url: str) -> str:
+    """`sqlite` or `postgresql`, whatever driver suffix the URL carries."""
+    name = make_url(url).get_backend_name()
+    if name == SQLITE:
+        return SQLITE
+    if name in (POSTGRESQL, "postgres"):
+        return POSTGRESQL
+    raise UnsupportedDatabase(f"unsupported database URL scheme {make_url(url).drivername!r}")
+
+
+def async_url(url: str) -> str:
+    """The URL with the asyncio driver of its database."""
+    driver = "sqlite+aiosqlite" if backend(url) == SQLITE else "postgresql+asyncpg"
+    return make_url(url).set(drivername=driver).render_as_string(hide_password=False)
+
+
+def notify_dsn(url: str) -> str | None:
+    """The DSN (libpq form, as asyncpg takes it) to `LISTEN/NOTIFY` on; None for a database
+    that only one process serves, whose bus stays in that process."""
+    if backend(url) != POSTGRESQL:
+        return None
+    return make_url(url).set(drivername=POSTGRESQL).render_as_string(hide_password=False)
+
+
+def serialises_writes(url: str) -> bool:
+    """Whether the database takes one writer at a time (queue writers in-process, not on its
+    busy handler)."""
+    return backend(url) == SQLITE
+
+
+def embedded_file_url(url: str) -> URL | None:
+    """For an SQLite file: the URL for the plain `sqlite3` driver that the writer and reader
+    threads use (its directory created). None for PostgreSQL and in-memory SQLite."""
+    parsed = make_url(url)
+    if backend(url) != SQLITE or not parsed.database or parsed.database == ":memory:":
+        return None
+    Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
+    return parsed.set(drivername="sqlite+pysqlite")
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Keyword arguments for the asyncio engine of `url`."""
+    if backend(url) == SQLITE:
+        embedded_file_url(url)  # creates the file's directory
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+
+
+def embedded_engine_options() -> dict[str, Any]:
+    """Keyword arguments for the synchronous engine of `embedded_file_url`."""
+    return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from the driver so BEGIN is ours to emit.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def prepare_engine(engine: Engine, url: str) -> None:
+    """Install SQLite's connection pragmas and its `BEGIN` (see `write_options`)."""
+    if backend(url) == SQLITE:
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+
+
+def write_options(url: str) -> dict[str, Any]:
+    """Execution options for a connection that writes: on SQLite its transactions begin
+    `IMMEDIATE`, taking the write lock at once (no deadlock on a later lock upgrade)."""
+    return {"sqlite_begin": "IMMEDIATE"} if backend(url) == SQLITE else {}
+
+
+# --- statements ------------------------------------------------------------------------------
+
+# The fast path compiles prebuilt statements for the `sqlite3` driver (`byoc.store.compiled`).
+SQLITE_DRIVER_DIALECT: Final[Dialect] = sqlite.dialect(paramstyle="named")
+
+
+def sqlite_driver(conn: Connection) -> sqlite3.Connection | None:
+    """The `sqlite3` connection under `conn`, when there is one (the writer and reader threads);
+    None on PostgreSQL and on SQLite through aiosqlite."""
+    if conn.dialect.name != SQLITE:
+        return None
+    raw = conn.connection.driver_connection
+    return raw if isinstance(raw, sqlite3.Connection) else None
+
+
+def skip_locked(query: Select[Any], *tables: Any) -> Select[Any]:
+    """`query` taking row locks that other instances skip (`FOR UPDATE SKIP LOCKED`) on
+    PostgreSQL; SQLite renders no locking clause (one writer at a time serialises claims)."""
+    return query.with_for_update(skip_locked=True, of=list(tables) or None)
+
+
+class InJsonIds(ColumnElement[bool]):
+    """`column IN (the ids of a JSON array passed as the text parameter named `name`)`."""
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("ids", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], name: str) -> None:
+        self.column = column
+        self.ids = bindparam(name, type_=String())
+
+
+@compiles(InJsonIds)  # and for `str(statement)`
+@compiles(InJsonIds, SQLITE)
+def _in_json_ids_sqlite(element: InJsonIds, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    ids = compiler.process(element.ids, **kw)
+    return f"{column} IN (SELECT value FROM json_each({ids}))"  # noqa: S608 (compiled parts)
+
+
+@compiles(InJsonIds, POSTGRESQL)
+def _in_json_ids_postgresql(element: InJsonIds, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    ids = compiler.process(element.ids, **kw)
+    elements = f"jsonb_array_elements_text(CAST({ids} AS JSONB))"
+    return f"{column} IN (SELECT CAST({elements} AS BIGINT))"
+
+
+# --- migrations ------------------------------------------------------------------------------
+
+# Any fixed 64-bit number: every replica asks PostgreSQL for the same advisory lock.
+_MIGRATION_LOCK_KEY = 0x6279_6F63_5F64_62  # "byoc_db"
+
+
+def take_migration_lock(conn: Connection, url: str) -> None:
+    """Keep two instances from migrating at once. PostgreSQL: an advisory lock held to the
+    end of the transaction; SQLite's `BEGIN IMMEDIATE` already excludes every other writer."""
+    if backend(url) == POSTGRESQL:
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+        )
+
+
+def migrates_without_foreign_keys(url: str) -> bool:
+    """SQLite rebuilds a table to change it, which needs foreign keys off for the length of
+    the migration (and a check that none is broken before it commits)."""
+    return backend(url) == SQLITE
+
+
+def set_foreign_keys(conn: Connection, on: bool) -> None:
+    # Straight on the driver: through SQLAlchemy the statement would begin a transaction.
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    finally:
+        cursor.close()
+
+
+def broken_foreign_keys(conn: Connection) -> list[Any]:
+    """SQLite: rows whose foreign key points nowhere (`PRAGMA foreign_key_check`)."""
+    return list(conn.exec_driver_sql("PRAGMA foreign_key_check").all())
+
+
+def immediate_begin() -> dict[str, Any]:
+    """Execution options for a SQLite transaction that takes the write lock at BEGIN."""
+    return {"sqlite_begin": "IMMEDIATE"}

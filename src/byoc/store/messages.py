@@ -1,0 +1,156 @@
+"""Messages of a conversation, in both directions.
+
+Named queries on the caller's `Connection`: run them with `Database.run_read` / `run_write`,
+alone or inside a transaction function (see `byoc.store`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
+
+from byoc.store import schema as t
+from byoc.store.compiled import execute
+from byoc.store.conversations import conversation_from_row
+from byoc.store.customers import customer_from_row
+from byoc.store.records import Conversation, Customer, Message, dumps, loads_or_none
+
+
+def _message(row: Row[Any]) -> Message:
+    m = row._mapping
+    return Message(
+        id=m["id"],
+        channel_id=m["channel_id"],
+        conversation_id=m["conversation_id"],
+        seq=m["seq"],
+        direction=m["direction"],
+        sender=m["sender"],
+        text=m["text"],
+        content=loads_or_none(m["content"]) or {},
+        attachments=loads_or_none(m["attachments"]) or [],
+        author=loads_or_none(m["author"]),
+        platform_message_id=m["platform_message_id"],
+        de_message_id=m["de_message_id"],
+        status=m["status"],
+        created_at=m["created_at"],
+    )
+
+
+_INSERT_MESSAGE = insert(t.messages)
+
+
+def insert_message(conn: Connection, message: Message) -> None:
+    execute(
+        conn,
+        _INSERT_MESSAGE,
+        {
+            "id": message.id,
+            "channel_id": message.channel_id,
+            "conversation_id": message.conversation_id,
+            "seq": message.seq,
+            "direction": message.direction,
+            "sender": message.sender,
+            "text": message.text,
+            "content": dumps(message.content),
+            "attachments": dumps(message.attachments) if message.attachments else None,
+            "author": None if message.author is None else dumps(message.author),
+            "platform_message_id": message.platform_message_id,
+            "de_message_id": message.de_message_id,
+            "status": message.status,
+            "created_at": message.created_at,
+        },
+    )
+
+
+_GET_MESSAGE = select(t.messages).where(t.messages.c.id == bindparam("id"))
+_FIND_MESSAGE_BY_PLATFORM_ID = select(t.messages).where(
+    t.messages.c.channel_id == bindparam("channel_id"),
+    t.messages.c.platform_message_id == bindparam("platform_message_id"),
+)
+_FIND_MESSAGE_BY_DE_ID = select(t.messages).where(
+    t.messages.c.channel_id == bindparam("channel_id"),
+    t.messages.c.de_message_id == bindparam("de_message_id"),
+)
+_SET_MESSAGE_STATUS = (
+    update(t.messages)
+    .where(t.messages.c.id == bindparam("message_id"))
+    .values(status=bindparam("status"))
+)
+
+
+_GET_MESSAGE_IN_CONTEXT = (
+    select(
+        t.messages,
+        *(c.label("conversation__" + c.name) for c in t.conversations.c),
+        *(c.label("customer__" + c.name) for c in t.customers.c),
+    )
+    .join(t.conversations, t.conversations.c.id == t.messages.c.conversation_id)
+    .join(t.customers, t.customers.c.id == t.conversations.c.customer_id)
+    .where(t.messages.c.id == bindparam("id"))
+)
+
+
+def get_message_in_context(
+    conn: Connection, message_id: str
+) -> tuple[Message, Conversation, Customer] | None:
+    """A message with its conversation and customer, in one statement (every delivery)."""
+    row = execute(conn, _GET_MESSAGE_IN_CONTEXT, {"id": message_id}).first()
+    if row is None:
+        return None
+    return (
+        _message(row),
+        conversation_from_row(row, "conversation__"),
+        customer_from_row(row, "customer__"),
+    )
+
+
+def get_message(conn: Connection, message_id: str) -> Message | None:
+    row = execute(conn, _GET_MESSAGE, {"id": message_id}).first()
+    return _message(row) if row else None
+
+
+def find_message_by_platform_id(
+    conn: Connection, channel_id: str, platform_message_id: str
+) -> Message | None:
+    params = {"channel_id": channel_id, "platform_message_id": platform_message_id}
+    row = execute(conn, _FIND_MESSAGE_BY_PLATFORM_ID, params).first()
+    return _message(row) if row else None
+
+
+def find_message_by_de_id(conn: Connection, channel_id: str, de_message_id: str) -> Message | None:
+    params = {"channel_id": channel_id, "de_message_id": de_message_id}
+    row = execute(conn, _FIND_MESSAGE_BY_DE_ID, params).first()
+    return _message(row) if row else None
+
+
+def set_message_attachments(
+    conn: Connection, message_id: str, attachments: list[dict[str, Any]]
+) -> None:
+    conn.execute(
+        update(t.messages)
+        .where(t.messages.c.id == message_id)
+        .values(attachments=dumps(attachments) if attachments else None)
+    )
+
+
+def set_message_status(conn: Connection, message_id: str, status: str) -> None:
+    execute(conn, _SET_MESSAGE_STATUS, {"message_id": message_id, "status": status})
+
+
+_LIST_MESSAGES = (
+    select(t.messages)
+    .where(
+        t.messages.c.conversation_id == bindparam("conversation_id"),
+        t.messages.c.seq > bindparam("after_seq"),
+    )
+    .order_by(t.messages.c.seq)
+    .limit(bindparam("limit"))
+)
+
+
+def list_messages(
+    conn: Connection, conversation_id: str, *, after_seq: int = -1, limit: int = 500
+) -> list[Message]:
+    params = {"conversation_id": conversation_id, "after_seq": after_seq, "limit": limit}
+    return [_message(r) for r in execute(conn, _LIST_MESSAGES, params)]
