@@ -42,7 +42,7 @@ from typing import Literal
 from sqlalchemy import Connection
 
 from byoc.ops.logging import bind
-from byoc.outbox import rows as queue
+from byoc.outbox import rows
 from byoc.outbox.errors import PermanentFailure, RetryLater
 from byoc.store import Database, now_ms
 from byoc.store.records import OutboxRow
@@ -157,7 +157,7 @@ class OutboxWorker:
         claim). Lane order holds as for `claim_due`: only a lane's head is ever claimed."""
         if self._stopping or len(self._in_flight) >= self._max_in_flight:
             return None
-        return queue.claim_if_head(conn, row_id, owner=self._owner, lease_ms=self._lease_ms)
+        return rows.claim_if_head(conn, row_id, owner=self._owner, lease_ms=self._lease_ms)
 
     def dispatch(self, row: OutboxRow) -> None:
         """Deliver a row `claim_fresh` claimed, now that its transaction has committed."""
@@ -223,7 +223,7 @@ class OutboxWorker:
         try:
             await self._pass(claim=False)
         finally:
-            await self._db.run_write(partial(queue.release_claims, owner=self._owner))
+            await self._db.run_write(rows.release_claims, self._owner)
 
     async def _pass(self, *, claim: bool) -> tuple[list[OutboxRow], bool]:
         """One write transaction: settle every finished row, claim rows for the free capacity
@@ -240,7 +240,7 @@ class OutboxWorker:
             writes = [f.write for f in finished if f.write is not None]
 
             def settle_and_claim(conn: Connection) -> list[OutboxRow]:
-                queue.complete_many(conn, row_ids)
+                rows.complete_many(conn, row_ids)
                 for write in writes:
                     write(conn)
                 return self._claim(conn, limit) if limit > 0 else []
@@ -266,14 +266,14 @@ class OutboxWorker:
     def _claim(self, conn: Connection, limit: int) -> list[OutboxRow]:
         if self._stopping:
             return []
-        return queue.claim_due(conn, owner=self._owner, limit=limit, lease_ms=self._lease_ms)
+        return rows.claim_due(conn, owner=self._owner, limit=limit, lease_ms=self._lease_ms)
 
     async def _settle_each(self, finished: Sequence[_Finished]) -> bool:
         """Settle rows one transaction each; True when at least one could be settled. A row
         that cannot be stays claimed until its lease ends, then is delivered again."""
 
         def settle_one(item: _Finished, conn: Connection) -> None:
-            queue.complete_many(conn, [item.row_id])
+            rows.complete_many(conn, [item.row_id])
             if item.write is not None:
                 item.write(conn)
 
@@ -370,7 +370,7 @@ class OutboxWorker:
         delay = self._policy.delay_ms(row.attempts, retry_after, self._rng)
         log.warning("outbox: row %s (%s) retry in %d ms: %s", row.id, row.kind, delay, error)
         await self._db.run_write(
-            partial(queue.reschedule, row_id=row.id, delay_ms=delay, error=error)
+            partial(rows.reschedule, row_id=row.id, delay_ms=delay, error=error)
         )
         self.stats.retried += 1
 
@@ -379,7 +379,7 @@ class OutboxWorker:
         hook = self._dead_letter_hooks.get(row.kind)
 
         def tx(conn: Connection) -> None:
-            queue.bury(conn, row.id, error=error)
+            rows.bury(conn, row.id, error=error)
             if hook is not None:
                 hook(conn, row, error)
 
