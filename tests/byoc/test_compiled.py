@@ -30,7 +30,7 @@ from byoc.store import (
     tenants,
 )
 from byoc.store import schema as t
-from byoc.store.compiled import RawResult, execute
+from byoc.store.compiled import RawResult, _compiled, execute
 from byoc.store.migrations import upgrade
 from byoc.store.records import Channel, Conversation, Customer, Message, Tenant
 
@@ -230,3 +230,16 @@ def test_an_id_list_parameter_selects_exactly_its_ids(engine: Engine, driver: bo
             assert list(conn.execute(claimed).scalars()) == [1, 3]
         finally:
             transaction.rollback()
+
+
+@pytest.mark.parametrize("name", ["rows._CLAIM", "rows._COMPLETE"])
+def test_an_id_list_is_looked_up_by_primary_key(engine: Engine, name: str) -> None:
+    """Not scanned: claiming or settling rows must not cost in proportion to the backlog."""
+    params = PARAMS[name]
+    sql, literals = _compiled(dict(prebuilt())[name], params)
+    with engine.connect() as conn:
+        explained = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", {**literals, **params})
+        plan = [str(row[-1]) for row in explained]
+    outbox_steps = [step for step in plan if "outbox" in step]
+    assert outbox_steps, plan
+    assert all(step.startswith("SEARCH") for step in outbox_steps), plan

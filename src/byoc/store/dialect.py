@@ -148,6 +148,9 @@ class InJsonIds(ColumnElement[bool]):
 
     inherit_cache = True
     type = Boolean()
+    # A condition in its own right: without this, SQLite's compiler (no native booleans)
+    # writes `... IN (...) = 1`, which no index serves, so every claim scanned the outbox.
+    _is_implicitly_boolean = True
     _traverse_internals = [
         ("column", InternalTraversal.dp_clauseelement),
         ("ids", InternalTraversal.dp_clauseelement),
