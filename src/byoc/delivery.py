@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
-from sqlalchemy import Connection
-
 from byoc.bus import LocalBus
 from byoc.channels.adapter import ChannelAdapter
 from byoc.channels.attachment_store import AttachmentRehoster
@@ -52,8 +50,7 @@ from byoc.cxone import (
 from byoc.outbox import PermanentFailure, RetryLater
 from byoc.outbox.rows import enqueue
 from byoc.outbox.worker import DeadLetterHook, Handler, Settle, Settled
-from byoc.store import Database, now_ms
-from byoc.store import channels, conversations, messages
+from byoc.store import Connection, Database, channels, conversations, messages, now_ms
 from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
 from byoc.tenancy import TenantClients
 

@@ -5,10 +5,9 @@ the middleware on SQLite, and "The Watering Hole", a stand-in platform that rece
 middleware's signed webhooks and prints them. It then plays one exchange end to end and keeps
 running so a person can answer from the emulator's agent console.
 
-Every run starts from a fresh demo store: the emulator keeps its contacts in memory only, so
-threads stored by an earlier run would point at contacts this run's emulator never had. The
-ports are taken before anything starts; a busy one ends the demo with one line that names it
-and the flag that changes it.
+Every run starts from a fresh demo store (the emulator keeps its contacts in memory only, so an
+earlier run's threads would point at contacts this emulator never had). The ports are taken
+before anything starts; a busy one ends the demo with one line naming it and the flag to change.
 """
 
 from __future__ import annotations
@@ -171,7 +170,7 @@ async def _wait_until_up(
 def _succeeded(answer: HttpResponse) -> HttpResponse:
     if not answer.is_success:
         request = answer.request
-        raise SystemExit(
+        raise DemoError(
             f"{request.method} {request.url} answered {answer.status_code}: {answer.text[:200]}"
         )
     return answer

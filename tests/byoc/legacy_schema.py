@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
+from byoc.store import dialect
 from byoc.store.db import Database, now_ms
 
 
@@ -167,8 +168,8 @@ _DIALECT_WORDS = {
 
 async def build_legacy_database(db: Database, up_to: int = 4) -> None:
     """Apply the old migrations 1 to `up_to` as the old `upgrade()` did, bookkeeping included."""
-    words = _DIALECT_WORDS[db.dialect]
-    async with db.write() as conn:
+    words = _DIALECT_WORDS[dialect.backend(db.url)]
+    async with db.engine.begin() as conn:
         await conn.execute(
             text(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("

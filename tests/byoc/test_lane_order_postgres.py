@@ -27,8 +27,7 @@ from byoc.conversations.service import (
 )
 from byoc.outbox.rows import enqueue
 from byoc.outbox.worker import OutboxWorker, RetryPolicy
-from byoc.store import Database, migrations, now_ms
-from byoc.store import queries as repo
+from byoc.store import Database, channels, messages, migrations, now_ms, tenants
 from byoc.store import schema as t
 from byoc.store.records import Channel, OutboxRow, Tenant
 from tests.postgres import postgres_url
@@ -70,8 +69,8 @@ async def db(postgres_url: str) -> AsyncIterator[Database]:
     )
 
     def setup(conn: Connection) -> None:
-        repo.upsert_tenant(conn, tenant)
-        repo.insert_channel(conn, channel)
+        tenants.upsert_tenant(conn, tenant)
+        channels.insert_channel(conn, channel)
 
     await database.run_write(setup)
     try:
@@ -81,7 +80,7 @@ async def db(postgres_url: str) -> AsyncIterator[Database]:
 
 
 async def waiting_on_a_lock(db: Database) -> bool:
-    async with db.read() as conn:
+    async with db.engine.connect() as conn:
         waiting = await conn.scalar(
             text(
                 "SELECT count(*) FROM pg_stat_activity"
@@ -110,7 +109,7 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
         ),
         channel_id=CHANNEL,
     )
-    async with db.write() as conn:  # what came before the race is not the point here
+    async with db.engine.begin() as conn:  # what came before the race is not the point here
         await conn.execute(delete(t.outbox))
 
     delivered: list[tuple[int, str]] = []
@@ -127,7 +126,7 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
 
     def receipt(conn: Connection) -> None:
         # What `report_receipt` writes: no lock on the conversation row.
-        repo.set_message_status(conn, reply.message.id, "delivered")
+        messages.set_message_status(conn, reply.message.id, "delivered")
         enqueue(
             conn,
             lane=cxone_lane(conversation.id),
@@ -135,7 +134,7 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
             payload={"message_id": reply.message.id, "status": "delivered", "at": now_ms()},
         )
 
-    async with db.write() as conn:
+    async with db.engine.begin() as conn:
         await conn.run_sync(receipt)
         # The receipt's transaction is still open when the customer writes again.
         message = asyncio.create_task(

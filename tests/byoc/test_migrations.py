@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Index, MetaData, inspect, text
+from sqlalchemy import Connection, Index, MetaData, Row, inspect, text
 
 from byoc.store import Database, StoreError
 from byoc.store.migrations import BASELINE, current_version, latest_version, upgrade
@@ -136,12 +136,14 @@ LEGACY_ROWS: dict[str, list[dict[str, Any]]] = {
 
 
 async def insert_rows(db: Database) -> None:
-    async with db.write() as conn:
+    def insert(conn: Connection) -> None:
         for table, rows in LEGACY_ROWS.items():
             for row in rows:
                 columns = ", ".join(row)
                 values = ", ".join(f":{name}" for name in row)
-                await conn.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), row)
+                conn.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), row)
+
+    await db.run_write(insert)
 
 
 async def test_a_database_of_the_hand_written_migrations_upgrades_in_place(db: Database) -> None:
@@ -155,27 +157,35 @@ async def test_a_database_of_the_hand_written_migrations_upgrades_in_place(db: D
     assert not any(step.stamped for step in steps[1:])
     assert await current_version(db) == latest_version()
     assert await drift(db) == []
-    async with db.read() as conn:
-        tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
-        assert "schema_migrations" not in tables
-        for table, rows in LEGACY_ROWS.items():
-            stored = [
-                dict(r) for r in (await conn.execute(text(f"SELECT * FROM {table}"))).mappings()
-            ]
-            assert len(stored) == len(rows)
-            for key, value in rows[0].items():
-                assert stored[0][key] == value, (table, key)
+
+    def read_back(conn: Connection) -> tuple[list[str], dict[str, list[dict[str, Any]]]]:
+        stored = {
+            table: [dict(r) for r in conn.execute(text(f"SELECT * FROM {table}")).mappings()]
+            for table in LEGACY_ROWS
+        }
+        return inspect(conn).get_table_names(), stored
+
+    tables, stored_rows = await db.run_read(read_back)
+    assert "schema_migrations" not in tables
+    for table, rows in LEGACY_ROWS.items():
+        stored = stored_rows[table]
+        assert len(stored) == len(rows)
+        for key, value in rows[0].items():
+            assert stored[0][key] == value, (table, key)
     # The outbox's id keeps counting (BIGSERIAL's sequence, SQLite's AUTOINCREMENT: never an
     # id given before, not even that of a deleted row) and the server default fills `attempts`.
     insert = text(
         "INSERT INTO outbox (lane, kind, payload, state, next_attempt_at, created_at, updated_at)"
         " VALUES ('l', 'k', '{}', 'pending', 8, 8, 8) RETURNING id, attempts"
     )
-    async with db.write() as conn:
-        first = (await conn.execute(insert)).one()
-        await conn.execute(text("DELETE FROM outbox WHERE id = :id"), {"id": first.id})
-    async with db.write() as conn:
-        second = (await conn.execute(insert)).one()
+
+    def insert_and_delete(conn: Connection) -> Row[Any]:
+        row = conn.execute(insert).one()
+        conn.execute(text("DELETE FROM outbox WHERE id = :id"), {"id": row.id})
+        return row
+
+    first = await db.run_write(insert_and_delete)
+    second = await db.run_write(lambda conn: conn.execute(insert).one())
     assert first.attempts == second.attempts == 0
     assert second.id > first.id > 1
     assert await upgrade(db) == []
@@ -185,8 +195,7 @@ async def test_an_older_hand_written_schema_is_refused_untouched(db: Database) -
     await build_legacy_database(db, up_to=3)
     with pytest.raises(StoreError, match="says version 3"):
         await upgrade(db)
-    async with db.read() as conn:
-        tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+    tables = await db.run_read(lambda conn: inspect(conn).get_table_names())
     assert "schema_migrations" in tables
     assert "alembic_version" not in tables
     assert await current_version(db) is None
@@ -214,8 +223,9 @@ def test_replicas_starting_together_migrate_once(database_url: str, tmp_path: Pa
     async def check() -> None:
         db = Database(database_url)
         try:
-            async with db.read() as conn:
-                rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+            rows = await db.run_read(
+                lambda conn: conn.execute(text("SELECT version_num FROM alembic_version")).all()
+            )
             assert [row[0] for row in rows] == [latest_version()]
             assert await drift(db) == []
         finally:

@@ -74,7 +74,9 @@ def test_only_the_store_and_the_domain_build_sql() -> None:
 def test_only_the_dialect_module_tells_sqlite_from_postgresql() -> None:
     offenders = []
     for name, tree in modules():
-        if name == "store/dialect.py":
+        # Alembic revisions are history, frozen as written: they name the database they
+        # special-case themselves rather than import today's dialect module.
+        if name == "store/dialect.py" or name.startswith("store/alembic/versions/"):
             continue
         for value in strings(tree):
             if value.lower() in DIALECT_WORDS or any(word in value for word in DIALECT_SQL):

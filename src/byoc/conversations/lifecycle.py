@@ -21,8 +21,7 @@ from byoc.cxone import CxoneError
 from byoc.ids import new_id
 from byoc.outbox.rows import enqueue
 from byoc.settings import Settings
-from byoc.store import Database, StoreError, now_ms
-from byoc.store import channels, conversations, messages
+from byoc.store import Database, StoreError, channels, conversations, messages, now_ms
 from byoc.store.records import Channel, Conversation, Message
 from byoc.tenancy import TenantClients
 
@@ -346,7 +345,9 @@ class LifecycleLoops:
         calls each) per interval, so the request rate to CXone stays flat however many
         conversations are open."""
         limit = self._settings.end_poll_batch_size
-        candidates = await self._db.run_read(lambda conn: conversations.conversations_to_check(conn, limit))
+        candidates = await self._db.run_read(
+            lambda conn: conversations.conversations_to_check(conn, limit)
+        )
         ended = 0
         for conversation in candidates:
             if await self.refresh_from_cxone(conversation):

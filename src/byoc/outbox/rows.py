@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, delete, exists, func, insert, sele
 from byoc.store import schema as t
 from byoc.store.compiled import execute
 from byoc.store.db import now_ms
-from byoc.store.dialect import InJsonIds, skip_locked
+from byoc.store.dialect import InJsonIds, lock_lane, skip_locked
 from byoc.store.records import OutboxRow, dumps
 
 PENDING = "pending"
@@ -31,7 +31,6 @@ _ENQUEUE = insert(t.outbox).returning(t.outbox.c.id)
 # earlier one, showing up behind it, claimed while it is still in flight. Every producer of a
 # lane therefore takes the lane's lock (until its commit) before drawing the id. SQLite has one
 # writer at a time: nothing to do there.
-_LANE_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lane"), 0)))
 # Each lane's oldest pending row: one pass over the (lane, state, id) index. (A per-row
 # "no earlier pending row in this lane" test made a claim cost O(backlog) on one long lane.)
 _LANE_HEADS = (
@@ -76,8 +75,7 @@ _CLAIM_IF_HEAD = (
 def enqueue(
     conn: Connection, *, lane: str, kind: str, payload: dict[str, Any], delay_ms: int = 0
 ) -> int:
-    if conn.dialect.name == "postgresql":
-        conn.execute(_LANE_LOCK, {"lane": lane})
+    lock_lane(conn, lane)
     now = now_ms()
     params = {
         "lane": lane,

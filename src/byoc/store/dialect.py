@@ -24,7 +24,19 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Boolean, Connection, Engine, String, bindparam, event, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    Engine,
+    Integer,
+    String,
+    bindparam,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.compiler import compiles
@@ -187,14 +199,12 @@ def take_migration_lock(conn: Connection, url: str) -> None:
     """Keep two instances from migrating at once. PostgreSQL: an advisory lock held to the
     end of the transaction; SQLite's `BEGIN IMMEDIATE` already excludes every other writer."""
     if backend(url) == POSTGRESQL:
-        conn.execute(
-            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
-        )
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
 
 
-def migrates_without_foreign_keys(url: str) -> bool:
-    """SQLite rebuilds a table to change it, which needs foreign keys off for the length of
-    the migration (and a check that none is broken before it commits)."""
+def rebuilds_tables_to_alter(url: str) -> bool:
+    """Whether the database alters a table mostly by copying it (SQLite): migrations then
+    render in Alembic's batch mode and run with foreign keys off, checked before commit."""
     return backend(url) == SQLITE
 
 
@@ -215,3 +225,19 @@ def broken_foreign_keys(conn: Connection) -> list[Any]:
 def immediate_begin() -> dict[str, Any]:
     """Execution options for a SQLite transaction that takes the write lock at BEGIN."""
     return {"sqlite_begin": "IMMEDIATE"}
+
+
+_LANE_LOCK = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lane"), 0)))
+
+
+def lock_lane(conn: Connection, lane: str) -> None:
+    """Serialise the producers of one outbox lane until the transaction ends, so that rows of
+    a lane commit in id order. SQLite has one writer at a time already; PostgreSQL takes a
+    transaction-scoped advisory lock on the lane's name."""
+    if conn.dialect.name == POSTGRESQL:
+        conn.execute(_LANE_LOCK, {"lane": lane})
+
+
+def autoincrement_bigint() -> BigInteger:
+    """A 64-bit key that SQLite's AUTOINCREMENT accepts (it needs the exact type INTEGER)."""
+    return BigInteger().with_variant(Integer, SQLITE)

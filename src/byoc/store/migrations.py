@@ -41,7 +41,6 @@ LEGACY_TABLE = "schema_migrations"
 LEGACY_LAST_VERSION = 4
 
 
-
 @dataclass(frozen=True)
 class Step:
     """One step an upgrade took: a revision applied, or (`stamped`) recorded as already there."""
@@ -107,7 +106,7 @@ async def upgrade(db: Database, progress: Callable[[Step], None] | None = None) 
 
     # The database's lock comes before any Alembic code runs: Alembic keeps the running
     # migration's context in module globals, so not even two upgrades in one process may overlap.
-    without_foreign_keys = dialect.migrates_without_foreign_keys(db.url)
+    without_foreign_keys = dialect.rebuilds_tables_to_alter(db.url)
 
     def run(conn: Connection) -> None:
         dialect.take_migration_lock(conn, db.url)

@@ -25,6 +25,8 @@ from sqlalchemy import (
     text,
 )
 
+from byoc.store import dialect
+
 metadata = MetaData()
 
 tenants = Table(
@@ -152,7 +154,7 @@ outbox = Table(
     # id orders rows within a lane on both dialects.
     Column(
         "id",
-        BigInteger().with_variant(Integer, "sqlite"),
+        dialect.autoincrement_bigint(),
         primary_key=True,
         autoincrement=True,
     ),

@@ -18,6 +18,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection
 
+from byoc.store import dialect
 from byoc.store.schema import metadata
 
 
@@ -27,8 +28,7 @@ def run(connection: Connection) -> None:
         connection=connection,
         target_metadata=metadata,
         compare_server_default=True,
-        # SQLite alters most things only by copying the table: drafts say so from the start.
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=dialect.rebuilds_tables_to_alter(str(connection.engine.url)),
         transactional_ddl=True,
         on_version_apply=on_version_apply,
     )
@@ -41,8 +41,7 @@ async def run_on_url(url: str) -> None:
 
     db = Database(url)
     try:
-        async with db.write() as conn:
-            await conn.run_sync(run)
+        await db.run_write(run)
     finally:
         await db.close()
 
