@@ -636,7 +636,7 @@ async def test_a_cancelled_connect_lets_go_of_the_socket(monkeypatch: pytest.Mon
         async with HttpClient() as http:
             with pytest.raises(HttpTimeout):
                 await http.request("GET", "https://localhost:9/", timeout=0.2)
-            await asyncio.wait_for(proxy.closed.wait(), 1)  # before the client is closed
+            await asyncio.wait_for(proxy.closed.wait(), 10)  # before the client is closed
 
 
 async def test_no_proxy_bypasses_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
