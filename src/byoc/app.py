@@ -34,7 +34,9 @@ from byoc.channels.webchat.cors import WidgetCorsMiddleware
 from byoc.channels.webchat.route import router as widget_socket_router
 from byoc.channels.webchat.script import WidgetScript, widget_script_router
 from byoc.channels.webhook import WebhookAdapter
-from byoc.conversations.lifecycle import LifecycleLoops, LifecyclePolicy
+from byoc.clock import Clock, SystemClock
+from byoc.conversations.lifecycle import LifecycleLoops
+from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
 from byoc.delivery import Deliveries
 from byoc.http import HttpClient
@@ -60,8 +62,11 @@ log = logging.getLogger(__name__)
 UPLOAD_PATH = re.compile(r"^/webchat/v1/channels/[^/]+/attachments$")
 
 
-async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Runtime:
+async def build_runtime(
+    settings: Settings, metrics: Metrics | None = None, clock: Clock | None = None
+) -> Runtime:
     metrics = metrics or Metrics()
+    clock = clock or SystemClock()
     db = Database(settings.database_url)
     if settings.auto_migrate:
         await upgrade(db)
@@ -88,7 +93,7 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
         for callback in wake_worker:
             callback()
 
-    lifecycle = LifecycleLoops(db, tenant_clients, policy, settings, wake)
+    lifecycle = LifecycleLoops(db, tenant_clients, policy, settings, wake, clock)
     deliveries = Deliveries(
         db,
         tenant_clients,
@@ -102,6 +107,7 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
         rehoster=AttachmentRehoster(
             db, http, settings.public_url, timeout=settings.webhook_timeout_seconds
         ),
+        clock=clock,
     )
     worker = OutboxWorker(
         db,
@@ -116,6 +122,7 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
         batch_size=settings.outbox_batch_size,
         lease_seconds=settings.outbox_lease_seconds,
         dead_letter_hooks=deliveries.dead_letter_hooks(),
+        clock=clock,
     )
     wake_worker.append(worker.wake)
 
@@ -134,7 +141,9 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
         db=db,
         http=http,
         tenants=tenant_clients,
-        conversations=ConversationService(db, policy, on_enqueued=worker.wake, fresh_rows=worker),
+        conversations=ConversationService(
+            db, policy, on_enqueued=worker.wake, fresh_rows=worker, clock=clock
+        ),
         lifecycle=lifecycle,
         worker=worker,
         token_issuer=TokenIssuer(
@@ -148,15 +157,19 @@ async def build_runtime(settings: Settings, metrics: Metrics | None = None) -> R
 
 
 def create_app(
-    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+    settings: Settings | None = None,
+    *,
+    span_exporter: SpanExporter | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
-    """The application. `span_exporter` replaces the OTLP exporter when tracing is on (tests)."""
+    """The application. `span_exporter` replaces the OTLP exporter when tracing is on (tests);
+    `clock` the machine's clock (tests, to move time forward rather than wait for it)."""
     settings = settings or Settings()
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await build_runtime(settings, metrics)
+        runtime = await build_runtime(settings, metrics, clock)
         trace_client(runtime.http, tracer_provider)
         app.state.runtime = runtime
         worker_task = asyncio.create_task(runtime.worker.run(), name="outbox-worker")

@@ -25,6 +25,7 @@ from functools import partial
 from byoc.bus import LocalBus
 from byoc.channels.adapter import ChannelAdapter
 from byoc.channels.attachment_store import AttachmentRehoster
+from byoc.clock import Clock, SystemClock
 from byoc.conversations import lifecycle
 from byoc.conversations import service as kinds
 from byoc.conversations.ended_in_cxone import contact_ended, why_ended
@@ -50,7 +51,7 @@ from byoc.cxone import (
 from byoc.outbox import PermanentFailure, RetryLater
 from byoc.outbox.rows import enqueue
 from byoc.outbox.worker import DeadLetterHook, Handler, Settle, Settled
-from byoc.store import Connection, Database, channels, conversations, messages, now_ms
+from byoc.store import Connection, Database, channels, conversations, messages
 from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
 from byoc.tenancy import TenantClients
 
@@ -102,8 +103,10 @@ class Deliveries:
         *,
         end_check_min_interval_ms: int = 1000,
         rehoster: AttachmentRehoster | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._rehoster = rehoster
+        self._clock: Clock = clock or SystemClock()
         self._db = db
         self._tenants = tenants
         self._adapters = adapters
@@ -172,7 +175,7 @@ class Deliveries:
             if await self._ended_in_cxone(conversation, channel, fresh=True):
                 return self._refused(customer.id, message.id)
             raise
-        answered_at = now_ms()
+        answered_at = self._clock.now_ms()
         contact_id = response.consumer_contact.id
         previous = conversation.de_contact_id
         if previous is not None and contact_id != previous:
@@ -272,7 +275,7 @@ class Deliveries:
         if contact_id is None:
             return False  # CXone has not seen the thread yet
         checked = conversation.de_checked_at or 0
-        if not fresh and now_ms() - checked < self._end_check_min_interval_ms:
+        if not fresh and self._clock.now_ms() - checked < self._end_check_min_interval_ms:
             return False
         async with cxone_call(f"end check of {conversation.id}"):
             de = await self._tenants.for_tenant(channel.tenant_id)
@@ -280,7 +283,7 @@ class Deliveries:
         # An open answer is not written here: the create that follows records a later one.
         if why is None:
             return False
-        return await self._lifecycle.ended_in_cxone(conversation, why, now_ms())
+        return await self._lifecycle.ended_in_cxone(conversation, why, self._clock.now_ms())
 
     async def system_message(self, row: OutboxRow) -> None:
         """A message from the middleware (idle warning, closing note), so the agent sees it."""
@@ -397,6 +400,7 @@ class Deliveries:
         if message is None:
             return
         messages.set_message_status(conn, message.id, "failed")
+        now = self._clock.now_ms()
         enqueue(
             conn,
             lane=kinds.cxone_lane(message.conversation_id),
@@ -404,9 +408,10 @@ class Deliveries:
             payload={
                 "message_id": message.id,
                 "status": "failed",
-                "at": now_ms(),
+                "at": now,
                 "reason": error[:500],
             },
+            now=now,
         )
 
     # --- helpers -------------------------------------------------------------------------------

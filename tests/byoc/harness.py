@@ -20,10 +20,11 @@ from fastapi import FastAPI, Request, Response
 from byoc.app import create_app
 from byoc.box.credentials import hash_secret, new_client_credentials
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
+from byoc.clock import Clock, ManualClock
 from byoc.settings import Settings
 from byoc.store import Connection, Database, channels, clients, tenants
 from byoc.store.migrations import upgrade
-from byoc.store.records import Channel
+from byoc.store.records import Channel, Conversation
 from byoc.tenancy import default_tenant
 from tests.emulator_harness import Emulator
 from tests.servers import ThreadedServer, free_port, serve
@@ -49,6 +50,14 @@ def wait_for(predicate: Callable[[], T], *, timeout: float = 10.0, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
+
+
+def advance(clock: ManualClock, ms: int, *, timeout: float = 10.0) -> None:
+    """Move `clock` forward by `ms`, then wait until every loop it woke is asleep on it again:
+    whatever the new time made due has been found (not necessarily delivered yet)."""
+    asleep = clock.sleepers
+    clock.advance(ms)
+    wait_for(lambda: clock.sleepers >= asleep, timeout=timeout, what="the woken loops to sleep")
 
 
 @dataclass
@@ -103,6 +112,7 @@ class Stack:
     integration_id: str
     server: ThreadedServer | None = None
     span_exporter: Any = None
+    clock: Clock | None = None
 
     @property
     def url(self) -> str:
@@ -112,7 +122,7 @@ class Stack:
     def start(self, port: int | None = None) -> None:
         if port is None and self.server is not None:
             port = self.server.port
-        app = create_app(self.settings, span_exporter=self.span_exporter)
+        app = create_app(self.settings, span_exporter=self.span_exporter, clock=self.clock)
         self.server = ThreadedServer(app, port=port).start()
 
     def restart(self) -> None:
@@ -164,6 +174,21 @@ class Stack:
                 await db.close()
 
         return run_async(rows())
+
+    def conversation(self, thread_id: str) -> Conversation:
+        """The conversation as the store holds it now."""
+
+        async def read() -> Conversation | None:
+            db = Database(self.settings.database_url)
+            try:
+                async with db.read() as conn:
+                    return await repo.get_conversation(conn, thread_id)
+            finally:
+                await db.close()
+
+        found = run_async(read())
+        assert found is not None, f"no conversation {thread_id}"
+        return found
 
 
 def contact_for_thread(emulator: Emulator, channel_id: str, thread_id: str) -> dict[str, Any]:
@@ -269,8 +294,10 @@ def running_stack(
     adapter: str = "webhook",
     channel_settings: dict[str, Any] | None = None,
     span_exporter: Any = None,
+    clock: Clock | None = None,
     **overrides: Any,
 ) -> Iterator[Stack]:
+    """The middleware (on `clock`, the machine's by default), its platform and the emulator."""
     platform = PlatformReceiver()
     with serve(platform.app()) as platform_server:
         if "public_url" not in overrides:
@@ -294,6 +321,7 @@ def running_stack(
             client_secret=client_secret,
             integration_id="",
             span_exporter=span_exporter,
+            clock=clock,
         )
         run_async(
             _prepare_store(

@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import Connection, delete, text
 
-from byoc.conversations.lifecycle import LifecyclePolicy
 from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile
+from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import (
     CXONE_CREATE_MESSAGE,
     CXONE_MESSAGE_STATUS,

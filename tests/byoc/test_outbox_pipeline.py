@@ -6,12 +6,16 @@ a time, in order, each only after the one before was settled; more lanes than on
 are in flight at once, never more than `max_in_flight`; `stop()` settles what finished, hands
 back the rest, and a new worker delivers each remaining row exactly once; a handler's
 after-commit callback runs once its row's deletion has committed; one settle write that fails
-holds back no other row.
+holds back no other row; a retry waits out its backoff and a dead worker's claim its lease.
+
+The workers run on a `ManualClock`: backoff, leases and the poll interval pass only when a test
+moves it forward.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import sqlite3
@@ -24,6 +28,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, delete, func, select
 
+from byoc.clock import ManualClock
 from byoc.outbox import RetryLater
 from byoc.outbox import rows as outbox_rows
 from byoc.outbox.worker import OutboxWorker, RetryPolicy, Settle, Settled
@@ -36,6 +41,7 @@ __all__ = ["postgres_url"]
 
 KIND = "test.deliver"
 WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes
+POLICY = RetryPolicy()
 
 HandlerFn = Callable[[OutboxRow], Awaitable[Settle | Settled | None]]
 
@@ -46,6 +52,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'outbox.db'}"
     else:
         yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -61,16 +72,9 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 
 
 def worker_for(
-    db: Database, handler: HandlerFn, *, owner: str = "w1", **options: Any
+    db: Database, handler: HandlerFn, clock: ManualClock, *, owner: str = "w1", **options: Any
 ) -> OutboxWorker:
-    options.setdefault("poll_interval", 0.05)
-    return OutboxWorker(
-        db,
-        {KIND: handler},
-        owner=owner,
-        policy=RetryPolicy(base_seconds=0.001, max_seconds=0.01),
-        **options,
-    )
+    return OutboxWorker(db, {KIND: handler}, owner=owner, policy=POLICY, clock=clock, **options)
 
 
 @asynccontextmanager
@@ -85,10 +89,10 @@ async def running(*workers: OutboxWorker) -> AsyncIterator[None]:
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=WAIT)
 
 
-async def enqueue(db: Database, items: list[tuple[str, int]]) -> None:
+async def enqueue(db: Database, items: list[tuple[str, int]], clock: ManualClock) -> None:
     def tx(conn: Connection) -> None:
         for lane, n in items:
-            outbox_rows.enqueue(conn, lane=lane, kind=KIND, payload={"n": n})
+            outbox_rows.enqueue(conn, lane=lane, kind=KIND, payload={"n": n}, now=clock.now_ms())
 
     await db.run_write(tx)
 
@@ -118,6 +122,17 @@ async def until(event: asyncio.Event) -> None:
     await asyncio.wait_for(event.wait(), timeout=WAIT)
 
 
+async def until_advancing(event: asyncio.Event, clock: ManualClock) -> None:
+    """Wait for `event`, moving the clock a second forward whenever things go quiet: past a
+    first retry's backoff and a poll interval, far from the lease of a delivery in flight."""
+    assert POLICY.base_seconds <= 1.0 < 30.0
+    async with asyncio.timeout(WAIT):
+        while not event.is_set():
+            clock.advance(1000)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=0.05)
+
+
 class Countdown:
     def __init__(self, count: int) -> None:
         self.count = count
@@ -131,9 +146,9 @@ class Countdown:
             self.done.set()
 
 
-async def test_a_slow_delivery_holds_up_no_other_lane(db: Database) -> None:
+async def test_a_slow_delivery_holds_up_no_other_lane(db: Database, clock: ManualClock) -> None:
     # The slow lane's row is the oldest: it is in the first claim, with others.
-    await enqueue(db, [("t:slow", 0)] + [(f"t:b{i}", 0) for i in range(50)])
+    await enqueue(db, [("t:slow", 0)] + [(f"t:b{i}", 0) for i in range(50)], clock)
     release = asyncio.Event()
     slow_started = asyncio.Event()
     slow_settled = asyncio.Event()
@@ -146,7 +161,7 @@ async def test_a_slow_delivery_holds_up_no_other_lane(db: Database) -> None:
             return Settled(after_commit=slow_settled.set)
         return Settled(after_commit=others.tick)
 
-    worker = worker_for(db, handler, batch_size=16)
+    worker = worker_for(db, handler, clock, batch_size=16)
     async with running(worker):
         await until(slow_started)
         await until(others.done)
@@ -161,11 +176,13 @@ async def test_a_slow_delivery_holds_up_no_other_lane(db: Database) -> None:
         assert worker.stats.delivered == 51
 
 
-async def test_each_lane_is_delivered_in_order_one_row_at_a_time(db: Database) -> None:
+async def test_each_lane_is_delivered_in_order_one_row_at_a_time(
+    db: Database, clock: ManualClock
+) -> None:
     rng = random.Random(20240611)
     lanes = [f"t:l{i}" for i in range(8)]
     per_lane = 25
-    await enqueue(db, [(lane, n) for n in range(per_lane) for lane in lanes])
+    await enqueue(db, [(lane, n) for n in range(per_lane) for lane in lanes], clock)
     delivered: dict[str, list[int]] = defaultdict(list)
     busy: set[str] = set()
     problems: list[str] = []
@@ -195,10 +212,10 @@ async def test_each_lane_is_delivered_in_order_one_row_at_a_time(db: Database) -
         return Settled(after_commit=settled.tick)
 
     # Two workers share the table, as two instances would.
-    first = worker_for(db, handler, owner="w1", batch_size=4, max_in_flight=6)
-    second = worker_for(db, handler, owner="w2", batch_size=3, max_in_flight=5)
+    first = worker_for(db, handler, clock, owner="w1", batch_size=4, max_in_flight=6)
+    second = worker_for(db, handler, clock, owner="w2", batch_size=3, max_in_flight=5)
     async with running(first, second):
-        await asyncio.wait_for(settled.done.wait(), timeout=WAIT)
+        await until_advancing(settled.done, clock)
 
     assert problems == []
     assert dict(delivered) == {lane: list(range(per_lane)) for lane in lanes}
@@ -209,10 +226,12 @@ async def test_each_lane_is_delivered_in_order_one_row_at_a_time(db: Database) -
     assert await table(db) == []
 
 
-async def test_more_lanes_than_a_batch_are_in_flight_up_to_the_cap(db: Database) -> None:
+async def test_more_lanes_than_a_batch_are_in_flight_up_to_the_cap(
+    db: Database, clock: ManualClock
+) -> None:
     lanes = 150
     cap = 120
-    await enqueue(db, [(f"t:c{i}", 0) for i in range(lanes)])
+    await enqueue(db, [(f"t:c{i}", 0) for i in range(lanes)], clock)
     release = asyncio.Event()
     concurrent = 0
     most = 0
@@ -231,7 +250,7 @@ async def test_more_lanes_than_a_batch_are_in_flight_up_to_the_cap(db: Database)
             concurrent -= 1
         return Settled(after_commit=settled.tick)
 
-    worker = worker_for(db, handler, batch_size=64, max_in_flight=cap)
+    worker = worker_for(db, handler, clock, batch_size=64, max_in_flight=cap)
     async with running(worker):
         await until(at_cap)
         # Woken with no capacity left: the worker claims nothing more.
@@ -246,11 +265,13 @@ async def test_more_lanes_than_a_batch_are_in_flight_up_to_the_cap(db: Database)
     assert await table(db) == []
 
 
-async def test_stop_settles_what_finished_and_hands_back_the_rest(db: Database) -> None:
+async def test_stop_settles_what_finished_and_hands_back_the_rest(
+    db: Database, clock: ManualClock
+) -> None:
     quick = [f"t:q{i}" for i in range(5)]  # delivered before stop
     stuck = [f"t:s{i}" for i in range(5)]  # in flight at stop, never finishing: cancelled
     late = "t:late"  # in flight at stop, finishing during the grace period
-    await enqueue(db, [(lane, n) for n in range(3) for lane in [*quick, *stuck, late]])
+    await enqueue(db, [(lane, n) for n in range(3) for lane in [*quick, *stuck, late]], clock)
     delivered: list[tuple[str, int]] = []
     quick_settled = Countdown(len(quick) * 3)
     stuck_started = Countdown(len(stuck))
@@ -273,7 +294,7 @@ async def test_stop_settles_what_finished_and_hands_back_the_rest(db: Database) 
         delivered.append((row.lane, int(row.payload["n"])))
         return Settled(after_commit=quick_settled.tick) if row.lane in quick else None
 
-    first = worker_for(db, first_handler, owner="w1", stop_grace_seconds=0.5)
+    first = worker_for(db, first_handler, clock, owner="w1", stop_grace_seconds=0.5)
     task = asyncio.create_task(first.run())
     await until(quick_settled.done)
     await until(stuck_started.done)
@@ -302,7 +323,7 @@ async def test_stop_settles_what_finished_and_hands_back_the_rest(db: Database) 
         delivered.append((row.lane, int(row.payload["n"])))
         return Settled(after_commit=rest.tick)
 
-    second = worker_for(db, second_handler, owner="w2")
+    second = worker_for(db, second_handler, clock, owner="w2")
     async with running(second):
         await until(rest.done)
     assert await table(db) == []
@@ -313,8 +334,10 @@ async def test_stop_settles_what_finished_and_hands_back_the_rest(db: Database) 
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-async def test_after_commit_runs_once_the_row_is_gone(db: Database, db_url: str) -> None:
-    await enqueue(db, [("t:a", 0), ("t:b", 0), ("t:a", 1)])
+async def test_after_commit_runs_once_the_row_is_gone(
+    db: Database, db_url: str, clock: ManualClock
+) -> None:
+    await enqueue(db, [("t:a", 0), ("t:b", 0), ("t:a", 1)], clock)
     path = db_url.removeprefix("sqlite:///")
     seen: list[tuple[int, int, int]] = []  # row id, rows with its id in the tx, after commit
 
@@ -339,7 +362,7 @@ async def test_after_commit_runs_once_the_row_is_gone(db: Database, db_url: str)
 
         return Settled(write=write, after_commit=after_commit)
 
-    worker = worker_for(db, handler)
+    worker = worker_for(db, handler, clock)
     assert await worker.run_once() == 2  # one row per lane
     assert await worker.run_once() == 1
     assert await worker.run_once() == 0
@@ -348,8 +371,10 @@ async def test_after_commit_runs_once_the_row_is_gone(db: Database, db_url: str)
     assert worker.stats.delivered == 3
 
 
-async def test_a_failing_settle_write_holds_back_no_other_row(db: Database) -> None:
-    await enqueue(db, [(f"t:f{i}", 0) for i in range(5)])
+async def test_a_failing_settle_write_holds_back_no_other_row(
+    db: Database, clock: ManualClock
+) -> None:
+    await enqueue(db, [(f"t:f{i}", 0) for i in range(5)], clock)
     after: list[str] = []
 
     async def handler(row: OutboxRow) -> Settled:
@@ -359,7 +384,7 @@ async def test_a_failing_settle_write_holds_back_no_other_row(db: Database) -> N
 
         return Settled(write=write, after_commit=lambda: after.append(row.lane))
 
-    worker = worker_for(db, handler)
+    worker = worker_for(db, handler, clock)
     assert await worker.run_once() == 5  # all five settle in one pass, which fails
     assert sorted(after) == ["t:f0", "t:f1", "t:f3", "t:f4"]
     assert worker.stats.delivered == 4
@@ -373,7 +398,7 @@ async def test_a_failing_settle_write_holds_back_no_other_row(db: Database) -> N
 
 
 async def test_a_fresh_row_heading_its_lane_is_claimed_and_delivered_without_a_pass(
-    db: Database,
+    db: Database, clock: ManualClock
 ) -> None:
     delivered: list[int] = []
     done = Countdown(1)
@@ -383,10 +408,12 @@ async def test_a_fresh_row_heading_its_lane_is_claimed_and_delivered_without_a_p
         done.tick()
 
     # No `run()`: nothing else would ever claim the row.
-    worker = worker_for(db, handler, poll_interval=60)
+    worker = worker_for(db, handler, clock, poll_interval=60)
 
     def tx(conn: Connection) -> OutboxRow | None:
-        row_id = outbox_rows.enqueue(conn, lane="fresh:a", kind=KIND, payload={"n": 1})
+        row_id = outbox_rows.enqueue(
+            conn, lane="fresh:a", kind=KIND, payload={"n": 1}, now=clock.now_ms()
+        )
         return worker.claim_fresh(conn, row_id)
 
     claimed = await db.run_write(tx)
@@ -400,7 +427,9 @@ async def test_a_fresh_row_heading_its_lane_is_claimed_and_delivered_without_a_p
     assert await table(db) == []
 
 
-async def test_a_fresh_row_behind_an_older_one_waits_its_turn(db: Database) -> None:
+async def test_a_fresh_row_behind_an_older_one_waits_its_turn(
+    db: Database, clock: ManualClock
+) -> None:
     order: list[int] = []
     done = Countdown(3)
 
@@ -408,15 +437,76 @@ async def test_a_fresh_row_behind_an_older_one_waits_its_turn(db: Database) -> N
         order.append(int(row.payload["n"]))
         done.tick()
 
-    worker = worker_for(db, handler)
-    await enqueue(db, [("fresh:b", 1), ("fresh:b", 2)])
+    worker = worker_for(db, handler, clock)
+    await enqueue(db, [("fresh:b", 1), ("fresh:b", 2)], clock)
 
     def tx(conn: Connection) -> OutboxRow | None:
-        row_id = outbox_rows.enqueue(conn, lane="fresh:b", kind=KIND, payload={"n": 3})
+        row_id = outbox_rows.enqueue(
+            conn, lane="fresh:b", kind=KIND, payload={"n": 3}, now=clock.now_ms()
+        )
         return worker.claim_fresh(conn, row_id)
 
     assert await db.run_write(tx) is None  # two older rows of its lane are pending
     async with running(worker):
         await until(done.done)
     assert order == [1, 2, 3]
+    assert await table(db) == []
+
+
+# --- time: backoff and leases ------------------------------------------------------------------
+
+
+async def test_a_retry_waits_out_its_backoff_and_no_longer(
+    db: Database, clock: ManualClock
+) -> None:
+    attempts: list[int] = []
+
+    async def handler(row: OutboxRow) -> None:
+        attempts.append(clock.now_ms())
+        if len(attempts) == 1:
+            raise RetryLater("busy", retry_after=30)
+
+    worker = worker_for(db, handler, clock)
+    await enqueue(db, [("t:r", 0)], clock)
+    started = clock.now_ms()
+    assert await worker.run_once() == 1  # refused: rescheduled 30 s on (Retry-After)
+    clock.advance(29_999)
+    assert await worker.run_once() == 0
+    clock.advance(1)
+    assert await worker.run_once() == 1
+    assert attempts == [started, started + 30_000]
+    assert worker.stats.retried == 1
+    assert worker.stats.delivered == 1
+    assert await table(db) == []
+
+
+async def test_a_dead_workers_claim_is_taken_over_once_its_lease_ends(
+    db: Database, clock: ManualClock
+) -> None:
+    await enqueue(db, [("t:l", 0)], clock)
+    started = asyncio.Event()
+
+    async def stuck(row: OutboxRow) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    first = worker_for(db, stuck, clock, owner="w1", lease_seconds=30)
+    task = asyncio.create_task(first.run())
+    await until(started)
+    task.cancel()  # the instance dies: no `stop()`, its claim stays behind
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert [(lane, owner) for _, lane, _, owner, _ in await table(db)] == [("t:l", "w1")]
+
+    delivered: list[str] = []
+
+    async def handler(row: OutboxRow) -> None:
+        delivered.append(row.lane)
+
+    second = worker_for(db, handler, clock, owner="w2")
+    clock.advance(30_000)  # the lease runs to its last millisecond
+    assert await second.run_once() == 0
+    clock.advance(1)
+    assert await second.run_once() == 1
+    assert delivered == ["t:l"]
     assert await table(db) == []

@@ -1,39 +1,46 @@
-"""An agent ends the conversation in CXone (contract §4.5): the middleware learns it from DE."""
+"""An agent ends the conversation in CXone (contract §4.5): the middleware learns it from DE.
+
+The middleware runs on a `ManualClock` where a test is about the poll, and the test moves it
+forward by poll intervals."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.byoc.harness import Stack, running_stack, wait_for
+from byoc.clock import ManualClock
+from byoc.settings import Settings
+from tests.byoc.harness import Stack, advance, running_stack, wait_for
 from tests.emulator_harness import Emulator
 from tests.webchat.client import agent_reply, custom_webchat, widget
 
-POLL = {"end_poll_interval_seconds": 0.5, "idle_timeout_seconds": 0}
+POLL_MS = int(Settings.model_fields["end_poll_interval_seconds"].default * 1000)
+NO_IDLE = {"idle_timeout_seconds": 0}
 
 
 async def test_widget_learns_the_end_within_the_poll_interval(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    async with custom_webchat(tmp_path, emulator, overrides=POLL) as chat, widget(chat) as w:
+    clock = ManualClock()
+    async with (
+        custom_webchat(tmp_path, emulator, overrides=NO_IDLE, clock=clock) as chat,
+        widget(chat) as w,
+    ):
         first = (await w.say("hello"))["message"]
         await w.expect("status", messageId=first["id"], status="sent")
         await asyncio.to_thread(agent_reply, chat, first["threadId"], "Goodbye, have a nice day!")
         contact = chat.contact_for_thread(first["threadId"])
-        closed_at = time.monotonic()
         chat.emulator.admin.post(f"/emulator/contacts/{contact['id']}/close")
-        ended = await w.expect("ended", timeout=5)
-        assert time.monotonic() - closed_at < 0.5 + 2.0  # one poll interval plus slack
+        await asyncio.to_thread(advance, clock, POLL_MS)  # the next poll
+        ended = await w.expect("ended")
         assert ended["threadId"] == first["threadId"]
         assert ended["reason"] == "agent"
 
         await w.send({"type": "message", "clientId": "c-late", "text": "wait, one more thing"})
         assert (await w.expect("error", clientId="c-late"))["code"] == "conversation-ended"
-        await asyncio.sleep(0.5)
         detail = chat.emulator.admin.get(f"/emulator/contacts/{contact['id']}").json()
         assert all(
             m["messageContent"]["payload"].get("text") != "wait, one more thing"
@@ -84,12 +91,14 @@ def test_message_after_an_unnoticed_end_is_checked_before_forwarding(
 def test_final_agent_message_before_the_end_is_still_delivered(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    with running_stack(tmp_path, emulator, **POLL) as stack:
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock, **NO_IDLE) as stack:
         first = stack.customer_says("thanks for your help")
         contact = stack.contact_for_thread(first["threadId"])
         stack.platform.fail_with = 503  # the platform hiccups while the agent says goodbye
         stack.agent_replies(contact["id"], "You're welcome, goodbye!")
         stack.emulator.admin.post(f"/emulator/contacts/{contact['id']}/close")
+        advance(clock, POLL_MS)
         wait_for(
             lambda: (
                 any(r["kind"] == "platform.ended" for r in stack.outbox())
@@ -98,6 +107,8 @@ def test_final_agent_message_before_the_end_is_still_delivered(
             what="the end noticed",
         )
         stack.platform.fail_with = None
+        backoff_ms = int(stack.settings.outbox_backoff_max_seconds * 1000)
+        advance(clock, max(backoff_ms, POLL_MS))  # the failed delivery's retry is due
         events = wait_for(
             lambda: len(stack.platform.events) >= 2 and stack.platform.events, what="both events"
         )
@@ -106,20 +117,22 @@ def test_final_agent_message_before_the_end_is_still_delivered(
 
 
 def test_end_poll_is_bounded(tmp_path: Path, emulator: Emulator) -> None:
-    settings = {
-        "end_poll_interval_seconds": 0.3,
-        "end_poll_batch_size": 2,
-        "idle_timeout_seconds": 0,
-    }
-    with running_stack(tmp_path, emulator, **settings) as stack:
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock, end_poll_batch_size=2, **NO_IDLE) as stack:
         for i in range(6):
             accepted = stack.customer_says("hi", customer=f"c{i}")
             stack.contact_for_thread(accepted["threadId"])
+        wait_for(lambda: not stack.outbox(), what="the outbox drained")
         emulator.admin.delete("/emulator/requests")
-        time.sleep(1.5)
-        gets = [r for r in emulator.requests(path_contains="/contacts/", method="GET")]
-        # At most batch size per interval: about 5 rounds of 2 in 1.5 s, never 6 per round.
-        assert 0 < len(gets) <= 2 * (1.5 / 0.3 + 1)
+
+        def contact_gets() -> int:
+            return len(emulator.requests(path_contains="/contacts/", method="GET"))
+
+        # Six open conversations, a batch of two: two look-ups per poll interval, never six.
+        for rounds in range(1, 4):
+            advance(clock, POLL_MS)
+            wait_for(lambda: contact_gets() >= 2 * rounds, what=f"poll round {rounds}")  # noqa: B023
+            assert contact_gets() == 2 * rounds
 
 
 # --- the edges: a close racing a customer message, a thread closed in DE -----------------------
@@ -265,7 +278,8 @@ def test_thread_closed_between_the_check_and_the_create_ends_the_conversation(
 def test_background_poll_notices_a_thread_closed_in_cxone(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    with running_stack(tmp_path, emulator, **POLL) as stack:
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock, **NO_IDLE) as stack:
         first = stack.customer_says("hello")
         thread_id = first["threadId"]
         stack.contact_for_thread(thread_id)
@@ -275,6 +289,7 @@ def test_background_poll_notices_a_thread_closed_in_cxone(
                 f"/channels/{stack.channel_id}/threads/{thread_id}",
                 json={"canAddMoreMessages": False},
             ).raise_for_status()
+        advance(clock, POLL_MS)  # the next poll
         ended = wait_for(lambda: stack.platform.of_type("conversation.ended"), what="ended")
         assert ended[0]["reason"] == "agent"
         assert ended[0]["threadId"] == thread_id

@@ -1,26 +1,27 @@
-"""The idle customer (contract §4.4) with short timeouts: warning, countdown, cancellation,
-the end in CXone, restarts and no double firing."""
+"""The idle customer (contract §4.4): warning, countdown, cancellation, the end in CXone,
+restarts and no double firing. The middleware runs on a `ManualClock` with the default
+timeouts (2 minutes, then a 20-second countdown), and the tests move it forward."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.byoc.harness import Stack, running_stack, wait_for
+from byoc.clock import ManualClock
+from byoc.settings import Settings
+from tests.byoc.harness import Stack, advance, running_stack, wait_for
 from tests.emulator_harness import Emulator
 from tests.servers import ThreadedServer
 from tests.webchat.client import Widget, agent_reply, custom_webchat, widget
 
-FAST = {
-    "idle_timeout_seconds": 1.0,
-    "idle_countdown_seconds": 1.5,
-    "timer_poll_interval_seconds": 0.1,
-    "end_poll_interval_seconds": 30.0,
-}
+DEFAULTS = Settings.model_fields
+IDLE_MS = int(DEFAULTS["idle_timeout_seconds"].default * 1000)
+COUNTDOWN_MS = int(DEFAULTS["idle_countdown_seconds"].default * 1000)
+# Deadlines are found by a poll: one fires at the first poll at or after it.
+POLL_MS = int(DEFAULTS["timer_poll_interval_seconds"].default * 1000)
 
 
 def contact_status_puts(emulator: Emulator) -> list[dict[str, Any]]:
@@ -39,14 +40,25 @@ async def _agent_waits_for_customer(w: Widget, chat: Any) -> dict[str, Any]:
 
 
 async def test_warning_countdown_and_end_in_cxone(tmp_path: Path, emulator: Emulator) -> None:
-    async with custom_webchat(tmp_path, emulator, overrides=FAST) as chat, widget(chat) as w:
-        started = time.monotonic()
+    clock = ManualClock()
+    async with (
+        custom_webchat(tmp_path, emulator, clock=clock) as chat,
+        widget(chat) as w,
+    ):
         message = await _agent_waits_for_customer(w, chat)
+        thread = message["threadId"]
+        await asyncio.to_thread(advance, clock, IDLE_MS - POLL_MS)
+        before = await asyncio.to_thread(chat.stack.conversation, thread)
+        assert before.idle_deadline == clock.now_ms() + POLL_MS  # not due yet: nothing fired
+        assert before.countdown_deadline is None
+        await asyncio.to_thread(advance, clock, POLL_MS)
         warning = await w.expect("message", message__sender="system")
         assert "Are you still there?" in warning["message"]["text"]
         idle = await w.expect("idle_warning")
-        assert idle["deadline"] > time.time() * 1000
-        assert time.monotonic() - started >= 1.0
+        assert idle["deadline"] == clock.now_ms() + COUNTDOWN_MS
+        await asyncio.to_thread(advance, clock, COUNTDOWN_MS - POLL_MS)
+        assert (await asyncio.to_thread(chat.stack.conversation, thread)).state == "open"
+        await asyncio.to_thread(advance, clock, POLL_MS)
         ended = await w.expect("ended")
         assert ended["threadId"] == message["threadId"]
         assert ended["reason"] == "idle"
@@ -79,9 +91,10 @@ async def test_warning_countdown_and_end_in_cxone(tmp_path: Path, emulator: Emul
 async def test_any_customer_activity_cancels_the_countdown(
     tmp_path: Path, emulator: Emulator, activity: str
 ) -> None:
-    overrides = {**FAST, "idle_countdown_seconds": 2.0}
-    async with custom_webchat(tmp_path, emulator, overrides=overrides) as chat, widget(chat) as w:
-        await _agent_waits_for_customer(w, chat)
+    clock = ManualClock()
+    async with custom_webchat(tmp_path, emulator, clock=clock) as chat, widget(chat) as w:
+        thread = (await _agent_waits_for_customer(w, chat))["threadId"]
+        await asyncio.to_thread(advance, clock, IDLE_MS)
         await w.expect("idle_warning")
         if activity == "message":
             await w.say("yes, still here")
@@ -90,19 +103,23 @@ async def test_any_customer_activity_cancels_the_countdown(
         else:
             await w.send({"type": "still_here"})
         await w.expect("idle_cleared")
-        frames = await w.drain(2.5)
-        assert not [f for f in frames if f["type"] == "ended"]
+        # Long past the countdown, and past another idle timeout: the customer owes nothing.
+        await asyncio.to_thread(advance, clock, COUNTDOWN_MS + IDLE_MS)
+        after = await asyncio.to_thread(chat.stack.conversation, thread)
+        assert (after.state, after.idle_deadline, after.countdown_deadline) == ("open", None, None)
     assert contact_status_puts(emulator) == []
 
 
 async def test_idle_disabled_with_zero(tmp_path: Path, emulator: Emulator) -> None:
+    clock = ManualClock()
     async with (
-        custom_webchat(tmp_path, emulator, overrides=FAST, idle_timeout_seconds=0) as chat,
+        custom_webchat(tmp_path, emulator, clock=clock, idle_timeout_seconds=0) as chat,
         widget(chat) as w,
     ):
-        await _agent_waits_for_customer(w, chat)
-        frames = await w.drain(2.0)
-        assert [f["type"] for f in frames if f["type"] in ("idle_warning", "ended")] == []
+        thread = (await _agent_waits_for_customer(w, chat))["threadId"]
+        await asyncio.to_thread(advance, clock, 24 * 3600 * 1000)
+        after = await asyncio.to_thread(chat.stack.conversation, thread)
+        assert (after.state, after.idle_deadline, after.countdown_deadline) == ("open", None, None)
 
 
 def _agent_replied(stack: Stack, customer: str = "wh-user-1") -> str:
@@ -115,19 +132,22 @@ def _agent_replied(stack: Stack, customer: str = "wh-user-1") -> str:
 def test_restart_in_the_middle_of_the_countdown_fires_once(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    overrides = {**FAST, "idle_countdown_seconds": 2.0}
-    with running_stack(tmp_path, emulator, **overrides) as stack:
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock) as stack:
         thread = _agent_replied(stack)
+        advance(clock, IDLE_MS)
         wait_for(lambda: stack.platform.of_type("conversation.idle_warning"), what="warning")
         stack.stop()
-        time.sleep(2.5)  # the countdown runs out while no instance is up
+        clock.advance(COUNTDOWN_MS)  # the countdown runs out while no instance is up
         assert stack.platform.of_type("conversation.ended") == []
         stack.start()
         ended = wait_for(lambda: stack.platform.of_type("conversation.ended"), what="the ending")
         assert ended[0]["threadId"] == thread
         assert ended[0]["reason"] == "idle"
         wait_for(lambda: contact_status_puts(emulator), what="contact closed")
-        time.sleep(1.0)
+        wait_for(lambda: not stack.outbox(), what="the outbox drained")
+        advance(clock, COUNTDOWN_MS + IDLE_MS)  # whatever could fire again has had its chance
+        wait_for(lambda: not stack.outbox(), what="the outbox drained")
         assert len(stack.platform.of_type("conversation.ended")) == 1
         assert len(contact_status_puts(emulator)) == 1
 
@@ -135,15 +155,24 @@ def test_restart_in_the_middle_of_the_countdown_fires_once(
 def test_two_instances_fire_each_deadline_once(tmp_path: Path, emulator: Emulator) -> None:
     from byoc.app import create_app
 
-    with running_stack(tmp_path, emulator, **FAST) as stack:
-        second = ThreadedServer(create_app(stack.settings)).start()
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock) as stack:
+        second = ThreadedServer(create_app(stack.settings, clock=clock)).start()
         try:
             threads = [_agent_replied(stack, f"customer-{i}") for i in range(3)]
+            advance(clock, IDLE_MS)
+            wait_for(
+                lambda: len(stack.platform.of_type("conversation.idle_warning")) >= 3,
+                what="three warnings",
+            )
+            advance(clock, COUNTDOWN_MS)
             wait_for(
                 lambda: len(stack.platform.of_type("conversation.ended")) >= 3,
                 what="three endings",
             )
-            time.sleep(1.0)
+            wait_for(lambda: not stack.outbox(), what="the outbox drained")
+            advance(clock, COUNTDOWN_MS + IDLE_MS)  # a second firing would have been due
+            wait_for(lambda: not stack.outbox(), what="the outbox drained")
         finally:
             second.stop()
         ended = stack.platform.of_type("conversation.ended")

@@ -13,6 +13,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
+from byoc.clock import Clock
 from tests.emulator_harness import Emulator
 from tests.webchat.harness import Webchat, running_webchat
 
@@ -83,10 +84,14 @@ async def widget(
 
 @asynccontextmanager
 async def custom_webchat(
-    tmp_path: Path, emulator: Emulator, overrides: dict[str, Any] | None = None, **settings: Any
+    tmp_path: Path,
+    emulator: Emulator,
+    overrides: dict[str, Any] | None = None,
+    clock: Clock | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Webchat]:
     """`running_webchat` from an async test: its set-up runs its own event loop, so off this one."""
-    manager = running_webchat(tmp_path, emulator, overrides=overrides, **settings)
+    manager = running_webchat(tmp_path, emulator, overrides=overrides, clock=clock, **settings)
     chat = await asyncio.to_thread(manager.__enter__)
     try:
         yield chat

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from byoc.channels.webchat.identity import user_signature
+from byoc.clock import Clock
 from tests.byoc.harness import Stack, running_stack
 from tests.emulator_harness import Emulator
 from tests.servers import ThreadedServer, free_port
@@ -101,6 +102,7 @@ def running_webchat(
     emulator: Emulator,
     *,
     overrides: dict[str, Any] | None = None,
+    clock: Clock | None = None,
     **channel_settings: Any,
 ) -> Iterator[Webchat]:
     """`overrides` are middleware settings; keyword arguments are the channel's widget settings."""
@@ -108,7 +110,12 @@ def running_webchat(
     page_origin = f"http://127.0.0.1:{page_port}"
     settings: dict[str, Any] = {"allowed_origins": [page_origin], **channel_settings}
     with running_stack(
-        tmp_path, emulator, adapter="webchat", channel_settings=settings, **(overrides or {})
+        tmp_path,
+        emulator,
+        adapter="webchat",
+        channel_settings=settings,
+        clock=clock,
+        **(overrides or {}),
     ) as stack:
         page = ThreadedServer(host_page(stack.url, stack.channel_id), port=page_port).start()
         try:

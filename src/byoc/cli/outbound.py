@@ -13,7 +13,7 @@ from byoc.store import Database
 
 
 def cmd_outbound_send(settings: Settings, args: argparse.Namespace) -> int:
-    from byoc.conversations.lifecycle import LifecyclePolicy
+    from byoc.conversations.policy import LifecyclePolicy
     from byoc.conversations.service import ConversationService
     from byoc.errors import ByocError
 

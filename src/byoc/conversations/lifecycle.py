@@ -3,26 +3,29 @@
 Deadlines are columns, never in-memory timers: whichever instance is up fires them, a restart
 fires the overdue ones, and every transition is a compare-and-set on the row, so a deadline
 fires once however many instances race for it.
+
+Time is injected: the state changes take `now` (ms), the loops read their `Clock` (tests move it).
+The timeouts, per deployment and per channel, are a `LifecyclePolicy` (`byoc.conversations.policy`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
 
+from byoc.clock import Clock
 from byoc.conversations.ended_in_cxone import why_ended
+from byoc.conversations.policy import LifecyclePolicy
 from byoc.cxone import CxoneError
 from byoc.ids import new_id
 from byoc.outbox.rows import enqueue
 from byoc.settings import Settings
-from byoc.store import Database, StoreError, channels, conversations, messages, now_ms
-from byoc.store.records import Channel, Conversation, Message
+from byoc.store import Database, StoreError, channels, conversations
+from byoc.store.records import Conversation, Message
 from byoc.tenancy import TenantClients
 
 log = logging.getLogger(__name__)
@@ -33,40 +36,6 @@ CXONE_END_CONTACT = "cxone.end_contact"
 PLATFORM_IDLE = "platform.idle"
 PLATFORM_MESSAGE = "platform.message"
 PLATFORM_ENDED = "platform.ended"
-
-
-@dataclass(frozen=True)
-class LifecyclePolicy:
-    idle_timeout_ms: int
-    countdown_ms: int
-    warning_text: str
-    ended_text: str
-    end_action: str
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> LifecyclePolicy:
-        return cls(
-            idle_timeout_ms=int(settings.idle_timeout_seconds * 1000),
-            countdown_ms=int(settings.idle_countdown_seconds * 1000),
-            warning_text=settings.idle_warning_text,
-            ended_text=settings.idle_ended_text,
-            end_action=settings.idle_end_action,
-        )
-
-    def for_channel(self, channel: Channel) -> LifecyclePolicy:
-        """Per-channel overrides (`idle_timeout_seconds`, `idle_countdown_seconds`)."""
-        policy = self
-        timeout = channel.settings.get("idle_timeout_seconds")
-        if timeout is not None:
-            policy = replace(policy, idle_timeout_ms=int(float(timeout) * 1000))
-        countdown = channel.settings.get("idle_countdown_seconds")
-        if countdown is not None:
-            policy = replace(policy, countdown_ms=int(float(countdown) * 1000))
-        return policy
-
-    @property
-    def idle_enabled(self) -> bool:
-        return self.idle_timeout_ms > 0
 
 
 def cxone_lane(conversation_id: str) -> str:
@@ -80,7 +49,9 @@ def platform_lane(conversation_id: str) -> str:
 # --- state changes inside the caller's transaction (synchronous: see `Database.run_write`) ----
 
 
-def idle_deadline_after_agent(conversation: Conversation, policy: LifecyclePolicy) -> int | None:
+def idle_deadline_after_agent(
+    conversation: Conversation, policy: LifecyclePolicy, now: int
+) -> int | None:
     """The customer owes a reply: the idle deadline an agent message starts, or None.
 
     The store applies it with the message's sequence number (`queries.next_seq`), and only
@@ -88,12 +59,11 @@ def idle_deadline_after_agent(conversation: Conversation, policy: LifecyclePolic
     """
     if not policy.idle_enabled or not conversation.is_open:
         return None
-    return now_ms() + policy.idle_timeout_ms
+    return now + policy.idle_timeout_ms
 
 
-def customer_spoke(conn: Connection, conversation: Conversation) -> None:
+def customer_spoke(conn: Connection, conversation: Conversation, now: int) -> None:
     """Any customer activity: the customer owes nothing, and a running countdown is cancelled."""
-    now = now_ms()
     if conversation.countdown_deadline is not None:
         cancelled = conversations.transition_conversation(
             conn,
@@ -109,6 +79,7 @@ def customer_spoke(conn: Connection, conversation: Conversation) -> None:
                 lane=f"platform-idle:{conversation.id}",
                 kind=PLATFORM_IDLE,
                 payload={"conversation_id": conversation.id, "warning": False},
+                now=now,
             )
         return
     conversations.customer_active(conn, conversation.id, now)
@@ -125,6 +96,7 @@ def store_for_customer(
     attachments: list[dict[str, Any]] | None = None,
     author: dict[str, Any] | None = None,
     de_message_id: str | None = None,
+    now: int,
 ) -> Message:
     """Store a message towards the customer and queue its delivery to the platform."""
     message = Message(
@@ -141,7 +113,7 @@ def store_for_customer(
         platform_message_id=None,
         de_message_id=de_message_id,
         status="queued",
-        created_at=now_ms(),
+        created_at=now,
     )
     messages.insert_message(conn, message)
     enqueue(
@@ -149,11 +121,14 @@ def store_for_customer(
         lane=platform_lane(conversation.id),
         kind=PLATFORM_MESSAGE,
         payload={"message_id": message.id},
+        now=now,
     )
     return message
 
 
-def add_system_message(conn: Connection, conversation: Conversation, text: str) -> Message:
+def add_system_message(
+    conn: Connection, conversation: Conversation, text: str, now: int
+) -> Message:
     """A message from the middleware itself, shown to the customer and to the agent."""
     message = store_for_customer(
         conn,
@@ -162,6 +137,7 @@ def add_system_message(conn: Connection, conversation: Conversation, text: str) 
         sender="system",
         text=text,
         content={"type": "TEXT", "payload": {"text": text}},
+        now=now,
     )
     if conversation.de_contact_id is not None:
         enqueue(
@@ -169,6 +145,7 @@ def add_system_message(conn: Connection, conversation: Conversation, text: str) 
             lane=cxone_lane(conversation.id),
             kind=CXONE_SYSTEM_MESSAGE,
             payload={"message_id": message.id},
+            now=now,
         )
     return message
 
@@ -178,6 +155,7 @@ def end_conversation(
     conversation: Conversation,
     *,
     reason: str,
+    now: int,
     end_in_cxone: str | None = None,
     final_text: str | None = None,
 ) -> bool:
@@ -187,7 +165,7 @@ def end_conversation(
         conversation.id,
         {"state": "open"},
         state="ended",
-        ended_at=now_ms(),
+        ended_at=now,
         ended_reason=reason,
         idle_deadline=None,
         countdown_deadline=None,
@@ -195,19 +173,21 @@ def end_conversation(
     if not ended:
         return False
     if final_text:
-        add_system_message(conn, conversation, final_text)
+        add_system_message(conn, conversation, final_text, now)
     if end_in_cxone and conversation.de_contact_id is not None:
         enqueue(
             conn,
             lane=cxone_lane(conversation.id),
             kind=CXONE_END_CONTACT,
             payload={"conversation_id": conversation.id, "action": end_in_cxone},
+            now=now,
         )
     enqueue(
         conn,
         lane=platform_lane(conversation.id),
         kind=PLATFORM_ENDED,
         payload={"conversation_id": conversation.id, "reason": reason},
+        now=now,
     )
     return True
 
@@ -219,7 +199,7 @@ def end_with_stray_contact(
     that message made DE open a new contact on the thread: end the conversation here, and
     close the new contact before an agent accepts it (queued, so it survives a restart)."""
     conversations.mark_checked_in_cxone(conn, conversation.id, checked_at)
-    ended = end_conversation(conn, conversation, reason="agent")
+    ended = end_conversation(conn, conversation, reason="agent", now=checked_at)
     enqueue(
         conn,
         lane=cxone_lane(conversation.id),
@@ -229,6 +209,7 @@ def end_with_stray_contact(
             "action": "close",
             "contact_id": stray_contact_id,
         },
+        now=checked_at,
     )
     return ended
 
@@ -246,8 +227,10 @@ class LifecycleLoops:
         policy: LifecyclePolicy,
         settings: Settings,
         on_enqueued: Any,
+        clock: Clock,
     ) -> None:
         self._db = db
+        self._clock = clock
         self._tenants = tenants
         self._policy = policy
         self._settings = settings
@@ -268,17 +251,18 @@ class LifecycleLoops:
 
     async def _every(self, interval: float, work: Any) -> None:
         while not self._stopping.is_set():
+            # Taken before the work: time that passes during it counts towards the next round.
+            next_round = self._clock.monotonic() + interval
             try:
                 await work()
             except (StoreError, CxoneError) as exc:
                 log.warning("lifecycle: %s failed: %s", work.__name__, exc)
             except Exception:
                 log.exception("lifecycle: %s crashed", work.__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+            await self._clock.wait(self._stopping, until=next_round)
 
     async def fire_due_timers(self) -> int:
-        now = now_ms()
+        now = self._clock.now_ms()
 
         def due(conn: Connection) -> tuple[list[Conversation], list[Conversation]]:
             return (
@@ -289,23 +273,27 @@ class LifecycleLoops:
         warnings, endings = await self._db.run_read(due)
         fired = 0
         for conversation in warnings:
-            warned = await self._db.run_write(partial(self._warn, conversation=conversation))
+            warned = await self._db.run_write(
+                partial(self._warn, conversation=conversation, now=now)
+            )
             self.fired_warnings += warned
             fired += warned
         for conversation in endings:
-            ended = await self._db.run_write(partial(self._end_idle, conversation=conversation))
+            ended = await self._db.run_write(
+                partial(self._end_idle, conversation=conversation, now=now)
+            )
             self.fired_endings += ended
             fired += ended
         if fired:
             self._on_enqueued()
         return fired
 
-    def _warn(self, conn: Connection, conversation: Conversation) -> int:
+    def _warn(self, conn: Connection, conversation: Conversation, now: int) -> int:
         channel = channels.get_channel(conn, conversation.channel_id)
         if channel is None:
             return 0
         policy = self._policy.for_channel(channel)
-        deadline = now_ms() + policy.countdown_ms
+        deadline = now + policy.countdown_ms
         won = conversations.transition_conversation(
             conn,
             conversation.id,
@@ -316,16 +304,17 @@ class LifecycleLoops:
         if not won:
             return 0
         seconds = round(policy.countdown_ms / 1000)
-        add_system_message(conn, conversation, policy.warning_text.format(seconds=seconds))
+        add_system_message(conn, conversation, policy.warning_text.format(seconds=seconds), now)
         enqueue(
             conn,
             lane=f"platform-idle:{conversation.id}",
             kind=PLATFORM_IDLE,
             payload={"conversation_id": conversation.id, "warning": True, "deadline": deadline},
+            now=now,
         )
         return 1
 
-    def _end_idle(self, conn: Connection, conversation: Conversation) -> int:
+    def _end_idle(self, conn: Connection, conversation: Conversation, now: int) -> int:
         channel = channels.get_channel(conn, conversation.channel_id)
         policy = self._policy.for_channel(channel) if channel else self._policy
         current = conversations.get_conversation(conn, conversation.id)
@@ -335,6 +324,7 @@ class LifecycleLoops:
             conn,
             current,
             reason="idle",
+            now=now,
             end_in_cxone=policy.end_action,
             final_text=policy.ended_text,
         )
@@ -367,7 +357,7 @@ class LifecycleLoops:
             return False
         de = await self._tenants.for_tenant(channel.tenant_id)
         why = await why_ended(de, channel.id, conversation.id, conversation.de_contact_id)
-        checked_at = now_ms()
+        checked_at = self._clock.now_ms()
         if why is None:
             await self._db.run_write(
                 lambda conn: conversations.mark_checked_in_cxone(conn, conversation.id, checked_at)
@@ -380,7 +370,7 @@ class LifecycleLoops:
 
         def tx(conn: Connection) -> bool:
             conversations.mark_checked_in_cxone(conn, conversation.id, checked_at)
-            return end_conversation(conn, conversation, reason="agent")
+            return end_conversation(conn, conversation, reason="agent", now=checked_at)
 
         ended = await self._db.run_write(tx)
         if ended:

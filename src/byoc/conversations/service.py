@@ -17,9 +17,10 @@ from typing import Any, Literal, Protocol
 
 from sqlalchemy import Connection
 
+from byoc.clock import Clock, SystemClock
 from byoc.conversations import lifecycle
-from byoc.conversations.lifecycle import LifecyclePolicy
 from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile, Delivered
+from byoc.conversations.policy import LifecyclePolicy
 from byoc.errors import (
     ChannelNotFound,
     ConversationEnded,
@@ -39,7 +40,6 @@ from byoc.store import (
     conversations,
     customers,
     messages,
-    now_ms,
     tenants,
 )
 from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
@@ -94,8 +94,10 @@ class ConversationService:
         policy: LifecyclePolicy,
         on_enqueued: Callable[[], None] = lambda: None,
         fresh_rows: FreshRows | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._db = db
+        self._clock: Clock = clock or SystemClock()
         self._policy = policy
         self._on_enqueued = on_enqueued
         self._fresh_rows = fresh_rows
@@ -133,7 +135,7 @@ class ConversationService:
                 return self._replay(conn, existing)
         customer = self._upsert_customer(conn, channel, incoming.customer)
         conversation = self._conversation_for_customer(conn, customer, incoming.thread_id)
-        now = now_ms()
+        now = self._clock.now_ms()
         message = Message(
             id=new_id("msg"),
             channel_id=channel.id,
@@ -151,12 +153,13 @@ class ConversationService:
             created_at=now,
         )
         messages.insert_message(conn, message)
-        lifecycle.customer_spoke(conn, conversation)
+        lifecycle.customer_spoke(conn, conversation, now)
         row_id = enqueue(
             conn,
             lane=cxone_lane(conversation.id),
             kind=CXONE_CREATE_MESSAGE,
             payload={"message_id": message.id},
+            now=now,
         )
         claimed = self._fresh_rows.claim_fresh(conn, row_id) if self._fresh_rows else None
         return Delivered(
@@ -169,7 +172,8 @@ class ConversationService:
         def tx(conn: Connection) -> Conversation:
             channel = self._channel(conn, channel_id)
             conversation = self._open_conversation(conn, channel, thread_id)
-            lifecycle.customer_spoke(conn, conversation)
+            now = self._clock.now_ms()
+            lifecycle.customer_spoke(conn, conversation, now)
             enqueue(
                 conn,
                 lane=f"cxone-typing:{conversation.id}",
@@ -177,8 +181,9 @@ class ConversationService:
                 payload={
                     "conversation_id": conversation.id,
                     "action": "isTypingOn" if typing else "isTypingOff",
-                    "expires_at": now_ms() + TYPING_TTL_MS,
+                    "expires_at": now + TYPING_TTL_MS,
                 },
+                now=now,
             )
             return conversation
 
@@ -199,11 +204,13 @@ class ConversationService:
             if message.status == "seen" or message.status == status:
                 return message, False  # receipts repeat; CXone needs each once
             messages.set_message_status(conn, message.id, status)
+            now = self._clock.now_ms()
             enqueue(
                 conn,
                 lane=cxone_lane(message.conversation_id),
                 kind=CXONE_MESSAGE_STATUS,
-                payload={"message_id": message.id, "status": status, "at": now_ms()},
+                payload={"message_id": message.id, "status": status, "at": now},
+                now=now,
             )
             return message, True
 
@@ -224,7 +231,7 @@ class ConversationService:
             conversation = conversations.get_conversation(conn, conversation_id)
             if conversation is None or not conversation.is_open:
                 raise ConversationEnded(f"thread {conversation_id!r} has ended")
-            lifecycle.customer_spoke(conn, conversation)
+            lifecycle.customer_spoke(conn, conversation, self._clock.now_ms())
 
         await self._db.run_write(tx)
         self._on_enqueued()
@@ -236,7 +243,7 @@ class ConversationService:
                 conn,
                 conversation_id,
                 {"state": "ended", "dismissed_at": None},
-                dismissed_at=now_ms(),
+                dismissed_at=self._clock.now_ms(),
             )
         )
 
@@ -287,6 +294,7 @@ class ConversationService:
                 lane=cxone_lane(conversation.id),
                 kind=CXONE_OUTBOUND,
                 payload={"message_id": delivered.message.id},
+                now=delivered.message.created_at,
             )
             return delivered
 
@@ -378,6 +386,7 @@ class ConversationService:
             conversation = conversations.get_conversation(conn, thread_id)
             if conversation is None or conversation.channel_id != channel.id:
                 raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
+            now = self._clock.now_ms()
             enqueue(
                 conn,
                 lane=f"platform-typing:{conversation.id}",
@@ -386,8 +395,9 @@ class ConversationService:
                     "conversation_id": conversation.id,
                     "typing": typing,
                     "author": public_author(author),
-                    "expires_at": now_ms() + TYPING_TTL_MS,
+                    "expires_at": now + TYPING_TTL_MS,
                 },
+                now=now,
             )
 
         await self._db.run_write(tx)
@@ -408,7 +418,7 @@ class ConversationService:
             de_contact_id=None,
             next_seq=0,
             last_customer_activity_at=None,
-            created_at=now_ms(),
+            created_at=self._clock.now_ms(),
             ended_at=None,
             ended_reason=None,
         )
@@ -421,8 +431,9 @@ class ConversationService:
         incoming: AgentMessageIn,
         customer: Customer | None = None,
     ) -> Delivered:
+        now = self._clock.now_ms()
         idle_deadline = lifecycle.idle_deadline_after_agent(
-            conversation, self._policy.for_channel(channel)
+            conversation, self._policy.for_channel(channel), now
         )
         message = lifecycle.store_for_customer(
             conn,
@@ -434,6 +445,7 @@ class ConversationService:
             attachments=incoming.attachments,
             author=incoming.author,
             de_message_id=incoming.retry_id,
+            now=now,
         )
         if customer is None:
             customer = customers.get_customer(conn, conversation.customer_id)

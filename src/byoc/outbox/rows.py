@@ -2,8 +2,10 @@
 
 Synchronous, on the caller's `Connection`, so they join a transaction function run by
 `Database.run_write` / `run_read`, or are run by it on their own
-(`await db.run_read(rows.list_rows, state=None)`). Where SQLite and PostgreSQL differ (row
-locks, id lists) is `byoc.store.dialect`'s to say.
+(`await db.run_read(rows.list_rows, state=None)`). Each function that stamps or compares a
+time takes `now` (ms, from the caller's clock: see `byoc.clock`), so that the rows a worker
+claims were stamped on the same clock it reads. Where SQLite and PostgreSQL differ (row locks,
+id lists) is `byoc.store.dialect`'s to say.
 """
 
 from __future__ import annotations
@@ -73,10 +75,15 @@ _CLAIM_IF_HEAD = (
 
 
 def enqueue(
-    conn: Connection, *, lane: str, kind: str, payload: dict[str, Any], delay_ms: int = 0
+    conn: Connection,
+    *,
+    lane: str,
+    kind: str,
+    payload: dict[str, Any],
+    now: int,
+    delay_ms: int = 0,
 ) -> int:
     lock_lane(conn, lane)
-    now = now_ms()
     params = {
         "lane": lane,
         "kind": kind,
@@ -104,10 +111,11 @@ def _row(m: Any) -> OutboxRow:
     )
 
 
-def claim_due(conn: Connection, *, owner: str, limit: int, lease_ms: int) -> list[OutboxRow]:
+def claim_due(
+    conn: Connection, *, owner: str, limit: int, lease_ms: int, now: int
+) -> list[OutboxRow]:
     """Claim up to `limit` due rows, at most one per lane: the lane's oldest pending row. Rows
     another instance is claiming at the same moment are skipped, not waited for."""
-    now = now_ms()
     params: dict[str, Any] = {"now": now, "limit": limit}
     rows = [_row(r._mapping) for r in execute(conn, _DUE_SKIP_LOCKED, params)]
     if rows:
@@ -117,10 +125,12 @@ def claim_due(conn: Connection, *, owner: str, limit: int, lease_ms: int) -> lis
     return rows
 
 
-def claim_if_head(conn: Connection, row_id: int, *, owner: str, lease_ms: int) -> OutboxRow | None:
+def claim_if_head(
+    conn: Connection, row_id: int, *, owner: str, lease_ms: int, now: int
+) -> OutboxRow | None:
     """Claim the row `row_id` (inserted by the caller's transaction) if it heads its lane, as
     `claim_due` would have; the row as claimed, or None when an older row of its lane waits."""
-    params = {"row_id": row_id, "claimed_until": now_ms() + lease_ms, "owner": owner}
+    params = {"row_id": row_id, "claimed_until": now + lease_ms, "owner": owner}
     found = execute(conn, _CLAIM_IF_HEAD, params).first()
     return _row(found._mapping) if found is not None else None
 
@@ -131,8 +141,7 @@ def complete_many(conn: Connection, row_ids: list[int]) -> None:
         execute(conn, _COMPLETE, {"ids_json": json.dumps(row_ids)})
 
 
-def reschedule(conn: Connection, row_id: int, *, delay_ms: int, error: str) -> None:
-    now = now_ms()
+def reschedule(conn: Connection, row_id: int, *, delay_ms: int, error: str, now: int) -> None:
     conn.execute(
         update(t.outbox)
         .where(t.outbox.c.id == row_id)
@@ -147,7 +156,7 @@ def reschedule(conn: Connection, row_id: int, *, delay_ms: int, error: str) -> N
     )
 
 
-def bury(conn: Connection, row_id: int, *, error: str) -> None:
+def bury(conn: Connection, row_id: int, *, error: str, now: int) -> None:
     """Dead-letter a row; it stays visible to `byoc outbox list` until re-driven."""
     conn.execute(
         update(t.outbox)
@@ -158,7 +167,7 @@ def bury(conn: Connection, row_id: int, *, error: str) -> None:
             claimed_until=None,
             claimed_by=None,
             last_error=error[:2000],
-            updated_at=now_ms(),
+            updated_at=now,
         )
     )
 
@@ -192,7 +201,8 @@ def list_rows(conn: Connection, *, state: str | None, limit: int = 100) -> list[
 
 
 def redrive(conn: Connection, row_ids: list[int] | None) -> int:
-    """Put dead rows back in the queue, due now, with a fresh retry budget."""
+    """Put dead rows back in the queue, due now, with a fresh retry budget. (An operator's
+    command: the machine's clock.)"""
     now = now_ms()
     query = update(t.outbox).where(t.outbox.c.state == DEAD)
     if row_ids is not None:

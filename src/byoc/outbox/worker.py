@@ -25,12 +25,13 @@ cancelled stays pending, claimable at once by the next worker.
 What a handler returns is written in the transaction that deletes its row: a `Settle` (a
 transaction function), or a `Settled` that may also carry a callback to run once that
 transaction has committed (e.g. to publish what was written).
+
+Leases, due times, backoff and polls are on the worker's `Clock`; cut-offs and stop grace are real.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import random
@@ -41,10 +42,11 @@ from typing import Literal
 
 from sqlalchemy import Connection
 
+from byoc.clock import Clock, SystemClock
 from byoc.ops.logging import bind
 from byoc.outbox import rows
 from byoc.outbox.errors import PermanentFailure, RetryLater
-from byoc.store import Database, now_ms
+from byoc.store import Database
 from byoc.store.records import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,7 @@ class OutboxWorker:
         stop_grace_seconds: float = 5.0,
         dead_letter_hooks: Mapping[str, DeadLetterHook] | None = None,
         rng: random.Random | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if batch_size < 1 or max_in_flight < 1:
             raise ValueError("batch_size and max_in_flight must be at least 1")
@@ -132,6 +135,7 @@ class OutboxWorker:
         self._stop_grace = stop_grace_seconds
         self._dead_letter_hooks = dead_letter_hooks or {}
         self._rng = rng or random.Random()
+        self._clock: Clock = clock or SystemClock()
         self._wakeup = asyncio.Event()  # something enqueued, or a delivery finished
         self._stopped = asyncio.Event()
         self._stopping = False
@@ -157,7 +161,9 @@ class OutboxWorker:
         claim). Lane order holds as for `claim_due`: only a lane's head is ever claimed."""
         if self._stopping or len(self._in_flight) >= self._max_in_flight:
             return None
-        return rows.claim_if_head(conn, row_id, owner=self._owner, lease_ms=self._lease_ms)
+        return rows.claim_if_head(
+            conn, row_id, owner=self._owner, lease_ms=self._lease_ms, now=self._clock.now_ms()
+        )
 
     def dispatch(self, row: OutboxRow) -> None:
         """Deliver a row `claim_fresh` claimed, now that its transaction has committed."""
@@ -170,19 +176,18 @@ class OutboxWorker:
         finishes or something is enqueued, and at least every `poll_interval`."""
         try:
             while not self._stopping:
-                # Cleared before the pass: a wake-up arriving during it is not lost.
+                # Both before the pass: a wake-up, or time, passing during it is not lost.
                 self._wakeup.clear()
+                next_poll = self._clock.monotonic() + self._poll_interval
                 try:
                     _, more = await self._pass(claim=True)
                 except Exception:
                     log.exception("outbox: settle/claim failed; retrying after the poll interval")
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopped.wait(), timeout=self._poll_interval)
+                    await self._clock.wait(self._stopped, until=next_poll)
                     continue
                 if more or self._finished:
                     continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval)
+                await self._clock.wait(self._wakeup, until=next_poll)
         except asyncio.CancelledError:
             if not self._stopping:
                 # Cancelled without `stop()`: the deliveries go down with the loop; their rows
@@ -266,7 +271,13 @@ class OutboxWorker:
     def _claim(self, conn: Connection, limit: int) -> list[OutboxRow]:
         if self._stopping:
             return []
-        return rows.claim_due(conn, owner=self._owner, limit=limit, lease_ms=self._lease_ms)
+        return rows.claim_due(
+            conn,
+            owner=self._owner,
+            limit=limit,
+            lease_ms=self._lease_ms,
+            now=self._clock.now_ms(),
+        )
 
     async def _settle_each(self, finished: Sequence[_Finished]) -> bool:
         """Settle rows one transaction each; True when at least one could be settled. A row
@@ -338,7 +349,7 @@ class OutboxWorker:
         # Log lines about this row name its conversation (lanes are `<target>:<conversation>`).
         bind(conversation_id=row.lane.partition(":")[2] or None)
         expires_at = row.payload.get("expires_at")
-        if isinstance(expires_at, int) and now_ms() > expires_at:
+        if isinstance(expires_at, int) and self._clock.now_ms() > expires_at:
             # Ephemeral signals (typing) are worthless once stale; drop rather than replay.
             return _Finished(row.id, "expired")
         handler = self._handlers.get(row.kind)
@@ -369,8 +380,9 @@ class OutboxWorker:
             return
         delay = self._policy.delay_ms(row.attempts, retry_after, self._rng)
         log.warning("outbox: row %s (%s) retry in %d ms: %s", row.id, row.kind, delay, error)
+        now = self._clock.now_ms()
         await self._db.run_write(
-            partial(rows.reschedule, row_id=row.id, delay_ms=delay, error=error)
+            partial(rows.reschedule, row_id=row.id, delay_ms=delay, error=error, now=now)
         )
         self.stats.retried += 1
 
@@ -379,7 +391,7 @@ class OutboxWorker:
         hook = self._dead_letter_hooks.get(row.kind)
 
         def tx(conn: Connection) -> None:
-            rows.bury(conn, row.id, error=error)
+            rows.bury(conn, row.id, error=error, now=self._clock.now_ms())
             if hook is not None:
                 hook(conn, row, error)
 
