@@ -261,6 +261,14 @@ async def _prepare_store(settings: Settings, channel: Channel, client_id: str, s
         await db.close()
 
 
+# What `middleware_settings` shortens, so that tests on the machine's clock wait less.
+SHORT_TIMES = (
+    "outbox_backoff_base_seconds",
+    "outbox_backoff_max_seconds",
+    "outbox_poll_interval_seconds",
+)
+
+
 def middleware_settings(tmp_path: Path, emulator: Emulator, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "environment": "test",
@@ -297,7 +305,14 @@ def running_stack(
     clock: Clock | None = None,
     **overrides: Any,
 ) -> Iterator[Stack]:
-    """The middleware (on `clock`, the machine's by default), its platform and the emulator."""
+    """The middleware (on `clock`, the machine's by default), its platform and the emulator.
+    On the machine's clock the outbox retries and polls within fractions of a second; on a
+    clock of the test's own, with the defaults, as in production."""
+    if clock is not None:
+        overrides = {
+            **{name: Settings.model_fields[name].default for name in SHORT_TIMES},
+            **overrides,
+        }
     platform = PlatformReceiver()
     with serve(platform.app()) as platform_server:
         if "public_url" not in overrides:
