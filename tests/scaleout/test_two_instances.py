@@ -10,14 +10,22 @@ from typing import Any
 
 import pytest
 
+from byoc.app import create_app
+from byoc.clock import ManualClock
+from byoc.settings import Settings
+from tests.byoc.harness import advance, wait_for
 from tests.emulator_harness import Emulator
 from tests.postgres import postgres_url
 from tests.scaleout.harness import Cluster, two_instances
-from tests.webchat.client import Widget, widget_at
+from tests.servers import ThreadedServer
+from tests.webchat.client import Widget, agent_reply, custom_webchat, widget, widget_at
 
 pytestmark = pytest.mark.postgres
 
 __all__ = ["postgres_url"]
+
+IDLE_MS = int(Settings.model_fields["idle_timeout_seconds"].default * 1000)
+COUNTDOWN_MS = int(Settings.model_fields["idle_countdown_seconds"].default * 1000)
 
 
 def agent_says(cluster: Cluster, thread_id: str, text: str) -> None:
@@ -49,31 +57,44 @@ async def test_widget_on_a_receives_a_reply_cxone_sent_to_b(
 async def test_idle_countdown_fires_once_with_both_instances_up(
     tmp_path: Path, emulator: Emulator, postgres_url: str
 ) -> None:
-    fast = {
-        "idle_timeout_seconds": 1.0,
-        "idle_countdown_seconds": 1.0,
-        "timer_poll_interval_seconds": 0.05,
-    }
-    with two_instances(tmp_path, emulator, postgres_url, **fast) as cluster:
-        async with widget_at(cluster.a.url, cluster.channel_id, cluster.origin) as w:
+    # In-process instances (each its own engine, pool and LISTEN connection) on one
+    # ManualClock, so the timeouts are the defaults and pass when the test says so.
+    clock = ManualClock()
+    async with (
+        custom_webchat(
+            tmp_path, emulator, overrides={"database_url": postgres_url}, clock=clock
+        ) as chat,
+        widget(chat) as w,
+    ):
+        second = await asyncio.to_thread(
+            ThreadedServer(create_app(chat.stack.settings, clock=clock)).start
+        )
+        try:
             message = await _customer_starts(w)
-            await asyncio.to_thread(agent_says, cluster, message["threadId"], "anything else?")
-            await w.expect("idle_warning", timeout=10)
-            await w.expect("ended", timeout=10)
-            frames = await w.drain(1.5)
-        assert [f for f in frames if f["type"] in ("ended", "idle_warning")] == []
-        puts = [
-            r
-            for r in emulator.requests(path_contains="/contacts/", method="PUT")
-            if r["path"].endswith("/status")
-        ]
-        assert len(puts) == 1
-        system = [
-            r
-            for r in emulator.requests(path_contains="/outbound", method="POST")
-            if r["status"] == 200
-        ]
-        assert len(system) == 2  # one warning, one closing note
+            reply = await asyncio.to_thread(
+                agent_reply, chat, message["threadId"], "anything else?"
+            )
+            assert reply["message"]["threadIdOnExternalPlatform"] == message["threadId"]
+            await asyncio.to_thread(advance, clock, IDLE_MS)
+            await w.expect("idle_warning")
+            await asyncio.to_thread(advance, clock, COUNTDOWN_MS)
+            await w.expect("ended")
+            await asyncio.to_thread(wait_for, lambda: not chat.stack.outbox(), what="drained")
+            # Both instances poll again, well past where a second firing would be due.
+            await asyncio.to_thread(advance, clock, IDLE_MS + COUNTDOWN_MS)
+            await asyncio.to_thread(wait_for, lambda: not chat.stack.outbox(), what="drained")
+        finally:
+            await asyncio.to_thread(second.stop)
+    puts = [
+        r
+        for r in emulator.requests(path_contains="/contacts/", method="PUT")
+        if r["path"].endswith("/status")
+    ]
+    assert len(puts) == 1
+    system = [
+        r for r in emulator.requests(path_contains="/outbound", method="POST") if r["status"] == 200
+    ]
+    assert len(system) == 2  # one warning, one closing note
 
 
 async def test_sigkill_mid_traffic_resumes_on_b_without_loss_or_duplicates(
