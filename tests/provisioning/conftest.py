@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
-import sys
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from byoc.cli import main
 from tests.byoc.harness import SIGNING_KEY
 from tests.emulator_harness import Emulator
 
@@ -55,6 +58,23 @@ def cli_env(tmp_path: Path, emulator: Emulator, **extra: str) -> dict[str, str]:
     }
 
 
+def run_cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse refusing the arguments
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
 @dataclass
 class Cli:
     tmp_path: Path
@@ -64,14 +84,10 @@ class Cli:
     def __call__(
         self, *args: str, check: bool = True, **env: str
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "byoc.cli", *args],
-            env={**self.env, **env},
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
+        """`byoc ARGS` with these BYOC_* variables, run in this process: the command's own
+        `main()`, its output captured (tests/byoc/test_cli.py runs it as a subprocess)."""
+        with ThreadPoolExecutor(max_workers=1) as pool:  # off any event loop of the caller
+            result = pool.submit(run_cli, list(args), {**self.env, **env}).result(timeout=120)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"byoc {' '.join(args)} exited {result.returncode}\n"
