@@ -149,7 +149,7 @@ async def build_runtime(
         token_issuer=TokenIssuer(
             settings.token_signing_key.get_secret_value(), settings.token_ttl_seconds
         ),
-        active_clients=ActiveClients(load_active_clients),
+        active_clients=ActiveClients(load_active_clients, clock=clock),
         metrics=metrics,
         cxone_readiness=CachedVerdict(timeout_seconds=min(3.0, settings.cxone_timeout_seconds)),
         bus=bus,

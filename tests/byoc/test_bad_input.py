@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +12,10 @@ import pytest
 
 from byoc.box.credentials import TokenIssuer
 from byoc.channels.signing import signed_headers
-from tests.byoc.harness import SIGNING_KEY, Stack, wait_for
+from byoc.clock import ManualClock
+from byoc.store import Database, clients
+from tests.byoc.harness import SIGNING_KEY, Stack, run_async, running_stack, wait_for
+from tests.emulator_harness import Emulator
 
 PROBLEM = "application/problem+json"
 
@@ -124,26 +128,27 @@ def test_every_callback_answers_401_without_a_valid_token(
         assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_revoked_client_tokens_stop_working(stack: Stack) -> None:
-    import asyncio
+def test_revoked_client_tokens_stop_working(tmp_path: Path, emulator: Emulator) -> None:
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock) as stack:
+        token = box_token(stack)
+        url = stack.url + f"/integration/box/1.0/channel/{stack.channel_id}/recipients/validation"
+        headers = {"Authorization": f"Bearer {token}"}
 
-    from byoc.store import Database, clients
+        def status() -> int:
+            return httpx.post(url, json={"endUserRecipients": []}, headers=headers).status_code
 
-    token = box_token(stack)
-    url = stack.url + f"/integration/box/1.0/channel/{stack.channel_id}/recipients/validation"
-    headers = {"Authorization": f"Bearer {token}"}
-    assert httpx.post(url, json={"endUserRecipients": []}, headers=headers).status_code == 400
+        assert status() == 400
 
-    async def revoke() -> None:
-        db = Database(stack.settings.database_url)
-        await db.run_write(clients.revoke_client, stack.client_id)
-        await db.close()
+        async def revoke() -> None:
+            db = Database(stack.settings.database_url)
+            await db.run_write(clients.revoke_client, stack.client_id)
+            await db.close()
 
-    asyncio.run(revoke())
-    wait_for(
-        lambda: httpx.post(url, json={"endUserRecipients": []}, headers=headers).status_code == 401,
-        what="revocation to take effect",
-    )
+        run_async(revoke())
+        # The active clients are re-read from the store at most every 5 seconds.
+        clock.advance(5_001)
+        assert status() == 401
 
 
 def test_brand_of_another_tenant_is_forbidden(stack: Stack) -> None:
@@ -308,16 +313,16 @@ def test_oversized_body_is_refused_with_413(stack: Stack) -> None:
 def test_message_to_an_ended_conversation_is_refused_and_not_forwarded(stack: Stack) -> None:
     import asyncio
 
-    from byoc.store import Database, conversations
+    from byoc.store import Database
+    from byoc.store import repositories as repo
 
     accepted = stack.customer_says("hello")
     stack.contact_for_thread(accepted["threadId"])
 
     async def end() -> None:
         db = Database(stack.settings.database_url)
-        await db.run_write(
-            conversations.update_conversation, accepted["threadId"], state="ended", ended_at=1
-        )
+        async with db.write() as conn:
+            await repo.update_conversation(conn, accepted["threadId"], state="ended", ended_at=1)
         await db.close()
 
     asyncio.run(end())

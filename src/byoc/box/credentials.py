@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from byoc.clock import Clock, SystemClock
 from byoc.errors import Unauthenticated
 
 CLIENT_ID_PREFIX = "byoc_"
@@ -116,16 +117,22 @@ class TokenIssuer:
 class ActiveClients:
     """Which client ids may hold tokens right now, re-read from the store every few seconds."""
 
-    def __init__(self, load: Callable[[], Awaitable[set[str]]], ttl_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        load: Callable[[], Awaitable[set[str]]],
+        ttl_seconds: float = 5.0,
+        clock: Clock | None = None,
+    ) -> None:
         self._load = load
         self._ttl = ttl_seconds
+        self._clock: Clock = clock or SystemClock()
         self._ids: set[str] = set()
         self._loaded_at = float("-inf")
 
     async def contains(self, client_id: str) -> bool:
-        if time.monotonic() - self._loaded_at > self._ttl or client_id not in self._ids:
+        if self._clock.monotonic() - self._loaded_at > self._ttl or client_id not in self._ids:
             self._ids = await self._load()
-            self._loaded_at = time.monotonic()
+            self._loaded_at = self._clock.monotonic()
         return client_id in self._ids
 
     def invalidate(self) -> None:
