@@ -1,13 +1,18 @@
-"""Shared fixtures. Emulator fixtures live in tests/emulator_harness.py."""
+"""Fixtures for the whole suite; what they are built from lives in `tests.support`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.emulator_harness import Emulator, running_emulator
+from tests.support.emulator import Emulator, running_emulator
+from tests.support.postgres import postgres_url
+from tests.support.webchat import Webchat, running_webchat
+
+__all__ = ["postgres_url"]  # a fixture: a fresh PostgreSQL database per test module
 
 # Debian's chromium (Playwright cannot download browsers here), headless, quiet on the network.
 CHROMIUM_ARGS = [
@@ -37,4 +42,10 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     with running_emulator() as running:
+        yield running
+
+
+@pytest.fixture
+def webchat(tmp_path: Path, emulator: Emulator) -> Iterator[Webchat]:
+    with running_webchat(tmp_path, emulator) as running:
         yield running

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.byoc.harness import Stack, running_stack
-from tests.emulator_harness import Emulator
+from tests.support.emulator import Emulator
+from tests.support.stack import Stack, running_stack
 
 
 @pytest.fixture

@@ -14,34 +14,10 @@ from byoc.box.credentials import TokenIssuer
 from byoc.channels.signing import signed_headers
 from byoc.clock import ManualClock
 from byoc.store import Database, clients
-from tests.byoc.harness import SIGNING_KEY, Stack, run_async, running_stack, wait_for
-from tests.emulator_harness import Emulator
-
-PROBLEM = "application/problem+json"
-
-
-def box_token(stack: Stack) -> str:
-    response = httpx.post(
-        stack.url + "/integration/box/1.0/token",
-        json={
-            "client_id": stack.client_id,
-            "client_secret": stack.client_secret,
-            "grant_type": "client_credentials",
-        },
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"urn:byoc:problem:{slug}"
-    assert body["status"] == status
-    return body
-
+from tests.support.emulator import Emulator
+from tests.support.problems import assert_problem
+from tests.support.stack import SIGNING_KEY, Stack, box_token, running_stack
+from tests.support.waiting import run_async, wait_for
 
 # --- the token endpoint ----------------------------------------------------------------------
 
@@ -313,16 +289,16 @@ def test_oversized_body_is_refused_with_413(stack: Stack) -> None:
 def test_message_to_an_ended_conversation_is_refused_and_not_forwarded(stack: Stack) -> None:
     import asyncio
 
-    from byoc.store import Database
-    from byoc.store import repositories as repo
+    from byoc.store import Database, conversations
 
     accepted = stack.customer_says("hello")
     stack.contact_for_thread(accepted["threadId"])
 
     async def end() -> None:
         db = Database(stack.settings.database_url)
-        async with db.write() as conn:
-            await repo.update_conversation(conn, accepted["threadId"], state="ended", ended_at=1)
+        await db.run_write(
+            conversations.update_conversation, accepted["threadId"], state="ended", ended_at=1
+        )
         await db.close()
 
     asyncio.run(end())

@@ -12,11 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.byoc.harness import Stack, running_stack, wait_for
-from tests.emulator_harness import Emulator
-from tests.postgres import postgres_url
-
-__all__ = ["postgres_url"]
+from tests.support.emulator import Emulator
+from tests.support.stack import Stack, running_stack
+from tests.support.waiting import wait_for
 
 # --- the token endpoint decides by the body --------------------------------------------------
 

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from byoc.settings import Settings
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 
 def byoc(

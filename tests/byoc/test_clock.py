@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from byoc.clock import ManualClock, SystemClock
-from tests.byoc.harness import wait_for
+from tests.support.waiting import wait_for
 
 
 async def test_advance_wakes_the_sleepers_it_passed_and_no_other() -> None:

@@ -29,7 +29,7 @@ from byoc.cxone import (
 )
 from byoc.http import HttpClient
 from cxone_emulator.config import ChannelConfig, EmulatorConfig, IntegrationConfig
-from tests.emulator_harness import Emulator, running_emulator
+from tests.support.emulator import Emulator, running_emulator
 
 CHANNEL = "chat_test"
 INTEGRATION = "integ-1"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.byoc.harness import Stack, running_stack, wait_for
-from tests.emulator_harness import Emulator
+from tests.support.emulator import Emulator
+from tests.support.stack import Stack, running_stack
+from tests.support.waiting import wait_for
 
 
 def test_customer_message_reaches_cxone_with_every_required_field(stack: Stack) -> None:

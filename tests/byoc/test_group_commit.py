@@ -22,9 +22,6 @@ import pytest
 from sqlalchemy import Connection, text
 
 from byoc.store import Database, DuplicateError, StoreError
-from tests.postgres import postgres_url
-
-__all__ = ["postgres_url"]
 
 
 def _create_tables(conn: Connection) -> None:

@@ -10,8 +10,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 
 from byoc.api.hot import HotRoutes
-from tests.byoc.harness import Stack
-from tests.byoc.test_bad_input import assert_problem, box_token
+from tests.support.problems import assert_problem
+from tests.support.stack import Stack, box_token
 
 
 def hot_routes(app: object) -> HotRoutes:

@@ -660,7 +660,7 @@ def test_which_origins_go_through_which_proxy() -> None:
 
     def through(url: str) -> str | None:
         route = proxies.route(URL(url))
-        return route.proxy and str(route.proxy)
+        return str(route.proxy) if route.proxy else None
 
     assert through("https://api.example/") == "http://secure:3128"
     assert through("http://api.example/") == "http://proxy.corp"

@@ -30,9 +30,6 @@ from byoc.outbox.worker import OutboxWorker, RetryPolicy
 from byoc.store import Database, channels, messages, migrations, now_ms, tenants
 from byoc.store import schema as t
 from byoc.store.records import Channel, OutboxRow, Tenant
-from tests.postgres import postgres_url
-
-__all__ = ["postgres_url"]
 
 CHANNEL = "chat_lanes"
 WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes
@@ -132,6 +129,7 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
             lane=cxone_lane(conversation.id),
             kind=CXONE_MESSAGE_STATUS,
             payload={"message_id": reply.message.id, "status": "delivered", "at": now_ms()},
+            now=now_ms(),
         )
 
     async with db.engine.begin() as conn:

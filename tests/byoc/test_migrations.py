@@ -22,7 +22,7 @@ from byoc.store import Database, StoreError
 from byoc.store.migrations import BASELINE, current_version, latest_version, upgrade
 from byoc.store.schema import metadata
 from tests.byoc.legacy_schema import build_legacy_database
-from tests.postgres import fresh_database
+from tests.support.postgres import fresh_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

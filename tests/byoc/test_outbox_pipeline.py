@@ -35,9 +35,6 @@ from byoc.outbox.worker import OutboxWorker, RetryPolicy, Settle, Settled
 from byoc.store import Database, migrations
 from byoc.store import schema as t
 from byoc.store.records import OutboxRow
-from tests.postgres import postgres_url
-
-__all__ = ["postgres_url"]
 
 KIND = "test.deliver"
 WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes

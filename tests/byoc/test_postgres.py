@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.byoc.harness import running_stack, wait_for
-from tests.emulator_harness import Emulator
-from tests.postgres import postgres_url
-
-__all__ = ["postgres_url"]
+from tests.support.emulator import Emulator
+from tests.support.stack import running_stack
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from byoc.clock import ManualClock
-from tests.byoc.harness import Stack, advance, running_stack, wait_for
-from tests.emulator_harness import Emulator
+from tests.support.emulator import Emulator
+from tests.support.stack import Stack, running_stack
+from tests.support.waiting import advance, wait_for
 
 
 def test_outage_during_a_burst_loses_nothing_and_keeps_order(stack: Stack) -> None:
@@ -191,7 +193,7 @@ def test_conflict_from_cxone_is_dead_lettered_at_once_with_its_reason(stack: Sta
 def test_conflict_ending_a_contact_that_has_ended_is_success(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    fast_idle = {
+    fast_idle: dict[str, Any] = {
         "idle_timeout_seconds": 0.5,
         "idle_countdown_seconds": 0.5,
         "timer_poll_interval_seconds": 0.1,

@@ -9,8 +9,9 @@ from pathlib import Path
 from byoc.store import Connection, Database, channels, tenants
 from byoc.store.records import Channel, Tenant
 from cxone_emulator.config import EmulatorConfig
-from tests.byoc.harness import Stack, connect_emulator, wait_for
-from tests.emulator_harness import running_emulator
+from tests.support.emulator import running_emulator
+from tests.support.stack import Stack, connect_emulator
+from tests.support.waiting import wait_for
 
 
 def test_each_channel_uses_its_own_tenant(stack: Stack, tmp_path: Path) -> None:

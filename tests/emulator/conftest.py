@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.emulator.box_receiver import BoxReceiver, wired
-from tests.emulator_harness import Emulator
+from tests.support.box_receiver import BoxReceiver, wired
+from tests.support.emulator import Emulator
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import time
 import httpx
 
 from cxone_emulator.config import EmulatorConfig
-from tests.emulator_harness import Emulator, running_emulator
+from tests.support.emulator import Emulator, running_emulator
 
 
 def _token_request(emu: Emulator, **overrides: object) -> httpx.Response:

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from cxone_emulator.config import ReplyStyle
-from tests.emulator.box_receiver import CHANNEL_ID, BoxReceiver, inbound_message, wired
-from tests.emulator_harness import Emulator
+from tests.support.box_receiver import CHANNEL_ID, BoxReceiver, inbound_message, wired
+from tests.support.emulator import Emulator
 
 
 def _open_contact(api: httpx.Client, thread_id: str = "thread-1") -> str:

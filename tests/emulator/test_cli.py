@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from cxone_emulator.cli import build_parser, config_from_args, main
-from tests.servers import free_port
+from tests.support.servers import answering, free_port
+from tests.support.waiting import wait_for
 
 INTEGRATION = (
     "id=i1,box_url=http://127.0.0.1:9000/box,authorization_url=http://127.0.0.1:9000/token,"
@@ -107,15 +107,12 @@ def test_python_m_serves_the_emulator() -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
         with httpx.Client(base_url=url) as client:
-            while True:
-                try:
-                    response = client.get("/emulator/channels")
-                    break
-                except httpx.TransportError:
-                    assert time.monotonic() < deadline, "emulator did not start"
-                    time.sleep(0.1)
+            response = wait_for(
+                answering(lambda: client.get("/emulator/channels")),
+                timeout=15,
+                what="the emulator to start",
+            )
             assert [c["id"] for c in response.json()["data"]] == ["chat_1"]
     finally:
         process.terminate()

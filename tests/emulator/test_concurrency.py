@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.emulator.box_receiver import CHANNEL_ID, inbound_message
-from tests.emulator_harness import Emulator
+from tests.support.box_receiver import CHANNEL_ID, inbound_message
+from tests.support.emulator import Emulator
 
 
 def test_concurrent_messages_get_unique_contacts(emu: Emulator) -> None:

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.emulator.box_receiver import CHANNEL_ID, INTEGRATION_ID, inbound_message, wired
+from tests.support.box_receiver import CHANNEL_ID, INTEGRATION_ID, inbound_message, wired
+from tests.support.waiting import wait_for
 
 # The committed screenshot is refreshed only on request (BYOC_UPDATE_SCREENSHOTS=1), so that a
 # test run leaves the work tree as it found it; otherwise it goes to a temporary file.
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "emulator-console.png"
 
 pytestmark = pytest.mark.browser
-
-
-def _wait_for(predicate: object, timeout: float = 5.0) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_agent_replies_from_the_console(browser: Browser, tmp_path: Path) -> None:
@@ -71,7 +63,7 @@ def test_agent_replies_from_the_console(browser: Browser, tmp_path: Path) -> Non
                     if call["authorization"] and call["path"].endswith("/outbound")
                 )
 
-            _wait_for(replied)
+            wait_for(replied, timeout=5, what="the reply")
             expect(transcript).to_contain_text("Of course, Ann!")
             expect(page.get_by_test_id(f"contact-status-{contact['id']}")).to_have_text("open")
             # Typing into the box told the middleware the agent was typing.

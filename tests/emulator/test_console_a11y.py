@@ -9,7 +9,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
-from tests.emulator.box_receiver import CHANNEL_ID, inbound_message, wired
+from tests.support.box_receiver import CHANNEL_ID, inbound_message, wired
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.emulator.box_receiver import CHANNEL_ID, inbound_message
-from tests.emulator_harness import Emulator
+from tests.support.box_receiver import CHANNEL_ID, inbound_message
+from tests.support.emulator import Emulator
 
 
 def _faults(emu: Emulator, **config: Any) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.emulator.box_receiver import CHANNEL_ID, INTEGRATION_ID, inbound_message
-from tests.emulator_harness import Emulator
+from tests.support.box_receiver import CHANNEL_ID, INTEGRATION_ID, inbound_message
+from tests.support.emulator import Emulator
 
 
 def test_request_log_records_de_and_auth_calls_with_redaction(

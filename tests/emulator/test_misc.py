@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 
 from cxone_emulator.config import EmulatorConfig
-from tests.emulator.box_receiver import CHANNEL_ID, BoxReceiver, inbound_message
-from tests.emulator_harness import Emulator, running_emulator
+from tests.support.box_receiver import CHANNEL_ID, BoxReceiver, inbound_message
+from tests.support.emulator import Emulator, running_emulator
 
 
 def test_unknown_route_answers_with_a_cxone_error(api: httpx.Client) -> None:

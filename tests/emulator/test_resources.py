@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from cxone_emulator.config import EmulatorConfig
-from tests.emulator.box_receiver import CHANNEL_ID, INTEGRATION_ID, inbound_message
-from tests.emulator_harness import Emulator, running_emulator
+from tests.support.box_receiver import CHANNEL_ID, INTEGRATION_ID, inbound_message
+from tests.support.emulator import Emulator, running_emulator
 
 MESSAGES = f"/channels/{CHANNEL_ID}/messages"
 

@@ -13,12 +13,13 @@ import pytest
 
 from byoc.clock import ManualClock
 from byoc.settings import Settings
-from tests.byoc.harness import Stack, advance, running_stack, wait_for
-from tests.emulator_harness import Emulator
-from tests.webchat.client import agent_reply, custom_webchat, widget
+from tests.support.emulator import Emulator
+from tests.support.stack import Stack, running_stack
+from tests.support.waiting import advance, wait_for
+from tests.support.widget import agent_reply, custom_webchat, widget
 
 POLL_MS = int(Settings.model_fields["end_poll_interval_seconds"].default * 1000)
-NO_IDLE = {"idle_timeout_seconds": 0}
+NO_IDLE: dict[str, Any] = {"idle_timeout_seconds": 0}
 
 
 async def test_widget_learns_the_end_within_the_poll_interval(
@@ -58,7 +59,7 @@ async def test_widget_learns_the_end_within_the_poll_interval(
 def test_message_after_an_unnoticed_end_is_checked_before_forwarding(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    slow_poll = {
+    slow_poll: dict[str, Any] = {
         "end_poll_interval_seconds": 600,
         "end_check_min_interval_seconds": 0,
         "idle_timeout_seconds": 0,
@@ -137,7 +138,7 @@ def test_end_poll_is_bounded(tmp_path: Path, emulator: Emulator) -> None:
 
 # --- the edges: a close racing a customer message, a thread closed in DE -----------------------
 
-NO_POLL = {"end_poll_interval_seconds": 600, "idle_timeout_seconds": 0}
+NO_POLL: dict[str, Any] = {"end_poll_interval_seconds": 600, "idle_timeout_seconds": 0}
 
 
 def contacts_of_thread(stack: Stack, thread_id: str) -> list[dict[str, Any]]:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import httpx
 
-from tests.byoc.harness import running_stack, wait_for
-from tests.emulator_harness import Emulator
-from tests.webchat.client import widget
-from tests.webchat.harness import Webchat
+from tests.support.emulator import Emulator
+from tests.support.stack import running_stack
+from tests.support.waiting import wait_for
+from tests.support.webchat import Webchat
+from tests.support.widget import widget
 
 
 async def test_agent_outbound_reaches_a_connected_widget_and_the_answer_continues_it(

@@ -12,10 +12,11 @@ import pytest
 
 from byoc.clock import ManualClock
 from byoc.settings import Settings
-from tests.byoc.harness import Stack, advance, running_stack, wait_for
-from tests.emulator_harness import Emulator
-from tests.servers import ThreadedServer
-from tests.webchat.client import Widget, agent_reply, custom_webchat, widget
+from tests.support.emulator import Emulator
+from tests.support.servers import ThreadedServer
+from tests.support.stack import Stack, running_stack
+from tests.support.waiting import advance, wait_for
+from tests.support.widget import Widget, agent_reply, custom_webchat, widget
 
 DEFAULTS = Settings.model_fields
 IDLE_MS = int(DEFAULTS["idle_timeout_seconds"].default * 1000)
@@ -33,7 +34,7 @@ def contact_status_puts(emulator: Emulator) -> list[dict[str, Any]]:
 
 
 async def _agent_waits_for_customer(w: Widget, chat: Any) -> dict[str, Any]:
-    message = (await w.say("I have a question"))["message"]
+    message: dict[str, Any] = (await w.say("I have a question"))["message"]
     await asyncio.to_thread(agent_reply, chat, message["threadId"], "Sure, what is it?")
     await w.expect("message", message__text="Sure, what is it?")
     return message

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.emulator_harness import Emulator
-from tests.webchat.harness import running_webchat
-from tests.webchat.widget_page import agent_reply, open_widget, wait_until
+from tests.support.emulator import Emulator
+from tests.support.waiting import wait_for
+from tests.support.webchat import running_webchat
+from tests.support.widget_page import agent_reply, open_widget
 
 pytestmark = pytest.mark.browser
 
@@ -60,7 +61,7 @@ def test_idle_warning_still_here_countdown_end_and_new_conversation(
             expect(widget.input).to_be_disabled()
             expect(widget.message("closed because we did not hear from you")).to_be_visible()
 
-            closes = wait_until(
+            closes = wait_for(
                 lambda: [
                     r
                     for r in emulator.requests(path_contains=f"/contacts/{contact_id}/status")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import free_port
+from tests.support.servers import answering, free_port
+from tests.support.waiting import wait_for
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -23,14 +23,11 @@ def receiver() -> Iterator[int]:
     port = free_port()
     process = subprocess.Popen([sys.executable, str(BENCH / "receiver.py"), str(port)])
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.post(f"http://127.0.0.1:{port}/webhook", content=b"{}", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "receiver did not start"
-                time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}/webhook"
+        wait_for(
+            answering(lambda: httpx.post(url, content=b"{}", timeout=1)),
+            what="the receiver to start",
+        )
         yield port
     finally:
         process.terminate()

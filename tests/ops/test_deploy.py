@@ -19,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from byoc.app import create_app
 from byoc.settings import Settings
-from tests.byoc.harness import Stack, wait_for
+from tests.support.stack import Stack
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "kubernetes"

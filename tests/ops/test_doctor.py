@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from byoc.cli import main
-from tests.emulator_harness import Emulator
-from tests.servers import free_port
+from tests.support.emulator import Emulator
+from tests.support.servers import free_port
 
 
 def use_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cxone_url: str) -> None:

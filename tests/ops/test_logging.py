@@ -21,7 +21,8 @@ from byoc.ops.logging import (
     unconfigure,
 )
 from byoc.settings import Settings
-from tests.byoc.harness import Stack, wait_for
+from tests.support.stack import Stack
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

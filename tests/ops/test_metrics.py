@@ -7,7 +7,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from byoc.ops.metrics import cxone_path_template
-from tests.byoc.harness import Stack, wait_for
+from tests.support.stack import Stack
+from tests.support.waiting import wait_for
 
 
 def scrape(url: str) -> dict[str, list[Sample]]:

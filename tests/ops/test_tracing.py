@@ -8,9 +8,10 @@ import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from byoc.app import create_app
-from tests.byoc.harness import middleware_settings, running_stack, wait_for
-from tests.emulator_harness import Emulator
-from tests.servers import serve
+from tests.support.emulator import Emulator
+from tests.support.servers import serve
+from tests.support.stack import middleware_settings, running_stack
+from tests.support.waiting import wait_for
 
 
 def test_tracing_is_off_by_default(tmp_path: Path, emulator: Emulator) -> None:

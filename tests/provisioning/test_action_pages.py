@@ -3,70 +3,19 @@ emulator: one-time tokens minted by the emulator, forms posted as a browser post
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from byoc.app import create_app
 from byoc.provisioning.form_tokens import FormClaims, FormTokens
-from byoc.settings import Settings
-from byoc.store import Database, channels
-from byoc.store.records import Channel
-from tests.byoc.harness import SIGNING_KEY, middleware_settings
-from tests.emulator_harness import Emulator
-from tests.provisioning.conftest import INTEGRATION_ID, register_integration
-from tests.servers import serve
-
-BACK_URL = "https://cxone.example.invalid/admin/byoc?tab=channels"
-
-
-@dataclass
-class Pages:
-    url: str
-    emulator: Emulator
-    settings: Settings
-    http: httpx.Client
-
-    def mint(self, user_id: int = 4242) -> dict[str, Any]:
-        response = self.emulator.admin.post("/emulator/one-time-tokens", json={"userId": user_id})
-        response.raise_for_status()
-        minted: dict[str, Any] = response.json()
-        return minted
-
-    def open_action(self, back_url: str = BACK_URL, **extra: Any) -> httpx.Response:
-        minted = self.mint()
-        params = {
-            "userId": minted["userId"],
-            "brandId": minted["brandId"],
-            "token": minted["token"],
-            "backUrl": back_url,
-            "apiHost": "https://attacker.example.invalid",
-            **extra,
-        }
-        return self.http.get("/integration/action", params=params)
-
-    def local_channel(self, channel_id: str) -> Channel | None:
-        async def read() -> Channel | None:
-            db = Database(self.settings.database_url)
-            try:
-                return await db.run_read(channels.get_channel, channel_id)
-            finally:
-                await db.close()
-
-        # A thread of its own: the browser test calls this while Playwright's loop runs.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, read()).result()
-
-    def emulator_channels(self) -> dict[str, dict[str, Any]]:
-        return {c["id"]: c for c in self.emulator.admin.get("/emulator/channels").json()["data"]}
+from tests.support.action_pages import BACK_URL, Pages, start_pages
+from tests.support.cli import INTEGRATION_ID
+from tests.support.emulator import Emulator
+from tests.support.stack import SIGNING_KEY
 
 
 def form_token(page: httpx.Response) -> str:
@@ -79,17 +28,6 @@ def channel_id_of(page: httpx.Response) -> str:
     match = re.search(r"Channel id: <code>([^<]+)</code>", page.text)
     assert match, page.text
     return match.group(1)
-
-
-@contextmanager
-def start_pages(tmp_path: Path, emulator: Emulator, **overrides: Any) -> Iterator[Pages]:
-    settings = middleware_settings(tmp_path, emulator, **overrides)
-    with (
-        serve(create_app(settings)) as server,
-        httpx.Client(base_url=server.url, timeout=10, follow_redirects=False) as http,
-    ):
-        register_integration(emulator, actionUrl=server.url + "/integration/action")
-        yield Pages(server.url, emulator, settings, http)
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.emulator_harness import Emulator
-from tests.provisioning.conftest import INTEGRATION_ID
-from tests.provisioning.test_action_pages import start_pages
+from tests.support.action_pages import start_pages
+from tests.support.cli import INTEGRATION_ID
+from tests.support.emulator import Emulator
 
 pytestmark = pytest.mark.browser
 

@@ -19,9 +19,9 @@ from byoc.store import Database, channels, tenants
 from byoc.store.migrations import upgrade
 from byoc.store.records import Channel
 from byoc.tenancy import default_tenant
-from tests.byoc.harness import middleware_settings
-from tests.emulator_harness import Emulator
-from tests.provisioning.conftest import INTEGRATION_ID, Cli, register_integration
+from tests.support.cli import INTEGRATION_ID, Cli, register_integration
+from tests.support.emulator import Emulator
+from tests.support.stack import middleware_settings
 
 
 def emulator_channels(emulator: Emulator) -> dict[str, dict[str, Any]]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from byoc.provisioning.custom_fields import CustomFieldsFileError, load_definitions
-from tests.provisioning.conftest import Cli
+from tests.support.cli import Cli
 
-FIELDS = [
+FIELDS: list[dict[str, Any]] = [
     {"ident": "plan", "label": "Plan", "type": "list", "values": ["free", "pro"]},
     {"ident": "email", "label": "E-mail", "type": "email", "isRequired": True},
     {"ident": "note", "label": "Note", "isEditable": False},

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +15,28 @@ import pytest
 from byoc.app import create_app
 from byoc.clock import ManualClock
 from byoc.settings import Settings
-from tests.byoc.harness import advance, wait_for
-from tests.emulator_harness import Emulator
-from tests.postgres import postgres_url
-from tests.scaleout.harness import Cluster, two_instances
-from tests.servers import ThreadedServer
-from tests.webchat.client import Widget, agent_reply, custom_webchat, widget, widget_at
+from tests.support.cluster import Cluster, two_instances
+from tests.support.emulator import Emulator
+from tests.support.postgres import fresh_database
+from tests.support.servers import ThreadedServer
+from tests.support.waiting import advance, wait_for
+from tests.support.widget import Widget, agent_reply, custom_webchat, widget, widget_at
 
 pytestmark = pytest.mark.postgres
 
-__all__ = ["postgres_url"]
 
 IDLE_MS = int(Settings.model_fields["idle_timeout_seconds"].default * 1000)
 COUNTDOWN_MS = int(Settings.model_fields["idle_countdown_seconds"].default * 1000)
+
+
+@asynccontextmanager
+async def own_database() -> AsyncIterator[str]:
+    manager = fresh_database()
+    url = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield url
+    finally:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
 
 
 def agent_says(cluster: Cluster, thread_id: str, text: str) -> None:
@@ -58,11 +69,14 @@ async def test_idle_countdown_fires_once_with_both_instances_up(
     tmp_path: Path, emulator: Emulator, postgres_url: str
 ) -> None:
     # In-process instances (each its own engine, pool and LISTEN connection) on one
-    # ManualClock, so the timeouts are the defaults and pass when the test says so.
+    # ManualClock, so the timeouts are the defaults and pass when the test says so. A database
+    # of its own: moving the clock on would also fire the deadlines the module's other tests
+    # left behind.
     clock = ManualClock()
     async with (
+        own_database() as database_url,
         custom_webchat(
-            tmp_path, emulator, overrides={"database_url": postgres_url}, clock=clock
+            tmp_path, emulator, overrides={"database_url": database_url}, clock=clock
         ) as chat,
         widget(chat) as w,
     ):
@@ -79,10 +93,14 @@ async def test_idle_countdown_fires_once_with_both_instances_up(
             await w.expect("idle_warning")
             await asyncio.to_thread(advance, clock, COUNTDOWN_MS)
             await w.expect("ended")
-            await asyncio.to_thread(wait_for, lambda: not chat.stack.outbox(), what="drained")
+
+            def drained() -> bool:  # the module's other tests share the database
+                return not [r for r in chat.stack.outbox() if message["threadId"] in r["lane"]]
+
+            await asyncio.to_thread(wait_for, drained, what="this conversation's rows delivered")
             # Both instances poll again, well past where a second firing would be due.
             await asyncio.to_thread(advance, clock, IDLE_MS + COUNTDOWN_MS)
-            await asyncio.to_thread(wait_for, lambda: not chat.stack.outbox(), what="drained")
+            await asyncio.to_thread(wait_for, drained, what="this conversation's rows delivered")
         finally:
             await asyncio.to_thread(second.stop)
     puts = [
@@ -153,15 +171,16 @@ async def test_sigkill_mid_traffic_resumes_on_b_without_loss_or_duplicates(
             assert customer_replayed[0]["id"] == ack["message"]["id"]
 
         contact = cluster.contact_for_thread(thread)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+
+        def inflight_in_cxone() -> list[dict[str, Any]]:
             detail = emulator.admin.get(f"/emulator/contacts/{contact['id']}").json()
-            inflight = [
+            return [
                 m
                 for m in detail["messages"]
                 if m["messageContent"]["payload"].get("text") == "did you get this?"
             ]
-            if inflight:
-                break
-            await asyncio.sleep(0.1)
+
+        inflight = await asyncio.to_thread(
+            wait_for, inflight_in_cxone, timeout=15, what="the in-flight message in CXone"
+        )
         assert len(inflight) == 1

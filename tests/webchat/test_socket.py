@@ -12,10 +12,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from byoc.store import Database, conversations
-from tests.byoc.harness import wait_for
-from tests.emulator_harness import Emulator
-from tests.webchat.client import agent_reply, custom_webchat, widget
-from tests.webchat.harness import Webchat
+from tests.support.emulator import Emulator
+from tests.support.waiting import wait_for
+from tests.support.webchat import Webchat
+from tests.support.widget import agent_reply, custom_webchat, widget
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"

@@ -18,22 +18,24 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    FilePayload,
     Page,
     WebSocketRoute,
     expect,
 )
 
 from byoc.channels.webchat.script import WidgetScript
-from tests.emulator_harness import Emulator
-from tests.webchat.harness import Webchat, running_webchat
-from tests.webchat.widget_page import (
+from tests.support.emulator import Emulator
+from tests.support.waiting import wait_for
+from tests.support.webchat import Webchat, running_webchat
+from tests.support.widget_page import (
     Widget,
     agent_reply,
     contact,
+    in_page,
     inbound_texts,
     open_widget,
     tiny_png,
-    wait_until,
 )
 
 pytestmark = pytest.mark.browser
@@ -177,7 +179,7 @@ def test_messages_typing_and_receipts_both_ways(webchat: Webchat, new_page: NewP
 
     widget.say("Hello from the widget")
     contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
-    wait_until(lambda: inbound_texts(contact(webchat, contact_id)) == ["Hello from the widget"])
+    wait_for(lambda: inbound_texts(contact(webchat, contact_id)) == ["Hello from the widget"])
     mine = widget.message("Hello from the widget")
     expect(mine).to_have_attribute("data-sender", "customer")
     expect(mine).to_have_attribute("data-status", re.compile(r"^(queued|sent|delivered|seen)$"))
@@ -185,7 +187,7 @@ def test_messages_typing_and_receipts_both_ways(webchat: Webchat, new_page: NewP
 
     # Typing, customer → agent: the emulator's contact shows it.
     widget.input.press_sequentially("I am typ")
-    wait_until(lambda: contact(webchat, contact_id)["customerTyping"] is True, what="typing")
+    wait_for(lambda: contact(webchat, contact_id)["customerTyping"] is True, what="typing")
     # Typing, agent → customer.
     admin = webchat.emulator.admin
     admin.post(f"/emulator/contacts/{contact_id}/typing", json={"typing": True})
@@ -194,7 +196,7 @@ def test_messages_typing_and_receipts_both_ways(webchat: Webchat, new_page: NewP
     expect(widget.part("byoc-typing")).to_be_hidden()
     widget.input.press_sequentially("ing")
     widget.input.press("Enter")
-    wait_until(lambda: contact(webchat, contact_id)["customerTyping"] is False, what="typing off")
+    wait_for(lambda: contact(webchat, contact_id)["customerTyping"] is False, what="typing off")
 
     # An agent reply shows with the agent's name; being on screen, it is reported seen.
     reply = agent_reply(webchat, contact_id, "Hi, I'm Sam. How can I help?")
@@ -202,7 +204,7 @@ def test_messages_typing_and_receipts_both_ways(webchat: Webchat, new_page: NewP
     expect(shown).to_have_attribute("data-sender", "agent")
     expect(shown).to_have_attribute("data-id", re.compile(r"^msg_"))
     expect(shown.get_by_test_id("byoc-author")).to_have_text("Sam")
-    wait_until(
+    wait_for(
         lambda: emulator_message(webchat, contact_id, reply["id"])["status"] == "seen",
         what="seen reported to CXone",
     )
@@ -213,7 +215,7 @@ def test_messages_typing_and_receipts_both_ways(webchat: Webchat, new_page: NewP
     second = agent_reply(webchat, contact_id, "Are you still there?")
     expect(widget.part("byoc-badge")).to_have_text("1")
     expect(page).to_have_title("(1) The Watering Hole")
-    wait_until(
+    wait_for(
         lambda: emulator_message(webchat, contact_id, second["id"])["status"] == "delivered",
         what="delivered reported to CXone",
     )
@@ -221,7 +223,7 @@ def test_messages_typing_and_receipts_both_ways(webchat: Webchat, new_page: NewP
     widget.open()
     expect(widget.part("byoc-badge")).to_be_hidden()
     expect(page).to_have_title("The Watering Hole")
-    wait_until(lambda: emulator_message(webchat, contact_id, second["id"])["status"] == "seen")
+    wait_for(lambda: emulator_message(webchat, contact_id, second["id"])["status"] == "seen")
     assert len(set(widget.ids())) == widget.messages.count() == 4
 
 
@@ -230,7 +232,7 @@ def test_attachments_both_ways(webchat: Webchat, new_page: NewPage) -> None:
     widget = open_widget(page, webchat.page_url)
     png = tiny_png()
     widget.part("byoc-file").set_input_files(
-        files=[{"name": "pixel.png", "mimeType": "image/png", "buffer": png}]
+        files=[FilePayload(name="pixel.png", mimeType="image/png", buffer=png)]
     )
     contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
 
@@ -240,7 +242,7 @@ def test_attachments_both_ways(webchat: Webchat, new_page: NewPage) -> None:
                 return str(attachment["url"])
         return None
 
-    url = wait_until(uploaded, what="the attachment in CXone")
+    url = wait_for(uploaded, what="the attachment in CXone")
     fetched = httpx.get(url, timeout=10)
     assert fetched.status_code == 200
     assert fetched.content == png
@@ -260,7 +262,7 @@ def test_attachments_both_ways(webchat: Webchat, new_page: NewPage) -> None:
     shown = widget.message("Here you go")
     image = shown.locator("img[alt='photo.png']")
     expect(image).to_be_visible()
-    wait_until(lambda: image.evaluate("i => i.complete && i.naturalWidth") == 2, what="image")
+    wait_for(lambda: image.evaluate("i => i.complete && i.naturalWidth") == 2, what="image")
     expect(shown.get_by_role("link", name="terms.pdf")).to_have_attribute(
         "href", "http://127.0.0.1:9/terms.pdf"
     )
@@ -310,7 +312,7 @@ def test_reload_and_lost_socket_lose_nothing_and_duplicate_nothing(
     ids = widget.ids()
     assert len(set(ids)) == 6
     assert ids[:4] == before
-    wait_until(
+    wait_for(
         lambda: (
             inbound_texts(contact(webchat, contact_id))
             == ["First", "Second", "Typed while offline"]
@@ -337,7 +339,7 @@ def test_server_restart_while_the_page_is_open(webchat: Webchat, new_page: NewPa
     webchat.restart()
     widget.wait_connected()
     widget.say("After the restart")
-    wait_until(
+    wait_for(
         lambda: (
             inbound_texts(contact(webchat, contact_id))
             == ["Before the restart", "Typed during the outage", "After the restart"]
@@ -355,7 +357,7 @@ def test_html_from_either_side_renders_as_text(webchat: Webchat, new_page: NewPa
     attack = '<img src=x onerror="window.__pwned=1"><b>bold</b>'
     widget.say(attack)
     contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
-    wait_until(lambda: inbound_texts(contact(webchat, contact_id)) == [attack])
+    wait_for(lambda: inbound_texts(contact(webchat, contact_id)) == [attack])
     agent_reply(
         webchat,
         contact_id,
@@ -394,7 +396,7 @@ def test_a_second_customer_cannot_read_or_post_into_the_first(
     assert second_thread != first_thread
     second_contact = webchat.contact_for_thread(second_thread)["id"]
     assert second_contact != first_contact
-    wait_until(
+    wait_for(
         lambda: inbound_texts(contact(webchat, second_contact)) == ["Hello, I am someone else"]
     )
     expect(second.messages).to_have_count(1)
@@ -414,7 +416,7 @@ def test_a_second_customer_cannot_read_or_post_into_the_first(
     verified = open_widget(signed, f"{webchat.page_url}?userId=u-42&signature={signature}&name=Ada")
     verified.say("Verified hello")
     verified_contact = webchat.contact_for_thread(verified.thread_id())["id"]
-    wait_until(lambda: inbound_texts(contact(webchat, verified_contact)) == ["Verified hello"])
+    wait_for(lambda: inbound_texts(contact(webchat, verified_contact)) == ["Verified hello"])
 
 
 def test_too_long_and_rate_limited_messages_show_errors(
@@ -437,11 +439,11 @@ def test_too_long_and_rate_limited_messages_show_errors(
     refused = failed.count()
     assert refused >= 1
     contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
-    wait_until(lambda: len(inbound_texts(contact(webchat, contact_id))) == 10 - refused)
+    wait_for(lambda: len(inbound_texts(contact(webchat, contact_id))) == 10 - refused)
     time.sleep(1.5)  # the bucket refills
     failed.first.get_by_test_id("byoc-retry").click()
     expect(failed).to_have_count(refused - 1)
-    wait_until(lambda: len(inbound_texts(contact(webchat, contact_id))) == 11 - refused)
+    wait_for(lambda: len(inbound_texts(contact(webchat, contact_id))) == 11 - refused)
 
 
 def test_keyboard_only(webchat: Webchat, new_page: NewPage) -> None:
@@ -462,7 +464,7 @@ def test_keyboard_only(webchat: Webchat, new_page: NewPage) -> None:
     page.keyboard.press("Enter")
     expect(widget.message("Line one")).to_have_count(1)
     contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
-    wait_until(lambda: inbound_texts(contact(webchat, contact_id)) == ["Line one\nLine two"])
+    wait_for(lambda: inbound_texts(contact(webchat, contact_id)) == ["Line one\nLine two"])
     page.keyboard.press("Escape")
     expect(widget.part("byoc-panel")).to_be_hidden()
     expect(launcher).to_be_focused()
@@ -478,7 +480,7 @@ def test_idle_countdown_end_and_new_conversation(webchat: Webchat, new_page: New
     thread_id = widget.thread_id()
 
     tap.inject({"type": "ping"})
-    wait_until(lambda: tap.frames("pong"), what="pong", page=page)
+    wait_for(lambda: tap.frames("pong"), what="pong", pause=in_page(page))
     deadline = int(time.time() * 1000) + 90_000
     tap.inject({"type": "idle_warning", "deadline": deadline, "text": "Still there?"})
     idle = widget.part("byoc-idle")
@@ -486,7 +488,7 @@ def test_idle_countdown_end_and_new_conversation(webchat: Webchat, new_page: New
     expect(idle).to_contain_text("Still there?")
     expect(widget.part("byoc-idle-countdown")).to_have_text(re.compile(r"^1:(29|30)$"))
     widget.part("byoc-still-here").click()
-    wait_until(lambda: tap.frames("still_here"), what="still_here sent", page=page)
+    wait_for(lambda: tap.frames("still_here"), what="still_here sent", pause=in_page(page))
     tap.inject({"type": "idle_cleared"})
     expect(idle).to_be_hidden()
 
@@ -494,7 +496,9 @@ def test_idle_countdown_end_and_new_conversation(webchat: Webchat, new_page: New
     expect(widget.part("byoc-ended")).to_contain_text("This conversation has ended")
     expect(widget.input).to_be_disabled()
     widget.part("byoc-new-conversation").click()
-    wait_until(lambda: tap.frames("new_conversation"), what="new_conversation sent", page=page)
+    wait_for(
+        lambda: tap.frames("new_conversation"), what="new_conversation sent", pause=in_page(page)
+    )
     expect(widget.part("byoc-ended")).to_be_hidden()
     expect(widget.input).to_be_enabled()
     expect(widget.messages).to_have_count(0)
@@ -587,15 +591,20 @@ def test_a_silent_socket_is_detected_and_replaced(
         page = new_page()
         tap = SocketTap(page)
         widget = open_widget(page, webchat.page_url)
-        wait_until(lambda: tap.frames("pong"), what="a pong", page=page)
+        wait_for(lambda: tap.frames("pong"), what="a pong", pause=in_page(page))
         tap.silence()
         # No frame for two heartbeats: the widget gives up on the socket and dials again.
-        wait_until(lambda: len(tap.frames("hello")) == 2, timeout=6, what="a new hello", page=page)
+        wait_for(
+            lambda: len(tap.frames("hello")) == 2,
+            timeout=6,
+            what="a new hello",
+            pause=in_page(page),
+        )
         assert tap.page_closes == 1
         widget.wait_connected()
         widget.say("Still connected?")
         contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
-        wait_until(lambda: inbound_texts(contact(webchat, contact_id)) == ["Still connected?"])
+        wait_for(lambda: inbound_texts(contact(webchat, contact_id)) == ["Still connected?"])
 
 
 PHONE: dict[str, Any] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from byoc.channels.webchat.script import SOURCE_DIR, WidgetScript
-from tests.webchat.harness import Webchat
+from tests.support.webchat import Webchat
 
 
 def test_the_parts_are_served_as_one_script_with_validators(webchat: Webchat) -> None:

@@ -11,7 +11,7 @@ import httpx
 
 from cxone_emulator.app import create_app
 from cxone_emulator.config import EmulatorConfig
-from tests.servers import serve
+from tests.support.servers import serve
 
 
 @dataclass

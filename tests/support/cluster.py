@@ -8,7 +8,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,15 +20,15 @@ from pydantic import SecretStr
 from byoc.box.credentials import new_client_credentials
 from byoc.settings import Settings
 from byoc.store.records import Channel
-from tests.byoc.harness import (
-    _prepare_store,
+from tests.support.emulator import Emulator
+from tests.support.servers import answering, free_port
+from tests.support.stack import (
     connect_emulator,
     contact_for_thread,
     middleware_settings,
-    run_async,
+    prepare_store,
 )
-from tests.emulator_harness import Emulator
-from tests.servers import free_port
+from tests.support.waiting import run_async, wait_for
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -75,16 +74,16 @@ class Instance:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"instance {self.name} did not start; see {self._log.name}")
-            time.sleep(0.1)
+        process = self.process
+
+        def healthy() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"instance {self.name} exited; see {self._log.name}")
+            answer = answering(lambda: httpx.get(self.url + "/healthz", timeout=1))()
+            return answer is not None and answer.status_code == 200
+
+        wait_for(healthy, timeout=60, what=f"instance {self.name} to start ({self._log.name})")
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, claims left behind, sockets cut."""
@@ -126,7 +125,7 @@ def two_instances(
     channel_id = "chat_" + secrets.token_hex(6)
     channel_secret = secrets.token_urlsafe(24)
     run_async(
-        _prepare_store(
+        prepare_store(
             settings,
             Channel(
                 id=channel_id,

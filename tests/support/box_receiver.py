@@ -18,8 +18,8 @@ from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
 from cxone_emulator.config import ChannelConfig, EmulatorConfig, IntegrationConfig, ReplyStyle
-from tests.emulator_harness import Emulator, running_emulator
-from tests.servers import serve
+from tests.support.emulator import Emulator, running_emulator
+from tests.support.servers import serve
 
 CLIENT_ID = "box-client"
 CLIENT_SECRET = "box-secret"

@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 import struct
-import time
 import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.webchat.harness import Webchat
+from tests.support.waiting import wait_for
+from tests.support.webchat import Webchat
 
 T = TypeVar("T")
 
 
-def wait_until(
-    predicate: Callable[[], T],
-    timeout: float = 10.0,
-    what: str = "condition",
-    page: Page | None = None,
-) -> T:
-    """Poll; with a page, wait inside Playwright so that its event handlers keep running."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not met within {timeout} s"
-        if page is not None:
-            page.wait_for_timeout(50)
-        else:
-            time.sleep(0.05)
+def in_page(page: Page) -> Callable[[float], None]:
+    """A pause for `wait_for` that waits inside Playwright, so its event handlers keep running."""
+    return lambda seconds: page.wait_for_timeout(seconds * 1000)
 
 
 def tiny_png() -> bytes:
@@ -92,7 +78,7 @@ class Widget:
     def thread_id(self) -> str:
         """The conversation's id, once the widget's messages are acknowledged."""
         self.wait_settled()
-        return str(wait_until(lambda: self.state()["threadId"], what="a thread id"))
+        return str(wait_for(lambda: self.state()["threadId"], what="a thread id"))
 
     def message(self, text: str) -> Locator:
         return self.messages.filter(has_text=text)

@@ -14,8 +14,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
 from byoc.clock import Clock
-from tests.emulator_harness import Emulator
-from tests.webchat.harness import Webchat, running_webchat
+from tests.support.emulator import Emulator
+from tests.support.webchat import Webchat, running_webchat
 
 
 class Widget:

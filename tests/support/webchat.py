@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse
 
 from byoc.channels.webchat.identity import user_signature
 from byoc.clock import Clock
-from tests.byoc.harness import Stack, running_stack
-from tests.emulator_harness import Emulator
-from tests.servers import ThreadedServer, free_port
+from tests.support.emulator import Emulator
+from tests.support.servers import ThreadedServer, free_port
+from tests.support.stack import Stack, running_stack
 
 
 def host_page(middleware_url: str, channel_id: str) -> FastAPI:

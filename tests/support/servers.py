@@ -10,11 +10,24 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
+
+
+def answering(request: Callable[[], httpx.Response]) -> Callable[[], httpx.Response | None]:
+    """`request` as a `wait_for` predicate: its response, or None while nothing listens."""
+
+    def attempt() -> httpx.Response | None:
+        try:
+            return request()
+        except httpx.TransportError:
+            return None
+
+    return attempt
 
 
 def free_port() -> int:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import threading
-import time
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -20,44 +17,17 @@ from fastapi import FastAPI, Request, Response
 from byoc.app import create_app
 from byoc.box.credentials import hash_secret, new_client_credentials
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
-from byoc.clock import Clock, ManualClock
+from byoc.clock import Clock
 from byoc.settings import Settings
-from byoc.store import Connection, Database, channels, clients, tenants
+from byoc.store import Connection, Database, channels, clients, conversations, tenants
 from byoc.store.migrations import upgrade
 from byoc.store.records import Channel, Conversation
 from byoc.tenancy import default_tenant
-from tests.emulator_harness import Emulator
-from tests.servers import ThreadedServer, free_port, serve
-
-T = TypeVar("T")
+from tests.support.emulator import Emulator
+from tests.support.servers import ThreadedServer, free_port, serve
+from tests.support.waiting import run_async, wait_for
 
 SIGNING_KEY = "test-signing-key-0123456789abcdef0123456789"
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from sync code, even where an event loop is running
-    (Playwright's sync API keeps one on the test's thread)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-def wait_for(predicate: Callable[[], T], *, timeout: float = 10.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def advance(clock: ManualClock, ms: int, *, timeout: float = 10.0) -> None:
-    """Move `clock` forward by `ms`, then wait until every loop it woke is asleep on it again:
-    whatever the new time made due has been found (not necessarily delivered yet)."""
-    asleep = clock.sleepers
-    clock.advance(ms)
-    wait_for(lambda: clock.sleepers >= asleep, timeout=timeout, what="the woken loops to sleep")
 
 
 @dataclass
@@ -181,8 +151,7 @@ class Stack:
         async def read() -> Conversation | None:
             db = Database(self.settings.database_url)
             try:
-                async with db.read() as conn:
-                    return await repo.get_conversation(conn, thread_id)
+                return await db.run_read(conversations.get_conversation, thread_id)
             finally:
                 await db.close()
 
@@ -246,7 +215,7 @@ def connect_emulator(
     return integration_id
 
 
-async def _prepare_store(settings: Settings, channel: Channel, client_id: str, secret: str) -> None:
+async def prepare_store(settings: Settings, channel: Channel, client_id: str, secret: str) -> None:
     db = Database(settings.database_url)
     try:
         await upgrade(db)
@@ -339,7 +308,7 @@ def running_stack(
             clock=clock,
         )
         run_async(
-            _prepare_store(
+            prepare_store(
                 settings,
                 Channel(
                     id=channel_id,
@@ -368,3 +337,18 @@ def running_stack(
             yield stack
         finally:
             stack.stop()
+
+
+def box_token(stack: Stack) -> str:
+    """A bearer token for the Integration Box, as CXone gets one with the stack's client."""
+    response = httpx.post(
+        stack.url + "/integration/box/1.0/token",
+        json={
+            "client_id": stack.client_id,
+            "client_secret": stack.client_secret,
+            "grant_type": "client_credentials",
+        },
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token

@@ -1,3 +1,0 @@
-from tests.webchat.conftest import webchat
-
-__all__ = ["webchat"]
