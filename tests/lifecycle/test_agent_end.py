@@ -294,3 +294,33 @@ def test_background_poll_notices_a_thread_closed_in_cxone(
         ended = wait_for(lambda: stack.platform.of_type("conversation.ended"), what="ended")
         assert ended[0]["reason"] == "agent"
         assert ended[0]["threadId"] == thread_id
+
+
+def test_the_check_before_forwarding_is_skipped_within_its_minimum_interval(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    clock = ManualClock()
+    interval_ms = int(Settings.model_fields["end_check_min_interval_seconds"].default * 1000)
+    with running_stack(
+        tmp_path, emulator, clock=clock, end_poll_interval_seconds=600, **NO_IDLE
+    ) as stack:
+        first = stack.customer_says("hello")
+        contact = stack.contact_for_thread(first["threadId"])
+        thread = first["threadId"]
+
+        def checks() -> int:
+            path = f"/contacts/{contact['id']}"
+            return len([r for r in emulator.requests(method="GET") if r["path"].endswith(path)])
+
+        def forwarded(text: str) -> None:
+            stack.customer_says(text, threadId=thread)
+            wait_for(lambda: not stack.outbox(), what=f"{text!r} forwarded")
+
+        # The first message's create counts as a check: CXone took it on an open contact.
+        forwarded("second")
+        assert checks() == 0
+        advance(clock, interval_ms)
+        forwarded("third")  # the last answer is as old as the interval: CXone is asked
+        assert checks() == 1
+        forwarded("fourth")  # and that create answered again: fresh, not asked
+        assert checks() == 1
