@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_cli
+
 
 def byoc(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "byoc.cli", *args],
-        env={**os.environ, "BYOC_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", **env},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    """The command in-process (tests/byoc/test_cli.py runs it as a subprocess)."""
+    database = {"BYOC_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    return run_cli(list(args), {**os.environ, **database, **env})
 
 
 STORE_COMMANDS = [
