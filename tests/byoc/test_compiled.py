@@ -137,7 +137,9 @@ async def _fill(url: str) -> None:
                 ),
             )  # fmt: skip
         for lane in ("t:thr_1", "t:thr_1", "t:thr_0"):
-            outbox_rows.enqueue(conn, lane=lane, kind="cxone.message", payload={"lane": lane})
+            outbox_rows.enqueue(
+                conn, lane=lane, kind="cxone.message", payload={"lane": lane}, now=NOW
+            )
 
     db = Database(url)
     try:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Index, MetaData, Row, inspect, text
 from byoc.store import Database, StoreError
 from byoc.store.migrations import BASELINE, current_version, latest_version, upgrade
 from byoc.store.schema import metadata
-from tests.byoc.legacy_schema import build_legacy_database
+from tests.support.legacy_schema import build_legacy_database
 from tests.support.postgres import fresh_database
 
 

@@ -24,7 +24,7 @@ from byoc.cxone import CxoneError
 from byoc.ids import new_id
 from byoc.outbox.rows import enqueue
 from byoc.settings import Settings
-from byoc.store import Database, StoreError, channels, conversations
+from byoc.store import Database, StoreError, channels, conversations, messages
 from byoc.store.records import Conversation, Message
 from byoc.tenancy import TenantClients
 
