@@ -48,7 +48,10 @@ class RawServer:
         try:
             await self.handler(self, reader, writer, self.connections)
         except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            # A client that gave up before its CONNECT was complete (a loaded machine can take
+            # longer than the request's time limit to write it) has let go as well.
+            if self.silent:
+                self.closed.set()
         finally:
             writer.close()
 
@@ -438,7 +441,10 @@ class ForwardProxy:
             else:
                 await self._forward(head, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            # A client that gave up before its CONNECT was complete (a loaded machine can take
+            # longer than the request's time limit to write it) has let go as well.
+            if self.silent:
+                self.closed.set()
         finally:
             writer.close()
 
