@@ -48,10 +48,7 @@ class RawServer:
         try:
             await self.handler(self, reader, writer, self.connections)
         except (ConnectionError, asyncio.IncompleteReadError):
-            # A client that gave up before its CONNECT was complete (a loaded machine can take
-            # longer than the request's time limit to write it) has let go as well.
-            if self.silent:
-                self.closed.set()
+            pass
         finally:
             writer.close()
 
