@@ -18,8 +18,10 @@ from fastapi.routing import APIRoute
 from byoc import __version__
 from byoc.admin.router import router as admin_router
 from byoc.api import problems
+from byoc.api.health import router as health_router
 from byoc.api.hot import HotRoutes
 from byoc.api.limits import BodyLimitMiddleware
+from byoc.api.readiness import CachedVerdict
 from byoc.box.credentials import ActiveClients, TokenIssuer
 from byoc.box.router import dfo3_outbound, legacy_reply
 from byoc.box.router import router as box_router
@@ -41,10 +43,8 @@ from byoc.conversations.service import ConversationService
 from byoc.delivery import Deliveries
 from byoc.http import HttpClient
 from byoc.ids import new_id
-from byoc.ops.health import router as health_router
 from byoc.ops.metrics import Metrics, RuntimeSources
 from byoc.ops.middleware import RequestTelemetryMiddleware
-from byoc.ops.readiness import CachedVerdict
 from byoc.ops.tracing import configure_tracing, trace_client
 from byoc.outbox.worker import OutboxWorker, RetryPolicy
 from byoc.provisioning.action_pages import router as action_pages_router

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from byoc.api.readiness import CachedVerdict
 from byoc.box.credentials import ActiveClients, TokenIssuer
 from byoc.bus import LocalBus
 from byoc.conversations.lifecycle import LifecycleLoops
 from byoc.conversations.service import ConversationService
 from byoc.http import HttpClient
 from byoc.ops.metrics import Metrics
-from byoc.ops.readiness import CachedVerdict
 from byoc.outbox.worker import OutboxWorker
 from byoc.settings import Settings
 from byoc.store import Database

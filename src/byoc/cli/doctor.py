@@ -1,4 +1,4 @@
-"""`byoc doctor`: check the store and CXone (the checks live in `byoc.ops.doctor`)."""
+"""`byoc doctor`: check the store and CXone (the checks live in `byoc.doctor`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from byoc.settings import Settings
 
 
 def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
-    from byoc.ops.doctor import run_doctor
+    from byoc.doctor import run_doctor
 
     return asyncio.run(run_doctor(settings, pings=args.pings))
 
