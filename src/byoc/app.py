@@ -10,6 +10,7 @@ import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
@@ -46,6 +47,7 @@ from byoc.ids import new_id
 from byoc.ops.metrics import Metrics, RuntimeSources
 from byoc.ops.middleware import RequestTelemetryMiddleware
 from byoc.ops.tracing import configure_tracing, trace_client
+from byoc.outbox.gauges import store_readings
 from byoc.outbox.worker import OutboxWorker, RetryPolicy
 from byoc.provisioning.action_pages import router as action_pages_router
 from byoc.runtime import Runtime
@@ -131,7 +133,7 @@ async def build_runtime(
 
     metrics.attach(
         RuntimeSources(
-            db=db,
+            store_readings=partial(store_readings, db),
             worker_stats=lambda: worker.stats,
             token_refreshes=lambda: tenant_clients.token_refreshes,
         )

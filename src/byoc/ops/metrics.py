@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -38,9 +39,6 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from byoc import __version__
-from byoc.outbox import rows as outbox_rows
-from byoc.outbox.worker import WorkerStats
-from byoc.store import Database, StoreError, conversations, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +49,6 @@ HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 CXONE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 OUTBOX_STATES = ("pending", "dead")
-OUTBOX_QUERY_TIMEOUT_SECONDS = 2.0
 
 # DE API collections whose next path segment is an identifier (contract §3).
 _ID_AFTER = {
@@ -86,12 +83,35 @@ class OutboxSnapshot:
     oldest_pending_age_seconds: float
 
 
+@dataclass(frozen=True)
+class StoreReadings:
+    outbox: OutboxSnapshot
+    pending_timers: int
+
+
+class DeliveryCounts(Protocol):
+    """The outbox worker's running totals (`byoc.outbox.worker.WorkerStats`)."""
+
+    @property
+    def delivered(self) -> int: ...
+    @property
+    def retried(self) -> int: ...
+    @property
+    def dead(self) -> int: ...
+    @property
+    def expired(self) -> int: ...
+
+
 @dataclass
 class RuntimeSources:
-    """What the scrape reads from the running app; attached once the runtime exists."""
+    """What the scrape reads from the running app; attached once the runtime exists.
 
-    db: Database
-    worker_stats: Callable[[], WorkerStats]
+    Callables, so that this bottom-layer module knows nothing of the store or the worker:
+    `store_readings` answers None when the store could not be read (`byoc.store.gauges`).
+    """
+
+    store_readings: Callable[[], Awaitable[StoreReadings | None]]
+    worker_stats: Callable[[], DeliveryCounts]
     token_refreshes: Callable[[], int]
 
 
@@ -196,34 +216,12 @@ class Metrics:
         """The exposition text: one cheap outbox query, then the (fast, in-memory) rendering."""
         async with self._scrape_lock:
             if self.sources is not None:
-                try:
-                    self._scrape.snapshot = await asyncio.wait_for(
-                        outbox_snapshot(self.sources.db), timeout=OUTBOX_QUERY_TIMEOUT_SECONDS
-                    )
-                    self.pending_timers.set(
-                        await asyncio.wait_for(
-                            pending_timer_count(self.sources.db),
-                            timeout=OUTBOX_QUERY_TIMEOUT_SECONDS,
-                        )
-                    )
-                except (StoreError, TimeoutError) as exc:
-                    # Report what we can; the missing outbox families are the alert.
-                    log.warning("metrics: outbox query failed: %s", exc)
-                    self._scrape.snapshot = None
+                readings = await self.sources.store_readings()
+                # Report what we can; the missing outbox families are the alert.
+                self._scrape.snapshot = readings.outbox if readings else None
+                if readings is not None:
+                    self.pending_timers.set(readings.pending_timers)
             return generate_latest(self.registry)
-
-
-async def outbox_snapshot(db: Database) -> OutboxSnapshot:
-    grouped = await db.run_read(outbox_rows.count_by_state)
-    rows = {state: count for state, count, _ in grouped}
-    oldest_pending = next((oldest for state, _, oldest in grouped if state == "pending"), None)
-    age = max(0.0, (now_ms() - int(oldest_pending)) / 1000) if oldest_pending is not None else 0.0
-    return OutboxSnapshot(rows=rows, oldest_pending_age_seconds=age)
-
-
-async def pending_timer_count(db: Database) -> int:
-    """Open conversations waiting on an idle warning or a countdown."""
-    return await db.run_read(conversations.count_pending_timers)
 
 
 def sample_names(exposition: str) -> Iterator[str]:

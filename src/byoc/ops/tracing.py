@@ -6,16 +6,22 @@ They go to an OTLP/HTTP collector, configured by the standard `OTEL_EXPORTER_OTL
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI
 
-from byoc.http import HttpClient
 from byoc.settings import Settings
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Tracer
+
+
+class TraceableClient(Protocol):
+    """An outgoing-call client that can open a span per call (`byoc.http.HttpClient`)."""
+
+    def trace_with(self, tracer: Tracer | None) -> None: ...
 
 
 class TracingUnavailable(RuntimeError):
@@ -51,7 +57,7 @@ def configure_tracing(
     return provider
 
 
-def trace_client(client: HttpClient, provider: TracerProvider | None) -> None:
+def trace_client(client: TraceableClient, provider: TracerProvider | None) -> None:
     """Spans for the calls the service makes (CXone, platform webhooks)."""
     if provider is None:
         return
