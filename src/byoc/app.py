@@ -10,6 +10,7 @@ import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,8 @@ from fastapi.routing import APIRoute
 
 from byoc import __version__
 from byoc.admin.router import router as admin_router
-from byoc.api import problems
+from byoc.api import deps, problems
+from byoc.api.deps import Services
 from byoc.api.health import router as health_router
 from byoc.api.hot import HotRoutes
 from byoc.api.limits import BodyLimitMiddleware
@@ -50,7 +52,6 @@ from byoc.ops.tracing import configure_tracing, trace_client
 from byoc.outbox.gauges import store_readings
 from byoc.outbox.worker import OutboxWorker, RetryPolicy
 from byoc.provisioning.action_pages import router as action_pages_router
-from byoc.runtime import Runtime
 from byoc.settings import Settings
 from byoc.store import Database, StoreError, clients, dialect, tenants
 from byoc.store.migrations import current_version, latest_version, upgrade
@@ -62,6 +63,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UPLOAD_PATH = re.compile(r"^/webchat/v1/channels/[^/]+/attachments$")
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What the lifespan starts and stops. Handlers see `services` only, through `byoc.api.deps`."""
+
+    services: Services
+    http: HttpClient
+    worker: OutboxWorker
+    lifecycle: LifecycleLoops
 
 
 async def build_runtime(
@@ -138,16 +149,13 @@ async def build_runtime(
             token_refreshes=lambda: tenant_clients.token_refreshes,
         )
     )
-    return Runtime(
+    services = Services(
         settings=settings,
         db=db,
-        http=http,
         tenants=tenant_clients,
         conversations=ConversationService(
             db, policy, on_enqueued=worker.wake, fresh_rows=worker, clock=clock
         ),
-        lifecycle=lifecycle,
-        worker=worker,
         token_issuer=TokenIssuer(
             settings.token_signing_key.get_secret_value(), settings.token_ttl_seconds
         ),
@@ -156,6 +164,7 @@ async def build_runtime(
         cxone_readiness=CachedVerdict(timeout_seconds=min(3.0, settings.cxone_timeout_seconds)),
         bus=bus,
     )
+    return Runtime(services=services, http=http, worker=worker, lifecycle=lifecycle)
 
 
 def create_app(
@@ -170,14 +179,13 @@ def create_app(
     metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Services]]:
         runtime = await build_runtime(settings, metrics, clock)
         trace_client(runtime.http, tracer_provider)
-        app.state.runtime = runtime
         worker_task = asyncio.create_task(runtime.worker.run(), name="outbox-worker")
         lifecycle_task = asyncio.create_task(runtime.lifecycle.run(), name="lifecycle")
         try:
-            yield
+            yield deps.lifespan_state(runtime.services)
         finally:
             runtime.lifecycle.stop()
             await runtime.worker.stop()
@@ -186,12 +194,12 @@ def create_app(
             for task in (worker_task, lifecycle_task):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if isinstance(runtime.bus, PostgresBus):
-                await runtime.bus.stop()
+            if isinstance(runtime.services.bus, PostgresBus):
+                await runtime.services.bus.stop()
             await runtime.http.aclose()
             if tracer_provider is not None:
                 tracer_provider.shutdown()
-            await runtime.db.close()
+            await runtime.services.db.close()
 
     app = FastAPI(
         # FastAPI's own OpenTelemetry hooks look up the global providers on every request;

@@ -8,24 +8,31 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from byoc.api.deps import get_cxone_readiness
+from byoc.api.readiness import CachedVerdict
 from byoc.app import create_app
-from byoc.runtime import Runtime
 from tests.support.emulator import running_emulator
 from tests.support.servers import serve
 from tests.support.stack import middleware_settings
 from tests.support.waiting import wait_for
 
 
-def runtime_of(app: FastAPI) -> Runtime:
-    runtime: Runtime = app.state.runtime
-    return runtime
+def with_verdict(app: FastAPI, verdict: CachedVerdict) -> FastAPI:
+    """The app, its readiness cache replaced by one the test can reach."""
+
+    async def cached() -> CachedVerdict:
+        return verdict
+
+    app.dependency_overrides[get_cxone_readiness] = cached
+    return app
 
 
 def test_readyz_follows_cxone_within_the_cache_window(tmp_path: Path) -> None:
     with ExitStack() as stack:
         emulator_context = running_emulator()
         emulator = stack.enter_context(emulator_context)
-        app = create_app(middleware_settings(tmp_path, emulator))
+        verdict = CachedVerdict(timeout_seconds=3.0)
+        app = with_verdict(create_app(middleware_settings(tmp_path, emulator)), verdict)
         server = stack.enter_context(serve(app))
         client = stack.enter_context(httpx.Client(base_url=server.url, timeout=10))
 
@@ -38,7 +45,7 @@ def test_readyz_follows_cxone_within_the_cache_window(tmp_path: Path) -> None:
         assert len(emulator.requests(path_contains="/channels", method="GET")) == 1
         assert client.get("/healthz").json() == {"status": "ok"}
 
-        runtime_of(app).cxone_readiness.ttl_seconds = 0.5
+        verdict.ttl_seconds = 0.5
         emulator_context.__exit__(None, None, None)  # CXone goes away
         answer = wait_for(
             lambda: (r := client.get("/readyz")).status_code != 200 and r,

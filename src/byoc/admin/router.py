@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from byoc.api.deps import ConversationsDep, SettingsDep
 from byoc.errors import NotFound, Unauthenticated
-from byoc.runtime import RuntimeDep
 
 router = APIRouter(prefix="/admin/v1", tags=["Admin API"])
 
 
-async def admin_caller(request: Request, runtime: RuntimeDep) -> None:
-    expected = runtime.settings.admin_token.get_secret_value()
+async def admin_caller(request: Request, settings: SettingsDep) -> None:
+    expected = settings.admin_token.get_secret_value()
     if not expected:
         raise NotFound("the admin API is disabled (set BYOC_ADMIN_TOKEN)")
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -48,9 +48,9 @@ class OutboundStarted(BaseModel):
 
 @router.post("/channels/{channel_id}/outbound", status_code=201, response_model=OutboundStarted)
 async def start_outbound(
-    channel_id: str, body: OutboundBody, runtime: RuntimeDep, _admin: Admin
+    channel_id: str, body: OutboundBody, conversations: ConversationsDep, _admin: Admin
 ) -> OutboundStarted:
-    delivered = await runtime.conversations.open_business_outbound(
+    delivered = await conversations.open_business_outbound(
         channel_id, body.customer_id, body.text, body.author
     )
     return OutboundStarted(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
+from byoc.api.deps import CxoneReadinessDep, DatabaseDep, MetricsDep, TenantsDep
 from byoc.ops.metrics import CONTENT_TYPE
-from byoc.runtime import RuntimeDep
 from byoc.store import StoreError
 from byoc.store.migrations import current_version, latest_version
 from byoc.tenancy import DEFAULT_TENANT_ID
@@ -20,10 +20,12 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(runtime: RuntimeDep) -> JSONResponse:
+async def readyz(
+    db: DatabaseDep, tenants: TenantsDep, cxone_readiness: CxoneReadinessDep
+) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        version = await current_version(runtime.db)
+        version = await current_version(db)
         checks["store"] = "ok"
         checks["migrations"] = "ok" if version == latest_version() else f"at {version}"
     except StoreError as exc:
@@ -31,10 +33,10 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
     async def cxone_token_obtainable() -> None:
         # One light authenticated call: a cached token alone would say nothing about CXone.
-        client = await runtime.tenants.for_tenant(DEFAULT_TENANT_ID)
+        client = await tenants.for_tenant(DEFAULT_TENANT_ID)
         await client.ping()
 
-    checks["cxone"] = await runtime.cxone_readiness.get(cxone_token_obtainable)
+    checks["cxone"] = await cxone_readiness.get(cxone_token_obtainable)
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
@@ -43,5 +45,5 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(runtime: RuntimeDep) -> Response:
-    return Response(await runtime.metrics.render(), media_type=CONTENT_TYPE)
+async def metrics(metrics: MetricsDep) -> Response:
+    return Response(await metrics.render(), media_type=CONTENT_TYPE)

@@ -13,6 +13,16 @@ from urllib.parse import parse_qsl, unquote
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from byoc.api.deps import (
+    ActiveClientsDep,
+    ConversationsDep,
+    DatabaseDep,
+    MetricsDep,
+    TokenIssuerDep,
+    active_clients_of,
+    conversations_of,
+    token_issuer_of,
+)
 from byoc.api.lean import documented_body, json_response, parse_body
 from byoc.box.credentials import verify_secret
 from byoc.box.schemas import (
@@ -35,7 +45,6 @@ from byoc.errors import (
     RecipientRejected,
     Unauthenticated,
 )
-from byoc.runtime import RuntimeDep, runtime_of
 from byoc.store import clients
 
 log = logging.getLogger(__name__)
@@ -88,7 +97,9 @@ async def _token_request_fields(request: Request) -> dict[str, str]:
     summary="Issue an access token to CXone (client credentials grant)",
     responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"}},
 )
-async def issue_token(request: Request, runtime: RuntimeDep) -> Response:
+async def issue_token(
+    request: Request, db: DatabaseDep, token_issuer: TokenIssuerDep, metrics: MetricsDep
+) -> Response:
     try:
         fields = await _token_request_fields(request)
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -100,15 +111,15 @@ async def issue_token(request: Request, runtime: RuntimeDep) -> Response:
     client_id, secret = fields.get("client_id", ""), fields.get("client_secret", "")
     if not client_id or not secret:
         return _oauth_error(401, "invalid_client", "client_id and client_secret are required")
-    client = await runtime.db.run_read(clients.get_client, client_id)
+    client = await db.run_read(clients.get_client, client_id)
     if (
         client is None
         or client.revoked_at is not None
         or not verify_secret(secret, client.secret_hash)
     ):
         return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
-    issued = runtime.token_issuer.issue(client_id)
-    runtime.metrics.box_tokens_issued.inc()
+    issued = token_issuer.issue(client_id)
+    metrics.box_tokens_issued.inc()
     return JSONResponse(
         TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in).model_dump(),
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
@@ -118,13 +129,15 @@ async def issue_token(request: Request, runtime: RuntimeDep) -> Response:
 # --- bearer authentication for every callback ------------------------------------------------
 
 
-async def authenticated_client(request: Request, runtime: RuntimeDep) -> str:
+async def authenticated_client(
+    request: Request, token_issuer: TokenIssuerDep, active_clients: ActiveClientsDep
+) -> str:
     authorization = request.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("a bearer token from the token endpoint is required")
-    client_id = runtime.token_issuer.verify(token.strip())
-    if not await runtime.active_clients.contains(client_id):
+    client_id = token_issuer.verify(token.strip())
+    if not await active_clients.contains(client_id):
         raise Unauthenticated("the client that holds this token was revoked")
     return client_id
 
@@ -242,8 +255,7 @@ def _validation_failed(exc: RecipientRejected) -> JSONResponse:
 )
 async def legacy_reply(post_id: str, request: Request) -> Response:
     # Lean (`byoc.api.lean`), answered by `byoc.api.hot`: one of the two busiest routes.
-    runtime = runtime_of(request)
-    await authenticated_client(request, runtime)
+    await authenticated_client(request, token_issuer_of(request), active_clients_of(request))
     body = parse_body(AgentMessageBody, await request.body(), request.headers.get("content-type"))
     log.debug(
         "legacy reply body for post %s: %s", post_id, body.model_dump(exclude={"message_content"})
@@ -251,7 +263,7 @@ async def legacy_reply(post_id: str, request: Request) -> Response:
     incoming = _agent_message(body, request)
     if incoming.de_thread_id is None:
         incoming = AgentMessageIn(**{**incoming.__dict__, "de_thread_id": post_id})
-    delivered = await runtime.conversations.receive_agent_message(incoming, channel_id=None)
+    delivered = await conversations_of(request).receive_agent_message(incoming, channel_id=None)
     _check_retry(incoming, delivered)
     return json_response(LegacyReplyResponse(idOnExternalPlatform=delivered.message.id))
 
@@ -265,21 +277,17 @@ async def legacy_reply(post_id: str, request: Request) -> Response:
 )
 async def dfo3_outbound(channel_id: str, request: Request) -> Response:
     # Lean (`byoc.api.lean`), answered by `byoc.api.hot`: one of the two busiest routes.
-    runtime = runtime_of(request)
-    await authenticated_client(request, runtime)
+    await authenticated_client(request, token_issuer_of(request), active_clients_of(request))
     body = parse_body(AgentMessageBody, await request.body(), request.headers.get("content-type"))
     incoming = _agent_message(body, request)
+    conversations = conversations_of(request)
     try:
-        delivered = await runtime.conversations.receive_agent_message(
-            incoming, channel_id=channel_id
-        )
+        delivered = await conversations.receive_agent_message(incoming, channel_id=channel_id)
     except ConversationNotFound:
         if not incoming.recipients:
             raise
         try:
-            delivered = await runtime.conversations.open_agent_outbound(
-                incoming, channel_id=channel_id
-            )
+            delivered = await conversations.open_agent_outbound(incoming, channel_id=channel_id)
         except RecipientRejected as exc:
             return _validation_failed(exc)
     _check_retry(incoming, delivered)
@@ -298,14 +306,14 @@ async def agent_sender_action(
     channel_id: str,
     thread_id: str,
     body: SenderActionBody,
-    runtime: RuntimeDep,
+    conversations: ConversationsDep,
     _client: CurrentClient,
 ) -> Response:
     action = body.sender_action.action
     if action not in ("isTypingOn", "isTypingOff"):
         raise InvalidInput(f"senderAction.action {action!r} is not isTypingOn or isTypingOff")
     brand = body.brand.model_dump(by_alias=True, exclude_none=True) if body.brand else None
-    await runtime.conversations.agent_typing(
+    await conversations.agent_typing(
         channel_id, thread_id, typing=action == "isTypingOn", brand=brand, author=body.author_user
     )
     return Response(status_code=204)
@@ -319,12 +327,12 @@ async def agent_sender_action(
 async def validate_recipients(
     channel_id: str,
     body: RecipientValidationBody,
-    runtime: RuntimeDep,
+    conversations: ConversationsDep,
     _client: CurrentClient,
 ) -> Response:
     recipients: list[dict[str, Any]] = body.end_user_recipients or body.recipients
     try:
-        await runtime.conversations.validate_recipients(channel_id, recipients)
+        await conversations.validate_recipients(channel_id, recipients)
     except RecipientRejected as exc:
         return _validation_failed(exc)
     return JSONResponse({"valid": True})

@@ -10,12 +10,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from byoc.api.deps import (
+    ConversationsDep,
+    DatabaseDep,
+    SettingsDep,
+    conversations_of,
+    settings_of,
+)
 from byoc.api.lean import documented_body, json_response, parse_body
 from byoc.channels.adapter import message_view
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.errors import ConversationNotFound
-from byoc.runtime import RuntimeDep, runtime_of
 from byoc.store import Connection, conversations, messages
 from byoc.store.records import Channel, Conversation, Message
 
@@ -92,14 +98,16 @@ class Transcript(BaseModel):
     messages: list[dict[str, Any]]
 
 
-async def signed_channel(channel_id: str, request: Request, runtime: RuntimeDep) -> Channel:
-    channel = await runtime.conversations.channel(channel_id)
+async def signed_channel(
+    channel_id: str, request: Request, service: ConversationsDep, settings: SettingsDep
+) -> Channel:
+    channel = await service.channel(channel_id)
     verify(
         channel.secret,
         request.headers.get(TIMESTAMP_HEADER),
         request.headers.get(SIGNATURE_HEADER),
         await request.body(),
-        tolerance_seconds=runtime.settings.signature_tolerance_seconds,
+        tolerance_seconds=settings.signature_tolerance_seconds,
     )
     return channel
 
@@ -116,8 +124,8 @@ SignedChannel = Annotated[Channel, Depends(signed_channel)]
 async def post_customer_message(channel_id: str, request: Request) -> Response:
     """Store a customer message durably and queue it for CXone; 202 once it is stored."""
     # The busiest route of the platform API: lean (see `byoc.api.lean`).
-    runtime = runtime_of(request)
-    channel = await signed_channel(channel_id, request, runtime)
+    service = conversations_of(request)
+    channel = await signed_channel(channel_id, request, service, settings_of(request))
     body = parse_body(
         CustomerMessageBody, await request.body(), request.headers.get("content-type")
     )
@@ -131,7 +139,7 @@ async def post_customer_message(channel_id: str, request: Request) -> Response:
         if body.customer.custom_fields
         else None,
     )
-    delivered = await runtime.conversations.receive_customer_message(
+    delivered = await service.receive_customer_message(
         CustomerMessageIn(
             channel_id=channel.id,
             customer=profile,
@@ -153,14 +161,18 @@ async def post_customer_message(channel_id: str, request: Request) -> Response:
 
 
 @router.post("/typing", status_code=202, response_model=Accepted)
-async def post_typing(body: TypingBody, channel: SignedChannel, runtime: RuntimeDep) -> Accepted:
-    await runtime.conversations.customer_typing(channel.id, body.thread_id, typing=body.typing)
+async def post_typing(
+    body: TypingBody, channel: SignedChannel, service: ConversationsDep
+) -> Accepted:
+    await service.customer_typing(channel.id, body.thread_id, typing=body.typing)
     return Accepted()
 
 
 @router.post("/receipts", status_code=202, response_model=Accepted)
-async def post_receipt(body: ReceiptBody, channel: SignedChannel, runtime: RuntimeDep) -> Accepted:
-    await runtime.conversations.report_receipt(channel.id, body.message_id, body.status)
+async def post_receipt(
+    body: ReceiptBody, channel: SignedChannel, service: ConversationsDep
+) -> Accepted:
+    await service.report_receipt(channel.id, body.message_id, body.status)
     return Accepted()
 
 
@@ -170,16 +182,16 @@ class OptOutBody(_Strict):
 
 @router.put("/customers/{customer_id}/opt-out", response_model=Accepted)
 async def put_opt_out(
-    customer_id: str, body: OptOutBody, channel: SignedChannel, runtime: RuntimeDep
+    customer_id: str, body: OptOutBody, channel: SignedChannel, service: ConversationsDep
 ) -> Accepted:
     """A customer who opted out is refused as the recipient of agent-initiated messages."""
-    await runtime.conversations.set_opt_out(channel.id, customer_id, body.opted_out)
+    await service.set_opt_out(channel.id, customer_id, body.opted_out)
     return Accepted()
 
 
 @router.get("/threads/{thread_id}/messages", response_model=Transcript)
 async def get_transcript(
-    thread_id: str, channel: SignedChannel, runtime: RuntimeDep, after_seq: int = -1
+    thread_id: str, channel: SignedChannel, db: DatabaseDep, after_seq: int = -1
 ) -> Transcript:
     def read(conn: Connection) -> tuple[Conversation | None, list[Message]]:
         conversation = conversations.get_conversation(conn, thread_id)
@@ -187,7 +199,7 @@ async def get_transcript(
             return None, []
         return conversation, messages.list_messages(conn, thread_id, after_seq=after_seq)
 
-    conversation, transcript = await runtime.db.run_read(read)
+    conversation, transcript = await db.run_read(read)
     if conversation is None:
         raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
     return Transcript(

@@ -34,6 +34,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import QueryParams
 
+from byoc.api.deps import DatabaseDep, SettingsDep, TenantsDep
 from byoc.cxone import CxoneAuthError, CxoneError, DeClient
 from byoc.errors import ByocError, InvalidInput, NotFound
 from byoc.provisioning.channels import (
@@ -47,9 +48,10 @@ from byoc.provisioning.channels import (
     validate,
 )
 from byoc.provisioning.form_tokens import FormClaims, FormTokens
-from byoc.runtime import Runtime, RuntimeDep
-from byoc.store import channels, tenants
+from byoc.settings import Settings
+from byoc.store import Database, channels, tenants
 from byoc.store.records import Tenant
+from byoc.tenancy import TenantClients
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,8 @@ _SECURITY_HEADERS = {
 }
 
 
-def _form_tokens(runtime: Runtime) -> FormTokens:
-    return FormTokens(runtime.settings.token_signing_key.get_secret_value())
+def _form_tokens(settings: Settings) -> FormTokens:
+    return FormTokens(settings.token_signing_key.get_secret_value())
 
 
 # --- HTML -------------------------------------------------------------------------------------
@@ -180,8 +182,8 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-async def _tenant_for_brand(runtime: Runtime, brand_id: int) -> Tenant | None:
-    listed = await runtime.db.run_read(tenants.list_tenants)
+async def _tenant_for_brand(db: Database, brand_id: int) -> Tenant | None:
+    listed = await db.run_read(tenants.list_tenants)
     return next((t for t in listed if t.brand_id == brand_id), None)
 
 
@@ -192,7 +194,9 @@ class _Verified:
     user_id: int
 
 
-async def _verify(runtime: Runtime, query: QueryParams) -> _Verified | HTMLResponse:
+async def _verify(
+    db: Database, tenant_clients: TenantClients, query: QueryParams
+) -> _Verified | HTMLResponse:
     """Resolve the brand's tenant and spend the one-time token; an error page otherwise."""
     brand_id, user_id = _int(query.get("brandId")), _int(query.get("userId"))
     token = query.get("token")
@@ -202,7 +206,7 @@ async def _verify(runtime: Runtime, query: QueryParams) -> _Verified | HTMLRespo
             "The link lacks brandId, userId or token. Open it from CXone's admin UI.",
             400,
         )
-    tenant = await _tenant_for_brand(runtime, brand_id)
+    tenant = await _tenant_for_brand(db, brand_id)
     if tenant is None:
         return _error_page(
             "Unknown brand",
@@ -210,7 +214,7 @@ async def _verify(runtime: Runtime, query: QueryParams) -> _Verified | HTMLRespo
             "`byoc tenants add`.",
             404,
         )
-    client = await runtime.tenants.for_tenant(tenant.id)
+    client = await tenant_clients.for_tenant(tenant.id)
     try:
         verified = await client.verify_one_time_token(brand_id, user_id, token)
     except CxoneAuthError:
@@ -232,10 +236,12 @@ async def _verify(runtime: Runtime, query: QueryParams) -> _Verified | HTMLRespo
 
 
 @router.get("/action")
-async def action_page(request: Request, runtime: RuntimeDep) -> Response:
+async def action_page(
+    request: Request, settings: SettingsDep, db: DatabaseDep, tenant_clients: TenantsDep
+) -> Response:
     query = request.query_params
     integration_id = query.get("channelIntegrationId") or (
-        runtime.settings.cxone_channel_integration_id or ""
+        settings.cxone_channel_integration_id or ""
     )
     if not integration_id:
         # Checked before the token is spent, so the admin can retry once it is set.
@@ -245,7 +251,7 @@ async def action_page(request: Request, runtime: RuntimeDep) -> Response:
             "integration, or add ?channelIntegrationId=… to the Action URL.",
             400,
         )
-    verified = await _verify(runtime, query)
+    verified = await _verify(db, tenant_clients, query)
     if isinstance(verified, HTMLResponse):
         return verified
     claims = FormClaims(
@@ -256,11 +262,13 @@ async def action_page(request: Request, runtime: RuntimeDep) -> Response:
         channel_id=new_channel_id(),
         back_url=query.get("backUrl", ""),
     )
-    return _form_page(_form_tokens(runtime).issue(claims), claims)
+    return _form_page(_form_tokens(settings).issue(claims), claims)
 
 
 @router.post("/action")
-async def create_from_form(request: Request, runtime: RuntimeDep) -> Response:
+async def create_from_form(
+    request: Request, settings: SettingsDep, db: DatabaseDep, tenant_clients: TenantsDep
+) -> Response:
     form = await request.form()
 
     def text(name: str) -> str:
@@ -268,14 +276,14 @@ async def create_from_form(request: Request, runtime: RuntimeDep) -> Response:
         return value.strip() if isinstance(value, str) else ""
 
     token = text("form_token")
-    claims = _form_tokens(runtime).verify(token)
+    claims = _form_tokens(settings).verify(token)
     if claims is None:
         return _error_page(
             "Form expired",
             "This form is expired or was not issued here. Open 'Add channel' again in CXone.",
             403,
         )
-    existing = await runtime.db.run_read(channels.get_channel, claims.channel_id)
+    existing = await db.run_read(channels.get_channel, claims.channel_id)
     if existing is not None and existing.tenant_id == claims.tenant_id:
         # The same form submitted twice: the first submit did the work.
         return _done(claims.back_url, "Channel created", f"Channel {existing.name} is ready.")
@@ -303,9 +311,9 @@ async def create_from_form(request: Request, runtime: RuntimeDep) -> Response:
     problems = validate(new)
     if problems:
         return _form_page(token, claims, errors=problems, status=422, **fields)
-    client = await runtime.tenants.for_tenant(claims.tenant_id)
+    client = await tenant_clients.for_tenant(claims.tenant_id)
     try:
-        created = await create_channel(runtime.db, client, new)
+        created = await create_channel(db, client, new)
     except ProvisioningError as exc:
         log.warning("Action URL: creating channel %s failed: %s", claims.channel_id, exc)
         return _form_page(token, claims, errors={"cxone": exc.detail}, status=502, **fields)
@@ -323,16 +331,16 @@ async def create_from_form(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/remove")
-async def remove_page(request: Request, runtime: RuntimeDep) -> Response:
+async def remove_page(request: Request, db: DatabaseDep, tenant_clients: TenantsDep) -> Response:
     query = request.query_params
     channel_id = query.get("channelId", "")
     if not channel_id:
         return _error_page("Cannot remove", "The link names no channelId.", 400)
-    verified = await _verify(runtime, query)
+    verified = await _verify(db, tenant_clients, query)
     if isinstance(verified, HTMLResponse):
         return verified
     try:
-        await delete_channel(runtime.db, verified.client, channel_id, tenant_id=verified.tenant.id)
+        await delete_channel(db, verified.client, channel_id, tenant_id=verified.tenant.id)
     except NotFound:
         return _error_page("Unknown channel", f"There is no channel {channel_id} here.", 404)
     except ProvisioningError as exc:
@@ -342,16 +350,16 @@ async def remove_page(request: Request, runtime: RuntimeDep) -> Response:
 
 
 @router.get("/reconnect")
-async def reconnect_page(request: Request, runtime: RuntimeDep) -> Response:
+async def reconnect_page(request: Request, db: DatabaseDep, tenant_clients: TenantsDep) -> Response:
     query = request.query_params
     channel_id = query.get("channelId", "")
-    verified = await _verify(runtime, query)
+    verified = await _verify(db, tenant_clients, query)
     if isinstance(verified, HTMLResponse):
         return verified
     back_url = query.get("backUrl", "")
     if not channel_id:
         return _done(back_url, "Connected", f"Brand {verified.tenant.brand_id} is connected.")
-    mapped = await runtime.db.run_read(channels.get_channel, channel_id)
+    mapped = await db.run_read(channels.get_channel, channel_id)
     if mapped is None or mapped.tenant_id != verified.tenant.id:
         return _error_page(
             "Channel not mapped",

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Header, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from byoc.api.deps import ConversationsDep, DatabaseDep, SettingsDep
 from byoc.channels.attachment_store import attachment_url, safe_filename
 from byoc.channels.webchat.config import parse_settings
 from byoc.channels.webchat.identity import resolve_identity
 from byoc.conversations.models import CustomerProfile
 from byoc.errors import ChannelNotFound, InvalidInput, NotFound, TooLarge, UnsupportedType
 from byoc.ids import new_id
-from byoc.runtime import RuntimeDep
 from byoc.store import attachments, channels, now_ms
 from byoc.store.records import StoredAttachment
 
@@ -42,12 +42,14 @@ async def upload_attachment(
     channel_id: str,
     file: UploadFile,
     request: Request,
-    runtime: RuntimeDep,
+    db: DatabaseDep,
+    conversations: ConversationsDep,
+    app_settings: SettingsDep,
     x_byoc_visitor: Annotated[str | None, Header()] = None,
     x_byoc_user: Annotated[str | None, Header()] = None,
     x_byoc_user_signature: Annotated[str | None, Header()] = None,
 ) -> UploadedAttachment:
-    channel = await runtime.db.run_read(channels.get_channel, channel_id)
+    channel = await db.run_read(channels.get_channel, channel_id)
     if channel is None or channel.adapter != "webchat":
         raise ChannelNotFound(f"no web chat channel {channel_id!r}")
     settings = parse_settings(channel.settings)
@@ -70,7 +72,7 @@ async def upload_attachment(
             raise TooLarge(f"attachments are limited to {settings.max_attachment_bytes} bytes")
     if not data:
         raise InvalidInput("the file is empty")
-    customer = await runtime.conversations.ensure_customer(
+    customer = await conversations.ensure_customer(
         channel.id, CustomerProfile(external_id=identity.external_id)
     )
     friendly_name = safe_filename(file.filename)
@@ -84,19 +86,19 @@ async def upload_attachment(
         size=len(data),
         created_at=now_ms(),
     )
-    await runtime.db.run_write(attachments.insert_attachment, stored, bytes(data))
+    await db.run_write(attachments.insert_attachment, stored, bytes(data))
     return UploadedAttachment(
         id=stored.id,
         friendlyName=friendly_name,
-        url=attachment_url(runtime.settings.public_url, stored.id, stored.access_token),
+        url=attachment_url(app_settings.public_url, stored.id, stored.access_token),
         mimeType=mime_type,
         size=stored.size,
     )
 
 
 @router.get("/attachments/{attachment_id}/{token}")
-async def download_attachment(attachment_id: str, token: str, runtime: RuntimeDep) -> Response:
-    found = await runtime.db.run_read(attachments.get_attachment, attachment_id, with_data=True)
+async def download_attachment(attachment_id: str, token: str, db: DatabaseDep) -> Response:
+    found = await db.run_read(attachments.get_attachment, attachment_id, with_data=True)
     if found is None or not secrets.compare_digest(found[0].access_token, token):
         raise NotFound("no such attachment")
     stored, data = found

@@ -8,11 +8,12 @@ import json
 import re
 
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from byoc.api.deps import database_of
 from byoc.channels.webchat.config import parse_settings
 from byoc.errors import InvalidInput
-from byoc.runtime import Runtime
 from byoc.store import channels
 
 UPLOAD_PATH = re.compile(r"^/webchat/v1/channels/(?P<channel>[^/]+)/attachments$")
@@ -67,8 +68,8 @@ class WidgetCorsMiddleware:
         await self.app(scope, receive, send_with_cors)
 
     async def _allowed(self, scope: Scope, channel_id: str, origin: str) -> bool:
-        runtime: Runtime = scope["app"].state.runtime
-        channel = await runtime.db.run_read(channels.get_channel, channel_id)
+        db = database_of(HTTPConnection(scope))
+        channel = await db.run_read(channels.get_channel, channel_id)
         if channel is None or channel.adapter != "webchat":
             return True  # let the route answer 404 as usual
         try:

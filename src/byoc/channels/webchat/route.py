@@ -7,6 +7,7 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from byoc.api.deps import BusDep, ConversationsDep, DatabaseDep, MetricsDep, SettingsDep
 from byoc.channels.webchat.config import parse_settings
 from byoc.channels.webchat.identity import resolve_identity
 from byoc.channels.webchat.protocol import (
@@ -19,7 +20,6 @@ from byoc.channels.webchat.protocol import (
 from byoc.channels.webchat.session import WidgetSession
 from byoc.conversations.models import CustomerProfile
 from byoc.errors import ChannelNotFound, Forbidden, Unauthenticated
-from byoc.runtime import Runtime
 from byoc.store.records import Channel
 
 router = APIRouter()
@@ -34,8 +34,14 @@ async def _refuse(ws: WebSocket, code: str, detail: str) -> None:
 
 
 @router.websocket("/webchat/v1/ws")
-async def widget_socket(ws: WebSocket) -> None:
-    runtime: Runtime = ws.app.state.runtime
+async def widget_socket(
+    ws: WebSocket,
+    conversations: ConversationsDep,
+    db: DatabaseDep,
+    bus: BusDep,
+    app_settings: SettingsDep,
+    metrics: MetricsDep,
+) -> None:
     await ws.accept()
     try:
         raw = await asyncio.wait_for(ws.receive_text(), timeout=HELLO_TIMEOUT_SECONDS)
@@ -52,7 +58,7 @@ async def widget_socket(ws: WebSocket) -> None:
         await _refuse(ws, "bad-hello", "expected a hello frame: the first frame must be hello")
         return
     try:
-        channel: Channel | None = await runtime.conversations.channel(hello.channel)
+        channel: Channel | None = await conversations.channel(hello.channel)
     except ChannelNotFound:
         channel = None
     if channel is None or channel.adapter != "webchat":
@@ -74,19 +80,29 @@ async def widget_socket(ws: WebSocket) -> None:
         await _refuse(ws, "unauthenticated", exc.detail)
         return
     first, _, last = (hello.name or "").strip().partition(" ")
-    customer = await runtime.conversations.ensure_customer(
+    customer = await conversations.ensure_customer(
         channel.id,
         CustomerProfile(
             external_id=identity.external_id, first_name=first or None, last_name=last or None
         ),
     )
-    session = WidgetSession(ws, runtime, channel, settings, identity, customer)
-    runtime.metrics.open_sockets.inc()
+    session = WidgetSession(
+        ws,
+        channel,
+        settings,
+        identity,
+        customer,
+        service=conversations,
+        db=db,
+        bus=bus,
+        public_url=app_settings.public_url,
+    )
+    metrics.open_sockets.inc()
     try:
-        async with runtime.bus.subscribe(customer.id) as subscription:
+        async with bus.subscribe(customer.id) as subscription:
             await session.welcome(hello)
             await session.run(subscription)
     except WebSocketDisconnect:
         pass
     finally:
-        runtime.metrics.open_sockets.dec()
+        metrics.open_sockets.dec()

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 
-from byoc.bus import Subscription
+from byoc.bus import LocalBus, Subscription
 from byoc.channels.adapter import message_view
 from byoc.channels.attachment_store import attachment_url
 from byoc.channels.webchat.config import WebchatSettings
@@ -43,9 +43,9 @@ from byoc.channels.webchat.protocol import (
     read_bus_event,
 )
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
+from byoc.conversations.service import ConversationService
 from byoc.errors import ByocError, ConversationEnded, NotFound
-from byoc.runtime import Runtime
-from byoc.store import Connection, attachments, conversations, messages
+from byoc.store import Connection, Database, attachments, conversations, messages
 from byoc.store.records import Channel, Conversation, Customer, Message, StoredAttachment
 
 log = logging.getLogger(__name__)
@@ -72,14 +72,21 @@ class WidgetSession:
     def __init__(
         self,
         ws: WebSocket,
-        runtime: Runtime,
         channel: Channel,
         settings: WebchatSettings,
         identity: WidgetIdentity,
         customer: Customer,
+        *,
+        service: ConversationService,
+        db: Database,
+        bus: LocalBus,
+        public_url: str,
     ) -> None:
         self.ws = ws
-        self.runtime = runtime
+        self.service = service
+        self.db = db
+        self.bus = bus
+        self.public_url = public_url
         self.channel = channel
         self.settings = settings
         self.identity = identity
@@ -119,7 +126,7 @@ class WidgetSession:
             newer = messages.list_messages(conn, conversation.id, after_seq=after)
             return conversation, newer, max([after, *(m.seq for m in newer)])
 
-        self.conversation, newer, last_seq = await self.runtime.db.run_read(read)
+        self.conversation, newer, last_seq = await self.db.run_read(read)
         if self.conversation is not None:
             self.last_seq = last_seq
         if self.conversation is not None and not self.conversation.is_open:
@@ -214,21 +221,21 @@ class WidgetSession:
                 await self._customer_message(frame)
             case TypingFrame():
                 if self.conversation is not None and self.conversation.is_open:
-                    await self.runtime.conversations.customer_typing(
+                    await self.service.customer_typing(
                         self.channel.id, self.conversation.id, typing=bool(frame.typing)
                     )
             case ReceiptFrame():
                 if frame.message_id:
                     with contextlib.suppress(NotFound):
-                        await self.runtime.conversations.report_receipt(
+                        await self.service.report_receipt(
                             self.channel.id, frame.message_id, frame.type
                         )
             case StillHereFrame():
                 if self.conversation is not None and self.conversation.is_open:
-                    await self.runtime.conversations.customer_active(self.conversation.id)
+                    await self.service.customer_active(self.conversation.id)
             case NewConversationFrame():
                 if self.conversation is not None and not self.conversation.is_open:
-                    await self.runtime.conversations.dismiss_ended(self.conversation.id)
+                    await self.service.dismiss_ended(self.conversation.id)
                     self.conversation = None
                     self.last_seq = -1
                     await self.send(self._welcome_frame([]))
@@ -251,7 +258,7 @@ class WidgetSession:
             raise FrameError("rate-limited", "you are sending messages too fast; wait a moment")
         attachments = await self._attachments(frame.attachments)
         custom_fields = self._prechat_fields(frame.prechat)
-        delivered = await self.runtime.conversations.receive_customer_message(
+        delivered = await self.service.receive_customer_message(
             CustomerMessageIn(
                 channel_id=self.channel.id,
                 customer=CustomerProfile(
@@ -268,7 +275,7 @@ class WidgetSession:
         )
         # Other tabs of the same customer show it too; this one gets it (again) from _sync,
         # which the widget de-duplicates by id.
-        self.runtime.bus.publish(self.customer.id, {"kind": "messages"})
+        self.bus.publish(self.customer.id, {"kind": "messages"})
 
     def _prechat_fields(self, prechat: dict[str, str] | None) -> list[dict[str, str]] | None:
         declared = {f.ident: f for f in self.settings.prechat}
@@ -295,15 +302,13 @@ class WidgetSession:
             found = (attachments.get_attachment(conn, ref.id) for ref in refs)
             return [None if f is None else f[0] for f in found]
 
-        for ref, stored in zip(refs, await self.runtime.db.run_read(read), strict=True):
+        for ref, stored in zip(refs, await self.db.run_read(read), strict=True):
             if stored is None or stored.customer_id != self.customer.id:
                 raise FrameError("invalid", f"no uploaded attachment {ref.id!r}")
             resolved.append(
                 {
                     "friendlyName": stored.friendly_name,
-                    "url": attachment_url(
-                        self.runtime.settings.public_url, stored.id, stored.access_token
-                    ),
+                    "url": attachment_url(self.public_url, stored.id, stored.access_token),
                 }
             )
         return resolved
@@ -349,7 +354,7 @@ class WidgetSession:
         await self._send_messages(await self._newer_messages(self.conversation.id))
 
     async def _newer_messages(self, conversation_id: str) -> list[Message]:
-        return await self.runtime.db.run_read(
+        return await self.db.run_read(
             partial(
                 messages.list_messages, conversation_id=conversation_id, after_seq=self.last_seq
             )
@@ -364,7 +369,7 @@ class WidgetSession:
 
     async def _sync(self) -> None:
         """Send whatever the store holds that this widget has not been sent yet."""
-        latest = await self.runtime.db.run_read(
+        latest = await self.db.run_read(
             partial(
                 conversations.latest_conversation, customer_id=self.customer.id, open_only=False
             )
