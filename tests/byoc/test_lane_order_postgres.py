@@ -19,13 +19,10 @@ from sqlalchemy import Connection, delete, text
 
 from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile
 from byoc.conversations.policy import LifecyclePolicy
-from byoc.conversations.service import (
-    CXONE_CREATE_MESSAGE,
-    CXONE_MESSAGE_STATUS,
-    ConversationService,
-    cxone_lane,
-)
-from byoc.outbox.rows import enqueue
+from byoc.conversations.service import ConversationService
+from byoc.outbox import kinds
+from byoc.outbox.kinds import enqueue
+from byoc.outbox.outcome import Settled
 from byoc.outbox.worker import OutboxWorker, RetryPolicy
 from byoc.store import Database, channels, messages, migrations, now_ms, tenants
 from byoc.store import schema as t
@@ -111,12 +108,13 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
 
     delivered: list[tuple[int, str]] = []
 
-    async def deliver(row: OutboxRow) -> None:
+    async def deliver(row: OutboxRow) -> Settled:
         delivered.append((row.id, row.kind))
+        return Settled()
 
     worker = OutboxWorker(
         db,
-        {CXONE_MESSAGE_STATUS: deliver, CXONE_CREATE_MESSAGE: deliver},
+        {kinds.MessageStatus.KIND: deliver, kinds.CustomerMessage.KIND: deliver},
         owner="w1",
         policy=RetryPolicy(),
     )
@@ -126,9 +124,9 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
         messages.set_message_status(conn, reply.message.id, "delivered")
         enqueue(
             conn,
-            lane=cxone_lane(conversation.id),
-            kind=CXONE_MESSAGE_STATUS,
-            payload={"message_id": reply.message.id, "status": "delivered", "at": now_ms()},
+            kinds.MessageStatus(
+                conversation.id, message_id=reply.message.id, status="delivered", at=now_ms()
+            ),
             now=now_ms(),
         )
 
@@ -151,5 +149,8 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
         pass
 
     assert claimed_while_open == 0
-    assert [kind for _, kind in delivered] == [CXONE_MESSAGE_STATUS, CXONE_CREATE_MESSAGE]
+    assert [kind for _, kind in delivered] == [
+        kinds.MessageStatus.KIND,
+        kinds.CustomerMessage.KIND,
+    ]
     assert [row_id for row_id, _ in delivered] == sorted(row_id for row_id, _ in delivered)

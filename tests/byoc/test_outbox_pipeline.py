@@ -29,9 +29,9 @@ import pytest
 from sqlalchemy import Connection, delete, func, select
 
 from byoc.clock import ManualClock
-from byoc.outbox import RetryLater
 from byoc.outbox import rows as outbox_rows
-from byoc.outbox.worker import OutboxWorker, RetryPolicy, Settle, Settled
+from byoc.outbox.outcome import Outcome, Retry, Settled
+from byoc.outbox.worker import OutboxWorker, RetryPolicy
 from byoc.store import Database, migrations
 from byoc.store import schema as t
 from byoc.store.records import OutboxRow
@@ -40,7 +40,7 @@ KIND = "test.deliver"
 WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes
 POLICY = RetryPolicy()
 
-HandlerFn = Callable[[OutboxRow], Awaitable[Settle | Settled | None]]
+HandlerFn = Callable[[OutboxRow], Awaitable[Outcome]]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -190,7 +190,7 @@ async def test_each_lane_is_delivered_in_order_one_row_at_a_time(
         query = select(func.count()).where(t.outbox.c.lane == row.lane, t.outbox.c.id < row.id)
         return int(conn.execute(query).scalar_one())
 
-    async def handler(row: OutboxRow) -> Settled:
+    async def handler(row: OutboxRow) -> Outcome:
         nonlocal retries
         if row.lane in busy:
             problems.append(f"two rows of {row.lane} in flight at once")
@@ -202,7 +202,7 @@ async def test_each_lane_is_delivered_in_order_one_row_at_a_time(
             await asyncio.sleep(rng.uniform(0, 0.004))
             if row.attempts == 0 and rng.random() < 0.1:
                 retries += 1
-                raise RetryLater("not now")
+                return Retry("not now")
             delivered[row.lane].append(int(row.payload["n"]))
         finally:
             busy.discard(row.lane)
@@ -277,7 +277,7 @@ async def test_stop_settles_what_finished_and_hands_back_the_rest(
     never = asyncio.Event()
     cancelled: list[str] = []
 
-    async def first_handler(row: OutboxRow) -> Settled | None:
+    async def first_handler(row: OutboxRow) -> Settled:
         if row.lane in stuck:
             stuck_started.tick()
             try:
@@ -289,7 +289,7 @@ async def test_stop_settles_what_finished_and_hands_back_the_rest(
             late_started.set()
             await late_may_finish.wait()
         delivered.append((row.lane, int(row.payload["n"])))
-        return Settled(after_commit=quick_settled.tick) if row.lane in quick else None
+        return Settled(after_commit=quick_settled.tick) if row.lane in quick else Settled()
 
     first = worker_for(db, first_handler, clock, owner="w1", stop_grace_seconds=0.5)
     task = asyncio.create_task(first.run())
@@ -400,9 +400,10 @@ async def test_a_fresh_row_heading_its_lane_is_claimed_and_delivered_without_a_p
     delivered: list[int] = []
     done = Countdown(1)
 
-    async def handler(row: OutboxRow) -> None:
+    async def handler(row: OutboxRow) -> Settled:
         delivered.append(int(row.payload["n"]))
         done.tick()
+        return Settled()
 
     # No `run()`: nothing else would ever claim the row.
     worker = worker_for(db, handler, clock, poll_interval=60)
@@ -430,9 +431,10 @@ async def test_a_fresh_row_behind_an_older_one_waits_its_turn(
     order: list[int] = []
     done = Countdown(3)
 
-    async def handler(row: OutboxRow) -> None:
+    async def handler(row: OutboxRow) -> Settled:
         order.append(int(row.payload["n"]))
         done.tick()
+        return Settled()
 
     worker = worker_for(db, handler, clock)
     await enqueue(db, [("fresh:b", 1), ("fresh:b", 2)], clock)
@@ -458,10 +460,11 @@ async def test_a_retry_waits_out_its_backoff_and_no_longer(
 ) -> None:
     attempts: list[int] = []
 
-    async def handler(row: OutboxRow) -> None:
+    async def handler(row: OutboxRow) -> Outcome:
         attempts.append(clock.now_ms())
         if len(attempts) == 1:
-            raise RetryLater("busy", retry_after=30)
+            return Retry("busy", retry_after=30)
+        return Settled()
 
     worker = worker_for(db, handler, clock)
     await enqueue(db, [("t:r", 0)], clock)
@@ -483,9 +486,10 @@ async def test_a_dead_workers_claim_is_taken_over_once_its_lease_ends(
     await enqueue(db, [("t:l", 0)], clock)
     started = asyncio.Event()
 
-    async def stuck(row: OutboxRow) -> None:
+    async def stuck(row: OutboxRow) -> Outcome:
         started.set()
         await asyncio.Event().wait()
+        return Settled()
 
     first = worker_for(db, stuck, clock, owner="w1", lease_seconds=30)
     task = asyncio.create_task(first.run())
@@ -497,8 +501,9 @@ async def test_a_dead_workers_claim_is_taken_over_once_its_lease_ends(
 
     delivered: list[str] = []
 
-    async def handler(row: OutboxRow) -> None:
+    async def handler(row: OutboxRow) -> Outcome:
         delivered.append(row.lane)
+        return Settled()
 
     second = worker_for(db, handler, clock, owner="w2")
     clock.advance(30_000)  # the lease runs to its last millisecond

@@ -119,7 +119,10 @@ def test_undeliverable_agent_message_is_reported_failed_to_cxone(
         stack.platform.fail_with = None
         env = {**os.environ, "BYOC_DATABASE_URL": stack.settings.database_url}
         listed = subprocess.run(
-            [sys.executable, "-m", "byoc.cli", "outbox", "list", "--state", "dead"],
+            [
+                *(sys.executable, "-m", "byoc.cli", "outbox", "list"),
+                *("--state", "dead", "--kind", "platform.message"),
+            ],
             env=env,
             capture_output=True,
             text=True,

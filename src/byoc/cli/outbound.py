@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from byoc.cli._common import SubParsers, add, with_db
+from byoc.outbox import kinds
 from byoc.outbox import rows as outbox_rows
 from byoc.settings import Settings
 from byoc.store import Database
@@ -34,7 +35,8 @@ def cmd_outbound_send(settings: Settings, args: argparse.Namespace) -> int:
             rows = [
                 r
                 for r in await db.run_read(outbox_rows.list_rows, state=None, limit=10_000)
-                if r.lane.endswith(thread) and r.kind in ("cxone.outbound", "platform.message")
+                if r.lane.endswith(thread)
+                and r.kind in (kinds.BusinessOutbound.KIND, kinds.AgentMessage.KIND)
             ]
             if not rows:
                 print("delivered to CXone and to the customer's platform")

@@ -22,28 +22,14 @@ from byoc.conversations.ended_in_cxone import why_ended
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.cxone import CxoneError
 from byoc.ids import new_id
-from byoc.outbox.rows import enqueue
+from byoc.outbox import kinds
+from byoc.outbox.kinds import enqueue
 from byoc.settings import Settings
 from byoc.store import Database, StoreError, channels, conversations, messages
 from byoc.store.records import Conversation, Message
 from byoc.tenancy import TenantClients
 
 log = logging.getLogger(__name__)
-
-# Outbox kinds the lifecycle sets off.
-CXONE_SYSTEM_MESSAGE = "cxone.system_message"
-CXONE_END_CONTACT = "cxone.end_contact"
-PLATFORM_IDLE = "platform.idle"
-PLATFORM_MESSAGE = "platform.message"
-PLATFORM_ENDED = "platform.ended"
-
-
-def cxone_lane(conversation_id: str) -> str:
-    return f"cxone:{conversation_id}"
-
-
-def platform_lane(conversation_id: str) -> str:
-    return f"platform:{conversation_id}"
 
 
 # --- state changes inside the caller's transaction (synchronous: see `Database.run_write`) ----
@@ -74,13 +60,7 @@ def customer_spoke(conn: Connection, conversation: Conversation, now: int) -> No
             last_customer_activity_at=now,
         )
         if cancelled:
-            enqueue(
-                conn,
-                lane=f"platform-idle:{conversation.id}",
-                kind=PLATFORM_IDLE,
-                payload={"conversation_id": conversation.id, "warning": False},
-                now=now,
-            )
+            enqueue(conn, kinds.IdleChanged(conversation.id, warning=False), now=now)
         return
     conversations.customer_active(conn, conversation.id, now)
 
@@ -116,13 +96,7 @@ def store_for_customer(
         created_at=now,
     )
     messages.insert_message(conn, message)
-    enqueue(
-        conn,
-        lane=platform_lane(conversation.id),
-        kind=PLATFORM_MESSAGE,
-        payload={"message_id": message.id},
-        now=now,
-    )
+    enqueue(conn, kinds.AgentMessage(conversation.id, message.id), now=now)
     return message
 
 
@@ -140,13 +114,7 @@ def add_system_message(
         now=now,
     )
     if conversation.de_contact_id is not None:
-        enqueue(
-            conn,
-            lane=cxone_lane(conversation.id),
-            kind=CXONE_SYSTEM_MESSAGE,
-            payload={"message_id": message.id},
-            now=now,
-        )
+        enqueue(conn, kinds.SystemMessage(conversation.id, message.id), now=now)
     return message
 
 
@@ -175,20 +143,8 @@ def end_conversation(
     if final_text:
         add_system_message(conn, conversation, final_text, now)
     if end_in_cxone and conversation.de_contact_id is not None:
-        enqueue(
-            conn,
-            lane=cxone_lane(conversation.id),
-            kind=CXONE_END_CONTACT,
-            payload={"conversation_id": conversation.id, "action": end_in_cxone},
-            now=now,
-        )
-    enqueue(
-        conn,
-        lane=platform_lane(conversation.id),
-        kind=PLATFORM_ENDED,
-        payload={"conversation_id": conversation.id, "reason": reason},
-        now=now,
-    )
+        enqueue(conn, kinds.EndContact(conversation.id, action=end_in_cxone), now=now)
+    enqueue(conn, kinds.ConversationEnded(conversation.id, reason=reason), now=now)
     return True
 
 
@@ -202,13 +158,7 @@ def end_with_stray_contact(
     ended = end_conversation(conn, conversation, reason="agent", now=checked_at)
     enqueue(
         conn,
-        lane=cxone_lane(conversation.id),
-        kind=CXONE_END_CONTACT,
-        payload={
-            "conversation_id": conversation.id,
-            "action": "close",
-            "contact_id": stray_contact_id,
-        },
+        kinds.EndContact(conversation.id, action="close", contact_id=stray_contact_id),
         now=checked_at,
     )
     return ended
@@ -305,13 +255,7 @@ class LifecycleLoops:
             return 0
         seconds = round(policy.countdown_ms / 1000)
         add_system_message(conn, conversation, policy.warning_text.format(seconds=seconds), now)
-        enqueue(
-            conn,
-            lane=f"platform-idle:{conversation.id}",
-            kind=PLATFORM_IDLE,
-            payload={"conversation_id": conversation.id, "warning": True, "deadline": deadline},
-            now=now,
-        )
+        enqueue(conn, kinds.IdleChanged(conversation.id, warning=True, deadline=deadline), now=now)
         return 1
 
     def _end_idle(self, conn: Connection, conversation: Conversation, now: int) -> int:

@@ -32,7 +32,8 @@ from byoc.errors import (
     RecipientRejected,
 )
 from byoc.ids import new_id
-from byoc.outbox.rows import enqueue
+from byoc.outbox import kinds
+from byoc.outbox.kinds import enqueue
 from byoc.store import (
     Database,
     DuplicateError,
@@ -48,23 +49,6 @@ TYPING_TTL_MS = 15_000
 # How long a channel or a tenant's brand read from the store is trusted: a channel deleted or
 # re-branded elsewhere is refused here at most this much later (its deliveries re-read it).
 LOOKUP_TTL_SECONDS = 2.0
-
-# Outbox kinds.
-CXONE_CREATE_MESSAGE = "cxone.create_message"
-CXONE_MESSAGE_STATUS = "cxone.message_status"
-CXONE_TYPING = "cxone.typing"
-PLATFORM_MESSAGE = "platform.message"
-PLATFORM_TYPING = "platform.typing"
-PLATFORM_ENDED = "platform.ended"
-CXONE_OUTBOUND = "cxone.outbound"
-
-
-def cxone_lane(conversation_id: str) -> str:
-    return f"cxone:{conversation_id}"
-
-
-def platform_lane(conversation_id: str) -> str:
-    return f"platform:{conversation_id}"
 
 
 def public_author(author: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -154,13 +138,7 @@ class ConversationService:
         )
         messages.insert_message(conn, message)
         lifecycle.customer_spoke(conn, conversation, now)
-        row_id = enqueue(
-            conn,
-            lane=cxone_lane(conversation.id),
-            kind=CXONE_CREATE_MESSAGE,
-            payload={"message_id": message.id},
-            now=now,
-        )
+        row_id = enqueue(conn, kinds.CustomerMessage(conversation.id, message.id), now=now)
         claimed = self._fresh_rows.claim_fresh(conn, row_id) if self._fresh_rows else None
         return Delivered(
             message=message, conversation=conversation, customer=customer, claimed=claimed
@@ -176,13 +154,11 @@ class ConversationService:
             lifecycle.customer_spoke(conn, conversation, now)
             enqueue(
                 conn,
-                lane=f"cxone-typing:{conversation.id}",
-                kind=CXONE_TYPING,
-                payload={
-                    "conversation_id": conversation.id,
-                    "action": "isTypingOn" if typing else "isTypingOff",
-                    "expires_at": now + TYPING_TTL_MS,
-                },
+                kinds.CustomerTyping(
+                    conversation.id,
+                    action="isTypingOn" if typing else "isTypingOff",
+                    expires_at=now + TYPING_TTL_MS,
+                ),
                 now=now,
             )
             return conversation
@@ -207,9 +183,9 @@ class ConversationService:
             now = self._clock.now_ms()
             enqueue(
                 conn,
-                lane=cxone_lane(message.conversation_id),
-                kind=CXONE_MESSAGE_STATUS,
-                payload={"message_id": message.id, "status": status, "at": now},
+                kinds.MessageStatus(
+                    message.conversation_id, message_id=message.id, status=status, at=now
+                ),
                 now=now,
             )
             return message, True
@@ -291,9 +267,7 @@ class ConversationService:
             )
             enqueue(
                 conn,
-                lane=cxone_lane(conversation.id),
-                kind=CXONE_OUTBOUND,
-                payload={"message_id": delivered.message.id},
+                kinds.BusinessOutbound(conversation.id, delivered.message.id),
                 now=delivered.message.created_at,
             )
             return delivered
@@ -389,14 +363,12 @@ class ConversationService:
             now = self._clock.now_ms()
             enqueue(
                 conn,
-                lane=f"platform-typing:{conversation.id}",
-                kind=PLATFORM_TYPING,
-                payload={
-                    "conversation_id": conversation.id,
-                    "typing": typing,
-                    "author": public_author(author),
-                    "expires_at": now + TYPING_TTL_MS,
-                },
+                kinds.AgentTyping(
+                    conversation.id,
+                    typing=typing,
+                    expires_at=now + TYPING_TTL_MS,
+                    author=public_author(author),
+                ),
                 now=now,
             )
 

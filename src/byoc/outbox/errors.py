@@ -1,4 +1,7 @@
-"""What an outbox handler raises; the worker decides the row's fate from it alone.
+"""What delivery code raises beneath a handler (a channel adapter, a CXone call, a lookup).
+
+`byoc.delivery.registry` turns it into the handler's `Outcome`, in one place: the worker sees
+outcomes only.
 
 DeliveryError
 ├── RetryLater        the other side is unavailable: try again after a backoff

@@ -83,6 +83,8 @@ def enqueue(
     now: int,
     delay_ms: int = 0,
 ) -> int:
+    """Insert a row as given. The application queues through `byoc.outbox.kinds.enqueue`,
+    which derives the kind and the lane from a typed payload."""
     lock_lane(conn, lane)
     params = {
         "lane": lane,
@@ -193,20 +195,26 @@ def count_dead(conn: Connection) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def list_rows(conn: Connection, *, state: str | None, limit: int = 100) -> list[OutboxRow]:
+def list_rows(
+    conn: Connection, *, state: str | None, kind: str | None = None, limit: int = 100
+) -> list[OutboxRow]:
     query = select(t.outbox).order_by(t.outbox.c.id).limit(limit)
     if state is not None:
         query = query.where(t.outbox.c.state == state)
+    if kind is not None:
+        query = query.where(t.outbox.c.kind == kind)
     return [_row(r._mapping) for r in conn.execute(query)]
 
 
-def redrive(conn: Connection, row_ids: list[int] | None) -> int:
-    """Put dead rows back in the queue, due now, with a fresh retry budget. (An operator's
-    command: the machine's clock.)"""
+def redrive(conn: Connection, row_ids: list[int] | None, *, kind: str | None = None) -> int:
+    """Put dead rows (those named, or all; of `kind` only, if given) back in the queue, due
+    now, with a fresh retry budget. (An operator's command: the machine's clock.)"""
     now = now_ms()
     query = update(t.outbox).where(t.outbox.c.state == DEAD)
     if row_ids is not None:
         query = query.where(t.outbox.c.id.in_(row_ids))
+    if kind is not None:
+        query = query.where(t.outbox.c.kind == kind)
     result = conn.execute(
         query.values(state=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
     )

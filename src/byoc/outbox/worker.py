@@ -1,7 +1,10 @@
 """The outbox worker: claims due rows, runs their handler, settles each row.
 
-Handlers are plain coroutines keyed by row kind. The worker alone decides retries: a handler
-signals only what happened (`RetryLater` or `PermanentFailure`, or returns for success).
+Handlers are plain coroutines keyed by row kind (`byoc.delivery` registers one per kind of
+`byoc.outbox.kinds`). Each returns one `Outcome`: `Settled` (delivered), `Retry` (the other side
+is unavailable) or `DeadLetter` (it refused). The worker alone decides what a `Retry` costs:
+the backoff, and when the retry budget is spent. A handler that raises has a bug: its row is
+retried like a `Retry`, so one bad delivery does not stop the queue.
 
 The worker is a continuous pipeline. Up to `max_in_flight` deliveries run at once, each its own
 task; a slow delivery holds up nothing but its own lane. When deliveries finish, their outcomes
@@ -22,9 +25,9 @@ as a claim outlives its delivery: a handler is cut off at half the lease).
 finished, cancels the rest and releases every claim this worker holds: a row whose delivery was
 cancelled stays pending, claimable at once by the next worker.
 
-What a handler returns is written in the transaction that deletes its row: a `Settle` (a
-transaction function), or a `Settled` that may also carry a callback to run once that
-transaction has committed (e.g. to publish what was written).
+A `Settled` may carry a `write`, run in the transaction that deletes its row, and an
+`after_commit` callback run once that transaction has committed (e.g. to publish what was
+written).
 
 Leases, due times, backoff and polls are on the worker's `Clock`; cut-offs and stop grace are real.
 """
@@ -45,29 +48,13 @@ from sqlalchemy import Connection
 from byoc.clock import Clock, SystemClock
 from byoc.ops.logging import bind
 from byoc.outbox import rows
-from byoc.outbox.errors import PermanentFailure, RetryLater
+from byoc.outbox.outcome import AfterCommit, DeadLetter, Outcome, Retry, Settle, Settled
 from byoc.store import Database
 from byoc.store.records import OutboxRow
 
 log = logging.getLogger(__name__)
 
-# What a handler wants written once its row is delivered: run in the transaction that deletes
-# the row (synchronous: see `Database.run_write`), so a delivery costs no write of its own.
-Settle = Callable[[Connection], None]
-# Run once the transaction that deleted the row has committed; must not raise or block.
-AfterCommit = Callable[[], None]
-
-
-@dataclass(frozen=True)
-class Settled:
-    """What a handler wants done once its row is delivered: `write` in the transaction that
-    deletes the row, then `after_commit` once that transaction has committed."""
-
-    write: Settle | None = None
-    after_commit: AfterCommit | None = None
-
-
-Handler = Callable[[OutboxRow], Awaitable[Settle | Settled | None]]
+Handler = Callable[[OutboxRow], Awaitable[Outcome]]
 # Runs inside the transaction that buries the row (synchronous: see `Database.run_write`).
 DeadLetterHook = Callable[[Connection, OutboxRow, str], None]
 
@@ -353,25 +340,25 @@ class OutboxWorker:
             # Ephemeral signals (typing) are worthless once stale; drop rather than replay.
             return _Finished(row.id, "expired")
         handler = self._handlers.get(row.kind)
+        if handler is None:
+            await self._bury(row, f"no handler for outbox kind {row.kind!r}")
+            return None
         try:
-            if handler is None:
-                raise PermanentFailure(f"no handler for outbox kind {row.kind!r}")
             # `asyncio.timeout`, not `wait_for`: the delivery is a task already, no second one.
             async with asyncio.timeout(self._lease_ms / 1000 / 2):
-                result = await handler(row)
-        except RetryLater as exc:
-            await self._retry_or_bury(row, str(exc), exc.retry_after)
+                outcome = await handler(row)
         except TimeoutError:
-            await self._retry_or_bury(row, "handler timed out", None)
-        except PermanentFailure as exc:
-            await self._bury(row, str(exc))
+            outcome = Retry("handler timed out")
         except Exception as exc:  # a bug in a handler must not stop the queue
             log.exception("outbox: handler for %s crashed on row %s", row.kind, row.id)
-            await self._retry_or_bury(row, f"{exc.__class__.__name__}: {exc}", None)
-        else:
-            if isinstance(result, Settled):
-                return _Finished(row.id, "delivered", result.write, result.after_commit)
-            return _Finished(row.id, "delivered", result)
+            outcome = Retry(f"{exc.__class__.__name__}: {exc}")
+        match outcome:
+            case Settled(write=write, after_commit=after_commit):
+                return _Finished(row.id, "delivered", write, after_commit)
+            case Retry(reason=reason, retry_after=retry_after):
+                await self._retry_or_bury(row, reason, retry_after)
+            case DeadLetter(reason=reason):
+                await self._bury(row, reason)
         return None
 
     async def _retry_or_bury(self, row: OutboxRow, error: str, retry_after: float | None) -> None:
