@@ -25,6 +25,7 @@ from byoc.api.health import router as health_router
 from byoc.api.hot import HotRoutes
 from byoc.api.limits import BodyLimitMiddleware
 from byoc.api.readiness import CachedVerdict
+from byoc.api.text_guard import TextGuardMiddleware
 from byoc.box.credentials import ActiveClients, TokenIssuer
 from byoc.box.router import dfo3_outbound, legacy_reply
 from byoc.box.router import router as box_router
@@ -226,6 +227,7 @@ def create_app(
         HotRoutes,
         routes=[r for r in declared if isinstance(r, APIRoute) and r.endpoint in hot],
     )
+    app.add_middleware(TextGuardMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

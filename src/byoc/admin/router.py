@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from byoc.api.deps import ConversationsDep, SettingsDep
+from byoc.compare import same_secret
 from byoc.errors import NotFound, Unauthenticated
 
 router = APIRouter(prefix="/admin/v1", tags=["Admin API"])
@@ -19,7 +19,7 @@ async def admin_caller(request: Request, settings: SettingsDep) -> None:
     if not expected:
         raise NotFound("the admin API is disabled (set BYOC_ADMIN_TOKEN)")
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected):
+    if scheme.lower() != "bearer" or not same_secret(token.strip(), expected):
         raise Unauthenticated("the admin bearer token is missing or wrong")
 
 

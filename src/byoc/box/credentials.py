@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from byoc.clock import Clock, SystemClock
+from byoc.compare import same_secret
 from byoc.errors import Unauthenticated
 
 CLIENT_ID_PREFIX = "byoc_"
@@ -102,7 +103,7 @@ class TokenIssuer:
         except ValueError:
             raise Unauthenticated("malformed bearer token") from None
         expected = _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
-        if version != "b1" or not hmac.compare_digest(signature, expected):
+        if version != "b1" or not same_secret(signature, expected):
             raise Unauthenticated("bearer token signature is not valid")
         try:
             claims = json.loads(_unb64(body))

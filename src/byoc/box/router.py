@@ -102,7 +102,7 @@ async def issue_token(
 ) -> Response:
     try:
         fields = await _token_request_fields(request)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         return _oauth_error(400, "invalid_request", "the token request could not be read")
     if fields.get("grant_type") != "client_credentials":
         return _oauth_error(

@@ -56,6 +56,7 @@ class AttachmentIn(_Strict):
 class CustomerMessageBody(_Strict):
     id: str | None = Field(
         default=None,
+        min_length=1,
         max_length=200,
         description="The platform's id for this message; a repeated id is answered, not re-sent.",
     )

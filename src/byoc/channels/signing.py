@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import time
 
+from byoc.compare import same_secret
 from byoc.errors import Unauthenticated
 
 TIMESTAMP_HEADER = "X-Byoc-Timestamp"
@@ -49,5 +50,5 @@ def verify(
         raise Unauthenticated("request timestamp is outside the allowed window")
     expected = signature(secret, timestamp, body)
     # Several comma-separated signatures are allowed, so a secret can be rotated.
-    if not any(hmac.compare_digest(expected, s.strip()) for s in given.split(",")):
+    if not any(same_secret(s.strip(), expected) for s in given.split(",")):
         raise Unauthenticated("request signature does not match")

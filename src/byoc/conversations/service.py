@@ -100,9 +100,17 @@ class ConversationService:
         return await asyncio.shield(self._store_and_dispatch(incoming))
 
     async def _store_and_dispatch(self, incoming: CustomerMessageIn) -> Delivered:
-        delivered = await self._db.run_write(
-            lambda conn: self._store_customer_message(conn, incoming)
-        )
+        def tx(conn: Connection) -> Delivered:
+            return self._store_customer_message(conn, incoming)
+
+        try:
+            delivered = await self._db.run_write(tx)
+        except DuplicateError:
+            # A concurrent retry of the same platform message id committed first: run again,
+            # find its message and answer as its replay.
+            if not incoming.platform_message_id:
+                raise
+            delivered = await self._db.run_write(tx)
         if delivered.claimed is not None and self._fresh_rows is not None:
             self._fresh_rows.dispatch(delivered.claimed)  # on its way without a claim pass
         elif not delivered.duplicate:

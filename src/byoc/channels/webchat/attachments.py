@@ -14,6 +14,7 @@ from byoc.api.deps import ConversationsDep, DatabaseDep, SettingsDep
 from byoc.channels.attachment_store import attachment_url, safe_filename
 from byoc.channels.webchat.config import parse_settings
 from byoc.channels.webchat.identity import resolve_identity
+from byoc.compare import same_secret
 from byoc.conversations.models import CustomerProfile
 from byoc.errors import ChannelNotFound, InvalidInput, NotFound, TooLarge, UnsupportedType
 from byoc.ids import new_id
@@ -99,7 +100,7 @@ async def upload_attachment(
 @router.get("/attachments/{attachment_id}/{token}")
 async def download_attachment(attachment_id: str, token: str, db: DatabaseDep) -> Response:
     found = await db.run_read(attachments.get_attachment, attachment_id, with_data=True)
-    if found is None or not secrets.compare_digest(found[0].access_token, token):
+    if found is None or not same_secret(token, found[0].access_token):
         raise NotFound("no such attachment")
     stored, data = found
     disposition = "inline" if stored.mime_type.startswith("image/") else "attachment"

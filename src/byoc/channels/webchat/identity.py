@@ -12,6 +12,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from byoc.compare import same_secret
 from byoc.errors import Forbidden, Unauthenticated
 from byoc.store.records import Channel
 
@@ -37,8 +38,8 @@ def resolve_identity(
     allow_anonymous: bool,
 ) -> WidgetIdentity:
     if user_id:
-        if not signature or not hmac.compare_digest(
-            user_signature(channel.secret, user_id), signature.lower()
+        if not signature or not same_secret(
+            signature.lower(), user_signature(channel.secret, user_id)
         ):
             raise Unauthenticated("the user signature does not match this channel")
         return WidgetIdentity(external_id=f"user:{user_id}", verified=True)

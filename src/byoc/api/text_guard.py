@@ -1,0 +1,132 @@
+"""Text no store can hold is refused at the door: NUL characters and lone UTF-16 surrogates.
+
+PostgreSQL refuses NUL in `text` and `jsonb`; SQLite would store it; neither can encode a lone
+surrogate as UTF-8. Left to the store, such a value is a 503 on one database and not on the
+other, and a platform retries a 503 forever. JSON can carry both only as `\\u` escapes, a form
+only as `%00`, and the path only once decoded; so the check is a byte scan, and a body with no
+suspicious escape costs one regular-expression search. Such a request is a 422 invalid-input,
+the same on every route and database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# A candidate only: an escaped backslash before "u0000" matches too, and is cleared by parsing.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
+_FORM_NUL = b"%00"
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    if content_type is None:
+        return True  # FastAPI reads a body without a content type as JSON
+    media = content_type.partition(b";")[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")
+
+
+def _bad_json_text(body: bytes) -> bool:
+    if not _SUSPECT_ESCAPE.search(body):
+        return False
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return False  # not JSON: the route's own parser answers 400
+    pending: list[Any] = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            if _BAD_CHAR.search(node):
+                return True
+        elif isinstance(node, dict):
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return False
+
+
+def refusal(where: str) -> Message:
+    body = json.dumps(
+        {
+            "type": "urn:byoc:problem:invalid-input",
+            "title": "Invalid input",
+            "status": 422,
+            "detail": f"the {where} holds a NUL character or a lone surrogate",
+            "errors": [{"field": "", "message": "NUL characters and lone surrogates are refused"}],
+        }
+    ).encode()
+    return {"type": "http.response.body", "body": body}
+
+
+class TextGuardMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope.get("path", "") or _FORM_NUL in scope.get("query_string", b""):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self._refuse(send, "URL")
+            return
+        if scope["type"] == "websocket" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        content_type = None
+        for name, value in scope.get("headers", []):
+            if name == b"content-type":
+                content_type = value
+                break
+        is_json = _is_json(content_type)
+        is_form = (
+            content_type is not None
+            and content_type.partition(b";")[0].strip().lower()
+            == b"application/x-www-form-urlencoded"
+        )
+        if not (is_json or is_form):
+            await self.app(scope, receive, send)
+            return
+        # The body is read here and handed on unchanged; its size is bounded by the body limit.
+        messages: list[Message] = []
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if (is_json and _bad_json_text(body)) or (is_form and _FORM_NUL in body):
+            await self._refuse(send, "body")
+            return
+
+        async def replay() -> Message:
+            if messages:
+                return messages.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send, where: str) -> None:
+        body = refusal(where)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 422,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body["body"])).encode()),
+                ],
+            }
+        )
+        await send(body)

@@ -1,0 +1,209 @@
+"""Input robustness: no input yields a 5xx. Hostile bytes get a 4xx problem and store nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from byoc.channels.signing import signed_headers
+from tests.support.emulator import Emulator
+from tests.support.problems import PROBLEM, assert_problem
+from tests.support.stack import Stack, running_stack
+
+ADMIN_TOKEN = "admin-token-0123456789abcdef0123456789abcdef"
+NON_ASCII = "caf\u00e9-\u00ff".encode("latin-1")
+
+
+@pytest.fixture
+def stack(tmp_path: Path, emulator: Emulator) -> Iterator[Stack]:
+    with running_stack(tmp_path, emulator, admin_token=ADMIN_TOKEN) as running:
+        yield running
+
+
+@pytest.fixture
+def web_stack(tmp_path: Path, emulator: Emulator) -> Iterator[Stack]:
+    with running_stack(tmp_path, emulator, adapter="webchat") as running:
+        yield running
+
+
+def raw_signed(stack: Stack, path: str, body: bytes) -> httpx.Response:
+    headers = {"Content-Type": "application/json", **signed_headers(stack.channel_secret, body)}
+    return httpx.post(stack.url + path, content=body, headers=headers, timeout=10)
+
+
+def messages_path(stack: Stack) -> str:
+    return f"/api/v1/channels/{stack.channel_id}/messages"
+
+
+# --- non-ASCII bytes in credentials ----------------------------------------------------------
+
+
+def test_non_ascii_bearer_token_is_401(stack: Stack) -> None:
+    response = httpx.post(
+        f"{stack.url}/integration/box/2.0/channel/{stack.channel_id}/outbound",
+        content=b"{}",
+        headers={b"Content-Type": b"application/json", b"Authorization": b"Bearer b1." + NON_ASCII},
+    )
+    assert_problem(response, 401, "unauthenticated")
+
+
+def test_non_ascii_admin_token_is_401(stack: Stack) -> None:
+    response = httpx.post(
+        f"{stack.url}/admin/v1/channels/{stack.channel_id}/outbound",
+        json={"customerId": "u1", "text": "hi"},
+        headers={b"Authorization": b"Bearer " + NON_ASCII},
+    )
+    assert_problem(response, 401, "unauthenticated")
+
+
+def test_non_ascii_platform_signature_is_401(stack: Stack) -> None:
+    body = json.dumps({"customer": {"id": "u1"}, "text": "hi"}).encode()
+    headers: dict[str, Any] = {
+        "Content-Type": "application/json",
+        **signed_headers(stack.channel_secret, body),
+    }
+    headers["X-Byoc-Signature"] = b"v1=" + NON_ASCII
+    for path in (messages_path(stack), f"/api/v1/channels/{stack.channel_id}/typing"):
+        response = httpx.post(stack.url + path, content=body, headers=headers)
+        assert_problem(response, 401, "unauthenticated")
+
+
+def upload(stack: Stack, headers: dict[str, Any]) -> httpx.Response:
+    return httpx.post(
+        f"{stack.url}/webchat/v1/channels/{stack.channel_id}/attachments",
+        files={"file": ("a.png", b"\x89PNG\r\n\x1a\n" + b"0" * 32, "image/png")},
+        headers=headers,
+    )
+
+
+def test_non_ascii_widget_identity_is_401(web_stack: Stack) -> None:
+    response = upload(web_stack, {"X-Byoc-User": b"u1", "X-Byoc-User-Signature": NON_ASCII})
+    assert_problem(response, 401, "unauthenticated")
+    response = upload(web_stack, {"X-Byoc-User": NON_ASCII, "X-Byoc-User-Signature": b"00"})
+    assert_problem(response, 401, "unauthenticated")
+
+
+def test_non_ascii_attachment_token_is_refused(web_stack: Stack) -> None:
+    uploaded = upload(web_stack, {"X-Byoc-Visitor": "ab" * 16})
+    assert uploaded.status_code == 201, uploaded.text
+    attachment_id = uploaded.json()["id"]
+    response = httpx.get(f"{web_stack.url}/webchat/v1/attachments/{attachment_id}/caf%C3%A9")
+    # An attachment URL is a capability: a wrong one is "no such attachment", never a 5xx.
+    assert_problem(response, 404, "not-found")
+
+
+# --- bodies --------------------------------------------------------------------------------
+
+
+def deep(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize("route", ["messages", "typing", "receipts"])
+def test_json_nested_100000_deep_is_400(stack: Stack, route: str) -> None:
+    body = b'{"customer": {"id": "u1"}, "text": ' + deep(100_000) + b"}"
+    response = raw_signed(stack, f"/api/v1/channels/{stack.channel_id}/{route}", body)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+
+
+def test_deep_json_on_admin_and_box_is_400(stack: Stack) -> None:
+    response = httpx.post(
+        f"{stack.url}/admin/v1/channels/{stack.channel_id}/outbound",
+        content=deep(100_000),
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    response = httpx.post(
+        f"{stack.url}/integration/box/1.0/token",
+        content=deep(100_000),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize(
+    "escaped",
+    [r"\ud800", r"\udfff", r"a\ud83d", r"\ude00b"],
+)
+def test_lone_surrogate_is_422(stack: Stack, escaped: str) -> None:
+    body = ('{"customer": {"id": "u1"}, "text": "' + escaped + '"}').encode()
+    assert_problem(raw_signed(stack, messages_path(stack), body), 422, "invalid-input")
+    body = ('{"customer": {"id": "' + escaped + '"}, "text": "hi"}').encode()
+    assert_problem(raw_signed(stack, messages_path(stack), body), 422, "invalid-input")
+    typing = ('{"threadId": "' + escaped + '", "typing": true}').encode()
+    path = f"/api/v1/channels/{stack.channel_id}/typing"
+    assert_problem(raw_signed(stack, path, typing), 422, "invalid-input")
+
+
+def test_surrogate_pair_is_text(stack: Stack) -> None:
+    body = b'{"customer": {"id": "u1"}, "text": "smile \\ud83d\\ude00"}'
+    response = raw_signed(stack, messages_path(stack), body)
+    assert response.status_code == 202, response.text
+
+
+def test_empty_message_id_is_422_and_poisons_nothing(stack: Stack) -> None:
+    empty = {"id": "", "customer": {"id": "u1"}, "text": "hi"}
+    for _ in range(2):
+        response = stack.signed("POST", messages_path(stack), empty)
+        assert_problem(response, 422, "invalid-input")
+    for n in range(3):
+        response = stack.signed(
+            "POST", messages_path(stack), {"id": f"m{n}", "customer": {"id": "u1"}, "text": "ok"}
+        )
+        assert response.status_code == 202, response.text
+
+
+def nul_answers(stack: Stack) -> list[int]:
+    statuses = []
+    for payload in (
+        {"customer": {"id": "u1"}, "text": "a\u0000b"},
+        {"customer": {"id": "u\u0000"}, "text": "hi"},
+        {"customer": {"id": "u1", "firstName": "A\u0000"}, "text": "hi"},
+        {"id": "m\u0000", "customer": {"id": "u1"}, "text": "hi"},
+        {"customer": {"id": "u1"}, "text": "hi", "threadId": "t\u0000"},
+    ):
+        response = stack.signed("POST", messages_path(stack), payload)
+        assert_problem(response, 422, "invalid-input")
+        statuses.append(response.status_code)
+    return statuses
+
+
+def test_nul_character_is_422_on_sqlite(stack: Stack) -> None:
+    assert nul_answers(stack) == [422] * 5
+    assert stack.outbox() == []
+
+
+@pytest.mark.postgres
+def test_nul_character_is_422_on_postgres(
+    tmp_path: Path, emulator: Emulator, postgres_url: str
+) -> None:
+    with running_stack(tmp_path, emulator, database_url=postgres_url) as stack:
+        assert nul_answers(stack) == [422] * 5
+        assert stack.outbox() == []
+
+
+@pytest.mark.postgres
+def test_concurrent_retries_of_one_id_on_postgres(
+    tmp_path: Path, emulator: Emulator, postgres_url: str
+) -> None:
+    with running_stack(tmp_path, emulator, database_url=postgres_url) as stack:
+        for round_ in range(3):
+            payload = {"id": f"retry-{round_}", "customer": {"id": "u1"}, "text": "once"}
+
+            def send(_: int, payload: dict[str, Any] = payload) -> httpx.Response:
+                response: httpx.Response = stack.signed("POST", messages_path(stack), payload)
+                return response
+
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                responses = list(pool.map(send, range(4)))
+            assert [r.status_code for r in responses] == [202] * 4, [r.text for r in responses]
+            assert len({r.json()["id"] for r in responses}) == 1
+            assert sorted(r.json()["duplicate"] for r in responses) == [False, True, True, True]
