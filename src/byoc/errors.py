@@ -4,6 +4,7 @@
     ├── InvalidInput          the request is well-formed but cannot be acted on
     │   ├── RecipientRejected an outbound recipient the platform does not know
     │   ├── IdempotencyKeyReused  a key an earlier, different request used
+    │   ├── InvalidRichContent  a rich message over a bound or with a non-http(s) URL
     │   ├── TooLarge          an upload over the channel's limit
     │   └── UnsupportedType   an upload of a type the channel does not accept
     ├── NotFound              a channel, conversation, message or customer that does not exist
@@ -40,6 +41,10 @@ class RecipientRejected(InvalidInput):
 
 class IdempotencyKeyReused(InvalidInput):
     slug = "idempotency-key-reused"
+
+
+class InvalidRichContent(InvalidInput):
+    slug = "invalid-rich-content"
 
 
 class TooLarge(InvalidInput):

@@ -15,11 +15,13 @@ from cxone_emulator.config import (
 from cxone_emulator.errors import error_body, invalid
 from cxone_emulator.faults import FaultInjector
 from cxone_emulator.recorder import EventLog, filter_requests
+from cxone_emulator.rich_samples import rich_samples
 from cxone_emulator.state import CONTACT_STATUSES, EmulatorState, integration_json
 from cxone_emulator.urls import root_url
 from cxone_emulator.validation import (
     JsonObject,
     attachments,
+    message_content,
     one_of,
     optional_int,
     optional_object,
@@ -41,6 +43,14 @@ def _agent(body: JsonObject) -> Agent:
         nickname=given.get("nickname") or default.nickname,
         image_url=given.get("imageUrl") or default.image_url,
     )
+
+
+def _reply_content(body: JsonObject) -> JsonObject:
+    """A reply is `text`, or a whole `messageContent` (any DE type: TEXT, QUICK_REPLIES,
+    LIST_PICKER, RICH_LINK, ADAPTIVE_CARD, …), sent to the box as it is."""
+    if "messageContent" in body:
+        return message_content(body)
+    return {"type": "TEXT", "payload": {"text": required_str(body, "text", allow_empty=True)}}
 
 
 def _failed(exc: CallbackFailed, extra: JsonObject | None = None) -> JSONResponse:
@@ -125,11 +135,11 @@ def build_agent_router(
     async def reply(contact_id: str, request: Request) -> JSONResponse:
         desk.contact(contact_id)
         body = await read_json_object(request)
-        text = required_str(body, "text", allow_empty=True)
+        content = _reply_content(body)
         files = attachments(body)
         agent = _agent(body)
         try:
-            message, result = await desk.reply(contact_id, text, files, agent)
+            message, result = await desk.reply(contact_id, content, files, agent)
         except CallbackFailed as exc:
             kept = {"message": state.message_json(exc.kept)} if exc.kept else None
             return _failed(exc, kept)
@@ -150,6 +160,11 @@ def build_agent_router(
         except CallbackFailed as exc:
             return _failed(exc)
         return JSONResponse({"callback": {"status": result.status, "body": result.body}})
+
+    @router.get("/rich-samples")
+    async def samples(request: Request) -> JSONResponse:
+        """A `messageContent` per rich type, ready to send as a reply's `messageContent`."""
+        return JSONResponse(rich_samples(root_url(request, config)))
 
     # -- channels and outbound ---------------------------------------------------------------
     @router.get("/channels")

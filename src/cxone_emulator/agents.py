@@ -98,7 +98,7 @@ class AgentDesk:
         message_id: str,
         thread: JsonObject,
         recipient: JsonObject,
-        text: str,
+        content: JsonObject,
         attachments: list[JsonObject],
         agent: Agent,
     ) -> JsonObject:
@@ -106,7 +106,7 @@ class AgentDesk:
             "brand": self.brand(),
             "message": {"id": message_id},
             "thread": thread,
-            "messageContent": {"type": "TEXT", "payload": {"text": text}},
+            "messageContent": content,
             "endUserRecipients": [recipient],
             "attachments": attachments,
             "authorUser": self.author_user(agent),
@@ -115,8 +115,9 @@ class AgentDesk:
 
     # -- flows -------------------------------------------------------------------------------
     async def reply(
-        self, contact_id: str, text: str, attachments: list[JsonObject], agent: Agent
+        self, contact_id: str, content: JsonObject, attachments: list[JsonObject], agent: Agent
     ) -> tuple[Message, CallbackResult]:
+        """`content`: the reply's `messageContent` (TEXT or a rich type)."""
         contact = self.contact(contact_id)
         if contact.status in ENDED_STATUSES:
             raise CxoneError(409, f"contact {contact_id} is {contact.status}", "ContactEnded")
@@ -127,7 +128,7 @@ class AgentDesk:
             message_id,
             {"id": thread.id, "idOnExternalPlatform": thread.id_on_external_platform},
             self.recipient(contact.end_user_id),
-            text,
+            content,
             attachments,
             agent,
         )
@@ -205,7 +206,7 @@ class AgentDesk:
             message_id,
             {"id": thread_id, "idOnExternalPlatform": proposed},
             recipient,
-            text,
+            {"type": "TEXT", "payload": {"text": text}},
             [],
             agent,
         )

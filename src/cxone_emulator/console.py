@@ -8,7 +8,12 @@ from fastapi import APIRouter
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 _STATIC = resources.files("cxone_emulator") / "static"
-_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+_TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+}
 
 
 def build_console_router() -> APIRouter:

@@ -197,4 +197,7 @@ def message_content(body: JsonObject, path: str = "messageContent") -> JsonObjec
     if one_of(body, f"{path}.type", MESSAGE_CONTENT_TYPES) == "TEXT":
         required_object(body, f"{path}.payload")
         required_str(body, f"{path}.payload.text", allow_empty=True)
+    # A customer's choice of a button or list item carries the action's postback beside the
+    # text (as NICE's chat SDKs send it); it is recorded with the message.
+    optional_str(body, f"{path}.postback")
     return content

@@ -36,6 +36,7 @@ from byoc.box.schemas import (
     ThreadOut,
     TokenResponse,
 )
+from byoc.conversations import rich
 from byoc.conversations.models import AgentMessageIn, Delivered
 from byoc.cxone import iso_millis
 from byoc.errors import (
@@ -198,16 +199,17 @@ def _check_retry(incoming: AgentMessageIn, delivered: Delivered) -> None:
 
 def _agent_message(body: AgentMessageBody, request: Request) -> AgentMessageIn:
     content = body.message_content.model_dump(by_alias=True) if body.message_content else {}
-    payload = content.get("payload") or {}
-    text = payload.get("text") if isinstance(payload, dict) else None
     if not content and not body.attachments:
         raise InvalidInput("messageContent or attachments is required")
+    text: str | None = None
+    if content:
+        content, text = rich.normalize(content)
     return AgentMessageIn(
         thread_id=body.thread.id_on_external_platform if body.thread else None,
         de_thread_id=body.thread.id if body.thread else None,
         de_message_id=body.de_message_id,
         content=content,
-        text=text if isinstance(text, str) else None,
+        text=text,
         attachments=[a.model_dump(by_alias=True, exclude_none=True) for a in body.attachments],
         author=body.author_user,
         brand=body.brand.model_dump(by_alias=True, exclude_none=True) if body.brand else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from byoc.conversations import rich
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 
@@ -39,7 +40,9 @@ class ChannelAdapter(Protocol):
 
 
 def message_view(message: Message) -> dict[str, Any]:
-    """A message as platforms see it (webhooks, transcripts)."""
+    """A message as platforms see it (webhooks, transcripts, the widget): `content` is CXone's
+    `messageContent` as stored, `rich` its versioned view (docs/rich-messages.md) or None, and
+    `fallbackText` what to show where rich content cannot be rendered."""
     return {
         "id": message.id,
         "threadId": message.conversation_id,
@@ -48,6 +51,8 @@ def message_view(message: Message) -> dict[str, Any]:
         "sender": message.sender,
         "text": message.text,
         "content": message.content,
+        "rich": rich.view(message.content),
+        "fallbackText": message.text,
         "attachments": message.attachments,
         "author": message.author,
         "status": message.status,

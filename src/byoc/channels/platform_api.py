@@ -21,6 +21,7 @@ from byoc.api.lean import documented_body, json_response, parse_body
 from byoc.channels.adapter import message_view
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
+from byoc.conversations.rich import MAX_POSTBACK
 from byoc.errors import ConversationNotFound
 from byoc.store import Connection, conversations, messages
 from byoc.store.records import Channel, Conversation, Message
@@ -62,6 +63,12 @@ class CustomerMessageBody(_Strict):
     )
     customer: CustomerIn
     text: str | None = Field(default=None, max_length=MAX_TEXT)
+    postback: str | None = Field(
+        default=None,
+        max_length=MAX_POSTBACK,
+        description="The postback of the button or list item the customer chose; `text` is "
+        "its label (docs/rich-messages.md).",
+    )
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=10)
     thread_id: str | None = Field(
         default=None,
@@ -148,6 +155,7 @@ async def post_customer_message(channel_id: str, request: Request) -> Response:
             attachments=[a.model_dump(by_alias=True) for a in body.attachments],
             platform_message_id=body.id,
             thread_id=body.thread_id,
+            postback=body.postback,
         )
     )
     accepted = AcceptedMessage(

@@ -26,6 +26,8 @@ class CustomerMessageIn:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     platform_message_id: str | None = None
     thread_id: str | None = None
+    # The postback of the button or list item the customer chose (its label is `text`).
+    postback: str | None = None
 
 
 IDEMPOTENCY_KEY_PREFIX = "key:"

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from sqlalchemy import Connection
 
 from byoc.clock import Clock, SystemClock
-from byoc.conversations import lifecycle
+from byoc.conversations import lifecycle, rich
 from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile, Delivered
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.errors import (
@@ -136,7 +136,9 @@ class ConversationService:
             direction="inbound",
             sender="customer",
             text=incoming.text,
-            content=_text_content(incoming.text),
+            content=_text_content(incoming.text)
+            if incoming.postback is None
+            else rich.choice_content(incoming.text or "", incoming.postback),
             attachments=incoming.attachments,
             author=None,
             platform_message_id=incoming.platform_message_id,

@@ -115,6 +115,32 @@ async function sendReply(contactId, input) {
   await act("POST", `/emulator/contacts/${contactId}/reply`, { text });
 }
 
+// A sample of each rich type (QUICK_REPLIES, LIST_PICKER, …), fetched once from the emulator.
+let richSamples = null;
+const RICH_LABELS = {
+  QUICK_REPLIES: "Quick replies", LIST_PICKER: "List picker", RICH_LINK: "Rich link", ADAPTIVE_CARD: "Adaptive card",
+};
+
+async function sendRich(contactId, picker) {
+  if (!picker.value) return;
+  if (!richSamples) richSamples = await api("GET", "/emulator/rich-samples").catch((e) => { showError(e.message); return null; });
+  const content = richSamples && richSamples[picker.value];
+  if (!content) return;
+  picker.value = "";
+  await act("POST", `/emulator/contacts/${contactId}/reply`, { messageContent: content });
+}
+
+// What a transcript line shows: the text, a rich message's type and fallback, a choice's postback.
+function messageSummary(message) {
+  const content = message.messageContent || {};
+  const payload = content.payload || {};
+  if (content.type === "TEXT" || !content.type) {
+    const text = typeof payload.text === "string" ? payload.text : "";
+    return typeof content.postback === "string" ? `${text} (postback: ${content.postback})` : text;
+  }
+  return `[${RICH_LABELS[content.type] || content.type}] ${content.fallbackText || ""}`.trim();
+}
+
 // -- contacts -----------------------------------------------------------------------------
 // A customer whose platform sent no name is shown as a visitor with the end of their id.
 function customerLabel(contact) {
@@ -143,6 +169,9 @@ function buildContact(contact) {
     onblur: () => typingStopped(id),
     onkeydown: (event) => { if (event.key === "Enter") sendReply(id, input); },
   });
+  const picker = el("select", { "data-testid": `rich-picker-${id}`, "aria-label": "Rich message to send" },
+    el("option", { value: "", text: "Rich message…" }),
+    ...Object.entries(RICH_LABELS).map(([type, label]) => el("option", { value: type, text: label })));
   return el("article", { class: "contact", "data-testid": `contact-${id}`, id: `contact-${id}` },
     el("div", { class: "contact-head" },
       el("div", {},
@@ -155,6 +184,9 @@ function buildContact(contact) {
     el("div", { class: "actions" },
       input,
       el("button", { "data-testid": `reply-send-${id}`, text: "Send", onclick: () => sendReply(id, input) }),
+      picker,
+      el("button", { class: "secondary", "data-testid": `rich-send-${id}`, text: "Send rich",
+        onclick: () => sendRich(id, picker) }),
       el("button", { class: "secondary", "data-testid": `accept-${id}`, text: "Accept",
         onclick: () => act("POST", `/emulator/contacts/${id}/accept`) }),
       el("button", { class: "secondary", "data-testid": `close-${id}`, text: "Close",
@@ -173,7 +205,7 @@ function updateContact(node, contact) {
   node.querySelector(`[data-testid="typing-indicator-${id}"]`).textContent =
     contact.customerTyping ? `${customerLabel(contact)} is typing…` : "";
   const ended = ["closed", "resolved", "trashed"].includes(contact.status);
-  for (const testid of [`reply-input-${id}`, `reply-send-${id}`, `close-${id}`]) {
+  for (const testid of [`reply-input-${id}`, `reply-send-${id}`, `rich-picker-${id}`, `rich-send-${id}`, `close-${id}`]) {
     node.querySelector(`[data-testid="${testid}"]`).disabled = ended;
   }
   node.querySelector(`[data-testid="accept-${id}"]`).disabled = contact.status !== "new";
@@ -183,8 +215,7 @@ function updateContact(node, contact) {
   if (transcript.dataset.signature === signature) return;
   transcript.dataset.signature = signature;
   transcript.replaceChildren(...contact.messages.map((message) => {
-    const payload = message.messageContent && message.messageContent.payload;
-    const text = payload && typeof payload.text === "string" ? payload.text : `[${message.messageContent.type}]`;
+    const text = messageSummary(message);
     const who = authorLabel(contact, message);
     const automated = message.direction === "outbound" && !message.authorUser ? " automated" : "";
     return el("div", { class: `msg ${message.direction} ${message.status}${automated}`, "data-testid": `message-${message.id}` },

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, NotRequired, TypeAlias, TypedDict, c
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from byoc.bus import Notification
+from byoc.conversations.rich import MAX_POSTBACK
 
 CLOSE_CODES = {"bad-hello": 4400, "unauthenticated": 4401, "forbidden-origin": 4403}
 
@@ -56,6 +57,8 @@ class MessageFrame(_WidgetFrame):
     type: Literal["message"]
     client_id: str | None = Field(default=None, alias="clientId", max_length=100)
     text: str | None = None
+    # Set when the customer chose a button or list item: `text` is its label.
+    postback: str | None = Field(default=None, max_length=MAX_POSTBACK)
     attachments: list[AttachmentRef] = Field(default_factory=list, max_length=10)
     prechat: dict[str, str] | None = None
 

@@ -268,6 +268,7 @@ class WidgetSession:
                 attachments=attachments,
                 platform_message_id=f"{self.identity.external_id}/{frame.client_id}",
                 thread_id=self.conversation.id if self.conversation else None,
+                postback=frame.postback,
             )
         )
         await self.send(

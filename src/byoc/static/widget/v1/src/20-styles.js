@@ -97,6 +97,32 @@ button{cursor:pointer}
 .pre input:focus{border-color:var(--a);box-shadow:0 0 0 3px color-mix(in srgb,var(--a) 18%,transparent)}
 .pre .btn{align-self:stretch;padding:11px}
 .foot{padding:0 0 8px;background:#fff;text-align:center;font-size:11px;color:#9ca3af}
+.bubble.rich{white-space:normal;min-width:0;width:82%}
+.rt{display:block;color:#111827}
+.rs{display:block;margin-top:2px;color:#374151;white-space:pre-wrap}
+.qr{display:flex;flex-wrap:wrap;gap:6px;margin:8px 0 0 34px;max-width:calc(100% - 34px)}
+.chip{display:inline-flex;align-items:center;min-height:34px;padding:6px 14px;border-radius:999px;border:1.5px solid var(--a);background:#fff;color:var(--a);font-weight:600;text-decoration:none!important;overflow-wrap:anywhere}
+.chip:hover{background:color-mix(in srgb,var(--a) 10%,#fff)}
+.lp{list-style:none;margin:8px 0 0;padding:0;display:flex;flex-direction:column;gap:6px}
+.lp-item{display:flex;align-items:center;gap:10px;width:100%;padding:8px;border-radius:12px;border:1px solid #d5d9e0;background:#fff;text-align:left}
+.lp-item:hover{border-color:var(--a)}
+.lp-img{flex:none;width:48px;height:48px;border-radius:8px;object-fit:cover;background:#eef0f3}
+.lp-t{display:flex;flex-direction:column;min-width:0}
+.lp-l{font-weight:600;color:#111827}
+.lp-d{font-size:12.5px;color:#4b5563}
+.rl{display:flex;flex-direction:column;margin:-9px -13px;border-radius:inherit;overflow:hidden;color:#111827!important;text-decoration:none!important}
+.rl-img{display:block;width:100%;max-height:160px;object-fit:cover;background:#eef0f3}
+.rl-t{padding:9px 13px 0;font-weight:600;text-decoration:underline;text-underline-offset:2px}
+.rl-h{padding:0 13px 9px;font-size:12.5px;color:#4b5563}
+.ac p{margin:0 0 6px}
+.ac-heading{font-weight:700;font-size:15.5px;color:#111827}
+.ac-subtle{color:#4b5563}
+.ac-fb{font-style:italic;color:#374151;white-space:pre-wrap}
+.ac-img{display:block;max-width:100%;max-height:180px;margin:0 0 8px;border-radius:10px}
+.ac-facts{display:grid;grid-template-columns:auto 1fr;gap:2px 12px;margin:0 0 8px}
+.ac-facts dt{font-weight:600;color:#374151}
+.ac-facts dd{margin:0}
+.ac-actions{display:flex;flex-wrap:wrap;gap:6px;margin-top:4px}
 @media (max-width:480px){
 .panel{inset:0;width:100%;height:100%;border-radius:0;animation:none}
 .open .launcher{display:none}

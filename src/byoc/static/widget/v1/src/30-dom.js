@@ -75,7 +75,7 @@
     S.receipts = receipts;
     const out = Object.assign({}, S, {
       messages,
-      pending: pending.map((p) => ({ adopted: p.adopted, clientId: p.clientId, text: p.text, attachments: p.attachments, local: p.local, prechat: p.prechat, createdAt: p.createdAt })),
+      pending: pending.map((p) => ({ adopted: p.adopted, clientId: p.clientId, text: p.text, attachments: p.attachments, local: p.local, prechat: p.prechat, postback: p.postback, createdAt: p.createdAt })),
     });
     rawSet(STATE_KEY, JSON.stringify(out));
   }

@@ -58,9 +58,12 @@
     const el = h('div', Object.assign({ class: 'msg ' + (mine ? 'me' : 'them'), 'data-author': mine ? '' : authorName(m) }, attrs));
     if (!mine) el.append(h('div', { class: 'who' }, [avatar(m), h('span', { class: 'name', 'data-testid': 'byoc-author', text: authorName(m) })]));
     const bubble = h('div', { class: 'bubble' });
-    if (m.text) richText(bubble, m.text);
+    const rich = mine ? null : richEl(m, bubble);
+    if (!rich && m.text) richText(bubble, m.text);
     if (m.attachments && m.attachments.length) bubble.append(attachmentsEl(m.attachments));
-    el.append(bubble, metaEl(m, mine, p));
+    el.append(bubble);
+    if (rich && rich.after) el.append(rich.after);
+    el.append(metaEl(m, mine, p));
     return el;
   }
   function regroup(el) {
@@ -124,6 +127,7 @@
     const el = messageEl(m);
     rendered.set(m.id, { m, el });
     place(el, m.seq);
+    pruneQuickReplies();
     if (fromAgent(m)) {
       showTyping(false);
       if (announceIt) announce((authorName(m) ? authorName(m) + ': ' : '') + (m.text || 'sent an attachment'));
@@ -163,12 +167,14 @@
   function queue(p) {
     pending.push(p);
     if (!p.el) renderPending(p);
+    pruneQuickReplies();
     save();
     transmit(p);
     renderPrechat();
   }
   function transmit(p) {
     const frame = { type: 'message', clientId: p.clientId, text: p.text || '' };
+    if (p.postback != null) frame.postback = p.postback;
     if (p.attachments && p.attachments.length) frame.attachments = p.attachments;
     if (p.prechat) frame.prechat = p.prechat;
     if (send(frame)) p.tries++;
