@@ -16,7 +16,9 @@
   }
   function richImage(url, alt, cls) {
     const src = url && safeUrl(url);
-    return src ? h('img', { class: cls, src, alt: alt || '', loading: 'lazy', referrerpolicy: 'no-referrer' }) : null;
+    // An image that arrives after its message was placed keeps the newest message in view.
+    const onload = (ev) => { const m = ev.target.closest('.msg'); if (m && m === list.lastElementChild) scrollBottom(); };
+    return src ? h('img', { class: cls, src, alt: alt || '', referrerpolicy: 'no-referrer', onload }) : null;
   }
   function newTabLink(href, cls, testid, kids) {
     return h('a', { href, class: cls, 'data-testid': testid, target: '_blank', rel: 'noopener noreferrer nofollow' },
