@@ -93,8 +93,11 @@ class ConversationService:
     # --- customer → CXone ------------------------------------------------------------------
 
     async def receive_customer_message(self, incoming: CustomerMessageIn) -> Delivered:
-        if not (incoming.text and incoming.text.strip()) and not incoming.attachments:
+        has_text = bool(incoming.text and incoming.text.strip())
+        if not has_text and not incoming.attachments:
             raise InvalidInput("a message needs text or at least one attachment")
+        if incoming.postback is not None and not has_text:
+            raise InvalidInput("a postback needs the label of the choice as its text")
         # Shielded: once stored, the row is dispatched even if the request is cancelled meanwhile
         # (a client gone, a shutdown), rather than waiting for its claim's lease to run out.
         return await asyncio.shield(self._store_and_dispatch(incoming))
