@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.byoc.harness import Stack, running_stack, wait_for
-from tests.emulator_harness import Emulator
+from tests.support.emulator import Emulator
+from tests.support.stack import Stack, running_stack
+from tests.support.waiting import wait_for
 
 
 def _samples(stack: Stack) -> dict[str, dict[str, Any]]:

@@ -3,23 +3,16 @@ a customer's postback."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.emulator.box_receiver import CHANNEL_ID, inbound_message, wired
+from tests.support.box_receiver import CHANNEL_ID, BoxReceiver, inbound_message, wired
+from tests.support.waiting import wait_for
 
 RICH_TYPES = ("QUICK_REPLIES", "LIST_PICKER", "RICH_LINK", "ADAPTIVE_CARD")
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def _sent_types(calls: list[dict[str, Any]]) -> list[str]:
@@ -28,6 +21,10 @@ def _sent_types(calls: list[dict[str, Any]]) -> list[str]:
         for call in calls
         if call["authorization"] and call["path"].endswith("/outbound")
     ]
+
+
+def _last_sent_is(box: BoxReceiver, kind: str) -> Callable[[], bool]:
+    return lambda: _sent_types(box.box_calls())[-1:] == [kind]
 
 
 def test_the_agent_api_sends_each_rich_type_as_it_is() -> None:
@@ -92,10 +89,10 @@ def test_the_console_sends_each_rich_type_from_its_picker(browser: Browser) -> N
             transcript = page.get_by_test_id(f"transcript-{contact_id}")
             expect(transcript).to_contain_text("Latte (postback: drink=latte)")
             picker = page.get_by_test_id(f"rich-picker-{contact_id}")
-            for count, kind in enumerate(RICH_TYPES, start=1):
+            for kind in RICH_TYPES:
                 picker.select_option(kind)
                 page.get_by_test_id(f"rich-send-{contact_id}").click()
-                _wait_for(lambda count=count: len(_sent_types(box.box_calls())) == count)
+                wait_for(_last_sent_is(box, kind), what=f"{kind} sent")
             assert _sent_types(box.box_calls()) == list(RICH_TYPES)
             expect(transcript).to_contain_text("[Quick replies] Which drink would you like?")
             expect(transcript).to_contain_text("[Adaptive card] Your order #1042")

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.emulator_harness import Emulator
-from tests.webchat.harness import Webchat
+from tests.support.emulator import Emulator
+from tests.support.waiting import wait_for
+from tests.support.webchat import Webchat
+from tests.support.widget_page import Widget, agent_reply, contact, in_page
 from tests.webchat.test_widget_browser import (
     DESKTOP,
     PHONE,
@@ -20,7 +22,6 @@ from tests.webchat.test_widget_browser import (
     screenshot_path,
     webchat_beside_playwright,
 )
-from tests.webchat.widget_page import Widget, agent_reply, contact, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -91,9 +92,10 @@ def test_each_rich_type_renders_and_choices_reach_cxone(
     buttons.filter(has_text="Latte").click()
     expect(buttons).to_have_count(0)
     expect(widget.message("Latte")).to_have_attribute("data-sender", "customer")
-    wait_until(
+    wait_for(
         lambda: ("Latte", "drink=latte") in _postbacks(webchat, contact_id),
         what="quick reply postback in DE",
+        pause=in_page(page),
     )
 
     # List picker: items with image and description; a pick sends label and postback. The
@@ -105,15 +107,17 @@ def test_each_rich_type_renders_and_choices_reach_cxone(
     expect(items.nth(1)).to_contain_text("Four seats, outside")
     _shoot(widget, "rich-list-picker.png", tmp_path)
     items.filter(has_text="Garden").click()
-    wait_until(
+    wait_for(
         lambda: ("Garden", "table=garden") in _postbacks(webchat, contact_id),
         what="list item postback in DE",
+        pause=in_page(page),
     )
     items.filter(has_text="Bar").focus()
     page.keyboard.press("Enter")
-    wait_until(
+    wait_for(
         lambda: ("Bar", "table=bar") in _postbacks(webchat, contact_id),
         what="list item chosen by keyboard",
+        pause=in_page(page),
     )
 
     # Rich link: a card that opens in a new tab, without an opener.
@@ -137,9 +141,10 @@ def test_each_rich_type_renders_and_choices_reach_cxone(
     expect(widget.part("byoc-card-link")).to_have_attribute("rel", "noopener noreferrer nofollow")
     _shoot(widget, "rich-adaptive-card.png", tmp_path)
     widget.part("byoc-card-action").filter(has_text="Confirm").click()
-    wait_until(
+    wait_for(
         lambda: ("Confirm", "order=1042:confirm") in _postbacks(webchat, contact_id),
         what="card action postback in DE",
+        pause=in_page(page),
     )
     assert axe_violations(page) == []
 
