@@ -8,9 +8,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 MAX_LINES = 400
 
 # Still over the limit, each waiting for its own split; remove an entry once its file is under.
-TOO_LONG_FOR_NOW = {
-    "byoc/conversations/service.py",
-}
+TOO_LONG_FOR_NOW: set[str] = set()
 
 
 def _sources() -> list[Path]:

@@ -19,14 +19,15 @@ from sqlalchemy import Connection
 
 from byoc.clock import Clock
 from byoc.conversations.ended_in_cxone import why_ended
+from byoc.conversations.models import AgentMessageIn, Delivered, text_content
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.cxone import CxoneError
 from byoc.ids import new_id
 from byoc.outbox import kinds
 from byoc.outbox.kinds import enqueue
 from byoc.settings import Settings
-from byoc.store import Database, StoreError, channels, conversations, messages
-from byoc.store.records import Conversation, Message
+from byoc.store import Database, StoreError, channels, conversations, customers, messages
+from byoc.store.records import Channel, Conversation, Customer, Message
 from byoc.tenancy import TenantClients
 
 log = logging.getLogger(__name__)
@@ -321,3 +322,33 @@ class LifecycleLoops:
             self.agent_endings += 1
             log.info("conversation %s was ended in CXone (%s)", conversation.id, why)
         return ended
+
+
+def store_agent_message(
+    conn: Connection,
+    channel: Channel,
+    conversation: Conversation,
+    incoming: AgentMessageIn,
+    policy: LifecyclePolicy,
+    now: int,
+    customer: Customer | None = None,
+) -> Delivered:
+    """An agent's (or bot's) message on its way to the customer, which restarts the wait for
+    the customer's answer (the idle deadline)."""
+    idle_deadline = idle_deadline_after_agent(conversation, policy.for_channel(channel), now)
+    message = store_for_customer(
+        conn,
+        conversation,
+        seq=conversations.next_seq(conn, conversation.id, idle_deadline=idle_deadline),
+        sender="bot" if (incoming.author or {}).get("isBotUser") else "agent",
+        text=incoming.text,
+        content=incoming.content or text_content(incoming.text),
+        attachments=incoming.attachments,
+        author=incoming.author,
+        de_message_id=incoming.retry_id,
+        now=now,
+    )
+    if customer is None:
+        customer = customers.get_customer(conn, conversation.customer_id)
+    assert customer is not None  # a conversation always has its customer (foreign key)
+    return Delivered(message=message, conversation=conversation, customer=customer)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
 
 from byoc.store.records import Conversation, Customer, Message, OutboxRow
 
@@ -73,3 +75,24 @@ class Delivered:
     customer: Customer
     duplicate: bool = False
     claimed: OutboxRow | None = None
+
+
+def public_author(author: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a customer may see of an agent: a name and a picture, nothing internal."""
+    if not author:
+        return None
+    keys = ("firstName", "nickname", "imageUrl", "isBotUser")
+    return {k: author[k] for k in keys if author.get(k) is not None} or None
+
+
+def text_content(text: str | None) -> dict[str, Any]:
+    """A plain message's `messageContent`."""
+    return {"type": "TEXT", "payload": {"text": text or ""}}
+
+
+class FreshRows(Protocol):
+    """The outbox worker, seen from a transaction that enqueues a row it may deliver at once."""
+
+    def claim_fresh(self, conn: Connection, row_id: int) -> OutboxRow | None: ...
+
+    def dispatch(self, row: OutboxRow) -> None: ...

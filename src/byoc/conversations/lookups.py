@@ -1,0 +1,196 @@
+"""What a conversation transaction looks up before it writes: the channel and its tenant's
+brand (cached briefly), the customer, the conversation a message belongs to, the recipient of
+an agent-initiated thread. Synchronous functions on the caller's `Connection`; they raise the
+domain's errors (`byoc.errors`), never HTTP ones."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import Connection
+
+from byoc.conversations.models import AgentMessageIn, CustomerProfile, Delivered
+from byoc.errors import (
+    ChannelNotFound,
+    ConversationEnded,
+    ConversationNotFound,
+    Forbidden,
+    RecipientRejected,
+)
+from byoc.ids import new_id
+from byoc.store import channels, conversations, customers, tenants
+from byoc.store.records import Channel, Conversation, Customer, Message
+
+# How long a channel or a tenant's brand read from the store is trusted: a channel deleted or
+# re-branded elsewhere is refused here at most this much later (its deliveries re-read it).
+LOOKUP_TTL_SECONDS = 2.0
+
+
+class ChannelCache:
+    """Channels and tenants' brands, read in the caller's transaction and trusted for
+    `LOOKUP_TTL_SECONDS`. They change rarely (provisioning, the CLI), maybe in another
+    process, so they are cached briefly rather than invalidated: every reply reads both."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, tuple[float, Channel]] = {}
+        self._brands: dict[str, tuple[float, dict[str, str]]] = {}
+
+    def cached_channel(self, channel_id: str) -> Channel | None:
+        cached = self._channels.get(channel_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return None
+
+    def channel(self, conn: Connection, channel_id: str) -> Channel:
+        now = time.monotonic()
+        cached = self._channels.get(channel_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        channel = channels.get_channel(conn, channel_id)
+        if channel is None:
+            self._channels.pop(channel_id, None)
+            raise ChannelNotFound(f"no channel {channel_id!r}")
+        self._channels[channel_id] = (now + LOOKUP_TTL_SECONDS, channel)
+        return channel
+
+    def _brand_of(self, conn: Connection, tenant_id: str) -> dict[str, str]:
+        now = time.monotonic()
+        cached = self._brands.get(tenant_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        tenant = tenants.get_tenant(conn, tenant_id)
+        expected = {}
+        if tenant is not None:
+            expected = {
+                "id": str(tenant.brand_id),
+                "tenantId": tenant.cxone_tenant_id,
+                "businessUnitId": str(tenant.business_unit_id),
+            }
+        self._brands[tenant_id] = (now + LOOKUP_TTL_SECONDS, expected)
+        return expected
+
+    def check_brand(self, conn: Connection, channel: Channel, brand: dict[str, Any] | None) -> None:
+        if not brand:
+            return
+        for key, value in self._brand_of(conn, channel.tenant_id).items():
+            given = brand.get(key)
+            if given is not None and str(given) != value:
+                raise Forbidden(f"brand {key} {given!r} does not own channel {channel.id!r}")
+
+
+def new_conversation(
+    channel_id: str,
+    customer_id: str,
+    *,
+    origin: str,
+    now: int,
+    de_thread_id: str | None = None,
+) -> Conversation:
+    return Conversation(
+        id=new_id("thr"),
+        channel_id=channel_id,
+        customer_id=customer_id,
+        state="open",
+        origin=origin,
+        de_thread_id=de_thread_id,
+        de_contact_id=None,
+        next_seq=0,
+        last_customer_activity_at=None,
+        created_at=now,
+        ended_at=None,
+        ended_reason=None,
+    )
+
+
+def replay(conn: Connection, message: Message) -> Delivered:
+    conversation = conversations.get_conversation(conn, message.conversation_id)
+    assert conversation is not None
+    customer = customers.get_customer(conn, conversation.customer_id)
+    assert customer is not None
+    return Delivered(message=message, conversation=conversation, customer=customer, duplicate=True)
+
+
+def upsert_customer(conn: Connection, channel: Channel, profile: CustomerProfile) -> Customer:
+    existing = customers.find_customer(conn, channel.id, profile.external_id)
+    customer = Customer(
+        id=existing.id if existing else new_id("cus"),
+        channel_id=channel.id,
+        external_id=profile.external_id,
+        first_name=profile.first_name or (existing.first_name if existing else None),
+        last_name=profile.last_name or (existing.last_name if existing else None),
+        nickname=profile.nickname or (existing.nickname if existing else None),
+        image=profile.image or (existing.image if existing else None),
+        custom_fields=profile.custom_fields or (existing.custom_fields if existing else None),
+    )
+    if existing != customer:
+        customers.save_customer(conn, customer, is_new=existing is None)
+    return customer
+
+
+def conversation_for_customer(
+    conn: Connection, customer: Customer, thread_id: str | None, *, now: int
+) -> Conversation:
+    if thread_id is not None:
+        conversation = conversations.get_conversation(conn, thread_id)
+        if conversation is None or conversation.customer_id != customer.id:
+            raise ConversationNotFound(f"no thread {thread_id!r} for this customer")
+        if not conversation.is_open:
+            raise ConversationEnded(
+                f"thread {thread_id!r} has ended; start a new conversation without a threadId"
+            )
+        return conversation
+    conversation = conversations.latest_conversation(conn, customer.id, open_only=True)
+    if conversation is not None:
+        return conversation
+    conversation = new_conversation(customer.channel_id, customer.id, origin="customer", now=now)
+    conversations.insert_conversation(conn, conversation)
+    return conversation
+
+
+def open_conversation(conn: Connection, channel: Channel, thread_id: str) -> Conversation:
+    conversation = conversations.get_conversation(conn, thread_id)
+    if conversation is None or conversation.channel_id != channel.id:
+        raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
+    if not conversation.is_open:
+        raise ConversationEnded(f"thread {thread_id!r} has ended")
+    return conversation
+
+
+def conversation_for_agent(
+    conn: Connection, incoming: AgentMessageIn, channel_id: str | None
+) -> tuple[Conversation, Customer | None]:
+    conversation, customer = None, None
+    if incoming.thread_id:
+        found = conversations.get_conversation_and_customer(conn, incoming.thread_id)
+        if found is not None:
+            conversation, customer = found
+    if conversation is None and incoming.de_thread_id:
+        conversation = conversations.find_conversation_by_de_thread(conn, incoming.de_thread_id)
+    if conversation is None or (channel_id is not None and conversation.channel_id != channel_id):
+        raise ConversationNotFound(
+            f"no thread {incoming.thread_id or incoming.de_thread_id!r}"
+            + (f" in channel {channel_id!r}" if channel_id else "")
+        )
+    return conversation, customer
+
+
+def recipient(conn: Connection, channel: Channel, recipients: list[dict[str, Any]]) -> Customer:
+    if not recipients:
+        raise RecipientRejected("endUserRecipients is empty", recipient_id="")
+    primary = next((r for r in recipients if r.get("isPrimary")), recipients[0])
+    recipient_id = str(primary.get("idOnExternalPlatform") or "")
+    customer = customers.get_customer(conn, recipient_id) if recipient_id else None
+    if customer is None and recipient_id:
+        # CXone may hold the platform's own user id when an agent typed it in by hand.
+        customer = customers.find_customer(conn, channel.id, recipient_id)
+    if customer is None or customer.channel_id != channel.id:
+        raise RecipientRejected(
+            f"recipient {recipient_id!r} is not a customer of channel {channel.id!r}",
+            recipient_id=recipient_id,
+        )
+    if customer.opted_out:
+        raise RecipientRejected(
+            f"recipient {recipient_id!r} has opted out of messages", recipient_id=recipient_id
+        )
+    return customer
