@@ -174,6 +174,8 @@ def main() -> int:
         "BYOC_CXONE_TOKEN_URL": emulator + "/auth/token",
         "BYOC_CXONE_BRAND_ID": str(brand_id),
         "BYOC_LOG_LEVEL": args.server_log_level,
+        # The platform stand-in and the emulator listen on loopback.
+        "BYOC_OUTBOUND_ALLOW_PRIVATE": "127.0.0.1/32",
     }
     byoc = tool("byoc")
     results: dict[str, Any] = {"runs": []}

@@ -108,6 +108,8 @@ class Stack:
             "BYOC_CXONE_TOKEN_URL": self.emulator + "/auth/token",
             "BYOC_CXONE_BRAND_ID": str(BRAND_ID),
             "BYOC_LOG_LEVEL": "warning",
+            # The platform stand-in and the emulator listen on loopback.
+            "BYOC_OUTBOUND_ALLOW_PRIVATE": "127.0.0.1/32",
             **self.extra_env,
         }
 

@@ -4,7 +4,7 @@ under `TYPE_CHECKING` too) and holds the code to this table. Nothing imports thi
 
     foundation     settings, errors, ids, clock, compare (secrets), and telemetry (`ops`: logs,
                    metrics, tracing, the request middleware): what everything may use
-    http           outgoing calls, and the proxies they go through
+    http           outgoing calls, the proxies they go through, the outbound address policy
     store          persistence, and `bus`: the bus carries ids and the store the truth, and it
                    rides on the same database (PostgreSQL LISTEN/NOTIFY) or on nothing
     cxone          the DE API client, and `tenancy`: a tenant's client built from its stored
@@ -42,7 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "byoc.ops",
         ),
     ),
-    ("http", ("byoc.http", "byoc.proxies")),
+    ("http", ("byoc.http", "byoc.outbound", "byoc.proxies")),
     ("store", ("byoc.store", "byoc.bus")),
     ("cxone", ("byoc.cxone", "byoc.tenancy")),
     ("outbox", ("byoc.outbox",)),

@@ -50,6 +50,7 @@ from byoc.ids import new_id
 from byoc.ops.metrics import Metrics, RuntimeSources
 from byoc.ops.middleware import RequestTelemetryMiddleware
 from byoc.ops.tracing import configure_tracing, trace_client
+from byoc.outbound import OutboundPolicy
 from byoc.outbox.gauges import store_readings
 from byoc.outbox.worker import OutboxWorker, RetryPolicy
 from byoc.provisioning.action_pages import router as action_pages_router
@@ -71,7 +72,8 @@ class Runtime:
     """What the lifespan starts and stops. Handlers see `services` only, through `byoc.api.deps`."""
 
     services: Services
-    http: HttpClient
+    http: HttpClient  # CXone and addresses the operator configured
+    outbound: HttpClient  # addresses someone else chose: guarded (byoc.outbound)
     worker: OutboxWorker
     lifecycle: LifecycleLoops
 
@@ -90,6 +92,8 @@ async def build_runtime(
     await db.run_write(tenants.upsert_tenant, default_tenant(settings))
 
     http = HttpClient(max_connections=200)
+    # Agent attachments and platform webhooks: addresses someone else chose (byoc.outbound).
+    outbound = HttpClient(max_connections=200, guard=OutboundPolicy.of(settings))
     tenant_clients = TenantClients(
         db, http, timeout=settings.cxone_timeout_seconds, observer=metrics.observe_cxone_call
     )
@@ -112,14 +116,14 @@ async def build_runtime(
         db,
         tenant_clients,
         {
-            "webhook": WebhookAdapter(http, timeout=settings.webhook_timeout_seconds),
+            "webhook": WebhookAdapter(outbound, timeout=settings.webhook_timeout_seconds),
             "webchat": WebchatAdapter(bus),
         },
         bus,
         lifecycle,
         end_check_min_interval_ms=int(settings.end_check_min_interval_seconds * 1000),
         rehoster=AttachmentRehoster(
-            db, http, settings.public_url, timeout=settings.webhook_timeout_seconds
+            db, outbound, settings.public_url, timeout=settings.webhook_timeout_seconds
         ),
         clock=clock,
     )
@@ -165,7 +169,9 @@ async def build_runtime(
         cxone_readiness=CachedVerdict(timeout_seconds=min(3.0, settings.cxone_timeout_seconds)),
         bus=bus,
     )
-    return Runtime(services=services, http=http, worker=worker, lifecycle=lifecycle)
+    return Runtime(
+        services=services, http=http, outbound=outbound, worker=worker, lifecycle=lifecycle
+    )
 
 
 def create_app(
@@ -183,6 +189,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Services]]:
         runtime = await build_runtime(settings, metrics, clock)
         trace_client(runtime.http, tracer_provider)
+        trace_client(runtime.outbound, tracer_provider)
         worker_task = asyncio.create_task(runtime.worker.run(), name="outbox-worker")
         lifecycle_task = asyncio.create_task(runtime.lifecycle.run(), name="lifecycle")
         try:
@@ -198,6 +205,7 @@ def create_app(
             if isinstance(runtime.services.bus, PostgresBus):
                 await runtime.services.bus.stop()
             await runtime.http.aclose()
+            await runtime.outbound.aclose()
             if tracer_provider is not None:
                 tracer_provider.shutdown()
             await runtime.services.db.close()

@@ -1,13 +1,12 @@
 """`byoc demo`: the whole story on one machine, on the embedded default.
 
 Starts the bundled CXone emulator (as a separate process: the middleware never imports it),
-the middleware on SQLite, and "The Watering Hole", a stand-in platform that receives the
-middleware's signed webhooks and prints them. It then plays one exchange end to end and keeps
+the middleware on SQLite (allowed to reach loopback), and "The Watering Hole", a stand-in
+platform that prints the signed webhooks it receives. It plays one exchange end to end and keeps
 running so a person can answer from the emulator's agent console.
 
-Every run starts from a fresh demo store (the emulator keeps its contacts in memory only, so an
-earlier run's threads would point at contacts this emulator never had). The ports are taken
-before anything starts; a busy one ends the demo with one line naming it and the flag to change.
+Every run starts from a fresh store (the emulator keeps contacts in memory only). The ports are
+taken first; a busy one ends the demo with one line naming it and the flag to change.
 """
 
 from __future__ import annotations
@@ -324,6 +323,7 @@ async def _run(
         cxone_api_url=f"http://127.0.0.1:{ports.emulator}/dfo/3.0",
         cxone_token_url=f"http://127.0.0.1:{ports.emulator}/auth/token",
         outbox_poll_interval_seconds=0.5,
+        outbound_allow_private="127.0.0.1/32",
     )
     channel = Channel(
         id=CHANNEL_ID,

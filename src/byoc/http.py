@@ -15,7 +15,8 @@ Errors (the one hierarchy of this boundary; callers map it to theirs):
     ├── HttpTimeout           the whole exchange took longer than its time limit
     ├── HttpTransportError    connect refused, reset, bad status line, TLS failure, bad URL,
     │                         a header holding a line break, a proxy's refusal, …
-    └── HttpResponseTooLarge  the answer's body is longer than `max_response_bytes`
+    ├── HttpResponseTooLarge  the answer's body is longer than `max_response_bytes`
+    └── HttpRefusedAddress    a guarded client's URL, or every address it resolves to, refused
 
 aiohttp's own errors become these in one place, `_transport_error`. Every exchange has a
 time limit for the whole of it (`send(..., timeout=)`); a connection whose exchange was cut
@@ -27,17 +28,12 @@ honours `SSL_CERT_FILE`), read when the client opens its session on first use.
 Proxies come from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`),
 read when the session opens and decided once per origin: see `byoc.proxies`.
 
-Addresses: the `resolver` argument is an `aiohttp.abc.AbstractResolver` given to the
-connector (default: aiohttp's own). The connector connects only to the addresses that
-`resolve()` returns, so a resolver that vets them (refusing loopback, private or link-local
-addresses) decides where every connection goes, with no second lookup in between:
-
-    HttpClient(resolver=VettingResolver(...))
-
-What such a resolver does not see, and its owner must cover: a URL whose host is an IP
-literal (aiohttp connects to it without asking the resolver), and the origin behind a proxy
-(the resolver is asked for the proxy's host). Its answers are cached by the connector for
-ten seconds; it is not closed by the client (it belongs to its caller).
+Addresses: `resolver` (not closed by the client) answers the connector's lookups; the connector
+connects only to what it returns. `guard=OutboundPolicy` (`byoc.outbound`) installs a vetting
+resolver, checks each URL's scheme and IP-literal host before sending, follows up to
+`HttpRequest.max_redirects` redirects of a GET or HEAD (each checked again, one time limit in
+all) and caps answers at the policy's `max_response_bytes`. Behind a proxy the origin is checked
+before the hand-over; the proxy resolves it again (rebinding is then the proxy's to prevent).
 
 The seam for tests is the `transport` argument: a coroutine function that answers an
 `HttpRequest` with an `HttpResponse`, in place of the network.
@@ -50,10 +46,10 @@ import base64
 import json as jsonlib
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypedDict
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 from urllib.request import getproxies_environment
 
 import aiohttp
@@ -62,12 +58,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from typing_extensions import Unpack
 from yarl import URL
 
+from byoc.outbound import OutboundPolicy, RefusedAddress, VettingResolver, redirect_location
 from byoc.proxies import DIRECT, Proxies
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
 USER_AGENT = "byoc"
+
 
 QueryParams = Iterable[tuple[str, str]] | Mapping[str, str]
 
@@ -88,6 +86,10 @@ class HttpResponseTooLarge(HttpError):
     """The answer's body is longer than the request's `max_response_bytes`."""
 
 
+class HttpRefusedAddress(HttpError):
+    """A guarded client refused the URL or every address its host resolved to."""
+
+
 @dataclass(frozen=True)
 class HttpRequest:
     method: str
@@ -95,6 +97,7 @@ class HttpRequest:
     headers: Mapping[str, str]
     content: bytes = b""
     max_response_bytes: int | None = None  # None: no limit
+    max_redirects: int = 0  # followed for GET and HEAD only
 
     @property
     def path(self) -> str:
@@ -172,9 +175,14 @@ class HttpClient:
         transport: Transport | None = None,
         tracer: Tracer | None = None,
         resolver: AbstractResolver | None = None,
+        guard: OutboundPolicy | None = None,
     ) -> None:
         self._max_connections = max_connections
         self._transport = transport or self._send_aiohttp
+        self._guard = guard
+        self._vetting: VettingResolver | None = None
+        if guard is not None and resolver is None:
+            resolver = self._vetting = VettingResolver(guard)
         self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
         self._proxies = Proxies({})
@@ -213,16 +221,30 @@ class HttpClient:
         return HttpRequest(method.upper(), url, CIMultiDictProxy(head), body)
 
     async def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse:  # noqa: ASYNC109
-        """One exchange, bounded by `timeout` seconds in all."""
+        """One exchange (and a guarded client's redirects), bounded by `timeout` seconds."""
+        if self._guard is not None and request.max_response_bytes is None:
+            request = replace(request, max_response_bytes=self._guard.max_response_bytes)
         try:
             async with asyncio.timeout(timeout):
-                if self._tracer is None:
-                    answer = await self._transport(request, timeout)
-                else:
-                    answer = await self._traced(request, timeout, self._tracer)
+                answer = await self._send_once(request, timeout)
+                for _ in range(request.max_redirects if request.method in ("GET", "HEAD") else 0):
+                    location = redirect_location(answer.status_code, answer.headers)
+                    if self._guard is None or location is None:
+                        break
+                    request = replace(request, url=urljoin(answer.request.url, location))
+                    answer = await self._send_once(request, timeout)
         except TimeoutError as exc:
             where = f"{request.method} {request.url}"
             raise HttpTimeout(f"{where}: no answer within {timeout}s") from exc
+        return answer
+
+    async def _send_once(self, request: HttpRequest, timeout: float) -> HttpResponse:  # noqa: ASYNC109
+        if self._guard is not None and (problem := self._guard.url_problem(request.url)):
+            raise HttpRefusedAddress(f"{request.method} {request.url}: {problem}")
+        if self._tracer is None:
+            answer = await self._transport(request, timeout)
+        else:
+            answer = await self._traced(request, timeout, self._tracer)
         limit = request.max_response_bytes
         if limit is not None and len(answer.content) > limit:
             raise HttpResponseTooLarge(f"{request.url}: more than {limit} bytes")
@@ -268,7 +290,10 @@ class HttpClient:
             # Only what the request names: no Accept-Encoding, no aiohttp User-Agent.
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
-        self._proxies = Proxies(getproxies_environment())
+        environment = getproxies_environment()
+        self._proxies = Proxies(environment)
+        if self._vetting is not None:
+            self._vetting.trust_proxies(environment.values())
         return self._session
 
     async def _send_aiohttp(self, request: HttpRequest, timeout: float) -> HttpResponse:  # noqa: ASYNC109
@@ -279,6 +304,8 @@ class HttpClient:
             url = _wire_url(request.url)
             route = self._proxies.route(url) if self._proxies else DIRECT
             headers, proxy_headers = route.headers(url, request.headers)
+            if route.proxy is not None and self._vetting is not None:
+                await self._vetting.check_origin(url.host or "", url.port or 0)
             async with session.request(
                 request.method,
                 url,
@@ -291,6 +318,8 @@ class HttpClient:
                 content = await _read(answer, request.url, request.max_response_bytes)
                 reason = answer.reason or _phrase(answer.status)
                 return HttpResponse(request, answer.status, content, answer.headers, reason)
+        except RefusedAddress as exc:
+            raise HttpRefusedAddress(f"{request.method} {request.url}: {exc}") from exc
         except (aiohttp.ClientError, ValueError) as exc:
             raise _transport_error(request, exc) from exc
 
@@ -358,6 +387,8 @@ def _transport_error(request: HttpRequest, exc: aiohttp.ClientError | ValueError
         return HttpTransportError(f"{where}: the proxy answered {exc.status} {exc.message}{failed}")
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return HttpTimeout(f"{where}: {exc}")
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, RefusedAddress):
+        return HttpRefusedAddress(f"{where}: {exc.os_error}")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return HttpTransportError(f"{where}: cannot connect: {exc}")
     if isinstance(exc, aiohttp.ServerDisconnectedError):

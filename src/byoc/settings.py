@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "development-only"})
@@ -176,6 +176,23 @@ class Settings(BaseSettings):
     # The admin API (business-initiated outbound); disabled while empty.
     admin_token: SecretStr = SecretStr("")
 
+    # Requests to addresses someone else chose (agent attachments, platform webhooks) never go
+    # to loopback, private or link-local addresses except those in these comma-separated CIDRs
+    # (development and tests: "127.0.0.1/32"). Production refuses to start with any unless
+    # `outbound_allow_private_in_production` says that this is meant.
+    outbound_allow_private: str = ""
+    outbound_allow_private_in_production: bool = False
+
+    @field_validator("outbound_allow_private")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP network (CIDR): {exc}") from None
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholders_outside_development(self) -> Settings:
         if self.environment == "development":
@@ -239,4 +256,10 @@ class Settings(BaseSettings):
         ):
             if is_loopback_host(url):
                 problems.append(f"{name} points at this machine ({url}), not at CXone")
+        if self.outbound_allow_private.strip() and not self.outbound_allow_private_in_production:
+            problems.append(
+                "BYOC_OUTBOUND_ALLOW_PRIVATE lets platform and attachment URLs reach private "
+                f"addresses ({self.outbound_allow_private}); in production also set "
+                "BYOC_OUTBOUND_ALLOW_PRIVATE_IN_PRODUCTION=true if this is meant"
+            )
         return problems

@@ -257,6 +257,8 @@ def middleware_settings(tmp_path: Path, emulator: Emulator, **overrides: Any) ->
         "outbox_backoff_max_seconds": 0.5,
         "outbox_poll_interval_seconds": 0.2,
         "webhook_timeout_seconds": 2.0,
+        # The platform and attachment servers of these tests listen on loopback.
+        "outbound_allow_private": "127.0.0.0/8,::1/128",
     }
     values.update(overrides)
     return Settings(**values)

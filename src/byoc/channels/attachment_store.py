@@ -13,7 +13,7 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
-from byoc.http import HttpClient, HttpError, HttpResponseTooLarge
+from byoc.http import HttpClient, HttpError, HttpRefusedAddress, HttpResponseTooLarge
 from byoc.ids import new_id
 from byoc.store import Database, attachments, messages, now_ms
 from byoc.store.records import Customer, Message, StoredAttachment
@@ -21,6 +21,8 @@ from byoc.store.records import Customer, Message, StoredAttachment
 log = logging.getLogger(__name__)
 
 MAX_FETCH_BYTES = 25 * 1024 * 1024
+# A signed storage URL may hand over to a CDN; more hops than this is not a file.
+MAX_FETCH_REDIRECTS = 3
 
 
 def attachments_prefix(public_url: str) -> str:
@@ -101,16 +103,21 @@ class AttachmentRehoster:
 
     async def _fetch(self, url: str) -> tuple[bytes, str] | None:
         request = self._http.build_request("GET", url)
-        request = replace(request, max_response_bytes=MAX_FETCH_BYTES)
+        request = replace(
+            request, max_response_bytes=MAX_FETCH_BYTES, max_redirects=MAX_FETCH_REDIRECTS
+        )
         try:
             response = await self._http.send(request, timeout=self._timeout)
+        except HttpRefusedAddress as exc:
+            log.warning("agent attachment %s refused: %s; link kept", url, exc)
+            return None
         except HttpResponseTooLarge:
             log.warning("agent attachment %s is too large; link kept", url)
             return None
         except HttpError as exc:
             log.warning("agent attachment %s: %s; link kept", url, exc.__class__.__name__)
             return None
-        if response.status_code >= 400:
+        if response.status_code >= 300:
             log.warning("agent attachment %s answered %s; link kept", url, response.status_code)
             return None
         mime_type = response.headers.get("content-type", "application/octet-stream")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from byoc.channels.adapter import message_view
 from byoc.channels.signing import signed_headers
-from byoc.http import HttpClient, HttpError
+from byoc.http import HttpClient, HttpError, HttpRefusedAddress
 from byoc.outbox import PermanentFailure, RetryLater
 from byoc.store import now_ms
 from byoc.store.records import Channel, Conversation, Customer, Message
+
+# A platform's answer is read for its status; its body only names a refusal.
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 class WebhookAdapter:
@@ -98,10 +102,16 @@ class WebhookAdapter:
             "X-Byoc-Delivery": str(event["id"]),
             **signed_headers(channel.secret, body),
         }
+        request = self._http.build_request(
+            "POST", channel.webhook_url, content=body, headers=headers
+        )
         try:
-            response = await self._http.request(
-                "POST", channel.webhook_url, content=body, headers=headers, timeout=self._timeout
+            response = await self._http.send(
+                replace(request, max_response_bytes=MAX_ANSWER_BYTES), timeout=self._timeout
             )
+        except HttpRefusedAddress as exc:
+            # Retrying cannot help: the URL must change (`byoc channels` or the Action page).
+            raise PermanentFailure(f"webhook: {exc}") from exc
         except HttpError as exc:
             raise RetryLater(f"webhook {channel.webhook_url}: {exc.__class__.__name__}") from exc
         if response.is_success:
