@@ -84,7 +84,10 @@ def test_tenants_and_channels(tmp_path: Path) -> None:
     assert added["id"] == "chat_eu"
     assert len(added["secret"]) > 20
     assert "chat_eu" in byoc(tmp_path, "channels", "list").stdout
-    unknown = byoc(tmp_path, "channels", "add", "--id", "chat_x", "--tenant", "nope", check=False)
+    unknown = byoc(
+        tmp_path, "channels", "add", "--id", "chat_x", "--tenant", "nope",
+        "--webhook-url", "https://platform.example.invalid/hook", check=False,
+    )  # fmt: skip
     assert unknown.returncode == 1
     assert "no tenant" in unknown.stderr
 

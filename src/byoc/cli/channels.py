@@ -13,22 +13,37 @@ from typing import Any
 from byoc.channels.webchat.config import parse_settings
 from byoc.cli._common import Context, SubParsers, add, fail, progress, run, with_db
 from byoc.errors import InvalidInput
+from byoc.outbound import OutboundPolicy
 from byoc.provisioning.channels import (
     NewChannel,
     ProvisioningError,
     channel_overview,
     create_channel,
     delete_channel,
+    webhook_url_problem,
 )
 from byoc.settings import Settings
 from byoc.store import Connection, Database, channels, tenants
 from byoc.store.records import Channel
 
 
+def _settings_option(text: str | None) -> dict[str, Any]:
+    """`--settings` as a JSON object; InvalidInput names the option."""
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"--settings is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput("--settings must be a JSON object")
+    return raw
+
+
 def _channel_settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.adapter != "webchat":
         return {}
-    raw: dict[str, Any] = json.loads(args.settings) if args.settings else {}
+    raw = _settings_option(args.settings)
     if args.allowed_origin:
         raw["allowed_origins"] = args.allowed_origin
     parse_settings(raw)  # refuse what the widget could not use, before anything is stored
@@ -42,6 +57,14 @@ def cmd_channels_add(settings: Settings, args: argparse.Namespace) -> int:
     except (ValueError, InvalidInput) as exc:
         print(f"byoc: {exc}", file=sys.stderr)
         return 2
+    if args.adapter == "webhook":
+        if not args.webhook_url:
+            return fail("--webhook-url is required for the webhook adapter", 2)
+        problem = webhook_url_problem(args.webhook_url, OutboundPolicy.of(settings))
+        if problem is not None:
+            return fail(f"--webhook-url {args.webhook_url}: {problem}", 2)
+    elif args.webhook_url:
+        return fail("--webhook-url is only for the webhook adapter", 2)
 
     def add_channel(conn: Connection) -> str | None:
         if tenants.get_tenant(conn, args.tenant) is None:
@@ -87,11 +110,9 @@ def cmd_channels_create(settings: Settings, args: argparse.Namespace) -> int:
             2,
         )
     try:
-        channel_settings: dict[str, Any] = json.loads(args.settings) if args.settings else {}
-    except ValueError as exc:
-        return fail(f"--settings is not JSON: {exc}", 2)
-    if not isinstance(channel_settings, dict):
-        return fail("--settings must be a JSON object", 2)
+        channel_settings = _settings_option(args.settings)
+    except InvalidInput as exc:
+        return fail(exc.detail, 2)
     if args.allowed_origin:
         channel_settings["allowed_origins"] = args.allowed_origin
     request = NewChannel(
@@ -109,7 +130,13 @@ def cmd_channels_create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ctx: Context) -> int:
         client = await ctx.tenants.for_tenant(args.tenant)
         try:
-            created = await create_channel(ctx.db, client, request, progress=progress(args.json))
+            created = await create_channel(
+                ctx.db,
+                client,
+                request,
+                progress=progress(args.json),
+                policy=OutboundPolicy.of(settings),
+            )
         except ProvisioningError as exc:
             return fail(f"{exc.detail} (failed at: {exc.step})")
         channel = created.channel

@@ -37,6 +37,7 @@ from starlette.datastructures import QueryParams
 from byoc.api.deps import DatabaseDep, SettingsDep, TenantsDep
 from byoc.cxone import CxoneAuthError, CxoneError, DeClient
 from byoc.errors import ByocError, InvalidInput, NotFound
+from byoc.outbound import OutboundPolicy
 from byoc.provisioning.channels import (
     ADAPTERS,
     NewChannel,
@@ -308,12 +309,12 @@ async def create_from_form(
         "webhook_url": webhook_url,
         "allowed_origins": allowed_origins,
     }
-    problems = validate(new)
+    problems = validate(new, OutboundPolicy.of(settings))
     if problems:
         return _form_page(token, claims, errors=problems, status=422, **fields)
     client = await tenant_clients.for_tenant(claims.tenant_id)
     try:
-        created = await create_channel(db, client, new)
+        created = await create_channel(db, client, new, policy=OutboundPolicy.of(settings))
     except ProvisioningError as exc:
         log.warning("Action URL: creating channel %s failed: %s", claims.channel_id, exc)
         return _form_page(token, claims, errors={"cxone": exc.detail}, status=502, **fields)

@@ -30,6 +30,7 @@ from byoc.cxone import Channel as DeChannel
 from byoc.cxone import ChannelCreate, CxoneError, CxoneNotFound, CxoneRejected, DeClient
 from byoc.errors import ByocError, ChannelNotFound, InvalidInput, NotFound
 from byoc.ids import new_id
+from byoc.outbound import OutboundPolicy
 from byoc.store import Connection, Database, StoreError, channels, now_ms, tenants
 from byoc.store.records import Channel
 from byoc.tenancy import DEFAULT_TENANT_ID
@@ -119,8 +120,16 @@ def is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def validate(request: NewChannel) -> dict[str, str]:
-    """Problems of `request`, by field name; empty when it can be provisioned."""
+def webhook_url_problem(url: str, policy: OutboundPolicy | None = None) -> str | None:
+    """What makes `url` unusable as a platform's webhook: not http(s), no host, or a host
+    that is an address the outbound policy refuses (a name is checked again, resolved, at
+    every delivery)."""
+    return (policy or OutboundPolicy()).url_problem(url)
+
+
+def validate(request: NewChannel, policy: OutboundPolicy | None = None) -> dict[str, str]:
+    """Problems of `request`, by field name; empty when it can be provisioned. `policy`: where
+    a webhook may point (default: public addresses only)."""
     problems: dict[str, str] = {}
     name = request.name.strip()
     if not name:
@@ -139,8 +148,8 @@ def validate(request: NewChannel) -> dict[str, str]:
     elif request.adapter == "webhook":
         if not request.webhook_url:
             problems["webhook_url"] = "is required for the webhook adapter"
-        elif not is_http_url(request.webhook_url):
-            problems["webhook_url"] = "must be an http or https URL"
+        elif problem := webhook_url_problem(request.webhook_url, policy):
+            problems["webhook_url"] = problem
     elif request.webhook_url:
         problems["webhook_url"] = "is only for the webhook adapter"
     if request.adapter == "webchat":
@@ -205,10 +214,15 @@ async def _undo_remote(client: DeClient, channel_id: str, progress: Progress) ->
 
 
 async def create_channel(
-    db: Database, client: DeClient, request: NewChannel, *, progress: Progress = _silent
+    db: Database,
+    client: DeClient,
+    request: NewChannel,
+    *,
+    progress: Progress = _silent,
+    policy: OutboundPolicy | None = None,
 ) -> ProvisionedChannel:
     """Create the DE channel and its local mapping, or neither (see the module docstring)."""
-    problems = validate(request)
+    problems = validate(request, policy)
     if problems:
         raise InvalidInput("; ".join(f"{key}: {text}" for key, text in problems.items()))
     channel_id = request.id or new_channel_id()
