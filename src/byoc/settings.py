@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Literal
 from urllib.parse import urlsplit
 
+from limits import parse as parse_rate_limit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -118,9 +119,37 @@ class Settings(BaseSettings):
     # On SIGTERM `byoc serve` stops accepting and lets in-flight requests finish this long.
     shutdown_grace_seconds: int = 20
 
+    # The HTTP server (`byoc serve`): a request's head must arrive within the header timeout;
+    # an idle kept-alive connection is closed after the keep-alive timeout; past the connection
+    # bound the longest-waiting idle or slow connection makes room for a new one.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    http_keep_alive_timeout_seconds: int = Field(default=5, ge=1)
+    http_max_connections: int = Field(default=20_000, ge=1)
+
     # Tokens this service issues to CXone (contract §2.1).
     token_signing_key: SecretStr = SecretStr("development-only")
     token_ttl_seconds: int = 900
+
+    # Failed attempts at the box token endpoint before it answers 429 (`limits` notation).
+    token_failures_per_client: str = "10/minute"
+    token_failures_per_address: str = "30/minute"
+
+    # Abuse limits of the web chat widget, across every socket of this process: messages per
+    # client address (each visitor's own budget is the channel's `rate_limit_*`), uploads per
+    # visitor and per address, typing frames forwarded to CXone per conversation.
+    widget_messages_per_address: str = "120/minute"
+    widget_uploads_per_visitor: str = "10/minute"
+    widget_uploads_per_address: str = "30/minute"
+    widget_typing_interval_seconds: float = Field(default=2.0, ge=0)
+    # Bytes that anonymous visitors may upload within the quota window, per visitor, per
+    # address and per channel; uploads no message refers to are deleted after the grace period.
+    widget_upload_quota_window_seconds: int = Field(default=86_400, ge=1)
+    widget_upload_quota_visitor_bytes: int = Field(default=50 * 1024 * 1024, ge=0)
+    widget_upload_quota_address_bytes: int = Field(default=200 * 1024 * 1024, ge=0)
+    widget_upload_quota_channel_bytes: int = Field(default=5 * 1024 * 1024 * 1024, ge=0)
+    widget_upload_grace_seconds: int = Field(default=86_400, ge=1)
+    widget_upload_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    widget_upload_sweep_batch: int = Field(default=200, ge=1)
 
     # Limits and the platform API.
     max_body_bytes: int = 1_048_576
@@ -191,6 +220,21 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(entry, strict=False)
             except ValueError as exc:
                 raise ValueError(f"{entry!r} is not an IP network (CIDR): {exc}") from None
+        return value
+
+    @field_validator(
+        "token_failures_per_client",
+        "token_failures_per_address",
+        "widget_messages_per_address",
+        "widget_uploads_per_visitor",
+        "widget_uploads_per_address",
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse_rate_limit(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit like '30/minute'") from exc
         return value
 
     @model_validator(mode="after")
