@@ -29,16 +29,19 @@ from byoc.api.text_guard import TextGuardMiddleware
 from byoc.box.credentials import ActiveClients, TokenIssuer
 from byoc.box.router import dfo3_outbound, legacy_reply
 from byoc.box.router import router as box_router
+from byoc.box.token_throttle import TokenThrottle
 from byoc.bus import LocalBus, PostgresBus
 from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.channels.platform_api import post_customer_message
 from byoc.channels.platform_api import router as platform_router
+from byoc.channels.webchat.abuse import WidgetLimits
 from byoc.channels.webchat.adapter import WebchatAdapter
 from byoc.channels.webchat.attachments import MAX_UPLOAD_BYTES
 from byoc.channels.webchat.attachments import router as attachments_router
 from byoc.channels.webchat.cors import WidgetCorsMiddleware
 from byoc.channels.webchat.route import router as widget_socket_router
 from byoc.channels.webchat.script import WidgetScript, widget_script_router
+from byoc.channels.webchat.upload_sweeper import UploadSweeper
 from byoc.channels.webhook import WebhookAdapter
 from byoc.clock import Clock, SystemClock
 from byoc.conversations.lifecycle import LifecycleLoops
@@ -49,6 +52,7 @@ from byoc.http import HttpClient
 from byoc.ids import new_id
 from byoc.ops.metrics import Metrics, RuntimeSources
 from byoc.ops.middleware import RequestTelemetryMiddleware
+from byoc.ops.rate_limits import RateLimits
 from byoc.ops.tracing import configure_tracing, trace_client
 from byoc.outbound import OutboundPolicy
 from byoc.outbox.gauges import store_readings
@@ -76,6 +80,7 @@ class Runtime:
     outbound: HttpClient  # addresses someone else chose: guarded (byoc.outbound)
     worker: OutboxWorker
     lifecycle: LifecycleLoops
+    upload_sweeper: UploadSweeper
 
 
 async def build_runtime(
@@ -94,6 +99,7 @@ async def build_runtime(
     http = HttpClient(max_connections=200)
     # Agent attachments and platform webhooks: addresses someone else chose (byoc.outbound).
     outbound = HttpClient(max_connections=200, guard=OutboundPolicy.of(settings))
+    rate_limits = RateLimits()
     tenant_clients = TenantClients(
         db, http, timeout=settings.cxone_timeout_seconds, observer=metrics.observe_cxone_call
     )
@@ -168,9 +174,24 @@ async def build_runtime(
         metrics=metrics,
         cxone_readiness=CachedVerdict(timeout_seconds=min(3.0, settings.cxone_timeout_seconds)),
         bus=bus,
+        token_throttle=TokenThrottle(rate_limits, settings),
+        widget_limits=WidgetLimits(rate_limits, settings, clock),
+        clock=clock,
+    )
+    sweeper = UploadSweeper(
+        db,
+        clock,
+        grace_seconds=settings.widget_upload_grace_seconds,
+        interval_seconds=settings.widget_upload_sweep_interval_seconds,
+        batch_size=settings.widget_upload_sweep_batch,
     )
     return Runtime(
-        services=services, http=http, outbound=outbound, worker=worker, lifecycle=lifecycle
+        services=services,
+        http=http,
+        outbound=outbound,
+        worker=worker,
+        lifecycle=lifecycle,
+        upload_sweeper=sweeper,
     )
 
 
@@ -192,14 +213,17 @@ def create_app(
         trace_client(runtime.outbound, tracer_provider)
         worker_task = asyncio.create_task(runtime.worker.run(), name="outbox-worker")
         lifecycle_task = asyncio.create_task(runtime.lifecycle.run(), name="lifecycle")
+        sweeper_task = asyncio.create_task(runtime.upload_sweeper.run(), name="upload-sweeper")
         try:
             yield deps.lifespan_state(runtime.services)
         finally:
             runtime.lifecycle.stop()
+            runtime.upload_sweeper.stop()
             await runtime.worker.stop()
             worker_task.cancel()
             lifecycle_task.cancel()
-            for task in (worker_task, lifecycle_task):
+            sweeper_task.cancel()
+            for task in (worker_task, lifecycle_task, sweeper_task):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if isinstance(runtime.services.bus, PostgresBus):

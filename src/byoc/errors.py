@@ -10,7 +10,10 @@
     ├── NotFound              a channel, conversation, message or customer that does not exist
     ├── ConversationEnded     a message to a conversation that is over
     ├── Unauthenticated       a missing, expired or forged credential
-    └── Forbidden             a valid credential acting outside its tenant
+    ├── Forbidden             a valid credential acting outside its tenant
+    │   └── ForbiddenOrigin   a page whose origin the channel does not allow
+    └── RateLimited           too many requests for now
+        └── QuotaExceeded     an upload over a storage quota
 
 Each carries a stable `slug`; the API layer maps the classes to HTTP in one place
 (`byoc.api.problems`). Nothing below the API layer knows about status codes.
@@ -85,3 +88,19 @@ class Unauthenticated(ByocError):
 
 class Forbidden(ByocError):
     slug = "forbidden"
+
+
+class ForbiddenOrigin(Forbidden):
+    slug = "forbidden-origin"
+
+
+class RateLimited(ByocError):
+    slug = "rate-limited"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(RateLimited):
+    slug = "upload-quota-exceeded"

@@ -198,11 +198,12 @@ async def test_heartbeat_pings(tmp_path: Path, emulator: Emulator) -> None:
 async def test_attachment_upload_reaches_cxone_and_is_fetchable(webchat: Webchat) -> None:
     visitor = secrets.token_hex(16)
     upload_url = f"{webchat.url}/webchat/v1/channels/{webchat.channel_id}/attachments"
+    from_page = {"X-Byoc-Visitor": visitor, "Origin": webchat.page_origin}
     async with httpx.AsyncClient() as http:
         uploaded = await http.post(
             upload_url,
             files={"file": ("dot.png", PNG, "image/png")},
-            headers={"X-Byoc-Visitor": visitor},
+            headers=from_page,
         )
         assert uploaded.status_code == 201, uploaded.text
         attachment = uploaded.json()
@@ -216,14 +217,14 @@ async def test_attachment_upload_reaches_cxone_and_is_fetchable(webchat: Webchat
         wrong_type = await http.post(
             upload_url,
             files={"file": ("x.html", b"<script>", "text/html")},
-            headers={"X-Byoc-Visitor": visitor},
+            headers=from_page,
         )
         assert wrong_type.status_code == 415
         assert wrong_type.json()["type"] == "urn:byoc:problem:unsupported-media-type"
         too_big = await http.post(
             upload_url,
             files={"file": ("big.png", b"\0" * (5 * 1024 * 1024 + 1), "image/png")},
-            headers={"X-Byoc-Visitor": visitor},
+            headers=from_page,
         )
         assert too_big.status_code == 413
         anonymous = await http.post(upload_url, files={"file": ("dot.png", PNG, "image/png")})

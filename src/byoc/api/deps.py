@@ -20,7 +20,10 @@ from starlette.requests import HTTPConnection
 
 from byoc.api.readiness import CachedVerdict
 from byoc.box.credentials import ActiveClients, TokenIssuer
+from byoc.box.token_throttle import TokenThrottle
 from byoc.bus import LocalBus
+from byoc.channels.webchat.abuse import WidgetLimits
+from byoc.clock import Clock
 from byoc.conversations.service import ConversationService
 from byoc.ops.metrics import Metrics
 from byoc.settings import Settings
@@ -41,6 +44,9 @@ class Services:
     metrics: Metrics
     cxone_readiness: CachedVerdict
     bus: LocalBus
+    token_throttle: TokenThrottle
+    widget_limits: WidgetLimits
+    clock: Clock
 
 
 _KEY = "byoc.services"
@@ -113,6 +119,18 @@ async def get_bus(connection: HTTPConnection) -> LocalBus:
     return _services(connection).bus
 
 
+async def get_token_throttle(connection: HTTPConnection) -> TokenThrottle:
+    return _services(connection).token_throttle
+
+
+async def get_widget_limits(connection: HTTPConnection) -> WidgetLimits:
+    return _services(connection).widget_limits
+
+
+async def get_clock(connection: HTTPConnection) -> Clock:
+    return _services(connection).clock
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 TenantsDep = Annotated[TenantClients, Depends(get_tenants)]
@@ -122,3 +140,6 @@ ActiveClientsDep = Annotated[ActiveClients, Depends(get_active_clients)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 CxoneReadinessDep = Annotated[CachedVerdict, Depends(get_cxone_readiness)]
 BusDep = Annotated[LocalBus, Depends(get_bus)]
+TokenThrottleDep = Annotated[TokenThrottle, Depends(get_token_throttle)]
+WidgetLimitsDep = Annotated[WidgetLimits, Depends(get_widget_limits)]
+ClockDep = Annotated[Clock, Depends(get_clock)]

@@ -32,6 +32,7 @@ _STATUS: list[tuple[type[errors.ByocError], int]] = [
     (errors.ConversationEnded, 409),
     (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
+    (errors.RateLimited, 429),
 ]
 
 _HTTP_SLUGS = {
@@ -78,6 +79,8 @@ def _title(slug: str) -> str:
 def _domain_error(exc: errors.ByocError) -> JSONResponse:
     status = status_for(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, errors.RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem(status, exc.slug, _title(exc.slug), exc.detail, headers=headers)
 
 

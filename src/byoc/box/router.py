@@ -19,6 +19,7 @@ from byoc.api.deps import (
     DatabaseDep,
     MetricsDep,
     TokenIssuerDep,
+    TokenThrottleDep,
     active_clients_of,
     conversations_of,
     token_issuer_of,
@@ -36,6 +37,7 @@ from byoc.box.schemas import (
     ThreadOut,
     TokenResponse,
 )
+from byoc.box.token_throttle import too_many_attempts
 from byoc.conversations import rich
 from byoc.conversations.models import AgentMessageIn, Delivered
 from byoc.cxone import iso_millis
@@ -96,10 +98,18 @@ async def _token_request_fields(request: Request) -> dict[str, str]:
     "/1.0/token",
     response_model=TokenResponse,
     summary="Issue an access token to CXone (client credentials grant)",
-    responses={400: {"description": "RFC 6749 error"}, 401: {"description": "invalid_client"}},
+    responses={
+        400: {"description": "RFC 6749 error"},
+        401: {"description": "invalid_client"},
+        429: {"description": "too many failed attempts (problem+json, Retry-After)"},
+    },
 )
 async def issue_token(
-    request: Request, db: DatabaseDep, token_issuer: TokenIssuerDep, metrics: MetricsDep
+    request: Request,
+    db: DatabaseDep,
+    token_issuer: TokenIssuerDep,
+    metrics: MetricsDep,
+    throttle: TokenThrottleDep,
 ) -> Response:
     try:
         fields = await _token_request_fields(request)
@@ -112,12 +122,17 @@ async def issue_token(
     client_id, secret = fields.get("client_id", ""), fields.get("client_secret", "")
     if not client_id or not secret:
         return _oauth_error(401, "invalid_client", "client_id and client_secret are required")
+    address = request.client.host if request.client else ""
+    wait = await throttle.wait_seconds(client_id, address)
+    if wait is not None:
+        return too_many_attempts(wait)
     client = await db.run_read(clients.get_client, client_id)
     if (
         client is None
         or client.revoked_at is not None
         or not verify_secret(secret, client.secret_hash)
     ):
+        await throttle.failed(client_id, address)
         return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
     issued = token_issuer.issue(client_id)
     metrics.box_tokens_issued.inc()

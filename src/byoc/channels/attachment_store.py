@@ -79,6 +79,7 @@ class AttachmentRehoster:
                         mime_type=mime_type,
                         size=len(data),
                         created_at=now_ms(),
+                        referenced_at=now_ms(),  # the agent's message refers to it
                     ),
                     data,
                 )

@@ -116,6 +116,10 @@ class StoredAttachment:
     mime_type: str
     size: int
     created_at: int
+    # The client address of an anonymous visitor's upload (its storage quota); None otherwise.
+    anonymous_from: str | None = None
+    # When a message first referred to it; an upload none refers to is deleted after a grace.
+    referenced_at: int | None = None
 
 
 @dataclass(frozen=True)

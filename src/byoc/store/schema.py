@@ -82,6 +82,14 @@ attachments = Table(
     Column("size", BigInteger, nullable=False),
     Column("data", LargeBinary, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # The client address of an anonymous visitor's upload, for its storage quota.
+    Column("anonymous_from", Text),
+    # When a message first carried the upload; one never carried is swept after a grace.
+    Column("referenced_at", BigInteger),
+    Index("attachments_anonymous_from", "anonymous_from", "created_at"),
+    Index("attachments_channel", "channel_id", "created_at"),
+    Index("attachments_customer", "customer_id", "created_at"),
+    Index("attachments_unreferenced", "referenced_at", "created_at"),
 )
 
 customers = Table(

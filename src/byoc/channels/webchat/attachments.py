@@ -10,15 +10,22 @@ from fastapi import APIRouter, Header, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from byoc.api.deps import ConversationsDep, DatabaseDep, SettingsDep
+from byoc.api.deps import ClockDep, ConversationsDep, DatabaseDep, SettingsDep, WidgetLimitsDep
 from byoc.channels.attachment_store import attachment_url, safe_filename
 from byoc.channels.webchat.config import parse_settings
 from byoc.channels.webchat.identity import resolve_identity
 from byoc.compare import same_secret
 from byoc.conversations.models import CustomerProfile
-from byoc.errors import ChannelNotFound, InvalidInput, NotFound, TooLarge, UnsupportedType
+from byoc.errors import (
+    ChannelNotFound,
+    ForbiddenOrigin,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    UnsupportedType,
+)
 from byoc.ids import new_id
-from byoc.store import attachments, channels, now_ms
+from byoc.store import Connection, attachments, channels
 from byoc.store.records import StoredAttachment
 
 router = APIRouter(prefix="/webchat/v1", tags=["Web chat"])
@@ -46,6 +53,8 @@ async def upload_attachment(
     db: DatabaseDep,
     conversations: ConversationsDep,
     app_settings: SettingsDep,
+    limits: WidgetLimitsDep,
+    clock: ClockDep,
     x_byoc_visitor: Annotated[str | None, Header()] = None,
     x_byoc_user: Annotated[str | None, Header()] = None,
     x_byoc_user_signature: Annotated[str | None, Header()] = None,
@@ -61,6 +70,12 @@ async def upload_attachment(
         signature=x_byoc_user_signature,
         allow_anonymous=settings.allow_anonymous,
     )
+    address = request.client.host if request.client else ""
+    if not identity.verified and not settings.origin_allowed(request.headers.get("origin")):
+        # The widget always sends its page's Origin; a script elsewhere must not use a
+        # visitor id as free file hosting.
+        raise ForbiddenOrigin("anonymous uploads must come from a page this channel allows")
+    await limits.take_upload(channel.id, identity.external_id, address)
     mime_type = (file.content_type or "application/octet-stream").split(";")[0].strip().lower()
     if mime_type not in settings.attachment_types:
         raise UnsupportedType(
@@ -85,9 +100,22 @@ async def upload_attachment(
         friendly_name=friendly_name,
         mime_type=mime_type,
         size=len(data),
-        created_at=now_ms(),
+        created_at=clock.now_ms(),
+        anonymous_from=None if identity.verified else address,
     )
-    await db.run_write(attachments.insert_attachment, stored, bytes(data))
+
+    def store(conn: Connection) -> None:
+        if not identity.verified:
+            limits.check_upload_quota(
+                conn,
+                channel_id=channel.id,
+                customer_id=customer.id,
+                address=address,
+                size=stored.size,
+            )
+        attachments.insert_attachment(conn, stored, bytes(data))
+
+    await db.run_write(store)
     return UploadedAttachment(
         id=stored.id,
         friendlyName=friendly_name,

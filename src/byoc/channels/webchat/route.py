@@ -7,7 +7,15 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from byoc.api.deps import BusDep, ConversationsDep, DatabaseDep, MetricsDep, SettingsDep
+from byoc.api.deps import (
+    BusDep,
+    ClockDep,
+    ConversationsDep,
+    DatabaseDep,
+    MetricsDep,
+    SettingsDep,
+    WidgetLimitsDep,
+)
 from byoc.channels.webchat.config import parse_settings
 from byoc.channels.webchat.identity import resolve_identity
 from byoc.channels.webchat.protocol import (
@@ -41,6 +49,8 @@ async def widget_socket(
     bus: BusDep,
     app_settings: SettingsDep,
     metrics: MetricsDep,
+    limits: WidgetLimitsDep,
+    clock: ClockDep,
 ) -> None:
     await ws.accept()
     try:
@@ -96,6 +106,8 @@ async def widget_socket(
         db=db,
         bus=bus,
         public_url=app_settings.public_url,
+        limits=limits,
+        clock=clock,
     )
     metrics.open_sockets.inc()
     try:

@@ -20,6 +20,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from byoc.bus import LocalBus, Subscription
 from byoc.channels.adapter import message_view
 from byoc.channels.attachment_store import attachment_url
+from byoc.channels.webchat.abuse import WidgetLimits
 from byoc.channels.webchat.config import WebchatSettings
 from byoc.channels.webchat.identity import WidgetIdentity
 from byoc.channels.webchat.protocol import (
@@ -42,30 +43,14 @@ from byoc.channels.webchat.protocol import (
     parse_widget_frame,
     read_bus_event,
 )
+from byoc.clock import Clock
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.conversations.service import ConversationService
 from byoc.errors import ByocError, ConversationEnded, NotFound
 from byoc.store import Connection, Database, attachments, conversations, messages
-from byoc.store.records import Channel, Conversation, Customer, Message, StoredAttachment
+from byoc.store.records import Channel, Conversation, Customer, Message
 
 log = logging.getLogger(__name__)
-
-
-class TokenBucket:
-    def __init__(self, capacity: int, per_seconds: float) -> None:
-        self._capacity = float(capacity)
-        self._rate = capacity / per_seconds
-        self._tokens = float(capacity)
-        self._at = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(self._capacity, self._tokens + (now - self._at) * self._rate)
-        self._at = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        return False
 
 
 class WidgetSession:
@@ -81,7 +66,11 @@ class WidgetSession:
         db: Database,
         bus: LocalBus,
         public_url: str,
+        limits: WidgetLimits,
+        clock: Clock,
     ) -> None:
+        self.limits = limits
+        self.clock = clock
         self.ws = ws
         self.service = service
         self.db = db
@@ -94,7 +83,7 @@ class WidgetSession:
         self.conversation: Conversation | None = None
         self.last_seq = -1
         self.told_ended: str | None = None
-        self.bucket = TokenBucket(settings.rate_limit_messages, settings.rate_limit_seconds)
+        self.address = ws.client.host if ws.client else ""
         self.last_heard = time.monotonic()
         self._send_lock = asyncio.Lock()
 
@@ -221,8 +210,10 @@ class WidgetSession:
                 await self._customer_message(frame)
             case TypingFrame():
                 if self.conversation is not None and self.conversation.is_open:
-                    await self.service.customer_typing(
-                        self.channel.id, self.conversation.id, typing=bool(frame.typing)
+                    await self.limits.forward_typing(
+                        self.conversation.id,
+                        bool(frame.typing),
+                        partial(self._typing_to_cxone, self.conversation.id),
                     )
             case ReceiptFrame():
                 if frame.message_id:
@@ -254,8 +245,11 @@ class WidgetSession:
             raise FrameError("invalid", "a message needs text or an attachment")
         if not frame.client_id:
             raise FrameError("invalid", "clientId is required")
-        if not self.bucket.take():
-            raise FrameError("rate-limited", "you are sending messages too fast; wait a moment")
+        wait = await self.limits.take_message(
+            self.channel.id, self.settings, self.identity.external_id, self.address
+        )
+        if wait is not None:
+            raise FrameError("rate-limited", f"you are sending messages too fast; wait {wait} s")
         attachments = await self._attachments(frame.attachments)
         custom_fields = self._prechat_fields(frame.prechat)
         delivered = await self.service.receive_customer_message(
@@ -296,23 +290,29 @@ class WidgetSession:
             if ident in declared
         ] or None
 
+    async def _typing_to_cxone(self, conversation_id: str, typing: bool) -> None:
+        await self.service.customer_typing(self.channel.id, conversation_id, typing=typing)
+
     async def _attachments(self, refs: list[AttachmentRef]) -> list[dict[str, Any]]:
-        resolved: list[dict[str, Any]] = []
+        public_url = self.public_url
+        now = self.clock.now_ms()
 
-        def read(conn: Connection) -> list[StoredAttachment | None]:
-            found = (attachments.get_attachment(conn, ref.id) for ref in refs)
-            return [None if f is None else f[0] for f in found]
+        def resolve(conn: Connection) -> list[dict[str, Any]]:
+            resolved: list[dict[str, Any]] = []
+            for ref in refs:
+                found = attachments.get_attachment(conn, ref.id)
+                if found is None or found[0].customer_id != self.customer.id:
+                    raise FrameError("invalid", f"no uploaded attachment {ref.id!r}")
+                stored = found[0]
+                url = attachment_url(public_url, stored.id, stored.access_token)
+                resolved.append({"friendlyName": stored.friendly_name, "url": url})
+            # Marked before the message is sent: a file a message may carry is never swept.
+            attachments.mark_referenced(conn, [ref.id for ref in refs], now)
+            return resolved
 
-        for ref, stored in zip(refs, await self.db.run_read(read), strict=True):
-            if stored is None or stored.customer_id != self.customer.id:
-                raise FrameError("invalid", f"no uploaded attachment {ref.id!r}")
-            resolved.append(
-                {
-                    "friendlyName": stored.friendly_name,
-                    "url": attachment_url(self.public_url, stored.id, stored.access_token),
-                }
-            )
-        return resolved
+        if not refs:
+            return []
+        return await self.db.run_write(resolve)
 
     # --- wake-ups from the bus ---------------------------------------------------------------
 

@@ -1,0 +1,72 @@
+"""Deletes widget uploads that no message carried once their grace period is over.
+
+An upload becomes referenced when a customer message carries it (the mark is written before
+the message is sent); one never carried is a file nobody asked CXone to see, and would
+otherwise be kept for ever. The store is the only state: each pass deletes the oldest such
+uploads in bounded batches, so a restart, or several instances sweeping at once, loses and
+repeats nothing. Time comes from the injected clock, so a test moves it rather than waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+
+from byoc.clock import Clock
+from byoc.store import Database, StoreError
+from byoc.store.attachments import delete_unreferenced
+
+log = logging.getLogger(__name__)
+
+# Batches in one pass: a backlog is worked off over several passes, not in one long burst of
+# writes that would hold up customer messages.
+MAX_BATCHES_PER_PASS = 10
+
+
+class UploadSweeper:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        grace_seconds: int,
+        interval_seconds: float,
+        batch_size: int,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._grace_ms = grace_seconds * 1000
+        self._interval = interval_seconds
+        self._batch_size = batch_size
+        self._stopped = asyncio.Event()
+
+    async def sweep_once(self) -> int:
+        """One pass; how many uploads it deleted."""
+        deleted = 0
+        for _ in range(MAX_BATCHES_PER_PASS):
+            batch = await self._db.run_write(
+                partial(
+                    delete_unreferenced,
+                    created_before=self._clock.now_ms() - self._grace_ms,
+                    limit=self._batch_size,
+                )
+            )
+            deleted += batch
+            if batch < self._batch_size:
+                break
+        if deleted:
+            log.info("deleted %d uploads no message carried", deleted)
+        return deleted
+
+    async def run(self) -> None:
+        while not self._stopped.is_set():
+            next_pass = self._clock.monotonic() + self._interval
+            try:
+                await self.sweep_once()
+            except StoreError as exc:
+                log.warning("upload sweep failed, retried next pass: %s", exc)
+            await self._clock.wait(self._stopped, until=next_pass)
+
+    def stop(self) -> None:
+        self._stopped.set()
