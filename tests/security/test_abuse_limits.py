@@ -1,0 +1,337 @@
+"""Abuse limits: slow and crowding HTTP clients, widget floods, uploads, token guessing.
+
+Everything over real sockets on loopback: the server as `byoc serve` configures it, the widget
+protocol over WebSockets, uploads and token requests over HTTP, the CXone emulator over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from byoc.app import create_app
+from byoc.cli.serve import server_config
+from byoc.settings import Settings
+from tests.byoc.harness import running_stack
+from tests.emulator_harness import Emulator
+from tests.servers import free_port
+from tests.webchat.client import Widget, custom_webchat, widget
+from tests.webchat.harness import Webchat, running_webchat
+
+# --- the HTTP server -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def byoc_server(tmp_path: Path, **overrides: Any) -> Iterator[str]:
+    """The middleware on loopback, configured by `server_config` as `byoc serve` runs it."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'byoc.db'}", **overrides)
+    port = free_port()
+    config = server_config(
+        create_app(settings), settings, host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive(), "the server did not start"
+        assert time.monotonic() < deadline, "the server did not start in time"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+async def _closed_by_server(reader: asyncio.StreamReader, wait: float) -> bytes | None:
+    """What the server sent before closing, or None if it is still open after `wait`."""
+    try:
+        async with asyncio.timeout(wait):
+            return await reader.read()
+    except TimeoutError:
+        return None
+
+
+async def test_a_client_dribbling_its_headers_is_cut_off(tmp_path: Path) -> None:
+    with byoc_server(tmp_path, http_header_timeout_seconds=1.0) as url:
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        sent = 0
+        answer: bytes | None = None
+        while answer is None and sent < 20:  # 20 lines, 0.3 s apart: 6 s of dribbling
+            writer.write(f"X-Slow-{sent}: 1\r\n".encode())
+            sent += 1
+            answer = await _closed_by_server(reader, 0.3)
+        writer.close()
+        assert answer is not None, "the server waited for the whole dribbled head"
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert sent < 20
+        # A client that sends its head in time is served as usual.
+        async with httpx.AsyncClient(base_url=url) as http:
+            assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_an_idle_kept_alive_connection_is_closed(tmp_path: Path) -> None:
+    with byoc_server(tmp_path, http_keep_alive_timeout_seconds=1) as url:
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        # uvicorn's own default would keep it for 5 s.
+        assert await _closed_by_server(reader, 3.0) == b""
+        writer.close()
+
+
+async def test_a_crowd_of_slow_clients_does_not_lock_out_healthz(tmp_path: Path) -> None:
+    crowd = 500
+    settings = {"http_max_connections": 100, "http_header_timeout_seconds": 30.0}
+    with byoc_server(tmp_path, **settings) as url:
+        port = int(url.rsplit(":", 1)[1])
+        slow: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        try:
+            for _ in range(crowd):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+                slow.append((reader, writer))
+            async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+                for _ in range(5):
+                    assert (await http.get("/healthz")).status_code == 200
+            still_open = 0
+            for reader, _ in slow:
+                if await _closed_by_server(reader, 0.01) is None:
+                    still_open += 1
+            # The bound holds: the oldest slow clients made room for the newer ones.
+            assert still_open <= 100, still_open
+        finally:
+            for _, writer in slow:
+                writer.close()
+
+
+# --- the token endpoint ------------------------------------------------------------------------
+
+
+def test_failed_token_requests_are_throttled_per_client_and_per_address(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    overrides = {"token_failures_per_client": "3/minute", "token_failures_per_address": "5/minute"}
+    with (
+        running_stack(tmp_path, emulator, **overrides) as stack,
+        httpx.Client(base_url=stack.url, timeout=10) as http,
+    ):
+
+        def token(client_id: str, secret: str) -> httpx.Response:
+            return http.post(
+                "/integration/box/1.0/token",
+                data={"grant_type": "client_credentials"},
+                auth=(client_id, secret),
+            )
+
+        for _ in range(3):
+            assert token(stack.client_id, "wrong").status_code == 401
+        refused = token(stack.client_id, "wrong")
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"] == "urn:byoc:problem:too-many-attempts"
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        # The right secret does not lift the block: guessing must not be told when it hit.
+        assert token(stack.client_id, stack.client_secret).status_code == 429
+
+        # Another client id from the same address: two more failures spend the address.
+        for _ in range(2):
+            assert token("byoc_" + secrets.token_hex(4), "wrong").status_code == 401
+        assert token("byoc_" + secrets.token_hex(4), "wrong").status_code == 429
+
+
+# --- the widget ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def webchat(tmp_path: Path, emulator: Emulator) -> Iterator[Webchat]:
+    with running_webchat(tmp_path, emulator) as running:
+        yield running
+
+
+async def _send_many(w: Widget, count: int) -> tuple[int, int]:
+    """Send `count` messages at once; how many were acknowledged and how many rate-limited."""
+    ids = [f"c-{secrets.token_hex(4)}" for _ in range(count)]
+    for client_id in ids:
+        await w.send({"type": "message", "clientId": client_id, "text": "hi"})
+    acked = limited = 0
+    pending = set(ids)
+    async with asyncio.timeout(20):
+        while pending:
+            frame = json.loads(await w.ws.recv())
+            if frame["type"] not in ("ack", "error"):
+                continue
+            if frame.get("clientId") not in pending:
+                continue
+            pending.discard(frame["clientId"])
+            if frame["type"] == "ack":
+                acked += 1
+            else:
+                assert frame["code"] == "rate-limited", frame
+                limited += 1
+    return acked, limited
+
+
+@contextlib.asynccontextmanager
+async def sockets(chat: Webchat, count: int, **hello: Any) -> AsyncIterator[list[Widget]]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(widget(chat, **hello)) for _ in range(count)]
+
+
+async def test_ten_sockets_of_one_visitor_share_one_message_budget(webchat: Webchat) -> None:
+    visitor = secrets.token_hex(16)
+    async with sockets(webchat, 10, visitorId=visitor) as widgets:
+        results = await asyncio.gather(*(_send_many(w, 8) for w in widgets))
+    acked = sum(a for a, _ in results)
+    assert acked == 8, results  # the channel's budget: 8 messages per 10 s per visitor
+    assert sum(limited for _, limited in results) == 72
+
+
+async def test_visitors_behind_one_address_share_its_budget(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    async with (
+        custom_webchat(
+            tmp_path, emulator, overrides={"widget_messages_per_address": "5/minute"}
+        ) as chat,
+        sockets(chat, 4) as widgets,
+    ):  # four visitors, one address
+        results = [await _send_many(w, 3) for w in widgets]
+    assert sum(a for a, _ in results) == 5, results
+    assert results[0] == (3, 0)
+
+
+async def test_typing_reaches_cxone_at_most_once_per_interval(webchat: Webchat) -> None:
+    visitor = secrets.token_hex(16)
+    async with sockets(webchat, 2, visitorId=visitor) as (first, second):
+        await first.say("hello")
+        await second.drain(0.3)
+        for index in range(20):  # 20 frames in about a second, over two sockets
+            await (first if index % 2 else second).send({"type": "typing", "typing": index < 19})
+            await asyncio.sleep(0.05)
+
+    def typing_actions() -> list[str]:
+        requests = webchat.emulator.requests(path_contains="/sender-actions", method="POST")
+        return [str((r.get("requestBody") or {}).get("action")) for r in requests]
+
+    deadline = time.monotonic() + 10
+    while "isTypingOff" not in typing_actions():  # the last state follows the interval
+        assert time.monotonic() < deadline, typing_actions()
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(0.5)
+    kinds = typing_actions()
+    assert kinds == ["isTypingOn", "isTypingOff"], kinds
+
+
+def _upload_url(chat: Webchat) -> str:
+    return f"{chat.url}/webchat/v1/channels/{chat.channel_id}/attachments"
+
+
+async def _upload(
+    http: httpx.AsyncClient, chat: Webchat, visitor: str, data: bytes, origin: str | None = None
+) -> httpx.Response:
+    headers = {"X-Byoc-Visitor": visitor}
+    if origin is not None:
+        headers["Origin"] = origin
+    return await http.post(
+        _upload_url(chat), files={"file": ("note.txt", data, "text/plain")}, headers=headers
+    )
+
+
+async def test_anonymous_uploads_need_an_allowed_origin(webchat: Webchat) -> None:
+    async with httpx.AsyncClient() as http:
+        missing = await _upload(http, webchat, secrets.token_hex(16), b"hello")
+        assert missing.status_code == 403
+        assert missing.json()["type"] == "urn:byoc:problem:forbidden-origin"
+        ok = await _upload(http, webchat, secrets.token_hex(16), b"hello", webchat.page_origin)
+        assert ok.status_code == 201, ok.text
+
+
+async def test_uploads_are_limited_per_visitor_and_per_address(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    overrides = {"widget_uploads_per_visitor": "2/minute", "widget_uploads_per_address": "3/minute"}
+    async with (
+        custom_webchat(tmp_path, emulator, overrides=overrides) as chat,
+        httpx.AsyncClient() as http,
+    ):
+        alice, bob = secrets.token_hex(16), secrets.token_hex(16)
+        statuses = [
+            (await _upload(http, chat, alice, b"a", chat.page_origin)).status_code for _ in range(3)
+        ]
+        assert statuses == [201, 201, 429]
+        assert (await _upload(http, chat, bob, b"b", chat.page_origin)).status_code == 201
+        refused = await _upload(http, chat, bob, b"b", chat.page_origin)
+        assert refused.status_code == 429
+        assert refused.json()["type"] == "urn:byoc:problem:rate-limited"
+        assert int(refused.headers["retry-after"]) >= 1
+
+
+async def test_anonymous_uploads_count_against_storage_quotas(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    overrides = {
+        "widget_upload_quota_visitor_bytes": 1000,
+        "widget_upload_quota_address_bytes": 1500,
+        "widget_upload_quota_channel_bytes": 100_000,
+    }
+    async with (
+        custom_webchat(tmp_path, emulator, overrides=overrides) as chat,
+        httpx.AsyncClient() as http,
+    ):
+        alice, bob = secrets.token_hex(16), secrets.token_hex(16)
+        chunk = b"x" * 600
+        assert (await _upload(http, chat, alice, chunk, chat.page_origin)).status_code == 201
+        over_visitor = await _upload(http, chat, alice, chunk, chat.page_origin)
+        assert over_visitor.status_code == 429
+        assert over_visitor.json()["type"] == "urn:byoc:problem:upload-quota-exceeded"
+        assert "this visitor" in over_visitor.json()["detail"]
+        assert (await _upload(http, chat, bob, chunk, chat.page_origin)).status_code == 201
+        over_address = await _upload(http, chat, secrets.token_hex(16), chunk, chat.page_origin)
+        assert over_address.status_code == 429
+        assert "this address" in over_address.json()["detail"]
+
+
+async def test_uploads_no_message_refers_to_are_deleted_after_the_grace_period(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    overrides = {"widget_upload_grace_seconds": 1, "widget_upload_sweep_interval_seconds": 0.2}
+    visitor = secrets.token_hex(16)
+    async with (
+        custom_webchat(tmp_path, emulator, overrides=overrides) as chat,
+        httpx.AsyncClient() as http,
+    ):
+        kept = (await _upload(http, chat, visitor, b"sent", chat.page_origin)).json()
+        orphan = (await _upload(http, chat, visitor, b"never sent", chat.page_origin)).json()
+        async with widget(chat, visitorId=visitor) as w:
+            await w.send(
+                {"type": "message", "clientId": "c-1", "attachments": [{"id": kept["id"]}]}
+            )
+            await w.expect("ack", clientId="c-1")
+        deadline = time.monotonic() + 10
+        while (await http.get(orphan["url"])).status_code != 404:
+            assert time.monotonic() < deadline, "the orphaned upload is still served"
+            await asyncio.sleep(0.2)
+        assert (await http.get(kept["url"])).content == b"sent"
