@@ -1,6 +1,6 @@
 """Benchmark: 10,000 slow HTTP clients (slowloris) against one `byoc serve`, and `/healthz`.
 
-    .venv/bin/python bench/slow_clients.py                 # 1 run, about 1.5 minutes
+    .venv/bin/python bench/slow_clients.py                 # 1 run, about 2 minutes
 
 Everything on loopback, bounded in time and count. Starts `byoc serve` on a fresh SQLite file
 with its default settings (header timeout 10 s, connection bound 20,000, or what the open-file
@@ -111,10 +111,13 @@ def server_connections(pid: int) -> int:
     return count
 
 
-def probe(base: str, count: int) -> dict[str, Any]:
+def probe(base: str, count: int, server_pid: int) -> dict[str, Any]:
     latencies: list[float] = []
     answered = 0
-    for _ in range(count):
+    held: list[int] = []
+    for index in range(count):
+        if index % 10 == 0:
+            held.append(server_connections(server_pid))
         started = time.perf_counter()
         try:
             # A fresh connection each time, as a load balancer's health check does.
@@ -127,6 +130,8 @@ def probe(base: str, count: int) -> dict[str, Any]:
         time.sleep(0.05)
     ordered = sorted(latencies) or [float("nan")]
     return {
+        "server_connections_during_probes_min": min(held),
+        "server_connections_during_probes_median": statistics.median(held),
         "probes": count,
         "answered_200": answered,
         "p50_ms": statistics.median(ordered),
@@ -137,7 +142,10 @@ def probe(base: str, count: int) -> dict[str, Any]:
 
 def one_run(args: argparse.Namespace) -> dict[str, Any]:
     with ExitStack() as cleanup:
-        stack = Stack(cleanup, keep=args.keep, extra_env={"BYOC_LOG_LEVEL": "warning"})
+        env = {"BYOC_LOG_LEVEL": "warning"}
+        if args.header_timeout is not None:
+            env["BYOC_HTTP_HEADER_TIMEOUT_SECONDS"] = str(args.header_timeout)
+        stack = Stack(cleanup, keep=args.keep, extra_env=env)
         stack.prepare()
         server = stack.serve()
         per_process = args.connections // args.processes
@@ -169,9 +177,8 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
                 break
             time.sleep(0.5)
         at_probe = server_connections(server.pid)
-        probed = probe(stack.base, args.probes)
+        probed = probe(stack.base, args.probes, server.pid)
         print(f"server connections at the probe: {at_probe}; {probed}", flush=True)
-        after_probe = server_connections(server.pid)
         results = []
         for client in clients:
             assert client.stdout is not None
@@ -180,7 +187,6 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
             results.append(json.loads(out.decode().strip().splitlines()[-1]))
         return {
             "server_connections_at_probe": at_probe,
-            "server_connections_after_probe": after_probe,
             **probed,
             "slow_clients_cut": sum(r["cut"] for r in results),
             "longest_slow_client_s": round(max(r["longest"] for r in results), 2),
@@ -195,8 +201,14 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--every", type=float, default=3.0, help="seconds between header lines")
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long the clients go on")
-    parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=90.0, help="how long the clients go on")
+    parser.add_argument("--probes", type=int, default=100)
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        help="BYOC_HTTP_HEADER_TIMEOUT_SECONDS for the server (default: its own, 10 s); at 30 "
+        "every slow client is held through the probes",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
@@ -209,10 +221,9 @@ def main() -> int:
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
-    met = (
-        result["answered_200"] == result["probes"]
-        and result["longest_slow_client_s"] <= CUT_WITHIN_SECONDS
-    )
+    met = result["answered_200"] == result["probes"]
+    if args.header_timeout is None:  # the cut-off target is for the server's own settings
+        met = met and result["longest_slow_client_s"] <= CUT_WITHIN_SECONDS
     print("targets:", "met" if met else "NOT met")
     return 0 if met else 1
 
