@@ -11,23 +11,23 @@ import contextlib
 import json
 import secrets
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import uvicorn
 
 from byoc.app import create_app
 from byoc.cli.serve import server_config
+from byoc.clock import ManualClock
 from byoc.settings import Settings
-from tests.byoc.harness import running_stack
-from tests.emulator_harness import Emulator
-from tests.servers import free_port
-from tests.webchat.client import Widget, custom_webchat, widget
-from tests.webchat.harness import Webchat, running_webchat
+from tests.support.emulator import Emulator
+from tests.support.servers import free_port
+from tests.support.stack import running_stack
+from tests.support.waiting import advance, wait_for
+from tests.support.webchat import Webchat
+from tests.support.widget import Widget, custom_webchat, widget
 
 # --- the HTTP server -------------------------------------------------------------------------
 
@@ -43,11 +43,8 @@ def byoc_server(tmp_path: Path, **overrides: Any) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "the server did not start"
-        assert time.monotonic() < deadline, "the server did not start in time"
-        time.sleep(0.01)
+    wait_for(lambda: server.started or not thread.is_alive(), what="the server to start")
+    assert server.started, "the server did not start"
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -133,9 +130,13 @@ async def test_a_crowd_of_slow_clients_does_not_lock_out_healthz(tmp_path: Path)
 def test_failed_token_requests_are_throttled_per_client_and_per_address(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    overrides = {"token_failures_per_client": "3/minute", "token_failures_per_address": "5/minute"}
     with (
-        running_stack(tmp_path, emulator, **overrides) as stack,
+        running_stack(
+            tmp_path,
+            emulator,
+            token_failures_per_client="3/minute",
+            token_failures_per_address="5/minute",
+        ) as stack,
         httpx.Client(base_url=stack.url, timeout=10) as http,
     ):
 
@@ -163,12 +164,6 @@ def test_failed_token_requests_are_throttled_per_client_and_per_address(
 
 
 # --- the widget ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def webchat(tmp_path: Path, emulator: Emulator) -> Iterator[Webchat]:
-    with running_webchat(tmp_path, emulator) as running:
-        yield running
 
 
 async def _send_many(w: Widget, count: int) -> tuple[int, int]:
@@ -236,11 +231,11 @@ async def test_typing_reaches_cxone_at_most_once_per_interval(webchat: Webchat) 
         requests = webchat.emulator.requests(path_contains="/sender-actions", method="POST")
         return [str((r.get("requestBody") or {}).get("action")) for r in requests]
 
-    deadline = time.monotonic() + 10
-    while "isTypingOff" not in typing_actions():  # the last state follows the interval
-        assert time.monotonic() < deadline, typing_actions()
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(0.5)
+    # The last state follows when the interval ends.
+    await asyncio.to_thread(
+        wait_for, lambda: "isTypingOff" in typing_actions(), what="typing off to reach CXone"
+    )
+    await asyncio.sleep(0.5)  # nothing more follows it
     kinds = typing_actions()
     assert kinds == ["isTypingOn", "isTypingOff"], kinds
 
@@ -314,13 +309,18 @@ async def test_anonymous_uploads_count_against_storage_quotas(
         assert "this address" in over_address.json()["detail"]
 
 
-async def test_uploads_no_message_refers_to_are_deleted_after_the_grace_period(
+async def test_uploads_no_message_carried_are_deleted_after_the_grace_period(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    overrides = {"widget_upload_grace_seconds": 1, "widget_upload_sweep_interval_seconds": 0.2}
+    grace, interval = 3600, 60.0
+    overrides = {
+        "widget_upload_grace_seconds": grace,
+        "widget_upload_sweep_interval_seconds": interval,
+    }
+    clock = ManualClock()
     visitor = secrets.token_hex(16)
     async with (
-        custom_webchat(tmp_path, emulator, overrides=overrides) as chat,
+        custom_webchat(tmp_path, emulator, overrides=overrides, clock=clock) as chat,
         httpx.AsyncClient() as http,
     ):
         kept = (await _upload(http, chat, visitor, b"sent", chat.page_origin)).json()
@@ -330,8 +330,10 @@ async def test_uploads_no_message_refers_to_are_deleted_after_the_grace_period(
                 {"type": "message", "clientId": "c-1", "attachments": [{"id": kept["id"]}]}
             )
             await w.expect("ack", clientId="c-1")
-        deadline = time.monotonic() + 10
-        while (await http.get(orphan["url"])).status_code != 404:
-            assert time.monotonic() < deadline, "the orphaned upload is still served"
-            await asyncio.sleep(0.2)
+        # A sweep pass inside the grace period keeps both.
+        await asyncio.to_thread(advance, clock, int(interval * 1000))
+        assert (await http.get(orphan["url"])).content == b"never sent"
+        # The first pass after it deletes the one no message carried, and only that one.
+        await asyncio.to_thread(advance, clock, grace * 1000)
+        assert (await http.get(orphan["url"])).status_code == 404
         assert (await http.get(kept["url"])).content == b"sent"
