@@ -32,6 +32,7 @@ from websockets.typing import Origin
 from byoc.app import create_app
 from byoc.box.credentials import hash_secret, new_client_credentials
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
+from byoc.cli.serve import server_config
 from byoc.demo_ports import PORT_FLAGS, DemoError, DemoPorts, take_ports
 from byoc.errors import Unauthenticated
 from byoc.http import HttpClient, HttpError, HttpResponse
@@ -353,18 +354,16 @@ async def _run(
     await _prepare(settings, client, [channel, web_channel])
     emulator = _start_emulator(ports, client)
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    servers = [
-        uvicorn.Server(
-            uvicorn.Config(create_app(settings), port=ports.middleware, log_level="warning")
-        ),
-        uvicorn.Server(
-            uvicorn.Config(
-                watering_hole(secret, inbox, f"http://127.0.0.1:{ports.middleware}"),
-                port=ports.platform,
-                log_level="warning",
-            )
+    configs = [
+        # The middleware as `byoc serve` runs it: header deadline, connection bound, keep-alive.
+        server_config(create_app(settings), settings, host="127.0.0.1", port=ports.middleware),
+        uvicorn.Config(
+            watering_hole(secret, inbox, f"http://127.0.0.1:{ports.middleware}"),
+            port=ports.platform,
+            log_level="warning",
         ),
     ]
+    servers = [uvicorn.Server(config) for config in configs]
     tasks = [
         asyncio.create_task(server.serve(sockets=[sock]))
         for server, sock in zip(servers, sockets, strict=True)
