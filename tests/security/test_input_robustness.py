@@ -26,9 +26,14 @@ def stack(tmp_path: Path, emulator: Emulator) -> Iterator[Stack]:
         yield running
 
 
+# Anonymous uploads must come from a page the channel allows.
+PAGE_ORIGIN = "https://shop.invalid"
+
+
 @pytest.fixture
 def web_stack(tmp_path: Path, emulator: Emulator) -> Iterator[Stack]:
-    with running_stack(tmp_path, emulator, adapter="webchat") as running:
+    settings = {"allowed_origins": [PAGE_ORIGIN]}
+    with running_stack(tmp_path, emulator, adapter="webchat", channel_settings=settings) as running:
         yield running
 
 
@@ -90,7 +95,7 @@ def test_non_ascii_widget_identity_is_401(web_stack: Stack) -> None:
 
 
 def test_non_ascii_attachment_token_is_refused(web_stack: Stack) -> None:
-    uploaded = upload(web_stack, {"X-Byoc-Visitor": "ab" * 16})
+    uploaded = upload(web_stack, {"X-Byoc-Visitor": "ab" * 16, "Origin": PAGE_ORIGIN})
     assert uploaded.status_code == 201, uploaded.text
     attachment_id = uploaded.json()["id"]
     response = httpx.get(f"{web_stack.url}/webchat/v1/attachments/{attachment_id}/caf%C3%A9")
