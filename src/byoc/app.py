@@ -150,8 +150,8 @@ async def build_runtime(
     )
     wake_worker.append(worker.wake)
 
-    async def load_active_clients() -> set[str]:
-        return await db.run_read(clients.active_client_ids)
+    async def load_active_clients() -> dict[str, str]:
+        return await db.run_read(clients.active_client_tenants)
 
     metrics.attach(
         RuntimeSources(
@@ -168,7 +168,10 @@ async def build_runtime(
             db, policy, on_enqueued=worker.wake, fresh_rows=worker, clock=clock
         ),
         token_issuer=TokenIssuer(
-            settings.token_signing_key.get_secret_value(), settings.token_ttl_seconds
+            settings.token_signing_key.get_secret_value(),
+            settings.token_ttl_seconds,
+            issuer=settings.public_url,
+            audience=settings.public_url.rstrip("/") + "/integration/box",
         ),
         active_clients=ActiveClients(load_active_clients, clock=clock),
         metrics=metrics,

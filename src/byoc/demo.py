@@ -97,8 +97,8 @@ def watering_hole(
 
 async def _prepare(settings: Settings, client: tuple[str, str], mapped: list[Channel]) -> None:
     def prepare(conn: Connection) -> None:
-        tenants.upsert_tenant(conn, default_tenant(settings))
-        clients.insert_client(conn, client[0], "demo", hash_secret(client[1]))
+        tenants.upsert_tenant(conn, tenant := default_tenant(settings))
+        clients.insert_client(conn, client[0], "demo", hash_secret(client[1]), tenant.id)
         for channel in mapped:
             if channels.get_channel(conn, channel.id) is None:
                 channels.insert_channel(conn, channel)

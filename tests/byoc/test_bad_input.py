@@ -14,6 +14,7 @@ from byoc.box.credentials import TokenIssuer
 from byoc.channels.signing import signed_headers
 from byoc.clock import ManualClock
 from byoc.store import Database, clients
+from byoc.tenancy import DEFAULT_TENANT_ID
 from tests.support.emulator import Emulator
 from tests.support.problems import assert_problem
 from tests.support.stack import SIGNING_KEY, Stack, box_token, running_stack
@@ -89,8 +90,14 @@ def test_every_callback_answers_401_without_a_valid_token(
     stack: Stack, path: str, body: dict[str, Any]
 ) -> None:
     url = stack.url + path.format(channel=stack.channel_id)
-    expired = TokenIssuer(SIGNING_KEY, 60, clock=lambda: time.time() - 3600).issue(stack.client_id)
-    forged = TokenIssuer("another-key-" + "x" * 32, 600).issue(stack.client_id)
+    issuer = stack.settings.public_url
+    audience = issuer + "/integration/box"
+    expired = TokenIssuer(
+        SIGNING_KEY, 60, lambda: time.time() - 3600, issuer=issuer, audience=audience
+    ).issue(stack.client_id, DEFAULT_TENANT_ID)
+    forged = TokenIssuer("another-key-" + "x" * 32, 600, issuer=issuer, audience=audience).issue(
+        stack.client_id, DEFAULT_TENANT_ID
+    )
     for headers in (
         {},
         {"Authorization": "Bearer"},

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from byoc.box.credentials import TokenIssuer
+from byoc.box.credentials import BoxClient, TokenIssuer
 from byoc.errors import Unauthenticated
 
 
 def test_a_remembered_token_still_expires() -> None:
     now = [1_000.0]
     issuer = TokenIssuer("k" * 32, ttl_seconds=60, clock=lambda: now[0])
-    token = issuer.issue("byoc_abc").access_token
-    assert issuer.verify(token) == "byoc_abc"
-    assert issuer.verify(token) == "byoc_abc"  # remembered
+    token = issuer.issue("byoc_abc", "default").access_token
+    client = BoxClient(client_id="byoc_abc", tenant_id="default")
+    assert issuer.verify(token) == client
+    assert issuer.verify(token) == client  # remembered
     now[0] += 61
     for _ in range(2):
         with pytest.raises(Unauthenticated, match="expired"):
@@ -22,7 +23,7 @@ def test_a_remembered_token_still_expires() -> None:
 
 def test_a_bad_signature_is_refused_every_time() -> None:
     issuer = TokenIssuer("k" * 32, ttl_seconds=60)
-    good = issuer.issue("byoc_abc").access_token
+    good = issuer.issue("byoc_abc", "default").access_token
     forged = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
     for _ in range(2):
         with pytest.raises(Unauthenticated):

@@ -102,6 +102,7 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
             recipients=[],
         ),
         channel_id=CHANNEL,
+        tenant_id="default",
     )
     async with db.engine.begin() as conn:  # what came before the race is not the point here
         await conn.execute(delete(t.outbox))

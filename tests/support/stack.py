@@ -22,7 +22,7 @@ from byoc.settings import Settings
 from byoc.store import Connection, Database, channels, clients, conversations, tenants
 from byoc.store.migrations import upgrade
 from byoc.store.records import Channel, Conversation
-from byoc.tenancy import default_tenant
+from byoc.tenancy import DEFAULT_TENANT_ID, default_tenant
 from tests.support.emulator import Emulator
 from tests.support.servers import ThreadedServer, free_port, serve
 from tests.support.waiting import run_async, wait_for
@@ -222,7 +222,7 @@ async def prepare_store(settings: Settings, channel: Channel, client_id: str, se
 
         def prepare(conn: Connection) -> None:
             tenants.upsert_tenant(conn, default_tenant(settings))
-            clients.insert_client(conn, client_id, "cxone", hash_secret(secret))
+            clients.insert_client(conn, client_id, "cxone", hash_secret(secret), DEFAULT_TENANT_ID)
             channels.insert_channel(conn, channel)
 
         await db.run_write(prepare)

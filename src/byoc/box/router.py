@@ -25,7 +25,7 @@ from byoc.api.deps import (
     token_issuer_of,
 )
 from byoc.api.lean import documented_body, json_response, parse_body
-from byoc.box.credentials import verify_secret
+from byoc.box.credentials import BoxClient, verify_secret
 from byoc.box.schemas import (
     AgentMessageBody,
     IdentityOut,
@@ -134,7 +134,7 @@ async def issue_token(
     ):
         await throttle.failed(client_id, address)
         return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
-    issued = token_issuer.issue(client_id)
+    issued = token_issuer.issue(client_id, client.tenant_id)
     metrics.box_tokens_issued.inc()
     return JSONResponse(
         TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in).model_dump(),
@@ -147,18 +147,23 @@ async def issue_token(
 
 async def authenticated_client(
     request: Request, token_issuer: TokenIssuerDep, active_clients: ActiveClientsDep
-) -> str:
+) -> BoxClient:
+    """The client (and so the tenant) the bearer token was issued to.
+
+    Every callback then acts for that tenant only: a channel of another tenant is answered as
+    unknown (404), and a `brand` in the body that is not the tenant's is refused (403).
+    """
     authorization = request.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("a bearer token from the token endpoint is required")
-    client_id = token_issuer.verify(token.strip())
-    if not await active_clients.contains(client_id):
+    client = token_issuer.verify(token.strip())
+    if not await active_clients.contains(client):
         raise Unauthenticated("the client that holds this token was revoked")
-    return client_id
+    return client
 
 
-CurrentClient = Annotated[str, Depends(authenticated_client)]
+CurrentClient = Annotated[BoxClient, Depends(authenticated_client)]
 
 
 # --- retried reply callbacks -----------------------------------------------------------------
@@ -272,7 +277,9 @@ def _validation_failed(exc: RecipientRejected) -> JSONResponse:
 )
 async def legacy_reply(post_id: str, request: Request) -> Response:
     # Lean (`byoc.api.lean`), answered by `byoc.api.hot`: one of the two busiest routes.
-    await authenticated_client(request, token_issuer_of(request), active_clients_of(request))
+    client = await authenticated_client(
+        request, token_issuer_of(request), active_clients_of(request)
+    )
     body = parse_body(AgentMessageBody, await request.body(), request.headers.get("content-type"))
     log.debug(
         "legacy reply body for post %s: %s", post_id, body.model_dump(exclude={"message_content"})
@@ -280,7 +287,9 @@ async def legacy_reply(post_id: str, request: Request) -> Response:
     incoming = _agent_message(body, request)
     if incoming.de_thread_id is None:
         incoming = AgentMessageIn(**{**incoming.__dict__, "de_thread_id": post_id})
-    delivered = await conversations_of(request).receive_agent_message(incoming, channel_id=None)
+    delivered = await conversations_of(request).receive_agent_message(
+        incoming, channel_id=None, tenant_id=client.tenant_id
+    )
     _check_retry(incoming, delivered)
     return json_response(LegacyReplyResponse(idOnExternalPlatform=delivered.message.id))
 
@@ -294,17 +303,23 @@ async def legacy_reply(post_id: str, request: Request) -> Response:
 )
 async def dfo3_outbound(channel_id: str, request: Request) -> Response:
     # Lean (`byoc.api.lean`), answered by `byoc.api.hot`: one of the two busiest routes.
-    await authenticated_client(request, token_issuer_of(request), active_clients_of(request))
+    client = await authenticated_client(
+        request, token_issuer_of(request), active_clients_of(request)
+    )
     body = parse_body(AgentMessageBody, await request.body(), request.headers.get("content-type"))
     incoming = _agent_message(body, request)
     conversations = conversations_of(request)
     try:
-        delivered = await conversations.receive_agent_message(incoming, channel_id=channel_id)
+        delivered = await conversations.receive_agent_message(
+            incoming, channel_id=channel_id, tenant_id=client.tenant_id
+        )
     except ConversationNotFound:
         if not incoming.recipients:
             raise
         try:
-            delivered = await conversations.open_agent_outbound(incoming, channel_id=channel_id)
+            delivered = await conversations.open_agent_outbound(
+                incoming, channel_id=channel_id, tenant_id=client.tenant_id
+            )
         except RecipientRejected as exc:
             return _validation_failed(exc)
     _check_retry(incoming, delivered)
@@ -324,14 +339,19 @@ async def agent_sender_action(
     thread_id: str,
     body: SenderActionBody,
     conversations: ConversationsDep,
-    _client: CurrentClient,
+    client: CurrentClient,
 ) -> Response:
     action = body.sender_action.action
     if action not in ("isTypingOn", "isTypingOff"):
         raise InvalidInput(f"senderAction.action {action!r} is not isTypingOn or isTypingOff")
     brand = body.brand.model_dump(by_alias=True, exclude_none=True) if body.brand else None
     await conversations.agent_typing(
-        channel_id, thread_id, typing=action == "isTypingOn", brand=brand, author=body.author_user
+        channel_id,
+        thread_id,
+        typing=action == "isTypingOn",
+        tenant_id=client.tenant_id,
+        brand=brand,
+        author=body.author_user,
     )
     return Response(status_code=204)
 
@@ -345,11 +365,14 @@ async def validate_recipients(
     channel_id: str,
     body: RecipientValidationBody,
     conversations: ConversationsDep,
-    _client: CurrentClient,
+    client: CurrentClient,
 ) -> Response:
     recipients: list[dict[str, Any]] = body.end_user_recipients or body.recipients
+    brand = body.brand.model_dump(by_alias=True, exclude_none=True) if body.brand else None
     try:
-        await conversations.validate_recipients(channel_id, recipients)
+        await conversations.validate_recipients(
+            channel_id, recipients, tenant_id=client.tenant_id, brand=brand
+        )
     except RecipientRejected as exc:
         return _validation_failed(exc)
     return JSONResponse({"valid": True})

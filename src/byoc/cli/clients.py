@@ -1,4 +1,4 @@
-"""`byoc clients`: the credentials CXone uses at the token endpoint."""
+"""`byoc clients`: the credentials CXone uses at the token endpoint, one tenant per client."""
 
 from __future__ import annotations
 
@@ -10,22 +10,41 @@ import sys
 from byoc.box.credentials import hash_secret, new_client_credentials
 from byoc.cli._common import SubParsers, add, when, with_db
 from byoc.settings import Settings
-from byoc.store import Database, clients
+from byoc.store import Database, clients, tenants
+from byoc.tenancy import DEFAULT_TENANT_ID
 
 
 def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
     client_id, secret = new_client_credentials()
+    tenant_id: str = args.tenant
 
     async def work(db: Database) -> int:
-        await db.run_write(clients.insert_client, client_id, args.name, hash_secret(secret))
+        if await db.run_read(tenants.get_tenant, tenant_id) is None:
+            print(f"no tenant {tenant_id!r}: add it with `byoc tenants add` first", file=sys.stderr)
+            return 2
+        await db.run_write(
+            clients.insert_client, client_id, args.name, hash_secret(secret), tenant_id
+        )
         return 0
 
-    asyncio.run(with_db(settings, work))
+    status = asyncio.run(with_db(settings, work))
+    if status:
+        return status
     if args.json:
-        print(json.dumps({"client_id": client_id, "client_secret": secret, "name": args.name}))
+        print(
+            json.dumps(
+                {
+                    "client_id": client_id,
+                    "client_secret": secret,
+                    "name": args.name,
+                    "tenant": tenant_id,
+                }
+            )
+        )
     else:
         print(f"client_id:     {client_id}")
         print(f"client_secret: {secret}")
+        print(f"tenant:        {tenant_id}")
         print("The secret is shown once and stored only as a hash. Enter both in CXone's")
         print("Bring Your Own Channel integration (Client ID / Client Secret).")
     return 0
@@ -34,9 +53,12 @@ def cmd_clients_create(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_clients_list(settings: Settings, _args: argparse.Namespace) -> int:
     async def work(db: Database) -> int:
         listed = await db.run_read(clients.list_clients)
-        print(f"{'CLIENT ID':24} {'NAME':20} {'CREATED':20} REVOKED")
+        print(f"{'CLIENT ID':24} {'NAME':20} {'TENANT':16} {'CREATED':20} REVOKED")
         for c in listed:
-            print(f"{c.client_id:24} {c.name:20} {when(c.created_at):20} {when(c.revoked_at)}")
+            print(
+                f"{c.client_id:24} {c.name:20} {c.tenant_id:16} {when(c.created_at):20}"
+                f" {when(c.revoked_at)}"
+            )
         return 0
 
     return asyncio.run(with_db(settings, work))
@@ -59,6 +81,11 @@ def register(sub: SubParsers) -> None:
     csub = clients.add_subparsers(dest="clients_command", required=True)
     create = add(csub, "create", cmd_clients_create, "create a client id and secret (shown once)")
     create.add_argument("--name", default="cxone", help="a label for the client (default: cxone)")
+    create.add_argument(
+        "--tenant",
+        default=DEFAULT_TENANT_ID,
+        help="the tenant whose channels the client may act on (default: the default tenant)",
+    )
     create.add_argument("--json", action="store_true", help="print JSON")
     add(csub, "list", cmd_clients_list, "list clients")
     revoke = add(csub, "revoke", cmd_clients_revoke, "revoke a client and its tokens")

@@ -54,6 +54,14 @@ class ChannelCache:
         self._channels[channel_id] = (now + LOOKUP_TTL_SECONDS, channel)
         return channel
 
+    def tenant_channel(self, conn: Connection, channel_id: str, tenant_id: str) -> Channel:
+        """The channel, if it belongs to `tenant_id`. Another tenant's channel is answered
+        exactly as an unknown one, so a caller learns nothing about what others have."""
+        channel = self.channel(conn, channel_id)
+        if channel.tenant_id != tenant_id:
+            raise ChannelNotFound(f"no channel {channel_id!r}")
+        return channel
+
     def _brand_of(self, conn: Connection, tenant_id: str) -> dict[str, str]:
         now = time.monotonic()
         cached = self._brands.get(tenant_id)

@@ -280,21 +280,27 @@ class ConversationService:
     # --- CXone → customer ------------------------------------------------------------------
 
     async def receive_agent_message(
-        self, incoming: AgentMessageIn, *, channel_id: str | None
+        self, incoming: AgentMessageIn, *, channel_id: str | None, tenant_id: str
     ) -> Delivered:
-        """A reply on a thread the middleware knows (legacy or DFO 3.0 style)."""
+        """A reply on a thread the middleware knows (legacy or DFO 3.0 style), sent for the
+        tenant `tenant_id`: the threads of other tenants' channels are not found."""
         delivered = await self._write_once(
-            incoming, lambda conn: self._receive_agent_message(conn, incoming, channel_id)
+            incoming,
+            lambda conn: self._receive_agent_message(conn, incoming, channel_id, tenant_id),
         )
         if not delivered.duplicate:
             self._on_enqueued()
         return delivered
 
     def _receive_agent_message(
-        self, conn: Connection, incoming: AgentMessageIn, channel_id: str | None
+        self, conn: Connection, incoming: AgentMessageIn, channel_id: str | None, tenant_id: str
     ) -> Delivered:
+        if channel_id is not None:
+            self._cache.tenant_channel(conn, channel_id, tenant_id)
         conversation, customer = lookups.conversation_for_agent(conn, incoming, channel_id)
         channel = self._cache.channel(conn, conversation.channel_id)
+        if channel.tenant_id != tenant_id:
+            raise ConversationNotFound(f"no thread {incoming.thread_id or incoming.de_thread_id!r}")
         self._cache.check_brand(conn, channel, incoming.brand)
         if incoming.retry_id:
             existing = messages.find_message_by_de_id(conn, channel.id, incoming.retry_id)
@@ -308,11 +314,13 @@ class ConversationService:
             conn, channel, conversation, incoming, self._policy, self._clock.now_ms(), customer
         )
 
-    async def open_agent_outbound(self, incoming: AgentMessageIn, *, channel_id: str) -> Delivered:
+    async def open_agent_outbound(
+        self, incoming: AgentMessageIn, *, channel_id: str, tenant_id: str
+    ) -> Delivered:
         """An agent starts a new thread with a customer the platform knows."""
 
         def tx(conn: Connection) -> Delivered:
-            channel = self._cache.channel(conn, channel_id)
+            channel = self._cache.tenant_channel(conn, channel_id, tenant_id)
             self._cache.check_brand(conn, channel, incoming.brand)
             if incoming.retry_id:
                 existing = messages.find_message_by_de_id(conn, channel.id, incoming.retry_id)
@@ -349,10 +357,20 @@ class ConversationService:
                 raise
             return await self._db.run_write(tx)
 
-    async def validate_recipients(self, channel_id: str, recipients: list[dict[str, Any]]) -> None:
-        await self._db.run_read(
-            lambda conn: lookups.recipient(conn, self._cache.channel(conn, channel_id), recipients)
-        )
+    async def validate_recipients(
+        self,
+        channel_id: str,
+        recipients: list[dict[str, Any]],
+        *,
+        tenant_id: str,
+        brand: dict[str, Any] | None,
+    ) -> None:
+        def read(conn: Connection) -> None:
+            channel = self._cache.tenant_channel(conn, channel_id, tenant_id)
+            self._cache.check_brand(conn, channel, brand)
+            lookups.recipient(conn, channel, recipients)
+
+        await self._db.run_read(read)
 
     async def agent_typing(
         self,
@@ -360,11 +378,12 @@ class ConversationService:
         thread_id: str,
         *,
         typing: bool,
+        tenant_id: str,
         brand: dict[str, Any] | None,
         author: dict[str, Any] | None = None,
     ) -> None:
         def tx(conn: Connection) -> None:
-            channel = self._cache.channel(conn, channel_id)
+            channel = self._cache.tenant_channel(conn, channel_id, tenant_id)
             self._cache.check_brand(conn, channel, brand)
             conversation = conversations.get_conversation(conn, thread_id)
             if conversation is None or conversation.channel_id != channel.id:

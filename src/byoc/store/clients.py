@@ -20,10 +20,16 @@ def _client(row: Row[Any]) -> OAuthClient:
     return OAuthClient(**{k: m[k] for k in OAuthClient.__dataclass_fields__})
 
 
-def insert_client(conn: Connection, client_id: str, name: str, secret_hash: str) -> None:
+def insert_client(
+    conn: Connection, client_id: str, name: str, secret_hash: str, tenant_id: str
+) -> None:
     conn.execute(
         insert(t.oauth_clients).values(
-            client_id=client_id, name=name, secret_hash=secret_hash, created_at=now_ms()
+            client_id=client_id,
+            name=name,
+            secret_hash=secret_hash,
+            created_at=now_ms(),
+            tenant_id=tenant_id,
         )
     )
 
@@ -48,7 +54,9 @@ def revoke_client(conn: Connection, client_id: str) -> bool:
     return result.rowcount > 0
 
 
-def active_client_ids(conn: Connection) -> set[str]:
-    """The ids of the clients not revoked."""
-    query = select(t.oauth_clients.c.client_id).where(t.oauth_clients.c.revoked_at.is_(None))
-    return {row[0] for row in conn.execute(query)}
+def active_client_tenants(conn: Connection) -> dict[str, str]:
+    """The clients not revoked, each with its tenant."""
+    query = select(t.oauth_clients.c.client_id, t.oauth_clients.c.tenant_id).where(
+        t.oauth_clients.c.revoked_at.is_(None)
+    )
+    return {row[0]: row[1] for row in conn.execute(query)}

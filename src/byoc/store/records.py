@@ -37,6 +37,7 @@ class OAuthClient:
     secret_hash: str
     created_at: int
     revoked_at: int | None
+    tenant_id: str
 
 
 @dataclass(frozen=True)

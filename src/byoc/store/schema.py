@@ -54,6 +54,9 @@ oauth_clients = Table(
     Column("secret_hash", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
+    # No foreign key: the default tenant's row is written from the settings at start-up, after
+    # the migrations, and the command line checks the tenant when it creates a client.
+    Column("tenant_id", Text, nullable=False),
 )
 
 channels = Table(
