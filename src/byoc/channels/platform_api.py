@@ -181,7 +181,8 @@ async def post_typing(
 async def post_receipt(
     body: ReceiptBody, channel: SignedChannel, service: ConversationsDep
 ) -> Accepted:
-    await service.report_receipt(channel.id, body.message_id, body.status)
+    # The platform speaks for every customer of its channel: any agent message of it is its own.
+    await service.report_receipt(channel.id, body.message_id, body.status, customer_id=None)
     return Accepted()
 
 

@@ -163,15 +163,29 @@ class ConversationService:
         return conversation
 
     async def report_receipt(
-        self, channel_id: str, message_id: str, status: Literal["delivered", "seen"]
+        self,
+        channel_id: str,
+        message_id: str,
+        status: Literal["delivered", "seen"],
+        *,
+        customer_id: str | None,
     ) -> Message:
-        """The platform says the customer received or saw an agent message; tell CXone."""
+        """The platform says the customer received or saw an agent message; tell CXone.
+
+        `customer_id` is the customer who sends the receipt when the platform speaks for one
+        customer (a widget): only the messages of that customer's own conversations are theirs
+        to report. None when the sender speaks for the whole channel (the signed platform API).
+        """
 
         def tx(conn: Connection) -> tuple[Message, bool]:
             channel = self._cache.channel(conn, channel_id)
             message = messages.get_message(conn, message_id)
             if message is None or message.channel_id != channel.id or message.sender == "customer":
                 raise MessageNotFound(f"no agent message {message_id!r} in channel {channel.id!r}")
+            if customer_id is not None:
+                conversation = conversations.get_conversation(conn, message.conversation_id)
+                if conversation is None or conversation.customer_id != customer_id:
+                    raise MessageNotFound(f"no agent message {message_id!r} in your conversations")
             if message.status == "seen" or message.status == status:
                 return message, False  # receipts repeat; CXone needs each once
             messages.set_message_status(conn, message.id, status)

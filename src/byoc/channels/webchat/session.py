@@ -219,7 +219,10 @@ class WidgetSession:
                 if frame.message_id:
                     with contextlib.suppress(NotFound):
                         await self.service.report_receipt(
-                            self.channel.id, frame.message_id, frame.type
+                            self.channel.id,
+                            frame.message_id,
+                            frame.type,
+                            customer_id=self.customer.id,
                         )
             case StillHereFrame():
                 if self.conversation is not None and self.conversation.is_open:
