@@ -113,6 +113,7 @@ def test_no_module_imports_a_higher_layer() -> None:
         ("byoc.ops.metrics", "foundation"),
         ("byoc.store.db", "store"),
         ("byoc.channels.webhook", "channels"),
+        ("byoc.channels.keys", "channels"),
         ("byoc.channels.webchat.route", "routes"),
         ("byoc.channels.webchat.session", "channels"),
         ("byoc.provisioning.action_pages", "routes"),

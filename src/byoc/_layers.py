@@ -11,7 +11,8 @@ under `TYPE_CHECKING` too) and holds the code to this table. Nothing imports thi
                    credentials, the one way the layers above reach CXone
     outbox         durable side effects
     conversations  the domain
-    channels       platform adapters; `delivery`, the outbox handlers that hand a row to CXone
+    channels       platform adapters, and `channels.keys`, the key per purpose derived from a
+                   channel secret that adapters and route modules sign and verify with; `delivery`, the outbox handlers that hand a row to CXone
                    or to an adapter (it needs both the domain and the adapters); `provisioning`,
                    which creates channels in CXone and maps them to an adapter
     routes         everything that answers HTTP: `api` (problems, limits, the hot path,
@@ -47,7 +48,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cxone", ("byoc.cxone", "byoc.tenancy")),
     ("outbox", ("byoc.outbox",)),
     ("conversations", ("byoc.conversations",)),
-    ("channels", ("byoc.channels", "byoc.delivery", "byoc.provisioning")),
+    ("channels", ("byoc.channels", "byoc.channels.keys", "byoc.delivery", "byoc.provisioning")),
     (
         "routes",
         (

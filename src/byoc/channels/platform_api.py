@@ -1,6 +1,9 @@
 """The platform API (v1): how any external platform posts customer activity into a channel.
 
-Every request is signed with the channel's secret (see `byoc.channels.signing`).
+Every request is signed with the channel's platform-request key (see `byoc.channels.signing`).
+A customer message is stored once: a repeated `id` is answered as a duplicate, and so is a
+message without `id` whose signed request comes again (a replay inside the tolerance window,
+or a platform's retry of the very same request), recognised by its signature.
 """
 
 from __future__ import annotations
@@ -106,17 +109,28 @@ class Transcript(BaseModel):
     messages: list[dict[str, Any]]
 
 
-async def signed_channel(
+# The platform message id given to a message whose request carries none.
+SIGNED_REQUEST_ID_PREFIX = "signed-request:"
+
+
+async def _verified(
     channel_id: str, request: Request, service: ConversationsDep, settings: SettingsDep
-) -> Channel:
+) -> tuple[Channel, str]:
     channel = await service.channel(channel_id)
-    verify(
+    signature = verify(
         channel.secret,
         request.headers.get(TIMESTAMP_HEADER),
         request.headers.get(SIGNATURE_HEADER),
         await request.body(),
         tolerance_seconds=settings.signature_tolerance_seconds,
     )
+    return channel, signature
+
+
+async def signed_channel(
+    channel_id: str, request: Request, service: ConversationsDep, settings: SettingsDep
+) -> Channel:
+    channel, _ = await _verified(channel_id, request, service, settings)
     return channel
 
 
@@ -133,7 +147,7 @@ async def post_customer_message(channel_id: str, request: Request) -> Response:
     """Store a customer message durably and queue it for CXone; 202 once it is stored."""
     # The busiest route of the platform API: lean (see `byoc.api.lean`).
     service = conversations_of(request)
-    channel = await signed_channel(channel_id, request, service, settings_of(request))
+    channel, signature = await _verified(channel_id, request, service, settings_of(request))
     body = parse_body(
         CustomerMessageBody, await request.body(), request.headers.get("content-type")
     )
@@ -153,7 +167,7 @@ async def post_customer_message(channel_id: str, request: Request) -> Response:
             customer=profile,
             text=body.text,
             attachments=[a.model_dump(by_alias=True) for a in body.attachments],
-            platform_message_id=body.id,
+            platform_message_id=body.id or SIGNED_REQUEST_ID_PREFIX + signature,
             thread_id=body.thread_id,
             postback=body.postback,
         )

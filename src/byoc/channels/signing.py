@@ -1,10 +1,13 @@
 """HMAC-SHA256 request signatures between the middleware and a platform, both directions.
 
     X-Byoc-Timestamp: <unix seconds>
-    X-Byoc-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + raw body)>
+    X-Byoc-Signature: v2=<hex HMAC-SHA256(request key, "<timestamp>." + raw body)>
 
-The timestamp is inside the signed bytes, so a captured request cannot be replayed once it
-falls outside the tolerance window.
+The request key is the channel's key for platform requests (`byoc.channels.keys`):
+HMAC-SHA256(channel secret, "byoc/platform-request"), never the secret itself. The timestamp is
+inside the signed bytes, so a captured request cannot be replayed once it falls outside the
+tolerance window; inside the window, a customer message without an `id` is recognised by its
+signature (see `byoc.channels.platform_api`).
 """
 
 from __future__ import annotations
@@ -13,16 +16,19 @@ import hashlib
 import hmac
 import time
 
+from byoc.channels.keys import PLATFORM_REQUEST, derive_key
 from byoc.compare import same_secret
 from byoc.errors import Unauthenticated
 
 TIMESTAMP_HEADER = "X-Byoc-Timestamp"
 SIGNATURE_HEADER = "X-Byoc-Signature"
+VERSION = "v2"
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "v1=" + mac.hexdigest()
+    key = derive_key(secret, PLATFORM_REQUEST)
+    mac = hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"{VERSION}={mac.hexdigest()}"
 
 
 def signed_headers(secret: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
@@ -38,7 +44,8 @@ def verify(
     *,
     tolerance_seconds: int,
     now: float | None = None,
-) -> None:
+) -> str:
+    """Check a request's signature; returns the matching signature (it names the request)."""
     if not timestamp or not given:
         raise Unauthenticated(f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers are required")
     try:
@@ -50,5 +57,12 @@ def verify(
         raise Unauthenticated("request timestamp is outside the allowed window")
     expected = signature(secret, timestamp, body)
     # Several comma-separated signatures are allowed, so a secret can be rotated.
-    if not any(same_secret(s.strip(), expected) for s in given.split(",")):
-        raise Unauthenticated("request signature does not match")
+    candidates = [s.strip() for s in given.split(",")]
+    if any(same_secret(s, expected) for s in candidates):
+        return expected
+    if all(s.startswith("v1=") for s in candidates):
+        raise Unauthenticated(
+            "v1 signatures (keyed with the channel secret itself) are no longer accepted: "
+            "sign with the channel's platform-request key as v2 (see the README)"
+        )
+    raise Unauthenticated("request signature does not match")

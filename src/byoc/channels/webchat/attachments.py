@@ -58,6 +58,7 @@ async def upload_attachment(
     x_byoc_visitor: Annotated[str | None, Header()] = None,
     x_byoc_user: Annotated[str | None, Header()] = None,
     x_byoc_user_signature: Annotated[str | None, Header()] = None,
+    x_byoc_user_expires: Annotated[str | None, Header()] = None,
 ) -> UploadedAttachment:
     channel = await db.run_read(channels.get_channel, channel_id)
     if channel is None or channel.adapter != "webchat":
@@ -68,6 +69,7 @@ async def upload_attachment(
         visitor_id=x_byoc_visitor,
         user_id=x_byoc_user,
         signature=x_byoc_user_signature,
+        expires=x_byoc_user_expires,
         allow_anonymous=settings.allow_anonymous,
     )
     address = request.client.host if request.client else ""

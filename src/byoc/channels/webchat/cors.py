@@ -17,7 +17,9 @@ from byoc.errors import InvalidInput
 from byoc.store import channels
 
 UPLOAD_PATH = re.compile(r"^/webchat/v1/channels/(?P<channel>[^/]+)/attachments$")
-ALLOWED_HEADERS = "content-type, x-byoc-visitor, x-byoc-user, x-byoc-user-signature"
+ALLOWED_HEADERS = (
+    "content-type, x-byoc-visitor, x-byoc-user, x-byoc-user-signature, x-byoc-user-expires"
+)
 
 
 class WidgetCorsMiddleware:

@@ -43,6 +43,7 @@ class Hello(_WidgetFrame):
     visitor_id: str | None = Field(default=None, alias="visitorId")
     user_id: str | None = Field(default=None, alias="userId", max_length=200)
     signature: str | None = Field(default=None, max_length=200)
+    user_expires: str | None = Field(default=None, alias="userExpires", max_length=20)
     name: str | None = Field(default=None, max_length=200)
     after_seq: int | None = Field(default=None, alias="afterSeq")
     thread_id: str | None = Field(default=None, alias="threadId")

@@ -84,6 +84,7 @@ async def widget_socket(
             visitor_id=hello.visitor_id,
             user_id=hello.user_id,
             signature=hello.signature,
+            expires=hello.user_expires,
             allow_anonymous=settings.allow_anonymous,
         )
     except (Unauthenticated, Forbidden) as exc:

@@ -17,6 +17,7 @@
   const WS_URL = ORIGIN.replace(/^http/, 'ws') + '/webchat/v1/ws';
   const USER_ID = ds.userId || null;
   const SIGNATURE = ds.userSignature || null;
+  const USER_EXPIRES = ds.userExpires || null;  // unix seconds, inside the signed text
   const USER_NAME = ds.userName || null;
   const LEFT = ds.position === 'left';
   const KEY = 'byoc:' + CHANNEL + ':';

@@ -231,6 +231,7 @@
     p.uploading = true;
     renderPending(p);
     const headers = USER_ID ? { 'X-Byoc-User': USER_ID, 'X-Byoc-User-Signature': SIGNATURE || '' } : { 'X-Byoc-Visitor': VISITOR };
+    if (USER_ID && USER_EXPIRES) headers['X-Byoc-User-Expires'] = USER_EXPIRES;
     const body = new FormData();
     body.append('file', file, file.name);
     try {

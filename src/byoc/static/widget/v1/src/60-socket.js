@@ -17,7 +17,7 @@
     lastFrame = openedAt = Date.now();
     sock.onopen = () => {
       lastFrame = Date.now();
-      const hello = { type: 'hello', channel: CHANNEL, visitorId: VISITOR, userId: USER_ID, signature: SIGNATURE, name: USER_NAME };
+      const hello = { type: 'hello', channel: CHANNEL, visitorId: VISITOR, userId: USER_ID, signature: SIGNATURE, userExpires: USER_EXPIRES, name: USER_NAME };
       if (S.threadId) {
         hello.threadId = S.threadId;
         let seq = -1;
