@@ -25,7 +25,10 @@ def host_page(middleware_url: str, channel_id: str) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     async def page(
-        userId: str | None = None, signature: str | None = None, name: str | None = None
+        userId: str | None = None,
+        signature: str | None = None,
+        name: str | None = None,
+        expires: str | None = None,
     ) -> str:
         attributes = {
             "src": f"{middleware_url}/widget/v1/widget.js",
@@ -36,6 +39,8 @@ def host_page(middleware_url: str, channel_id: str) -> FastAPI:
         if userId:
             attributes["data-user-id"] = userId
             attributes["data-user-signature"] = signature or ""
+            if expires:
+                attributes["data-user-expires"] = expires
         if name:
             attributes["data-user-name"] = name
         rendered = " ".join(f'{k}="{html.escape(v)}"' for k, v in attributes.items())
@@ -79,8 +84,8 @@ class Webchat:
     def emulator(self) -> Emulator:
         return self.stack.emulator
 
-    def signature_for(self, user_id: str) -> str:
-        return user_signature(self.channel_secret, user_id)
+    def signature_for(self, user_id: str, expires: int | None = None) -> str:
+        return user_signature(self.channel_secret, user_id, expires)
 
     def contacts(self) -> list[dict[str, Any]]:
         response = self.emulator.admin.get(

@@ -410,10 +410,14 @@ def test_a_second_customer_cannot_read_or_post_into_the_first(
     widget = Widget(forged).open()
     expect(widget.part("byoc-error")).to_contain_text("verify")
     expect(widget.input).to_be_disabled()
-    # The same user with the right signature chats normally.
+    # The same user with the right signature, one that expires in an hour, chats normally.
     signed = new_page()
-    signature = webchat.signature_for("u-42")
-    verified = open_widget(signed, f"{webchat.page_url}?userId=u-42&signature={signature}&name=Ada")
+    expires = int(time.time()) + 3600
+    signature = webchat.signature_for("u-42", expires)
+    verified = open_widget(
+        signed,
+        f"{webchat.page_url}?userId=u-42&signature={signature}&expires={expires}&name=Ada",
+    )
     verified.say("Verified hello")
     verified_contact = webchat.contact_for_thread(verified.thread_id())["id"]
     wait_for(lambda: inbound_texts(contact(webchat, verified_contact)) == ["Verified hello"])
