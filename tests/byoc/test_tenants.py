@@ -6,7 +6,8 @@ import asyncio
 import secrets
 from pathlib import Path
 
-from byoc.store import Connection, Database, channels, tenants
+from byoc.box.credentials import hash_secret, new_client_credentials
+from byoc.store import Connection, Database, channels, clients, tenants
 from byoc.store.records import Channel, Tenant
 from cxone_emulator.config import EmulatorConfig
 from tests.support.emulator import running_emulator
@@ -26,6 +27,8 @@ def test_each_channel_uses_its_own_tenant(stack: Stack, tmp_path: Path) -> None:
     )
     with running_emulator(config) as eu:
         channel_id = "chat_eu_" + secrets.token_hex(4)
+        # The EU tenant's CXone authenticates with a box client of its own tenant.
+        client_id, client_secret = new_client_credentials()
 
         async def add_tenant() -> None:
             db = Database(stack.settings.database_url)
@@ -61,14 +64,13 @@ def test_each_channel_uses_its_own_tenant(stack: Stack, tmp_path: Path) -> None:
                         created_at=0,
                     ),
                 )
+                clients.insert_client(conn, client_id, "eu", hash_secret(client_secret), "eu")
 
             await db.run_write(add)
             await db.close()
 
         asyncio.run(add_tenant())
-        integration_id = connect_emulator(
-            eu, stack.url, stack.client_id, stack.client_secret, channel_id
-        )
+        integration_id = connect_emulator(eu, stack.url, client_id, client_secret, channel_id)
 
         eu_stack = Stack(
             emulator=eu,
@@ -76,8 +78,8 @@ def test_each_channel_uses_its_own_tenant(stack: Stack, tmp_path: Path) -> None:
             settings=stack.settings,
             channel_id=channel_id,
             channel_secret=stack.channel_secret,
-            client_id=stack.client_id,
-            client_secret=stack.client_secret,
+            client_id=client_id,
+            client_secret=client_secret,
             integration_id=integration_id,
             server=stack.server,
         )
