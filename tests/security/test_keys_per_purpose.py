@@ -20,21 +20,15 @@ import pytest
 from byoc.channels.keys import PLATFORM_REQUEST, derive_key
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
 from byoc.channels.webchat.identity import user_signature
-from tests.byoc.harness import SIGNING_KEY, Stack, running_stack
-from tests.emulator_harness import Emulator
-from tests.webchat.client import widget
-from tests.webchat.harness import Webchat, running_webchat
+from tests.support.emulator import Emulator
+from tests.support.stack import SIGNING_KEY, Stack, running_stack
+from tests.support.webchat import Webchat
+from tests.support.widget import widget
 
 
 @pytest.fixture
 def stack(tmp_path: Path, emulator: Emulator) -> Iterator[Stack]:
     with running_stack(tmp_path, emulator) as running:
-        yield running
-
-
-@pytest.fixture
-def webchat(tmp_path: Path, emulator: Emulator) -> Iterator[Webchat]:
-    with running_webchat(tmp_path, emulator) as running:
         yield running
 
 

@@ -7,29 +7,16 @@ mark it delivered or seen: CXone's agent would otherwise read a receipt the cust
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from byoc.store import Database
-from byoc.store import repositories as repo
-from tests.emulator_harness import Emulator
-from tests.webchat.client import agent_reply, widget
-from tests.webchat.harness import Webchat, running_webchat
-
-
-@pytest.fixture
-def webchat(tmp_path: Path, emulator: Emulator) -> Iterator[Webchat]:
-    with running_webchat(tmp_path, emulator) as running:
-        yield running
+from byoc.store import Database, messages
+from tests.support.webchat import Webchat
+from tests.support.widget import agent_reply, widget
 
 
 async def stored_status(webchat: Webchat, message_id: str) -> str:
     db = Database(webchat.stack.settings.database_url)
     try:
-        async with db.read() as conn:
-            message = await repo.get_message(conn, message_id)
+        message = await db.run_read(messages.get_message, message_id)
     finally:
         await db.close()
     assert message is not None

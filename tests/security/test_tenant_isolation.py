@@ -25,14 +25,13 @@ import pytest
 from sqlalchemy import text
 
 from byoc.box.credentials import hash_secret, new_client_credentials
-from byoc.store import Database
-from byoc.store import repositories as repo
+from byoc.store import Connection, Database, channels, clients, tenants
 from byoc.store.migrations import current_version, latest_version, upgrade
 from byoc.store.records import Channel, Tenant
 from byoc.tenancy import DEFAULT_TENANT_ID
-from tests.byoc.harness import Stack, running_stack
-from tests.byoc.legacy_schema import build_legacy_database
-from tests.emulator_harness import Emulator
+from tests.support.emulator import Emulator
+from tests.support.legacy_schema import build_legacy_database
+from tests.support.stack import Stack, running_stack
 
 VICTIM_TENANT = "victim"
 VICTIM_BRAND = 707_070
@@ -60,41 +59,41 @@ def victim(stack: Stack) -> Victim:
     client_id, client_secret = new_client_credentials()
     settings = stack.settings
 
+    def add(conn: Connection) -> None:
+        tenants.upsert_tenant(
+            conn,
+            Tenant(
+                id=VICTIM_TENANT,
+                name="Victim",
+                brand_id=VICTIM_BRAND,
+                cxone_tenant_id="11111111-2222-3333-4444-555555555555",
+                business_unit_id=4242,
+                api_url=settings.cxone_api_url,
+                token_url=settings.cxone_token_url,
+                access_key_id=settings.cxone_access_key_id,
+                access_key_secret=settings.cxone_access_key_secret.get_secret_value(),
+                client_id=settings.cxone_client_id,
+                client_secret=settings.cxone_client_secret.get_secret_value(),
+            ),
+        )
+        channels.insert_channel(
+            conn,
+            Channel(
+                id=channel_id,
+                tenant_id=VICTIM_TENANT,
+                adapter="webhook",
+                name="Victim's chat",
+                webhook_url=None,
+                secret=secret,
+                created_at=0,
+            ),
+        )
+        clients.insert_client(conn, client_id, "victim", hash_secret(client_secret), VICTIM_TENANT)
+
     async def prepare() -> None:
         db = Database(settings.database_url)
         try:
-            async with db.write() as conn:
-                await repo.upsert_tenant(
-                    conn,
-                    Tenant(
-                        id=VICTIM_TENANT,
-                        name="Victim",
-                        brand_id=VICTIM_BRAND,
-                        cxone_tenant_id="11111111-2222-3333-4444-555555555555",
-                        business_unit_id=4242,
-                        api_url=settings.cxone_api_url,
-                        token_url=settings.cxone_token_url,
-                        access_key_id=settings.cxone_access_key_id,
-                        access_key_secret=settings.cxone_access_key_secret.get_secret_value(),
-                        client_id=settings.cxone_client_id,
-                        client_secret=settings.cxone_client_secret.get_secret_value(),
-                    ),
-                )
-                await repo.insert_channel(
-                    conn,
-                    Channel(
-                        id=channel_id,
-                        tenant_id=VICTIM_TENANT,
-                        adapter="webhook",
-                        name="Victim's chat",
-                        webhook_url=None,
-                        secret=secret,
-                        created_at=0,
-                    ),
-                )
-                await repo.insert_client(
-                    conn, client_id, "victim", hash_secret(client_secret), tenant_id=VICTIM_TENANT
-                )
+            await db.run_write(add)
         finally:
             await db.close()
 
@@ -252,17 +251,14 @@ async def test_existing_clients_move_to_the_default_tenant(tmp_path: Path) -> No
     db = Database(f"sqlite:///{tmp_path / 'legacy.db'}")
     try:
         await build_legacy_database(db)
-        async with db.write() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO oauth_clients (client_id, name, secret_hash, created_at)"
-                    " VALUES ('byoc_old', 'cxone', 'h', 1)"
-                )
-            )
+        insert = text(
+            "INSERT INTO oauth_clients (client_id, name, secret_hash, created_at)"
+            " VALUES ('byoc_old', 'cxone', 'h', 1)"
+        )
+        await db.run_write(lambda conn: conn.execute(insert))
         await upgrade(db)
         assert await current_version(db) == latest_version()
-        async with db.read() as conn:
-            client = await repo.get_client(conn, "byoc_old")
+        client = await db.run_read(clients.get_client, "byoc_old")
         assert client is not None
         assert client.tenant_id == DEFAULT_TENANT_ID
     finally:
