@@ -12,9 +12,10 @@ under `TYPE_CHECKING` too) and holds the code to this table. Nothing imports thi
     outbox         durable side effects
     conversations  the domain
     channels       platform adapters, and `channels.keys`, the key per purpose derived from a
-                   channel secret that adapters and route modules sign and verify with; `delivery`, the outbox handlers that hand a row to CXone
-                   or to an adapter (it needs both the domain and the adapters); `provisioning`,
-                   which creates channels in CXone and maps them to an adapter
+                   channel secret that adapters and route modules sign and verify with;
+                   `delivery`, the outbox handlers that hand a row to CXone or to an adapter (it
+                   needs both the domain and the adapters); `provisioning`, which creates
+                   channels in CXone and maps them to an adapter
     routes         everything that answers HTTP: `api` (problems, limits, the hot path,
                    health, readiness, the narrow dependencies), `box`, `admin`, and the route
                    modules that live beside their channel (platform API, widget socket and script,

@@ -16,10 +16,11 @@ from byoc.errors import (
     ConversationEnded,
     ConversationNotFound,
     Forbidden,
+    MessageNotFound,
     RecipientRejected,
 )
 from byoc.ids import new_id
-from byoc.store import channels, conversations, customers, tenants
+from byoc.store import channels, conversations, customers, messages, tenants
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 # How long a channel or a tenant's brand read from the store is trusted: a channel deleted or
@@ -54,13 +55,31 @@ class ChannelCache:
         self._channels[channel_id] = (now + LOOKUP_TTL_SECONDS, channel)
         return channel
 
-    def tenant_channel(self, conn: Connection, channel_id: str, tenant_id: str) -> Channel:
-        """The channel, if it belongs to `tenant_id`. Another tenant's channel is answered
-        exactly as an unknown one, so a caller learns nothing about what others have."""
+    def tenant_channel(
+        self, conn: Connection, channel_id: str, tenant_id: str, brand: dict[str, Any] | None
+    ) -> Channel:
+        """The channel, if it belongs to `tenant_id` and `brand` (when given) is the tenant's.
+        Another tenant's channel is answered exactly as an unknown one, so a caller learns
+        nothing about what others have."""
         channel = self.channel(conn, channel_id)
         if channel.tenant_id != tenant_id:
             raise ChannelNotFound(f"no channel {channel_id!r}")
+        self.check_brand(conn, channel, brand)
         return channel
+
+    def agent_thread(
+        self, conn: Connection, incoming: AgentMessageIn, channel_id: str | None, tenant_id: str
+    ) -> tuple[Channel, Conversation, Customer | None]:
+        """The channel and thread of an agent message sent for `tenant_id`: the threads of
+        other tenants' channels are not found."""
+        if channel_id is not None:
+            self.tenant_channel(conn, channel_id, tenant_id, None)
+        conversation, customer = conversation_for_agent(conn, incoming, channel_id)
+        channel = self.channel(conn, conversation.channel_id)
+        if channel.tenant_id != tenant_id:
+            raise ConversationNotFound(f"no thread {incoming.thread_id or incoming.de_thread_id!r}")
+        self.check_brand(conn, channel, incoming.brand)
+        return channel, conversation, customer
 
     def _brand_of(self, conn: Connection, tenant_id: str) -> dict[str, str]:
         now = time.monotonic()
@@ -202,3 +221,22 @@ def recipient(conn: Connection, channel: Channel, recipients: list[dict[str, Any
             f"recipient {recipient_id!r} has opted out of messages", recipient_id=recipient_id
         )
     return customer
+
+
+def receipt_message(
+    conn: Connection, channel: Channel, message_id: str, customer_id: str | None
+) -> Message:
+    """The agent message of `channel` a receipt is for.
+
+    `customer_id` is the customer who sends the receipt when the platform speaks for one
+    customer (a widget): only the messages of that customer's own conversations are theirs
+    to report. None when the sender speaks for the whole channel (the signed platform API).
+    """
+    message = messages.get_message(conn, message_id)
+    if message is None or message.channel_id != channel.id or message.sender == "customer":
+        raise MessageNotFound(f"no agent message {message_id!r} in channel {channel.id!r}")
+    if customer_id is not None:
+        conversation = conversations.get_conversation(conn, message.conversation_id)
+        if conversation is None or conversation.customer_id != customer_id:
+            raise MessageNotFound(f"no agent message {message_id!r} in your conversations")
+    return message

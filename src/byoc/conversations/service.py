@@ -34,24 +34,14 @@ from byoc.errors import (
     ConversationNotFound,
     CustomerNotFound,
     InvalidInput,
-    MessageNotFound,
 )
 from byoc.ids import new_id
 from byoc.outbox import kinds
 from byoc.outbox.kinds import enqueue
-from byoc.store import (
-    Database,
-    DuplicateError,
-    conversations,
-    customers,
-    messages,
-)
+from byoc.store import Database, DuplicateError, conversations, customers, messages
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 TYPING_TTL_MS = 15_000
-# How long a channel or a tenant's brand read from the store is trusted: a channel deleted or
-# re-branded elsewhere is refused here at most this much later (its deliveries re-read it).
-LOOKUP_TTL_SECONDS = 2.0
 
 
 class ConversationService:
@@ -171,21 +161,11 @@ class ConversationService:
         customer_id: str | None,
     ) -> Message:
         """The platform says the customer received or saw an agent message; tell CXone.
-
-        `customer_id` is the customer who sends the receipt when the platform speaks for one
-        customer (a widget): only the messages of that customer's own conversations are theirs
-        to report. None when the sender speaks for the whole channel (the signed platform API).
-        """
+        (`customer_id`: see `lookups.receipt_message`.)"""
 
         def tx(conn: Connection) -> tuple[Message, bool]:
             channel = self._cache.channel(conn, channel_id)
-            message = messages.get_message(conn, message_id)
-            if message is None or message.channel_id != channel.id or message.sender == "customer":
-                raise MessageNotFound(f"no agent message {message_id!r} in channel {channel.id!r}")
-            if customer_id is not None:
-                conversation = conversations.get_conversation(conn, message.conversation_id)
-                if conversation is None or conversation.customer_id != customer_id:
-                    raise MessageNotFound(f"no agent message {message_id!r} in your conversations")
+            message = lookups.receipt_message(conn, channel, message_id, customer_id)
             if message.status == "seen" or message.status == status:
                 return message, False  # receipts repeat; CXone needs each once
             messages.set_message_status(conn, message.id, status)
@@ -296,8 +276,7 @@ class ConversationService:
     async def receive_agent_message(
         self, incoming: AgentMessageIn, *, channel_id: str | None, tenant_id: str
     ) -> Delivered:
-        """A reply on a thread the middleware knows (legacy or DFO 3.0 style), sent for the
-        tenant `tenant_id`: the threads of other tenants' channels are not found."""
+        """A reply on a thread the middleware knows (legacy or DFO 3.0 style), for one tenant."""
         delivered = await self._write_once(
             incoming,
             lambda conn: self._receive_agent_message(conn, incoming, channel_id, tenant_id),
@@ -309,13 +288,9 @@ class ConversationService:
     def _receive_agent_message(
         self, conn: Connection, incoming: AgentMessageIn, channel_id: str | None, tenant_id: str
     ) -> Delivered:
-        if channel_id is not None:
-            self._cache.tenant_channel(conn, channel_id, tenant_id)
-        conversation, customer = lookups.conversation_for_agent(conn, incoming, channel_id)
-        channel = self._cache.channel(conn, conversation.channel_id)
-        if channel.tenant_id != tenant_id:
-            raise ConversationNotFound(f"no thread {incoming.thread_id or incoming.de_thread_id!r}")
-        self._cache.check_brand(conn, channel, incoming.brand)
+        channel, conversation, customer = self._cache.agent_thread(
+            conn, incoming, channel_id, tenant_id
+        )
         if incoming.retry_id:
             existing = messages.find_message_by_de_id(conn, channel.id, incoming.retry_id)
             if existing is not None:
@@ -334,8 +309,7 @@ class ConversationService:
         """An agent starts a new thread with a customer the platform knows."""
 
         def tx(conn: Connection) -> Delivered:
-            channel = self._cache.tenant_channel(conn, channel_id, tenant_id)
-            self._cache.check_brand(conn, channel, incoming.brand)
+            channel = self._cache.tenant_channel(conn, channel_id, tenant_id, incoming.brand)
             if incoming.retry_id:
                 existing = messages.find_message_by_de_id(conn, channel.id, incoming.retry_id)
                 if existing is not None:
@@ -380,8 +354,7 @@ class ConversationService:
         brand: dict[str, Any] | None,
     ) -> None:
         def read(conn: Connection) -> None:
-            channel = self._cache.tenant_channel(conn, channel_id, tenant_id)
-            self._cache.check_brand(conn, channel, brand)
+            channel = self._cache.tenant_channel(conn, channel_id, tenant_id, brand)
             lookups.recipient(conn, channel, recipients)
 
         await self._db.run_read(read)
@@ -397,8 +370,7 @@ class ConversationService:
         author: dict[str, Any] | None = None,
     ) -> None:
         def tx(conn: Connection) -> None:
-            channel = self._cache.tenant_channel(conn, channel_id, tenant_id)
-            self._cache.check_brand(conn, channel, brand)
+            channel = self._cache.tenant_channel(conn, channel_id, tenant_id, brand)
             conversation = conversations.get_conversation(conn, thread_id)
             if conversation is None or conversation.channel_id != channel.id:
                 raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
