@@ -21,7 +21,7 @@ from byoc.channels.keys import PLATFORM_REQUEST, derive_key
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
 from byoc.channels.webchat.identity import user_signature
 from tests.support.emulator import Emulator
-from tests.support.stack import SIGNING_KEY, Stack, running_stack
+from tests.support.stack import SIGNING_KEY, Stack, box_token, running_stack
 from tests.support.webchat import Webchat
 from tests.support.widget import widget
 
@@ -152,16 +152,7 @@ def test_the_request_key_is_derived_from_the_channel_secret(stack: Stack) -> Non
 
 
 def test_box_tokens_are_checked_for_issuer_audience_key_and_expiry(stack: Stack) -> None:
-    response = httpx.post(
-        stack.url + "/integration/box/1.0/token",
-        json={
-            "client_id": stack.client_id,
-            "client_secret": stack.client_secret,
-            "grant_type": "client_credentials",
-        },
-    )
-    assert response.status_code == 200, response.text
-    good = response.json()["access_token"]
+    good = box_token(stack)
     header = jwt.get_unverified_header(good)
     claims = jwt.decode(good, options={"verify_signature": False})
     assert header["alg"] == "HS256"
