@@ -102,9 +102,14 @@ _widget_frame: TypeAdapter[WidgetFrame] = TypeAdapter(WidgetFrame)
 def parse_widget_frame(raw: str) -> WidgetFrame:
     """The frame a widget sent, or a FrameError saying what is wrong with it."""
     try:
-        return _widget_frame.validate_json(raw)
+        frame = _widget_frame.validate_json(raw)
     except ValidationError as exc:
         problem = exc.errors(include_url=False)[0]
+    else:
+        if _NUL_ESCAPE in raw and _holds_nul(frame):
+            client_id = frame.client_id if isinstance(frame, MessageFrame) else None
+            raise FrameError("invalid-input", "NUL characters are refused", client_id)
+        return frame
     if problem["type"] == "union_tag_invalid":
         # An unknown type may still name the message it is about.
         with_id = _client_id(raw)
@@ -113,6 +118,27 @@ def parse_widget_frame(raw: str) -> WidgetFrame:
         raise FrameError("invalid", "a frame needs a type")
     where = ".".join(str(part) for part in problem["loc"][1:])
     raise FrameError("invalid", f"{where}: {problem['msg']}" if where else problem["msg"])
+
+
+# A NUL can only arrive as this JSON escape (a raw one is invalid JSON); a lone surrogate
+# escape is already refused by the parser. PostgreSQL cannot store NUL and SQLite can: refused
+# here, the widget gets the same answer on both.
+_NUL_ESCAPE = "\\u0000"
+
+
+def _holds_nul(frame: WidgetFrame) -> bool:
+    pending: list[object] = list(frame.model_dump().values())
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 def _client_id(raw: str) -> str | None:
