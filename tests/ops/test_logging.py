@@ -4,43 +4,19 @@ from __future__ import annotations
 
 import contextvars
 import io
-import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from byoc.ops.logging import (
-    QUIET_LOGGERS,
-    UVICORN_LOGGERS,
-    MessageText,
-    bind,
-    configure,
-    unconfigure,
-)
+from byoc.ops.logging import UVICORN_LOGGERS, MessageText, bind, configure, unconfigure
 from byoc.settings import Settings
+from tests.support.logs import lines, restore_logging
 from tests.support.stack import Stack
 from tests.support.waiting import wait_for
 
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    saved = [(root, root.level, root.propagate, list(root.handlers))]
-    for name in (*UVICORN_LOGGERS, *QUIET_LOGGERS):
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.level, logger.propagate, list(logger.handlers)))
-    yield
-    for logger, level, propagate, handlers in saved:
-        logger.setLevel(level)
-        logger.propagate = propagate
-        logger.handlers[:] = handlers
-
-
-def lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+__all__ = ["restore_logging"]  # a fixture
 
 
 def test_request_id_is_echoed_or_made_up(stack: Stack) -> None:
@@ -156,38 +132,3 @@ def test_outbox_log_lines_name_the_conversation(stack: Stack, restore_logging: N
         unconfigure(handler)
     assert entry["level"] == "error"
     assert entry["conversation_id"] == accepted["threadId"]
-
-
-def test_capabilities_never_reach_the_log(stack: Stack, restore_logging: None) -> None:
-    stream = io.StringIO()
-    handler = configure(Settings(log_level="info"), stream=stream)
-    try:
-        with httpx.Client(base_url=stack.url, timeout=5) as client:
-            response = client.get(
-                "/webchat/v1/attachments/att_1/capability-9f8e7d?download=secret-value-1",
-                headers={"X-Request-Id": "scrub-1"},
-            )
-        assert response.status_code in (401, 403, 404)
-
-        def access_line() -> dict[str, Any] | None:
-            for entry in lines(stream):
-                if entry["logger"] == "uvicorn.access" and entry.get("request_id") == "scrub-1":
-                    return entry
-            return None
-
-        entry = wait_for(access_line, what="the access log line of the request")
-        logging.getLogger("byoc.test").warning(
-            "agent attachment %s answered %s; link kept",
-            "https://bucket.example/a.png?X-Amz-Credential=AKIA123&X-Amz-Signature=deadbeef99",
-            403,
-            extra={"url": "https://bucket.example/b.png?X-Amz-Signature=cafebabe77"},
-        )
-    finally:
-        unconfigure(handler)
-    assert "/webchat/v1/attachments/att_1/[redacted]" in entry["message"]
-    assert "color_message" not in entry
-    text = stream.getvalue()
-    for secret in ("capability-9f8e7d", "secret-value-1", "AKIA123", "deadbeef99", "cafebabe77"):
-        assert secret not in text
-    assert "X-Amz-Signature=[redacted]" in text
-    assert "\x1b[" not in text

@@ -7,6 +7,7 @@
 - `webchat`, `widget`, `widget_page`: a web chat channel, a protocol-level widget client and
   the widget in a browser page.
 - `cluster`: middleware processes on one PostgreSQL database; `postgres`: a database each.
+- `logs`: JSON log lines and a fixture that restores logging.
 - `cli`, `action_pages`, `problems`: the `byoc` command in-process, the action pages, RFC 9457
   answers.
 """
