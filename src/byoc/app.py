@@ -24,6 +24,7 @@ from byoc.api.deps import Services
 from byoc.api.health import router as health_router
 from byoc.api.hot import HotRoutes
 from byoc.api.limits import BodyLimitMiddleware
+from byoc.api.listeners import ListenerSplit
 from byoc.api.readiness import CachedVerdict
 from byoc.api.text_guard import TextGuardMiddleware
 from byoc.box.credentials import ActiveClients, TokenIssuer
@@ -269,6 +270,9 @@ def create_app(
         larger_for=((UPLOAD_PATH, MAX_UPLOAD_BYTES),),
     )
     app.add_middleware(WidgetCorsMiddleware)
+    if settings.ops_port is not None:
+        # Before anything else of ours: the operations listener serves its paths only.
+        app.add_middleware(ListenerSplit, ops_port=settings.ops_port)
     # Outermost of ours: every answer, a 413 included, is timed and carries a request id.
     app.add_middleware(RequestTelemetryMiddleware, metrics=metrics)
     tracer_provider = configure_tracing(app, settings, span_exporter)

@@ -14,3 +14,9 @@ def same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(
         given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
     )
+
+
+def bearer_matches(authorization: str, expected: str) -> bool:
+    """Whether an `Authorization` header value is `Bearer <expected>` (any case of `Bearer`)."""
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and same_secret(token.strip(), expected)

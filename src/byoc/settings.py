@@ -13,7 +13,14 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from limits import parse as parse_rate_limit
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "development-only"})
@@ -205,6 +212,14 @@ class Settings(BaseSettings):
     # The admin API (business-initiated outbound); disabled while empty.
     admin_token: SecretStr = SecretStr("")
 
+    # `/metrics` off the public listener. With `ops_port`, `byoc serve` also listens there (on
+    # `ops_host`, else the main listener's address) for `/metrics`, `/healthz` and `/readyz`
+    # only, and the main listener answers `/metrics` with 404. With `metrics_token`, `/metrics`
+    # wants `Authorization: Bearer <token>` wherever it is served. Production needs one of them.
+    ops_port: int | None = Field(default=None, ge=1, le=65_535)
+    ops_host: str | None = None
+    metrics_token: SecretStr = SecretStr("")
+
     # Requests to addresses someone else chose (agent attachments, platform webhooks) never go
     # to loopback, private or link-local addresses except those in these comma-separated CIDRs
     # (development and tests: "127.0.0.1/32"). Production refuses to start with any unless
@@ -220,6 +235,13 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(entry, strict=False)
             except ValueError as exc:
                 raise ValueError(f"{entry!r} is not an IP network (CIDR): {exc}") from None
+        return value
+
+    @field_validator("ops_port")
+    @classmethod
+    def _ops_port_apart(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and value == info.data.get("port"):
+            raise ValueError("must differ from BYOC_PORT: the two listeners serve different routes")
         return value
 
     @field_validator(
@@ -268,17 +290,25 @@ class Settings(BaseSettings):
     def _production_problems(self, *, skip_signing_key: bool) -> list[str]:
         """What production refuses beyond placeholders: each problem is one line."""
         problems: list[str] = []
-        secrets_to_check = [("BYOC_ADMIN_TOKEN", self.admin_token.get_secret_value())]
+        secrets_to_check = [
+            ("BYOC_ADMIN_TOKEN", self.admin_token.get_secret_value()),
+            ("BYOC_METRICS_TOKEN", self.metrics_token.get_secret_value()),
+        ]
         if not skip_signing_key:
             secrets_to_check.append(
                 ("BYOC_TOKEN_SIGNING_KEY", self.token_signing_key.get_secret_value())
             )
         for name, secret in secrets_to_check:
-            if name == "BYOC_ADMIN_TOKEN" and secret == "":
-                continue  # the admin API is disabled
+            if name != "BYOC_TOKEN_SIGNING_KEY" and secret == "":
+                continue  # the admin API is disabled; /metrics is not served with a token
             problem = weak_secret_problem(name, secret)
             if problem:
                 problems.append(problem)
+        if self.ops_port is None and not self.metrics_token.get_secret_value():
+            problems.append(
+                "GET /metrics would be public on the main listener: set BYOC_OPS_PORT (a "
+                "separate listener for it and the probes) or BYOC_METRICS_TOKEN (a bearer token)"
+            )
         values = {
             "BYOC_CXONE_ACCESS_KEY_ID": self.cxone_access_key_id,
             "BYOC_CXONE_ACCESS_KEY_SECRET": self.cxone_access_key_secret.get_secret_value(),

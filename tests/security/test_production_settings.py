@@ -21,6 +21,7 @@ from byoc.settings import (
 STRONG = {
     "token_signing_key": secrets.token_urlsafe(48),
     "admin_token": secrets.token_urlsafe(32),
+    "metrics_token": secrets.token_urlsafe(32),
     "public_url": "https://byoc.example.com",
     "cxone_api_url": "https://api-de-na1.niceincontact.com/dfo/3.0",
     "cxone_token_url": "https://cxone.niceincontact.com/auth/token",

@@ -247,6 +247,7 @@ def test_production_refuses_a_private_allow_list_without_the_second_flag() -> No
         "cxone_access_key_secret": "s" + base64.b64encode(bytes(range(1, 41))).decode(),
         "cxone_client_id": "app-" + "Zx9" * 5,
         "cxone_client_secret": "c" + base64.b64encode(bytes(range(2, 42))).decode(),
+        "ops_port": 8081,
     }
     Settings(**strong)  # the baseline starts
     with pytest.raises(ValidationError) as refused:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from byoc.api.deps import ConversationsDep, SettingsDep
-from byoc.compare import same_secret
+from byoc.compare import bearer_matches
 from byoc.errors import NotFound, Unauthenticated
 
 router = APIRouter(prefix="/admin/v1", tags=["Admin API"])
@@ -18,8 +18,7 @@ async def admin_caller(request: Request, settings: SettingsDep) -> None:
     expected = settings.admin_token.get_secret_value()
     if not expected:
         raise NotFound("the admin API is disabled (set BYOC_ADMIN_TOKEN)")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not same_secret(token.strip(), expected):
+    if not bearer_matches(request.headers.get("authorization", ""), expected):
         raise Unauthenticated("the admin bearer token is missing or wrong")
 
 

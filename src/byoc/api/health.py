@@ -1,11 +1,17 @@
-"""Liveness (no I/O), readiness (store, schema, CXone token) and the Prometheus scrape."""
+"""Liveness (no I/O), readiness (store, schema, CXone token) and the Prometheus scrape (behind
+`BYOC_METRICS_TOKEN` when set; `byoc.api.listeners` keeps it off the main listener when
+`BYOC_OPS_PORT` is set)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from byoc.api.deps import CxoneReadinessDep, DatabaseDep, MetricsDep, TenantsDep
+from byoc.api.deps import CxoneReadinessDep, DatabaseDep, MetricsDep, SettingsDep, TenantsDep
+from byoc.compare import bearer_matches
+from byoc.errors import Unauthenticated
 from byoc.ops.metrics import CONTENT_TYPE
 from byoc.store import StoreError
 from byoc.store.migrations import current_version, latest_version
@@ -44,6 +50,15 @@ async def readyz(
     )
 
 
+async def metrics_reader(request: Request, settings: SettingsDep) -> None:
+    """With BYOC_METRICS_TOKEN, only a caller with `Authorization: Bearer <token>` may scrape."""
+    expected = settings.metrics_token.get_secret_value()
+    if expected and not bearer_matches(request.headers.get("authorization", ""), expected):
+        raise Unauthenticated("the metrics bearer token is missing or wrong")
+
+
 @router.get("/metrics", include_in_schema=False)
-async def metrics(metrics: MetricsDep) -> Response:
+async def metrics(
+    metrics: MetricsDep, _reader: Annotated[None, Depends(metrics_reader)]
+) -> Response:
     return Response(await metrics.render(), media_type=CONTENT_TYPE)

@@ -6,6 +6,8 @@ import argparse
 import gc
 import logging
 import resource
+import socket
+import sys
 from typing import TYPE_CHECKING, Any
 
 from byoc.cli._common import SubParsers, add
@@ -70,24 +72,41 @@ def server_config(
     return uvicorn.Config(app, **options)
 
 
+def bind_listeners(config: uvicorn.Config, settings: Settings) -> list[socket.socket]:
+    """The sockets of one `byoc serve`, bound before the app starts (so one process or several
+    can serve them): the main listener at the config's address and, with BYOC_OPS_PORT, the
+    operations listener (`byoc.api.listeners` tells them apart by port)."""
+    import uvicorn
+
+    sockets = [config.bind_socket()]
+    if settings.ops_port is not None:
+        host = settings.ops_host or config.host
+        ops = uvicorn.Config(config.app, host=host, port=settings.ops_port, log_config=None)
+        sockets.append(ops.bind_socket())
+        log.info("operations listener (/metrics, /healthz, /readyz) on %s:%d", host, ops.port)
+    return sockets
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from byoc.app import create_app
     from byoc.ops.logging import configure as configure_logging
 
+    port = args.port or settings.port
+    if settings.ops_port == port:
+        print(f"byoc serve: BYOC_OPS_PORT must differ from the port ({port})", file=sys.stderr)
+        return 2
     configure_logging(settings)  # JSON lines, uvicorn's own loggers included
     app = create_app(settings)
-    config = server_config(
-        app, settings, host=args.host or settings.host, port=args.port or settings.port
-    )
+    config = server_config(app, settings, host=args.host or settings.host, port=port)
     # Everything loaded so far (FastAPI, SQLAlchemy, pydantic, our modules) lives as long as the
     # process: moved out of the collector's sight, a full collection no longer walks it. Without
     # this, each full collection under load paused the event loop for ~60 ms (bench/README.md).
     gc.collect()
     gc.freeze()
     server = uvicorn.Server(config)
-    server.run()
+    server.run(sockets=bind_listeners(config, settings))
     return 0 if server.started else 3  # uvicorn's own exit code for a failed start
 
 
