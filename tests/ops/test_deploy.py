@@ -162,6 +162,44 @@ def test_manifests_fit_together_and_match_the_app() -> None:
     }
 
 
+def test_metrics_are_scraped_on_the_ops_port_which_no_service_exposes() -> None:
+    kinds = by_kind()
+    deployment, service = kinds["Deployment"], kinds["Service"]
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    ops_port = int(env["BYOC_OPS_PORT"])
+    assert ports["ops"] == ops_port
+    assert ports["http"] == int(env["BYOC_PORT"]) != ops_port
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == {"http"}
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(ops_port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+    (job,) = yaml.safe_load((ROOT / "deploy" / "prometheus" / "scrape.yml").read_text())[
+        "scrape_configs"
+    ]
+    assert job["metrics_path"] == "/metrics"
+    assert [sd["role"] for sd in job["kubernetes_sd_configs"]] == ["pod"]
+    kept = {
+        tuple(rule["source_labels"]): rule["regex"]
+        for rule in job["relabel_configs"]
+        if rule.get("action", "replace") == "keep"
+    }
+    assert kept[("__meta_kubernetes_pod_container_port_name",)] == "ops"
+    label_keys = [
+        key for key in kept if all(k.startswith("__meta_kubernetes_pod_label_") for k in key)
+    ]
+    (label_key,) = label_keys
+    wanted = dict(zip(label_key, kept[label_key].split(";"), strict=True))
+    labels = {
+        "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", name): value
+        for name, value in pod["metadata"]["labels"].items()
+    }
+    assert wanted.items() <= labels.items()
+
+
 # --- alert rules and dashboard ---------------------------------------------------------------
 
 _PROMQL_WORDS = frozenset(
