@@ -22,7 +22,7 @@ from byoc.cxone import (
     CxoneRejected,
     CxoneUnavailable,
 )
-from byoc.outbox import PermanentFailure, RetryLater
+from byoc.outbox import Gone, PermanentFailure, RetryLater
 from byoc.store import Connection, Database, channels, conversations, messages
 from byoc.store.records import Channel, Conversation, Customer, Message
 
@@ -68,18 +68,19 @@ async def load(
 
 
 def _load(conn: Connection, *, message_id: str | None, conversation_id: str | None) -> Loaded:
-    """What a handler needs about a row, in one read transaction."""
+    """What a handler needs about a row, in one read transaction. A message or conversation
+    that is gone (purged by retention, erased) raises `Gone`: the row is settled unsent."""
     message = None
     if message_id is not None:
         found = messages.get_message_in_context(conn, message_id)
         if found is None:
-            raise PermanentFailure(f"message {message_id!r} no longer exists")
+            raise Gone(f"message {message_id!r} no longer exists")
         message, conversation, customer = found
     else:
         assert conversation_id is not None
         both = conversations.get_conversation_and_customer(conn, conversation_id)
         if both is None:
-            raise PermanentFailure(f"conversation {conversation_id!r} no longer exists")
+            raise Gone(f"conversation {conversation_id!r} no longer exists")
         conversation, customer = both
     channel = channels.get_channel(conn, conversation.channel_id)
     if channel is None:

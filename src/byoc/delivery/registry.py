@@ -4,12 +4,15 @@
 A handler here takes the row's typed payload and returns an `Outcome`. Beneath it, the code it
 calls (a CXone call through `cxone_call`, a channel adapter, a lookup) raises the
 `byoc.outbox.errors` tree; `_route` is the one place that turns it into the outcome:
-`RetryLater` → `Retry`, `PermanentFailure` → `DeadLetter`. A payload that does not fit its
-kind is dead-lettered, as nothing would ever deliver it.
+`RetryLater` → `Retry`, `PermanentFailure` → `DeadLetter`, `Gone` → `Settled` with a warning
+(the message or conversation was purged or erased: there is nothing left to deliver, and a
+dead letter would only keep a reference to it). A payload that does not fit its kind is
+dead-lettered, as nothing would ever deliver it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -20,12 +23,14 @@ from byoc.clock import Clock
 from byoc.conversations.lifecycle import LifecycleLoops
 from byoc.delivery.to_cxone import ToCxone
 from byoc.delivery.to_platform import ToPlatform
-from byoc.outbox import PermanentFailure, RetryLater, kinds
-from byoc.outbox.outcome import DeadLetter, Outcome, Retry
+from byoc.outbox import Gone, PermanentFailure, RetryLater, kinds
+from byoc.outbox.outcome import DeadLetter, Outcome, Retry, Settled
 from byoc.outbox.worker import DeadLetterHook, Handler
 from byoc.store import Connection, Database
 from byoc.store.records import OutboxRow
 from byoc.tenancy import TenantClients
+
+log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=kinds.Payload)
 
@@ -55,6 +60,9 @@ def _route(
             return Retry(str(exc), exc.retry_after)
         except PermanentFailure as exc:
             return DeadLetter(str(exc))
+        except Gone as exc:
+            log.warning("outbox: row %s (%s) settled without delivery: %s", row.id, row.kind, exc)
+            return Settled()
 
     return cls.KIND, handler
 

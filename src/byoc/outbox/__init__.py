@@ -5,6 +5,6 @@ delivers it. Rows that share a `lane` (one per conversation and direction) are d
 strictly in insertion order: a lane's next row is not claimed while an earlier one is pending.
 """
 
-from byoc.outbox.errors import DeliveryError, PermanentFailure, RetryLater
+from byoc.outbox.errors import DeliveryError, Gone, PermanentFailure, RetryLater
 
-__all__ = ["DeliveryError", "PermanentFailure", "RetryLater"]
+__all__ = ["DeliveryError", "Gone", "PermanentFailure", "RetryLater"]

@@ -5,7 +5,9 @@ outcomes only.
 
 DeliveryError
 ├── RetryLater        the other side is unavailable: try again after a backoff
-└── PermanentFailure  the other side refused the delivery: dead-letter it now
+├── PermanentFailure  the other side refused the delivery: dead-letter it now
+└── Gone              what the row is about no longer exists here (purged by retention,
+                      erased, never written): nothing to deliver, the row is settled
 """
 
 from __future__ import annotations
@@ -23,3 +25,8 @@ class RetryLater(DeliveryError):
 
 class PermanentFailure(DeliveryError):
     pass
+
+
+class Gone(DeliveryError):
+    """The row names a message or conversation the store no longer holds. Its text names ids
+    only, never content."""
