@@ -47,6 +47,7 @@ from byoc.channels.webhook import WebhookAdapter
 from byoc.clock import Clock, SystemClock
 from byoc.conversations.lifecycle import LifecycleLoops
 from byoc.conversations.policy import LifecyclePolicy
+from byoc.conversations.retention import RetentionPurger
 from byoc.conversations.service import ConversationService
 from byoc.delivery import Deliveries
 from byoc.http import HttpClient
@@ -82,6 +83,7 @@ class Runtime:
     worker: OutboxWorker
     lifecycle: LifecycleLoops
     upload_sweeper: UploadSweeper
+    retention: RetentionPurger | None  # None: BYOC_RETENTION_DAYS unset, everything is kept
 
 
 async def build_runtime(
@@ -189,6 +191,16 @@ async def build_runtime(
         interval_seconds=settings.widget_upload_sweep_interval_seconds,
         batch_size=settings.widget_upload_sweep_batch,
     )
+    retention = None
+    if settings.retention_days is not None:
+        retention = RetentionPurger(
+            db,
+            clock,
+            days=settings.retention_days,
+            interval_seconds=settings.retention_interval_seconds,
+            batch_size=settings.retention_batch,
+            on_purged=lambda kind, n: metrics.retention_purged.labels(kind).inc(n),
+        )
     return Runtime(
         services=services,
         http=http,
@@ -196,6 +208,7 @@ async def build_runtime(
         worker=worker,
         lifecycle=lifecycle,
         upload_sweeper=sweeper,
+        retention=retention,
     )
 
 
@@ -218,16 +231,20 @@ def create_app(
         worker_task = asyncio.create_task(runtime.worker.run(), name="outbox-worker")
         lifecycle_task = asyncio.create_task(runtime.lifecycle.run(), name="lifecycle")
         sweeper_task = asyncio.create_task(runtime.upload_sweeper.run(), name="upload-sweeper")
+        tasks = [worker_task, lifecycle_task, sweeper_task]
+        if runtime.retention is not None:
+            tasks.append(asyncio.create_task(runtime.retention.run(), name="retention"))
         try:
             yield deps.lifespan_state(runtime.services)
         finally:
             runtime.lifecycle.stop()
             runtime.upload_sweeper.stop()
+            if runtime.retention is not None:
+                runtime.retention.stop()
             await runtime.worker.stop()
-            worker_task.cancel()
-            lifecycle_task.cancel()
-            sweeper_task.cancel()
-            for task in (worker_task, lifecycle_task, sweeper_task):
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if isinstance(runtime.services.bus, PostgresBus):

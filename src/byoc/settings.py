@@ -158,6 +158,13 @@ class Settings(BaseSettings):
     widget_upload_sweep_interval_seconds: float = Field(default=60.0, gt=0)
     widget_upload_sweep_batch: int = Field(default=200, ge=1)
 
+    # Retention: conversations ended more than this many days ago lose their messages and
+    # attachments (unset: kept for ever). The purge runs every interval, in batches of this many
+    # messages and conversations a transaction.
+    retention_days: int | None = Field(default=None, ge=1)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    retention_batch: int = Field(default=500, ge=1)
+
     # Limits and the platform API.
     max_body_bytes: int = 1_048_576
     signature_tolerance_seconds: int = 300

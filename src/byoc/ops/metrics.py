@@ -6,6 +6,8 @@ Families, all prefixed `byoc_`:
     cxone_request_duration_seconds{method,path,outcome}        histogram, path = template
     cxone_token_refreshes_total                                 counter (read at scrape)
     box_tokens_issued_total                                     counter
+    retention_purged_total{kind}                                counter (message, attachment,
+                                                                conversation)
     outbox_rows{state}                                          gauge (queried at scrape)
     outbox_oldest_pending_age_seconds                           gauge (queried at scrape)
     outbox_deliveries_total{result}                             counter (read at scrape)
@@ -184,6 +186,13 @@ class Metrics:
         self.box_tokens_issued = Counter(
             "byoc_box_tokens_issued",
             "Access tokens issued to CXone by the box token endpoint.",
+            registry=r,
+        )
+        self.retention_purged = Counter(
+            "byoc_retention_purged",
+            "What the retention purge deleted, by kind: message, attachment, conversation "
+            "(an ended conversation whose last content went).",
+            ["kind"],
             registry=r,
         )
         self.open_sockets = Gauge(

@@ -130,10 +130,14 @@ conversations = Table(
     Column("countdown_deadline", BigInteger),
     Column("de_checked_at", BigInteger),
     Column("dismissed_at", BigInteger),
+    # When the retention purge deleted the ended conversation's messages and attachments; the
+    # row itself stays, without content (`byoc.conversations.retention`).
+    Column("purged_at", BigInteger),
     Index("conversations_by_customer", "customer_id", "state"),
     Index("conversations_by_de_thread", "de_thread_id"),
     Index("conversations_idle", "state", "idle_deadline"),
     Index("conversations_countdown", "state", "countdown_deadline"),
+    Index("conversations_retention", "state", "purged_at", "ended_at"),
 )
 
 messages = Table(
