@@ -1,6 +1,7 @@
 """The `byoc` command line: one module per noun, each adding its commands to the parser.
 
-serve, doctor, demo, db, clients, tenants, channels, custom-fields, setup, outbound, outbox;
+serve, doctor, demo, db, clients, tenants, channels, custom-fields, setup, outbound, outbox,
+customers;
 what they share (the parser helper, opening the store, CXone clients, output) is in `_common`.
 """
 
@@ -17,6 +18,7 @@ from byoc.cli import (
     channels,
     clients,
     custom_fields,
+    customers,
     db,
     demo,
     doctor,
@@ -43,6 +45,7 @@ NOUNS = (
     setup,
     outbound,
     outbox,
+    customers,
 )
 
 

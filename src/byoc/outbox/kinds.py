@@ -172,6 +172,12 @@ NAMES: tuple[str, ...] = tuple(BY_NAME)
 assert len(NAMES) == len(KINDS), "two kinds share a name"
 
 
+def conversation_lanes(conversation_id: str) -> list[str]:
+    """Every lane a row about this conversation may be in, whatever its kind."""
+    prefixes = sorted({k.LANE or k.DESTINATION for k in KINDS})
+    return [f"{prefix}:{conversation_id}" for prefix in prefixes]
+
+
 def enqueue(conn: Connection, payload: Payload, *, now: int, delay_ms: int = 0) -> int:
     """Queue `payload` in the caller's transaction, stamped `now` (ms, the caller's clock);
     the new row's id."""

@@ -183,6 +183,15 @@ def release_claims(conn: Connection, owner: str) -> None:
     )
 
 
+def delete_lanes(conn: Connection, lanes: list[str]) -> int:
+    """Delete every row of these lanes, pending or dead (a customer's erasure: nothing of
+    theirs may be delivered afterwards); how many went. A row in flight is deleted too: its
+    worker's settle or retry then finds nothing to change."""
+    if not lanes:
+        return 0
+    return conn.execute(delete(t.outbox).where(t.outbox.c.lane.in_(lanes))).rowcount
+
+
 def count_by_state(conn: Connection) -> list[tuple[str, int, int | None]]:
     """Per state: how many rows, and the oldest row's creation time."""
     o = t.outbox

@@ -38,6 +38,12 @@ def get_channel(conn: Connection, channel_id: str) -> Channel | None:
     return _channel(row) if row else None
 
 
+def get_channel_even_deleted(conn: Connection, channel_id: str) -> Channel | None:
+    """The channel, also when its mapping was deleted (its customers' data is still held)."""
+    row = conn.execute(select(t.channels).where(t.channels.c.id == channel_id)).first()
+    return _channel(row) if row else None
+
+
 def list_channels(conn: Connection) -> list[Channel]:
     query = select(t.channels).where(t.channels.c.deleted_at.is_(None)).order_by(t.channels.c.id)
     return [_channel(r) for r in conn.execute(query)]

@@ -1,0 +1,64 @@
+"""A customer's right to erasure: everything this service holds about one platform user of one
+channel goes, in one transaction.
+
+That is the customer row (name, platform user id, picture, custom fields, opt-out), their
+conversations, the messages of those conversations, their attachments (the files are the
+rows' data), and every outbox row in those conversations' lanes, pending or dead, so nothing
+of theirs is delivered afterwards. A delivery already under way when the transaction commits
+finds its row gone; one that starts later finds the message gone and settles its row unsent
+(`byoc.outbox.errors.Gone`).
+
+CXone keeps its own copy of what it was sent (the contacts and their transcripts): erasing
+there is done in CXone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from byoc.errors import ChannelNotFound
+from byoc.outbox import kinds
+from byoc.outbox import rows as outbox_rows
+from byoc.store import channels, customers, privacy
+from byoc.store.records import Channel
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What an erasure found and deleted; `customer_id` None when the channel holds no such
+    customer (erased before, or never seen): nothing was deleted."""
+
+    channel: Channel
+    customer_id: str | None = None
+    conversations: int = 0
+    messages: int = 0
+    attachments: int = 0
+    outbox_rows: int = 0
+
+    @property
+    def found(self) -> bool:
+        return self.customer_id is not None
+
+
+def erase_customer(conn: Connection, channel_id: str, external_id: str) -> Erasure:
+    """Erase the customer `external_id` (the platform's user id) of channel `channel_id`, in the
+    caller's transaction. `ChannelNotFound` when no such channel was ever mapped (a deleted
+    channel's customers can still be erased)."""
+    channel = channels.get_channel_even_deleted(conn, channel_id)
+    if channel is None:
+        raise ChannelNotFound(f"no channel {channel_id!r}")
+    customer = customers.find_customer(conn, channel.id, external_id)
+    if customer is None:
+        return Erasure(channel)
+    erased = privacy.erase_customer_data(conn, customer)
+    lanes = [lane for c in erased.conversation_ids for lane in kinds.conversation_lanes(c)]
+    return Erasure(
+        channel,
+        customer_id=customer.id,
+        conversations=len(erased.conversation_ids),
+        messages=erased.messages,
+        attachments=erased.attachments,
+        outbox_rows=outbox_rows.delete_lanes(conn, lanes),
+    )
