@@ -12,7 +12,10 @@ Two modes:
           that falls behind shows up in the percentiles instead of silently lowering the rate
           (no coordinated omission).
 
-Request bodies may contain `__SEQ__`, replaced by a per-request sequence number (unique ids).
+Request bodies may contain `__SEQ__`, replaced by a per-request sequence number (unique ids),
+and `__VAR__`, replaced by `variants[seq % len(variants)]` (e.g. spreading requests over
+conversations). Every result counts `ok_total`: the 2xx answers of the whole run, warm-up and
+answers that arrived after the measured window included (what the server accepted).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SEQ = "__SEQ__"
+VAR = "__VAR__"
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Spec:
     warmup: float = 1.0
     rate: float = 500.0
     max_connections: int = 512
+    variants: list[str] = field(default_factory=list)
 
 
 class Connection:
@@ -82,10 +87,15 @@ class Connection:
 
 
 def build_request(spec: Spec, seq: int) -> bytes:
-    body = spec.body.replace(SEQ, str(seq)).encode() if spec.body is not None else b""
+    text = spec.body
+    if text is not None:
+        text = text.replace(SEQ, str(seq))
+        if spec.variants:
+            text = text.replace(VAR, spec.variants[seq % len(spec.variants)])
+    body = text.encode() if text is not None else b""
     lines = [f"{spec.method} {spec.path} HTTP/1.1", f"Host: {spec.host}:{spec.port}"]
     lines += [f"{k}: {v}" for k, v in spec.headers.items()]
-    if spec.body is not None:
+    if text is not None:
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -123,9 +133,10 @@ async def closed_loop(spec: Spec) -> Any:
     statuses: dict[int, int] = {}
     errors = 0
     seq = 0
+    ok_total = 0
 
     async def worker(conn: Connection) -> None:
-        nonlocal seq, errors
+        nonlocal seq, errors, ok_total
         while True:
             seq += 1
             request = build_request(spec, seq)
@@ -140,6 +151,8 @@ async def closed_loop(spec: Spec) -> Any:
                 conn = await Connection.open(spec.host, spec.port)
                 continue
             done = time.perf_counter()
+            if 200 <= status < 300:
+                ok_total += 1
             if sent >= measure_from and done <= stop_at:
                 latencies.append(done - sent)
                 statuses[status] = statuses.get(status, 0) + 1
@@ -149,7 +162,9 @@ async def closed_loop(spec: Spec) -> Any:
     await asyncio.gather(*(worker(c) for c in connections))
     for c in connections:
         c.close()
-    return summary(latencies, statuses, errors, spec.duration)
+    result = summary(latencies, statuses, errors, spec.duration)
+    result["ok_total"] = ok_total
+    return result
 
 
 async def open_loop(spec: Spec) -> Any:
@@ -161,6 +176,7 @@ async def open_loop(spec: Spec) -> Any:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
+    ok_total = 0
     lag_max = 0.0
     tasks: set[asyncio.Task[None]] = set()
     clock = time.perf_counter  # uvloop's loop.time() has 1 ms resolution: too coarse here
@@ -169,7 +185,7 @@ async def open_loop(spec: Spec) -> Any:
     begin = clock() + 0.05
 
     async def one(seq: int, scheduled: float) -> None:
-        nonlocal opened, errors
+        nonlocal opened, errors, ok_total
         request = build_request(spec, seq)
         if idle.empty() and opened < spec.max_connections:
             opened += 1
@@ -185,6 +201,8 @@ async def open_loop(spec: Spec) -> Any:
             return
         done = clock()
         idle.put_nowait(conn)
+        if 200 <= status < 300:
+            ok_total += 1
         if seq >= warmup_count:
             latencies.append(done - scheduled)
             statuses[status] = statuses.get(status, 0) + 1
@@ -213,6 +231,7 @@ async def open_loop(spec: Spec) -> Any:
     latencies.extend([float("inf")] * unfinished)
     result = summary(latencies, statuses, errors + unfinished, spec.duration)
     result["unfinished"] = unfinished
+    result["ok_total"] = ok_total
     result["offered_rate"] = spec.rate
     result["dispatch_lag_max_ms"] = lag_max * 1000
     result["connections_opened"] = opened

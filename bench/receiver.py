@@ -4,18 +4,29 @@
 
 Raw asyncio (uvloop when installed), keep-alive, no signature check: it must cost the
 machine as little as possible so that the middleware's figures are the middleware's.
+`GET /count` answers `{"received": N}`: the POSTs received since start, i.e. the webhook
+deliveries (how the sustained benchmark tells delivered from accepted).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from typing import Any
 
 ANSWER = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
+received = 0
+
+
+def count_answer() -> bytes:
+    body = json.dumps({"received": received}).encode()
+    head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+    return f"{head}content-length: {len(body)}\r\n\r\n".encode() + body
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    global received
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -26,6 +37,11 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                     length = int(value)
             if length:
                 await reader.readexactly(length)
+            if head.startswith(b"GET /count "):
+                writer.write(count_answer())
+                continue
+            if head.startswith(b"POST "):
+                received += 1
             writer.write(ANSWER)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass

@@ -1,13 +1,16 @@
-"""Shared set-up of the latency and resource benchmarks (customer_message, widget_push,
-idle_sockets, idle_timers): a `byoc serve` process on a fresh SQLite file, optionally the CXone
-emulator, and readings of a process's memory and CPU from /proc.
+"""Shared set-up of the benchmarks (sustained, token_endpoint, customer_message, widget_push,
+idle_sockets, idle_timers, slow_clients): a `byoc serve` process on a fresh SQLite file or a
+fresh PostgreSQL database (`--database-url`), with `--workers N` when asked, optionally the
+CXone emulator, and readings of a process's memory and CPU from /proc.
 
 Process start/stop, free ports and the HTTP wait come from reply_callback.py, the open-loop
-generator from loadgen.py; this module only adds what those benchmarks need on top.
+generator from loadgen.py, the `byoc serve` command line from processes.py and the PostgreSQL
+databases from postgres_server.py; this module only adds what those benchmarks need on top.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -23,7 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+import postgres_server
+from processes import serve_argv, wait_serving
 from reply_callback import free_port, start, stop, tool, wait_http
+
+from byoc.channels.signing import signed_headers
 
 HERE = Path(__file__).resolve().parent
 BRAND_ID = 1001
@@ -80,6 +88,8 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     db_name: str = "byoc.db"
     server_pid: int = 0
+    database_url: str | None = None  # a PostgreSQL database of its own; None: SQLite in `work`
+    workers: int | None = None  # `byoc serve --workers N`; None: the option is not passed
 
     def __post_init__(self) -> None:
         if not self.keep:
@@ -98,10 +108,19 @@ class Stack:
         return self.work / self.db_name
 
     @property
+    def postgres(self) -> bool:
+        return self.database_url is not None
+
+    def vacuum(self) -> None:
+        """VACUUM (ANALYZE) on PostgreSQL before a measurement; nothing on SQLite."""
+        if self.database_url is not None:
+            postgres_server.vacuum(self.database_url)
+
+    @property
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
-            "BYOC_DATABASE_URL": f"sqlite:///{self.db_path}",
+            "BYOC_DATABASE_URL": self.database_url or f"sqlite:///{self.db_path}",
             "BYOC_PORT": str(self.port),
             "BYOC_PUBLIC_URL": self.base,
             "BYOC_CXONE_API_URL": self.emulator + "/dfo/3.0",
@@ -149,14 +168,71 @@ class Stack:
         return process
 
     def serve(self, log_name: str = "byoc.log") -> subprocess.Popen[bytes]:
-        process = start([tool("byoc"), "serve"], self.env, self.work / log_name)
+        process = start(serve_argv(self.workers), self.env, self.work / log_name)
         self.cleanup.callback(stop, process)
-        try:
-            wait_http(self.base + "/healthz", timeout=60)
-        except SystemExit:
-            tail = (self.work / log_name).read_text(errors="replace")[-2000:]
-            raise SystemExit(f"byoc serve did not come up:\n{tail}") from None
+        wait_serving(process, self.base + "/healthz", self.work / log_name)
+        self.server_pid = process.pid
         return process
+
+    def customer_message(
+        self, http: httpx.Client, channel_id: str, secret: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A signed customer message through the platform API; its `202` body."""
+        body = json.dumps(payload).encode()
+        answer = http.post(
+            f"/api/v1/channels/{channel_id}/messages",
+            content=body,
+            headers={"Content-Type": "application/json", **signed_headers(secret, body)},
+        )
+        if answer.status_code != 202:
+            raise SystemExit(f"customer message answered {answer.status_code}: {answer.text}")
+        accepted: dict[str, Any] = answer.json()
+        return accepted
+
+    def box_token(self, http: httpx.Client, client: dict[str, Any]) -> str:
+        """A bearer token from the box token endpoint, as CXone takes one."""
+        answer = http.post(
+            "/integration/box/1.0/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client["client_id"], client["client_secret"]),
+        )
+        answer.raise_for_status()
+        return str(answer.json()["access_token"])
+
+
+def add_server_options(parser: argparse.ArgumentParser, *, workers: bool = True) -> None:
+    """`--database-url` (and `--workers`) as every benchmark takes them."""
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server and database to connect to, e.g. "
+        "postgresql://postgres@127.0.0.1:5432/test: each stack gets a fresh database next to "
+        "it, dropped afterwards (default: a fresh SQLite file)",
+    )
+    if workers:
+        parser.add_argument(
+            "--workers",
+            type=int,
+            help="passed to `byoc serve --workers N` (default: not passed, one process)",
+        )
+
+
+def open_stack(args: argparse.Namespace, cleanup: ExitStack, **options: Any) -> Stack:
+    """A Stack on the database and worker count of the command line; its store migrated."""
+    keep = bool(getattr(args, "keep", False))
+    database_url = None
+    if args.database_url:
+        if not postgres_server.is_postgres(args.database_url):
+            raise SystemExit("--database-url: only postgresql://... (SQLite is the default)")
+        database_url = postgres_server.fresh_database(args.database_url, cleanup, keep=keep)
+    stack = Stack(
+        cleanup,
+        keep=keep,
+        database_url=database_url,
+        workers=getattr(args, "workers", None),
+        **options,
+    )
+    stack.prepare()
+    return stack
 
 
 def summarize(results: dict[str, Any], keys: Sequence[str], script: str) -> dict[str, float]:

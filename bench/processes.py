@@ -1,0 +1,110 @@
+"""The `byoc serve` process of a benchmark: its command line (with `--workers N` when asked),
+waiting until it answers (or reporting why it exited), and the CPU of its whole process tree.
+
+Standard library and httpx only, so that every benchmark module can import it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} not found: install the project (pip install -e '.[dev]')")
+    return found
+
+
+@functools.cache
+def serve_has_workers_option() -> bool:
+    done = subprocess.run([tool("byoc"), "serve", "--help"], capture_output=True, check=False)
+    return b"--workers" in done.stdout
+
+
+def serve_argv(workers: int | None) -> list[str]:
+    """`byoc serve`, plus `--workers N` only when a worker count was asked for."""
+    argv = [tool("byoc"), "serve"]
+    if workers is None:
+        return argv
+    if not serve_has_workers_option():
+        raise SystemExit(
+            f"--workers {workers}: this checkout's `byoc serve` has no --workers option "
+            "(one process only); run without --workers"
+        )
+    return [*argv, "--workers", str(workers)]
+
+
+def wait_serving(
+    process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 60.0
+) -> None:
+    """Until `url` answers; a process that exits first (e.g. refusing its settings) ends the
+    benchmark at once with the tail of its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise SystemExit(f"byoc serve exited with {process.returncode}:\n{tail}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise SystemExit(f"byoc serve did not answer {url} within {timeout:g} s:\n{tail}")
+        time.sleep(0.1)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+
+
+def process_cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """utime + stime of a process (all its threads), seconds; with `children`, plus the CPU of
+    its children that have exited and been waited for. 0 when the process is gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLK_TCK
+
+
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it (from each process's parent in /proc/PID/stat)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is not None:
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, queue = [root], [root]
+    while queue:
+        children = parents.get(queue.pop(), [])
+        found += children
+        queue += children
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of a process and all its descendants, live or exited (a worker that exited
+    is counted in its parent's children time once waited for)."""
+    return sum(process_cpu_seconds(pid, children=True) for pid in descendants(root))
