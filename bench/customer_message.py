@@ -14,7 +14,9 @@ message per customer, each delivered to CXone before the measurement), then:
      to the emulator's receipt of `POST /channels/{id}/messages` for that message id, both
      read from `time.time()` (one clock for every process on the machine).
 
-No backlog carries over from one run to the next.
+No backlog carries over from one run to the next. `--database-url postgresql://...` runs each
+run on a fresh PostgreSQL database (VACUUM (ANALYZE) after the conversations are open), and
+`--workers N` is passed on to `byoc serve`.
 A message whose create call has not reached the emulator `--drain-limit` seconds after the
 last send counts as infinitely slow. Prints each run and the medians over runs; `--json PATH`
 writes them too.
@@ -36,7 +38,7 @@ from typing import Any
 import httpx
 from loadgen import Connection, percentile
 from reply_callback import free_port, loadgen, profile_server, start, stop, wait_drained
-from stack import Stack, python_child, summarize
+from stack import Stack, add_server_options, bench_stack, python_child, summarize
 
 from byoc.channels.signing import signed_headers
 
@@ -278,8 +280,7 @@ def one_run(
 def open_stack(args: argparse.Namespace, cleanup: ExitStack) -> tuple[Stack, str, httpx.Client]:
     """Emulator (with receipt clock), receiver and `byoc serve`, with one open conversation per
     customer that CXone already knows."""
-    stack = Stack(cleanup, keep=args.keep)
-    stack.prepare()
+    stack = bench_stack(args, cleanup)
     client = stack.byoc("clients", "create")
     receiver_port = free_port()
     receiver = start(
@@ -291,7 +292,6 @@ def open_stack(args: argparse.Namespace, cleanup: ExitStack) -> tuple[Stack, str
     )
     stack.start_emulator(client, [CHANNEL_ID], python_child("timed_emulator.py"))
     server = stack.serve()
-    stack.server_pid = server.pid
     cleanup.callback(check_alive, server, stack)
     http = cleanup.enter_context(httpx.Client(base_url=stack.base, timeout=10))
     emulator = cleanup.enter_context(httpx.Client(base_url=stack.emulator, timeout=10))
@@ -304,6 +304,7 @@ def open_stack(args: argparse.Namespace, cleanup: ExitStack) -> tuple[Stack, str
     if not opened <= wait_receipts(emulator, opened, 60).keys():
         raise SystemExit("the opening messages did not all reach the emulator in 60 s")
     wait_drained(stack.base, 30)
+    stack.vacuum()
     return stack, str(channel["secret"]), emulator
 
 
@@ -322,6 +323,7 @@ def main() -> int:
     parser.add_argument("--baseline-duration", type=float, default=3.0)
     parser.add_argument("--drain-limit", type=float, default=20.0)
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of run 1's sending")
+    add_server_options(parser)
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args()

@@ -14,7 +14,9 @@ welcomed (and the server holds that many more file descriptors), it waits a few 
 reads VmRSS again. Target: <= 600 MiB with the sockets open.
 
 The open-file limit is raised to what the sockets need (within the hard limit) in this process,
-which `byoc serve` and the clients inherit; the limits found are printed.
+which `byoc serve` and the clients inherit; the limits found are printed. `--database-url
+postgresql://...` runs each run on a fresh PostgreSQL database (each `hello` stores a customer
+there; the widget bus subscribes through LISTEN/NOTIFY).
 """
 
 from __future__ import annotations
@@ -34,7 +36,15 @@ from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from stack import Stack, free_port, python_child, raise_nofile, rss_kib, summarize
+from stack import (
+    add_server_options,
+    bench_stack,
+    free_port,
+    python_child,
+    raise_nofile,
+    rss_kib,
+    summarize,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
@@ -127,13 +137,9 @@ def open_sockets_gauge(base: str) -> float:
 def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
     with ExitStack() as cleanup:
         unused = free_port()  # CXone is never called by idle widgets; nothing listens here
-        stack = Stack(
-            cleanup,
-            keep=args.keep,
-            emulator_port=unused,
-            extra_env={"BYOC_LOG_LEVEL": "warning"},
+        stack = bench_stack(
+            args, cleanup, emulator_port=unused, extra_env={"BYOC_LOG_LEVEL": "warning"}
         )
-        stack.prepare()
         stack.add_channel(CHANNEL_ID, "--adapter", "webchat", "--allowed-origin", ORIGIN)
         server = stack.serve()
         # Warm the code paths of one socket, so the baseline is not an unimported server.
@@ -228,6 +234,7 @@ def main() -> int:
         default="deflate",
         help="whether clients offer permessage-deflate (browsers do)",
     )
+    add_server_options(parser, workers=False)
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args()

@@ -11,12 +11,14 @@ then reads utime + stime of both processes from /proc/PID/stat over 30 s in whic
 anything. Target: the seeded server below 5 % of one core.
 
 No CXone is needed and none is running (nothing idle calls it); both servers point at a port
-nobody listens on.
+nobody listens on. `--database-url postgresql://...` gives each server a fresh PostgreSQL
+database instead (seeded with the same rows, then VACUUM (ANALYZE)).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sqlite3
 import sys
@@ -25,7 +27,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from stack import Stack, cpu_seconds, free_port, rss_kib, summarize
+import asyncpg
+import postgres_server
+from stack import Stack, add_server_options, bench_stack, cpu_seconds, free_port, rss_kib, summarize
 
 from byoc.ids import new_id
 
@@ -33,7 +37,18 @@ CHANNEL_ID = "chat_bench_timers"
 TARGET_PERCENT = 5.0
 
 
-def seed(db_path: Path, count: int) -> float:
+CUSTOMERS = "INSERT INTO customers (id, channel_id, external_id, created_at) VALUES ({})"
+CONVERSATIONS = (
+    "INSERT INTO conversations (id, channel_id, customer_id, state, origin, next_seq,"
+    " last_customer_activity_at, created_at, idle_deadline) VALUES ({})"
+)
+PENDING_TIMERS = (
+    "SELECT COUNT(*) FROM conversations WHERE state = 'open'"
+    " AND (idle_deadline IS NOT NULL OR countdown_deadline IS NOT NULL)"
+)
+
+
+def seed(stack: Stack, count: int) -> float:
     """`count` customers, each with one open conversation whose idle timer is pending."""
     started = time.perf_counter()
     now = int(time.time() * 1000)
@@ -46,27 +61,46 @@ def seed(db_path: Path, count: int) -> float:
         conversations.append(
             (new_id("thr"), CHANNEL_ID, customer_id, "open", "customer", 1, now, now, deadline)
         )
-    with sqlite3.connect(db_path) as conn:
-        conn.executemany(
-            "INSERT INTO customers (id, channel_id, external_id, created_at) VALUES (?, ?, ?, ?)",
-            customers,
-        )
-        conn.executemany(
-            "INSERT INTO conversations (id, channel_id, customer_id, state, origin, next_seq,"
-            " last_customer_activity_at, created_at, idle_deadline)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            conversations,
-        )
+    if stack.database_url is None:
+        with sqlite3.connect(stack.db_path) as conn:
+            conn.executemany(CUSTOMERS.format(", ".join("?" * 4)), customers)
+            conn.executemany(CONVERSATIONS.format(", ".join("?" * 9)), conversations)
+    else:
+        asyncio.run(seed_postgres(stack.database_url, customers, conversations))
+        stack.vacuum()
     return time.perf_counter() - started
 
 
-def pending_timers(db_path: Path) -> int:
+def placeholders(count: int) -> str:
+    return ", ".join(f"${i}" for i in range(1, count + 1))
+
+
+async def seed_postgres(
+    url: str, customers: list[tuple[Any, ...]], conversations: list[tuple[Any, ...]]
+) -> None:
+    conn = await asyncpg.connect(postgres_server.driver_url(url))
+    try:
+        async with conn.transaction():
+            await conn.executemany(CUSTOMERS.format(placeholders(4)), customers)
+            await conn.executemany(CONVERSATIONS.format(placeholders(9)), conversations)
+    finally:
+        await conn.close()
+
+
+async def count_postgres(url: str) -> int:
+    conn = await asyncpg.connect(postgres_server.driver_url(url))
+    try:
+        return int(await conn.fetchval(PENDING_TIMERS))
+    finally:
+        await conn.close()
+
+
+def pending_timers(stack: Stack) -> int:
     """Open conversations with a timer, read from the store itself (read-only)."""
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
-        row = conn.execute(
-            "SELECT COUNT(*) FROM conversations WHERE state = 'open'"
-            " AND (idle_deadline IS NOT NULL OR countdown_deadline IS NOT NULL)"
-        ).fetchone()
+    if stack.database_url is not None:
+        return asyncio.run(count_postgres(stack.database_url))
+    with sqlite3.connect(f"file:{stack.db_path}?mode=ro", uri=True) as conn:
+        row = conn.execute(PENDING_TIMERS).fetchone()
     return int(row[0])
 
 
@@ -77,7 +111,7 @@ def one_run(args: argparse.Namespace, run: int, stacks: dict[str, Stack]) -> dic
             stack.cleanup = cleanup  # the processes end with the run, the files stay
             servers[name] = stack.serve(f"byoc-{name}-run{run}.log")
         time.sleep(args.settle)
-        timers = {name: pending_timers(stack.db_path) for name, stack in stacks.items()}
+        timers = {name: pending_timers(stack) for name, stack in stacks.items()}
         start = {name: cpu_seconds(p.pid) for name, p in servers.items()}
         began = time.monotonic()
         time.sleep(args.duration)
@@ -108,6 +142,7 @@ def main() -> int:
     parser.add_argument("--conversations", type=int, default=50_000)
     parser.add_argument("--duration", type=float, default=30.0, help="measured idle seconds")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after start-up")
+    add_server_options(parser, workers=False)
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args()
@@ -116,12 +151,11 @@ def main() -> int:
     with ExitStack() as files:
         unused = free_port()  # idle servers never call CXone; nothing listens here
         stacks = {
-            name: Stack(files, keep=args.keep, emulator_port=unused) for name in ("empty", "seeded")
+            name: bench_stack(args, files, emulator_port=unused) for name in ("empty", "seeded")
         }
         for stack in stacks.values():
-            stack.prepare()
             stack.add_channel(CHANNEL_ID, "--adapter", "webchat", "--allowed-origin", "*")
-        seconds = seed(stacks["seeded"].db_path, args.conversations)
+        seconds = seed(stacks["seeded"], args.conversations)
         print(f"seeded {args.conversations} open conversations in {seconds:.1f} s", flush=True)
         for run in range(1, args.runs + 1):
             record = one_run(args, run, stacks)

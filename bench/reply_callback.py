@@ -13,9 +13,16 @@ then, in each run, with the load generator as yet another process (bench/loadgen
   3. reply callback, open loop at a constant 500 req/s          -> p50 / p99 from the
      scheduled send time
 
+At the end of phases 2 and 3 it reads the outbox backlog (pending rows, from the server's own
+/metrics) and says when the backlog grew past one second of the phase's traffic: intake alone
+does not say whether delivery keeps up (bench/sustained.py measures the rate at which it does).
 Between phases it waits (bounded) until the outbox has delivered every reply to the receiver,
-read from the server's own /metrics, so that one phase's backlog does not slow the next.
-Prints each run and the medians over runs; `--json PATH` also writes them.
+so that one phase's backlog does not slow the next. Prints each run and the medians over runs;
+`--json PATH` also writes them.
+
+`--database-url postgresql://...` runs on a fresh PostgreSQL database created next to the one
+named (bench/postgres_server.py), with VACUUM (ANALYZE) before each run; `--workers N` is
+passed on to `byoc serve`.
 """
 
 from __future__ import annotations
@@ -38,13 +45,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import postgres_server
+from processes import serve_argv, tool, wait_serving
 from prometheus_client.parser import text_string_to_metric_families
 
 from byoc.channels.signing import signed_headers
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-CHANNEL_ID = "chat_bench_" + secrets.token_hex(4)  # unique: a PostgreSQL store outlives runs
+CHANNEL_ID = "chat_bench_" + secrets.token_hex(4)
 TARGETS = {"reply_rps": 1500.0, "ratio": 0.35, "open_p99_ms": 25.0}
 
 
@@ -52,13 +61,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
-    if found is None:
-        raise SystemExit(f"{name} not found: install the project (pip install -e '.[dev]')")
-    return found
 
 
 def wait_http(url: str, timeout: float = 20.0) -> None:
@@ -153,21 +155,28 @@ def main() -> int:
     parser.add_argument("--drain-limit", type=float, default=60.0)
     parser.add_argument("--server-log-level", default="info")
     parser.add_argument(
-        "--database-url", help="e.g. postgresql://postgres@127.0.0.1:5432/bench (default: SQLite)"
+        "--database-url",
+        help="e.g. postgresql://postgres@127.0.0.1:5432/test: a fresh database next to it, "
+        "dropped afterwards (default: SQLite)",
     )
+    parser.add_argument("--workers", type=int, help="passed on to `byoc serve --workers N`")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of run 1's phase 2")
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="byoc-bench-"))
+    cleanup = ExitStack()
+    database_url = args.database_url
+    if database_url:
+        database_url = postgres_server.fresh_database(database_url, cleanup, keep=args.keep)
     ports = {name: free_port() for name in ("byoc", "emulator", "receiver")}
     base = f"http://127.0.0.1:{ports['byoc']}"
     emulator = f"http://127.0.0.1:{ports['emulator']}"
     brand_id = 1001
     env = {
         **os.environ,
-        "BYOC_DATABASE_URL": args.database_url or f"sqlite:///{work / 'byoc.db'}",
+        "BYOC_DATABASE_URL": database_url or f"sqlite:///{work / 'byoc.db'}",
         "BYOC_PORT": str(ports["byoc"]),
         "BYOC_PUBLIC_URL": base,
         "BYOC_CXONE_API_URL": emulator + "/dfo/3.0",
@@ -179,7 +188,7 @@ def main() -> int:
     }
     byoc = tool("byoc")
     results: dict[str, Any] = {"runs": []}
-    with ExitStack() as cleanup:
+    with cleanup:
         if not args.keep:
             cleanup.callback(shutil.rmtree, work, ignore_errors=True)
         subprocess.run([byoc, "db", "upgrade"], env=env, check=True, capture_output=True)
@@ -225,10 +234,10 @@ def main() -> int:
             work / "emulator.log",
         )
         cleanup.callback(stop, cxone)
-        server = start([byoc, "serve"], env, work / "byoc.log")
+        server = start(serve_argv(args.workers), env, work / "byoc.log")
         cleanup.callback(stop, server)
         wait_http(emulator + "/dfo/3.0/channels")
-        wait_http(base + "/healthz")
+        wait_serving(server, base + "/healthz", work / "byoc.log")
 
         with httpx.Client(base_url=base, timeout=10) as http:
             body = json.dumps(
@@ -262,6 +271,8 @@ def main() -> int:
         reply_path = f"/integration/box/2.0/channel/{CHANNEL_ID}/outbound"
         for run in range(1, args.runs + 1):
             wait_drained(base, args.drain_limit)
+            if database_url:
+                postgres_server.vacuum(database_url)
             healthz = loadgen(
                 {
                     **common,
@@ -289,6 +300,7 @@ def main() -> int:
             )
             if profiler is not None:
                 profiler.wait(timeout=60)
+            backlog = pending_rows(base)
             drain = wait_drained(base, args.drain_limit)
             open_loop = loadgen(
                 {
@@ -303,13 +315,20 @@ def main() -> int:
                     "duration": args.open_duration,
                 }
             )
+            open_backlog = pending_rows(base)
             record = {
                 "run": run,
                 "healthz_rps": healthz["throughput"],
                 "reply_rps": saturated["throughput"],
                 "ratio": saturated["throughput"] / healthz["throughput"],
                 "reply_closed_p99_ms": saturated["latency_ms"]["p99"],
+                "outbox_backlog_after_saturated": backlog,
                 "outbox_drain_s": drain,
+                "outbox_backlog_after_open": open_backlog,
+                "backlog_grew": {
+                    "saturated": backlog > saturated["throughput"],
+                    "open": open_backlog > args.rate,
+                },
                 "open_p50_ms": open_loop["latency_ms"]["p50"],
                 "open_p99_ms": open_loop["latency_ms"]["p99"],
                 "open_max_ms": open_loop["latency_ms"]["max"],
@@ -317,13 +336,20 @@ def main() -> int:
                 "detail": {"healthz": healthz, "reply": saturated, "open": open_loop},
             }
             results["runs"].append(record)
+            grew = {
+                phase: " (GREW past 1 s of traffic: delivery behind)" if grown else ""
+                for phase, grown in record["backlog_grew"].items()
+            }
             print(
                 f"run {run}: /healthz {record['healthz_rps']:7.0f} req/s | reply "
                 f"{record['reply_rps']:7.0f} req/s (ratio {record['ratio']:.2f}, closed p99 "
-                f"{record['reply_closed_p99_ms']:.1f} ms) | outbox drained in "
-                f"{drain:.1f} s | open {args.rate:g}/s: p50 {record['open_p50_ms']:.1f} ms, "
-                f"p99 {record['open_p99_ms']:.1f} ms, max {record['open_max_ms']:.1f} ms | "
-                f"errors {record['errors']}",
+                f"{record['reply_closed_p99_ms']:.1f} ms) | outbox backlog "
+                f"{backlog:.0f}{grew['saturated']}, drained in {drain:.1f} s | open "
+                f"{args.rate:g}/s: p50 "
+                f"{record['open_p50_ms']:.1f} ms, p99 {record['open_p99_ms']:.1f} ms, max "
+                f"{record['open_max_ms']:.1f} ms, backlog {open_backlog:.0f}"
+                f"{grew['open']} | errors "
+                f"{record['errors']}",
                 flush=True,
             )
         if server.poll() is not None:

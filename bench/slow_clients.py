@@ -16,6 +16,8 @@ before the server cut it off (every one must be cut within 30 s).
 
 The open-file limit is raised to what the clients need (within the hard limit) in this
 process, which `byoc serve` and the clients inherit; the limits found are printed.
+`--database-url postgresql://...` runs the server on a fresh PostgreSQL database (its
+readiness, not `/healthz`, depends on it).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from stack import Stack, python_child, raise_nofile
+from stack import add_server_options, bench_stack, python_child, raise_nofile
 
 CUT_WITHIN_SECONDS = 30.0
 
@@ -145,8 +147,7 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
         env = {"BYOC_LOG_LEVEL": "warning"}
         if args.header_timeout is not None:
             env["BYOC_HTTP_HEADER_TIMEOUT_SECONDS"] = str(args.header_timeout)
-        stack = Stack(cleanup, keep=args.keep, extra_env=env)
-        stack.prepare()
+        stack = bench_stack(args, cleanup, extra_env=env)
         server = stack.serve()
         per_process = args.connections // args.processes
         spec = {
@@ -209,6 +210,7 @@ def main() -> int:
         help="BYOC_HTTP_HEADER_TIMEOUT_SECONDS for the server (default: its own, 10 s); at 30 "
         "every slow client is held through the probes",
     )
+    add_server_options(parser, workers=False)
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()

@@ -216,7 +216,7 @@ def add_server_options(parser: argparse.ArgumentParser, *, workers: bool = True)
         )
 
 
-def open_stack(args: argparse.Namespace, cleanup: ExitStack, **options: Any) -> Stack:
+def bench_stack(args: argparse.Namespace, cleanup: ExitStack, **options: Any) -> Stack:
     """A Stack on the database and worker count of the command line; its store migrated."""
     keep = bool(getattr(args, "keep", False))
     database_url = None

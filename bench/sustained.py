@@ -53,7 +53,7 @@ import httpx
 import postgres_server
 from processes import tree_cpu_seconds
 from reply_callback import free_port, loadgen, pending_rows, reply_body, start, stop, wait_drained
-from stack import BRAND_ID, Stack, add_server_options, open_stack, python_child, summarize
+from stack import BRAND_ID, Stack, add_server_options, bench_stack, python_child, summarize
 
 # Sustained rate as a fraction of /healthz in the same run, one process.
 TARGET_RATIO = {"sqlite": 0.30, "postgresql": 0.25}
@@ -244,7 +244,7 @@ def search(args: argparse.Namespace, target: Target, run: int, intake: float) ->
 
 
 def prepare(args: argparse.Namespace, cleanup: ExitStack, run: int) -> Target:
-    stack = open_stack(args, cleanup)
+    stack = bench_stack(args, cleanup)
     client = stack.byoc("clients", "create")
     receiver_port = free_port()
     receiver_process = start(

@@ -30,14 +30,14 @@ from typing import Any
 
 from processes import tree_cpu_seconds
 from reply_callback import loadgen
-from stack import add_server_options, open_stack, summarize
+from stack import add_server_options, bench_stack, summarize
 
 TARGET_RATIO = 0.5
 
 
 def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
     with ExitStack() as cleanup:
-        stack = open_stack(args, cleanup)  # no emulator: nothing here calls CXone
+        stack = bench_stack(args, cleanup)  # no emulator: nothing here calls CXone
         client = stack.byoc("clients", "create")
         server = stack.serve()
         stack.vacuum()

@@ -22,7 +22,8 @@ chat channel; then, in a client process of its own (this file with --clients), i
 
 Before that, the baseline: GET /healthz open loop at the same rate (bench/loadgen.py). The CPU
 of the middleware and of the emulator over the client process's life (set-up included) is
-reported too, in % of one core.
+reported too, in % of one core. `--database-url postgresql://...` runs each run on a fresh
+PostgreSQL database (the widget bus then goes through LISTEN/NOTIFY).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import Any
 import httpx
 from loadgen import Connection, percentile
 from reply_callback import loadgen, profile_server
-from stack import BRAND_ID, Stack, cpu_seconds, python_child, summarize
+from stack import BRAND_ID, add_server_options, bench_stack, cpu_seconds, python_child, summarize
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
@@ -284,6 +285,7 @@ def main() -> int:
     parser.add_argument("--drain-limit", type=float, default=20.0)
     parser.add_argument("--via", choices=("emulator", "box"), default="emulator")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of byoc in run 1")
+    add_server_options(parser, workers=False)
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args()
@@ -292,8 +294,7 @@ def main() -> int:
     for run in range(1, args.runs + 1):
         # A fresh middleware, store and emulator per run: nothing accumulates across runs.
         with ExitStack() as cleanup:
-            stack = Stack(cleanup, keep=args.keep)
-            stack.prepare()
+            stack = bench_stack(args, cleanup)
             client = stack.byoc("clients", "create")
             stack.add_channel(CHANNEL_ID, "--adapter", "webchat", "--allowed-origin", ORIGIN)
             emulator = stack.start_emulator(client, [CHANNEL_ID])
