@@ -14,12 +14,15 @@ message per customer, each delivered to CXone before the measurement), then:
      to the emulator's receipt of `POST /channels/{id}/messages` for that message id, both
      read from `time.time()` (one clock for every process on the machine).
 
-No backlog carries over from one run to the next. `--database-url postgresql://...` runs each
-run on a fresh PostgreSQL database (VACUUM (ANALYZE) after the conversations are open), and
-`--workers N` is passed on to `byoc serve`.
-A message whose create call has not reached the emulator `--drain-limit` seconds after the
-last send counts as infinitely slow. Prints each run and the medians over runs; `--json PATH`
-writes them too.
+No backlog carries over from one run to the next. A message whose create call has not reached
+the emulator `--drain-limit` seconds after the last send counts as infinitely slow. The work
+per message received by CXone (warm-up included) is reported too, from the generator's start
+until the outbox settled: CPU of byoc's process tree and, on PostgreSQL, of the run database's
+backends, WAL bytes and write transactions (bench/scale-model.md uses them). Prints each run
+and the medians over runs; `--json PATH` writes them too.
+
+`--database-url postgresql://...` runs each run on a fresh PostgreSQL database (VACUUM
+(ANALYZE) once the conversations are open); `--workers N` is passed on to `byoc serve`.
 """
 
 from __future__ import annotations
@@ -38,7 +41,15 @@ from typing import Any
 import httpx
 from loadgen import Connection, percentile
 from reply_callback import free_port, loadgen, profile_server, start, stop, wait_drained
-from stack import Stack, add_server_options, bench_stack, python_child, summarize
+from stack import (
+    Stack,
+    add_server_options,
+    bench_stack,
+    python_child,
+    summarize,
+    work_per,
+    work_reading,
+)
 
 from byoc.channels.signing import signed_headers
 
@@ -219,6 +230,7 @@ def one_run(
         "tag": f"r{run}-{secrets.token_hex(3)}",
         "out": str(stack.work / f"generated-{run}.json"),
     }
+    before = work_reading(stack)
     profiler = None
     if args.profile and run == 1:
         profiler = profile_server(
@@ -238,6 +250,8 @@ def one_run(
     ids = {m["id"] for m in messages if "id" in m}
     remaining = max(1.0, generated["last_scheduled"] + args.drain_limit - time.time())
     got = wait_receipts(emulator, ids, remaining)
+    wait_drained(stack.base, 10)  # the rows of the delivered messages settled
+    work = work_per(before, work_reading(stack), len(got), "message")
     latencies = []
     acks = []
     for message in messages:
@@ -274,6 +288,8 @@ def one_run(
         "ratio_p99": percentile(latencies, 0.99) / baseline["latency_ms"]["p99"],
         "dispatch_lag_max_ms": generated["dispatch_lag_max_ms"],
         "connections_opened": generated["connections_opened"],
+        "byoc_cpu_ms_per_message": work["byoc_cpu_ms_per_message"],
+        "work": work,
     }
 
 
@@ -345,6 +361,7 @@ def main() -> int:
             f"{record['ack_p50_ms']:.1f} ms p99 {record['ack_p99_ms']:.1f} ms | /healthz "
             f"p99 {record['healthz_p99_ms']:.1f} ms (ratio {record['ratio_p99']:.1f}) | "
             f"create calls while sending {record['create_calls_per_s_while_sending']:.0f}/s"
+            f" | byoc {record['byoc_cpu_ms_per_message']:.2f} ms CPU per message"
             f" | statuses {record['statuses']}",
             flush=True,
         )
@@ -360,6 +377,7 @@ def main() -> int:
         "ack_p99_ms",
         "healthz_p99_ms",
         "ratio_p99",
+        "byoc_cpu_ms_per_message",
     )
     medians = summarize(results, keys, "customer_message.py")
     results["target_p99_ms"] = TARGET_P99_MS

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import postgres_server
-from processes import serve_argv, wait_serving
+from processes import serve_argv, tree_cpu_seconds, wait_serving
 from reply_callback import free_port, start, stop, tool, wait_http
 
 from byoc.channels.signing import signed_headers
@@ -200,6 +200,45 @@ class Stack:
         return str(answer.json()["access_token"])
 
 
+def ratio(value: float, baseline: float) -> float:
+    """`value / baseline`; NaN when the baseline measured nothing (a starved machine)."""
+    return value / baseline if baseline > 0 else float("nan")
+
+
+def work_reading(stack: Stack) -> dict[str, Any]:
+    """CPU of byoc's whole process tree and, on PostgreSQL, a look at the server's work."""
+    found: dict[str, Any] = {"byoc_cpu_s": tree_cpu_seconds(stack.server_pid)}
+    if stack.database_url is not None:
+        found["pg"] = postgres_server.reading(stack.database_url)
+    return found
+
+
+def work_per(
+    before: dict[str, Any], after: dict[str, Any], count: int, unit: str
+) -> dict[str, Any]:
+    """What one `unit` (reply, message) cost between two `work_reading`s, over `count` of them:
+    byoc CPU, PostgreSQL CPU (the database's backends, the shared writers), WAL bytes, write
+    transactions."""
+    per = max(count, 1)
+    work: dict[str, Any] = {
+        "count": count,
+        "byoc_cpu_s": after["byoc_cpu_s"] - before["byoc_cpu_s"],
+    }
+    work[f"byoc_cpu_ms_per_{unit}"] = 1000 * work["byoc_cpu_s"] / per
+    if "pg" in before and "pg" in after:
+        pg = postgres_server.work_between(before["pg"], after["pg"])
+        work |= pg
+        work[f"pg_backend_cpu_ms_per_{unit}"] = 1000 * pg["pg_backend_cpu_s"] / per
+        work[f"pg_shared_cpu_ms_per_{unit}"] = 1000 * pg["pg_shared_cpu_s"] / per
+        work[f"pg_cpu_ms_per_{unit}"] = (
+            work[f"pg_backend_cpu_ms_per_{unit}"] + work[f"pg_shared_cpu_ms_per_{unit}"]
+        )
+        work[f"wal_bytes_per_{unit}"] = pg["wal_bytes"] / per
+        work[f"write_transactions_per_{unit}"] = pg["write_transactions"] / per
+        work["wal_bytes_per_write_transaction"] = pg["wal_bytes"] / max(pg["write_transactions"], 1)
+    return work
+
+
 def add_server_options(parser: argparse.ArgumentParser, *, workers: bool = True) -> None:
     """`--database-url` (and `--workers`) as every benchmark takes them."""
     parser.add_argument(
@@ -219,6 +258,8 @@ def add_server_options(parser: argparse.ArgumentParser, *, workers: bool = True)
 def bench_stack(args: argparse.Namespace, cleanup: ExitStack, **options: Any) -> Stack:
     """A Stack on the database and worker count of the command line; its store migrated."""
     keep = bool(getattr(args, "keep", False))
+    workers = getattr(args, "workers", None)
+    serve_argv(workers)  # an unsupported --workers stops here, before any set-up
     database_url = None
     if args.database_url:
         if not postgres_server.is_postgres(args.database_url):
@@ -228,7 +269,7 @@ def bench_stack(args: argparse.Namespace, cleanup: ExitStack, **options: Any) ->
         cleanup,
         keep=keep,
         database_url=database_url,
-        workers=getattr(args, "workers", None),
+        workers=workers,
         **options,
     )
     stack.prepare()

@@ -50,10 +50,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import postgres_server
-from processes import tree_cpu_seconds
 from reply_callback import free_port, loadgen, pending_rows, reply_body, start, stop, wait_drained
-from stack import BRAND_ID, Stack, add_server_options, bench_stack, python_child, summarize
+from stack import (
+    BRAND_ID,
+    Stack,
+    add_server_options,
+    bench_stack,
+    python_child,
+    ratio,
+    summarize,
+    work_per,
+    work_reading,
+)
 
 # Sustained rate as a fraction of /healthz in the same run, one process.
 TARGET_RATIO = {"sqlite": 0.30, "postgresql": 0.25}
@@ -86,13 +94,7 @@ class Target:
         return time.monotonic() - started, left
 
     def reading(self) -> dict[str, Any]:
-        found: dict[str, Any] = {
-            "byoc_cpu_s": tree_cpu_seconds(self.stack.server_pid),
-            "delivered": self.delivered(),
-        }
-        if self.stack.database_url is not None:
-            found["pg"] = postgres_server.reading(self.stack.database_url)
-        return found
+        return {**work_reading(self.stack), "delivered": self.delivered()}
 
     def replies(self, tag: str, **spec: Any) -> dict[str, Any]:
         """One load generator phase of reply callbacks over the conversations."""
@@ -119,21 +121,7 @@ class Target:
 def work_per_reply(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """What one delivered reply cost between two readings."""
     delivered = after["delivered"] - before["delivered"]
-    per = max(delivered, 1)
-    work: dict[str, Any] = {
-        "delivered": delivered,
-        "byoc_cpu_s": after["byoc_cpu_s"] - before["byoc_cpu_s"],
-    }
-    work["byoc_cpu_ms_per_reply"] = 1000 * work["byoc_cpu_s"] / per
-    if "pg" in before:
-        pg = postgres_server.work_between(before["pg"], after["pg"])
-        work |= pg
-        work["pg_backend_cpu_ms_per_reply"] = 1000 * pg["pg_backend_cpu_s"] / per
-        work["pg_shared_cpu_ms_per_reply"] = 1000 * pg["pg_shared_cpu_s"] / per
-        work["wal_bytes_per_reply"] = pg["wal_bytes"] / per
-        work["write_transactions_per_reply"] = pg["write_transactions"] / per
-        work["wal_bytes_per_write_transaction"] = pg["wal_bytes"] / max(pg["write_transactions"], 1)
-    return work
+    return {"delivered": delivered, **work_per(before, after, delivered, "reply")}
 
 
 def saturated(args: argparse.Namespace, target: Target, run: int) -> dict[str, Any]:
@@ -160,7 +148,7 @@ def saturated(args: argparse.Namespace, target: Target, run: int) -> dict[str, A
     return {
         "healthz_rps": healthz["throughput"],
         "intake_rps": intake["throughput"],
-        "intake_ratio": intake["throughput"] / healthz["throughput"],
+        "intake_ratio": ratio(intake["throughput"], healthz["throughput"]),
         "intake_p99_ms": intake["latency_ms"]["p99"],
         "intake_accepted": intake["ok_total"],
         "intake_errors": intake["errors"],
@@ -311,15 +299,13 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         record |= search(args, target, run, record["intake_rps"])
         if args.keep:
             print(f"data and logs kept in {target.stack.work}")
-    record["sustained_ratio"] = record["sustained_rps"] / record["healthz_rps"]
+    record["sustained_ratio"] = ratio(record["sustained_rps"], record["healthz_rps"])
     record["backlog_grows_at_intake"] = (
         record["intake_backlog"] > record["intake_rps"] * args.backlog_seconds
     )
     work = record["sustained_work"] or {}
     record["byoc_cpu_ms_per_reply"] = work.get("byoc_cpu_ms_per_reply", float("nan"))
-    record["pg_cpu_ms_per_reply"] = work.get("pg_backend_cpu_ms_per_reply", 0.0) + work.get(
-        "pg_shared_cpu_ms_per_reply", 0.0
-    )
+    record["pg_cpu_ms_per_reply"] = work.get("pg_cpu_ms_per_reply", float("nan"))
     if record["sustained_rps"]:
         print(
             f"run {run}: sustained {record['sustained_rps']:.0f} req/s (ratio "

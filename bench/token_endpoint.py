@@ -30,7 +30,7 @@ from typing import Any
 
 from processes import tree_cpu_seconds
 from reply_callback import loadgen
-from stack import add_server_options, bench_stack, summarize
+from stack import add_server_options, bench_stack, ratio, summarize
 
 TARGET_RATIO = 0.5
 
@@ -73,7 +73,7 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "run": run,
         "healthz_rps": healthz["throughput"],
         "token_rps": token["throughput"],
-        "ratio": token["throughput"] / healthz["throughput"],
+        "ratio": ratio(token["throughput"], healthz["throughput"]),
         "token_p99_ms": token["latency_ms"]["p99"],
         "token_statuses": token["statuses"],
         "errors": healthz["errors"] + token["errors"],

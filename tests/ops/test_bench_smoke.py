@@ -1,4 +1,4 @@
-"""The four latency/resource benchmarks still run end to end and produce numbers (tiny sizes)."""
+"""The benchmarks still run end to end and produce numbers (tiny sizes)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -86,6 +88,80 @@ def test_idle_timers(tmp_path: Path) -> None:
     assert run["cpu_percent_seeded"] >= 0
     assert finite(run["cpu_percent_empty"])
     assert run["cpu_percent_empty"] >= 0
+
+
+# Tiny phases; a step that passes whatever the machine's load: these check the mechanics.
+SUSTAINED_SMOKE = (
+    *("--conversations", "3", "--connections", "4", "--duration", "0.3"),
+    *("--intake-duration", "0.5"),
+    *("--warmup", "0.1", "--step-duration", "0.5", "--steps", "1", "--start-fraction", "0.1"),
+    *("--accept-p99-ms", "30000", "--backlog-seconds", "1000", "--drain-limit", "30"),
+)
+
+
+def check_sustained(run: dict[str, Any]) -> None:
+    assert run["healthz_rps"] > 0
+    assert run["intake_accepted"] > 0
+    assert run["intake_errors"] == 0
+    # Every reply accepted in the intake phase was delivered to the receiver.
+    assert run["intake_left_after_drain"] == 0
+    assert run["intake_work"]["delivered"] >= run["intake_accepted"]
+    [step] = run["steps"]
+    assert step["passed"]
+    assert step["ok"] == step["requests"] > 0
+    assert step["left_after_drain"] == 0
+    assert run["sustained_rps"] == step["rate"]
+    assert finite(run["sustained_ratio"])
+    assert run["sustained_ratio"] > 0
+    assert step["work"]["delivered"] == step["ok"]
+    assert run["byoc_cpu_ms_per_reply"] > 0
+
+
+def test_sustained(tmp_path: Path) -> None:
+    result = bench(tmp_path, "sustained.py", *SUSTAINED_SMOKE)
+    assert result["database"] == "sqlite"
+    run = result["runs"][0]
+    check_sustained(run)
+    assert "pg_backend_cpu_s" not in run["sustained_work"]
+
+
+@pytest.mark.postgres
+def test_sustained_on_postgres(tmp_path: Path, postgres_url: str) -> None:
+    result = bench(tmp_path, "sustained.py", *SUSTAINED_SMOKE, "--database-url", postgres_url)
+    assert result["database"] == "postgresql"
+    run = result["runs"][0]
+    check_sustained(run)
+    work = run["sustained_work"]
+    assert work["pg_backend_cpu_s"] >= 0
+    assert work["wal_bytes_per_reply"] > 0  # each delivered reply was written
+    assert work["write_transactions"] > 0
+
+
+def test_token_endpoint(tmp_path: Path) -> None:
+    result = bench(tmp_path, "token_endpoint.py", "--duration", "0.5", "--warmup", "0.1")
+    run = result["runs"][0]
+    assert run["errors"] == 0
+    assert set(run["token_statuses"]) == {"200"}
+    assert run["token_rps"] > 0
+    assert finite(run["ratio"])
+    assert run["ratio"] > 0
+
+
+def test_workers_is_passed_on_or_refused_with_a_reason(tmp_path: Path) -> None:
+    """On SQLite `--workers 2` either runs (a build that supports it there) or stops with a
+    line that names the option, never a traceback."""
+    out = tmp_path / "result.json"
+    args = ("--runs", "1", "--json", str(out), "--duration", "0.5", "--warmup", "0.1")
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "token_endpoint.py"), *args, "--workers", "2"],
+        capture_output=True,
+        timeout=60,
+    )
+    if done.returncode == 0:
+        assert json.loads(out.read_text())["workers"] == 2
+    else:
+        assert b"Traceback" not in done.stderr
+        assert b"--workers" in done.stdout + done.stderr
 
 
 def micro(script: str, *args: str) -> list[str]:
