@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import postgres_server
-from processes import serve_argv, tree_cpu_seconds, wait_serving
+from processes import descendants, serve_argv, tree_cpu_seconds, wait_serving
 from reply_callback import free_port, start, stop, tool, wait_http
 
 from byoc.channels.signing import signed_headers
@@ -207,7 +207,12 @@ def ratio(value: float, baseline: float) -> float:
 
 def work_reading(stack: Stack) -> dict[str, Any]:
     """CPU of byoc's whole process tree and, on PostgreSQL, a look at the server's work."""
-    found: dict[str, Any] = {"byoc_cpu_s": tree_cpu_seconds(stack.server_pid)}
+    found: dict[str, Any] = {
+        "byoc_cpu_s": tree_cpu_seconds(stack.server_pid),
+        # `byoc serve` and its children: with --workers N > 1, the supervisor, N workers and
+        # multiprocessing's resource tracker.
+        "byoc_processes": len(descendants(stack.server_pid)),
+    }
     if stack.database_url is not None:
         found["pg"] = postgres_server.reading(stack.database_url)
     return found
@@ -222,6 +227,7 @@ def work_per(
     per = max(count, 1)
     work: dict[str, Any] = {
         "count": count,
+        "byoc_processes": after["byoc_processes"],
         "byoc_cpu_s": after["byoc_cpu_s"] - before["byoc_cpu_s"],
     }
     work[f"byoc_cpu_ms_per_{unit}"] = 1000 * work["byoc_cpu_s"] / per

@@ -284,7 +284,8 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         record: dict[str, Any] = {"run": run, **saturated(args, target, run)}
         grew = record["intake_backlog"]
         print(
-            f"run {run}: /healthz {record['healthz_rps']:.0f} req/s | intake "
+            f"run {run}: byoc processes {record['intake_work']['byoc_processes']} | /healthz "
+            f"{record['healthz_rps']:.0f} req/s | intake "
             f"{record['intake_rps']:.0f} req/s (ratio {record['intake_ratio']:.2f}) | backlog "
             f"grew to {grew} in {args.warmup + args.intake_duration:g} s (pending "
             f"{record['intake_pending_metrics']:.0f} by /metrics), "
@@ -359,8 +360,10 @@ def main() -> int:
     results["target_ratio"] = target
     results["target_met"] = medians["sustained_ratio"] >= target
     grows = sum(1 for r in results["runs"] if r["backlog_grows_at_intake"])
+    processes = results["runs"][0]["intake_work"]["byoc_processes"]
     print(
-        f"median of {len(results['runs'])} ({database}, workers {args.workers or 'not given'}, "
+        f"median of {len(results['runs'])} ({database}, --workers {args.workers or 'not given'}"
+        f" ({processes} byoc processes), "
         f"{args.conversations} conversations): /healthz {medians['healthz_rps']:.0f} req/s, "
         f"intake {medians['intake_rps']:.0f} req/s ({medians['intake_ratio']:.2f}), sustained "
         f"{medians['sustained_rps']:.0f} req/s ({medians['sustained_ratio']:.2f}; target >= "

@@ -28,7 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from processes import tree_cpu_seconds
+from processes import descendants, tree_cpu_seconds
 from reply_callback import loadgen
 from stack import add_server_options, bench_stack, ratio, summarize
 
@@ -65,6 +65,7 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
             }
         )
         cpu = tree_cpu_seconds(server.pid) - cpu_before
+        processes = len(descendants(server.pid))
         if server.poll() is not None:
             raise SystemExit(f"byoc serve exited early; see {stack.work / 'byoc.log'}")
         if args.keep:
@@ -78,6 +79,7 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         "token_statuses": token["statuses"],
         "errors": healthz["errors"] + token["errors"],
         "byoc_cpu_ms_per_token": 1000 * cpu / max(token["ok_total"], 1),
+        "byoc_processes": processes,
     }
 
 
@@ -101,7 +103,8 @@ def main() -> int:
         record = one_run(args, run)
         results["runs"].append(record)
         print(
-            f"run {run}: /healthz {record['healthz_rps']:.0f} req/s | token "
+            f"run {run}: byoc processes {record['byoc_processes']} | /healthz "
+            f"{record['healthz_rps']:.0f} req/s | token "
             f"{record['token_rps']:.0f} req/s (ratio {record['ratio']:.2f}, p99 "
             f"{record['token_p99_ms']:.1f} ms, byoc {record['byoc_cpu_ms_per_token']:.2f} ms "
             f"CPU per token) | statuses {record['token_statuses']} | errors {record['errors']}",
@@ -112,7 +115,8 @@ def main() -> int:
     results["target_met"] = medians["ratio"] >= TARGET_RATIO
     print(
         f"median of {len(results['runs'])} ({results['database']}, workers "
-        f"{args.workers or 'not given'}): /healthz {medians['healthz_rps']:.0f} req/s, token "
+        f"{args.workers or 'not given'}, {results['runs'][0]['byoc_processes']} byoc processes): "
+        f"/healthz {medians['healthz_rps']:.0f} req/s, token "
         f"{medians['token_rps']:.0f} req/s, ratio {medians['ratio']:.2f} (target >= "
         f"{TARGET_RATIO}: {'met' if results['target_met'] else 'MISSED'})"
     )
