@@ -34,11 +34,14 @@ def serve_has_workers_option() -> bool:
 
 
 def serve_argv(workers: int | None) -> list[str]:
-    """`byoc serve`, plus `--workers N` only when a worker count was asked for."""
+    """`byoc serve`, plus `--workers N` only when a worker count was asked for. A build without
+    the option runs one process anyway: `--workers 1` then runs it as it is, more stops here."""
     argv = [tool("byoc"), "serve"]
     if workers is None:
         return argv
     if not serve_has_workers_option():
+        if workers == 1:
+            return argv
         raise SystemExit(
             f"--workers {workers}: this checkout's `byoc serve` has no --workers option "
             "(one process only); run without --workers"
