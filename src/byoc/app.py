@@ -104,7 +104,11 @@ async def build_runtime(
     outbound = HttpClient(max_connections=200, guard=OutboundPolicy.of(settings))
     rate_limits = RateLimits()
     tenant_clients = TenantClients(
-        db, http, timeout=settings.cxone_timeout_seconds, observer=metrics.observe_cxone_call
+        db,
+        http,
+        timeout=settings.cxone_timeout_seconds,
+        observer=metrics.observe_cxone_call,
+        on_token_refresh=metrics.count_token_refresh,
     )
     bus: LocalBus
     notify_dsn = dialect.notify_dsn(settings.database_url)
@@ -150,19 +154,14 @@ async def build_runtime(
         lease_seconds=settings.outbox_lease_seconds,
         dead_letter_hooks=deliveries.dead_letter_hooks(),
         clock=clock,
+        observer=metrics.count_delivery,
     )
     wake_worker.append(worker.wake)
 
     async def load_active_clients() -> dict[str, str]:
         return await db.run_read(clients.active_client_tenants)
 
-    metrics.attach(
-        RuntimeSources(
-            store_readings=partial(store_readings, db),
-            worker_stats=lambda: worker.stats,
-            token_refreshes=lambda: tenant_clients.token_refreshes,
-        )
-    )
+    metrics.attach(RuntimeSources(store_readings=partial(store_readings, db)))
     services = Services(
         settings=settings,
         db=db,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from byoc.cxone import DeClient, TokenManager
 from byoc.cxone.client import CallObserver
 from byoc.http import HttpClient
@@ -37,11 +39,13 @@ class TenantClients:
         *,
         timeout: float,
         observer: CallObserver | None = None,
+        on_token_refresh: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
         self._http = http
         self._timeout = timeout
         self._observer = observer
+        self._on_token_refresh = on_token_refresh
         self._clients: dict[str, tuple[Tenant, DeClient]] = {}
 
     async def for_tenant(self, tenant_id: str) -> DeClient:
@@ -58,6 +62,7 @@ class TenantClients:
             tenant.access_key_secret,
             tenant.client_id,
             tenant.client_secret,
+            on_refresh=self._on_token_refresh,
         )
         client = DeClient(
             self._http, tenant.api_url, tokens, timeout=self._timeout, observer=self._observer
@@ -67,7 +72,3 @@ class TenantClients:
 
     def forget(self, tenant_id: str) -> None:
         self._clients.pop(tenant_id, None)
-
-    @property
-    def token_refreshes(self) -> int:
-        return sum(client.tokens.refreshes for _, client in self._clients.values())

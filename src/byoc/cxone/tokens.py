@@ -39,6 +39,7 @@ class TokenManager:
         refresh_margin_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         timeout: float = 5.0,
+        on_refresh: Callable[[], None] | None = None,
     ) -> None:
         self._http = http
         self._token_url = token_url
@@ -52,6 +53,7 @@ class TokenManager:
         self._token: str | None = None
         self._refresh_at = 0.0
         self.refreshes = 0
+        self._on_refresh = on_refresh
 
     async def get(self) -> str:
         """A token that is not within the refresh margin of its expiry."""
@@ -101,4 +103,6 @@ class TokenManager:
         self._token = body.access_token
         self._refresh_at = requested_at + body.expires_in - margin
         self.refreshes += 1
+        if self._on_refresh is not None:
+            self._on_refresh()
         return body.access_token

@@ -4,28 +4,39 @@ Families, all prefixed `byoc_`:
 
     http_request_duration_seconds{method,route,status_class}   histogram, route = template
     cxone_request_duration_seconds{method,path,outcome}        histogram, path = template
-    cxone_token_refreshes_total                                 counter (read at scrape)
+    cxone_token_refreshes_total                                 counter
     box_tokens_issued_total                                     counter
     retention_purged_total{kind}                                counter (message, attachment,
                                                                 conversation)
     outbox_rows{state}                                          gauge (queried at scrape)
     outbox_oldest_pending_age_seconds                           gauge (queried at scrape)
-    outbox_deliveries_total{result}                             counter (read at scrape)
+    outbox_deliveries_total{result}                             counter
     open_websockets, pending_timers                             gauges other code sets
     build_info{version}                                         gauge, always 1
 
 Nothing registers with prometheus_client's global default registry: several apps share one
 test process, and each must report only its own traffic.
+
+Several worker processes (`byoc serve --workers N`) answer one port, and a scrape reaches any
+one of them. For them prometheus_client's multiprocess mode is on: the parent names a fresh
+directory in `PROMETHEUS_MULTIPROC_DIR` before it starts the workers, every value lives in a
+per-process file there, and a scrape merges all files (counters and histograms summed, each
+gauge by its `multiprocess_mode`). prometheus_client decides once, when first imported,
+whether values live in memory or in files; `MULTIPROCESS` reads that decision. The
+per-process `process_*` and `python_gc_*` families have no meaning summed and are left out in
+that mode.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,9 +45,11 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    values,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
@@ -51,6 +64,11 @@ HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 CXONE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 OUTBOX_STATES = ("pending", "dead")
+DELIVERY_RESULTS = ("delivered", "retried", "dead_lettered", "expired")
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# True when prometheus_client keeps values in the files of a multiprocess directory.
+MULTIPROCESS = values.ValueClass is not values.MutexValue
 
 # DE API collections whose next path segment is an identifier (contract §3).
 _ID_AFTER = {
@@ -91,30 +109,15 @@ class StoreReadings:
     pending_timers: int
 
 
-class DeliveryCounts(Protocol):
-    """The outbox worker's running totals (`byoc.outbox.worker.WorkerStats`)."""
-
-    @property
-    def delivered(self) -> int: ...
-    @property
-    def retried(self) -> int: ...
-    @property
-    def dead(self) -> int: ...
-    @property
-    def expired(self) -> int: ...
-
-
 @dataclass
 class RuntimeSources:
     """What the scrape reads from the running app; attached once the runtime exists.
 
-    Callables, so that this bottom-layer module knows nothing of the store or the worker:
+    A callable, so that this bottom-layer module knows nothing of the store:
     `store_readings` answers None when the store could not be read (`byoc.store.gauges`).
     """
 
     store_readings: Callable[[], Awaitable[StoreReadings | None]]
-    worker_stats: Callable[[], DeliveryCounts]
-    token_refreshes: Callable[[], int]
 
 
 @dataclass(eq=False)  # collectors are registry keys: hashed by identity
@@ -123,29 +126,6 @@ class _ScrapeCollector(Collector):
     snapshot: OutboxSnapshot | None = None
 
     def collect(self) -> Iterable[Metric]:
-        sources = self.metrics.sources
-        if sources is None:
-            return
-        refreshes = CounterMetricFamily(
-            "byoc_cxone_token_refreshes",
-            "CXone access tokens fetched from the token endpoint (all tenants).",
-        )
-        refreshes.add_metric([], sources.token_refreshes())
-        yield refreshes
-
-        stats = sources.worker_stats()
-        deliveries = CounterMetricFamily(
-            "byoc_outbox_deliveries",
-            "Outbox delivery attempts by result: delivered, retried (rescheduled), "
-            "dead_lettered, expired (stale ephemeral signal dropped).",
-            labels=["result"],
-        )
-        deliveries.add_metric(["delivered"], stats.delivered)
-        deliveries.add_metric(["retried"], stats.retried)
-        deliveries.add_metric(["dead_lettered"], stats.dead)
-        deliveries.add_metric(["expired"], stats.expired)
-        yield deliveries
-
         if self.snapshot is not None:
             rows = GaugeMetricFamily(
                 "byoc_outbox_rows",
@@ -195,25 +175,68 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.token_refreshes = Counter(
+            "byoc_cxone_token_refreshes",
+            "CXone access tokens fetched from the token endpoint (all tenants).",
+            registry=r,
+        )
+        self.outbox_deliveries = Counter(
+            "byoc_outbox_deliveries",
+            "Outbox delivery attempts by result: delivered, retried (rescheduled), "
+            "dead_lettered, expired (stale ephemeral signal dropped).",
+            ["result"],
+            registry=r,
+        )
+        for result in DELIVERY_RESULTS:
+            self.outbox_deliveries.labels(result)
+        # The gauges' multiprocess modes: how the workers' values combine (ignored in one process).
         self.open_sockets = Gauge(
-            "byoc_open_websockets", "Web chat widget sockets open on this instance.", registry=r
+            "byoc_open_websockets",
+            "Web chat widget sockets open on this instance.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.pending_timers = Gauge(
             "byoc_pending_timers",
             "Conversation timers (idle warnings, countdowns) pending.",
             registry=r,
+            multiprocess_mode="mostrecent",  # one database count, set at each scrape
         )
-        build = Gauge("byoc_build_info", "The running version; always 1.", ["version"], registry=r)
+        build = Gauge(
+            "byoc_build_info",
+            "The running version; always 1.",
+            ["version"],
+            registry=r,
+            multiprocess_mode="max",
+        )
         build.labels(__version__).set(1)
-        ProcessCollector(registry=r)
-        GCCollector(registry=r)
         self.sources: RuntimeSources | None = None
         self._scrape = _ScrapeCollector(self)
-        r.register(self._scrape)
+        self._exposed = self._exposition_registry()
         self._scrape_lock = asyncio.Lock()
+
+    def _exposition_registry(self) -> CollectorRegistry:
+        """What a scrape renders: this app's registry, or, in multiprocess mode, every worker's
+        files; the outbox families queried at scrape are added to either."""
+        if MULTIPROCESS:
+            exposed = CollectorRegistry()
+            MultiProcessCollector(exposed)  # type: ignore[no-untyped-call]
+        else:
+            exposed = self.registry
+            ProcessCollector(registry=exposed)
+            GCCollector(registry=exposed)
+        exposed.register(self._scrape)
+        return exposed
 
     def attach(self, sources: RuntimeSources) -> None:
         self.sources = sources
+
+    def count_delivery(self, result: str) -> None:
+        """The outbox worker's observer: one count per attempt settled (`DELIVERY_RESULTS`)."""
+        self.outbox_deliveries.labels(result).inc()
+
+    def count_token_refresh(self) -> None:
+        self.token_refreshes.inc()
 
     def observe_cxone_call(self, method: str, path: str, outcome: str, seconds: float) -> None:
         """The `DeClient` observer: one sample per DE call, after any token retry."""
@@ -230,7 +253,30 @@ class Metrics:
                 self._scrape.snapshot = readings.outbox if readings else None
                 if readings is not None:
                     self.pending_timers.set(readings.pending_timers)
-            return generate_latest(self.registry)
+            return generate_latest(self._exposed)
+
+
+@contextmanager
+def multiprocess_directory() -> Iterator[str]:
+    """A fresh, empty directory for the metric files of the worker processes started inside
+    the block (named in their environment as `PROMETHEUS_MULTIPROC_DIR`); removed afterwards.
+    It must be set before a worker imports prometheus_client."""
+    previous = os.environ.get(MULTIPROCESS_DIR_ENV)
+    with tempfile.TemporaryDirectory(prefix="byoc-metrics-") as path:
+        os.environ[MULTIPROCESS_DIR_ENV] = path
+        try:
+            yield path
+        finally:
+            if previous is None:
+                os.environ.pop(MULTIPROCESS_DIR_ENV, None)
+            else:
+                os.environ[MULTIPROCESS_DIR_ENV] = previous
+
+
+def forget_process(pid: int, directory: str) -> None:
+    """A worker has exited: its sockets are gone, so its `live*` gauge files go too (its
+    counters and histograms stay, so that the server's totals never go backwards)."""
+    mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
 
 
 def sample_names(exposition: str) -> Iterator[str]:

@@ -108,6 +108,7 @@ class OutboxWorker:
         dead_letter_hooks: Mapping[str, DeadLetterHook] | None = None,
         rng: random.Random | None = None,
         clock: Clock | None = None,
+        observer: Callable[[str], None] | None = None,
     ) -> None:
         if batch_size < 1 or max_in_flight < 1:
             raise ValueError("batch_size and max_in_flight must be at least 1")
@@ -131,6 +132,8 @@ class OutboxWorker:
         # One pass at a time: `stop()` takes it to be sure no pass is starting deliveries.
         self._pass_lock = asyncio.Lock()
         self.stats = WorkerStats()
+        # Told each attempt's result: delivered, expired, retried, dead_lettered (the metrics).
+        self._observer = observer
 
     @property
     def in_flight(self) -> int:
@@ -300,6 +303,7 @@ class OutboxWorker:
                 self.stats.delivered += 1
             else:
                 self.stats.expired += 1
+            self._observe(item.how)
             if item.after_commit is not None:
                 try:
                     item.after_commit()
@@ -372,6 +376,7 @@ class OutboxWorker:
             partial(rows.reschedule, row_id=row.id, delay_ms=delay, error=error, now=now)
         )
         self.stats.retried += 1
+        self._observe("retried")
 
     async def _bury(self, row: OutboxRow, error: str) -> None:
         log.error("outbox: row %s (%s) dead-lettered: %s", row.id, row.kind, error)
@@ -384,3 +389,8 @@ class OutboxWorker:
 
         await self._db.run_write(tx)
         self.stats.dead += 1
+        self._observe("dead_lettered")
+
+    def _observe(self, result: str) -> None:
+        if self._observer is not None:
+            self._observer(result)
