@@ -1,7 +1,8 @@
 """JSON logs: one object per line, carrying the request, conversation and channel ids.
 
     {"ts": "2025-01-01T12:00:00.123Z", "level": "info", "logger": "byoc.box.router",
-     "message": "...", "request_id": "...", "conversation_id": "...", "channel_id": "..."}
+     "message": "...", "pid": 7, "request_id": "...", "conversation_id": "...",
+     "channel_id": "..."}
 
 The ids come from context variables: the request middleware binds the request id (and the
 request's `channel_id` path parameter is read once the router has matched it); code that
@@ -139,6 +140,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": scrub_capabilities(self._message(record)),
+            "pid": record.process,  # which worker, under `byoc serve --workers N`
         }
         for key in ("request_id", "conversation_id", "channel_id"):
             value = getattr(record, key, None)
