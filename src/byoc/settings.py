@@ -128,10 +128,13 @@ class Settings(BaseSettings):
 
     # The HTTP server (`byoc serve`): a request's head must arrive within the header timeout;
     # an idle kept-alive connection is closed after the keep-alive timeout; past the connection
-    # bound the longest-waiting idle or slow connection makes room for a new one.
+    # bound (per process) the longest-waiting idle or slow connection makes room for a new one.
     http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
     http_keep_alive_timeout_seconds: int = Field(default=5, ge=1)
     http_max_connections: int = Field(default=20_000, ge=1)
+    # Processes `byoc serve` runs behind its one listening socket; unset: one per available
+    # core on PostgreSQL, one on SQLite (which several processes cannot share).
+    workers: int | None = Field(default=None, ge=1)
 
     # Tokens this service issues to CXone (contract §2.1).
     token_signing_key: SecretStr = SecretStr("development-only")

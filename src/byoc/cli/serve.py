@@ -1,4 +1,4 @@
-"""`byoc serve`: the HTTP server."""
+"""`byoc serve`: the HTTP server, in one process or in `--workers N` behind one socket."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from byoc.cli._common import SubParsers, add
 from byoc.settings import Settings
+from byoc.store import dialect
 
 if TYPE_CHECKING:
     import uvicorn
+
+    from byoc.ops.server_protocol import ConnectionLimits
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +36,10 @@ def raise_open_file_limit(wanted: int) -> int:
     return wanted if soft == resource.RLIM_INFINITY else soft
 
 
-def server_config(
-    app: Any, settings: Settings, *, host: str, port: int, **overrides: Any
-) -> uvicorn.Config:
-    """uvicorn as `byoc serve` runs it: timeouts and the connection bound from the settings."""
-    import uvicorn
-
-    from byoc.ops.server_protocol import ConnectionLimits, guarded_protocol
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The guards of each serving process; the connection bound fits its open-file limit (a
+    limit worker processes inherit)."""
+    from byoc.ops.server_protocol import ConnectionLimits
 
     max_connections = settings.http_max_connections
     files = raise_open_file_limit(max_connections + RESERVED_FILES)
@@ -51,7 +51,14 @@ def server_config(
             max_connections,
             files,
         )
-    options: dict[str, Any] = {
+    return ConnectionLimits(
+        header_timeout=settings.http_header_timeout_seconds, max_connections=max_connections
+    )
+
+
+def server_options(settings: Settings, *, host: str, port: int) -> dict[str, Any]:
+    """uvicorn's options as `byoc serve` sets them, but the app and its HTTP protocol."""
+    return {
         "host": host,
         "port": port,
         "log_level": settings.log_level,
@@ -59,14 +66,22 @@ def server_config(
         "proxy_headers": True,
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
         "timeout_keep_alive": settings.http_keep_alive_timeout_seconds,
-        "http": guarded_protocol(
-            ConnectionLimits(
-                header_timeout=settings.http_header_timeout_seconds,
-                max_connections=max_connections,
-            )
-        ),
         # Widget frames are small JSON; per-socket zlib state would cost ~45 KiB a socket.
         "ws_per_message_deflate": False,
+    }
+
+
+def server_config(
+    app: Any, settings: Settings, *, host: str, port: int, **overrides: Any
+) -> uvicorn.Config:
+    """uvicorn as `byoc serve` runs it: timeouts and the connection bound from the settings."""
+    import uvicorn
+
+    from byoc.ops.server_protocol import guarded_protocol
+
+    options = {
+        **server_options(settings, host=host, port=port),
+        "http": guarded_protocol(connection_limits(settings)),
         **overrides,
     }
     return uvicorn.Config(app, **options)
@@ -87,19 +102,36 @@ def bind_listeners(config: uvicorn.Config, settings: Settings) -> list[socket.so
     return sockets
 
 
-def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+def worker_count(settings: Settings, requested: int | None) -> int:
+    """`--workers`, else BYOC_WORKERS, else one per available core on PostgreSQL and one on
+    SQLite."""
+    from byoc.cli._workers import available_cores
+
+    if requested is not None:
+        return requested
+    if settings.workers is not None:
+        return settings.workers
+    return 1 if dialect.backend(settings.database_url) == dialect.SQLITE else available_cores()
+
+
+def sqlite_refusal(settings: Settings, workers: int, requested: int | None) -> str | None:
+    """Why these settings cannot run `workers` processes, or None."""
+    if workers == 1 or dialect.backend(settings.database_url) != dialect.SQLITE:
+        return None
+    asked = f"--workers {workers}" if requested is not None else f"BYOC_WORKERS={workers}"
+    return (
+        f"{asked} needs PostgreSQL (BYOC_DATABASE_URL=postgresql://…): on SQLite one process "
+        "holds the single writer and the widget sockets' wake-ups are in-process"
+    )
+
+
+def serve_one(settings: Settings, *, host: str, port: int) -> int:
     import uvicorn
 
     from byoc.app import create_app
-    from byoc.ops.logging import configure as configure_logging
 
-    port = args.port or settings.port
-    if settings.ops_port == port:
-        print(f"byoc serve: BYOC_OPS_PORT must differ from the port ({port})", file=sys.stderr)
-        return 2
-    configure_logging(settings)  # JSON lines, uvicorn's own loggers included
     app = create_app(settings)
-    config = server_config(app, settings, host=args.host or settings.host, port=port)
+    config = server_config(app, settings, host=host, port=port)
     # Everything loaded so far (FastAPI, SQLAlchemy, pydantic, our modules) lives as long as the
     # process: moved out of the collector's sight, a full collection no longer walks it. Without
     # this, each full collection under load paused the event loop for ~60 ms (bench/README.md).
@@ -110,7 +142,53 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if server.started else 3  # uvicorn's own exit code for a failed start
 
 
+def serve_workers(settings: Settings, *, host: str, port: int, workers: int) -> int:
+    from byoc.cli._workers import WorkerConfig, supervise
+
+    config = WorkerConfig(
+        settings,
+        connection_limits(settings),
+        workers=workers,
+        **server_options(settings, host=host, port=port),
+    )
+    return supervise(config, bind_listeners(config, settings))
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from byoc.ops.logging import configure as configure_logging
+
+    try:
+        workers = worker_count(settings, args.workers)
+        refusal = sqlite_refusal(settings, workers, args.workers)
+    except dialect.UnsupportedDatabase as exc:
+        refusal = f"BYOC_DATABASE_URL: {exc}"
+    if refusal is not None:
+        print(f"byoc serve: {refusal}", file=sys.stderr)
+        return 2
+    host, port = args.host or settings.host, args.port or settings.port
+    if settings.ops_port == port:
+        print(f"byoc serve: BYOC_OPS_PORT must differ from the port ({port})", file=sys.stderr)
+        return 2
+    configure_logging(settings)  # JSON lines, uvicorn's own loggers included
+    if workers == 1:
+        return serve_one(settings, host=host, port=port)
+    return serve_workers(settings, host=host, port=port, workers=workers)
+
+
+def positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
 def register(sub: SubParsers) -> None:
     serve = add(sub, "serve", cmd_serve, "run the HTTP server")
     serve.add_argument("--host", help="bind address (default: BYOC_HOST)")
     serve.add_argument("--port", type=int, help="port (default: BYOC_PORT)")
+    serve.add_argument(
+        "--workers",
+        type=positive,
+        help="processes serving the port (default: BYOC_WORKERS, else one per available core "
+        "on PostgreSQL; SQLite runs one)",
+    )
