@@ -1,4 +1,5 @@
-"""Several middleware processes on one PostgreSQL database, as a scaled-out deployment runs."""
+"""Several middleware processes on one PostgreSQL database, as a scaled-out deployment runs:
+two `byoc serve` instances, or one `byoc serve --workers N`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,17 +49,54 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def child_pids(pid: int) -> set[int]:
+    """The processes whose parent is `pid` now (Linux /proc)."""
+    children: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (command) state ppid ...": the command may hold spaces and parentheses.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            children.add(int(entry.name))
+    return children
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 class Instance:
-    def __init__(self, name: str, settings: Settings, log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        log_dir: Path,
+        *,
+        args: Sequence[str] = (),
+        log_level: str = "warning",
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._settings = settings
-        self._log = (log_dir / f"{name}.log").open("wb")
+        self._args = list(args)
+        self._log_level = log_level
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Instance:
-        env = {**os.environ, **settings_env(self._settings), "BYOC_LOG_LEVEL": "warning"}
+        env = {**os.environ, **settings_env(self._settings), "BYOC_LOG_LEVEL": self._log_level}
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -69,6 +107,7 @@ class Instance:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                *self._args,
             ],
             env=env,
             stdout=self._log,
@@ -84,6 +123,14 @@ class Instance:
 
         wait_for(healthy, timeout=60, what=f"instance {self.name} to start ({self._log.name})")
         return self
+
+    def log_entries(self) -> list[dict[str, Any]]:
+        """The JSON lines logged so far, by the process and any worker it started."""
+        entries = []
+        for line in self.log_path.read_bytes().splitlines():
+            if line.startswith(b"{") and line.endswith(b"}"):
+                entries.append(json.loads(line))
+        return entries
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, claims left behind, sockets cut."""
@@ -116,10 +163,18 @@ class Cluster:
         return contact_for_thread(self.emulator, self.channel_id, thread_id)
 
 
-@contextmanager
-def two_instances(
-    tmp_path: Path, emulator: Emulator, database_url: str, **overrides: Any
-) -> Iterator[Cluster]:
+@dataclass
+class Prepared:
+    """A store with the default tenant, a web chat channel and CXone's client credentials."""
+
+    settings: Settings
+    client_id: str
+    client_secret: str
+    channel_id: str
+    channel_secret: str
+
+
+def prepare(tmp_path: Path, emulator: Emulator, database_url: str, **overrides: Any) -> Prepared:
     settings = middleware_settings(tmp_path, emulator, database_url=database_url, **overrides)
     client_id, client_secret = new_client_credentials()
     channel_id = "chat_" + secrets.token_hex(6)
@@ -141,14 +196,53 @@ def two_instances(
             client_secret,
         )
     )
-    a = Instance("a", settings, tmp_path)
-    b = Instance("b", settings, tmp_path)
+    return Prepared(settings, client_id, client_secret, channel_id, channel_secret)
+
+
+@contextmanager
+def two_instances(
+    tmp_path: Path, emulator: Emulator, database_url: str, **overrides: Any
+) -> Iterator[Cluster]:
+    p = prepare(tmp_path, emulator, database_url, **overrides)
+    a = Instance("a", p.settings, tmp_path)
+    b = Instance("b", p.settings, tmp_path)
     try:
         a.start()
         b.start()
         # CXone's load balancer happened to pick B for its callbacks.
-        connect_emulator(emulator, b.url, client_id, client_secret, channel_id)
-        yield Cluster(a, b, emulator, channel_id, channel_secret, settings)
+        connect_emulator(emulator, b.url, p.client_id, p.client_secret, p.channel_id)
+        yield Cluster(a, b, emulator, p.channel_id, p.channel_secret, p.settings)
     finally:
         a.stop()
         b.stop()
+
+
+@dataclass
+class Workers:
+    """One `byoc serve --workers N`, CXone's callbacks pointed at it. It logs at info level:
+    the JSON lines carry the `pid` of the worker that wrote them."""
+
+    server: Instance
+    emulator: Emulator
+    channel_id: str
+    settings: Settings
+    origin: str = "https://watering-hole.example"
+
+    def contact_for_thread(self, thread_id: str) -> dict[str, Any]:
+        return contact_for_thread(self.emulator, self.channel_id, thread_id)
+
+
+@contextmanager
+def workers_server(
+    tmp_path: Path, emulator: Emulator, database_url: str, *, workers: int, **overrides: Any
+) -> Iterator[Workers]:
+    p = prepare(tmp_path, emulator, database_url, **overrides)
+    server = Instance(
+        "serve", p.settings, tmp_path, args=("--workers", str(workers)), log_level="info"
+    )
+    try:
+        server.start()
+        connect_emulator(emulator, server.url, p.client_id, p.client_secret, p.channel_id)
+        yield Workers(server, emulator, p.channel_id, p.settings)
+    finally:
+        server.stop()
