@@ -22,6 +22,7 @@ from byoc.settings import Settings
 from tests.support.cli import run_cli
 from tests.support.cluster import Workers, child_pids, running, workers_server
 from tests.support.emulator import Emulator
+from tests.support.servers import free_port
 from tests.support.waiting import wait_for
 from tests.support.widget import widget_at
 
@@ -82,7 +83,9 @@ def agent_says(server: Workers, thread_id: str, text: str) -> None:
 def test_two_workers_answer_one_port_and_metrics_count_them_all(
     tmp_path: Path, emulator: Emulator, postgres_url: str
 ) -> None:
-    with workers_server(tmp_path, emulator, postgres_url, workers=2) as server:
+    ops_port = free_port()
+    ops = f"http://127.0.0.1:{ops_port}"  # every worker serves the operations listener too
+    with workers_server(tmp_path, emulator, postgres_url, workers=2, ops_port=ops_port) as server:
 
         def both_answered() -> bool:
             for _ in range(10):  # a connection each: any worker may accept it
@@ -98,7 +101,7 @@ def test_two_workers_answer_one_port_and_metrics_count_them_all(
         # Whichever worker answers the scrape, it counts every worker's requests.
         def counted() -> float:
             return sample(
-                scrape(server.server.url),
+                scrape(ops),
                 "byoc_http_request_duration_seconds",
                 "byoc_http_request_duration_seconds_count",
                 route="/healthz",
@@ -106,7 +109,7 @@ def test_two_workers_answer_one_port_and_metrics_count_them_all(
 
         answered = len(access_lines(server, '"GET /healthz '))  # the start-up's checks too
         wait_for(lambda: counted() == answered, timeout=30, what=f"{answered} in /metrics")
-        families = scrape(server.server.url)
+        families = scrape(ops)
         assert sample(families, "byoc_build_info", "byoc_build_info") == 1
         # Per-process families have no meaning summed over workers.
         assert not [name for name in families if name.startswith("process_")]
