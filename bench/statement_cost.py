@@ -1,19 +1,30 @@
 """Micro-benchmark: one prebuilt statement through SQLAlchemy vs `byoc.store.compiled.execute`.
 
     .venv/bin/python bench/statement_cost.py [--executions 5000] [--rounds 3]
+                                             [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres]
 
-On a fresh SQLite file migrated as `byoc db upgrade` does, inside one transaction of a plain
-synchronous connection (what the store's writer and reader threads hold), runs the store's
-prebuilt `get_conversation` SELECT and the customer-activity UPDATE `--executions` times each,
-first with `Connection.execute` (SQLAlchemy Core: cache key, execution context, result) and
-then with `byoc.store.compiled.execute` (compiled once, run on the `sqlite3` connection), and
-prints the median µs per execution over `--rounds`. Runtime: a few seconds.
+Runs the store's prebuilt `get_conversation` SELECT and the customer-activity UPDATE
+`--executions` times each inside one transaction, first with `Connection.execute`
+(SQLAlchemy Core: cache key, execution context, result) and then with
+`byoc.store.compiled.execute` (compiled once, run on the driver), and prints the median per
+execution over `--rounds`:
+
+- SQLite (always): a fresh file migrated as `byoc db upgrade` does, on a plain synchronous
+  connection (what the store's writer and reader threads hold): µs of wall time;
+- PostgreSQL (with `--postgres-url`, on a database made for the run and dropped afterwards):
+  inside `AsyncConnection.run_sync` on asyncpg, as `Database.run_read` / `run_write` run a
+  transaction: µs of wall time and µs of this process's CPU time (the wall time includes the
+  round trip to the server, the same on both paths; the CPU time is what the path costs the
+  middleware).
+
+Runtime: a few seconds per database.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import statistics
 import tempfile
 import time
@@ -21,25 +32,50 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Connection, create_engine
+from sqlalchemy.engine import make_url
 
 from byoc.store import Database, conversations
 from byoc.store.compiled import execute
 from byoc.store.migrations import upgrade
 
+SELECT_PARAMS = {"id": "thr_missing"}
+UPDATE_PARAMS = {"conversation_id": "thr_missing", "at": 1}
+SELECT_ONE = conversations._GET_CONVERSATION
+UPDATE_ONE = conversations._CUSTOMER_ACTIVE
+CASES: list[tuple[str, Callable[[Connection], Any]]] = [
+    ("SELECT, SQLAlchemy", lambda c: c.execute(SELECT_ONE, SELECT_PARAMS).first()),
+    ("SELECT, driver", lambda c: execute(c, SELECT_ONE, SELECT_PARAMS).first()),
+    ("UPDATE, SQLAlchemy", lambda c: c.execute(UPDATE_ONE, UPDATE_PARAMS)),
+    ("UPDATE, driver", lambda c: execute(c, UPDATE_ONE, UPDATE_PARAMS)),
+]
 
-def per_execution(run: Callable[[], Any], executions: int) -> float:
-    started = time.perf_counter()
+
+def per_execution(run: Callable[[], Any], executions: int) -> tuple[float, float]:
+    """µs of wall time and of this process's CPU time per execution."""
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(executions):
         run()
-    return (time.perf_counter() - started) / executions * 1e6
+    wall = (time.perf_counter() - started) / executions * 1e6
+    return wall, (time.process_time() - cpu) / executions * 1e6
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--executions", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+def measure(conn: Connection, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    results = {}
+    for name, case in CASES:
+        case(conn)  # the first run compiles and prepares
+        costs = [
+            per_execution(lambda case=case: case(conn), args.executions) for _ in range(args.rounds)
+        ]
+        results[name] = (
+            statistics.median(wall for wall, _ in costs),
+            statistics.median(cpu for _, cpu in costs),
+        )
+    return results
+
+
+def on_sqlite(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         url = f"sqlite:///{Path(scratch) / 'cost.db'}"
 
@@ -50,24 +86,53 @@ def main() -> None:
 
         asyncio.run(migrate())
         engine = create_engine(url)
-        select_params = {"id": "thr_missing"}
-        update_params = {"conversation_id": "thr_missing", "at": 1}
-        select_one = conversations._GET_CONVERSATION
-        update_one = conversations._CUSTOMER_ACTIVE
-        cases: list[tuple[str, Callable[[Connection], Any]]] = [
-            ("SELECT, SQLAlchemy", lambda c: c.execute(select_one, select_params).first()),
-            ("SELECT, driver", lambda c: execute(c, select_one, select_params).first()),
-            ("UPDATE, SQLAlchemy", lambda c: c.execute(update_one, update_params)),
-            ("UPDATE, driver", lambda c: execute(c, update_one, update_params)),
-        ]
         with engine.begin() as conn:
-            for name, case in cases:
-                costs = [
-                    per_execution(lambda case=case: case(conn), args.executions)
-                    for _ in range(args.rounds)
-                ]
-                print(f"{name:<20} {statistics.median(costs):6.1f} µs per execution", flush=True)
+            results = measure(conn, args)
         engine.dispose()
+    print("SQLite, on the sqlite3 connection:")
+    for name, (wall, _) in results.items():
+        print(f"  {name:<20} {wall:6.1f} µs per execution", flush=True)
+
+
+def on_postgresql(args: argparse.Namespace) -> None:
+    admin = make_url(args.postgres_url).set(drivername="postgresql")
+    name = "byoc_statement_cost_" + secrets.token_hex(4)
+
+    async def admin_sql(sql: str) -> None:
+        conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def run() -> dict[str, tuple[float, float]]:
+        db = Database(admin.set(database=name).render_as_string(hide_password=False))
+        try:
+            await upgrade(db)
+            async with db.engine.connect() as conn, conn.begin():
+                return await conn.run_sync(measure, args)
+        finally:
+            await db.close()
+
+    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    try:
+        results = asyncio.run(run())
+    finally:
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    print("PostgreSQL, on asyncpg inside run_sync (wall includes the round trip):")
+    for case, (wall, cpu) in results.items():
+        print(f"  {case:<20} {wall:6.1f} µs wall, {cpu:6.1f} µs CPU per execution", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--executions", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--postgres-url", help="a PostgreSQL server to measure on as well")
+    args = parser.parse_args()
+    on_sqlite(args)
+    if args.postgres_url:
+        on_postgresql(args)
 
 
 if __name__ == "__main__":

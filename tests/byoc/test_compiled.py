@@ -1,27 +1,31 @@
 """The fast path's prebuilt statements give what SQLAlchemy gives for the same statement.
 
 `byoc.store.compiled.execute` compiles each prebuilt statement once and runs it straight on
-the `sqlite3` connection. Every prebuilt statement of the store and the outbox runs here twice
-on the same SQLite data, each time in a transaction that is rolled back afterwards: once
-through `Connection.execute` (SQLAlchemy) and once through `execute`. The rows it returns, the
-rows it changes and what every table holds afterwards must be the same.
+the driver: the `sqlite3` connection, or asyncpg inside `run_sync`. Every prebuilt statement of
+the store and the outbox runs here on the same data in SQLite and in PostgreSQL, each time in a
+transaction that is rolled back afterwards: once through `Connection.execute` (SQLAlchemy) and
+twice through `execute`. The rows it returns, the rows it changes and what every table holds
+afterwards must be the same. Driver errors must become the store errors SQLAlchemy's do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.base import Executable
 
 from byoc.outbox import rows as outbox_rows
 from byoc.store import (
     Database,
+    DuplicateError,
     channels,
     conversations,
     customers,
@@ -30,13 +34,14 @@ from byoc.store import (
     tenants,
 )
 from byoc.store import schema as t
-from byoc.store.compiled import RawResult, _compiled, execute
+from byoc.store.compiled import _SQLITE, RawResult, _compiled, execute
 from byoc.store.migrations import upgrade
 from byoc.store.records import Channel, Conversation, Customer, Message, Tenant
 
 MODULES: list[ModuleType] = [tenants, channels, customers, conversations, messages, outbox_rows]
 NOW = 1_700_000_000_000
 LATER = 10**14  # after the outbox rows the test data enqueues now
+T = TypeVar("T")
 
 MESSAGE = {
     "id": "msg_new",
@@ -149,22 +154,74 @@ async def _fill(url: str) -> None:
         await db.close()
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    import asyncio
+class Backend:
+    """A database holding the test data; `run(fn)` runs `fn(conn)` in a transaction that is
+    rolled back afterwards, on the connection the store's fast path runs on."""
 
-    url = f"sqlite:///{Path(tmp_path_factory.mktemp('compiled')) / 'store.db'}"
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.name = dialect.backend(url)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine: Engine | None = None
+        self._async_engine: AsyncEngine | None = None
+        file_url = dialect.embedded_file_url(url)
+        if file_url is not None:
+            # The engine the store's writer and reader threads use.
+            self._engine = create_engine(file_url, **dialect.embedded_engine_options())
+            dialect.prepare_engine(self._engine, url)
+        else:
+            # Asyncpg under `run_sync`, as `Database` runs it; one loop for the module.
+            self._loop = asyncio.new_event_loop()
+            self._async_engine = create_async_engine(dialect.async_url(url))
+
+    def run(self, fn: Callable[[Connection], T]) -> T:
+        if self._engine is not None:
+            with self._engine.connect() as conn:
+                transaction = conn.begin()
+                try:
+                    return fn(conn)
+                finally:
+                    transaction.rollback()
+        assert self._loop is not None
+        assert self._async_engine is not None
+        engine = self._async_engine
+
+        async def run() -> T:
+            async with engine.connect() as conn:
+                transaction = await conn.begin()
+                try:
+                    return await conn.run_sync(fn)
+                finally:
+                    await transaction.rollback()
+
+        return self._loop.run_until_complete(run())
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+        if self._loop is not None and self._async_engine is not None:
+            self._loop.run_until_complete(self._async_engine.dispose())
+            self._loop.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{Path(tmp_path_factory.mktemp('compiled')) / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
     asyncio.run(_fill(url))
-    file_url = dialect.embedded_file_url(url)
-    assert file_url is not None
-    # The engine the store's writer and reader threads use.
-    sync_engine = create_engine(file_url, **dialect.embedded_engine_options())
-    dialect.prepare_engine(sync_engine, url)
-    yield sync_engine
-    sync_engine.dispose()
+    opened = Backend(url)
+    yield opened
+    opened.close()
 
 
-def _everything(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
+Tables = dict[str, list[tuple[Any, ...]]]
+
+
+def _everything(conn: Connection) -> Tables:
     return {
         name: [tuple(row) for row in conn.execute(text(f"SELECT * FROM {name} ORDER BY 1"))]
         for name in t.metadata.tables
@@ -172,36 +229,38 @@ def _everything(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def _run(
-    engine: Engine, statement: Executable, params: dict[str, Any], *, driver: bool
-) -> tuple[list[dict[str, Any]], int, dict[str, list[tuple[Any, ...]]]]:
-    with engine.connect() as conn:
-        transaction = conn.begin()
-        try:
-            if driver:
-                result = execute(conn, statement, params)
-                assert isinstance(result, RawResult)  # the fast path ran, not its fallback
-                rows = [dict(row._mapping) for row in result]
-            else:
-                result = conn.execute(statement, params)
-                rows = [dict(row._mapping) for row in result] if result.returns_rows else []
-            return rows, result.rowcount, _everything(conn)
-        finally:
-            transaction.rollback()
+    backend: Backend, statement: Executable, params: dict[str, Any], *, driver: bool
+) -> tuple[list[dict[str, Any]], int, Tables]:
+    def run(conn: Connection) -> tuple[list[dict[str, Any]], int, Tables]:
+        if backend.name == dialect.POSTGRESQL:
+            # A sequence does not roll back: each run starts it where the data leaves it.
+            conn.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('outbox', 'id'), max(id)) FROM outbox"
+            )
+        if driver:
+            result = execute(conn, statement, params)
+            assert isinstance(result, RawResult)  # the fast path ran, not its fallback
+            rows = [dict(row._mapping) for row in result]
+        else:
+            result = conn.execute(statement, params)
+            rows = [dict(row._mapping) for row in result] if result.returns_rows else []
+        return rows, result.rowcount, _everything(conn)
+
+    return backend.run(run)
 
 
 @pytest.mark.parametrize(
     ("name", "statement"), [pytest.param(*case, id=case[0]) for case in prebuilt()]
 )
 def test_prebuilt_statement_matches_sqlalchemy(
-    engine: Engine, name: str, statement: Executable
+    backend: Backend, name: str, statement: Executable
 ) -> None:
     params = PARAMS[name]
-    with engine.connect() as conn:
-        before = _everything(conn)
-    through_sqlalchemy = _run(engine, statement, params, driver=False)
+    before = backend.run(_everything)
+    through_sqlalchemy = _run(backend, statement, params, driver=False)
     # Twice on the driver: the second run takes the SQL compiled by the first.
     for _ in range(2):
-        through_driver = _run(engine, statement, params, driver=True)
+        through_driver = _run(backend, statement, params, driver=True)
         rows, rowcount, after = through_driver
         assert rows == through_sqlalchemy[0]
         assert after == through_sqlalchemy[2]
@@ -214,34 +273,93 @@ def test_prebuilt_statement_matches_sqlalchemy(
         else:  # a change: the same number of rows
             assert rowcount == through_sqlalchemy[1]
             assert rowcount > 0
-    with engine.connect() as conn:
-        assert _everything(conn) == before  # each run was rolled back
+    assert backend.run(_everything) == before  # each run was rolled back
 
 
 @pytest.mark.parametrize("driver", [False, True])
-def test_an_id_list_parameter_selects_exactly_its_ids(engine: Engine, driver: bool) -> None:
+def test_an_id_list_parameter_selects_exactly_its_ids(backend: Backend, driver: bool) -> None:
     claimed = select(t.outbox.c.id).where(t.outbox.c.claimed_by == "w1").order_by(t.outbox.c.id)
-    with engine.connect() as conn:
-        transaction = conn.begin()
-        try:
-            params = {"ids_json": json.dumps([1, 3]), **CLAIM}
-            if driver:
-                execute(conn, outbox_rows._CLAIM, params)
-            else:
-                conn.execute(outbox_rows._CLAIM, params)
-            assert list(conn.execute(claimed).scalars()) == [1, 3]
-        finally:
-            transaction.rollback()
+
+    def claim(conn: Connection) -> list[int]:
+        params = {"ids_json": json.dumps([1, 3]), **CLAIM}
+        if driver:
+            execute(conn, outbox_rows._CLAIM, params)
+        else:
+            conn.execute(outbox_rows._CLAIM, params)
+        return list(conn.execute(claimed).scalars())
+
+    assert backend.run(claim) == [1, 3]
 
 
 @pytest.mark.parametrize("name", ["rows._CLAIM", "rows._COMPLETE"])
-def test_an_id_list_is_looked_up_by_primary_key(engine: Engine, name: str) -> None:
+def test_an_id_list_is_looked_up_by_primary_key(backend: Backend, name: str) -> None:
     """Not scanned: claiming or settling rows must not cost in proportion to the backlog."""
+    if backend.name != dialect.SQLITE:
+        pytest.skip("reads SQLite's query plan")
     params = PARAMS[name]
-    sql, literals = _compiled(dict(prebuilt())[name], params)
-    with engine.connect() as conn:
-        explained = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", {**literals, **params})
-        plan = [str(row[-1]) for row in explained]
+    compiled = _compiled(_SQLITE, dialect.SQLITE_DRIVER_DIALECT, dict(prebuilt())[name], params)
+
+    def explain(conn: Connection) -> list[str]:
+        sql = f"EXPLAIN QUERY PLAN {compiled.sql}"
+        return [str(row[-1]) for row in conn.exec_driver_sql(sql, {**compiled.literals, **params})]
+
+    plan = backend.run(explain)
     outbox_steps = [step for step in plan if "outbox" in step]
     assert outbox_steps, plan
     assert all(step.startswith("SEARCH") for step in outbox_steps), plan
+
+
+@pytest.mark.parametrize("driver", [False, True])
+def test_a_duplicate_key_is_a_duplicate_error_on_either_path(
+    backend: Backend, driver: bool
+) -> None:
+    def insert_again(conn: Connection) -> None:
+        params = {**MESSAGE, "id": "msg_1"}
+        if driver:
+            execute(conn, messages._INSERT_MESSAGE, params)
+        else:
+            conn.execute(messages._INSERT_MESSAGE, params)
+
+    async def run() -> None:
+        db = Database(backend.url)
+        try:
+            with pytest.raises(DuplicateError):
+                await db.run_write(insert_again)
+            # and the connection it failed on serves the next transaction
+            assert await db.run_read(messages.get_message, "msg_1") is not None
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+
+
+def test_a_statement_on_the_driver_first_is_inside_the_transaction(backend: Backend) -> None:
+    """The driver runs the transaction's first statement: what it wrote is rolled back with
+    the transaction, and committed with it."""
+
+    class Undo(Exception):
+        pass
+
+    def set_status(status: str, *, fail: bool) -> Callable[[Connection], None]:
+        def write(conn: Connection) -> None:
+            execute(conn, messages._SET_MESSAGE_STATUS, {"message_id": "msg_0", "status": status})
+            if fail:
+                raise Undo
+
+        return write
+
+    async def run() -> list[str]:
+        db = Database(backend.url)
+        seen = []
+        try:
+            with pytest.raises(Undo):
+                await db.run_write(set_status("undone", fail=True))
+            seen.append(await db.run_read(messages.get_message, "msg_0"))
+            await db.run_write(set_status("kept", fail=False))
+            seen.append(await db.run_read(messages.get_message, "msg_0"))
+            await db.run_write(set_status("pending", fail=False))
+        finally:
+            await db.close()
+        return [message.status for message in seen if message is not None]
+
+    assert asyncio.run(run()) == ["pending", "kept"]

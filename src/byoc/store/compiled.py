@@ -1,45 +1,74 @@
-"""Running the hot path's prebuilt statements: compiled once, on SQLite straight on the driver.
+"""Running the hot path's prebuilt statements: compiled once, straight on the driver.
 
 Through SQLAlchemy a prebuilt statement still costs 13 to 17 µs per execution on an idle
 machine (cache key, execution context, result metadata), on the `sqlite3` connection 3.4 to 7
 (`bench/statement_cost.py`), and the gap grows under load. A message's transaction runs
 about ten statements, so on the embedded default that was most of the writer thread's time.
-`execute()` therefore compiles each prebuilt statement once for SQLite (named parameters) and
-runs it on the `sqlite3` connection of the caller's transaction (the writer thread's and the
-readers', see `byoc.store.db`); elsewhere it is plain `Connection.execute`. The result offers
-what the query functions use of a SQLAlchemy result: `first()`, `all()`, iteration,
-`scalar_one()`, `rowcount`, rows with `_mapping`.
+`execute()` therefore compiles each prebuilt statement once per database and runs it on the
+driver connection of the caller's transaction:
+
+- SQLite (the writer thread's and the readers' `sqlite3` connection, see `byoc.store.db`):
+  named parameters, straight on `sqlite3`;
+- PostgreSQL (inside `AsyncConnection.run_sync`): `$n` parameters with SQLAlchemy's own bind
+  casts, on the asyncpg connection through its prepared-statement cache (`fetch` / `execute`
+  with arguments: one round trip once the connection has prepared the statement), awaited
+  from the transaction function with SQLAlchemy's `await_only`, as its asyncpg adapter does.
+  The transaction is begun first if no statement through SQLAlchemy has begun it yet
+  (`dialect.asyncpg_driver`);
+- anything else (SQLite through aiosqlite, an in-memory database): plain `Connection.execute`.
+
+The result offers what the query functions use of a SQLAlchemy result: `first()`, `all()`,
+iteration, `scalar_one()`, `rowcount`, rows with `_mapping`.
 
 Only for statements whose columns are plain integers, text and bytes (the whole schema: see
-`byoc.store.schema`), so SQLAlchemy's type processing has nothing to do, and without
-expanding (`IN`) parameters, whose SQL depends on the values. Driver errors become
-SQLAlchemy's, so `byoc.store.db` maps them to store errors as it does for everything else.
+`byoc.store.schema`), so SQLAlchemy's type processing has nothing to do (a statement that
+would need a bind processor is refused when it is compiled), and without expanding (`IN`)
+parameters, whose SQL depends on the values. Driver errors become SQLAlchemy's (an integrity
+violation its `IntegrityError`), so `byoc.store.db` maps them to store errors as it does for
+everything else.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
 
+import asyncpg
 from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import (
     DatabaseError,
+    DataError,
     IntegrityError,
     MultipleResultsFound,
     NoResultFound,
     OperationalError,
 )
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.util import await_only
 
-from byoc.store.dialect import SQLITE_DRIVER_DIALECT, sqlite_driver
+from byoc.store.dialect import (
+    SQLITE_DRIVER_DIALECT,
+    asyncpg_driver,
+    sqlite_driver,
+    surface_dead_connection,
+)
+
+
+class _Compiled(NamedTuple):
+    sql: str
+    names: tuple[str, ...]  # the parameters in `$n` order (PostgreSQL)
+    literals: dict[str, Any]  # the statement's own literals (`.limit(1)`, `state == "open"`)
+    returns_rows: bool
+
 
 # Keyed by the statement object (module-level constants that live as long as the process)
 # and, for INSERTs, by the parameter names, which decide the column list.
-# The SQL, and the values of the statement's own literals (`.limit(1)`, `state == "open"`),
-# which SQLAlchemy binds as parameters too.
-_SQL: dict[tuple[int, tuple[str, ...]], tuple[str, dict[str, Any]]] = {}
+_SQLITE: dict[tuple[int, tuple[str, ...]], _Compiled] = {}
+_POSTGRESQL: dict[tuple[int, tuple[str, ...]], _Compiled] = {}
 
 
 class RawRow:
@@ -54,16 +83,29 @@ class RawResult:
 
     __slots__ = ("_rows", "rowcount")
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
+    def __init__(self, rows: list[RawRow], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    @classmethod
+    def of_cursor(cls, cursor: sqlite3.Cursor) -> RawResult:
         if cursor.description is None:
-            self._rows: list[RawRow] = []
-        else:
-            names = [column[0] for column in cursor.description]
-            self._rows = [RawRow(dict(zip(names, row, strict=True))) for row in cursor]
-        self.rowcount = cursor.rowcount
+            return cls([], cursor.rowcount)
+        names = [column[0] for column in cursor.description]
+        rows = [RawRow(dict(zip(names, row, strict=True))) for row in cursor]
+        # `sqlite3` counts the rows of INSERT/UPDATE/DELETE only, not of one opening with WITH.
+        return cls(rows, cursor.rowcount if cursor.rowcount >= 0 else len(rows))
+
+    @classmethod
+    def of_records(cls, records: Iterable[Mapping[str, Any]]) -> RawResult:
+        rows = [RawRow(dict(record)) for record in records]
+        return cls(rows, len(rows))
 
     def first(self) -> RawRow | None:
         return self._rows[0] if self._rows else None
+
+    def all(self) -> list[RawRow]:
+        return list(self._rows)
 
     def __iter__(self) -> Iterator[RawRow]:
         return iter(self._rows)
@@ -78,13 +120,22 @@ class RawResult:
 
 def execute(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any:
     """Run a prebuilt statement in the caller's transaction (see the module docstring)."""
-    raw = sqlite_driver(conn)
-    if raw is None:
-        # PostgreSQL, or SQLite through aiosqlite (an in-memory database).
-        return conn.execute(statement, params)
-    sql, literals = _compiled(statement, params)
+    lite = sqlite_driver(conn)
+    if lite is not None:
+        return _on_sqlite(lite, statement, params)
+    pg = asyncpg_driver(conn)
+    if pg is not None:
+        return _on_asyncpg(conn, pg, statement, params)
+    return conn.execute(statement, params)
+
+
+def _on_sqlite(
+    raw: sqlite3.Connection, statement: Executable, params: Mapping[str, Any]
+) -> RawResult:
+    compiled = _compiled(_SQLITE, SQLITE_DRIVER_DIALECT, statement, params)
+    sql, literals = compiled.sql, compiled.literals
     try:
-        return RawResult(raw.execute(sql, {**literals, **params} if literals else params))
+        return RawResult.of_cursor(raw.execute(sql, {**literals, **params} if literals else params))
     except sqlite3.IntegrityError as exc:
         raise IntegrityError(sql, dict(params), exc) from exc
     except sqlite3.OperationalError as exc:
@@ -93,12 +144,49 @@ def execute(conn: Connection, statement: Executable, params: Mapping[str, Any]) 
         raise DatabaseError(sql, dict(params), exc) from exc
 
 
-def _compiled(statement: Executable, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def _on_asyncpg(
+    conn: Connection, raw: Any, statement: Executable, params: Mapping[str, Any]
+) -> RawResult:
+    compiled = _compiled(_POSTGRESQL, conn.dialect, statement, params)
+    literals = compiled.literals
+    args = [params[name] if name in params else literals[name] for name in compiled.names]
+    try:
+        if compiled.returns_rows:
+            return RawResult.of_records(await_only(raw.fetch(compiled.sql, *args)))
+        status: str = await_only(raw.execute(compiled.sql, *args))
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(compiled.sql, dict(params), exc) from exc
+    except asyncpg.DataError as exc:
+        raise DataError(compiled.sql, dict(params), exc) from exc
+    except Exception as exc:
+        surface_dead_connection(conn)
+        if isinstance(exc, asyncpg.PostgresError):
+            raise DatabaseError(compiled.sql, dict(params), exc) from exc
+        raise OperationalError(compiled.sql, dict(params), exc) from exc
+    # "UPDATE 3", "DELETE 0", "INSERT 0 1": the count comes last.
+    count = status.rpartition(" ")[2]
+    return RawResult([], int(count) if count.isdigit() else -1)
+
+
+def _compiled(
+    cache: dict[tuple[int, tuple[str, ...]], _Compiled],
+    dialect: Dialect,
+    statement: Executable,
+    params: Mapping[str, Any],
+) -> _Compiled:
     key = (id(statement), tuple(params))
-    found = _SQL.get(key)
+    found = cache.get(key)
     if found is None:
-        assert isinstance(statement, ClauseElement)
-        compiled = statement.compile(dialect=SQLITE_DRIVER_DIALECT, column_keys=list(params))
-        literals = {k: v for k, v in compiled.params.items() if k not in params}
-        found = _SQL[key] = (str(compiled), literals)
+        found = cache[key] = _compile(dialect, statement, params)
     return found
+
+
+def _compile(dialect: Dialect, statement: Executable, params: Mapping[str, Any]) -> _Compiled:
+    assert isinstance(statement, ClauseElement)
+    compiled = statement.compile(dialect=dialect, column_keys=list(params))
+    assert isinstance(compiled, SQLCompiler)
+    if compiled._bind_processors:
+        raise TypeError(f"a prebuilt statement needs no bind processing: {compiled}")
+    literals = {k: v for k, v in compiled.params.items() if k not in params}
+    returns_rows = bool(statement.is_select or compiled.effective_returning)
+    return _Compiled(str(compiled), tuple(compiled.positiontup or ()), literals, returns_rows)

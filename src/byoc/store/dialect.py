@@ -39,10 +39,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.util import await_only
 
 SQLITE: Final = "sqlite"
 POSTGRESQL: Final = "postgresql"
@@ -147,6 +149,35 @@ def sqlite_driver(conn: Connection) -> sqlite3.Connection | None:
         return None
     raw = conn.connection.driver_connection
     return raw if isinstance(raw, sqlite3.Connection) else None
+
+
+def asyncpg_driver(conn: Connection) -> Any | None:
+    """The asyncpg connection under `conn` (inside `AsyncConnection.run_sync`), its transaction
+    begun; None when `conn` is not on asyncpg.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, before its first statement. A statement
+    run on the driver first must not run outside the transaction, so it begins it here just
+    as the adapter would (and nothing in autocommit mode, like the adapter)."""
+    if conn.dialect.driver != "asyncpg":
+        return None
+    pooled = conn.connection
+    adapted: Any = pooled.dbapi_connection
+    if adapted._transaction is None:
+        try:
+            await_only(adapted._start_transaction())
+        except Exception as exc:
+            surface_dead_connection(conn)
+            raise OperationalError("BEGIN", None, exc) from exc
+    return pooled.driver_connection
+
+
+def surface_dead_connection(conn: Connection) -> None:
+    """After a statement on the driver failed: if the asyncpg connection is closed, run one
+    through SQLAlchemy, which then finds the connection dead as if its own statement had: it
+    raises its error and replaces this connection and every pooled one older than it."""
+    raw = conn.connection.driver_connection
+    if raw is not None and raw.is_closed():
+        conn.exec_driver_sql("SELECT 1")
 
 
 def skip_locked(query: Select[Any], *tables: Any) -> Select[Any]:
