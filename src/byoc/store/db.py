@@ -4,7 +4,10 @@
 `fn(conn, *args)` on a SQLAlchemy `Connection` (the named queries of `byoc.store`, or a
 caller's function that runs several of them) and run all of it in one go. On PostgreSQL the
 function runs through `AsyncConnection.run_sync` (greenlet over asyncpg), so the same code
-serves both databases. On an SQLite file it runs on a dedicated writer thread that owns a plain
+serves both databases; the prebuilt statements of the hot path run on asyncpg directly
+(`byoc.store.compiled`), reads run in autocommit and pooled connections are pinged only after
+being idle (`byoc.store.dialect`): a reply's transaction is one round trip per statement plus
+BEGIN and COMMIT. On an SQLite file it runs on a dedicated writer thread that owns a plain
 `sqlite3` connection: one thread hop per transaction instead of one per statement, and **group
 commit**: every write queued while the previous commit was running goes into the next
 transaction, each job inside its own SAVEPOINT, so a failing job rolls back alone and gets its
@@ -244,6 +247,7 @@ class Database:
         )
         dialect.prepare_engine(self.engine.sync_engine, url)
         self._write_options = dialect.write_options(url)
+        self._read_options = dialect.read_options(url)
         self._serialise_writes = dialect.serialises_writes(url)
         self._write_lock = asyncio.Lock()
         self._sync_engine: Engine | None = None
@@ -278,7 +282,8 @@ class Database:
     async def run_read(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Run `fn(conn, *args, **kwargs)` inside a read transaction, in one call."""
+        """Run `fn(conn, *args, **kwargs)` for reading, in one call: on SQLite in a read
+        transaction (one snapshot), on PostgreSQL in autocommit (`dialect.read_options`)."""
         job = _bound(fn, *args, **kwargs)
         if self._reader is not None:
             return await self._reader.submit(job)
@@ -294,8 +299,9 @@ class Database:
                 await stack.enter_async_context(self._write_lock)
             try:
                 async with self.engine.connect() as conn:
-                    if write and self._write_options:
-                        conn = await conn.execution_options(**self._write_options)
+                    options = self._write_options if write else self._read_options
+                    if options:
+                        conn = await conn.execution_options(**options)
                     async with conn.begin():
                         yield conn
             except SQLAlchemyError as exc:

@@ -1,0 +1,101 @@
+"""PostgreSQL connections: pinged only after being idle, replaced when the server drops them,
+reads without a transaction around them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from sqlalchemy import Connection, text
+
+from byoc.store import Database, StoreError, dialect, tenants
+from byoc.store.migrations import upgrade
+
+pytestmark = pytest.mark.postgres
+
+
+async def _drop_connections(url: str) -> int:
+    """Terminate every other session on the test database, as a server restart would."""
+    conn = await asyncpg.connect(dialect.notify_dsn(url))
+    try:
+        dropped = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(dropped)
+    finally:
+        await conn.close()
+
+
+def _backend_pid(conn: Connection) -> int:
+    return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+async def _open_two_connections(db: Database) -> None:
+    """Two pooled connections, both just used."""
+
+    def hold(conn: Connection) -> None:
+        conn.execute(text("SELECT pg_sleep(0.2)"))
+
+    await asyncio.gather(db.run_read(hold), db.run_read(hold))
+
+
+async def test_an_idle_connection_dropped_by_the_server_is_replaced_unseen(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dialect, "PING_AFTER_IDLE_SECONDS", 0.0)  # every connection is idle
+    db = Database(postgres_url)
+    try:
+        await upgrade(db)
+        await _open_two_connections(db)
+        assert await _drop_connections(postgres_url) >= 2
+        # The ping at checkout finds each dead connection; the pool opens fresh ones.
+        pids = {await db.run_write(_backend_pid) for _ in range(3)}
+        assert all(pids)
+        await db.run_read(_backend_pid)
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("path", ["sqlalchemy", "driver"])
+async def test_connections_in_use_dropped_by_the_server_cost_one_transaction(
+    postgres_url: str, path: str
+) -> None:
+    def first_statement(conn: Connection) -> None:
+        if path == "driver":
+            tenants.get_tenant(conn, "nobody")  # a prebuilt statement: straight on asyncpg
+        else:
+            _backend_pid(conn)
+
+    db = Database(postgres_url)
+    try:
+        await upgrade(db)
+        await _open_two_connections(db)
+        assert await _drop_connections(postgres_url) >= 2
+        # Not idle, so not pinged: the first transaction runs on a dead connection and fails;
+        # its failure discards the whole pool, and the next ones run on fresh connections.
+        with pytest.raises(StoreError):
+            await db.run_write(first_statement)
+        for _ in range(3):
+            assert await db.run_write(_backend_pid) > 0
+            assert await db.run_read(_backend_pid) > 0
+    finally:
+        await db.close()
+
+
+async def test_a_read_runs_outside_a_transaction_and_a_write_inside_one(
+    postgres_url: str,
+) -> None:
+    def in_transaction(conn: Connection) -> bool:
+        # Each transaction gets its own id; in autocommit every statement is a transaction.
+        first, second = (conn.execute(text("SELECT txid_current()")).scalar_one() for _ in range(2))
+        return bool(first == second)
+
+    db = Database(postgres_url)
+    try:
+        await upgrade(db)
+        assert await db.run_read(in_transaction) is False
+        assert await db.run_write(in_transaction) is True
+    finally:
+        await db.close()
