@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from sqlalchemy import Connection, delete, text
@@ -20,13 +20,14 @@ from sqlalchemy import Connection, delete, text
 from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
-from byoc.outbox import kinds
+from byoc.outbox import kinds, rows
 from byoc.outbox.kinds import enqueue
 from byoc.outbox.outcome import Settled
 from byoc.outbox.worker import OutboxWorker, RetryPolicy
 from byoc.store import Database, channels, messages, migrations, now_ms, tenants
 from byoc.store import schema as t
 from byoc.store.records import Channel, OutboxRow, Tenant
+from tests.support.postgres import fresh_database
 
 CHANNEL = "chat_lanes"
 WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes
@@ -36,8 +37,14 @@ POLICY = LifecyclePolicy(
 
 
 @pytest.fixture
-async def db(postgres_url: str) -> AsyncIterator[Database]:
-    database = Database(postgres_url)
+def database_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
     await migrations.upgrade(database)
     channel = Channel(
         id=CHANNEL,
@@ -155,3 +162,30 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
         kinds.CustomerMessage.KIND,
     ]
     assert [row_id for row_id, _ in delivered] == sorted(row_id for row_id, _ in delivered)
+
+
+async def test_a_claim_skips_the_rows_a_concurrent_claim_holds(db: Database) -> None:
+    """Two instances claiming at the same moment take different rows: the one statement of a
+    claim locks the lane heads it takes, and the other skips them rather than wait."""
+    now = now_ms()
+
+    def four_lanes(conn: Connection) -> None:
+        for lane in range(4):
+            rows.enqueue(conn, lane=f"t:lane{lane}", kind="cxone.message", payload={}, now=now)
+
+    await db.run_write(four_lanes)
+
+    def claim(owner: str, limit: int) -> Callable[[Connection], list[int]]:
+        def run(conn: Connection) -> list[int]:
+            claimed = rows.claim_due(conn, owner=owner, limit=limit, lease_ms=60_000, now=now)
+            return [row.id for row in claimed]
+
+        return run
+
+    async with db.engine.connect() as first, db.engine.connect() as second, first.begin():
+        mine = await first.run_sync(claim("a", 2))
+        async with second.begin():  # while the first claim's transaction is open
+            theirs = await asyncio.wait_for(second.run_sync(claim("b", 10)), WAIT)
+    assert len(mine) == 2
+    assert len(theirs) == 2
+    assert not set(mine) & set(theirs)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, bindparam, delete, exists, func, insert, sele
 from byoc.store import schema as t
 from byoc.store.compiled import execute
 from byoc.store.db import now_ms
-from byoc.store.dialect import InJsonIds, lock_lane, skip_locked
+from byoc.store.dialect import InJsonIds, insert_after_lane_lock, locks_lanes, skip_locked_cte
 from byoc.store.records import OutboxRow, dumps
 
 PENDING = "pending"
@@ -27,19 +27,24 @@ DEAD = "dead"
 
 # Built once: these run for every message (see `byoc.store`).
 _ENQUEUE = insert(t.outbox).returning(t.outbox.c.id)
+_ENQUEUED = ("lane", "kind", "payload", "state", "attempts", "next_attempt_at")
 # Lane order is id order, and a claim trusts that every earlier row of a lane is visible. On
 # PostgreSQL two transactions inserting into one lane could commit out of id order (the id is
 # drawn at insert, the row shows at commit), so the later row would be delivered first and the
 # earlier one, showing up behind it, claimed while it is still in flight. Every producer of a
-# lane therefore takes the lane's lock (until its commit) before drawing the id. SQLite has one
-# writer at a time: nothing to do there.
+# lane therefore takes the lane's lock (until its commit) before drawing the id: in the same
+# statement as the insert (`dialect.insert_after_lane_lock`). SQLite has one writer at a time:
+# nothing to do there.
+_ENQUEUE_AFTER_LANE_LOCK = insert_after_lane_lock(
+    t.outbox, (*_ENQUEUED, "created_at", "updated_at")
+).returning(t.outbox.c.id)
 # Each lane's oldest pending row: one pass over the (lane, state, id) index. (A per-row
 # "no earlier pending row in this lane" test made a claim cost O(backlog) on one long lane.)
 _LANE_HEADS = (
     select(func.min(t.outbox.c.id)).where(t.outbox.c.state == PENDING).group_by(t.outbox.c.lane)
 )
 _DUE = (
-    select(t.outbox)
+    select(t.outbox.c.id)
     .where(
         t.outbox.c.id.in_(_LANE_HEADS),
         t.outbox.c.next_attempt_at <= bindparam("now"),
@@ -48,14 +53,17 @@ _DUE = (
     .order_by(t.outbox.c.id)
     .limit(bindparam("limit"))
 )
-_DUE_SKIP_LOCKED = skip_locked(_DUE, t.outbox)
+# Up to `limit` due rows claimed, and returned, by one statement: the due rows that no other
+# transaction holds (`skip_locked`), locked, then stamped with the claim.
+_DUE_UNLOCKED = skip_locked_cte(_DUE, "due", t.outbox)
+_CLAIM_DUE = (
+    update(t.outbox)
+    .where(t.outbox.c.id == _DUE_UNLOCKED.c.id)
+    .values(claimed_until=bindparam("claimed_until"), claimed_by=bindparam("owner"))
+    .returning(*t.outbox.c)
+)
 # An id list is one JSON parameter, so the SQL stays the same whatever the list's length and is
 # compiled once.
-_CLAIM = (
-    update(t.outbox)
-    .where(InJsonIds(t.outbox.c.id, "ids_json"))
-    .values(claimed_until=bindparam("claimed_until"), claimed_by=bindparam("owner"))
-)
 _COMPLETE = delete(t.outbox).where(InJsonIds(t.outbox.c.id, "ids_json"))
 _EARLIER = t.outbox.alias("earlier")
 # A row just inserted, claimed at once when nothing older is pending in its lane.
@@ -85,7 +93,6 @@ def enqueue(
 ) -> int:
     """Insert a row as given. The application queues through `byoc.outbox.kinds.enqueue`,
     which derives the kind and the lane from a typed payload."""
-    lock_lane(conn, lane)
     params = {
         "lane": lane,
         "kind": kind,
@@ -96,7 +103,8 @@ def enqueue(
         "created_at": now,
         "updated_at": now,
     }
-    return int(execute(conn, _ENQUEUE, params).scalar_one())
+    statement = _ENQUEUE_AFTER_LANE_LOCK if locks_lanes(conn) else _ENQUEUE
+    return int(execute(conn, statement, params).scalar_one())
 
 
 def _row(m: Any) -> OutboxRow:
@@ -116,15 +124,13 @@ def _row(m: Any) -> OutboxRow:
 def claim_due(
     conn: Connection, *, owner: str, limit: int, lease_ms: int, now: int
 ) -> list[OutboxRow]:
-    """Claim up to `limit` due rows, at most one per lane: the lane's oldest pending row. Rows
-    another instance is claiming at the same moment are skipped, not waited for."""
-    params: dict[str, Any] = {"now": now, "limit": limit}
-    rows = [_row(r._mapping) for r in execute(conn, _DUE_SKIP_LOCKED, params)]
-    if rows:
-        ids = json.dumps([r.id for r in rows])
-        params = {"ids_json": ids, "claimed_until": now + lease_ms, "owner": owner}
-        execute(conn, _CLAIM, params)
-    return rows
+    """Claim up to `limit` due rows, at most one per lane: the lane's oldest pending row, in
+    one statement. Rows another instance is claiming at the same moment are skipped, not
+    waited for."""
+    params = {"now": now, "limit": limit, "claimed_until": now + lease_ms, "owner": owner}
+    claimed = [_row(r._mapping) for r in execute(conn, _CLAIM_DUE, params)]
+    claimed.sort(key=lambda row: row.id)  # RETURNING keeps no order
+    return claimed
 
 
 def claim_if_head(
