@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from byoc.clock import Clock
 from byoc.conversations.ended_in_cxone import why_ended
-from byoc.conversations.models import AgentMessageIn, Delivered, text_content
+from byoc.conversations.models import AgentMessageIn, Delivered, FreshRows, text_content
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.cxone import CxoneError
 from byoc.ids import new_id
@@ -78,8 +78,9 @@ def store_for_customer(
     author: dict[str, Any] | None = None,
     de_message_id: str | None = None,
     now: int,
-) -> Message:
-    """Store a message towards the customer and queue its delivery to the platform."""
+) -> tuple[Message, int]:
+    """Store a message towards the customer and queue its delivery to the platform; the
+    message and its outbox row's id."""
     message = Message(
         id=new_id("msg"),
         channel_id=conversation.channel_id,
@@ -97,15 +98,15 @@ def store_for_customer(
         created_at=now,
     )
     messages.insert_message(conn, message)
-    enqueue(conn, kinds.AgentMessage(conversation.id, message.id), now=now)
-    return message
+    row_id = enqueue(conn, kinds.AgentMessage(conversation.id, message.id), now=now)
+    return message, row_id
 
 
 def add_system_message(
     conn: Connection, conversation: Conversation, text: str, now: int
 ) -> Message:
     """A message from the middleware itself, shown to the customer and to the agent."""
-    message = store_for_customer(
+    message, _ = store_for_customer(
         conn,
         conversation,
         seq=conversations.next_seq(conn, conversation.id),
@@ -332,11 +333,13 @@ def store_agent_message(
     policy: LifecyclePolicy,
     now: int,
     customer: Customer | None = None,
+    fresh_rows: FreshRows | None = None,
 ) -> Delivered:
     """An agent's (or bot's) message on its way to the customer, which restarts the wait for
-    the customer's answer (the idle deadline)."""
+    the customer's answer (the idle deadline). With `fresh_rows`, its outbox row is claimed
+    for immediate delivery when it heads its lane (`Delivered.claimed`)."""
     idle_deadline = idle_deadline_after_agent(conversation, policy.for_channel(channel), now)
-    message = store_for_customer(
+    message, row_id = store_for_customer(
         conn,
         conversation,
         seq=conversations.next_seq(conn, conversation.id, idle_deadline=idle_deadline),
@@ -351,4 +354,5 @@ def store_agent_message(
     if customer is None:
         customer = customers.get_customer(conn, conversation.customer_id)
     assert customer is not None  # a conversation always has its customer (foreign key)
-    return Delivered(message=message, conversation=conversation, customer=customer)
+    claimed = fresh_rows.claim_fresh(conn, row_id) if fresh_rows is not None else None
+    return Delivered(message=message, conversation=conversation, customer=customer, claimed=claimed)

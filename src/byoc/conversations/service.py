@@ -68,27 +68,10 @@ class ConversationService:
             raise InvalidInput("a message needs text or at least one attachment")
         if incoming.postback is not None and not has_text:
             raise InvalidInput("a postback needs the label of the choice as its text")
-        # Shielded: once stored, the row is dispatched even if the request is cancelled meanwhile
-        # (a client gone, a shutdown), rather than waiting for its claim's lease to run out.
-        return await asyncio.shield(self._store_and_dispatch(incoming))
-
-    async def _store_and_dispatch(self, incoming: CustomerMessageIn) -> Delivered:
-        def tx(conn: Connection) -> Delivered:
-            return self._store_customer_message(conn, incoming)
-
-        try:
-            delivered = await self._db.run_write(tx)
-        except DuplicateError:
-            # A concurrent retry of the same platform message id committed first: run again,
-            # find its message and answer as its replay.
-            if not incoming.platform_message_id:
-                raise
-            delivered = await self._db.run_write(tx)
-        if delivered.claimed is not None and self._fresh_rows is not None:
-            self._fresh_rows.dispatch(delivered.claimed)  # on its way without a claim pass
-        elif not delivered.duplicate:
-            self._on_enqueued()
-        return delivered
+        return await self._write_once(
+            incoming.platform_message_id,
+            lambda conn: self._store_customer_message(conn, incoming),
+        )
 
     def _store_customer_message(self, conn: Connection, incoming: CustomerMessageIn) -> Delivered:
         channel = self._cache.channel(conn, incoming.channel_id)
@@ -277,13 +260,17 @@ class ConversationService:
         self, incoming: AgentMessageIn, *, channel_id: str | None, tenant_id: str
     ) -> Delivered:
         """A reply on a thread the middleware knows (legacy or DFO 3.0 style), for one tenant."""
-        delivered = await self._write_once(
-            incoming,
+        return await self._write_once(
+            incoming.retry_id,
             lambda conn: self._receive_agent_message(conn, incoming, channel_id, tenant_id),
         )
-        if not delivered.duplicate:
+
+    def _dispatch(self, delivered: Delivered) -> None:
+        """After the commit: deliver the row the transaction claimed, or wake the worker."""
+        if delivered.claimed is not None and self._fresh_rows is not None:
+            self._fresh_rows.dispatch(delivered.claimed)  # on its way without a claim pass
+        elif not delivered.duplicate:
             self._on_enqueued()
-        return delivered
 
     def _receive_agent_message(
         self, conn: Connection, incoming: AgentMessageIn, channel_id: str | None, tenant_id: str
@@ -299,8 +286,9 @@ class ConversationService:
             conversations.update_conversation(
                 conn, conversation.id, de_thread_id=incoming.de_thread_id
             )
+        now, fresh = self._clock.now_ms(), self._fresh_rows
         return store_agent_message(
-            conn, channel, conversation, incoming, self._policy, self._clock.now_ms(), customer
+            conn, channel, conversation, incoming, self._policy, now, customer, fresh
         )
 
     async def open_agent_outbound(
@@ -327,23 +315,29 @@ class ConversationService:
                 conn, channel, conversation, incoming, self._policy, self._clock.now_ms()
             )
 
-        delivered = await self._write_once(incoming, tx)
-        if not delivered.duplicate:
-            self._on_enqueued()
-        return delivered
+        return await self._write_once(incoming.retry_id, tx)
 
     async def _write_once(
-        self, incoming: AgentMessageIn, tx: Callable[[Connection], Delivered]
+        self, retry_id: str | None, tx: Callable[[Connection], Delivered]
     ) -> Delivered:
-        """Run an agent message's transaction; when a concurrent retry of the same callback
-        committed the message first (the unique retry id), run it again: it finds that message
-        and answers as its replay, instead of failing a request that CXone only retried."""
-        try:
-            return await self._db.run_write(tx)
-        except DuplicateError:
-            if incoming.retry_id is None:
-                raise
-            return await self._db.run_write(tx)
+        """Run a message's transaction, then dispatch the row it claimed (or wake the worker).
+        Shielded: once stored, the row is dispatched even if the request is cancelled meanwhile
+        (a client gone, a shutdown), rather than waiting for its claim's lease to run out.
+        When a concurrent retry of the same message (its unique `retry_id`: the platform's or
+        DE's message id) committed first, run it again: it finds that message and answers as
+        its replay, instead of failing a request that was only retried."""
+
+        async def write() -> Delivered:
+            try:
+                delivered = await self._db.run_write(tx)
+            except DuplicateError:
+                if not retry_id:
+                    raise
+                delivered = await self._db.run_write(tx)
+            self._dispatch(delivered)
+            return delivered
+
+        return await asyncio.shield(write())
 
     async def validate_recipients(
         self,

@@ -1,0 +1,162 @@
+"""A message's outbox row is claimed by the transaction that stores it, customer message or
+agent reply, and delivered as soon as that transaction commits: no claim pass of the worker
+(a transaction of its own) between the request and the delivery. Lane order still holds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection
+
+from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile
+from byoc.conversations.policy import LifecyclePolicy
+from byoc.conversations.service import ConversationService
+from byoc.outbox import kinds
+from byoc.outbox.outcome import Settled
+from byoc.outbox.worker import OutboxWorker, RetryPolicy
+from byoc.store import Database, channels, migrations, tenants
+from byoc.store.records import Channel, OutboxRow, Tenant
+
+CHANNEL = "chat_fresh"
+WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes
+POLICY = LifecyclePolicy(
+    idle_timeout_ms=0, countdown_ms=0, warning_text="", ended_text="", end_action="close"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    await migrations.upgrade(database)
+    tenant = Tenant(
+        "default", "default", 1, "t", 1, "http://127.0.0.1:9", "http://127.0.0.1:9", "k", "s",
+        "c", "s",
+    )  # fmt: skip
+    channel = Channel(CHANNEL, "default", "webhook", "fresh", None, "s", 0)
+
+    def setup(conn: Connection) -> None:
+        tenants.upsert_tenant(conn, tenant)
+        if channels.get_channel(conn, CHANNEL) is None:
+            channels.insert_channel(conn, channel)
+
+    await database.run_write(setup)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+class Deliveries:
+    """What the worker delivered, in order; each delivery may be held until released."""
+
+    def __init__(self) -> None:
+        self.rows: list[OutboxRow] = []
+        self.arrived = asyncio.Event()
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def handler(self, row: OutboxRow) -> Settled:
+        self.rows.append(row)
+        self.arrived.set()
+        await self.release.wait()
+        return Settled()
+
+    async def until(self, count: int) -> None:
+        async def wait() -> None:
+            while len(self.rows) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+        await asyncio.wait_for(wait(), WAIT)
+
+
+def reply(conversation_id: str, de_message_id: str) -> AgentMessageIn:
+    return AgentMessageIn(
+        thread_id=conversation_id,
+        de_thread_id=None,
+        de_message_id=de_message_id,
+        content={"type": "TEXT", "payload": {"text": de_message_id}},
+        text=de_message_id,
+        attachments=[],
+        author=None,
+        brand=None,
+        recipients=[],
+    )
+
+
+def worker_for(db: Database, deliveries: Deliveries) -> OutboxWorker:
+    # Never `run()`: a row is delivered only if its own transaction claimed it, or by an
+    # explicit pass of the test.
+    handlers = {
+        kind.KIND: deliveries.handler for kind in (kinds.CustomerMessage, kinds.AgentMessage)
+    }
+    # The service's clock (the machine's): rows are due when stamped.
+    return OutboxWorker(db, handlers, owner="w1", policy=RetryPolicy(), poll_interval=3600)
+
+
+async def test_a_reply_and_a_customer_message_are_claimed_by_their_own_transaction(
+    db: Database,
+) -> None:
+    deliveries = Deliveries()
+    worker = worker_for(db, deliveries)
+    service = ConversationService(db, POLICY, fresh_rows=worker)
+
+    customer = CustomerProfile(external_id="u-own-transaction")  # a conversation of its own
+    said = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
+    assert said.claimed is not None
+    await deliveries.until(1)
+    await worker.run_once()  # settles it (its delivery finished)
+
+    answered = await service.receive_agent_message(
+        reply(said.conversation.id, "de-a1"), channel_id=CHANNEL, tenant_id="default"
+    )
+    assert answered.claimed is not None
+    assert answered.claimed.kind == kinds.AgentMessage.KIND
+    await deliveries.until(2)
+    assert [row.payload["message_id"] for row in deliveries.rows] == [
+        said.message.id,
+        answered.message.id,
+    ]
+
+
+async def test_a_reply_behind_one_in_flight_waits_its_turn(db: Database) -> None:
+    deliveries = Deliveries()
+    worker = worker_for(db, deliveries)
+    service = ConversationService(db, POLICY, fresh_rows=worker)
+    customer = CustomerProfile(external_id="u-waits")  # a conversation of its own
+    said = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
+    await deliveries.until(1)
+    await worker.run_once()
+
+    deliveries.release.clear()  # the first reply's delivery does not finish yet
+    thread = said.conversation.id
+    first = await service.receive_agent_message(
+        reply(thread, "de-b1"), channel_id=CHANNEL, tenant_id="default"
+    )
+    assert first.claimed is not None
+    await deliveries.until(2)
+    second = await service.receive_agent_message(
+        reply(thread, "de-b2"), channel_id=CHANNEL, tenant_id="default"
+    )
+    assert second.claimed is None  # an older row of its lane is pending
+    deliveries.release.set()
+    # A pass settles the first; the lane's next row is then due, claimed and delivered.
+    for _ in range(3):
+        if len(deliveries.rows) == 3:
+            break
+        await worker.run_once()
+    assert [row.payload["message_id"] for row in deliveries.rows[1:]] == [
+        first.message.id,
+        second.message.id,
+    ]
