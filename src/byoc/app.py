@@ -27,8 +27,8 @@ from byoc.api.limits import BodyLimitMiddleware
 from byoc.api.listeners import ListenerSplit
 from byoc.api.readiness import CachedVerdict
 from byoc.api.text_guard import TextGuardMiddleware
-from byoc.box.credentials import ActiveClients, TokenIssuer
-from byoc.box.router import dfo3_outbound, legacy_reply
+from byoc.box.credentials import ActiveClients, TokenIssuer, follow_changes
+from byoc.box.router import dfo3_outbound, issue_token, legacy_reply
 from byoc.box.router import router as box_router
 from byoc.box.token_throttle import TokenThrottle
 from byoc.bus import LocalBus, PostgresBus
@@ -63,6 +63,7 @@ from byoc.provisioning.action_pages import router as action_pages_router
 from byoc.settings import Settings
 from byoc.store import Database, StoreError, clients, dialect, tenants
 from byoc.store.migrations import current_version, latest_version, upgrade
+from byoc.store.records import OAuthClient
 from byoc.tenancy import TenantClients, default_tenant
 
 if TYPE_CHECKING:
@@ -158,8 +159,8 @@ async def build_runtime(
     )
     wake_worker.append(worker.wake)
 
-    async def load_active_clients() -> dict[str, str]:
-        return await db.run_read(clients.active_client_tenants)
+    async def load_active_clients() -> dict[str, OAuthClient]:
+        return await db.run_read(clients.active_clients)
 
     metrics.attach(RuntimeSources(store_readings=partial(store_readings, db)))
     services = Services(
@@ -233,6 +234,12 @@ def create_app(
         tasks = [worker_task, lifecycle_task, sweeper_task]
         if runtime.retention is not None:
             tasks.append(asyncio.create_task(runtime.retention.run(), name="retention"))
+        tasks.append(
+            asyncio.create_task(
+                follow_changes(runtime.services.bus, runtime.services.active_clients),
+                name="client-changes",
+            )
+        )
         try:
             yield deps.lifespan_state(runtime.services)
         finally:
@@ -273,7 +280,7 @@ def create_app(
     app.include_router(action_pages_router)
     app.include_router(health_router)
     # Innermost first: the busiest routes skip routing and FastAPI's request handling.
-    hot = (post_customer_message, legacy_reply, dfo3_outbound)
+    hot = (post_customer_message, legacy_reply, dfo3_outbound, issue_token)
     declared = [*platform_router.routes, *box_router.routes]  # included without a prefix
     app.add_middleware(
         HotRoutes,

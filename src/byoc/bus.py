@@ -22,6 +22,22 @@ Notification = dict[str, Any]
 
 RESYNC: Notification = {"kind": "messages"}
 
+# The PostgreSQL channel every instance's bus listens on.
+CHANNEL = "byoc_bus"
+# The key under which a change of the box clients is announced (`byoc.store.clients`).
+CLIENTS_CHANGED = "byoc:clients"
+# NOTIFY payloads are capped at 8000 bytes.
+MAX_PAYLOAD = 7900
+
+
+def notify_payload(key: str, notification: Notification, sender: str = "") -> str:
+    """A notification for `key` as the bus sends it to the other instances. A sender that is
+    no bus (a transaction of the store) leaves `sender` empty: every bus hears it."""
+    payload = json.dumps({"i": sender, "k": key, "n": notification}, separators=(",", ":"))
+    if len(payload) > MAX_PAYLOAD:
+        payload = json.dumps({"i": sender, "k": key, "n": RESYNC})
+    return payload
+
 
 class Subscription:
     def __init__(self, maxsize: int) -> None:
@@ -78,7 +94,7 @@ class PostgresBus(LocalBus):
     connection is back, so whatever was said meanwhile is not missed.
     """
 
-    CHANNEL = "byoc_bus"
+    CHANNEL = CHANNEL
 
     def __init__(self, dsn: str, queue_size: int = 256) -> None:
         super().__init__(queue_size)
@@ -107,11 +123,7 @@ class PostgresBus(LocalBus):
 
     def publish(self, key: str, notification: Notification) -> None:
         super().publish(key, notification)
-        payload = json.dumps(
-            {"i": self._instance, "k": key, "n": notification}, separators=(",", ":")
-        )
-        if len(payload) > 7900:  # NOTIFY payloads are capped at 8000 bytes
-            payload = json.dumps({"i": self._instance, "k": key, "n": RESYNC})
+        payload = notify_payload(key, notification, self._instance)
         try:
             self._outgoing.put_nowait(payload)
         except asyncio.QueueFull:

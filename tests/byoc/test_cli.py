@@ -45,7 +45,7 @@ def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
     assert byoc(tmp_path, "db", "status").returncode == 0
 
 
-def test_clients_create_list_revoke(tmp_path: Path) -> None:
+def test_clients_create_list_revoke_rotate(tmp_path: Path) -> None:
     created = json.loads(byoc(tmp_path, "clients", "create", "--name", "prod", "--json").stdout)
     assert created["client_id"].startswith("byoc_")
     assert len(created["client_secret"]) >= 40
@@ -60,6 +60,11 @@ def test_clients_create_list_revoke(tmp_path: Path) -> None:
     assert "revoked" in revoked.stdout
     again = byoc(tmp_path, "clients", "revoke", created["client_id"], check=False)
     assert again.returncode == 1
+    rotated = json.loads(byoc(tmp_path, "clients", "rotate", other["client_id"], "--json").stdout)
+    assert rotated["client_id"] == other["client_id"]
+    assert rotated["client_secret"] != other["client_secret"]
+    gone = byoc(tmp_path, "clients", "rotate", created["client_id"], check=False)
+    assert gone.returncode == 1  # a revoked client gets no new secret
 
 
 def test_tenants_and_channels(tmp_path: Path) -> None:

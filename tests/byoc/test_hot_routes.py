@@ -22,7 +22,7 @@ def hot_routes(app: object) -> HotRoutes:
     return layer
 
 
-def test_the_three_busiest_routes_are_hot(stack: Stack) -> None:
+def test_the_three_busiest_routes_and_the_token_endpoint_are_hot(stack: Stack) -> None:
     stack.customer_says("warm up")  # the middleware stack is built on the first request
     assert stack.server is not None
     routes = {route.path for route, *_ in hot_routes(stack.server.app.middleware_stack)._routes}
@@ -30,6 +30,7 @@ def test_the_three_busiest_routes_are_hot(stack: Stack) -> None:
         "/api/v1/channels/{channel_id}/messages",
         "/integration/box/1.0/posts/{post_id}/messages",
         "/integration/box/2.0/channel/{channel_id}/outbound",
+        "/integration/box/1.0/token",
     }
 
 

@@ -83,6 +83,14 @@ def active_clients_of(connection: HTTPConnection) -> ActiveClients:
     return _services(connection).active_clients
 
 
+def metrics_of(connection: HTTPConnection) -> Metrics:
+    return _services(connection).metrics
+
+
+def token_throttle_of(connection: HTTPConnection) -> TokenThrottle:
+    return _services(connection).token_throttle
+
+
 async def get_settings(connection: HTTPConnection) -> Settings:
     return _services(connection).settings
 

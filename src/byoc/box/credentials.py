@@ -4,12 +4,14 @@ Client secrets are 256-bit random strings, so one salted SHA-256 is enough to st
 there is nothing to brute-force, and a slow hash would only cost every token request time.
 Access tokens are signed JWTs, not stored: any instance with the signing key can verify one.
 A client belongs to one tenant and its tokens say which; a revoked client's tokens (and those
-of a client moved to another tenant) stop working at the next client check (cached for a few
-seconds).
+of a client moved to another tenant) stop working at the next client check, against the
+clients every instance holds in memory (`ActiveClients`: told of every change at once on
+PostgreSQL, read again every few seconds in any case).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -19,8 +21,10 @@ from dataclasses import dataclass
 
 import jwt
 
+from byoc.bus import CLIENTS_CHANGED, LocalBus
 from byoc.clock import Clock, SystemClock
 from byoc.errors import Unauthenticated
+from byoc.store.records import OAuthClient
 
 CLIENT_ID_PREFIX = "byoc_"
 VERIFIED_CACHE_SIZE = 1024
@@ -161,27 +165,88 @@ class TokenIssuer:
 
 
 class ActiveClients:
-    """Which clients may hold tokens right now, and their tenants, re-read every few seconds."""
+    """The clients that may hold tokens right now, with their tenants and secret hashes, kept
+    in memory: the token endpoint checks a secret, and every callback its token's client,
+    without a database read.
+
+    The whole set is read again when it is older than `ttl_seconds` (so an instance learns of
+    a change nobody told it about within that bound), after it is told of a change
+    (`invalidate`: the bus announces every change that `byoc.store.clients` makes, at once on
+    PostgreSQL), and when a request names a client it does not hold or a secret that does not
+    match (a client created, or a secret rotated, since it was read). Such a request waits for
+    a read that started after it came in; one read runs at a time and serves every request
+    waiting for it, so unknown client ids cannot pile up reads.
+    """
 
     def __init__(
         self,
-        load: Callable[[], Awaitable[dict[str, str]]],
+        load: Callable[[], Awaitable[dict[str, OAuthClient]]],
         ttl_seconds: float = 5.0,
         clock: Clock | None = None,
     ) -> None:
         self._load = load
         self._ttl = ttl_seconds
         self._clock: Clock = clock or SystemClock()
-        self._tenants: dict[str, str] = {}
+        self._clients: dict[str, OAuthClient] = {}
         self._loaded_at = float("-inf")
+        self._invalidations = 0
+        self._started = 0  # reads started, numbered from 1
+        self._finished = 0  # the number of the last read that finished
+        self._reading: asyncio.Future[None] | None = None
 
     async def contains(self, client: BoxClient) -> bool:
         """Whether the client is active and still belongs to the tenant its token names."""
-        stale = self._clock.monotonic() - self._loaded_at > self._ttl
-        if stale or client.client_id not in self._tenants:
-            self._tenants = await self._load()
-            self._loaded_at = self._clock.monotonic()
-        return self._tenants.get(client.client_id) == client.tenant_id
+        known = await self._get(client.client_id)
+        return known is not None and known.tenant_id == client.tenant_id
+
+    async def verify(self, client_id: str, secret: str) -> str | None:
+        """The tenant of the active client `client_id` if `secret` is its secret, else None.
+        The secret is checked against the stored hash (`verify_secret`: one SHA-256, cheap
+        enough for the event loop); a mismatch is checked again against a fresh read."""
+        asked = self._started
+        known = await self._get(client_id)
+        if known is not None and not verify_secret(secret, known.secret_hash):
+            if self._finished <= asked:  # no read since this request came in
+                await self._read(after=asked)
+            known = self._clients.get(client_id)
+            if known is not None and not verify_secret(secret, known.secret_hash):
+                known = None
+        return known.tenant_id if known is not None else None
 
     def invalidate(self) -> None:
+        self._invalidations += 1
         self._loaded_at = float("-inf")
+
+    async def _get(self, client_id: str) -> OAuthClient | None:
+        stale = self._clock.monotonic() - self._loaded_at > self._ttl
+        if stale or client_id not in self._clients:
+            await self._read(after=self._started)
+        return self._clients.get(client_id)
+
+    async def _read(self, *, after: int) -> None:
+        """Until a read numbered above `after` has finished: join the read under way if it is
+        one, else wait for it and start the next."""
+        while self._finished <= after:
+            if self._reading is None or self._reading.done():
+                self._started += 1
+                self._reading = asyncio.ensure_future(self._read_now(self._started))
+            # Shielded: a request that goes away does not cancel the read the others wait for.
+            await asyncio.shield(self._reading)
+
+    async def _read_now(self, number: int) -> None:
+        invalidations = self._invalidations
+        try:
+            self._clients = await self._load()
+        finally:
+            self._finished = number
+        if invalidations == self._invalidations:  # nothing announced while it ran
+            self._loaded_at = self._clock.monotonic()
+
+
+async def follow_changes(bus: LocalBus, clients: ActiveClients) -> None:
+    """Until cancelled: drop the clients held in memory whenever the bus announces a change of
+    them (or asks everyone to re-read after its connection was lost)."""
+    async with bus.subscribe(CLIENTS_CHANGED) as subscription:
+        while True:
+            await subscription.get()
+            clients.invalidate()

@@ -70,10 +70,31 @@ def cmd_clients_revoke(settings: Settings, args: argparse.Namespace) -> int:
         if not revoked:
             print(f"no active client {args.client_id!r}", file=sys.stderr)
             return 1
-        print(f"revoked {args.client_id}; its tokens stop working within seconds")
+        print(f"revoked {args.client_id}; its tokens stop working within five seconds")
         return 0
 
     return asyncio.run(with_db(settings, work))
+
+
+def cmd_clients_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    _, secret = new_client_credentials()
+
+    async def work(db: Database) -> int:
+        if not await db.run_write(clients.rotate_secret, args.client_id, hash_secret(secret)):
+            print(f"no active client {args.client_id!r}", file=sys.stderr)
+            return 1
+        return 0
+
+    status = asyncio.run(with_db(settings, work))
+    if status:
+        return status
+    if args.json:
+        print(json.dumps({"client_id": args.client_id, "client_secret": secret}))
+    else:
+        print(f"client_id:     {args.client_id}")
+        print(f"client_secret: {secret}")
+        print("The old secret no longer works; enter the new one in CXone's integration.")
+    return 0
 
 
 def register(sub: SubParsers) -> None:
@@ -90,3 +111,6 @@ def register(sub: SubParsers) -> None:
     add(csub, "list", cmd_clients_list, "list clients")
     revoke = add(csub, "revoke", cmd_clients_revoke, "revoke a client and its tokens")
     revoke.add_argument("client_id")
+    rotate = add(csub, "rotate", cmd_clients_rotate, "give a client a new secret (shown once)")
+    rotate.add_argument("client_id")
+    rotate.add_argument("--json", action="store_true", help="print JSON")

@@ -2,6 +2,12 @@
 
 Named queries on the caller's `Connection`: run them with `Database.run_read` / `run_write`,
 alone or inside a transaction function (see `byoc.store`).
+
+Every instance keeps the active clients in memory (`byoc.box.credentials.ActiveClients`). A
+change (a client created, its secret rotated, the client revoked) is announced on the bus in
+the transaction that makes it, so on PostgreSQL every instance hears of it at the commit and
+reads the clients again; instances that miss it (SQLite serves one process, and the CLI is
+another) read them again within a few seconds anyway.
 """
 
 from __future__ import annotations
@@ -10,14 +16,20 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
+from byoc.bus import CHANNEL, CLIENTS_CHANGED, notify_payload
 from byoc.store import schema as t
 from byoc.store.db import now_ms
+from byoc.store.dialect import announce
 from byoc.store.records import OAuthClient
 
 
 def _client(row: Row[Any]) -> OAuthClient:
     m = row._mapping
     return OAuthClient(**{k: m[k] for k in OAuthClient.__dataclass_fields__})
+
+
+def _changed(conn: Connection) -> None:
+    announce(conn, CHANNEL, notify_payload(CLIENTS_CHANGED, {"kind": "clients"}))
 
 
 def insert_client(
@@ -32,6 +44,7 @@ def insert_client(
             tenant_id=tenant_id,
         )
     )
+    _changed(conn)
 
 
 def get_client(conn: Connection, client_id: str) -> OAuthClient | None:
@@ -51,12 +64,22 @@ def revoke_client(conn: Connection, client_id: str) -> bool:
         .where(t.oauth_clients.c.client_id == client_id, t.oauth_clients.c.revoked_at.is_(None))
         .values(revoked_at=now_ms())
     )
+    _changed(conn)
     return result.rowcount > 0
 
 
-def active_client_tenants(conn: Connection) -> dict[str, str]:
-    """The clients not revoked, each with its tenant."""
-    query = select(t.oauth_clients.c.client_id, t.oauth_clients.c.tenant_id).where(
-        t.oauth_clients.c.revoked_at.is_(None)
+def rotate_secret(conn: Connection, client_id: str, secret_hash: str) -> bool:
+    """Give an active client a new secret; the old one stops working."""
+    result = conn.execute(
+        update(t.oauth_clients)
+        .where(t.oauth_clients.c.client_id == client_id, t.oauth_clients.c.revoked_at.is_(None))
+        .values(secret_hash=secret_hash)
     )
-    return {row[0]: row[1] for row in conn.execute(query)}
+    _changed(conn)
+    return result.rowcount > 0
+
+
+def active_clients(conn: Connection) -> dict[str, OAuthClient]:
+    """The clients not revoked, by id."""
+    query = select(t.oauth_clients).where(t.oauth_clients.c.revoked_at.is_(None))
+    return {client.client_id: client for client in map(_client, conn.execute(query))}

@@ -275,6 +275,19 @@ def _in_json_ids_postgresql(element: InJsonIds, compiler: SQLCompiler, **kw: Any
     return f"{column} IN (SELECT CAST({elements} AS BIGINT))"
 
 
+# --- the bus -------------------------------------------------------------------------------
+
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+
+def announce(conn: Connection, channel: str, payload: str) -> None:
+    """Tell every instance listening on `channel` (the bus: `byoc.bus.PostgresBus`) `payload`
+    when the caller's transaction commits (PostgreSQL `NOTIFY` is transactional: nothing if
+    it rolls back). SQLite: nothing, one process serves it."""
+    if conn.dialect.name == POSTGRESQL:
+        conn.execute(_NOTIFY, {"channel": channel, "payload": payload})
+
+
 # --- migrations ------------------------------------------------------------------------------
 
 # Any fixed 64-bit number: every replica asks PostgreSQL for the same advisory lock.
