@@ -392,3 +392,19 @@ def test_a_statement_on_the_driver_first_is_inside_the_transaction(backend: Back
         return [message.status for message in seen if message is not None]
 
     assert asyncio.run(run()) == ["pending", "kept"]
+
+
+def test_a_message_is_found_with_its_channel_and_without_it_once_deleted(
+    backend: Backend,
+) -> None:
+    def read(conn: Connection) -> list[str | None]:
+        seen = []
+        for _ in range(2):
+            found = messages.get_message_in_context(conn, "msg_1")
+            assert found is not None
+            assert found[0].id == "msg_1"
+            seen.append(found[3].id if found[3] is not None else None)
+            channels.delete_channel(conn, "chat_1")
+        return seen
+
+    assert backend.run(read) == ["chat_1", None]

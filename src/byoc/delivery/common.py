@@ -68,21 +68,22 @@ async def load(
 
 
 def _load(conn: Connection, *, message_id: str | None, conversation_id: str | None) -> Loaded:
-    """What a handler needs about a row, in one read transaction. A message or conversation
-    that is gone (purged by retention, erased) raises `Gone`: the row is settled unsent."""
+    """What a handler needs about a row, in one read (one statement for a message's row). A
+    message or conversation that is gone (purged by retention, erased) raises `Gone`: the row
+    is settled unsent."""
     message = None
     if message_id is not None:
         found = messages.get_message_in_context(conn, message_id)
         if found is None:
             raise Gone(f"message {message_id!r} no longer exists")
-        message, conversation, customer = found
+        message, conversation, customer, channel = found
     else:
         assert conversation_id is not None
         both = conversations.get_conversation_and_customer(conn, conversation_id)
         if both is None:
             raise Gone(f"conversation {conversation_id!r} no longer exists")
         conversation, customer = both
-    channel = channels.get_channel(conn, conversation.channel_id)
+        channel = channels.get_channel(conn, conversation.channel_id)
     if channel is None:
         raise PermanentFailure(f"channel {conversation.channel_id!r} was deleted")
     return Loaded(channel=channel, conversation=conversation, customer=customer, message=message)

@@ -16,10 +16,10 @@ from byoc.store.db import now_ms
 from byoc.store.records import Channel, dumps, loads_or_none
 
 
-def _channel(row: Row[Any]) -> Channel:
+def channel_from_row(row: Row[Any], prefix: str = "") -> Channel:
     m = row._mapping
-    values = {k: m[k] for k in Channel.__dataclass_fields__ if k != "settings"}
-    return Channel(**values, settings=loads_or_none(m["settings"]) or {})
+    values = {k: m[prefix + k] for k in Channel.__dataclass_fields__ if k != "settings"}
+    return Channel(**values, settings=loads_or_none(m[prefix + "settings"]) or {})
 
 
 def insert_channel(conn: Connection, channel: Channel) -> None:
@@ -35,18 +35,18 @@ _GET_CHANNEL = select(t.channels).where(
 
 def get_channel(conn: Connection, channel_id: str) -> Channel | None:
     row = execute(conn, _GET_CHANNEL, {"id": channel_id}).first()
-    return _channel(row) if row else None
+    return channel_from_row(row) if row else None
 
 
 def get_channel_even_deleted(conn: Connection, channel_id: str) -> Channel | None:
     """The channel, also when its mapping was deleted (its customers' data is still held)."""
     row = conn.execute(select(t.channels).where(t.channels.c.id == channel_id)).first()
-    return _channel(row) if row else None
+    return channel_from_row(row) if row else None
 
 
 def list_channels(conn: Connection) -> list[Channel]:
     query = select(t.channels).where(t.channels.c.deleted_at.is_(None)).order_by(t.channels.c.id)
-    return [_channel(r) for r in conn.execute(query)]
+    return [channel_from_row(r) for r in conn.execute(query)]
 
 
 def update_channel(conn: Connection, /, channel_id: str, **values: Any) -> None:

@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from byoc.store import schema as t
+from byoc.store.channels import channel_from_row
 from byoc.store.compiled import execute
 from byoc.store.conversations import conversation_from_row
 from byoc.store.customers import customer_from_row
-from byoc.store.records import Conversation, Customer, Message, dumps, loads_or_none
+from byoc.store.records import Channel, Conversation, Customer, Message, dumps, loads_or_none
 
 
 def _message(row: Row[Any]) -> Message:
@@ -84,24 +85,32 @@ _GET_MESSAGE_IN_CONTEXT = (
         t.messages,
         *(c.label("conversation__" + c.name) for c in t.conversations.c),
         *(c.label("customer__" + c.name) for c in t.customers.c),
+        *(c.label("channel__" + c.name) for c in t.channels.c),
     )
     .join(t.conversations, t.conversations.c.id == t.messages.c.conversation_id)
     .join(t.customers, t.customers.c.id == t.conversations.c.customer_id)
+    .outerjoin(
+        t.channels,
+        (t.channels.c.id == t.conversations.c.channel_id) & t.channels.c.deleted_at.is_(None),
+    )
     .where(t.messages.c.id == bindparam("id"))
 )
 
 
 def get_message_in_context(
     conn: Connection, message_id: str
-) -> tuple[Message, Conversation, Customer] | None:
-    """A message with its conversation and customer, in one statement (every delivery)."""
+) -> tuple[Message, Conversation, Customer, Channel | None] | None:
+    """A message with its conversation, customer and channel (None once deleted), in one
+    statement (every delivery)."""
     row = execute(conn, _GET_MESSAGE_IN_CONTEXT, {"id": message_id}).first()
     if row is None:
         return None
+    channel = channel_from_row(row, "channel__") if row._mapping["channel__id"] else None
     return (
         _message(row),
         conversation_from_row(row, "conversation__"),
         customer_from_row(row, "customer__"),
+        channel,
     )
 
 
