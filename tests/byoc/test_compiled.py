@@ -83,6 +83,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "conversations._LATEST_OPEN_CONVERSATION": {"customer_id": "cus_1"},
     "conversations._NEXT_SEQ": {"conversation_id": "thr_1"},
     "conversations._NEXT_SEQ_AND_IDLE": {"conversation_id": "thr_1", "idle_deadline": NOW + 1},
+    "conversations._NEXT_SEQ_AND_CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 4},
     "conversations._CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 2},
     "conversations._CHECKED_IN_CXONE": {"conversation_id": "thr_1", "at": NOW + 3},
     "messages._INSERT_MESSAGE": MESSAGE,

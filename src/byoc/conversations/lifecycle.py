@@ -66,6 +66,16 @@ def customer_spoke(conn: Connection, conversation: Conversation, now: int) -> No
     conversations.customer_active(conn, conversation.id, now)
 
 
+def customer_wrote(conn: Connection, conversation: Conversation, now: int) -> int:
+    """A customer's message: its sequence number, and the activity `customer_spoke` records
+    (in the same statement while no countdown runs)."""
+    if conversation.countdown_deadline is not None:
+        seq = conversations.next_seq(conn, conversation.id)
+        customer_spoke(conn, conversation, now)
+        return seq
+    return conversations.next_seq(conn, conversation.id, customer_active_at=now)
+
+
 def store_for_customer(
     conn: Connection,
     conversation: Conversation,

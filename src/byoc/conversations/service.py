@@ -90,7 +90,7 @@ class ConversationService:
             id=new_id("msg"),
             channel_id=channel.id,
             conversation_id=conversation.id,
-            seq=conversations.next_seq(conn, conversation.id),
+            seq=lifecycle.customer_wrote(conn, conversation, now),
             direction="inbound",
             sender="customer",
             text=incoming.text,
@@ -105,7 +105,6 @@ class ConversationService:
             created_at=now,
         )
         messages.insert_message(conn, message)
-        lifecycle.customer_spoke(conn, conversation, now)
         row_id = enqueue(conn, kinds.CustomerMessage(conversation.id, message.id), now=now)
         claimed = self._fresh_rows.claim_fresh(conn, row_id) if self._fresh_rows else None
         return Delivered(

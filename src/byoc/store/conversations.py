@@ -109,16 +109,42 @@ _NEXT_SEQ_AND_IDLE = (
 )
 
 
-def next_seq(conn: Connection, conversation_id: str, *, idle_deadline: int | None = None) -> int:
+# The same, and the customer's activity recorded (`customer_active`): one statement for what a
+# customer's message does to its conversation while no countdown runs.
+_NEXT_SEQ_AND_CUSTOMER_ACTIVE = (
+    update(t.conversations)
+    .where(t.conversations.c.id == bindparam("conversation_id"))
+    .values(
+        next_seq=t.conversations.c.next_seq + 1,
+        idle_deadline=None,
+        last_customer_activity_at=bindparam("at"),
+    )
+    .returning(t.conversations.c.next_seq)
+)
+
+
+def next_seq(
+    conn: Connection,
+    conversation_id: str,
+    *,
+    idle_deadline: int | None = None,
+    customer_active_at: int | None = None,
+) -> int:
     """Reserve the conversation's next message sequence number inside the caller's transaction;
     with `idle_deadline`, also start the idle clock if the conversation is open and no countdown
-    runs (one statement for what an agent message does to its conversation)."""
-    if idle_deadline is None:
-        result = execute(conn, _NEXT_SEQ, {"conversation_id": conversation_id})
+    runs (one statement for what an agent message does to its conversation); with
+    `customer_active_at`, also what `customer_active` records."""
+    params: dict[str, Any] = {"conversation_id": conversation_id}
+    if idle_deadline is not None:
+        assert customer_active_at is None
+        statement = _NEXT_SEQ_AND_IDLE
+        params["idle_deadline"] = idle_deadline
+    elif customer_active_at is not None:
+        statement = _NEXT_SEQ_AND_CUSTOMER_ACTIVE
+        params["at"] = customer_active_at
     else:
-        params = {"conversation_id": conversation_id, "idle_deadline": idle_deadline}
-        result = execute(conn, _NEXT_SEQ_AND_IDLE, params)
-    return int(result.scalar_one()) - 1
+        statement = _NEXT_SEQ
+    return int(execute(conn, statement, params).scalar_one()) - 1
 
 
 _CUSTOMER_ACTIVE = (
