@@ -105,9 +105,13 @@ def engine_options(url: str) -> dict[str, Any]:
     if backend(url) == SQLITE:
         embedded_file_url(url)  # creates the file's directory
         return {"connect_args": {"timeout": 30}}
+    # Twenty connections, all kept: with ten kept and ten more on demand, a sustained load of
+    # more than ten concurrent transactions closed an overflow connection at every return and
+    # opened a new one soon after (connect, the driver's set-up, every statement prepared
+    # again): half the CPU of a small write transaction (`bench/statement_cost.py`).
     # LIFO: under light load the same few connections serve every transaction (their
     # statements prepared, their idle clock fresh) and the others stay idle.
-    return {"pool_size": 10, "max_overflow": 10, "pool_use_lifo": True}
+    return {"pool_size": 20, "max_overflow": 0, "pool_use_lifo": True}
 
 
 def embedded_engine_options() -> dict[str, Any]:
