@@ -16,7 +16,8 @@ COMMIT, the bus's NOTIFY):
 - a **statement** is an `Execute` of the extended protocol (its SQL from the `Parse` of the
   statement bound) or a simple `Query` (asyncpg's BEGIN / COMMIT / ROLLBACK);
 - a **prepare** is a `Parse` (asyncpg prepares a statement once per connection; those are
-  counted apart, and the warm-up makes them rare).
+  counted apart, and the warm-up makes them rare);
+- a **connection** is a new connection's startup message (the pool opening one).
 
 On a fresh database made for the run: `byoc db upgrade`, a client, a webhook channel to
 bench/receiver.py, the CXone emulator, `byoc serve` with the background loops' intervals set
@@ -30,10 +31,14 @@ the proxy has seen no traffic for `--quiet` seconds:
   message id each), end to end: intake, claim, delivery to the webhook, settle;
 - **customer message**: a signed `POST /api/v1/channels/{id}/messages` on the same thread,
   end to end: intake (which claims its own row), delivery to CXone (the create), settle;
-- **token**: `POST /integration/box/1.0/token` with the client's id and secret.
+- **token**: `POST /integration/box/1.0/token` with the client's id and secret;
+- **reply, 64 at once**: `--burst` reply callbacks sent together on the same thread, as the
+  reply benchmark's 64 connections do, per reply: what queueing for the pool's connections
+  and the conversation's row adds, and how many connections the pool opens meanwhile.
 
-Prints, per kind, the median over samples of round trips, statements and prepares (and the
-range when samples differ); `--statements` lists one sample's statements in order.
+Prints, per kind, the median over samples of round trips, statements, prepares and
+connections (and the range when samples differ); `--statements` lists one sample's
+statements in order.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +77,7 @@ HOUR = "3600"
 @dataclass
 class Event:
     connection: int
-    kind: str  # "trip", "statement" or "prepare"
+    kind: str  # "trip", "statement", "prepare" or "connect"
     sql: str = ""
 
 
@@ -176,6 +182,7 @@ class WireCounter:
                     answer += b"N"
                     continue
                 frontend.started = True
+                self.events.append(Event(frontend.number, "connect"))
                 forward += message
                 continue
             if len(buffer) < 5:
@@ -258,30 +265,32 @@ def settle(counter: WireCounter, direct_url: str, quiet: float, limit: float = 3
 
 @dataclass
 class Tally:
-    trips: int
-    statements: int
-    prepares: int
+    trips: float
+    statements: float
+    prepares: float
+    connections: float
     listing: list[str]
 
 
-def tally(events: list[Event]) -> Tally:
+def tally(events: list[Event], per: int = 1) -> Tally:
     statements = [e for e in events if e.kind == "statement"]
     return Tally(
-        trips=sum(e.kind == "trip" for e in events),
-        statements=len(statements),
-        prepares=sum(e.kind == "prepare" for e in events),
+        trips=sum(e.kind == "trip" for e in events) / per,
+        statements=len(statements) / per,
+        prepares=sum(e.kind == "prepare" for e in events) / per,
+        connections=sum(e.kind == "connect" for e in events) / per,
         listing=[f"[{e.connection}] {' '.join(e.sql.split())}" for e in statements],
     )
 
 
 def measure(
-    counter: WireCounter, direct_url: str, quiet: float, action: Callable[[], Any]
+    counter: WireCounter, direct_url: str, quiet: float, action: Callable[[], Any], per: int = 1
 ) -> Tally:
     settle(counter, direct_url, quiet)
     mark = len(counter.events)
     action()
     settle(counter, direct_url, quiet)
-    return tally(counter.events[mark:])
+    return tally(counter.events[mark:], per)
 
 
 def main() -> int:
@@ -290,6 +299,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--quiet", type=float, default=0.5, help="seconds without traffic")
+    parser.add_argument("--burst", type=int, default=64, help="replies sent at once")
     parser.add_argument("--statements", action="store_true", help="list one sample's statements")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -354,13 +364,19 @@ def main() -> int:
 
         def reply() -> None:
             body = reply_body(thread[0], BRAND_ID, "trips").replace("__SEQ__", str(next(sequence)))
-            answer = http.post(
-                f"/integration/box/2.0/channel/{CHANNEL_ID}/outbound",
+            answer = httpx.post(
+                f"{stack.base}/integration/box/2.0/channel/{CHANNEL_ID}/outbound",
                 content=body,
                 headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
+                timeout=30,
             )
             if answer.status_code != 200:
                 raise SystemExit(f"reply callback answered {answer.status_code}: {answer.text}")
+
+        def burst() -> None:
+            with ThreadPoolExecutor(args.burst) as senders:
+                for sent in [senders.submit(reply) for _ in range(args.burst)]:
+                    sent.result()
 
         thread = [""]
         customer_message()
@@ -375,6 +391,11 @@ def main() -> int:
             results[name] = [
                 measure(counter, direct_url, args.quiet, action) for _ in range(args.samples)
             ]
+        # Under load: the replies queue for the pool's connections and one conversation's row.
+        results[f"reply, {args.burst} at once"] = [
+            measure(counter, direct_url, args.quiet, burst, per=args.burst)
+            for _ in range(args.samples)
+        ]
         if receiver.poll() is not None:
             raise SystemExit("the receiver exited early")
 
@@ -383,14 +404,15 @@ def main() -> int:
     for name, samples in results.items():
         row: dict[str, Any] = {}
         cells = []
-        for key in ("trips", "statements", "prepares"):
+        for key in ("trips", "statements", "prepares", "connections"):
             values = [getattr(s, key) for s in samples]
             row[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
-            spread = f" ({min(values)} to {max(values)})" if min(values) != max(values) else ""
-            cells.append(f"{key} {statistics.median(values):g}{spread}")
+            low, high = f"{min(values):.3g}", f"{max(values):.3g}"
+            spread = f" ({low} to {high})" if low != high else ""
+            cells.append(f"{key} {statistics.median(values):.3g}{spread}")
         row["listing"] = samples[0].listing
         report["kinds"][name] = row
-        print(f"  {name:<17} " + ", ".join(cells))
+        print(f"  {name:<20} " + ", ".join(cells))
         if args.statements:
             for line in samples[0].listing:
                 print(f"      {line[:160]}")
