@@ -46,21 +46,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import statistics
 import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import postgres_server
 from reply_callback import free_port, reply_body, start, stop
 from sqlalchemy.engine import make_url
 from stack import BRAND_ID, Stack, python_child
@@ -215,26 +215,6 @@ class WireCounter:
 # --- the stack --------------------------------------------------------------------------------
 
 
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A database made for this run on `server_url`'s server (dropped afterwards)."""
-    admin = make_url(server_url).set(drivername="postgresql")
-    name = "byoc_round_trips_" + secrets.token_hex(4)
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 def outbox_rows(direct_url: str) -> int:
     """Rows in the outbox, asked past the proxy."""
 
@@ -305,15 +285,17 @@ def main() -> int:
     args = parser.parse_args()
 
     server = make_url(args.postgres_url)
-    with fresh_database(args.postgres_url) as direct_url, ExitStack() as cleanup:
+    with ExitStack() as cleanup:
+        direct_url = postgres_server.fresh_database(args.postgres_url, cleanup)
         counter = WireCounter(server.host or "127.0.0.1", server.port or 5432)
         counter.start()
         proxied = make_url(direct_url).set(host="127.0.0.1", port=counter.port)
         receiver_port = free_port()
         stack = Stack(
             cleanup,
+            database_url=proxied.render_as_string(hide_password=False),
+            workers=1,  # one instance: one pool
             extra_env={
-                "BYOC_DATABASE_URL": proxied.render_as_string(hide_password=False),
                 "BYOC_OUTBOX_POLL_INTERVAL_SECONDS": HOUR,
                 "BYOC_TIMER_POLL_INTERVAL_SECONDS": HOUR,
                 "BYOC_END_POLL_INTERVAL_SECONDS": HOUR,

@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import postgres_server
 from sqlalchemy import Connection, create_engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.util import await_only
 
 from byoc.store import Database, conversations
@@ -99,18 +98,8 @@ def on_sqlite(args: argparse.Namespace) -> None:
 
 
 def on_postgresql(args: argparse.Namespace) -> None:
-    admin = make_url(args.postgres_url).set(drivername="postgresql")
-    name = "byoc_statement_cost_" + secrets.token_hex(4)
-
-    async def admin_sql(sql: str) -> None:
-        conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    async def run() -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
-        db = Database(admin.set(database=name).render_as_string(hide_password=False))
+    async def run(url: str) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+        db = Database(url)
         try:
             await upgrade(db)
             async with db.engine.connect() as conn, conn.begin():
@@ -119,11 +108,10 @@ def on_postgresql(args: argparse.Namespace) -> None:
         finally:
             await db.close()
 
-    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
-    try:
-        results, shapes = asyncio.run(run())
-    finally:
-        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with ExitStack() as cleanup:
+        results, shapes = asyncio.run(
+            run(postgres_server.fresh_database(args.postgres_url, cleanup))
+        )
     print("PostgreSQL, on asyncpg inside run_sync (wall includes the round trip):")
     for case, (wall, cpu) in results.items():
         print(f"  {case:<20} {wall:6.1f} µs wall, {cpu:6.1f} µs CPU per execution", flush=True)

@@ -185,3 +185,36 @@ def test_client_cpu_measures_each_client() -> None:
 def test_statement_cost_measures_both_paths() -> None:
     lines = [line for line in micro("statement_cost.py", "--executions", "50", "--rounds", "1")]
     assert len([line for line in lines if line.endswith("µs per execution")]) == 4
+
+
+@pytest.mark.postgres
+def test_statement_cost_on_postgres_measures_both_paths_and_transaction_shapes(
+    postgres_url: str,
+) -> None:
+    lines = micro(
+        "statement_cost.py", "--executions", "64", "--rounds", "1", "--postgres-url", postgres_url
+    )
+    assert len([line for line in lines if line.endswith("µs CPU per execution")]) == 4
+    assert len([line for line in lines if line.endswith("µs CPU per job")]) == 4
+
+
+@pytest.mark.postgres
+def test_round_trips_counts_every_request(tmp_path: Path, postgres_url: str) -> None:
+    out = tmp_path / "trips.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "round_trips.py"),
+            *("--postgres-url", postgres_url, "--samples", "1", "--warmup", "1"),
+            *("--burst", "4", "--json", str(out)),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    kinds = json.loads(out.read_text())["kinds"]
+    assert set(kinds) == {"reply", "customer message", "token", "reply, 4 at once"}
+    for kind in ("reply", "customer message", "reply, 4 at once"):
+        assert kinds[kind]["trips"]["median"] > 0
+        assert kinds[kind]["statements"]["median"] > 0
+    assert any("INSERT INTO messages" in line for line in kinds["reply"]["listing"])

@@ -7,13 +7,17 @@ where the two databases part ways:
   the bus listens on, and the file an embedded database's writer and reader threads open.
 - Engines: SQLite's pragmas and `BEGIN IMMEDIATE` for writers (two writers never deadlock on a
   lock upgrade, and one process queues its writers itself: `serialises_writes`), PostgreSQL's
-  connection pool.
+  connection pool (pinged only after being idle), reads in autocommit on PostgreSQL.
+- The driver under a connection, for the prebuilt statements (`byoc.store.compiled`): the
+  `sqlite3` connection, or the asyncpg one with its transaction begun.
 - Claims: `FOR UPDATE SKIP LOCKED` so several instances take different outbox rows; SQLite
-  has one writer at a time and needs no row locks.
+  has one writer at a time and needs no row locks. Lanes: on PostgreSQL a lane's producers
+  serialise on an advisory lock taken by the outbox INSERT itself.
 - Id lists: `InJsonIds` passes a list of ids as one JSON text parameter (`json_each` on
   SQLite, `jsonb_array_elements_text` on PostgreSQL), so the SQL does not depend on the list's
   length and a prebuilt statement compiles once.
-- The bus: PostgreSQL fans out with `LISTEN/NOTIFY`; an SQLite database serves one process.
+- The bus: PostgreSQL fans out with `LISTEN/NOTIFY` (and `announce` notifies from inside a
+  transaction, at its commit); an SQLite database serves one process.
 - Migrations: the few DDL words that differ, and the lock that keeps two instances starting
   together from both migrating.
 """
