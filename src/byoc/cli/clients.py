@@ -93,7 +93,10 @@ def cmd_clients_rotate(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print(f"client_id:     {args.client_id}")
         print(f"client_secret: {secret}")
-        print("The old secret no longer works; enter the new one in CXone's integration.")
+        print(
+            "The old secret stops working within 5 s on every instance; tokens already issued "
+            "with it last until they expire. Enter the new secret in CXone's integration."
+        )
     return 0
 
 
