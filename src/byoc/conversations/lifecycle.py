@@ -49,31 +49,45 @@ def idle_deadline_after_agent(
     return now + policy.idle_timeout_ms
 
 
-def customer_spoke(conn: Connection, conversation: Conversation, now: int) -> None:
-    """Any customer activity: the customer owes nothing, and a running countdown is cancelled."""
-    if conversation.countdown_deadline is not None:
-        cancelled = conversations.transition_conversation(
+def customer_spoke(conn: Connection, conversation: Conversation, now: int) -> bool:
+    """Any customer activity: the customer owes nothing, and a running countdown is cancelled.
+
+    `conversation` may be stale: on PostgreSQL an idle warning can commit between the caller's
+    read and this write. Both changes are compare-and-sets, so a countdown started since is
+    seen and cancelled too. False, with nothing changed, when the conversation has ended by now.
+    """
+    for _ in range(3):
+        if conversation.countdown_deadline is None:
+            if conversations.customer_active(conn, conversation.id, now):
+                return True
+        elif conversations.transition_conversation(
             conn,
             conversation.id,
             {"state": "open", "countdown_deadline": conversation.countdown_deadline},
             countdown_deadline=None,
             idle_deadline=None,
             last_customer_activity_at=now,
-        )
-        if cancelled:
+        ):
             enqueue(conn, kinds.IdleChanged(conversation.id, warning=False), now=now)
-        return
-    conversations.customer_active(conn, conversation.id, now)
+            return True
+        current = conversations.get_conversation(conn, conversation.id)
+        if current is None or not current.is_open:
+            return False
+        conversation = current
+    return False
 
 
-def customer_wrote(conn: Connection, conversation: Conversation, now: int) -> int:
+def customer_wrote(conn: Connection, conversation: Conversation, now: int) -> int | None:
     """A customer's message: its sequence number, and the activity `customer_spoke` records
-    (in the same statement while no countdown runs)."""
-    if conversation.countdown_deadline is not None:
-        seq = conversations.next_seq(conn, conversation.id)
-        customer_spoke(conn, conversation, now)
-        return seq
-    return conversations.next_seq(conn, conversation.id, customer_active_at=now)
+    (one statement while no countdown runs). None, with nothing changed, when the conversation
+    has ended since `conversation` was read: the caller looks for the conversation again."""
+    if conversation.countdown_deadline is None:
+        seq = conversations.next_seq_if_no_countdown(conn, conversation.id, at=now)
+        if seq is not None:
+            return seq
+    if not customer_spoke(conn, conversation, now):
+        return None
+    return conversations.next_seq(conn, conversation.id)
 
 
 def store_for_customer(

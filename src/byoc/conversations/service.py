@@ -82,15 +82,23 @@ class ConversationService:
             if existing is not None:
                 return lookups.replay(conn, existing)
         customer = lookups.upsert_customer(conn, channel, incoming.customer)
-        conversation = lookups.conversation_for_customer(
-            conn, customer, incoming.thread_id, now=self._clock.now_ms()
-        )
         now = self._clock.now_ms()
+        # An end committed between the read and the write (PostgreSQL): look again, which finds
+        # the ended thread refused, or a new conversation started.
+        for _ in range(3):
+            conversation = lookups.conversation_for_customer(
+                conn, customer, incoming.thread_id, now=now
+            )
+            seq = lifecycle.customer_wrote(conn, conversation, now)
+            if seq is not None:
+                break
+        else:
+            raise ConversationEnded("the conversation ended while this message was stored")
         message = Message(
             id=new_id("msg"),
             channel_id=channel.id,
             conversation_id=conversation.id,
-            seq=lifecycle.customer_wrote(conn, conversation, now),
+            seq=seq,
             direction="inbound",
             sender="customer",
             text=incoming.text,
@@ -118,7 +126,8 @@ class ConversationService:
             channel = self._cache.channel(conn, channel_id)
             conversation = lookups.open_conversation(conn, channel, thread_id)
             now = self._clock.now_ms()
-            lifecycle.customer_spoke(conn, conversation, now)
+            if not lifecycle.customer_spoke(conn, conversation, now):
+                raise ConversationEnded(f"thread {thread_id!r} has ended")
             enqueue(
                 conn,
                 kinds.CustomerTyping(
@@ -180,7 +189,8 @@ class ConversationService:
             conversation = conversations.get_conversation(conn, conversation_id)
             if conversation is None or not conversation.is_open:
                 raise ConversationEnded(f"thread {conversation_id!r} has ended")
-            lifecycle.customer_spoke(conn, conversation, self._clock.now_ms())
+            if not lifecycle.customer_spoke(conn, conversation, self._clock.now_ms()):
+                raise ConversationEnded(f"thread {conversation_id!r} has ended")
 
         await self._db.run_write(tx)
         self._on_enqueued()

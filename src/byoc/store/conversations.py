@@ -111,9 +111,15 @@ _NEXT_SEQ_AND_IDLE = (
 
 # The same, and the customer's activity recorded (`customer_active`): one statement for what a
 # customer's message does to its conversation while no countdown runs.
+# Only while the conversation is open and no countdown runs: an idle warning or an end that
+# committed after the caller read the row leaves it alone (`next_seq_if_no_countdown`: None).
 _NEXT_SEQ_AND_CUSTOMER_ACTIVE = (
     update(t.conversations)
-    .where(t.conversations.c.id == bindparam("conversation_id"))
+    .where(
+        t.conversations.c.id == bindparam("conversation_id"),
+        t.conversations.c.state == "open",
+        t.conversations.c.countdown_deadline.is_(None),
+    )
     .values(
         next_seq=t.conversations.c.next_seq + 1,
         idle_deadline=None,
@@ -128,35 +134,45 @@ def next_seq(
     conversation_id: str,
     *,
     idle_deadline: int | None = None,
-    customer_active_at: int | None = None,
 ) -> int:
     """Reserve the conversation's next message sequence number inside the caller's transaction;
     with `idle_deadline`, also start the idle clock if the conversation is open and no countdown
-    runs (one statement for what an agent message does to its conversation); with
-    `customer_active_at`, also what `customer_active` records."""
+    runs (one statement for what an agent message does to its conversation)."""
     params: dict[str, Any] = {"conversation_id": conversation_id}
     if idle_deadline is not None:
-        assert customer_active_at is None
         statement = _NEXT_SEQ_AND_IDLE
         params["idle_deadline"] = idle_deadline
-    elif customer_active_at is not None:
-        statement = _NEXT_SEQ_AND_CUSTOMER_ACTIVE
-        params["at"] = customer_active_at
     else:
         statement = _NEXT_SEQ
     return int(execute(conn, statement, params).scalar_one()) - 1
 
 
+def next_seq_if_no_countdown(conn: Connection, conversation_id: str, *, at: int) -> int | None:
+    """A customer's message while no countdown runs: its sequence number, and what
+    `customer_active` records, in one statement. A compare-and-set: None, and nothing changed,
+    when the row has ended or a countdown runs on it by now, whatever the caller read before."""
+    params = {"conversation_id": conversation_id, "at": at}
+    rows = execute(conn, _NEXT_SEQ_AND_CUSTOMER_ACTIVE, params).all()
+    return int(rows[0]._mapping["next_seq"]) - 1 if rows else None
+
+
 _CUSTOMER_ACTIVE = (
     update(t.conversations)
-    .where(t.conversations.c.id == bindparam("conversation_id"))
+    .where(
+        t.conversations.c.id == bindparam("conversation_id"),
+        t.conversations.c.state == "open",
+        t.conversations.c.countdown_deadline.is_(None),
+    )
     .values(idle_deadline=None, last_customer_activity_at=bindparam("at"))
 )
 
 
-def customer_active(conn: Connection, conversation_id: str, at: int) -> None:
-    """The customer did something: they owe no reply (no countdown runs; see `lifecycle`)."""
-    execute(conn, _CUSTOMER_ACTIVE, {"conversation_id": conversation_id, "at": at})
+def customer_active(conn: Connection, conversation_id: str, at: int) -> bool:
+    """The customer did something: they owe no reply. Only while the conversation is open and
+    no countdown runs (a compare-and-set; False otherwise: `lifecycle.customer_spoke` cancels
+    a countdown instead)."""
+    params = {"conversation_id": conversation_id, "at": at}
+    return bool(execute(conn, _CUSTOMER_ACTIVE, params).rowcount == 1)
 
 
 _CHECKED_IN_CXONE = (
