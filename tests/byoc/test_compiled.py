@@ -91,6 +91,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "messages._FIND_MESSAGE_BY_PLATFORM_ID": {"channel_id": "chat_1", "platform_message_id": "p-1"},
     "messages._FIND_MESSAGE_BY_DE_ID": {"channel_id": "chat_1", "de_message_id": "de-2"},
     "messages._SET_MESSAGE_STATUS": {"message_id": "msg_1", "status": "sent"},
+    "messages._SET_STATUS_OF_MANY": {"ids_json": '["msg_0", "msg_2"]', "status": "sent"},
     "messages._GET_MESSAGE_IN_CONTEXT": {"id": "msg_2"},
     "messages._LIST_MESSAGES": {"conversation_id": "thr_1", "after_seq": 0, "limit": 10},
     "rows._ENQUEUE": OUTBOX_ROW,
@@ -321,8 +322,15 @@ def test_a_claim_takes_each_lanes_head_once(backend: Backend, driver: bool) -> N
     assert backend.run(claim) == [[1, 3], []]
 
 
-@pytest.mark.parametrize("name", ["rows._CLAIM_DUE", "rows._COMPLETE"])
-def test_an_id_list_is_looked_up_by_primary_key(backend: Backend, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "table"),
+    [
+        ("rows._CLAIM_DUE", "outbox"),
+        ("rows._COMPLETE", "outbox"),
+        ("messages._SET_STATUS_OF_MANY", "messages"),
+    ],
+)
+def test_an_id_list_is_looked_up_by_primary_key(backend: Backend, name: str, table: str) -> None:
     """Not scanned: claiming or settling rows must not cost in proportion to the backlog."""
     if backend.name != dialect.SQLITE:
         pytest.skip("reads SQLite's query plan")
@@ -334,9 +342,24 @@ def test_an_id_list_is_looked_up_by_primary_key(backend: Backend, name: str) -> 
         return [str(row[-1]) for row in conn.exec_driver_sql(sql, {**compiled.literals, **params})]
 
     plan = backend.run(explain)
-    outbox_steps = [step for step in plan if "outbox" in step]
-    assert outbox_steps, plan
-    assert all(step.startswith("SEARCH") for step in outbox_steps), plan
+    steps = [step for step in plan if table in step]
+    assert steps, plan
+    assert all(step.startswith("SEARCH") for step in steps), plan
+
+
+@pytest.mark.parametrize("driver", [False, True])
+def test_a_text_id_list_sets_exactly_its_messages(backend: Backend, driver: bool) -> None:
+    statuses = select(t.messages.c.id, t.messages.c.status).order_by(t.messages.c.id)
+
+    def mark(conn: Connection) -> list[tuple[str, str]]:
+        params = {"ids_json": json.dumps(["msg_0", "msg_2", "msg_none"]), "status": "sent"}
+        if driver:
+            execute(conn, messages._SET_STATUS_OF_MANY, params)
+        else:
+            conn.execute(messages._SET_STATUS_OF_MANY, params)
+        return [(str(id_), str(status)) for id_, status in conn.execute(statuses)]
+
+    assert backend.run(mark) == [("msg_0", "sent"), ("msg_1", "pending"), ("msg_2", "sent")]
 
 
 @pytest.mark.parametrize("driver", [False, True])

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, delete, func, select
 
 from byoc.clock import ManualClock
 from byoc.outbox import rows as outbox_rows
-from byoc.outbox.outcome import Outcome, Retry, Settled
+from byoc.outbox.outcome import Outcome, Retry, Settled, Together
 from byoc.outbox.worker import OutboxWorker, RetryPolicy
 from byoc.store import Database, migrations
 from byoc.store import schema as t
@@ -389,6 +389,52 @@ async def test_a_failing_settle_write_holds_back_no_other_row(
     assert [(lane, owner) for _, lane, _, owner, _ in await table(db)] == [("t:f2", "w1")]
     await worker.stop()
     assert [(lane, owner) for _, lane, _, owner, _ in await table(db)] == [("t:f2", None)]
+
+
+async def test_together_writes_of_a_pass_run_as_one_call(db: Database, clock: ManualClock) -> None:
+    """Rows whose writes share a `run` get one call with every row's argument, in the
+    transaction that deletes them; a row settled on its own (its pass failed) gets its own."""
+    await enqueue(db, [(f"t:g{i}", i) for i in range(4)], clock)
+    calls: list[list[int]] = []
+    others: list[int] = []
+
+    def run(conn: Connection, ns: list[int]) -> None:
+        # In the transaction that deletes the rows, after the deletion.
+        assert conn.execute(select(func.count()).select_from(t.outbox)).scalar_one() == 0
+        calls.append(sorted(ns))
+
+    async def handler(row: OutboxRow) -> Settled:
+        n = int(row.payload["n"])
+        if n == 2:
+            return Settled(write=lambda conn: others.append(n))
+        return Settled(write=Together(run, n))
+
+    worker = worker_for(db, handler, clock)
+    assert await worker.run_once() == 4  # all four settle in one pass
+    assert calls == [[0, 1, 3]]
+    assert others == [2]
+    assert await table(db) == []
+
+    await enqueue(db, [(f"t:h{i}", i) for i in range(3)], clock)
+    alone: list[list[int]] = []
+
+    def fail(conn: Connection) -> None:
+        raise RuntimeError("a bug in a settle write")
+
+    async def failing(row: OutboxRow) -> Settled:
+        n = int(row.payload["n"])
+        return Settled(write=fail) if n == 1 else Settled(write=Together(run_alone, n))
+
+    def run_alone(conn: Connection, ns: list[int]) -> None:
+        alone.append(ns)
+
+    worker = worker_for(db, failing, clock, owner="w2")
+    assert await worker.run_once() == 3  # the pass fails; each row is settled on its own
+    # The failed pass may have made its call (rolled back with it): then one call per row.
+    assert sorted(alone[-2:]) == [[0], [2]]
+    assert alone[:-2] in ([], [[0, 2]])
+    assert [lane for _, lane, _, _, _ in await table(db)] == ["t:h1"]
+    await worker.stop()
 
 
 # --- rows claimed by the transaction that inserts them ----------------------------------------

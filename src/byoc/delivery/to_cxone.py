@@ -117,7 +117,7 @@ class ToCxone:
                 )
                 refused = self._refused(customer.id, message.id)
                 write = refused.write
-                assert write is not None
+                assert callable(write)  # a `Settle` (`_refused`)
 
                 def raced(conn: Connection) -> None:
                     write(conn)

@@ -11,7 +11,7 @@ from byoc.clock import Clock, SystemClock
 from byoc.delivery.common import Loaded, load
 from byoc.outbox import PermanentFailure, kinds
 from byoc.outbox.kinds import enqueue
-from byoc.outbox.outcome import Outcome, Settled
+from byoc.outbox.outcome import Outcome, Settled, Together
 from byoc.store import Connection, Database, messages
 from byoc.store.records import Channel, OutboxRow
 
@@ -39,8 +39,9 @@ class ToPlatform:
             message = await self._rehoster.rehost(message, loaded.customer)
         await adapter.deliver_message(loaded.channel, loaded.conversation, loaded.customer, message)
         if message.status == "queued":
-            # Written with the row's deletion, by the worker.
-            return Settled(write=lambda conn: messages.set_message_status(conn, message.id, "sent"))
+            # Written with the row's deletion, by the worker: one UPDATE for all the messages
+            # its pass settles.
+            return Settled(write=Together(messages.mark_sent, message.id))
         return Settled()
 
     async def typing(self, payload: kinds.AgentTyping, _row: OutboxRow) -> Outcome:

@@ -25,9 +25,9 @@ as a claim outlives its delivery: a handler is cut off at half the lease).
 finished, cancels the rest and releases every claim this worker holds: a row whose delivery was
 cancelled stays pending, claimable at once by the next worker.
 
-A `Settled` may carry a `write`, run in the transaction that deletes its row, and an
-`after_commit` callback run once that transaction has committed (e.g. to publish what was
-written).
+A `Settled` may carry a `write`, run in the transaction that deletes its row (a `Together`
+write once for all the rows of the pass that share it), and an `after_commit` callback run
+once that transaction has committed (e.g. to publish what was written).
 
 Leases, due times, backoff and polls are on the worker's `Clock`; cut-offs and stop grace are real.
 """
@@ -48,7 +48,7 @@ from sqlalchemy import Connection
 from byoc.clock import Clock, SystemClock
 from byoc.ops.logging import bind
 from byoc.outbox import rows
-from byoc.outbox.outcome import AfterCommit, DeadLetter, Outcome, Retry, Settle, Settled
+from byoc.outbox.outcome import AfterCommit, DeadLetter, Outcome, Retry, Settled, Write, joined
 from byoc.store import Database
 from byoc.store.records import OutboxRow
 
@@ -88,7 +88,7 @@ class _Finished:
 
     row_id: int
     how: Literal["delivered", "expired"]
-    write: Settle | None = None
+    write: Write = None
     after_commit: AfterCommit | None = None
 
 
@@ -232,7 +232,7 @@ class OutboxWorker:
             if not finished and limit <= 0:
                 return [], False
             row_ids = [f.row_id for f in finished]
-            writes = [f.write for f in finished if f.write is not None]
+            writes = joined([f.write for f in finished])
 
             def settle_and_claim(conn: Connection) -> list[OutboxRow]:
                 rows.complete_many(conn, row_ids)
@@ -275,8 +275,8 @@ class OutboxWorker:
 
         def settle_one(item: _Finished, conn: Connection) -> None:
             rows.complete_many(conn, [item.row_id])
-            if item.write is not None:
-                item.write(conn)
+            for write in joined([item.write]):
+                write(conn)
 
         results = await asyncio.gather(
             *(self._db.run_write(partial(settle_one, item)) for item in finished),

@@ -250,7 +250,8 @@ def skip_locked_cte(query: Select[Any], name: str, *tables: Any) -> CTE:
 
 
 class InJsonIds(ColumnElement[bool]):
-    """`column IN (the ids of a JSON array passed as the text parameter named `name`)`."""
+    """`column IN (the ids of a JSON array passed as the text parameter named `name`)`: integer
+    ids for an integer column, strings for a text one."""
 
     inherit_cache = True
     type = Boolean()
@@ -280,7 +281,9 @@ def _in_json_ids_postgresql(element: InJsonIds, compiler: SQLCompiler, **kw: Any
     column = compiler.process(element.column, **kw)
     ids = compiler.process(element.ids, **kw)
     elements = f"jsonb_array_elements_text(CAST({ids} AS JSONB))"
-    return f"{column} IN (SELECT CAST({elements} AS BIGINT))"
+    if isinstance(element.column.type, Integer):  # BigInteger too
+        elements = f"CAST({elements} AS BIGINT)"
+    return f"{column} IN (SELECT {elements})"
 
 
 # --- the bus -------------------------------------------------------------------------------

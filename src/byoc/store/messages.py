@@ -6,6 +6,7 @@ alone or inside a transaction function (see `byoc.store`).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
@@ -15,6 +16,7 @@ from byoc.store.channels import channel_from_row
 from byoc.store.compiled import execute
 from byoc.store.conversations import conversation_from_row
 from byoc.store.customers import customer_from_row
+from byoc.store.dialect import InJsonIds
 from byoc.store.records import Channel, Conversation, Customer, Message, dumps, loads_or_none
 
 
@@ -76,6 +78,13 @@ _FIND_MESSAGE_BY_DE_ID = select(t.messages).where(
 _SET_MESSAGE_STATUS = (
     update(t.messages)
     .where(t.messages.c.id == bindparam("message_id"))
+    .values(status=bindparam("status"))
+)
+
+# The ids as one JSON parameter: one compiled statement whatever their number.
+_SET_STATUS_OF_MANY = (
+    update(t.messages)
+    .where(InJsonIds(t.messages.c.id, "ids_json"))
     .values(status=bindparam("status"))
 )
 
@@ -145,6 +154,17 @@ def set_message_attachments(
 
 def set_message_status(conn: Connection, message_id: str, status: str) -> None:
     execute(conn, _SET_MESSAGE_STATUS, {"message_id": message_id, "status": status})
+
+
+def set_status_of_many(conn: Connection, message_ids: list[str], status: str) -> None:
+    """One statement for many messages (the ones an outbox pass settles)."""
+    if message_ids:
+        execute(conn, _SET_STATUS_OF_MANY, {"ids_json": json.dumps(message_ids), "status": status})
+
+
+def mark_sent(conn: Connection, message_ids: list[str]) -> None:
+    """These messages reached the customer's platform."""
+    set_status_of_many(conn, message_ids, "sent")
 
 
 _LIST_MESSAGES = (
