@@ -167,6 +167,24 @@ async def test_a_failed_commit_fails_every_job_of_its_group(tmp_path: Path) -> N
         await db.close()
 
 
+async def test_reads_see_every_commit_before_them_and_outlive_a_failed_read(
+    tmp_path: Path,
+) -> None:
+    """The reader threads keep their connections between reads: each read is still a
+    transaction of its own (no snapshot kept from the one before), and a read that fails
+    leaves the next one working."""
+    db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
+    try:
+        for item_id in range(1, 6):  # more reads than reader threads
+            await db.run_write(_insert(item_id))
+            assert await _stored(db) == list(range(1, item_id + 1))
+        with pytest.raises(StoreError):
+            await db.run_read(lambda conn: conn.exec_driver_sql("SELECT * FROM no_such_table"))
+        assert await asyncio.gather(*(_stored(db) for _ in range(4))) == [[1, 2, 3, 4, 5]] * 4
+    finally:
+        await db.close()
+
+
 async def test_close_stops_the_writer_thread(tmp_path: Path) -> None:
     db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
     await db.run_write(_insert(1))

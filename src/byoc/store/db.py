@@ -26,14 +26,13 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from byoc.store import dialect
 
@@ -205,19 +204,45 @@ class SqliteWriter:
 
 
 class _SqliteReader:
-    """Read transactions as one call on a small thread pool (WAL: readers never block)."""
+    """Read transactions as one call on a small thread pool (WAL: readers never block). Each
+    thread keeps its connection: a checkout from the pool and its return cost more than a
+    read of one row."""
 
     def __init__(self, engine: Engine, threads: int = 2) -> None:
         self._engine = engine
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[Connection] = []  # every thread's, to close at the end
+
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._engine.connect()
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _discard(self, conn: Connection) -> None:
+        self._local.conn = None
+        with self._lock:
+            self._connections.remove(conn)
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+            conn.close()
 
     def _run(self, fn: TransactionFn[T]) -> T:
         try:
-            with self._engine.connect() as conn, conn.begin():
+            conn = self._connection()
+        except SQLAlchemyError as exc:
+            raise store_error(exc) from exc
+        try:
+            with conn.begin():
                 return fn(conn)
         except SQLAlchemyError as exc:
+            # Whatever state the failure left the connection in, the next read opens another.
+            self._discard(conn)
             raise store_error(exc) from exc
 
     async def submit(self, fn: TransactionFn[T]) -> T:
@@ -234,6 +259,10 @@ class _SqliteReader:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
 
 
 class Database:
@@ -276,8 +305,7 @@ class Database:
         job = _bound(fn, *args, **kwargs)
         if self.writer is not None:
             return await self.writer.submit(job)
-        async with self._transaction(write=True) as conn:
-            return await conn.run_sync(job)
+        return await self._on_engine(job, write=True)
 
     async def run_read(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
@@ -287,25 +315,22 @@ class Database:
         job = _bound(fn, *args, **kwargs)
         if self._reader is not None:
             return await self._reader.submit(job)
-        async with self._transaction(write=False) as conn:
-            return await conn.run_sync(job)
+        return await self._on_engine(job, write=False)
 
-    @asynccontextmanager
-    async def _transaction(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
+    async def _on_engine(self, job: TransactionFn[T], *, write: bool) -> T:
         """A transaction on the asyncio engine: PostgreSQL, and in-memory SQLite (which has
-        no writer thread: its writers queue on the same lock)."""
+        no writer thread: its writers queue on the same lock). Options, BEGIN, the job and
+        COMMIT run in one call into SQLAlchemy's sync layer (`run_sync`), not one each."""
+        options = self._write_options if write else self._read_options
         async with contextlib.AsyncExitStack() as stack:
             if write and self._serialise_writes:
                 await stack.enter_async_context(self._write_lock)
             try:
                 async with self.engine.connect() as conn:
-                    options = self._write_options if write else self._read_options
-                    if options:
-                        conn = await conn.execution_options(**options)
-                    async with conn.begin():
-                        yield conn
+                    return await conn.run_sync(_in_transaction, job, options)
             except SQLAlchemyError as exc:
                 raise store_error(exc) from exc
+        raise AssertionError("unreachable")  # the stack does not swallow exceptions
 
     async def ping(self) -> None:
         await self.run_read(_select_one)
@@ -330,6 +355,13 @@ def _bound(
         return fn(conn, *args, **kwargs)
 
     return job
+
+
+def _in_transaction(conn: Connection, job: TransactionFn[T], options: dict[str, Any]) -> T:
+    if options:
+        conn.execution_options(**options)
+    with conn.begin():
+        return job(conn)
 
 
 def _select_one(conn: Connection) -> None:

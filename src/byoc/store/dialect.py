@@ -136,7 +136,16 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_on_begin(conn: Any) -> None:
     mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    raw = conn.connection.driver_connection
+    if not isinstance(raw, sqlite3.Connection):  # aiosqlite (in-memory databases)
+        conn.exec_driver_sql(f"BEGIN {mode}")
+        return
+    # Straight on `sqlite3` (the writer and reader threads): through SQLAlchemy, a BEGIN cost
+    # as much as one of the transaction's prebuilt statements (`byoc.store.compiled`).
+    try:
+        raw.execute(f"BEGIN {mode}")
+    except sqlite3.Error as exc:
+        raise OperationalError(f"BEGIN {mode}", None, exc) from exc
 
 
 # A pooled PostgreSQL connection that has been idle longer than this is pinged before use.
