@@ -4,8 +4,9 @@
 
 Raw asyncio (uvloop when installed), keep-alive, no signature check: it must cost the
 machine as little as possible so that the middleware's figures are the middleware's.
-`GET /count` answers `{"received": N}`: the POSTs received since start, i.e. the webhook
-deliveries (how the sustained benchmark tells delivered from accepted).
+`GET /count` answers `{"received": N, "connections": M}`: the POSTs received since start, i.e.
+the webhook deliveries (how the sustained benchmark tells delivered from accepted), and the
+connections accepted (a client that keeps its connections alive opens few).
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ from typing import Any
 
 ANSWER = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
 received = 0
+connections = 0
 
 
 def count_answer() -> bytes:
-    body = json.dumps({"received": received}).encode()
+    body = json.dumps({"received": received, "connections": connections}).encode()
     head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
     return f"{head}content-length: {len(body)}\r\n\r\n".encode() + body
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    global received
+    global received, connections
+    connections += 1
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")

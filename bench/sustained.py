@@ -32,8 +32,10 @@ start of the phase until its backlog drained, divided by the replies delivered m
 CPU of byoc's whole process tree (the server and its workers, /proc/PID/stat) and, on
 PostgreSQL, of the run database's backends and of the shared writer processes (walwriter,
 checkpointer, background writer), WAL bytes and write transactions (xids assigned; both
-server-wide, so meaningful on a quiet machine). bench/scale-model.md turns these into capacity.
-Prints each run and the medians; `--json PATH` writes everything.
+server-wide, so meaningful on a quiet machine), and the connections the webhook receiver
+accepted meanwhile (connections kept alive: a handful, not one per reply).
+bench/scale-model.md turns these into capacity. Prints each run and the medians; `--json PATH`
+writes everything.
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ class Target:
     def delivered(self) -> int:
         return int(self.receiver.get("/count").json()["received"]) - self.delivered_at_start
 
+    def webhook_connections(self) -> int:
+        """Connections the receiver accepted so far (keep-alive: few)."""
+        return int(self.receiver.get("/count").json()["connections"])
+
     def backlog(self) -> int:
         return max(0, self.accepted - self.delivered())
 
@@ -94,7 +100,11 @@ class Target:
         return time.monotonic() - started, left
 
     def reading(self) -> dict[str, Any]:
-        return {**work_reading(self.stack), "delivered": self.delivered()}
+        return {
+            **work_reading(self.stack),
+            "delivered": self.delivered(),
+            "webhook_connections": self.webhook_connections(),
+        }
 
     def replies(self, tag: str, **spec: Any) -> dict[str, Any]:
         """One load generator phase of reply callbacks over the conversations."""
@@ -121,7 +131,12 @@ class Target:
 def work_per_reply(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """What one delivered reply cost between two readings."""
     delivered = after["delivered"] - before["delivered"]
-    return {"delivered": delivered, **work_per(before, after, delivered, "reply")}
+    opened = after["webhook_connections"] - before["webhook_connections"]
+    return {
+        "delivered": delivered,
+        "webhook_connections_opened": opened,
+        **work_per(before, after, delivered, "reply"),
+    }
 
 
 def saturated(args: argparse.Namespace, target: Target, run: int) -> dict[str, Any]:
