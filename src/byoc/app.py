@@ -58,7 +58,8 @@ from byoc.ops.rate_limits import RateLimits
 from byoc.ops.tracing import configure_tracing, trace_client
 from byoc.outbound import OutboundPolicy
 from byoc.outbox.gauges import store_readings
-from byoc.outbox.worker import OutboxWorker, RetryPolicy
+from byoc.outbox.outcome import RetryPolicy
+from byoc.outbox.worker import OutboxWorker
 from byoc.provisioning.action_pages import router as action_pages_router
 from byoc.settings import Settings
 from byoc.store import Database, StoreError, clients, dialect, tenants
@@ -154,6 +155,7 @@ async def build_runtime(
         batch_size=settings.outbox_batch_size,
         lease_seconds=settings.outbox_lease_seconds,
         dead_letter_hooks=deliveries.dead_letter_hooks(),
+        preloads=deliveries.preloads(),
         clock=clock,
         observer=metrics.count_delivery,
     )

@@ -14,9 +14,11 @@ from sqlalchemy import Connection
 from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
+from byoc.delivery.common import Loaded, load
+from byoc.delivery.to_platform import ToPlatform
 from byoc.outbox import kinds
-from byoc.outbox.outcome import Settled
-from byoc.outbox.worker import OutboxWorker, RetryPolicy
+from byoc.outbox.outcome import RetryPolicy, Settled
+from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database, channels, migrations, tenants
 from byoc.store.records import Channel, OutboxRow, Tenant
 
@@ -160,3 +162,39 @@ async def test_a_reply_behind_one_in_flight_waits_its_turn(db: Database) -> None
         first.message.id,
         second.message.id,
     ]
+
+
+async def test_a_fresh_reply_carries_what_its_transaction_read_for_the_delivery(
+    db: Database,
+) -> None:
+    """With the platform delivery's preload, the transaction that stores a reply and claims its
+    row also reads what the delivery needs: the row's `context` is what a read after the
+    commit gives, so the delivery reads nothing. Other kinds carry nothing."""
+    deliveries = Deliveries()
+    handlers = {
+        kind.KIND: deliveries.handler for kind in (kinds.CustomerMessage, kinds.AgentMessage)
+    }
+    worker = OutboxWorker(
+        db,
+        handlers,
+        owner="w1",
+        policy=RetryPolicy(),
+        poll_interval=3600,
+        preloads={kinds.AgentMessage.KIND: ToPlatform.preload_message},
+    )
+    service = ConversationService(db, POLICY, fresh_rows=worker)
+    customer = CustomerProfile(external_id="u-preloaded")
+    said = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
+    await deliveries.until(1)
+    await worker.run_once()
+    assert deliveries.rows[0].context is None
+
+    answered = await service.receive_agent_message(
+        reply(said.conversation.id, "de-c1"), channel_id=CHANNEL, tenant_id="default"
+    )
+    await deliveries.until(2)
+    context = deliveries.rows[1].context
+    assert isinstance(context, Loaded)
+    assert context.message == answered.message
+    assert context.channel.id == CHANNEL
+    assert context == await load(db, message_id=answered.message.id)

@@ -22,8 +22,8 @@ from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
 from byoc.outbox import kinds, rows
 from byoc.outbox.kinds import enqueue
-from byoc.outbox.outcome import Settled
-from byoc.outbox.worker import OutboxWorker, RetryPolicy
+from byoc.outbox.outcome import RetryPolicy, Settled
+from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database, channels, messages, migrations, now_ms, tenants
 from byoc.store import schema as t
 from byoc.store.records import Channel, OutboxRow, Tenant

@@ -30,8 +30,8 @@ from sqlalchemy import Connection, delete, func, select
 
 from byoc.clock import ManualClock
 from byoc.outbox import rows as outbox_rows
-from byoc.outbox.outcome import Outcome, Retry, Settled, Together
-from byoc.outbox.worker import OutboxWorker, RetryPolicy
+from byoc.outbox.outcome import Outcome, Retry, RetryPolicy, Settled, Together
+from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database, migrations
 from byoc.store import schema as t
 from byoc.store.records import OutboxRow

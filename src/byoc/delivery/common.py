@@ -67,6 +67,13 @@ async def load(
     return await db.run_read(partial(_load, message_id=message_id, conversation_id=conversation_id))
 
 
+def load_in(
+    conn: Connection, *, message_id: str | None = None, conversation_id: str | None = None
+) -> Loaded:
+    """`load` in the caller's transaction."""
+    return _load(conn, message_id=message_id, conversation_id=conversation_id)
+
+
 def _load(conn: Connection, *, message_id: str | None, conversation_id: str | None) -> Loaded:
     """What a handler needs about a row, in one read (one statement for a message's row). A
     message or conversation that is gone (purged by retention, erased) raises `Gone`: the row

@@ -25,7 +25,7 @@ from byoc.delivery.to_cxone import ToCxone
 from byoc.delivery.to_platform import ToPlatform
 from byoc.outbox import Gone, PermanentFailure, RetryLater, kinds
 from byoc.outbox.outcome import DeadLetter, Outcome, Retry, Settled
-from byoc.outbox.worker import DeadLetterHook, Handler
+from byoc.outbox.worker import DeadLetterHook, Handler, Preload
 from byoc.store import Connection, Database
 from byoc.store.records import OutboxRow
 from byoc.tenancy import TenantClients
@@ -131,6 +131,10 @@ class Deliveries:
                 _route(kinds.ConversationEnded, pf.ended),
             ]
         )
+
+    def preloads(self) -> dict[str, Preload]:
+        """The kinds whose delivery's read runs in the transaction that claims a fresh row."""
+        return {kinds.AgentMessage.KIND: self.to_platform.preload_message}
 
     def dead_letter_hooks(self) -> dict[str, DeadLetterHook]:
         return dict(

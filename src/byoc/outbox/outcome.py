@@ -9,6 +9,7 @@ DeadLetter  the other side refused the delivery: dead-letter the row now
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -88,3 +89,21 @@ class DeadLetter:
 
 
 Outcome = Settled | Retry | DeadLetter
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """What a `Retry` costs, as the worker applies it: the backoff before the next attempt,
+    and how many attempts a row gets before it is dead-lettered."""
+
+    max_attempts: int = 12
+    base_seconds: float = 0.5
+    max_seconds: float = 60.0
+
+    def delay_ms(self, attempts: int, retry_after: float | None, rng: random.Random) -> int:
+        """Exponential backoff with jitter; a server's Retry-After is a floor, not a suggestion."""
+        ceiling = min(self.max_seconds, self.base_seconds * (2**attempts))
+        delay = ceiling * rng.uniform(0.5, 1.0)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_seconds * 10))
+        return int(delay * 1000)

@@ -39,7 +39,7 @@ import contextvars
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Literal
 
@@ -48,30 +48,27 @@ from sqlalchemy import Connection
 from byoc.clock import Clock, SystemClock
 from byoc.ops.logging import bind
 from byoc.outbox import rows
-from byoc.outbox.outcome import AfterCommit, DeadLetter, Outcome, Retry, Settled, Write, joined
+from byoc.outbox.outcome import (
+    AfterCommit,
+    DeadLetter,
+    Outcome,
+    Retry,
+    RetryPolicy,
+    Settled,
+    Write,
+    joined,
+)
 from byoc.store import Database
 from byoc.store.records import OutboxRow
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[OutboxRow], Awaitable[Outcome]]
+# Reads what a row's delivery needs (its `context`) in the transaction that claims it fresh; for
+# a row it cannot serve it returns None (the handler then reads for itself) rather than raise.
+Preload = Callable[[Connection, OutboxRow], object]
 # Runs inside the transaction that buries the row (synchronous: see `Database.run_write`).
 DeadLetterHook = Callable[[Connection, OutboxRow, str], None]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 12
-    base_seconds: float = 0.5
-    max_seconds: float = 60.0
-
-    def delay_ms(self, attempts: int, retry_after: float | None, rng: random.Random) -> int:
-        """Exponential backoff with jitter; a server's Retry-After is a floor, not a suggestion."""
-        ceiling = min(self.max_seconds, self.base_seconds * (2**attempts))
-        delay = ceiling * rng.uniform(0.5, 1.0)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, self.max_seconds * 10))
-        return int(delay * 1000)
 
 
 @dataclass
@@ -106,6 +103,7 @@ class OutboxWorker:
         lease_seconds: float = 30.0,
         stop_grace_seconds: float = 5.0,
         dead_letter_hooks: Mapping[str, DeadLetterHook] | None = None,
+        preloads: Mapping[str, Preload] | None = None,
         rng: random.Random | None = None,
         clock: Clock | None = None,
         observer: Callable[[str], None] | None = None,
@@ -122,6 +120,7 @@ class OutboxWorker:
         self._lease_ms = int(lease_seconds * 1000)
         self._stop_grace = stop_grace_seconds
         self._dead_letter_hooks = dead_letter_hooks or {}
+        self._preloads = preloads or {}
         self._rng = rng or random.Random()
         self._clock: Clock = clock or SystemClock()
         self._wakeup = asyncio.Event()  # something enqueued, or a delivery finished
@@ -148,12 +147,17 @@ class OutboxWorker:
         """In the transaction that inserted row `row_id`: claim it for this worker when it heads
         its lane and there is room, so that it skips a claim of its own. The caller hands the
         row to `dispatch` once that transaction has committed (if it rolls back, so does the
-        claim). Lane order holds as for `claim_due`: only a lane's head is ever claimed."""
+        claim). Lane order holds as for `claim_due`: only a lane's head is ever claimed. The
+        kind's preload, if any, reads what the delivery needs in the same transaction."""
         if self._stopping or len(self._in_flight) >= self._max_in_flight:
             return None
-        return rows.claim_if_head(
+        row = rows.claim_if_head(
             conn, row_id, owner=self._owner, lease_ms=self._lease_ms, now=self._clock.now_ms()
         )
+        preload = self._preloads.get(row.kind) if row is not None else None
+        if row is None or preload is None:
+            return row
+        return replace(row, context=preload(conn, row))
 
     def dispatch(self, row: OutboxRow) -> None:
         """Deliver a row `claim_fresh` claimed, now that its transaction has committed."""
