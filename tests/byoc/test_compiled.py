@@ -34,7 +34,7 @@ from byoc.store import (
     tenants,
 )
 from byoc.store import schema as t
-from byoc.store.compiled import _SQLITE, RawResult, _compiled, execute
+from byoc.store.compiled import _SQLITE, RawResult, _compiled, batched, execute
 from byoc.store.migrations import upgrade
 from byoc.store.records import Channel, Conversation, Customer, Message, Tenant
 
@@ -432,3 +432,34 @@ def test_a_message_is_found_with_its_channel_and_without_it_once_deleted(
         return seen
 
     assert backend.run(read) == ["chat_1", None]
+
+
+def test_held_statements_leave_what_running_each_leaves(backend: Backend) -> None:
+    """`batched` holds back the statements that return nothing, and runs each one's
+    executions together before anything reads: a read inside the block, through the fast path
+    or through SQLAlchemy, sees every write made before it, and the tables end as they end
+    when each statement runs at once. The executions of one statement keep their order."""
+
+    def writes(conn: Connection, round_: int) -> None:
+        for n, status in ((0, "first"), (1, "sent"), (0, "second"), (2, "sent")):
+            messages.set_message_status(conn, f"msg_{n}", f"{status}-{round_}")
+            conversations.mark_checked_in_cxone(conn, f"thr_{n % 2}", NOW + 10 * round_ + n)
+
+    def run(conn: Connection) -> tuple[str | None, list[str]]:
+        writes(conn, 1)
+        found = messages.get_message(conn, "msg_2")  # the fast path, returning rows
+        writes(conn, 2)
+        statuses = conn.execute(select(t.messages.c.status).order_by(t.messages.c.id))
+        return (found.status if found else None), list(statuses.scalars())
+
+    def unbatched(conn: Connection) -> tuple[tuple[str | None, list[str]], Tables]:
+        return run(conn), _everything(conn)
+
+    def held(conn: Connection) -> tuple[tuple[str | None, list[str]], Tables]:
+        with batched(conn):
+            seen = run(conn)
+        return seen, _everything(conn)
+
+    expected = backend.run(unbatched)
+    assert expected[0] == ("sent-1", ["second-2", "sent-2", "sent-2"])
+    assert backend.run(held) == expected

@@ -21,6 +21,10 @@ A = TypeVar("A")
 
 # What a handler wants written once its row is delivered: run in the transaction that deletes
 # the row (synchronous: see `Database.run_write`), so a delivery costs no write of its own.
+# The writes of the rows settled together run in `byoc.outbox.rows.settle` (batched): a write's
+# prebuilt statements that return nothing may run after the rest of it, together with the
+# other rows' executions of the same statement. So a write changes only rows of its own
+# delivery (its message, its conversation) and does not read back what it wrote.
 Settle = Callable[[Connection], None]
 # Run once the transaction that deleted the row has committed; must not raise or block.
 AfterCommit = Callable[[], None]

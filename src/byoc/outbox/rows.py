@@ -11,12 +11,13 @@ id lists) is `byoc.store.dialect`'s to say.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, update
 
 from byoc.store import schema as t
-from byoc.store.compiled import execute
+from byoc.store.compiled import batched, execute
 from byoc.store.db import now_ms
 from byoc.store.dialect import InJsonIds, insert_after_lane_lock, locks_lanes, skip_locked_cte
 from byoc.store.records import OutboxRow, dumps
@@ -147,6 +148,18 @@ def complete_many(conn: Connection, row_ids: list[int]) -> None:
     """Delete delivered rows, one statement for a whole batch."""
     if row_ids:
         execute(conn, _COMPLETE, {"ids_json": json.dumps(row_ids)})
+
+
+def settle(
+    conn: Connection, row_ids: list[int], writes: Iterable[Callable[[Connection], None]]
+) -> None:
+    """Delete delivered rows and run what their deliveries write with that. On PostgreSQL the
+    statements go together, one round trip per statement whatever the number of rows
+    (`compiled.batched`: see `byoc.outbox.outcome.Settle` for what that asks of a write)."""
+    with batched(conn):
+        complete_many(conn, row_ids)
+        for write in writes:
+            write(conn)
 
 
 def reschedule(conn: Connection, row_id: int, *, delay_ms: int, error: str, now: int) -> None:

@@ -20,6 +20,14 @@ driver connection of the caller's transaction:
 The result offers what the query functions use of a SQLAlchemy result: `first()`, `all()`,
 iteration, `scalar_one()`, `rowcount`, rows with `_mapping`.
 
+On asyncpg every statement is a round trip, and the transaction's connection waits for the event
+loop between two of them. A transaction whose statements grow with its work (the outbox's
+settle pass: a status per delivered message, a conversation stamp per create) would hold its
+row locks for that many round trips. `batched(conn)` holds back the prebuilt statements that
+return no rows and runs them together: every execution of one statement in one asyncpg
+`executemany` (one round trip, pipelined), before the next statement that returns rows or goes
+through SQLAlchemy, and at the end of the block. Elsewhere it changes nothing.
+
 Only for statements whose columns are plain integers, text and bytes (the whole schema: see
 `byoc.store.schema`), so SQLAlchemy's type processing has nothing to do (a statement that
 would need a bind processor is refused when it is compiled), and without expanding (`IN`)
@@ -32,10 +40,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, NamedTuple
 
 import asyncpg
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import (
     DatabaseError,
@@ -119,14 +129,91 @@ class RawResult:
 
 
 def execute(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any:
-    """Run a prebuilt statement in the caller's transaction (see the module docstring)."""
+    """Run a prebuilt statement in the caller's transaction (see the module docstring). Inside
+    `batched(conn)` on asyncpg a statement that returns no rows is held back: its result has no
+    rows and a `rowcount` of -1."""
     lite = sqlite_driver(conn)
     if lite is not None:
         return _on_sqlite(lite, statement, params)
     pg = asyncpg_driver(conn)
     if pg is not None:
+        held = _HELD.get()
+        if held is not None and held.conn is conn:
+            compiled = _compiled(_POSTGRESQL, conn.dialect, statement, params)
+            if not compiled.returns_rows:
+                held.add(compiled, params)
+                return RawResult([], -1)
+            held.flush()
         return _on_asyncpg(conn, pg, statement, params)
     return conn.execute(statement, params)
+
+
+class _Held:
+    """The executions `batched` holds back on one connection, by statement, in first-use order."""
+
+    __slots__ = ("by_sql", "conn", "listening")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.by_sql: dict[str, tuple[_Compiled, list[Mapping[str, Any]]]] = {}
+        self.listening = False
+
+    def add(self, compiled: _Compiled, params: Mapping[str, Any]) -> None:
+        if not self.listening:
+            event.listen(self.conn, "before_cursor_execute", self.flush)
+            self.listening = True
+        found = self.by_sql.get(compiled.sql)
+        if found is None:
+            self.by_sql[compiled.sql] = (compiled, [params])
+        else:
+            found[1].append(params)
+
+    def flush(self, *_event_args: Any) -> None:
+        """Run what is held: one round trip per statement. (Also SQLAlchemy's
+        `before_cursor_execute` listener, so a statement through it runs after these.)"""
+        by_sql, self.by_sql = self.by_sql, {}
+        if not by_sql:
+            return
+        raw = asyncpg_driver(self.conn)
+        assert raw is not None
+        for compiled, executions in by_sql.values():
+            literals = compiled.literals
+            args = [
+                [p[name] if name in p else literals[name] for name in compiled.names]
+                for p in executions
+            ]
+            with _driver_errors(self.conn, compiled.sql, executions[0]):
+                if len(args) == 1:
+                    await_only(raw.execute(compiled.sql, *args[0]))
+                else:
+                    await_only(raw.executemany(compiled.sql, args))
+
+
+_HELD: ContextVar[_Held | None] = ContextVar("byoc_store_held", default=None)
+
+
+@contextmanager
+def batched(conn: Connection) -> Iterator[None]:
+    """Inside the block, on asyncpg, hold back the prebuilt statements that return no rows and
+    run all the executions of each statement together (see the module docstring): in the order
+    each statement was first used, before the first statement that returns rows or goes through
+    SQLAlchemy, and at the end. So the block's code must not depend on the order between two
+    different held statements (each writes rows the other does not read), and must not read a
+    held statement's `rowcount`. The executions of one statement keep their order. Nothing is
+    held on SQLite, where a statement costs no round trip. If the block raises, what is held is
+    dropped: the caller's transaction is rolled back anyway."""
+    if conn.dialect.driver != "asyncpg" or _HELD.get() is not None:
+        yield
+        return
+    held = _Held(conn)
+    token = _HELD.set(held)
+    try:
+        yield
+        held.flush()
+    finally:
+        if held.listening:
+            event.remove(conn, "before_cursor_execute", held.flush)
+        _HELD.reset(token)
 
 
 def _on_sqlite(
@@ -150,22 +237,29 @@ def _on_asyncpg(
     compiled = _compiled(_POSTGRESQL, conn.dialect, statement, params)
     literals = compiled.literals
     args = [params[name] if name in params else literals[name] for name in compiled.names]
-    try:
+    with _driver_errors(conn, compiled.sql, params):
         if compiled.returns_rows:
             return RawResult.of_records(await_only(raw.fetch(compiled.sql, *args)))
         status: str = await_only(raw.execute(compiled.sql, *args))
-    except asyncpg.IntegrityConstraintViolationError as exc:
-        raise IntegrityError(compiled.sql, dict(params), exc) from exc
-    except asyncpg.DataError as exc:
-        raise DataError(compiled.sql, dict(params), exc) from exc
-    except Exception as exc:
-        surface_dead_connection(conn)
-        if isinstance(exc, asyncpg.PostgresError):
-            raise DatabaseError(compiled.sql, dict(params), exc) from exc
-        raise OperationalError(compiled.sql, dict(params), exc) from exc
     # "UPDATE 3", "DELETE 0", "INSERT 0 1": the count comes last.
     count = status.rpartition(" ")[2]
     return RawResult([], int(count) if count.isdigit() else -1)
+
+
+@contextmanager
+def _driver_errors(conn: Connection, sql: str, params: Mapping[str, Any]) -> Iterator[None]:
+    """asyncpg's errors as SQLAlchemy's."""
+    try:
+        yield
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(sql, dict(params), exc) from exc
+    except asyncpg.DataError as exc:
+        raise DataError(sql, dict(params), exc) from exc
+    except Exception as exc:
+        surface_dead_connection(conn)
+        if isinstance(exc, asyncpg.PostgresError):
+            raise DatabaseError(sql, dict(params), exc) from exc
+        raise OperationalError(sql, dict(params), exc) from exc
 
 
 def _compiled(
