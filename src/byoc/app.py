@@ -127,8 +127,10 @@ async def build_runtime(
             callback()
 
     lifecycle = LifecycleLoops(db, tenant_clients, policy, settings, wake, clock)
+    # The outbox worker and its deliveries do not queue behind the requests for the database.
+    pipeline_db = db.reserved()
     deliveries = Deliveries(
-        db,
+        pipeline_db,
         tenant_clients,
         {
             "webhook": WebhookAdapter(outbound, timeout=settings.webhook_timeout_seconds),
@@ -138,12 +140,12 @@ async def build_runtime(
         lifecycle,
         end_check_min_interval_ms=int(settings.end_check_min_interval_seconds * 1000),
         rehoster=AttachmentRehoster(
-            db, outbound, settings.public_url, timeout=settings.webhook_timeout_seconds
+            pipeline_db, outbound, settings.public_url, timeout=settings.webhook_timeout_seconds
         ),
         clock=clock,
     )
     worker = OutboxWorker(
-        db,
+        pipeline_db,
         deliveries.handlers(),
         owner=f"{socket.gethostname()}:{new_id('w')}",
         policy=RetryPolicy(

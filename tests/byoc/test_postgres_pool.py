@@ -99,3 +99,51 @@ async def test_a_read_runs_outside_a_transaction_and_a_write_inside_one(
         assert await db.run_write(in_transaction) is True
     finally:
         await db.close()
+
+
+async def test_requests_that_fill_the_pool_leave_the_reserved_connections_free(
+    postgres_url: str,
+) -> None:
+    """More transactions than the pool holds, all stuck (on a lock another session holds),
+    take at most `admitted_transactions` of its connections: the reserved handle, which the
+    outbox worker and its deliveries use, still gets one at once and is answered while every
+    one of them still waits; they all finish once the lock is released."""
+    admitted = dialect.admitted_transactions(postgres_url)
+    assert admitted is not None
+    assert admitted < dialect.POOL_SIZE
+    db = Database(postgres_url)
+    holder = await asyncpg.connect(dialect.notify_dsn(postgres_url))
+    try:
+        await upgrade(db)
+        await holder.execute("SELECT pg_advisory_lock(42)")
+
+        def stuck(conn: Connection) -> int:
+            conn.execute(text("SELECT pg_advisory_xact_lock(42)"))
+            return _backend_pid(conn)
+
+        requests = [asyncio.create_task(db.run_write(stuck)) for _ in range(dialect.POOL_SIZE)]
+
+        async def waiting_on_the_lock() -> int:
+            return int(
+                await holder.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+            )
+
+        async with asyncio.timeout(10):
+            while await waiting_on_the_lock() < admitted:
+                await asyncio.sleep(0.01)
+        reserved = db.reserved()
+        pid = await asyncio.wait_for(reserved.run_read(_backend_pid), timeout=10)
+        written = await asyncio.wait_for(reserved.run_write(_backend_pid), timeout=10)
+        assert pid
+        assert written
+        assert await waiting_on_the_lock() == admitted  # and no more: the rest queue in-process
+        assert not any(task.done() for task in requests)
+        await holder.execute("SELECT pg_advisory_unlock(42)")
+        pids = await asyncio.wait_for(asyncio.gather(*requests), timeout=10)
+        assert len(set(pids)) <= admitted
+    finally:
+        await holder.close()
+        await db.close()

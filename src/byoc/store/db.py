@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import threading
 import time
 from collections.abc import Callable
@@ -279,6 +280,9 @@ class Database:
         self._read_options = dialect.read_options(url)
         self._serialise_writes = dialect.serialises_writes(url)
         self._write_lock = asyncio.Lock()
+        admitted = dialect.admitted_transactions(url)
+        # Transactions running on the pool at once through this handle (not `reserved()`).
+        self._admission = asyncio.Semaphore(admitted) if admitted is not None else None
         self._sync_engine: Engine | None = None
         self.writer: SqliteWriter | None = None
         self._reader: _SqliteReader | None = None
@@ -291,6 +295,15 @@ class Database:
             dialect.prepare_engine(self._sync_engine, url)
             self.writer = SqliteWriter(self._sync_engine, self._write_lock, self._write_options)
             self._reader = _SqliteReader(self._sync_engine)
+
+    def reserved(self) -> Database:
+        """The same store, through the connections ordinary transactions leave free (on
+        PostgreSQL, see `dialect.admitted_transactions`): for the delivery pipeline, so that a
+        backlog of requests waiting for the pool does not hold up the deliveries. Elsewhere the
+        same as this handle. Close this handle, not the reserved one."""
+        handle = copy.copy(self)
+        handle._admission = None
+        return handle
 
     async def run_write(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
@@ -325,6 +338,8 @@ class Database:
         async with contextlib.AsyncExitStack() as stack:
             if write and self._serialise_writes:
                 await stack.enter_async_context(self._write_lock)
+            if self._admission is not None:
+                await stack.enter_async_context(self._admission)
             try:
                 async with self.engine.connect() as conn:
                     return await conn.run_sync(_in_transaction, job, options)

@@ -115,7 +115,26 @@ def engine_options(url: str) -> dict[str, Any]:
     # again): half the CPU of a small write transaction (`bench/statement_cost.py`).
     # LIFO: under light load the same few connections serve every transaction (their
     # statements prepared, their idle clock fresh) and the others stay idle.
-    return {"pool_size": 20, "max_overflow": 0, "pool_use_lifo": True}
+    return {"pool_size": POOL_SIZE, "max_overflow": 0, "pool_use_lifo": True}
+
+
+# A PostgreSQL engine's connections, all kept (see `engine_options`), and how many of them
+# ordinary transactions leave to the delivery pipeline (see `admitted_transactions`).
+POOL_SIZE: Final = 20
+RESERVED_CONNECTIONS: Final = 4
+
+
+def admitted_transactions(url: str) -> int | None:
+    """How many transactions a `Database` runs at once on its pool, except through its
+    reserved handle (`Database.reserved`); None where there is no pool to share (SQLite).
+
+    The pool hands connections out first come, first served. When requests arrive faster than
+    their transactions end, they queue for it, and whatever else needs a connection queues
+    behind them: the outbox worker's settle pass and every delivery's read waited behind the
+    whole backlog of requests, so deliveries went one pass every few seconds and a conversation's
+    next message (which waits for the previous one to be settled) with them. Ordinary
+    transactions therefore take at most all but `RESERVED_CONNECTIONS` of the pool."""
+    return None if backend(url) == SQLITE else POOL_SIZE - RESERVED_CONNECTIONS
 
 
 def embedded_engine_options() -> dict[str, Any]:
