@@ -15,6 +15,7 @@ from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, Custome
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
 from byoc.delivery.common import Loaded, load
+from byoc.delivery.to_cxone import ToCxone
 from byoc.delivery.to_platform import ToPlatform
 from byoc.outbox import kinds
 from byoc.outbox.outcome import RetryPolicy, Settled
@@ -198,3 +199,45 @@ async def test_a_fresh_reply_carries_what_its_transaction_read_for_the_delivery(
     assert context.message == answered.message
     assert context.channel.id == CHANNEL
     assert context == await load(db, message_id=answered.message.id)
+
+
+async def test_a_fresh_customer_message_carries_what_its_transaction_read_for_the_create(
+    db: Database,
+) -> None:
+    """With the CXone delivery's preload, the transaction that stores a customer message and
+    claims its row also reads what the create needs: the row's `context` is what a read after
+    the commit gives. A message behind one in flight is claimed later, by the worker, and
+    carries nothing: its delivery reads for itself, after the first one's writes."""
+    deliveries = Deliveries()
+    handlers = {
+        kind.KIND: deliveries.handler for kind in (kinds.CustomerMessage, kinds.AgentMessage)
+    }
+    worker = OutboxWorker(
+        db,
+        handlers,
+        owner="w1",
+        policy=RetryPolicy(),
+        poll_interval=3600,
+        preloads={kinds.CustomerMessage.KIND: ToCxone.preload_create},
+    )
+    service = ConversationService(db, POLICY, fresh_rows=worker)
+    customer = CustomerProfile(external_id="u-preloaded", first_name="Ada")
+    deliveries.release.clear()
+    said = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
+    await deliveries.until(1)
+    context = deliveries.rows[0].context
+    assert isinstance(context, Loaded)
+    assert context.message == said.message
+    assert context.customer.first_name == "Ada"
+    assert context.channel.id == CHANNEL
+    assert context == await load(db, message_id=said.message.id)
+
+    again = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "again"))
+    assert again.claimed is None  # the first is in flight
+    deliveries.release.set()
+    for _ in range(3):
+        if len(deliveries.rows) == 2:
+            break
+        await worker.run_once()
+    assert deliveries.rows[1].payload["message_id"] == again.message.id
+    assert deliveries.rows[1].context is None

@@ -24,7 +24,7 @@ from byoc.cxone import (
 )
 from byoc.outbox import Gone, PermanentFailure, RetryLater
 from byoc.store import Connection, Database, channels, conversations, messages
-from byoc.store.records import Channel, Conversation, Customer, Message
+from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
 
 
 @asynccontextmanager
@@ -72,6 +72,15 @@ def load_in(
 ) -> Loaded:
     """`load` in the caller's transaction."""
     return _load(conn, message_id=message_id, conversation_id=conversation_id)
+
+
+def preloaded(row: OutboxRow, message_id: str) -> Loaded | None:
+    """What the transaction that claimed `row` read for its delivery about message
+    `message_id` (a kind's preload, `OutboxWorker.claim_fresh`), or None: the delivery reads."""
+    context = row.context
+    if not isinstance(context, Loaded) or context.message is None:
+        return None
+    return context if context.message.id == message_id else None
 
 
 def _load(conn: Connection, *, message_id: str | None, conversation_id: str | None) -> Loaded:

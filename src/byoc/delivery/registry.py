@@ -134,7 +134,10 @@ class Deliveries:
 
     def preloads(self) -> dict[str, Preload]:
         """The kinds whose delivery's read runs in the transaction that claims a fresh row."""
-        return {kinds.AgentMessage.KIND: self.to_platform.preload_message}
+        return {
+            kinds.CustomerMessage.KIND: self.to_cxone.preload_create,
+            kinds.AgentMessage.KIND: self.to_platform.preload_message,
+        }
 
     def dead_letter_hooks(self) -> dict[str, DeadLetterHook]:
         return dict(

@@ -32,8 +32,8 @@ from byoc.cxone import (
     ThreadRef,
     iso_millis,
 )
-from byoc.delivery.common import Loaded, cxone_call, load, ms_to_datetime
-from byoc.outbox import PermanentFailure, kinds
+from byoc.delivery.common import Loaded, cxone_call, load, load_in, ms_to_datetime, preloaded
+from byoc.outbox import DeliveryError, PermanentFailure, kinds
 from byoc.outbox.outcome import Outcome, Settled
 from byoc.store import Connection, Database, conversations, messages
 from byoc.store.records import Channel, Conversation, OutboxRow
@@ -61,7 +61,13 @@ class ToCxone:
         self._end_check_min_interval_ms = end_check_min_interval_ms
 
     async def create_message(self, payload: kinds.CustomerMessage, row: OutboxRow) -> Outcome:
-        loaded = await self._load(message_id=payload.message_id)
+        # Read by the transaction that stored the message and claimed its row, if it did: the
+        # row headed its lane, so every earlier create had written its contact and its check.
+        # What changes the conversation outside the lane (an ending) is a race the read after
+        # the commit had too; the create's answer settles it (a new contact: the check below).
+        loaded = preloaded(row, payload.message_id) or await self._load(
+            message_id=payload.message_id
+        )
         message = loaded.message
         assert message is not None
         customer = loaded.customer
@@ -277,6 +283,18 @@ class ToCxone:
                     contact_id, "resolved" if action == "resolve" else "closed"
                 )
         return Settled()
+
+    @staticmethod
+    def preload_create(conn: Connection, row: OutboxRow) -> Loaded | None:
+        """`create_message`'s read, in the transaction that claims its row (`claim_fresh`).
+        None when the row cannot be served (then the handler reads, and fails, for itself)."""
+        try:
+            payload = kinds.decode(row)
+            if not isinstance(payload, kinds.CustomerMessage):
+                return None
+            return load_in(conn, message_id=payload.message_id)
+        except (ValueError, DeliveryError):
+            return None
 
     # --- dead letters ----------------------------------------------------------------------------
 

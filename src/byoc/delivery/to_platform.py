@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from byoc.channels.adapter import ChannelAdapter
 from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.clock import Clock, SystemClock
-from byoc.delivery.common import Loaded, load, load_in
+from byoc.delivery.common import Loaded, load, load_in, preloaded
 from byoc.outbox import DeliveryError, PermanentFailure, kinds
 from byoc.outbox.kinds import enqueue
 from byoc.outbox.outcome import Outcome, Settled, Together
@@ -32,9 +32,9 @@ class ToPlatform:
 
     async def message(self, payload: kinds.AgentMessage, row: OutboxRow) -> Outcome:
         # Read by the transaction that stored the message and claimed its row, if it did.
-        loaded = row.context if isinstance(row.context, Loaded) else None
-        if loaded is None or loaded.message is None or loaded.message.id != payload.message_id:
-            loaded = await self._load(message_id=payload.message_id)
+        loaded = preloaded(row, payload.message_id) or await self._load(
+            message_id=payload.message_id
+        )
         assert loaded.message is not None
         adapter = self._adapter(loaded.channel)
         message = loaded.message
