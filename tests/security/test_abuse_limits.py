@@ -222,26 +222,48 @@ async def test_visitors_behind_one_address_share_its_budget(
     assert results[0] == (3, 0)
 
 
-async def test_typing_reaches_cxone_at_most_once_per_interval(webchat: Webchat) -> None:
+async def test_typing_reaches_cxone_at_most_once_per_interval(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    clock = ManualClock()  # the whole burst falls inside one interval, however slow the machine
+    interval_ms = int(Settings.model_fields["widget_typing_interval_seconds"].default * 1000)
     visitor = secrets.token_hex(16)
-    async with sockets(webchat, 2, visitorId=visitor) as (first, second):
-        await first.say("hello")
-        await second.drain(0.3)
-        for index in range(20):  # 20 frames in about a second, over two sockets
-            await (first if index % 2 else second).send({"type": "typing", "typing": index < 19})
-            await asyncio.sleep(0.05)
+    async with (
+        custom_webchat(tmp_path, emulator, clock=clock) as chat,
+        sockets(chat, 2, visitorId=visitor) as (first, second),
+    ):
+        thread = (await first.say("hello"))["message"]["threadId"]
 
-    def typing_actions() -> list[str]:
-        requests = webchat.emulator.requests(path_contains="/sender-actions", method="POST")
-        return [str((r.get("requestBody") or {}).get("action")) for r in requests]
+        def in_cxone() -> bool:  # typing before CXone has the thread is shown to nobody
+            return chat.stack.conversation(thread).de_contact_id is not None
 
-    # The last state follows when the interval ends.
-    await asyncio.to_thread(
-        wait_for, lambda: "isTypingOff" in typing_actions(), what="typing off to reach CXone"
-    )
-    await asyncio.sleep(0.5)  # nothing more follows it
-    kinds = typing_actions()
-    assert kinds == ["isTypingOn", "isTypingOff"], kinds
+        await asyncio.to_thread(wait_for, in_cxone, what="the thread in CXone")
+        # A socket handles its frames in order: once it has answered a later message, it has
+        # seen every typing frame before it.
+        for index in range(19):  # typing, in 19 frames over two sockets
+            await (first if index % 2 else second).send({"type": "typing", "typing": True})
+        await first.say("one")
+        await second.say("two")
+        await first.send({"type": "typing", "typing": False})  # and then stopped
+        await first.say("three")
+
+        def typing_actions() -> list[str]:
+            requests = chat.emulator.requests(path_contains="/sender-actions", method="POST")
+            return [str((r.get("requestBody") or {}).get("action")) for r in requests]
+
+        def drained() -> bool:
+            return not chat.stack.outbox()
+
+        await asyncio.to_thread(wait_for, drained, what="the outbox to drain")
+        assert typing_actions() == ["isTypingOn"]
+        # The state the customer is in now follows when the interval ends, and only then.
+        clock.advance(interval_ms)
+        await asyncio.to_thread(
+            wait_for, lambda: "isTypingOff" in typing_actions(), what="typing off to reach CXone"
+        )
+        clock.advance(interval_ms)  # nothing more is due at the end of the next one
+        await asyncio.to_thread(wait_for, drained, what="the outbox to drain")
+        assert typing_actions() == ["isTypingOn", "isTypingOff"]
 
 
 def _upload_url(chat: Webchat) -> str:

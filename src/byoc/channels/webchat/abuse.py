@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -43,7 +42,7 @@ class _Typing:
     sent_at: float
     sent: bool
     wanted: bool
-    flush: asyncio.TimerHandle | None = None
+    flush: asyncio.Task[None] | None = None
 
 
 class WidgetLimits:
@@ -132,7 +131,7 @@ class WidgetLimits:
 
     async def forward_typing(self, conversation_id: str, typing: bool, send: SendTyping) -> None:
         interval = self._settings.widget_typing_interval_seconds
-        now = time.monotonic()
+        now = self._clock.monotonic()
         state = self._typing.get(conversation_id)
         if state is None or now - state.sent_at >= interval:
             if state is not None and state.flush is not None:
@@ -143,25 +142,22 @@ class WidgetLimits:
             return
         state.wanted = typing
         if state.flush is None and typing != state.sent:
-            state.flush = asyncio.get_running_loop().call_later(
-                state.sent_at + interval - now, self._flush, conversation_id, send
+            task = asyncio.get_running_loop().create_task(
+                self._flush(state, state.sent_at + interval, send)
             )
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+            state.flush = task
 
-    def _flush(self, conversation_id: str, send: SendTyping) -> None:
-        state = self._typing.get(conversation_id)
-        if state is None:
-            return
+    async def _flush(self, state: _Typing, deadline: float, send: SendTyping) -> None:
+        """At the end of the interval, send the state the customer is in if it changed."""
+        await self._clock.sleep_until(deadline)
         state.flush = None
         if state.wanted == state.sent:
             return
-        state.sent, state.sent_at = state.wanted, time.monotonic()
-        task = asyncio.get_running_loop().create_task(self._send_quietly(send, state.wanted))
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
-
-    async def _send_quietly(self, send: SendTyping, typing: bool) -> None:
+        state.sent, state.sent_at = state.wanted, self._clock.monotonic()
         with contextlib.suppress(ByocError):  # the conversation ended meanwhile
-            await send(typing)
+            await send(state.wanted)
 
     def _forget_stale(self, now: float, interval: float) -> None:
         if len(self._typing) < 10_000:
