@@ -3,6 +3,7 @@ two `byoc serve` instances, or one `byoc serve --workers N`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -112,6 +113,7 @@ class Instance:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers in its process group: `kill` ends them all
         )
         process = self.process
 
@@ -133,9 +135,10 @@ class Instance:
         return entries
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, claims left behind, sockets cut."""
+        """SIGKILL to every process of the instance, as when its pod dies: no shutdown hooks,
+        claims left behind, sockets cut."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        self._kill_group()
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
@@ -146,7 +149,14 @@ class Instance:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+        if self.process is not None:
+            self._kill_group()  # a worker its parent left behind
         self._log.close()
+
+    def _kill_group(self) -> None:
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -203,7 +213,8 @@ def prepare(tmp_path: Path, emulator: Emulator, database_url: str, **overrides: 
 def two_instances(
     tmp_path: Path, emulator: Emulator, database_url: str, **overrides: Any
 ) -> Iterator[Cluster]:
-    p = prepare(tmp_path, emulator, database_url, **overrides)
+    # One process each (`byoc serve` would start one per core on PostgreSQL): two instances.
+    p = prepare(tmp_path, emulator, database_url, **{"workers": 1, **overrides})
     a = Instance("a", p.settings, tmp_path)
     b = Instance("b", p.settings, tmp_path)
     try:
