@@ -1,4 +1,6 @@
-"""The `byoc` command line, run as a user runs it: a subprocess with BYOC_* variables."""
+"""The `byoc` command line with BYOC_* variables: each command's own `main()`, run in this
+process with its output captured (`tests.support.cli.run_cli`); the entry point and the demo
+run as a user runs them, in a subprocess."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from byoc.settings import Settings
+from tests.support.cli import run_cli
 from tests.support.servers import free_port
 
 
@@ -23,12 +26,20 @@ def byoc(
         "BYOC_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         **env,
     }
+    result = run_cli(list(args), environment)
+    if check and result.returncode != 0:
+        raise AssertionError(f"byoc {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def byoc_process(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m byoc.cli ARGS` in a process of its own, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "byoc.cli", *args],
-        env=environment,
+        env={**os.environ, "BYOC_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"},
         capture_output=True,
         text=True,
-        check=check,
+        check=True,
         timeout=120,
     )
 
@@ -36,7 +47,7 @@ def byoc(
 def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
     assert byoc(tmp_path, "db", "current").stdout.strip() == "none"
     assert byoc(tmp_path, "db", "status", check=False).returncode == 1
-    first = byoc(tmp_path, "db", "upgrade")
+    first = byoc_process(tmp_path, "db", "upgrade")  # the module entry point, end to end
     assert "applying revision 0001: Baseline" in first.stdout  # a line per revision
     head = byoc(tmp_path, "db", "current").stdout.strip()
     assert first.stdout.rstrip().endswith(f"schema at revision {head} (was empty)")
@@ -115,7 +126,7 @@ def test_placeholder_secrets_are_refused_outside_development(tmp_path: Path) -> 
 
 
 def test_demo_plays_a_round_trip(tmp_path: Path) -> None:
-    result = byoc(
+    result = byoc_process(
         tmp_path, "demo", "--once", "--data-dir", str(tmp_path / "demo"),
         "--port", str(free_port()), "--emulator-port", str(free_port()),
         "--platform-port", str(free_port()),

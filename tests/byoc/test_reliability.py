@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from byoc.clock import ManualClock
+from tests.support.cli import run_cli
 from tests.support.emulator import Emulator
 from tests.support.stack import Stack, running_stack
 from tests.support.waiting import advance, wait_for
@@ -118,24 +117,11 @@ def test_undeliverable_agent_message_is_reported_failed_to_cxone(
         # The operator fixes the platform and re-drives the dead letter from the CLI.
         stack.platform.fail_with = None
         env = {**os.environ, "BYOC_DATABASE_URL": stack.settings.database_url}
-        listed = subprocess.run(
-            [
-                *(sys.executable, "-m", "byoc.cli", "outbox", "list"),
-                *("--state", "dead", "--kind", "platform.message"),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        listed = run_cli(["outbox", "list", "--state", "dead", "--kind", "platform.message"], env)
+        assert listed.returncode == 0, listed.stderr
         assert "platform.message" in listed.stdout
-        retried = subprocess.run(
-            [sys.executable, "-m", "byoc.cli", "outbox", "retry", str(dead[0]["id"])],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        retried = run_cli(["outbox", "retry", str(dead[0]["id"])], env)
+        assert retried.returncode == 0, retried.stderr
         assert "re-queued 1" in retried.stdout
         event = wait_for(
             lambda: stack.platform.of_type("message.created"), what="re-driven webhook"

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
+from tests.support.cli import run_cli
 from tests.support.emulator import Emulator
 from tests.support.stack import running_stack
 from tests.support.waiting import wait_for
@@ -150,23 +149,23 @@ def test_outbound_send_command(tmp_path: Path, emulator: Emulator) -> None:
     with running_stack(tmp_path, emulator) as stack:
         stack.customer_says("hello", customer="wh-cli")
         env = {**os.environ, "BYOC_DATABASE_URL": stack.settings.database_url}
-        sent = subprocess.run(
+        sent = run_cli(
             [
-                sys.executable, "-m", "byoc.cli", "outbound", "send",
+                "outbound", "send",
                 "--channel", stack.channel_id, "--customer", "wh-cli", "--text", "From the CLI",
             ],
-            env=env, capture_output=True, text=True, check=False, timeout=60,
+            env,
         )  # fmt: skip
         assert sent.returncode == 0, sent.stderr
         assert "delivered to CXone and to the customer's platform" in sent.stdout
         events = stack.platform.of_type("message.created")
         assert any(e["message"]["text"] == "From the CLI" for e in events)
-        unknown = subprocess.run(
+        unknown = run_cli(
             [
-                sys.executable, "-m", "byoc.cli", "outbound", "send",
+                "outbound", "send",
                 "--channel", stack.channel_id, "--customer", "nobody", "--text", "x",
             ],
-            env=env, capture_output=True, text=True, check=False, timeout=60,
+            env,
         )  # fmt: skip
         assert unknown.returncode == 1
         assert "not a customer" in unknown.stderr

@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from byoc.store import Connection, Database, channels, clients, tenants
 from byoc.store.migrations import current_version, latest_version, upgrade
 from byoc.store.records import Channel, Tenant
 from byoc.tenancy import DEFAULT_TENANT_ID
+from tests.support.cli import run_cli
 from tests.support.emulator import Emulator
 from tests.support.legacy_schema import build_legacy_database
 from tests.support.stack import Stack, running_stack
@@ -229,13 +229,7 @@ def test_clients_are_created_for_a_tenant(tmp_path: Path) -> None:
     env = {**os.environ, "BYOC_DATABASE_URL": f"sqlite:///{tmp_path / 'byoc.db'}"}
 
     def byoc(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "byoc.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_cli(list(args), env)
 
     default = byoc("clients", "create", "--json")
     assert default.returncode == 0, default.stderr
