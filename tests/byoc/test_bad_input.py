@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from byoc.box.credentials import TokenIssuer
@@ -15,6 +14,7 @@ from byoc.channels.signing import signed_headers
 from byoc.clock import ManualClock
 from byoc.store import Database, clients
 from byoc.tenancy import DEFAULT_TENANT_ID
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.problems import assert_problem
 from tests.support.stack import SIGNING_KEY, Stack, box_token, running_stack
@@ -28,11 +28,11 @@ def test_token_endpoint_accepts_json_form_and_basic(stack: Stack, style: str) ->
     url = stack.url + "/integration/box/1.0/token"
     creds = {"client_id": stack.client_id, "client_secret": stack.client_secret}
     if style == "json":
-        response = httpx.post(url, json={**creds, "grant_type": "client_credentials"})
+        response = loopback.post(url, json={**creds, "grant_type": "client_credentials"})
     elif style == "form":
-        response = httpx.post(url, data={**creds, "grant_type": "client_credentials"})
+        response = loopback.post(url, data={**creds, "grant_type": "client_credentials"})
     else:
-        response = httpx.post(
+        response = loopback.post(
             url,
             data={"grant_type": "client_credentials"},
             auth=(stack.client_id, stack.client_secret),
@@ -46,12 +46,12 @@ def test_token_endpoint_accepts_json_form_and_basic(stack: Stack, style: str) ->
 
 def test_token_endpoint_errors_follow_rfc6749(stack: Stack) -> None:
     url = stack.url + "/integration/box/1.0/token"
-    wrong_grant = httpx.post(
+    wrong_grant = loopback.post(
         url, json={"client_id": stack.client_id, "client_secret": "x", "grant_type": "password"}
     )
     assert wrong_grant.status_code == 400
     assert wrong_grant.json()["error"] == "unsupported_grant_type"
-    wrong_secret = httpx.post(
+    wrong_secret = loopback.post(
         url,
         json={
             "client_id": stack.client_id,
@@ -61,7 +61,7 @@ def test_token_endpoint_errors_follow_rfc6749(stack: Stack) -> None:
     )
     assert wrong_secret.status_code == 401
     assert wrong_secret.json()["error"] == "invalid_client"
-    garbage = httpx.post(url, content=b"{not json", headers={"Content-Type": "application/json"})
+    garbage = loopback.post(url, content=b"{not json", headers={"Content-Type": "application/json"})
     assert garbage.status_code == 400
     assert garbage.json()["error"] == "invalid_request"
 
@@ -106,7 +106,7 @@ def test_every_callback_answers_401_without_a_valid_token(
         {"Authorization": f"Bearer {forged.access_token}"},
         {"Authorization": "Bearer b1.garbage"},
     ):
-        response = httpx.post(url, json=body, headers=headers)
+        response = loopback.post(url, json=body, headers=headers)
         assert_problem(response, 401, "unauthenticated")
         assert response.headers["www-authenticate"] == "Bearer"
 
@@ -119,7 +119,7 @@ def test_revoked_client_tokens_stop_working(tmp_path: Path, emulator: Emulator) 
         headers = {"Authorization": f"Bearer {token}"}
 
         def status() -> int:
-            return httpx.post(url, json={"endUserRecipients": []}, headers=headers).status_code
+            return loopback.post(url, json={"endUserRecipients": []}, headers=headers).status_code
 
         assert status() == 400
 
@@ -137,7 +137,7 @@ def test_revoked_client_tokens_stop_working(tmp_path: Path, emulator: Emulator) 
 def test_brand_of_another_tenant_is_forbidden(stack: Stack) -> None:
     accepted = stack.customer_says("hello")
     token = box_token(stack)
-    response = httpx.post(
+    response = loopback.post(
         stack.url + f"/integration/box/2.0/channel/{stack.channel_id}/outbound",
         json={
             "brand": {"id": 999999, "tenantId": "someone-else", "businessUnitId": 1},
@@ -158,17 +158,19 @@ def test_unknown_thread_and_channel_in_callbacks(stack: Stack) -> None:
     }
     base = stack.url + "/integration/box"
     assert_problem(
-        httpx.post(f"{base}/2.0/channel/{stack.channel_id}/outbound", json=reply, headers=headers),
+        loopback.post(
+            f"{base}/2.0/channel/{stack.channel_id}/outbound", json=reply, headers=headers
+        ),
         404,
         "conversation-not-found",
     )
     assert_problem(
-        httpx.post(f"{base}/1.0/posts/424242/messages", json=reply, headers=headers),
+        loopback.post(f"{base}/1.0/posts/424242/messages", json=reply, headers=headers),
         404,
         "conversation-not-found",
     )
     assert_problem(
-        httpx.post(
+        loopback.post(
             f"{base}/1.0/channel/nope/thread/thr_unknown/sender-action",
             json={"senderAction": {"action": "isTypingOn"}},
             headers=headers,
@@ -177,7 +179,7 @@ def test_unknown_thread_and_channel_in_callbacks(stack: Stack) -> None:
         "channel-not-found",
     )
     assert_problem(
-        httpx.post(
+        loopback.post(
             f"{base}/1.0/channel/{stack.channel_id}/thread/thr_x/sender-action",
             json={"senderAction": {"action": "dancing"}},
             headers=headers,
@@ -196,8 +198,8 @@ def test_retried_callback_for_the_same_de_message_delivers_once(stack: Stack) ->
         "messageContent": {"type": "TEXT", "payload": {"text": "said once"}},
     }
     url = stack.url + f"/integration/box/2.0/channel/{stack.channel_id}/outbound"
-    first = httpx.post(url, json=body, headers=headers)
-    second = httpx.post(url, json=body, headers=headers)
+    first = loopback.post(url, json=body, headers=headers)
+    second = loopback.post(url, json=body, headers=headers)
     assert first.status_code == second.status_code == 200
     first_id = first.json()["message"]["idOnExternalPlatform"]
     assert second.json()["message"]["idOnExternalPlatform"] == first_id
@@ -213,7 +215,7 @@ def test_platform_api_signature_is_required_and_checked(stack: Stack) -> None:
     path = f"/api/v1/channels/{stack.channel_id}/messages"
     payload = {"customer": {"id": "u1"}, "text": "hi"}
     body = json.dumps(payload).encode()
-    with httpx.Client(base_url=stack.url) as client:
+    with loopback.client(base_url=stack.url) as client:
         unsigned = client.post(path, content=body, headers={"Content-Type": "application/json"})
         assert_problem(unsigned, 401, "unauthenticated")
         wrong_secret = stack.signed("POST", path, payload, secret="not-the-secret")
@@ -239,7 +241,7 @@ def test_platform_api_bad_bodies(stack: Stack) -> None:
         "Content-Type": "application/json",
         **signed_headers(stack.channel_secret, malformed),
     }
-    with httpx.Client(base_url=stack.url) as client:
+    with loopback.client(base_url=stack.url) as client:
         assert_problem(client.post(path, content=malformed, headers=headers), 400, "malformed-json")
     missing = assert_problem(
         stack.signed("POST", path, {"text": "no customer"}), 422, "invalid-input"
@@ -281,7 +283,7 @@ def test_oversized_body_is_refused_with_413(stack: Stack) -> None:
     big = {"customer": {"id": "u1"}, "text": "x" * (stack.settings.max_body_bytes + 10)}
     body = json.dumps(big).encode()
     headers = {"Content-Type": "application/json", **signed_headers(stack.channel_secret, body)}
-    with httpx.Client(base_url=stack.url) as client:
+    with loopback.client(base_url=stack.url) as client:
         response = client.post(path, content=body, headers=headers)
         assert_problem(response, 413, "payload-too-large")
 
@@ -331,11 +333,13 @@ def test_message_to_an_ended_conversation_is_refused_and_not_forwarded(stack: St
 
 
 def test_unknown_route_and_method_are_problems(stack: Stack) -> None:
-    assert_problem(httpx.get(stack.url + "/nope"), 404, "not-found")
-    assert_problem(httpx.get(stack.url + "/integration/box/1.0/token"), 405, "method-not-allowed")
+    assert_problem(loopback.get(stack.url + "/nope"), 404, "not-found")
+    assert_problem(
+        loopback.get(stack.url + "/integration/box/1.0/token"), 405, "method-not-allowed"
+    )
 
 
 def test_openapi_documents_the_platform_api(stack: Stack) -> None:
-    spec = httpx.get(stack.url + "/openapi.json").json()
+    spec = loopback.get(stack.url + "/openapi.json").json()
     assert "/api/v1/channels/{channel_id}/messages" in spec["paths"]
     assert "/integration/box/1.0/token" in spec["paths"]

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.stack import Stack, running_stack
 from tests.support.waiting import wait_for
@@ -31,10 +32,10 @@ def test_a_json_token_request_without_content_type_gets_a_token(stack: Stack) ->
             "grant_type": "client_credentials",
         }
     ).encode()
-    bare = httpx.post(token_url(stack), content=body)
+    bare = loopback.post(token_url(stack), content=body)
     assert "content-type" not in bare.request.headers
     # Some clients label every POST a form: the JSON object in it is still read as JSON.
-    mislabelled = httpx.post(
+    mislabelled = loopback.post(
         token_url(stack),
         content=body,
         headers={"Content-Type": "application/x-www-form-urlencoded"},
@@ -46,11 +47,11 @@ def test_a_json_token_request_without_content_type_gets_a_token(stack: Stack) ->
 
 def test_a_form_token_request_still_gets_rfc6749_errors(stack: Stack) -> None:
     creds = {"client_id": stack.client_id, "client_secret": stack.client_secret}
-    wrong_grant = httpx.post(token_url(stack), data={**creds, "grant_type": "password"})
+    wrong_grant = loopback.post(token_url(stack), data={**creds, "grant_type": "password"})
     assert wrong_grant.status_code == 400
     assert wrong_grant.json()["error"] == "unsupported_grant_type"
     # A form body sent without its header is still read as a form.
-    no_header = httpx.post(
+    no_header = loopback.post(
         token_url(stack),
         content=f"client_id={stack.client_id}&client_secret=wrong&grant_type=client_credentials",
     )
@@ -61,7 +62,7 @@ def test_a_form_token_request_still_gets_rfc6749_errors(stack: Stack) -> None:
 @pytest.mark.parametrize("body", [b'{"grant_type": ', b"[1, 2]", b'"client_credentials"'])
 def test_a_json_body_that_is_not_an_object_is_invalid_request(stack: Stack, body: bytes) -> None:
     for headers in ({}, {"Content-Type": "application/json"}):
-        response = httpx.post(token_url(stack), content=body, headers=headers)
+        response = loopback.post(token_url(stack), content=body, headers=headers)
         if body.startswith(b'"') and not headers:
             # Without the header a bare string is form text: no grant_type in it.
             assert response.json()["error"] == "unsupported_grant_type"
@@ -74,7 +75,7 @@ def test_a_json_body_that_is_not_an_object_is_invalid_request(stack: Stack, body
 
 
 def box_headers(stack: Stack, **extra: str) -> dict[str, str]:
-    response = httpx.post(
+    response = loopback.post(
         token_url(stack),
         json={
             "client_id": stack.client_id,
@@ -123,11 +124,11 @@ def test_a_retry_with_the_same_key_is_delivered_once(stack: Stack, style: str, h
     thread = stack.customer_says("hello")["threadId"]
     url = reply_url(stack, style, thread)
     headers = box_headers(stack, **{header: "cx-req-0001"})
-    first = httpx.post(url, json=reply_body(thread, "said once"), headers=headers)
-    retry = httpx.post(url, json=reply_body(thread, "said once"), headers=headers)
+    first = loopback.post(url, json=reply_body(thread, "said once"), headers=headers)
+    retry = loopback.post(url, json=reply_body(thread, "said once"), headers=headers)
     assert platform_id(style, retry) == platform_id(style, first)
     other_key = {**headers, header: "cx-req-0002"}
-    second = httpx.post(url, json=reply_body(thread, "said twice"), headers=other_key)
+    second = loopback.post(url, json=reply_body(thread, "said twice"), headers=other_key)
     assert platform_id(style, second) != platform_id(style, first)
     wait_for(lambda: len(stack.platform.of_type("message.created")) >= 2, what="two webhooks")
     assert delivered_texts(stack) == ["said once", "said twice"]
@@ -137,13 +138,13 @@ def test_a_key_reused_for_a_different_message_is_refused(stack: Stack) -> None:
     thread = stack.customer_says("hello")["threadId"]
     url = reply_url(stack, "dfo3", thread)
     headers = box_headers(stack, **{"Idempotency-Key": "cx-req-0003"})
-    assert httpx.post(url, json=reply_body(thread, "first"), headers=headers).status_code == 200
-    reused = httpx.post(url, json=reply_body(thread, "not the first"), headers=headers)
+    assert loopback.post(url, json=reply_body(thread, "first"), headers=headers).status_code == 200
+    reused = loopback.post(url, json=reply_body(thread, "not the first"), headers=headers)
     assert reused.status_code == 422, reused.text
     assert reused.headers["content-type"] == "application/problem+json"
     assert reused.json()["type"] == "urn:byoc:problem:idempotency-key-reused"
     too_long = {**headers, "Idempotency-Key": "k" * 256}
-    refused = httpx.post(url, json=reply_body(thread, "long key"), headers=too_long)
+    refused = loopback.post(url, json=reply_body(thread, "long key"), headers=too_long)
     assert refused.status_code == 422
     assert refused.json()["type"] == "urn:byoc:problem:invalid-input"
     assert delivered_texts(stack) == ["first"]
@@ -156,12 +157,12 @@ def test_the_same_key_on_two_channels_is_two_messages(
     thread = stack.customer_says("hello")["threadId"]
     with running_stack(tmp_path_factory.mktemp("other"), stack.emulator) as other:
         other_thread = other.customer_says("hello")["threadId"]
-        ours = httpx.post(
+        ours = loopback.post(
             reply_url(stack, "dfo3", thread),
             json=reply_body(thread, "to the first channel"),
             headers=box_headers(stack, **headers),
         )
-        theirs = httpx.post(
+        theirs = loopback.post(
             reply_url(other, "dfo3", other_thread),
             json=reply_body(other_thread, "to the second channel"),
             headers=box_headers(other, **headers),
@@ -179,8 +180,8 @@ def test_without_any_id_each_retry_is_new_and_warned_once_per_channel(
     thread = stack.customer_says("hello")["threadId"]
     url = reply_url(stack, style, thread)
     headers = box_headers(stack)
-    first = httpx.post(url, json=reply_body(thread, "no id"), headers=headers)
-    retry = httpx.post(url, json=reply_body(thread, "no id"), headers=headers)
+    first = loopback.post(url, json=reply_body(thread, "no id"), headers=headers)
+    retry = loopback.post(url, json=reply_body(thread, "no id"), headers=headers)
     assert platform_id(style, retry) != platform_id(style, first)
     assert delivered_texts(stack) == ["no id", "no id"]
     warnings = [
@@ -212,7 +213,7 @@ def test_concurrent_retries_on_postgres_answer_one_message(
                 headers["Idempotency-Key"] = f"race-{attempt}"
 
             def post(_: int, body: dict[str, Any] = body) -> httpx.Response:
-                return httpx.post(url, json=body, headers=headers, timeout=10)
+                return loopback.post(url, json=body, headers=headers, timeout=10)
 
             with ThreadPoolExecutor(max_workers=6) as pool:
                 answers = list(pool.map(post, range(6)))
@@ -253,7 +254,7 @@ def test_a_retry_of_an_emulator_reply_named_by_header_is_answered_once(
     callback = stack.emulator.callbacks()[-1]
     assert "message" not in callback["requestBody"]
     # CXone retrying the callback (its answer was lost): same body, same Idempotency-Key.
-    retry = httpx.post(
+    retry = loopback.post(
         callback["url"],
         json=callback["requestBody"],
         headers=box_headers(stack, **{"Idempotency-Key": sent["id"]}),

@@ -13,7 +13,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 from sqlalchemy import Connection, update
 
@@ -26,6 +25,7 @@ from byoc.store import schema as t
 from byoc.store.migrations import upgrade
 from byoc.store.records import OAuthClient
 from byoc.tenancy import default_tenant
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.servers import ThreadedServer
 from tests.support.stack import middleware_settings
@@ -125,7 +125,7 @@ async def test_an_old_secret_stops_working_when_told_or_within_the_bound(db: Dat
 
 def _token(url: str, client_id: str, secret: str) -> int:
     body = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
-    return httpx.post(url + "/integration/box/1.0/token", json=body).status_code
+    return loopback.post(url + "/integration/box/1.0/token", json=body).status_code
 
 
 def _refused(url: str, client_id: str, secret: str) -> bool:
@@ -133,7 +133,7 @@ def _refused(url: str, client_id: str, secret: str) -> bool:
 
 
 def _callback(url: str, token: str, channel_id: str) -> int:
-    return httpx.post(
+    return loopback.post(
         f"{url}/integration/box/1.0/channel/{channel_id}/recipients/validation",
         json={"endUserRecipients": []},
         headers={"Authorization": f"Bearer {token}"},
@@ -191,7 +191,7 @@ def test_on_postgres_a_change_reaches_every_instance_at_once(
     channel_id = "chat_" + secrets.token_hex(4)
     body = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
     tokens = [
-        httpx.post(url + "/integration/box/1.0/token", json=body).json()["access_token"]
+        loopback.post(url + "/integration/box/1.0/token", json=body).json()["access_token"]
         for url in urls
     ]
     # Known to both: a callback is authenticated (and its unknown channel is a 404).

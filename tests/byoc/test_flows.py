@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.stack import Stack, running_stack
 from tests.support.waiting import wait_for
@@ -166,8 +167,6 @@ def test_repeated_platform_message_id_is_stored_and_sent_once(stack: Stack) -> N
 def test_agent_attachments_are_kept_by_the_middleware(stack: Stack) -> None:
     import base64
 
-    import httpx
-
     accepted = stack.customer_says("can you send me the form?")
     contact = stack.contact_for_thread(accepted["threadId"])
     content = b"%PDF-1.4 the form"
@@ -188,7 +187,7 @@ def test_agent_attachments_are_kept_by_the_middleware(stack: Stack) -> None:
     kept = event["message"]["attachments"][0]
     assert kept["url"].startswith(stack.url + "/webchat/v1/attachments/")
     assert kept["friendlyName"] == "form.pdf"
-    fetched = httpx.get(kept["url"])
+    fetched = loopback.get(kept["url"])
     assert fetched.content == content
     assert fetched.headers["content-type"] == "application/pdf"
     transcript = stack.signed(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 
 from byoc.api.hot import HotRoutes
+from tests.support import loopback
 from tests.support.problems import assert_problem
 from tests.support.stack import Stack, box_token
 
@@ -45,7 +45,7 @@ def test_hot_routes_keep_request_ids_and_route_labels(stack: Stack) -> None:
     assert accepted.headers["x-request-id"]
     assert accepted.json()["threadId"].startswith("thr_")
     token = box_token(stack)
-    reply = httpx.post(
+    reply = loopback.post(
         f"{stack.url}/integration/box/2.0/channel/{stack.channel_id}/outbound",
         json={
             "thread": {"idOnExternalPlatform": accepted.json()["threadId"]},
@@ -56,7 +56,7 @@ def test_hot_routes_keep_request_ids_and_route_labels(stack: Stack) -> None:
     )
     assert reply.status_code == 200, reply.text
     assert reply.headers["x-request-id"] == "req-hot-1"
-    metrics = httpx.get(stack.url + "/metrics").text
+    metrics = loopback.get(stack.url + "/metrics").text
     for template in (
         "/api/v1/channels/{channel_id}/messages",
         "/integration/box/2.0/channel/{channel_id}/outbound",
@@ -71,15 +71,17 @@ def test_hot_routes_keep_request_ids_and_route_labels(stack: Stack) -> None:
 def test_hot_box_routes_refuse_bad_bodies(stack: Stack, path: str) -> None:
     url = stack.url + path.format(channel=stack.channel_id)
     headers = {"Authorization": f"Bearer {box_token(stack)}", "Content-Type": "application/json"}
-    assert_problem(httpx.post(url, content=b'{"thread": ', headers=headers), 400, "malformed-json")
+    assert_problem(
+        loopback.post(url, content=b'{"thread": ', headers=headers), 400, "malformed-json"
+    )
     invalid = assert_problem(
-        httpx.post(url, json={"messageContent": "not an object"}, headers=headers),
+        loopback.post(url, json={"messageContent": "not an object"}, headers=headers),
         422,
         "invalid-input",
     )
     assert any(e["field"].startswith("messageContent") for e in invalid["errors"])
     assert_problem(
-        httpx.post(
+        loopback.post(
             url,
             json={
                 "thread": {"idOnExternalPlatform": "thr_nope"},
@@ -116,13 +118,13 @@ def test_hot_routes_refuse_a_missing_or_non_json_body_as_the_router_did(stack: S
     for content, content_type in ((b"", "application/json"), (b"{}", "text/plain")):
         headers = {**auth, "Content-Type": content_type}
         body = assert_problem(
-            httpx.post(url, content=content, headers=headers), 422, "invalid-input"
+            loopback.post(url, content=content, headers=headers), 422, "invalid-input"
         )
         assert body["errors"] == [{"field": "", "message": "Field required"}]
 
 
 def test_openapi_describes_the_hot_bodies_without_dangling_references(stack: Stack) -> None:
-    spec = httpx.get(stack.url + "/openapi.json").json()
+    spec = loopback.get(stack.url + "/openapi.json").json()
     text = json.dumps(spec)
     assert '"#/$defs/' not in text
     operation = spec["paths"]["/api/v1/channels/{channel_id}/messages"]["post"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import httpx
 import pytest
 
 from cxone_emulator.cli import build_parser, config_from_args, main
+from tests.support import loopback
 from tests.support.servers import answering, free_port
 from tests.support.waiting import wait_for
 
@@ -107,7 +107,7 @@ def test_python_m_serves_the_emulator() -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=url) as client:
+        with loopback.client(base_url=url) as client:
             response = wait_for(
                 answering(lambda: client.get("/emulator/channels")),
                 timeout=15,

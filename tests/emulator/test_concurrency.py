@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
-
+from tests.support import loopback
 from tests.support.box_receiver import CHANNEL_ID, inbound_message
 from tests.support.emulator import Emulator
 
@@ -14,7 +13,7 @@ def test_concurrent_messages_get_unique_contacts(emu: Emulator) -> None:
     token = emu.token()
 
     def send(index: int) -> str:
-        with httpx.Client(
+        with loopback.client(
             base_url=emu.api_url, headers={"Authorization": f"Bearer {token}"}
         ) as client:
             response = client.post(

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from cxone_emulator.config import EmulatorConfig
+from tests.support import loopback
 from tests.support.box_receiver import CHANNEL_ID, INTEGRATION_ID, inbound_message
 from tests.support.emulator import Emulator, running_emulator
 
@@ -173,7 +174,7 @@ def test_temporary_attachment_round_trip(api: httpx.Client, emu: Emulator) -> No
     assert uploaded["url"] == f"{emu.url}/attachments/{uploaded['id']}"
     assert uploaded["expireAt"].endswith("Z")
     # Fetched without a token, as a platform or CXone would.
-    with httpx.Client() as anonymous:
+    with loopback.client() as anonymous:
         fetched = anonymous.get(uploaded["url"])
     assert fetched.status_code == 200
     assert fetched.content == content

@@ -7,8 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-import httpx
-
+from tests.support import loopback
 from tests.support.cli import run_cli
 from tests.support.emulator import Emulator
 from tests.support.stack import running_stack
@@ -95,11 +94,12 @@ def test_business_outbound_through_the_admin_api(tmp_path: Path, emulator: Emula
             "text": "Your order has shipped!",
             "author": {"firstName": "Shop"},
         }
-        assert httpx.post(url, json=body).status_code == 401
+        assert loopback.post(url, json=body).status_code == 401
         assert (
-            httpx.post(url, json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+            loopback.post(url, json=body, headers={"Authorization": "Bearer wrong"}).status_code
+            == 401
         )
-        started = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+        started = loopback.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
         assert started.status_code == 201, started.text
         thread = started.json()["threadId"]
         assert thread != first["threadId"]
@@ -137,7 +137,7 @@ def test_business_outbound_through_the_admin_api(tmp_path: Path, emulator: Emula
 
 def test_admin_api_is_off_without_a_token(tmp_path: Path, emulator: Emulator) -> None:
     with running_stack(tmp_path, emulator) as stack:
-        response = httpx.post(
+        response = loopback.post(
             f"{stack.url}/admin/v1/channels/{stack.channel_id}/outbound",
             json={"customerId": "x", "text": "y"},
             headers={"Authorization": "Bearer anything"},

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.support import loopback
 from tests.support.servers import answering, free_port
 from tests.support.waiting import wait_for
 
@@ -25,7 +25,7 @@ def receiver() -> Iterator[int]:
     try:
         url = f"http://127.0.0.1:{port}/webhook"
         wait_for(
-            answering(lambda: httpx.post(url, content=b"{}", timeout=1)),
+            answering(lambda: loopback.post(url, content=b"{}", timeout=1)),
             what="the receiver to start",
         )
         yield port

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import kubernetes_validate
 import pytest
 import yaml
@@ -19,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from byoc.app import create_app
 from byoc.settings import Settings
+from tests.support import loopback
 from tests.support.stack import Stack
 from tests.support.waiting import wait_for
 
@@ -258,7 +258,7 @@ def test_alerts_and_dashboard_use_only_metrics_the_app_exports(stack: Stack) -> 
     contact = stack.contact_for_thread(accepted["threadId"])
     assert stack.agent_replies(contact["id"], "Hi").status_code == 200
     wait_for(lambda: stack.platform.of_type("message.created"), what="the reply")
-    exposition = httpx.get(stack.url + "/metrics", timeout=10).text
+    exposition = loopback.get(stack.url + "/metrics", timeout=10).text
     labels_of: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(exposition):
         for sample in family.samples:

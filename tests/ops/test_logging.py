@@ -7,11 +7,11 @@ import io
 import logging
 from typing import Any
 
-import httpx
 import pytest
 
 from byoc.ops.logging import UVICORN_LOGGERS, MessageText, bind, configure, unconfigure
 from byoc.settings import Settings
+from tests.support import loopback
 from tests.support.logs import lines, restore_logging
 from tests.support.stack import Stack
 from tests.support.waiting import wait_for
@@ -20,7 +20,7 @@ __all__ = ["restore_logging"]  # a fixture
 
 
 def test_request_id_is_echoed_or_made_up(stack: Stack) -> None:
-    with httpx.Client(base_url=stack.url, timeout=5) as client:
+    with loopback.client(base_url=stack.url, timeout=5) as client:
         given = client.get("/healthz", headers={"X-Request-Id": "lb-7f3a.42"})
         assert given.headers["x-request-id"] == "lb-7f3a.42"
         made_up = client.get("/healthz")

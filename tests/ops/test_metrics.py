@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from byoc.ops.metrics import cxone_path_template
+from tests.support import loopback
 from tests.support.stack import Stack
 from tests.support.waiting import wait_for
 
 
 def scrape(url: str) -> dict[str, list[Sample]]:
-    response = httpx.get(url + "/metrics", timeout=10)
+    response = loopback.get(url + "/metrics", timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {family.name: family.samples for family in text_string_to_metric_families(response.text)}
@@ -37,7 +37,7 @@ def test_metrics_after_a_round_trip_and_a_dead_letter(stack: Stack) -> None:
     stack.platform.fail_with = 400
     assert stack.agent_replies(contact["id"], "refused").status_code == 200
     wait_for(lambda: stack.outbox(state="dead"), what="a dead letter")
-    httpx.get(stack.url + "/no/such/page", timeout=5)
+    loopback.get(stack.url + "/no/such/page", timeout=5)
 
     families = scrape(stack.url)
 
@@ -91,7 +91,7 @@ def test_each_app_counts_only_its_own_requests(stack: Stack) -> None:
     name = "byoc_http_request_duration_seconds_count"
     assert not any(s.name == name and s.labels.get("route") == "/healthz" for s in before)
     for _ in range(3):
-        assert httpx.get(stack.url + "/healthz", timeout=5).status_code == 200
+        assert loopback.get(stack.url + "/healthz", timeout=5).status_code == 200
     after = scrape(stack.url)["byoc_http_request_duration_seconds"]
     assert value(after, name, **healthz) == 3
 

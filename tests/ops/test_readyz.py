@@ -5,12 +5,12 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
 from fastapi import FastAPI
 
 from byoc.api.deps import get_cxone_readiness
 from byoc.api.readiness import CachedVerdict
 from byoc.app import create_app
+from tests.support import loopback
 from tests.support.emulator import running_emulator
 from tests.support.servers import serve
 from tests.support.stack import middleware_settings
@@ -34,7 +34,7 @@ def test_readyz_follows_cxone_within_the_cache_window(tmp_path: Path) -> None:
         verdict = CachedVerdict(timeout_seconds=3.0)
         app = with_verdict(create_app(middleware_settings(tmp_path, emulator)), verdict)
         server = stack.enter_context(serve(app))
-        client = stack.enter_context(httpx.Client(base_url=server.url, timeout=10))
+        client = stack.enter_context(loopback.client(base_url=server.url, timeout=10))
 
         ready = client.get("/readyz")
         assert ready.status_code == 200, ready.text
@@ -65,6 +65,6 @@ def test_readyz_is_not_ready_with_wrong_cxone_credentials(tmp_path: Path) -> Non
     with running_emulator() as emulator:
         settings = middleware_settings(tmp_path, emulator, cxone_access_key_secret="wrong")
         with serve(create_app(settings)) as server:
-            answer = httpx.get(server.url + "/readyz", timeout=10)
+            answer = loopback.get(server.url + "/readyz", timeout=10)
     assert answer.status_code == 503
     assert answer.json()["checks"]["cxone"].startswith("unavailable")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from byoc.app import create_app
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.servers import serve
 from tests.support.stack import middleware_settings, running_stack
@@ -18,7 +18,7 @@ def test_tracing_is_off_by_default(tmp_path: Path, emulator: Emulator) -> None:
     exporter = InMemorySpanExporter()
     settings = middleware_settings(tmp_path, emulator)
     with serve(create_app(settings, span_exporter=exporter)) as server:
-        assert httpx.get(server.url + "/openapi.json").status_code == 200
+        assert loopback.get(server.url + "/openapi.json").status_code == 200
     assert exporter.get_finished_spans() == ()
 
 

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -19,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from byoc.cli._workers import available_cores, cgroup_cpu_quota
 from byoc.cli.serve import worker_count
 from byoc.settings import Settings
+from tests.support import loopback
 from tests.support.cli import run_cli
 from tests.support.cluster import Workers, child_pids, running, workers_server
 from tests.support.emulator import Emulator
@@ -58,7 +58,7 @@ def socket_pid(server: Workers, local_port: int) -> int:
 
 
 def scrape(url: str) -> dict[str, list[Sample]]:
-    response = httpx.get(url + "/metrics", timeout=10)
+    response = loopback.get(url + "/metrics", timeout=10)
     assert response.status_code == 200
     return {f.name: f.samples for f in text_string_to_metric_families(response.text)}
 
@@ -89,7 +89,7 @@ def test_two_workers_answer_one_port_and_metrics_count_them_all(
 
         def both_answered() -> bool:
             for _ in range(10):  # a connection each: any worker may accept it
-                assert httpx.get(server.server.url + "/healthz", timeout=10).status_code == 200
+                assert loopback.get(server.server.url + "/healthz", timeout=10).status_code == 200
             return len(access_pids(server, '"GET /healthz ')) >= 2
 
         wait_for(both_answered, timeout=120, what="/healthz answered by two processes")

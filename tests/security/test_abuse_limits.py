@@ -22,6 +22,7 @@ from byoc.app import create_app
 from byoc.cli.serve import server_config
 from byoc.clock import ManualClock
 from byoc.settings import Settings
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.servers import free_port
 from tests.support.stack import running_stack
@@ -81,7 +82,7 @@ async def test_a_client_dribbling_its_headers_is_cut_off(tmp_path: Path) -> None
         assert answer.startswith(b"HTTP/1.1 408 "), answer
         assert sent < 20
         # A client that sends its head in time is served as usual.
-        async with httpx.AsyncClient(base_url=url) as http:
+        async with loopback.async_client(base_url=url) as http:
             assert (await http.get("/healthz")).status_code == 200
 
 
@@ -114,7 +115,7 @@ async def test_a_crowd_of_slow_clients_does_not_lock_out_healthz(tmp_path: Path)
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the rest
                 slow.append((reader, writer))
-            async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            async with loopback.async_client(base_url=url, timeout=10) as http:
                 for _ in range(5):
                     assert (await http.get("/healthz")).status_code == 200
             still_open = 0
@@ -141,7 +142,7 @@ def test_failed_token_requests_are_throttled_per_client_and_per_address(
             token_failures_per_client="3/minute",
             token_failures_per_address="5/minute",
         ) as stack,
-        httpx.Client(base_url=stack.url, timeout=10) as http,
+        loopback.client(base_url=stack.url, timeout=10) as http,
     ):
 
         def token(client_id: str, secret: str) -> httpx.Response:
@@ -282,7 +283,7 @@ async def _upload(
 
 
 async def test_anonymous_uploads_need_an_allowed_origin(webchat: Webchat) -> None:
-    async with httpx.AsyncClient() as http:
+    async with loopback.async_client() as http:
         missing = await _upload(http, webchat, secrets.token_hex(16), b"hello")
         assert missing.status_code == 403
         assert missing.json()["type"] == "urn:byoc:problem:forbidden-origin"
@@ -296,7 +297,7 @@ async def test_uploads_are_limited_per_visitor_and_per_address(
     overrides = {"widget_uploads_per_visitor": "2/minute", "widget_uploads_per_address": "3/minute"}
     async with (
         custom_webchat(tmp_path, emulator, overrides=overrides) as chat,
-        httpx.AsyncClient() as http,
+        loopback.async_client() as http,
     ):
         alice, bob = secrets.token_hex(16), secrets.token_hex(16)
         statuses = [
@@ -320,7 +321,7 @@ async def test_anonymous_uploads_count_against_storage_quotas(
     }
     async with (
         custom_webchat(tmp_path, emulator, overrides=overrides) as chat,
-        httpx.AsyncClient() as http,
+        loopback.async_client() as http,
     ):
         alice, bob = secrets.token_hex(16), secrets.token_hex(16)
         chunk = b"x" * 600
@@ -347,7 +348,7 @@ async def test_uploads_no_message_carried_are_deleted_after_the_grace_period(
     visitor = secrets.token_hex(16)
     async with (
         custom_webchat(tmp_path, emulator, overrides=overrides, clock=clock) as chat,
-        httpx.AsyncClient() as http,
+        loopback.async_client() as http,
     ):
         kept = (await _upload(http, chat, visitor, b"sent", chat.page_origin)).json()
         orphan = (await _upload(http, chat, visitor, b"never sent", chat.page_origin)).json()

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from byoc.channels.signing import signed_headers
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.problems import PROBLEM, assert_problem
 from tests.support.stack import Stack, running_stack
@@ -39,7 +40,7 @@ def web_stack(tmp_path: Path, emulator: Emulator) -> Iterator[Stack]:
 
 def raw_signed(stack: Stack, path: str, body: bytes) -> httpx.Response:
     headers = {"Content-Type": "application/json", **signed_headers(stack.channel_secret, body)}
-    return httpx.post(stack.url + path, content=body, headers=headers, timeout=10)
+    return loopback.post(stack.url + path, content=body, headers=headers, timeout=10)
 
 
 def messages_path(stack: Stack) -> str:
@@ -50,7 +51,7 @@ def messages_path(stack: Stack) -> str:
 
 
 def test_non_ascii_bearer_token_is_401(stack: Stack) -> None:
-    response = httpx.post(
+    response = loopback.post(
         f"{stack.url}/integration/box/2.0/channel/{stack.channel_id}/outbound",
         content=b"{}",
         headers={b"Content-Type": b"application/json", b"Authorization": b"Bearer b1." + NON_ASCII},
@@ -59,7 +60,7 @@ def test_non_ascii_bearer_token_is_401(stack: Stack) -> None:
 
 
 def test_non_ascii_admin_token_is_401(stack: Stack) -> None:
-    response = httpx.post(
+    response = loopback.post(
         f"{stack.url}/admin/v1/channels/{stack.channel_id}/outbound",
         json={"customerId": "u1", "text": "hi"},
         headers={b"Authorization": b"Bearer " + NON_ASCII},
@@ -75,12 +76,12 @@ def test_non_ascii_platform_signature_is_401(stack: Stack) -> None:
     }
     headers["X-Byoc-Signature"] = b"v1=" + NON_ASCII
     for path in (messages_path(stack), f"/api/v1/channels/{stack.channel_id}/typing"):
-        response = httpx.post(stack.url + path, content=body, headers=headers)
+        response = loopback.post(stack.url + path, content=body, headers=headers)
         assert_problem(response, 401, "unauthenticated")
 
 
 def upload(stack: Stack, headers: dict[str, Any]) -> httpx.Response:
-    return httpx.post(
+    return loopback.post(
         f"{stack.url}/webchat/v1/channels/{stack.channel_id}/attachments",
         files={"file": ("a.png", b"\x89PNG\r\n\x1a\n" + b"0" * 32, "image/png")},
         headers=headers,
@@ -98,7 +99,7 @@ def test_non_ascii_attachment_token_is_refused(web_stack: Stack) -> None:
     uploaded = upload(web_stack, {"X-Byoc-Visitor": "ab" * 16, "Origin": PAGE_ORIGIN})
     assert uploaded.status_code == 201, uploaded.text
     attachment_id = uploaded.json()["id"]
-    response = httpx.get(f"{web_stack.url}/webchat/v1/attachments/{attachment_id}/caf%C3%A9")
+    response = loopback.get(f"{web_stack.url}/webchat/v1/attachments/{attachment_id}/caf%C3%A9")
     # An attachment URL is a capability: a wrong one is "no such attachment", never a 5xx.
     assert_problem(response, 404, "not-found")
 
@@ -119,14 +120,14 @@ def test_json_nested_100000_deep_is_400(stack: Stack, route: str) -> None:
 
 
 def test_deep_json_on_admin_and_box_is_400(stack: Stack) -> None:
-    response = httpx.post(
+    response = loopback.post(
         f"{stack.url}/admin/v1/channels/{stack.channel_id}/outbound",
         content=deep(100_000),
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
     )
     assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
-    response = httpx.post(
+    response = loopback.post(
         f"{stack.url}/integration/box/1.0/token",
         content=deep(100_000),
         headers={"Content-Type": "application/json"},

@@ -13,13 +13,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import jwt
 import pytest
 
 from byoc.channels.keys import PLATFORM_REQUEST, derive_key
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
 from byoc.channels.webchat.identity import user_signature
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.stack import SIGNING_KEY, Stack, box_token, running_stack
 from tests.support.webchat import Webchat
@@ -50,13 +50,13 @@ def test_a_signed_user_id_is_not_a_platform_request(stack: Stack) -> None:
     current = user_signature(stack.channel_secret, f"{timestamp}.")
     for signed in (raw, current):
         for version in ("v1", "v2"):
-            response = httpx.get(
+            response = loopback.get(
                 stack.url + path,
                 headers={TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: f"{version}={signed}"},
             )
             assert response.status_code == 401, response.text
     # The platform's own signature reads it.
-    response = httpx.get(stack.url + path, headers=signed_headers(stack.channel_secret, b""))
+    response = loopback.get(stack.url + path, headers=signed_headers(stack.channel_secret, b""))
     assert response.status_code == 200, response.text
 
 
@@ -94,7 +94,7 @@ async def test_identity_signatures_expire(webchat: Webchat) -> None:
         async with widget(webchat, visitorId=None, userId="u-7", signature=expired, **hello) as w:
             assert w.welcome["code"] == "unauthenticated"
     # The upload endpoint reads the same three values, from headers.
-    response = httpx.post(
+    response = loopback.post(
         f"{webchat.url}/webchat/v1/channels/{webchat.channel_id}/attachments",
         files={"file": ("a.txt", b"hi", "text/plain")},
         headers={
@@ -111,8 +111,8 @@ def test_a_replayed_message_without_id_is_stored_once(stack: Stack) -> None:
     body = json.dumps({"customer": {"id": "u-9"}, "text": "pay 10 EUR to 42"}).encode()
     headers = {"Content-Type": "application/json", **signed_headers(stack.channel_secret, body)}
     url = f"{stack.url}/api/v1/channels/{stack.channel_id}/messages"
-    first = httpx.post(url, content=body, headers=headers)
-    replay = httpx.post(url, content=body, headers=headers)
+    first = loopback.post(url, content=body, headers=headers)
+    replay = loopback.post(url, content=body, headers=headers)
     assert first.status_code == replay.status_code == 202, replay.text
     assert not first.json()["duplicate"]
     assert replay.json()["duplicate"]
@@ -123,7 +123,7 @@ def test_a_replayed_message_without_id_is_stored_once(stack: Stack) -> None:
     assert [m["text"] for m in transcript.json()["messages"]] == ["pay 10 EUR to 42"]
     # The same text sent again in a new request is a new message.
     time.sleep(1.1)
-    again = httpx.post(
+    again = loopback.post(
         url,
         content=body,
         headers={"Content-Type": "application/json", **signed_headers(stack.channel_secret, body)},
@@ -139,7 +139,7 @@ def test_the_request_key_is_derived_from_the_channel_secret(stack: Stack) -> Non
     key = hmac.new(stack.channel_secret.encode(), b"byoc/platform-request", hashlib.sha256)
     assert key.digest() == derive_key(stack.channel_secret, PLATFORM_REQUEST)
     mac = hmac.new(key.digest(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    response = httpx.post(
+    response = loopback.post(
         f"{stack.url}/api/v1/channels/{stack.channel_id}/messages",
         content=body,
         headers={
@@ -162,7 +162,7 @@ def test_box_tokens_are_checked_for_issuer_audience_key_and_expiry(stack: Stack)
     url = f"{stack.url}/integration/box/1.0/channel/{stack.channel_id}/recipients/validation"
 
     def status(token: str) -> int:
-        return httpx.post(
+        return loopback.post(
             url,
             json={"endUserRecipients": [{"idOnExternalPlatform": "nobody"}]},
             headers={"Authorization": f"Bearer {token}"},

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from byoc.ops.logging import configure, unconfigure
 from byoc.settings import Settings
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.logs import lines, restore_logging
 from tests.support.stack import Stack, running_stack
@@ -31,7 +31,7 @@ def test_capabilities_never_reach_the_log(stack: Stack, restore_logging: None) -
     stream = io.StringIO()
     handler = configure(Settings(log_level="info"), stream=stream)
     try:
-        with httpx.Client(base_url=stack.url, timeout=5) as client:
+        with loopback.client(base_url=stack.url, timeout=5) as client:
             response = client.get(
                 "/webchat/v1/attachments/att_1/capability-9f8e7d?download=secret-value-1",
                 headers={"X-Request-Id": "scrub-1"},

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
@@ -18,6 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from byoc.app import create_app
 from byoc.settings import Settings, settings_error_lines
+from tests.support import loopback
 from tests.support.cluster import Instance, settings_env
 from tests.support.problems import assert_problem
 from tests.support.servers import free_port, serve
@@ -72,7 +72,7 @@ def test_with_an_ops_port_metrics_are_served_there_only(tmp_path: Path, with_tok
     ops = f"http://127.0.0.1:{ops_port}"
     scraper = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with httpx.Client(timeout=10) as http:
+        with loopback.client(timeout=10) as http:
             # The main listener: everything but /metrics, which is as absent as any unknown path.
             refused = http.get(instance.url + "/metrics", headers=scraper)
             assert_problem(refused, 404, "not-found")
@@ -151,7 +151,7 @@ def test_with_a_token_metrics_on_the_main_listener_need_it(tmp_path: Path) -> No
         {b"Authorization": ("Bearer " + token[:-2] + "é").encode("utf-8")},
         {b"Authorization": b"Bearer \xff\xfe" + token.encode()},
     ]
-    with serve(create_app(settings)) as server, httpx.Client(timeout=10) as http:
+    with serve(create_app(settings)) as server, loopback.client(timeout=10) as http:
         for headers in wrong:
             answer = http.get(server.url + "/metrics", headers=headers)
             assert_problem(answer, 401, "unauthenticated")
@@ -205,6 +205,6 @@ def test_outside_production_metrics_stay_open_without_either(
 ) -> None:
     values = production_values(tmp_path, environment=environment)
     with serve(create_app(Settings(**values))) as server:
-        answer = httpx.get(server.url + "/metrics", timeout=10)
+        answer = loopback.get(server.url + "/metrics", timeout=10)
     assert answer.status_code == 200
     byoc_families(answer.text)

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import Connection, select
@@ -23,6 +22,7 @@ from byoc.settings import Settings
 from byoc.store import Database, conversations, migrations
 from byoc.store import schema as t
 from byoc.store.attachments import get_attachment
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.seed import (
     Seeded,
@@ -308,7 +308,7 @@ def test_the_app_purges_when_retention_is_set(
 
         wait_for(lambda: run_async(messages_in(thread)) == 0, what="the purge")
         assert run_async(messages_in(kept)) == 1
-        metrics = httpx.get(stack.url + "/metrics").text
+        metrics = loopback.get(stack.url + "/metrics").text
         assert 'byoc_retention_purged_total{kind="message"} 1.0' in metrics
         assert 'byoc_retention_purged_total{kind="conversation"} 1.0' in metrics
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from sqlalchemy import text
@@ -28,6 +27,7 @@ from byoc.store import Connection, Database, channels, clients, tenants
 from byoc.store.migrations import current_version, latest_version, upgrade
 from byoc.store.records import Channel, Tenant
 from byoc.tenancy import DEFAULT_TENANT_ID
+from tests.support import loopback
 from tests.support.cli import run_cli
 from tests.support.emulator import Emulator
 from tests.support.legacy_schema import build_legacy_database
@@ -102,7 +102,7 @@ def victim(stack: Stack) -> Victim:
 
 
 def token_for(stack: Stack, client_id: str, client_secret: str) -> str:
-    response = httpx.post(
+    response = loopback.post(
         stack.url + "/integration/box/1.0/token",
         json={
             "client_id": client_id,
@@ -191,7 +191,7 @@ def test_another_tenants_channel_is_not_found_whatever_brand_says(
     for brand in brands:
         for path, body in callbacks(victim.channel_id, thread):
             payload = body if brand is None else {**body, "brand": brand}
-            response = httpx.post(
+            response = loopback.post(
                 stack.url + path, json=payload, headers={"Authorization": f"Bearer {attacker}"}
             )
             assert response.status_code == 404, (path, brand, response.text)
@@ -203,7 +203,9 @@ def test_another_tenants_channel_is_not_found_whatever_brand_says(
     # The victim's own client is served on the same thread: the 404s were about the tenant.
     own = token_for(stack, victim.client_id, victim.client_secret)
     path, body = callbacks(victim.channel_id, thread)[1]
-    response = httpx.post(stack.url + path, json=body, headers={"Authorization": f"Bearer {own}"})
+    response = loopback.post(
+        stack.url + path, json=body, headers={"Authorization": f"Bearer {own}"}
+    )
     assert response.status_code == 200, response.text
 
 
@@ -213,7 +215,7 @@ def test_a_brand_of_another_tenant_is_forbidden_on_all_five_routes(
     token = token_for(stack, stack.client_id, stack.client_secret)
     thread = thread_on(stack, stack.channel_id, stack.channel_secret, "hello")
     for path, body in callbacks(stack.channel_id, thread):
-        response = httpx.post(
+        response = loopback.post(
             stack.url + path,
             json={**body, "brand": {"id": VICTIM_BRAND}},
             headers={"Authorization": f"Bearer {token}"},

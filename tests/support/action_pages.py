@@ -14,6 +14,7 @@ from byoc.app import create_app
 from byoc.settings import Settings
 from byoc.store import Database, channels
 from byoc.store.records import Channel
+from tests.support import loopback
 from tests.support.cli import register_integration
 from tests.support.emulator import Emulator
 from tests.support.servers import serve
@@ -67,7 +68,7 @@ def start_pages(tmp_path: Path, emulator: Emulator, **overrides: Any) -> Iterato
     settings = middleware_settings(tmp_path, emulator, **overrides)
     with (
         serve(create_app(settings)) as server,
-        httpx.Client(base_url=server.url, timeout=10, follow_redirects=False) as http,
+        loopback.client(base_url=server.url, timeout=10, follow_redirects=False) as http,
     ):
         register_integration(emulator, actionUrl=server.url + "/integration/action")
         yield Pages(server.url, emulator, settings, http)

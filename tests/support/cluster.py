@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from byoc.box.credentials import new_client_credentials
 from byoc.settings import Settings
 from byoc.store.records import Channel
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.servers import answering, free_port
 from tests.support.stack import (
@@ -120,7 +120,7 @@ class Instance:
         def healthy() -> bool:
             if process.poll() is not None:
                 raise RuntimeError(f"instance {self.name} exited; see {self._log.name}")
-            answer = answering(lambda: httpx.get(self.url + "/healthz", timeout=1))()
+            answer = answering(lambda: loopback.get(self.url + "/healthz", timeout=1))()
             return answer is not None and answer.status_code == 200
 
         wait_for(healthy, timeout=60, what=f"instance {self.name} to start ({self._log.name})")

@@ -11,6 +11,7 @@ import httpx
 
 from cxone_emulator.app import create_app
 from cxone_emulator.config import EmulatorConfig
+from tests.support import loopback
 from tests.support.servers import serve
 
 
@@ -54,7 +55,7 @@ class Emulator:
 
     def api_client(self, **kwargs: Any) -> httpx.Client:
         """An httpx client on the DE API base with a valid bearer token; close it after use."""
-        return httpx.Client(
+        return loopback.client(
             base_url=self.api_url, headers={"Authorization": f"Bearer {self.token()}"}, **kwargs
         )
 
@@ -64,7 +65,7 @@ def running_emulator(config: EmulatorConfig | None = None) -> Iterator[Emulator]
     config = config or EmulatorConfig()
     with (
         serve(create_app(config)) as server,
-        httpx.Client(base_url=server.url, timeout=10) as admin,
+        loopback.client(base_url=server.url, timeout=10) as admin,
     ):
         yield Emulator(
             url=server.url, api_url=server.url + config.base_path, config=config, admin=admin

@@ -23,6 +23,7 @@ from byoc.store import Connection, Database, channels, clients, conversations, t
 from byoc.store.migrations import upgrade
 from byoc.store.records import Channel, Conversation
 from byoc.tenancy import DEFAULT_TENANT_ID, default_tenant
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.servers import ThreadedServer, free_port, serve
 from tests.support.waiting import run_async, wait_for
@@ -111,7 +112,7 @@ class Stack:
             "Content-Type": "application/json",
             **signed_headers(secret or self.channel_secret, body),
         }
-        with httpx.Client(base_url=self.url, timeout=10) as client:
+        with loopback.client(base_url=self.url, timeout=10) as client:
             return client.request(method, path, content=body, headers=headers)
 
     def customer_says(self, text: str, customer: str = "wh-user-1", **extra: Any) -> dict[str, Any]:
@@ -343,7 +344,7 @@ def running_stack(
 
 def box_token(stack: Stack) -> str:
     """A bearer token for the Integration Box, as CXone gets one with the stack's client."""
-    response = httpx.post(
+    response = loopback.post(
         stack.url + "/integration/box/1.0/token",
         json={
             "client_id": stack.client_id,

@@ -7,11 +7,11 @@ import json
 import secrets
 from pathlib import Path
 
-import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from byoc.store import Database, conversations
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.waiting import wait_for
 from tests.support.webchat import Webchat
@@ -199,7 +199,7 @@ async def test_attachment_upload_reaches_cxone_and_is_fetchable(webchat: Webchat
     visitor = secrets.token_hex(16)
     upload_url = f"{webchat.url}/webchat/v1/channels/{webchat.channel_id}/attachments"
     from_page = {"X-Byoc-Visitor": visitor, "Origin": webchat.page_origin}
-    async with httpx.AsyncClient() as http:
+    async with loopback.async_client() as http:
         uploaded = await http.post(
             upload_url,
             files={"file": ("dot.png", PNG, "image/png")},
@@ -244,7 +244,7 @@ async def test_attachment_upload_reaches_cxone_and_is_fetchable(webchat: Webchat
     contact = await asyncio.to_thread(webchat.contact_for_thread, thread)
     sent = contact["messages"][0]["attachments"][0]
     assert sent["url"] == attachment["url"]
-    async with httpx.AsyncClient() as http:
+    async with loopback.async_client() as http:
         assert (await http.get(sent["url"])).content == PNG
 
 
@@ -255,7 +255,7 @@ async def test_uploads_answer_cors_for_allowed_origins_only(webchat: Webchat) ->
         "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "x-byoc-visitor",
     }
-    async with httpx.AsyncClient() as http:
+    async with loopback.async_client() as http:
         allowed = await http.options(upload_url, headers=preflight_headers)
         assert allowed.status_code == 204
         assert allowed.headers["access-control-allow-origin"] == webchat.page_origin
@@ -283,7 +283,7 @@ async def test_uploads_answer_cors_for_allowed_origins_only(webchat: Webchat) ->
 
 async def test_open_sockets_and_pending_timers_are_metrics(webchat: Webchat) -> None:
     def gauge(name: str) -> float:
-        text = httpx.get(webchat.url + "/metrics").text
+        text = loopback.get(webchat.url + "/metrics").text
         line = next(row for row in text.splitlines() if row.startswith(name + " "))
         return float(line.split()[1])
 

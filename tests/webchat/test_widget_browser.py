@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import (
@@ -25,6 +24,7 @@ from playwright.sync_api import (
 )
 
 from byoc.channels.webchat.script import WidgetScript
+from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.waiting import wait_for
 from tests.support.webchat import Webchat, running_webchat
@@ -243,7 +243,7 @@ def test_attachments_both_ways(webchat: Webchat, new_page: NewPage) -> None:
         return None
 
     url = wait_for(uploaded, what="the attachment in CXone")
-    fetched = httpx.get(url, timeout=10)
+    fetched = loopback.get(url, timeout=10)
     assert fetched.status_code == 200
     assert fetched.content == png
     mine = widget.messages.filter(has=page.locator("img")).first

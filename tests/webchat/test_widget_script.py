@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import httpx
-
 from byoc.channels.webchat.script import SOURCE_DIR, WidgetScript
+from tests.support import loopback
 from tests.support.webchat import Webchat
 
 
 def test_the_parts_are_served_as_one_script_with_validators(webchat: Webchat) -> None:
     expected = b"".join(p.read_bytes() for p in sorted(SOURCE_DIR.glob("*.js")))
     assert len(list(SOURCE_DIR.glob("*.js"))) > 1
-    with httpx.Client(base_url=webchat.url, timeout=10) as http:
+    with loopback.client(base_url=webchat.url, timeout=10) as http:
         served = http.get("/widget/v1/widget.js")
         assert served.status_code == 200
         assert served.content == expected == WidgetScript.load().body
