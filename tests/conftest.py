@@ -14,6 +14,9 @@ from tests.support.webchat import Webchat, running_webchat
 
 __all__ = ["postgres_url"]  # a fixture: a fresh PostgreSQL database per test module
 
+# How the tests are spread over pytest-xdist workers.
+pytest_plugins = ["tests.support.scheduling"]
+
 # Debian's chromium (Playwright cannot download browsers here), headless, quiet on the network.
 CHROMIUM_ARGS = [
     "--no-sandbox",

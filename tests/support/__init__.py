@@ -10,4 +10,6 @@
 - `logs`: JSON log lines and a fixture that restores logging.
 - `cli`, `action_pages`, `problems`: the `byoc` command in-process, the action pages, RFC 9457
   answers.
+- `scheduling`: how the tests are spread over pytest-xdist workers; `loopback`: httpx's
+  clients and calls on one TLS context for the run.
 """

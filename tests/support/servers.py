@@ -7,6 +7,9 @@ Every test that talks HTTP goes through a real socket: the app under test runs i
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
+import random
 import socket
 import threading
 import time
@@ -30,10 +33,37 @@ def answering(request: Callable[[], httpx.Response]) -> Callable[[], httpx.Respo
     return attempt
 
 
+# Ports `free_port` hands out: below Linux's ephemeral range (32768-60999), which outgoing
+# connections and `bind(0)` draw from, so that a port found free is not taken as a connection's
+# source port before the test binds it; one slice per pytest-xdist worker, so that two workers
+# never hand out the same port.
+FREE_PORTS = range(20000, 32000)
+
+
+def _worker_ports() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    index = int(worker) % count if worker.isdigit() else 0
+    size = len(FREE_PORTS) // count
+    return FREE_PORTS[index * size : (index + 1) * size]
+
+
+_PORTS = _worker_ports()
+_next_port = itertools.count(random.randrange(len(_PORTS)))  # another run on this machine
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on now, for a server the test starts on it later. The
+    worker's slice is walked in turn, so a port comes back only after all the others."""
+    for _ in range(len(_PORTS)):
+        port = _PORTS[next(_next_port) % len(_PORTS)]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_PORTS}")
 
 
 class ThreadedServer:
