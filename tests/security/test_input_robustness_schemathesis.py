@@ -14,12 +14,6 @@ from typing import Any
 
 import pytest
 import requests
-import schemathesis
-from hypothesis import HealthCheck, Phase, given, seed, settings
-from hypothesis import strategies as st
-from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
-from schemathesis.core.result import Ok
 
 from byoc.channels.signing import signed_headers
 from tests.support import loopback
@@ -59,6 +53,15 @@ def stack(tmp_path: Path, emulator: Emulator) -> Iterator[Stack]:
 
 
 def test_no_operation_answers_5xx(stack: Stack) -> None:
+    # Imported here, by the one test that needs them: they take seconds to import, which every
+    # pytest-xdist worker would pay at collection otherwise.
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, seed, settings
+    from hypothesis import strategies as st
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis import GenerationMode
+    from schemathesis.core.result import Ok
+
     document = loopback.get(stack.url + "/openapi.json").json()
     schema = schemathesis.openapi.from_dict(document)
     # A second pass without NUL characters, which are refused before any handler runs.
