@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from byoc.cxone import DeClient, TokenManager
-from byoc.cxone.client import CallObserver
-from byoc.http import HttpClient
 from byoc.settings import Settings
 from byoc.store import Database, tenants
 from byoc.store.records import Tenant
+
+if TYPE_CHECKING:  # imported when a client is made: the CLI's store commands need none
+    from byoc.cxone import DeClient
+    from byoc.cxone.client import CallObserver
+    from byoc.http import HttpClient
 
 DEFAULT_TENANT_ID = "default"
 
@@ -52,6 +55,8 @@ class TenantClients:
         cached = self._clients.get(tenant_id)
         if cached is not None:
             return cached[1]
+        from byoc.cxone import DeClient, TokenManager
+
         tenant = await self._db.run_read(tenants.get_tenant, tenant_id)
         if tenant is None:
             raise LookupError(f"unknown tenant {tenant_id!r}")

@@ -8,48 +8,38 @@ what they share (the parser helper, opening the store, CXone clients, output) is
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
 
 from byoc import __version__
-from byoc.cli import (
-    channels,
-    clients,
-    custom_fields,
-    customers,
-    db,
-    demo,
-    doctor,
-    outbound,
-    outbox,
-    serve,
-    setup,
-    tenants,
-)
 from byoc.cli._common import Command
 from byoc.settings import PlaceholderSecretError, Settings, settings_error_lines
 from byoc.store import StoreError
 
-# The order of `byoc --help`.
+# The command modules, in the order of `byoc --help`.
 NOUNS = (
-    serve,
-    doctor,
-    demo,
-    db,
-    clients,
-    tenants,
-    channels,
-    custom_fields,
-    setup,
-    outbound,
-    outbox,
-    customers,
+    "serve",
+    "doctor",
+    "demo",
+    "db",
+    "clients",
+    "tenants",
+    "channels",
+    "custom_fields",
+    "setup",
+    "outbound",
+    "outbox",
+    "customers",
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of `command` alone: a command module is imported only
+    when its commands may run, so that `byoc db upgrade` does not load what `byoc serve` needs
+    (start-up time of every `byoc` process)."""
     parser = argparse.ArgumentParser(
         prog="byoc",
         description="Bring Your Own Channel middleware for NICE CXone. "
@@ -58,13 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"byoc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for noun in NOUNS:
-        noun.register(sub)
+        if command is None or noun.replace("_", "-") == command:
+            importlib.import_module(f"byoc.cli.{noun}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in words if not word.startswith("-")), None)
+    known = command if command is not None and command.replace("-", "_") in NOUNS else None
+    parser = build_parser(known)
+    args = parser.parse_args(words)
     try:
         settings = Settings()
     except (ValidationError, PlaceholderSecretError) as exc:

@@ -14,15 +14,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from byoc.cxone import CxoneError
 from byoc.errors import ByocError, InvalidInput
-from byoc.http import HttpClient
 from byoc.settings import Settings
 from byoc.store import Database, StoreError, tenants
 from byoc.store.migrations import current_version, latest_version, upgrade
 from byoc.tenancy import TenantClients, default_tenant
+
+if TYPE_CHECKING:
+    from byoc.http import HttpClient
 
 Command = Callable[[Settings, argparse.Namespace], int]
 # A string: argparse does not make the class subscriptable at run time.
@@ -83,6 +84,8 @@ class Context:
 
 @asynccontextmanager
 async def _context(settings: Settings) -> AsyncIterator[Context]:
+    from byoc.http import HttpClient  # only the commands that call out load aiohttp
+
     async with open_store(settings) as db, HttpClient(max_connections=8) as http:
         yield Context(db, http, TenantClients(db, http, timeout=settings.cxone_timeout_seconds))
 
@@ -102,6 +105,8 @@ def fail(message: str, status: int = 1) -> int:
 
 
 def run(settings: Settings, work: Callable[[Context], Awaitable[int]]) -> int:
+    from byoc.cxone import CxoneError
+
     async def main() -> int:
         async with _context(settings) as ctx:
             try:
