@@ -67,6 +67,17 @@ def child_pids(pid: int) -> set[int]:
     return children
 
 
+def descendants(pid: int) -> set[int]:
+    """The processes `pid` started, and the ones they started, and so on (Linux /proc)."""
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        children = set().union(*(child_pids(parent) for parent in frontier)) - found
+        found |= children
+        frontier = children
+    return found
+
+
 def running(pid: int) -> bool:
     """Whether process `pid` exists and has not exited (a zombie has)."""
     try:
