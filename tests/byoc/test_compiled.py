@@ -11,6 +11,7 @@ afterwards must be the same. Driver errors must become the store errors SQLAlche
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +38,7 @@ from byoc.store import schema as t
 from byoc.store.compiled import _SQLITE, RawResult, _compiled, batched, execute
 from byoc.store.migrations import upgrade
 from byoc.store.records import Channel, Conversation, Customer, Message, Tenant
+from tests.support.postgres import fresh_database
 
 MODULES: list[ModuleType] = [tenants, channels, customers, conversations, messages, outbox_rows]
 NOW = 1_700_000_000_000
@@ -212,14 +214,17 @@ class Backend:
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backend]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{Path(tmp_path_factory.mktemp('compiled')) / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    asyncio.run(_fill(url))
-    opened = Backend(url)
-    yield opened
-    opened.close()
+    # A database of its own each time: the tests of one backend need not run in one stretch
+    # (pytest-xdist hands them out one by one), and each time this fills a database afresh.
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{Path(tmp_path_factory.mktemp('compiled')) / 'store.db'}"
+        else:
+            url = stack.enter_context(fresh_database())
+        asyncio.run(_fill(url))
+        opened = Backend(url)
+        yield opened
+        opened.close()
 
 
 Tables = dict[str, list[tuple[Any, ...]]]
