@@ -167,9 +167,17 @@
   }
   function renderPrechat() {
     const need = needPrechat();
+    // The form can appear after the panel opened (the channel's settings come with the socket's
+    // first frame): it then takes the focus the composer, or nothing, had.
+    const active = panel.getRootNode().activeElement;
+    const takeFocus = need && prechatForm.hidden && isOpen && (!active || active === input);
     prechatForm.hidden = !need;
     composer.hidden = need;
     if (!need) return;
+    buildPrechat();
+    if (takeFocus) focusFirst();
+  }
+  function buildPrechat() {
     const sig = JSON.stringify(cfg.prechat);
     if (sig === prechatBuiltFor) return;
     prechatBuiltFor = sig;
