@@ -22,7 +22,7 @@ from byoc.cxone import (
     CxoneRejected,
     CxoneUnavailable,
 )
-from byoc.outbox import Gone, PermanentFailure, RetryLater
+from byoc.outbox import DeliveryError, Gone, PermanentFailure, RetryLater, kinds
 from byoc.store import Connection, Database, channels, conversations, messages
 from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
 
@@ -72,6 +72,20 @@ def load_in(
 ) -> Loaded:
     """`load` in the caller's transaction."""
     return _load(conn, message_id=message_id, conversation_id=conversation_id)
+
+
+def preload_message(conn: Connection, row: OutboxRow) -> Loaded | None:
+    """A message row's delivery read (a customer message's create, an agent message's webhook),
+    run in the transaction that claims the row (`OutboxWorker.claim_fresh`): the message is in
+    that transaction, so the delivery needs no read of its own (`preloaded`). None when the row
+    cannot be served: the handler then reads, and fails, for itself."""
+    try:
+        payload = kinds.decode(row)
+        if not isinstance(payload, kinds.CustomerMessage | kinds.AgentMessage):
+            return None
+        return load_in(conn, message_id=payload.message_id)
+    except (ValueError, DeliveryError):
+        return None
 
 
 def preloaded(row: OutboxRow, message_id: str) -> Loaded | None:

@@ -21,6 +21,7 @@ from byoc.channels.adapter import ChannelAdapter
 from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.clock import Clock
 from byoc.conversations.lifecycle import LifecycleLoops
+from byoc.delivery.common import preload_message
 from byoc.delivery.to_cxone import ToCxone
 from byoc.delivery.to_platform import ToPlatform
 from byoc.outbox import Gone, PermanentFailure, RetryLater, kinds
@@ -135,8 +136,8 @@ class Deliveries:
     def preloads(self) -> dict[str, Preload]:
         """The kinds whose delivery's read runs in the transaction that claims a fresh row."""
         return {
-            kinds.CustomerMessage.KIND: self.to_cxone.preload_create,
-            kinds.AgentMessage.KIND: self.to_platform.preload_message,
+            kinds.CustomerMessage.KIND: preload_message,
+            kinds.AgentMessage.KIND: preload_message,
         }
 
     def dead_letter_hooks(self) -> dict[str, DeadLetterHook]:

@@ -32,8 +32,8 @@ from byoc.cxone import (
     ThreadRef,
     iso_millis,
 )
-from byoc.delivery.common import Loaded, cxone_call, load, load_in, ms_to_datetime, preloaded
-from byoc.outbox import DeliveryError, PermanentFailure, kinds
+from byoc.delivery.common import Loaded, cxone_call, load, ms_to_datetime, preloaded
+from byoc.outbox import PermanentFailure, kinds
 from byoc.outbox.outcome import Outcome, Settled
 from byoc.store import Connection, Database, conversations, messages
 from byoc.store.records import Channel, Conversation, OutboxRow
@@ -283,18 +283,6 @@ class ToCxone:
                     contact_id, "resolved" if action == "resolve" else "closed"
                 )
         return Settled()
-
-    @staticmethod
-    def preload_create(conn: Connection, row: OutboxRow) -> Loaded | None:
-        """`create_message`'s read, in the transaction that claims its row (`claim_fresh`).
-        None when the row cannot be served (then the handler reads, and fails, for itself)."""
-        try:
-            payload = kinds.decode(row)
-            if not isinstance(payload, kinds.CustomerMessage):
-                return None
-            return load_in(conn, message_id=payload.message_id)
-        except (ValueError, DeliveryError):
-            return None
 
     # --- dead letters ----------------------------------------------------------------------------
 

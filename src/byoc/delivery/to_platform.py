@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from byoc.channels.adapter import ChannelAdapter
 from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.clock import Clock, SystemClock
-from byoc.delivery.common import Loaded, load, load_in, preloaded
-from byoc.outbox import DeliveryError, PermanentFailure, kinds
+from byoc.delivery.common import Loaded, load, preloaded
+from byoc.outbox import PermanentFailure, kinds
 from byoc.outbox.kinds import enqueue
 from byoc.outbox.outcome import Outcome, Settled, Together
 from byoc.store import Connection, Database, messages
@@ -71,19 +71,6 @@ class ToPlatform:
             loaded.channel, loaded.conversation, loaded.customer, payload.reason
         )
         return Settled()
-
-    @staticmethod
-    def preload_message(conn: Connection, row: OutboxRow) -> Loaded | None:
-        """`message`'s read, in the transaction that claims its row (`OutboxWorker.claim_fresh`):
-        the row's message is in it, so the delivery needs no read of its own. None when the
-        row cannot be served (then the handler reads, and fails, for itself)."""
-        try:
-            payload = kinds.decode(row)
-            if not isinstance(payload, kinds.AgentMessage):
-                return None
-            return load_in(conn, message_id=payload.message_id)
-        except (ValueError, DeliveryError):
-            return None
 
     # --- dead letters ----------------------------------------------------------------------------
 
