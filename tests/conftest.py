@@ -10,9 +10,11 @@ from playwright.sync_api import Browser, sync_playwright
 
 from tests.support.emulator import Emulator, running_emulator
 from tests.support.postgres import postgres_url
+from tests.support.stores import db, db_url
 from tests.support.webchat import Webchat, running_webchat
 
-__all__ = ["postgres_url"]  # a fixture: a fresh PostgreSQL database per test module
+# Fixtures: a fresh PostgreSQL database per test module; a store on SQLite and on PostgreSQL.
+__all__ = ["db", "db_url", "postgres_url"]
 
 # How the tests are spread over pytest-xdist workers.
 pytest_plugins = ["tests.support.scheduling"]

@@ -5,8 +5,7 @@ agent reply, and delivered as soon as that transaction commits: no claim pass of
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Mapping
 
 import pytest
 from sqlalchemy import Connection
@@ -14,12 +13,10 @@ from sqlalchemy import Connection
 from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
-from byoc.delivery.common import Loaded, load
-from byoc.delivery.to_cxone import ToCxone
-from byoc.delivery.to_platform import ToPlatform
+from byoc.delivery.common import Loaded, load, preload_message
 from byoc.outbox import kinds
 from byoc.outbox.outcome import RetryPolicy, Settled
-from byoc.outbox.worker import OutboxWorker
+from byoc.outbox.worker import OutboxWorker, Preload
 from byoc.store import Database, channels, migrations, tenants
 from byoc.store.records import Channel, OutboxRow, Tenant
 
@@ -28,14 +25,6 @@ WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes
 POLICY = LifecyclePolicy(
     idle_timeout_ms=0, countdown_ms=0, warning_text="", ended_text="", end_action="close"
 )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
@@ -98,14 +87,18 @@ def reply(conversation_id: str, de_message_id: str) -> AgentMessageIn:
     )
 
 
-def worker_for(db: Database, deliveries: Deliveries) -> OutboxWorker:
+def worker_for(
+    db: Database, deliveries: Deliveries, preloads: Mapping[str, Preload] | None = None
+) -> OutboxWorker:
     # Never `run()`: a row is delivered only if its own transaction claimed it, or by an
     # explicit pass of the test.
     handlers = {
         kind.KIND: deliveries.handler for kind in (kinds.CustomerMessage, kinds.AgentMessage)
     }
     # The service's clock (the machine's): rows are due when stamped.
-    return OutboxWorker(db, handlers, owner="w1", policy=RetryPolicy(), poll_interval=3600)
+    return OutboxWorker(
+        db, handlers, owner="w1", policy=RetryPolicy(), poll_interval=3600, preloads=preloads
+    )
 
 
 async def test_a_reply_and_a_customer_message_are_claimed_by_their_own_transaction(
@@ -172,17 +165,7 @@ async def test_a_fresh_reply_carries_what_its_transaction_read_for_the_delivery(
     row also reads what the delivery needs: the row's `context` is what a read after the
     commit gives, so the delivery reads nothing. Other kinds carry nothing."""
     deliveries = Deliveries()
-    handlers = {
-        kind.KIND: deliveries.handler for kind in (kinds.CustomerMessage, kinds.AgentMessage)
-    }
-    worker = OutboxWorker(
-        db,
-        handlers,
-        owner="w1",
-        policy=RetryPolicy(),
-        poll_interval=3600,
-        preloads={kinds.AgentMessage.KIND: ToPlatform.preload_message},
-    )
+    worker = worker_for(db, deliveries, {kinds.AgentMessage.KIND: preload_message})
     service = ConversationService(db, POLICY, fresh_rows=worker)
     customer = CustomerProfile(external_id="u-preloaded")
     said = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
@@ -209,17 +192,7 @@ async def test_a_fresh_customer_message_carries_what_its_transaction_read_for_th
     the commit gives. A message behind one in flight is claimed later, by the worker, and
     carries nothing: its delivery reads for itself, after the first one's writes."""
     deliveries = Deliveries()
-    handlers = {
-        kind.KIND: deliveries.handler for kind in (kinds.CustomerMessage, kinds.AgentMessage)
-    }
-    worker = OutboxWorker(
-        db,
-        handlers,
-        owner="w1",
-        policy=RetryPolicy(),
-        poll_interval=3600,
-        preloads={kinds.CustomerMessage.KIND: ToCxone.preload_create},
-    )
+    worker = worker_for(db, deliveries, {kinds.CustomerMessage.KIND: preload_message})
     service = ConversationService(db, POLICY, fresh_rows=worker)
     customer = CustomerProfile(external_id="u-preloaded", first_name="Ada")
     deliveries.release.clear()

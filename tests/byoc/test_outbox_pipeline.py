@@ -20,9 +20,8 @@ import json
 import random
 import sqlite3
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, closing
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,14 +40,6 @@ WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes
 POLICY = RetryPolicy()
 
 HandlerFn = Callable[[OutboxRow], Awaitable[Outcome]]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'outbox.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ committed, which is exactly what the interleaving gives it.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import Connection, select
@@ -24,11 +23,11 @@ from byoc.conversations.policy import LifecyclePolicy
 from byoc.http import HttpClient
 from byoc.outbox import kinds
 from byoc.settings import Settings
-from byoc.store import Database, conversations, migrations
+from byoc.store import Database, conversations
 from byoc.store import schema as t
 from byoc.store.records import Conversation
 from byoc.tenancy import TenantClients
-from tests.support.seed import add_channel, add_conversation, add_customer, clean
+from tests.support.seed import add_channel, add_conversation, add_customer
 
 START = 1_700_000_000_000
 IDLE_MS = 120_000
@@ -40,25 +39,6 @@ POLICY = LifecyclePolicy(
     ended_text="Ended for inactivity.",
     end_action="close",
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'race.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await migrations.upgrade(database)
-    await database.run_write(clean)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from sqlalchemy import Connection
 from byoc.channels.keys import customer_reference
 from byoc.outbox import kinds
 from byoc.outbox import rows as outbox_rows
-from byoc.store import Database, customers, migrations, now_ms
+from byoc.store import Database, customers, now_ms
 from byoc.store import schema as t
 from byoc.store.records import Channel, Customer
 from tests.support.cli import Cli, cli_env
@@ -32,7 +31,6 @@ from tests.support.seed import (
     add_channel,
     add_conversation,
     add_customer,
-    clean,
     count,
 )
 from tests.support.stack import running_stack
@@ -44,25 +42,6 @@ __all__ = ["restore_logging"]  # a fixture: the command configures logging in th
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
 SECRET_TEXT = "my card number is 4111 1111 1111 1111"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'erasure.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await migrations.upgrade(database)
-    await database.run_write(clean)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture

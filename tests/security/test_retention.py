@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,25 +36,6 @@ from tests.support.stack import running_stack
 from tests.support.waiting import advance, run_async, wait_for
 
 BATCH = 50
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'retention.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await migrations.upgrade(database)
-    await database.run_write(clean)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 def purger(db: Database, clock: ManualClock, **options: float) -> RetentionPurger:
