@@ -556,6 +556,25 @@ def test_screenshots_desktop_and_phone(webchat: Webchat, new_page: NewPage, tmp_
     webchat.emulator.admin.post(typing, json={"typing": False})
 
 
+def test_prechat_form_that_arrives_after_the_panel_opened_takes_the_focus(
+    webchat: Webchat, new_page: NewPage
+) -> None:
+    """The channel's settings come with the socket's first frame: when it reaches the widget
+    after its panel opened, the pre-chat form it brings takes the focus from the composer it
+    hides (it used to stay on the hidden composer: lost)."""
+    page = new_page()
+    tap = SocketTap(page)
+    tap.hold = True  # the welcome frame arrives when the test sends it
+    page.goto(webchat.page_url)
+    widget = Widget(page).open()
+    expect(widget.input).to_be_focused()
+    wait_for(lambda: tap.routes, what="the widget's socket", pause=in_page(page))
+    field = {"ident": "email", "label": "Email", "type": "email", "required": True}
+    tap.inject({"type": "welcome", "config": {"prechat": [field]}, "conversation": None})
+    expect(widget.part("byoc-prechat-form")).to_be_visible()
+    expect(widget.part("byoc-prechat-email")).to_be_focused()
+
+
 def test_prechat_form_fields_reach_cxone(
     tmp_path: Path, emulator: Emulator, new_page: NewPage
 ) -> None:
