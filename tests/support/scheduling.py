@@ -7,9 +7,11 @@ two of them at once on a small machine slow each other down more than they gain,
 
 Units go out longest first, by the durations of the last run (pytest's cache keeps them), so
 that no long test starts last while the other workers have nothing left to do; a worker is
-given its next unit when it starts the last one it has. Which tests are browser tests only a
-worker knows, having collected them: each worker writes them to a file the scheduler reads
-once every worker has collected.
+given its next unit when it starts the last one it has. A checkout without a cache (a fresh
+clone, CI) takes the durations of the long tests from `tests/durations.json`, written from a
+cache by `python -m tests.support.scheduling` (worth it after adding or changing a long test).
+Which tests are browser tests only a worker knows, having collected them: each worker writes
+them to a file the scheduler reads once every worker has collected.
 
 Outside xdist (`-n 0`, or a plain `pytest`) only the durations are recorded.
 """
@@ -29,6 +31,9 @@ from xdist.scheduler import LoadScopeScheduling
 
 BROWSER_GROUP = "browser"
 DURATIONS_KEY = "byoc/durations"
+RECORDED = Path(__file__).resolve().parents[1] / "durations.json"
+# Tests shorter than this are left out of RECORDED: they weigh the median of the others.
+RECORDED_FROM_SECONDS = 0.5
 GROUPS_DIR = pytest.StashKey[Path]()
 DURATIONS = pytest.StashKey[dict[str, float]]()
 
@@ -62,7 +67,8 @@ class Scheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist has no typ
         for nodeid in collection:
             units.setdefault(self._split_scope(nodeid), {})[nodeid] = False
         last = previous_durations(self.config)
-        usual = statistics.median(last.values()) if last else 1.0
+        # A test without a duration is taken for a short one (RECORDED lists only long ones).
+        usual = min(statistics.median(last.values()), RECORDED_FROM_SECONDS) if last else 1.0
 
         def weight(scope: str) -> float:
             return float(sum(last.get(nodeid, usual) for nodeid in units[scope]))
@@ -91,6 +97,25 @@ def previous_durations(config: pytest.Config) -> dict[str, float]:
     return config.stash.get(DURATIONS, none)
 
 
+def recorded_durations() -> dict[str, float]:
+    try:
+        recorded: dict[str, float] = json.loads(RECORDED.read_text())
+    except FileNotFoundError:
+        return {}
+    return recorded
+
+
+def record(cached: dict[str, float]) -> int:
+    """Write RECORDED from a cache's durations; how many tests it holds."""
+    long = {
+        nodeid: round(seconds, 1)
+        for nodeid, seconds in sorted(cached.items())
+        if seconds >= RECORDED_FROM_SECONDS
+    }
+    RECORDED.write_text(json.dumps(long, indent=0) + "\n")
+    return len(long)
+
+
 def collected_groups(directory: Path) -> dict[str, str]:
     for written in sorted(directory.glob("*.json")):  # every worker collected the same
         groups: dict[str, str] = json.loads(written.read_text())
@@ -102,8 +127,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
     cache = getattr(config, "cache", None)
-    if cache is not None:
-        config.stash[DURATIONS] = dict(cache.get(DURATIONS_KEY, {}))
+    cached = cache.get(DURATIONS_KEY, {}) if cache is not None else {}
+    config.stash[DURATIONS] = cached or recorded_durations()
     directory = Path(tempfile.mkdtemp(prefix="byoc-xdist-"))
     config.stash[GROUPS_DIR] = directory
     config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
@@ -150,3 +175,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(config, "workerinput") or cache is None or not _session_durations:
         return
     cache.set(DURATIONS_KEY, {**previous_durations(config), **_session_durations})
+
+
+if __name__ == "__main__":
+    cache_file = Path(".pytest_cache/v") / DURATIONS_KEY
+    count = record(json.loads(cache_file.read_text()))
+    print(f"{RECORDED}: the durations of {count} tests, from {cache_file}")
