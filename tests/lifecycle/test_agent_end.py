@@ -324,3 +324,38 @@ def test_the_check_before_forwarding_is_skipped_within_its_minimum_interval(
         assert checks() == 1
         forwarded("fourth")  # and that create answered again: fresh, not asked
         assert checks() == 1
+
+
+def test_a_message_written_within_the_interval_is_forwarded_unasked_however_long_it_waited(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Freshness counts from the message's arrival, not its delivery: a backlog (here a slow
+    receipt ahead of it in the conversation's lane) does not add the two calls of a check to
+    every message, just when CXone or the middleware is slow already."""
+    clock = ManualClock()
+    interval_ms = int(Settings.model_fields["end_check_min_interval_seconds"].default * 1000)
+    with running_stack(
+        tmp_path, emulator, clock=clock, end_poll_interval_seconds=600, **NO_IDLE
+    ) as stack:
+        first = stack.customer_says("hello")
+        thread = first["threadId"]
+        contact = stack.contact_for_thread(thread)
+        reply = stack.agent_replies(contact["id"], "hi")
+        agent_message = reply.json()["message"]["idOnExternalPlatform"]
+        wait_for(lambda: not stack.outbox(), what="the reply delivered and reported")
+        slow = {"match": "PUT */status", "latencyMs": 1500, "times": 1}
+        assert emulator.admin.put("/emulator/faults", json={"rules": [slow]}).status_code == 200
+        emulator.admin.delete("/emulator/requests")
+
+        seen = stack.signed(
+            "POST",
+            f"/api/v1/channels/{stack.channel_id}/receipts",
+            {"messageId": agent_message, "status": "seen"},
+        )
+        assert seen.status_code == 202, seen.text
+        stack.customer_says("second", threadId=thread)  # written as the last create answered
+        advance(clock, 5 * interval_ms)  # delivered long after, behind the slow receipt
+        wait_for(lambda: not stack.outbox(), what="'second' forwarded")
+
+        calls = [(r["method"], r["path"].split("/dfo/3.0")[-1]) for r in emulator.requests()]
+        assert [c[0] for c in calls] == ["PUT", "POST"]  # the receipt, the create: no end check

@@ -3,10 +3,13 @@ messages, ended contacts. CXone errors become outcomes in `byoc.delivery.common.
 
 A customer message is forwarded only while CXone holds the conversation open (contract §3.6:
 neither its contact ended nor its thread closed). CXone is asked before the create unless it
-said so less than `end_check_min_interval_ms` ago, by an end check or by the previous create
-landing on the conversation's contact. A create that lands on another contact asks CXone
-about the previous one before adopting the new one: when it has ended, the agent closed it
-while the message was on its way, and the new contact is closed at once.
+said so, by an end check or by the previous create landing on the conversation's contact, less
+than `end_check_min_interval_ms` before the message arrived: the customer wrote into an open
+conversation. Counting from the arrival rather than the delivery keeps a backlog from adding
+the check's two calls to every message just when CXone or the middleware is slow already.
+A create that lands on another contact asks CXone about the previous one before adopting the
+new one: when it has ended, the agent closed it while the message was on its way, and the new
+contact is closed at once.
 """
 
 from __future__ import annotations
@@ -74,7 +77,9 @@ class ToCxone:
         conversation, channel = loaded.conversation, loaded.channel
         # After a failed attempt the message may be in CXone already, on a contact it opened
         # after the agent's close: only the create's answer names that contact, so it is asked.
-        if row.attempts == 0 and await self._ended_in_cxone(conversation, channel):
+        if row.attempts == 0 and await self._ended_in_cxone(
+            conversation, channel, arrived_at=message.created_at
+        ):
             # The agent closed the conversation: forwarding would open a new case behind the
             # agent's back. The customer is told the conversation is over instead.
             return self._refused(customer.id, message.id)
@@ -102,7 +107,7 @@ class ToCxone:
         except PermanentFailure:
             # A thread closed in CXone since the last check refuses the message: that is the
             # end of the conversation, not a message to dead-letter.
-            if await self._ended_in_cxone(conversation, channel, fresh=True):
+            if await self._ended_in_cxone(conversation, channel):
                 return self._refused(customer.id, message.id)
             raise
         answered_at = self._clock.now_ms()
@@ -198,18 +203,19 @@ class ToCxone:
         return Settled()
 
     async def _ended_in_cxone(
-        self, conversation: Conversation, channel: Channel, *, fresh: bool = False
+        self, conversation: Conversation, channel: Channel, *, arrived_at: int | None = None
     ) -> bool:
         """Whether the conversation has ended. CXone is asked (its contact and its thread) unless
-        it said the conversation was open less than the minimum interval ago (an end check, or
-        a create that landed on the conversation's contact), or in any case when `fresh`."""
+        it said the conversation was open (an end check, or a create that landed on the
+        conversation's contact) less than the minimum interval before `arrived_at`, the
+        arrival of the message to forward; always when that is None."""
         if not conversation.is_open:
             return True
         contact_id = conversation.de_contact_id
         if contact_id is None:
             return False  # CXone has not seen the thread yet
         checked = conversation.de_checked_at or 0
-        if not fresh and self._clock.now_ms() - checked < self._end_check_min_interval_ms:
+        if arrived_at is not None and arrived_at - checked < self._end_check_min_interval_ms:
             return False
         async with cxone_call(f"end check of {conversation.id}"):
             de = await self._tenants.for_tenant(channel.tenant_id)
