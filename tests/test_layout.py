@@ -1,10 +1,13 @@
-"""Files that do one thing: no file under src/ grows past 400 lines (`wc -l` counts)."""
+"""Files that do one thing: no file under src/ grows past 400 lines (`wc -l` counts), and
+what tests share lives in tests/support/, never in another test module."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+TESTS = Path(__file__).resolve().parent
 MAX_LINES = 400
 
 # Still over the limit, each waiting for its own split; remove an entry once its file is under.
@@ -35,3 +38,24 @@ def test_the_exceptions_still_exist() -> None:
     # An entry for a file that moved or went would silently exempt whatever takes its path.
     missing = {name for name in TOO_LONG_FOR_NOW if not (SRC / name).is_file()}
     assert missing == set()
+
+
+def _imported_modules(tree: ast.Module) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    borrowing = {
+        path.relative_to(TESTS).as_posix(): module
+        for path in sorted(TESTS.rglob("*.py"))
+        for module in _imported_modules(ast.parse(path.read_text()))
+        if module.startswith("tests.")
+        and any(part.startswith("test_") for part in module.split("."))
+    }
+    assert borrowing == {}, f"move what these share to tests/support/: {borrowing}"

@@ -3,31 +3,17 @@ emulator: one-time tokens minted by the emulator, forms posted as a browser post
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from byoc.provisioning.form_tokens import FormClaims, FormTokens
-from tests.support.action_pages import BACK_URL, Pages, start_pages
+from tests.support.action_pages import BACK_URL, Pages, channel_id_of, form_token, start_pages
 from tests.support.cli import INTEGRATION_ID
 from tests.support.emulator import Emulator
 from tests.support.stack import SIGNING_KEY
-
-
-def form_token(page: httpx.Response) -> str:
-    match = re.search(r'name=form_token value="([^"]+)"', page.text)
-    assert match, page.text
-    return match.group(1)
-
-
-def channel_id_of(page: httpx.Response) -> str:
-    match = re.search(r"Channel id: <code>([^<]+)</code>", page.text)
-    assert match, page.text
-    return match.group(1)
 
 
 @pytest.fixture

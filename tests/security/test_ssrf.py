@@ -25,8 +25,7 @@ from pydantic import ValidationError
 from byoc.http import HttpClient, HttpRefusedAddress, HttpRequest, HttpResponseTooLarge
 from byoc.outbound import OutboundPolicy, VettingResolver
 from byoc.settings import Settings, settings_error_lines
-from tests.provisioning.test_action_pages import channel_id_of, form_token
-from tests.support.action_pages import start_pages
+from tests.support.action_pages import channel_id_of, form_token, start_pages
 from tests.support.cli import INTEGRATION_ID, run_cli
 from tests.support.emulator import Emulator
 from tests.support.stack import running_stack

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,18 @@ from tests.support.stack import middleware_settings
 from tests.support.waiting import run_async
 
 BACK_URL = "https://cxone.example.invalid/admin/byoc?tab=channels"
+
+
+def form_token(page: httpx.Response) -> str:
+    match = re.search(r'name=form_token value="([^"]+)"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def channel_id_of(page: httpx.Response) -> str:
+    match = re.search(r"Channel id: <code>([^<]+)</code>", page.text)
+    assert match, page.text
+    return match.group(1)
 
 
 @dataclass

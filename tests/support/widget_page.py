@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 
+from tests.support.emulator import Emulator
 from tests.support.waiting import wait_for
-from tests.support.webchat import Webchat
+from tests.support.webchat import Webchat, running_webchat
 
 T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_PAGE = ROOT / "src" / "byoc" / "static" / "demo" / "watering-hole.html"
 
 
 def in_page(page: Page) -> Callable[[float], None]:
@@ -116,3 +125,68 @@ def agent_reply(webchat: Webchat, contact_id: str, text: str, **extra: Any) -> d
     assert response.status_code == 200, response.text
     message: dict[str, Any] = response.json()["message"]
     return message
+
+
+@contextmanager
+def webchat_beside_playwright(
+    tmp_path: Path,
+    emulator: Emulator,
+    overrides: dict[str, Any] | None = None,
+    **channel_settings: Any,
+) -> Iterator[Webchat]:
+    # The harness prepares its store with asyncio.run(), which refuses to run on the thread
+    # where Playwright's sync API keeps its event loop: enter and leave it on a helper thread.
+    with ThreadPoolExecutor(max_workers=1) as helper:
+        running = running_webchat(tmp_path, emulator, overrides=overrides, **channel_settings)
+        yield helper.submit(running.__enter__).result()
+        helper.submit(running.__exit__, None, None, None).result()
+
+
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    # Committed screenshots are refreshed only on request, so a test run leaves the tree as is.
+    if os.environ.get("BYOC_UPDATE_SCREENSHOTS") == "1":
+        return ROOT / "docs" / name
+    return tmp_path / name
+
+
+def show_demo_page(page: Page, webchat: Webchat) -> Widget:
+    """Load "The Watering Hole" demo page at the host page's origin (the allowed one).
+
+    It is written into a page of that origin rather than routed: Chromium treats a routed
+    document as public, and a public page may not load scripts from a loopback server."""
+    return load_demo_page(page, webchat).open().wait_connected()
+
+
+# Reduced motion: axe must see the panel as it rests, not half-way through its opening fade.
+PHONE: dict[str, Any] = {
+    "reduced_motion": "reduce",
+    "viewport": {"width": 360, "height": 740},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+}
+DESKTOP: dict[str, Any] = {"reduced_motion": "reduce", "viewport": {"width": 1280, "height": 800}}
+
+
+def axe_violations(page: Page) -> list[str]:
+    found: list[dict[str, Any]] = Axe().run(page).response["violations"]
+    return [f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in found]
+
+
+def fits(page: Page) -> None:
+    scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll <= inner, f"the page is {scroll} px wide in a {inner} px window"
+
+
+def load_demo_page(page: Page, webchat: Webchat) -> Widget:
+    """The demo page with its widget still closed (see `show_demo_page`)."""
+    html = (
+        DEMO_PAGE.read_text()
+        .replace("{{MIDDLEWARE}}", webchat.url)
+        .replace("{{CHANNEL}}", webchat.channel_id)
+    )
+    page.goto(webchat.page_origin + "/no-widget-here")
+    page.set_content(html)
+    widget = Widget(page)
+    expect(widget.part("byoc-launcher")).to_be_attached()
+    return widget

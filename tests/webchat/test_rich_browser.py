@@ -12,12 +12,15 @@ from playwright.sync_api import Browser, Page, expect
 from tests.support.emulator import Emulator
 from tests.support.waiting import wait_for
 from tests.support.webchat import Webchat
-from tests.support.widget_page import Widget, agent_reply, contact, in_page
-from tests.webchat.test_widget_browser import (
+from tests.support.widget_page import (
     DESKTOP,
     PHONE,
+    Widget,
+    agent_reply,
     axe_violations,
+    contact,
     fits,
+    in_page,
     load_demo_page,
     screenshot_path,
     webchat_beside_playwright,
