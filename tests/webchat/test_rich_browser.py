@@ -165,6 +165,42 @@ def test_quick_replies_are_gone_once_the_customer_answers_and_after_a_reload(
     expect(widget.part("byoc-quick-reply")).to_have_count(0)
 
 
+def test_choices_are_disabled_once_the_agent_has_ended_the_conversation(
+    tmp_path: Path, emulator: Emulator, browser: Browser
+) -> None:
+    with webchat_beside_playwright(
+        tmp_path, emulator, overrides={"end_poll_interval_seconds": 0.2}
+    ) as webchat:
+        context = browser.new_context(**DESKTOP)
+        try:
+            page = context.new_page()
+            widget, contact_id = _start(page, webchat)
+            samples = _samples(webchat)
+            _agent_sends(webchat, contact_id, samples["QUICK_REPLIES"])
+            _agent_sends(webchat, contact_id, samples["LIST_PICKER"])
+            choices = widget.page.locator("button[data-choice]")
+            expect(choices).to_have_count(6)
+            for index in range(6):
+                expect(choices.nth(index)).to_be_enabled()
+
+            webchat.emulator.admin.post(f"/emulator/contacts/{contact_id}/close")
+            expect(widget.part("byoc-ended")).to_be_visible(timeout=15_000)
+            for index in range(6):
+                expect(choices.nth(index)).to_be_disabled()
+            assert axe_violations(page) == []
+
+            # As the page loads anew, the ended conversation's choices come back disabled.
+            widget = load_demo_page(page, webchat).open()
+            expect(widget.part("byoc-ended")).to_be_visible()
+            choices = widget.page.locator("button[data-choice]")
+            expect(choices).to_have_count(6)
+            for index in range(6):
+                expect(choices.nth(index)).to_be_disabled()
+            assert _postbacks(webchat, contact_id) == [("What's on tonight?", None)]
+        finally:
+            context.close()
+
+
 def test_markup_in_rich_content_stays_text(webchat: Webchat, page: Page) -> None:
     widget, contact_id = _start(page, webchat)
     markup = '<img src=x onerror="window.pwned=1">'

@@ -102,10 +102,11 @@ button{cursor:pointer}
 .rs{display:block;margin-top:2px;color:#374151;white-space:pre-wrap}
 .qr{display:flex;flex-wrap:wrap;gap:6px;margin:8px 0 0 34px;max-width:calc(100% - 34px)}
 .chip{display:inline-flex;align-items:center;min-height:34px;padding:6px 14px;border-radius:999px;border:1.5px solid var(--a);background:#fff;color:var(--a);font-weight:600;text-decoration:none!important;overflow-wrap:anywhere}
-.chip:hover{background:color-mix(in srgb,var(--a) 10%,#fff)}
+.chip:hover:not(:disabled){background:color-mix(in srgb,var(--a) 10%,#fff)}
 .lp{list-style:none;margin:8px 0 0;padding:0;display:flex;flex-direction:column;gap:6px}
 .lp-item{display:flex;align-items:center;gap:10px;width:100%;padding:8px;border-radius:12px;border:1px solid #d5d9e0;background:#fff;text-align:left}
-.lp-item:hover{border-color:var(--a)}
+.lp-item:hover:not(:disabled){border-color:var(--a)}
+button[data-choice]:disabled{opacity:.55;cursor:default}
 .lp-img{flex:none;width:48px;height:48px;border-radius:8px;object-fit:cover;background:#eef0f3}
 .lp-t{display:flex;flex-direction:column;min-width:0}
 .lp-l{font-weight:600;color:#111827}

@@ -10,9 +10,11 @@
     queue(p);
     input.focus();
   }
+  // Choices answer in the conversation: once it has ended (or the chat is unavailable) they are
+  // disabled, like the message box, rather than buttons that do nothing.
   function choiceButton(c, cls, testid, kids) {
-    return h('button', { type: 'button', class: cls, 'data-testid': testid, 'data-postback': c.postback == null ? null : c.postback,
-      onclick: (ev) => choose(c.label, c.postback, ev.currentTarget) }, kids);
+    return h('button', { type: 'button', class: cls, 'data-testid': testid, 'data-choice': true, 'data-postback': c.postback == null ? null : c.postback,
+      disabled: S.ended || fatal, onclick: (ev) => choose(c.label, c.postback, ev.currentTarget) }, kids);
   }
   function richImage(url, alt, cls) {
     const src = url && safeUrl(url);

@@ -147,6 +147,7 @@
   function setComposerEnabled() {
     const off = S.ended || fatal;
     input.disabled = sendBtn.disabled = attachBtn.disabled = off;
+    for (const b of list.querySelectorAll('button[data-choice]')) b.disabled = off;
     input.placeholder = fatal ? 'Chat unavailable' : S.ended ? 'This conversation has ended' : 'Write a message…';
   }
   function onNewConversation() {
