@@ -6,15 +6,18 @@ SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection
+from websockets.exceptions import ConnectionClosed
 
 from byoc.channels.keys import customer_reference
 from byoc.outbox import kinds
@@ -22,7 +25,7 @@ from byoc.outbox import rows as outbox_rows
 from byoc.store import Database, customers, now_ms
 from byoc.store import schema as t
 from byoc.store.records import Channel, Customer
-from tests.support.cli import Cli, cli_env
+from tests.support.cli import Cli, cli_env, run_cli
 from tests.support.emulator import Emulator
 from tests.support.logs import lines, restore_logging
 from tests.support.seed import (
@@ -35,6 +38,7 @@ from tests.support.seed import (
 )
 from tests.support.stack import running_stack
 from tests.support.waiting import run_async, wait_for
+from tests.support.widget import agent_reply, custom_webchat, widget
 
 __all__ = ["restore_logging"]  # a fixture: the command configures logging in this process
 
@@ -239,3 +243,34 @@ def test_a_delivery_of_an_erased_message_is_settled_without_sending(
     assert all(r.levelno == logging.WARNING for r in settled)
     assert not [r for r in caplog.records if SECRET_TEXT in r.getMessage()]
     assert not [r for r in caplog.records if "dead-lettered" in r.getMessage()]
+
+
+async def test_an_open_widget_of_an_erased_customer_starts_afresh(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Erased while the widget is connected: the socket's next frame finds its customer gone,
+    the socket closes (4410) and the widget's reconnect is a new customer with nothing of the
+    old one, whose conversation and replies work (before, every message failed with
+    `conversation-not-found`, and replies went to the erased customer's subscription)."""
+    async with custom_webchat(tmp_path, emulator) as chat:
+        visitor = secrets.token_hex(16)
+        async with widget(chat, visitorId=visitor) as w:
+            first = (await w.say(SECRET_TEXT))["message"]
+            env = cli_env(tmp_path, emulator, BYOC_DATABASE_URL=chat.stack.settings.database_url)
+            argv = ["customers", "erase", "--channel", chat.channel_id]
+            erased = await asyncio.to_thread(run_cli, [*argv, "--customer", f"anon:{visitor}"], env)
+            assert erased.returncode == 0, erased.stderr
+            await w.send({"type": "message", "clientId": "c-after", "text": "still there?"})
+            with pytest.raises(ConnectionClosed) as closed:
+                await w.expect("ack")
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4410
+
+        hello = {"visitorId": visitor, "threadId": first["threadId"], "afterSeq": first["seq"]}
+        async with widget(chat, **hello) as again:
+            assert again.welcome["conversation"] is None
+            assert again.welcome["messages"] == []
+            message = (await again.say("still there?", client_id="c-after"))["message"]
+            assert message["threadId"] != first["threadId"]
+            await asyncio.to_thread(agent_reply, chat, message["threadId"], "welcome back")
+            await again.expect("message", message__text="welcome back")

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from byoc.channels.webchat.protocol import FrameError
 from byoc.errors import InvalidInput
 
 DEFAULT_ATTACHMENT_TYPES = [
@@ -54,6 +55,27 @@ class WebchatSettings(BaseModel):
         return origin is not None and origin.rstrip("/") in {
             o.rstrip("/") for o in self.allowed_origins
         }
+
+    def prechat_values(
+        self, prechat: dict[str, str] | None, *, first: bool
+    ) -> list[dict[str, str]] | None:
+        """The pre-chat answers a message carries, as custom fields: the declared ones only,
+        each cut at 1,000 characters. A conversation's `first` message needs the required ones."""
+        declared = {f.ident: f for f in self.prechat}
+        if first and declared:
+            answers = prechat or {}
+            missing = [
+                f.label for f in declared.values() if f.required and not answers.get(f.ident)
+            ]
+            if missing:
+                raise FrameError("prechat-required", "please fill in: " + ", ".join(missing))
+        if not prechat:
+            return None
+        return [
+            {"ident": ident, "value": str(value)[:1000]}
+            for ident, value in prechat.items()
+            if ident in declared
+        ] or None
 
     def public_config(self) -> dict[str, Any]:
         return {

@@ -47,10 +47,13 @@ from byoc.clock import Clock
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.conversations.service import ConversationService
 from byoc.errors import ByocError, ConversationEnded, NotFound
-from byoc.store import Connection, Database, attachments, conversations, messages
+from byoc.store import Connection, Database, attachments, conversations, customers, messages
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 log = logging.getLogger(__name__)
+
+# The socket's customer was erased while it was open: reconnect (docs/webchat-protocol.md).
+CLOSE_ERASED = 4410
 
 
 class WidgetSession:
@@ -193,8 +196,21 @@ class WidgetSession:
             except ConversationEnded as exc:
                 await self._error("conversation-ended", exc.detail, client_id)
                 await self._sync()
+            except NotFound as exc:
+                if not await self._customer_still_held():
+                    # Erased (`byoc customers erase`) while connected: this socket follows a
+                    # customer who is gone. Closed, the widget reconnects as a customer anew.
+                    await self._close_quietly(CLOSE_ERASED)
+                    return
+                await self._error(exc.slug, exc.detail, client_id)
             except ByocError as exc:
                 await self._error(exc.slug, exc.detail, client_id)
+
+    async def _customer_still_held(self) -> bool:
+        found = await self.db.run_read(
+            partial(customers.get_customer, customer_id=self.customer.id)
+        )
+        return found is not None
 
     async def _error(self, code: str, detail: str, client_id: str | None) -> None:
         error: ErrorOut = {"type": "error", "code": code, "detail": detail}
@@ -254,7 +270,7 @@ class WidgetSession:
         if wait is not None:
             raise FrameError("rate-limited", f"you are sending messages too fast; wait {wait} s")
         attachments = await self._attachments(frame.attachments)
-        custom_fields = self._prechat_fields(frame.prechat)
+        custom_fields = self.settings.prechat_values(frame.prechat, first=self.conversation is None)
         delivered = await self.service.receive_customer_message(
             CustomerMessageIn(
                 channel_id=self.channel.id,
@@ -274,24 +290,6 @@ class WidgetSession:
         # Other tabs of the same customer show it too; this one gets it (again) from _sync,
         # which the widget de-duplicates by id.
         self.bus.publish(self.customer.id, {"kind": "messages"})
-
-    def _prechat_fields(self, prechat: dict[str, str] | None) -> list[dict[str, str]] | None:
-        declared = {f.ident: f for f in self.settings.prechat}
-        if self.conversation is None and declared:
-            missing = [
-                f.label
-                for f in declared.values()
-                if f.required and not (prechat or {}).get(f.ident)
-            ]
-            if missing:
-                raise FrameError("prechat-required", "please fill in: " + ", ".join(missing))
-        if not prechat:
-            return None
-        return [
-            {"ident": ident, "value": str(value)[:1000]}
-            for ident, value in prechat.items()
-            if ident in declared
-        ] or None
 
     async def _typing_to_cxone(self, conversation_id: str, typing: bool) -> None:
         await self.service.customer_typing(self.channel.id, conversation_id, typing=typing)
