@@ -34,7 +34,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
+from processes import http_get
 from prometheus_client.parser import text_string_to_metric_families
 from stack import (
     add_server_options,
@@ -127,7 +127,7 @@ def open_fds(pid: int) -> int:
 
 def open_sockets_gauge(base: str) -> float:
     """`byoc_open_websockets` as /metrics reports it (recorded, not trusted: see README)."""
-    text = httpx.get(base + "/metrics", timeout=30).text
+    text = http_get(base + "/metrics", timeout=30).text
     for family in text_string_to_metric_families(text):
         if family.name == "byoc_open_websockets":
             return sum(s.value for s in family.samples)

@@ -1,17 +1,23 @@
 """The `byoc serve` process of a benchmark: its command line (with `--workers N` when asked),
-waiting until it answers (or reporting why it exited), and the CPU of its whole process tree.
+waiting until it answers (or reporting why it exited), and the CPU of its whole process tree;
+the other `byoc` commands of a set-up, run in this process; a GET with one TLS context.
 
-Standard library and httpx only, so that every benchmark module can import it.
+Standard library and httpx only (byoc itself is imported by `run_byoc`, when first called), so
+that every benchmark module, and every client process a benchmark starts, can import it.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import httpx
@@ -28,9 +34,56 @@ def tool(name: str) -> str:
 
 
 @functools.cache
+def tls() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+def http_get(url: str, timeout: float) -> httpx.Response:
+    """`httpx.get` on this process's one TLS context: httpx builds a context for every call
+    otherwise, ~40 ms of CPU spent loading the trust store, most of the cost of a poll."""
+    return httpx.get(url, timeout=timeout, verify=tls())
+
+
+def run_byoc(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, str, str]:
+    """`byoc ARGV` in this process: the command's own `main()` with `env` as the environment
+    (its settings come from there), its output captured; the exit status, stdout and stderr.
+
+    A `byoc` process per set-up step cost ~1 s of CPU each, mostly imports that one process
+    pays once here. `main` is the console script's entry point, so this runs the `byoc` that a
+    PYTHONPATH at another checkout's src/ selects, as the process did."""
+    from byoc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(argv))
+            except SystemExit as exc:  # argparse: --help, or the arguments refused
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return code, out.getvalue(), err.getvalue()
+
+
+def byoc_command(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """`byoc ARGV` in this process (`run_byoc`); its stdout. A command that fails ends the
+    benchmark with its output."""
+    code, out, err = run_byoc(argv, env)
+    if code != 0:
+        raise SystemExit(f"byoc {' '.join(argv)} exited with {code}:\n{out}{err}")
+    return out
+
+
+@functools.cache
 def serve_has_workers_option() -> bool:
-    done = subprocess.run([tool("byoc"), "serve", "--help"], capture_output=True, check=False)
-    return b"--workers" in done.stdout
+    """Whether this checkout's `byoc serve` takes `--workers` (benchmarks also run against
+    older checkouts): its help, from the parser in this process."""
+    _, out, _ = run_byoc(["serve", "--help"], os.environ)
+    return "--workers" in out
 
 
 def serve_argv(workers: int | None) -> list[str]:
@@ -60,7 +113,7 @@ def wait_serving(
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise SystemExit(f"byoc serve exited with {process.returncode}:\n{tail}")
         try:
-            if httpx.get(url, timeout=1).status_code < 500:
+            if http_get(url, timeout=1).status_code < 500:
                 return
         except httpx.TransportError:
             pass

@@ -46,7 +46,7 @@ from typing import Any
 
 import httpx
 import postgres_server
-from processes import serve_argv, tool, wait_serving
+from processes import byoc_command, http_get, serve_argv, tool, wait_serving
 from prometheus_client.parser import text_string_to_metric_families
 
 from byoc.channels.signing import signed_headers
@@ -67,7 +67,7 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(url, timeout=1).status_code < 500:
+            if http_get(url, timeout=1).status_code < 500:
                 return
         except httpx.TransportError:
             pass
@@ -106,7 +106,7 @@ def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def pending_rows(base: str) -> float:
-    text = httpx.get(base + "/metrics", timeout=10).text
+    text = http_get(base + "/metrics", timeout=10).text
     for family in text_string_to_metric_families(text):
         if family.name == "byoc_outbox_rows":
             return sum(s.value for s in family.samples if s.labels.get("state") == "pending")
@@ -186,33 +186,17 @@ def main() -> int:
         # The platform stand-in and the emulator listen on loopback.
         "BYOC_OUTBOUND_ALLOW_PRIVATE": "127.0.0.1/32",
     }
-    byoc = tool("byoc")
     results: dict[str, Any] = {"runs": []}
     with cleanup:
         if not args.keep:
             cleanup.callback(shutil.rmtree, work, ignore_errors=True)
-        subprocess.run([byoc, "db", "upgrade"], env=env, check=True, capture_output=True)
-        client = json.loads(
-            subprocess.run(
-                [byoc, "clients", "create", "--json"], env=env, check=True, capture_output=True
-            ).stdout
-        )
+        byoc_command(["db", "upgrade"], env)
+        client = json.loads(byoc_command(["clients", "create", "--json"], env))
+        webhook = f"http://127.0.0.1:{ports['receiver']}/webhook"
         channel = json.loads(
-            subprocess.run(
-                [
-                    byoc,
-                    "channels",
-                    "add",
-                    "--id",
-                    CHANNEL_ID,
-                    "--json",
-                    "--webhook-url",
-                    f"http://127.0.0.1:{ports['receiver']}/webhook",
-                ],
-                env=env,
-                check=True,
-                capture_output=True,
-            ).stdout
+            byoc_command(
+                ["channels", "add", "--id", CHANNEL_ID, "--json", "--webhook-url", webhook], env
+            )
         )
         receiver = start(
             [sys.executable, str(HERE / "receiver.py"), str(ports["receiver"])],

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import postgres_server
-from processes import descendants, serve_argv, tree_cpu_seconds, wait_serving
+from processes import byoc_command, descendants, serve_argv, tree_cpu_seconds, wait_serving
 from reply_callback import free_port, start, stop, tool, wait_http
 
 from byoc.channels.signing import signed_headers
@@ -69,11 +69,6 @@ def median_p99(values: Iterable[float]) -> dict[str, float]:
         return {"median": float("nan"), "p99": float("nan"), "max": float("nan")}
     index = min(len(ordered) - 1, max(0, round(0.99 * (len(ordered) - 1))))
     return {"median": statistics.median(ordered), "p99": ordered[index], "max": ordered[-1]}
-
-
-def run_json(argv: Sequence[str], env: dict[str, str]) -> Any:
-    done = subprocess.run(list(argv), env=env, check=True, capture_output=True)
-    return json.loads(done.stdout)
 
 
 @dataclass
@@ -135,13 +130,11 @@ class Stack:
         }
 
     def byoc(self, *args: str) -> Any:
-        """A `byoc` command with --json; its parsed output."""
-        return run_json([tool("byoc"), *args, "--json"], self.env)
+        """A `byoc` command with --json, run in this process; its parsed output."""
+        return json.loads(byoc_command([*args, "--json"], self.env))
 
     def prepare(self) -> None:
-        subprocess.run(
-            [tool("byoc"), "db", "upgrade"], env=self.env, check=True, capture_output=True
-        )
+        byoc_command(["db", "upgrade"], self.env)
 
     def add_channel(self, channel_id: str, *options: str) -> dict[str, Any]:
         channel: dict[str, Any] = self.byoc("channels", "add", "--id", channel_id, *options)
