@@ -106,10 +106,12 @@ def pending_timers(stack: Stack) -> int:
 
 def one_run(args: argparse.Namespace, run: int, stacks: dict[str, Stack]) -> dict[str, Any]:
     with ExitStack() as cleanup:
-        servers = {}
+        servers, logs = {}, {name: f"byoc-{name}-run{run}.log" for name in stacks}
         for name, stack in stacks.items():
             stack.cleanup = cleanup  # the processes end with the run, the files stay
-            servers[name] = stack.serve(f"byoc-{name}-run{run}.log")
+            servers[name] = stack.start_server(logs[name])
+        for name, stack in stacks.items():
+            stack.wait_server(servers[name], logs[name])
         time.sleep(args.settle)
         timers = {name: pending_timers(stack) for name, stack in stacks.items()}
         start = {name: cpu_seconds(p.pid) for name, p in servers.items()}

@@ -161,11 +161,20 @@ class Stack:
         return process
 
     def serve(self, log_name: str = "byoc.log") -> subprocess.Popen[bytes]:
+        """`byoc serve`, once it answers."""
+        process = self.start_server(log_name)
+        self.wait_server(process, log_name)
+        return process
+
+    def start_server(self, log_name: str = "byoc.log") -> subprocess.Popen[bytes]:
+        """`byoc serve` started, not waited for (`wait_server`): several start at once."""
         process = start(serve_argv(self.workers), self.env, self.work / log_name)
         self.cleanup.callback(stop, process)
-        wait_serving(process, self.base + "/healthz", self.work / log_name)
         self.server_pid = process.pid
         return process
+
+    def wait_server(self, process: subprocess.Popen[bytes], log_name: str = "byoc.log") -> None:
+        wait_serving(process, self.base + "/healthz", self.work / log_name)
 
     def customer_message(
         self, http: httpx.Client, channel_id: str, secret: str, payload: dict[str, Any]
