@@ -16,14 +16,25 @@ import secrets
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from processes import process_cpu_seconds
-from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 # The server-wide processes that write on behalf of every backend.
 SHARED_PROCESSES = ("walwriter", "checkpointer", "background writer")
+
+
+def make_url(url: str) -> URL:
+    """SQLAlchemy's parse of `url`, imported when first needed: the client processes of the
+    benchmarks import this module (through stack.py) and never use it, and SQLAlchemy is most
+    of their start-up."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url)
 
 
 def is_postgres(url: str | None) -> bool:
