@@ -27,7 +27,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-from reply_callback import free_port, start, stop
+from reply_callback import free_port, start, stop, wait_http
 
 from byoc.http import HttpClient
 
@@ -107,13 +107,13 @@ def main() -> None:
             Path(scratch) / "receiver.log",
         )
         try:
+            wait_http(f"http://127.0.0.1:{port}/count")  # the receiver has bound its port
             run_all(args, f"http://127.0.0.1:{port}/webhook")
         finally:
             stop(receiver)
 
 
 def run_all(args: argparse.Namespace, url: str) -> None:
-    time.sleep(1.0)  # the receiver binds its port
     print(f"{'client':<10} {'in flight':>9} {'CPU µs/call':>12} {'calls/s':>9}")
     for concurrency in args.concurrency:
         for name in args.clients:
