@@ -58,7 +58,7 @@ def test_customer_message(tmp_path: Path) -> None:
         tmp_path,
         "customer_message.py",
         *("--rate", "40", "--customers", "4", "--duration", "1", "--warmup", "0.2"),
-        *("--baseline-duration", "0.5", "--drain-limit", "10"),
+        *("--baseline-duration", "0.3", "--drain-limit", "10"),
     )
     run = result["runs"][0]
     assert run["messages"] == 40
@@ -73,7 +73,7 @@ def test_widget_push(tmp_path: Path) -> None:
         tmp_path,
         "widget_push.py",
         *("--widgets", "4", "--rate", "20", "--duration", "1", "--warmup", "0.2"),
-        *("--baseline-duration", "0.5", "--drain-limit", "10"),
+        *("--baseline-duration", "0.3", "--drain-limit", "10"),
     )
     run = result["runs"][0]
     assert run["replies"] == 20
@@ -99,7 +99,7 @@ def test_idle_timers(tmp_path: Path) -> None:
     result = bench(
         tmp_path,
         "idle_timers.py",
-        *("--conversations", "500", "--duration", "1", "--settle", "0.5"),
+        *("--conversations", "500", "--duration", "0.5", "--settle", "0.5"),
     )
     run = result["runs"][0]
     assert run["pending_timers_seeded"] == 500
@@ -225,7 +225,7 @@ def test_round_trips_counts_every_request(tmp_path: Path, postgres_url: str) -> 
             sys.executable,
             str(BENCH / "round_trips.py"),
             *("--postgres-url", postgres_url, "--samples", "1", "--warmup", "1"),
-            *("--burst", "4", "--json", str(out)),
+            *("--burst", "4", "--quiet", "0.2", "--json", str(out)),
         ]
     )
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
