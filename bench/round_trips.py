@@ -61,6 +61,7 @@ from typing import Any
 import asyncpg
 import httpx
 import postgres_server
+from processes import tls
 from reply_callback import free_port, reply_body, start, stop
 from sqlalchemy.engine import make_url
 from stack import BRAND_ID, Stack, python_child
@@ -351,6 +352,7 @@ def main() -> int:
                 content=body,
                 headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"},
                 timeout=30,
+                verify=tls(),  # a context per call would cost ~40 ms of CPU each
             )
             if answer.status_code != 200:
                 raise SystemExit(f"reply callback answered {answer.status_code}: {answer.text}")
