@@ -27,7 +27,7 @@ from uvicorn.supervisors import Multiprocess
 
 from byoc.app import create_app
 from byoc.ops.logging import configure as configure_json_logs
-from byoc.ops.metrics import forget_process, multiprocess_directory
+from byoc.ops.metrics import forget_exited_processes, multiprocess_directory
 from byoc.ops.server_protocol import ConnectionLimits, guarded_protocol
 from byoc.settings import Settings
 
@@ -104,21 +104,24 @@ class WorkerConfig(uvicorn.Config):
 
 class Supervisor(Multiprocess):
     """uvicorn's supervisor; when a worker has gone (died, or replaced on SIGHUP) its
-    `live*` gauge files go too, so `byoc_open_websockets` forgets its sockets."""
+    `live*` gauge files go too, so `byoc_open_websockets` forgets its sockets.
+
+    After each pass over the workers, the files of every process that is not one of them go:
+    the directory, not a memory of the pids seen at earlier passes, says who wrote there. A
+    worker can serve, and die, before the supervisor's first pass has seen it: that pass waits
+    for each worker's first health answer in turn (up to `HEALTHCHECK_SECONDS`), while a
+    worker that started sooner already accepts sockets."""
 
     def __init__(
-        self, config: WorkerConfig, sockets: list[socket.socket], metrics_dir: str
+        self, config: uvicorn.Config, sockets: list[socket.socket], metrics_dir: str
     ) -> None:
         super().__init__(config, sockets)
         self.metrics_dir = metrics_dir
-        self._running: set[int] = set()
 
     def keep_subprocess_alive(self) -> None:
         super().keep_subprocess_alive()
         running = {process.pid for process in self.processes if process.pid is not None}
-        for pid in self._running - running:
-            forget_process(pid, self.metrics_dir)
-        self._running = running
+        forget_exited_processes(running, self.metrics_dir)
 
     @property
     def failed_to_start(self) -> bool:

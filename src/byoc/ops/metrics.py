@@ -34,7 +34,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -273,10 +273,22 @@ def multiprocess_directory() -> Iterator[str]:
                 os.environ[MULTIPROCESS_DIR_ENV] = previous
 
 
-def forget_process(pid: int, directory: str) -> None:
-    """A worker has exited: its sockets are gone, so its `live*` gauge files go too (its
-    counters and histograms stay, so that the server's totals never go backwards)."""
-    mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+# prometheus_client's file of one process's `live*` gauges: gauge_livesum_1234.db.
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+
+
+def forget_exited_processes(running: Collection[int], directory: str) -> set[int]:
+    """The processes with `live*` gauge files in `directory`, but those `running`, have
+    exited: their sockets are gone, so those files go too (their counters and histograms stay,
+    so that the server's totals never go backwards). The processes forgotten."""
+    exited = {
+        int(match.group(1))
+        for name in os.listdir(directory)
+        if (match := _LIVE_GAUGE_FILE.fullmatch(name))
+    } - set(running)
+    for pid in exited:
+        mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+    return exited
 
 
 def sample_names(exposition: str) -> Iterator[str]:
