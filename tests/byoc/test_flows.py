@@ -104,6 +104,12 @@ def test_outbound_to_unknown_customer_is_refused(stack: Stack) -> None:
 def test_typing_both_ways(stack: Stack) -> None:
     accepted = stack.customer_says("hello")
     contact = stack.contact_for_thread(accepted["threadId"])
+    # The emulator holds the contact before the middleware has recorded it, and typing before
+    # that is shown to nobody.
+    wait_for(
+        lambda: stack.conversation(accepted["threadId"]).de_contact_id is not None,
+        what="the contact recorded",
+    )
     typing = stack.signed(
         "POST",
         f"/api/v1/channels/{stack.channel_id}/typing",

@@ -173,15 +173,19 @@ async def test_typing_both_ways(webchat: Webchat) -> None:
     async with widget(webchat) as w:
         message = (await w.say("hello"))["message"]
         contact = await asyncio.to_thread(webchat.contact_for_thread, message["threadId"])
+        # The emulator holds the contact before the middleware has recorded it (written with
+        # the delivery's outcome, then "sent"): typing before that has no contact to go to.
+        await w.expect("status", messageId=message["id"], status="sent")
         await w.send({"type": "typing", "typing": True})
         await asyncio.to_thread(
             wait_for,
             lambda: webchat.emulator.requests(path_contains="/sender-actions"),
             what="customer typing in CXone",
         )
-        webchat.emulator.admin.post(
+        agent = webchat.emulator.admin.post(
             f"/emulator/contacts/{contact['id']}/typing", json={"typing": True}
         )
+        assert agent.status_code == 200, agent.text
         assert (await w.expect("typing"))["typing"] is True
 
 
