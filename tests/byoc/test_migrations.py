@@ -19,7 +19,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Index, MetaData, Row, inspect, text
 
 from byoc.store import Database, StoreError
-from byoc.store.migrations import BASELINE, current_version, latest_version, upgrade
+from byoc.store.alembic_runner import head_revision
+from byoc.store.migrations import BASELINE, HEAD, current_version, latest_version, upgrade
 from byoc.store.schema import metadata
 from tests.support.legacy_schema import build_legacy_database
 from tests.support.postgres import fresh_database
@@ -69,6 +70,13 @@ async def test_a_fresh_database_migrates_to_exactly_the_metadata(db: Database) -
     assert await current_version(db) == latest_version()
     assert await drift(db) == []
     assert await upgrade(db) == []  # a second start applies nothing
+
+
+def test_head_names_the_newest_revision() -> None:
+    """`migrations.HEAD` lets a start at the head skip Alembic: a new revision must move it."""
+    assert head_revision() == HEAD, (
+        f"the newest revision is {head_revision()}: set HEAD in byoc/store/migrations.py to it"
+    )
 
 
 async def test_the_drift_check_sees_a_difference(db: Database) -> None:

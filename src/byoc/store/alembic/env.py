@@ -1,6 +1,6 @@
 """Alembic's entry point, run for every Alembic command.
 
-`byoc.store.migrations` passes the connection it has already locked and opened a transaction
+`byoc.store.alembic_runner` passes the connection it has already locked and opened a transaction
 on (`config.attributes["connection"]`): the revisions then run inside that transaction. Run
 from the `alembic` command line (drafting a revision with `--autogenerate`, `alembic check`),
 there is no such connection, and this opens one on `BYOC_DATABASE_URL`. Upgrade with
