@@ -44,7 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "byoc.ops",
         ),
     ),
-    ("http", ("byoc.http", "byoc.outbound", "byoc.proxies")),
+    ("http", ("byoc.http", "byoc.outbound", "byoc.outbound_resolver", "byoc.proxies")),
     ("store", ("byoc.store", "byoc.bus")),
     ("cxone", ("byoc.cxone", "byoc.tenancy")),
     ("outbox", ("byoc.outbox",)),

@@ -60,7 +60,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from typing_extensions import Unpack
 from yarl import URL
 
-from byoc.outbound import OutboundPolicy, RefusedAddress, VettingResolver, redirect_location
+from byoc.outbound import OutboundPolicy, RefusedAddress, redirect_location
+from byoc.outbound_resolver import VettingResolver
 from byoc.proxies import DIRECT, Proxies
 
 if TYPE_CHECKING:
@@ -273,10 +274,9 @@ class HttpClient:
     async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
-    # --- the wire: aiohttp ---------------------------------------------------------------
-
     def _open_session(self) -> aiohttp.ClientSession:
-        # Opened on first use, not in __init__: a session belongs to the running event loop.
+        # The wire, aiohttp: opened on first use, not in __init__ (a session belongs to the
+        # running event loop).
         connector = aiohttp.TCPConnector(
             limit=self._max_connections,
             resolver=self._resolver,

@@ -12,7 +12,8 @@ fc00::/7, unspecified, reserved, documentation ranges) plus multicast; an IPv4 a
 as IPv4-mapped IPv6 (`::ffff:127.0.0.1`) is judged as the IPv4 address it is. Networks named in
 `allow_private` (`BYOC_OUTBOUND_ALLOW_PRIVATE`, for development and tests) are let through.
 
-`VettingResolver` applies the policy where it cannot be side-stepped: the HTTP client's
+`VettingResolver` (`byoc.outbound_resolver`, beside aiohttp: the policy alone loads neither)
+applies the policy where it cannot be side-stepped: the HTTP client's
 connector connects only to the addresses its resolver returns, so the address that was checked
 is the one connected to (a DNS answer that changes between a check and the connection, "DNS
 rebinding", has nothing to change). A URL whose host is an IP literal never reaches a resolver:
@@ -27,14 +28,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from aiohttp import ClientConnectionError
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 
 if TYPE_CHECKING:
     from byoc.settings import Settings
@@ -132,50 +129,3 @@ class OutboundPolicy:
             legacy = _legacy_ipv4(host)
             return None if legacy is None else self.address_problem(legacy)
         return self.address_problem(address)
-
-
-class VettingResolver(AbstractResolver):
-    """Answers the connector's lookups with the addresses the policy allows, and refuses a
-    host that resolved to none."""
-
-    def __init__(self, policy: OutboundPolicy, inner: AbstractResolver | None = None) -> None:
-        self._policy = policy
-        self._inner = inner or ThreadedResolver()
-        self._trusted: frozenset[str] = frozenset()
-
-    def trust_proxies(self, proxy_urls: Iterable[str]) -> None:
-        """The environment's proxies are the operator's own (often on a private address):
-        their hosts are resolved unchecked."""
-        hosts = {(urlsplit(url).hostname or "").lower() for url in proxy_urls}
-        self._trusted = frozenset(hosts - {""})
-
-    async def check_origin(self, host: str, port: int) -> None:
-        """Check the origin a proxy will connect to (RefusedAddress); a failed lookup is a
-        connection error, as the connector's own would be."""
-        try:
-            await self.resolve(host, port, socket.AF_UNSPEC)
-        except RefusedAddress:
-            raise
-        except OSError as exc:
-            raise ClientConnectionError(f"cannot resolve {host}: {exc}") from exc
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        answers = await self._inner.resolve(host, port, family)
-        if host.lower() in self._trusted:
-            return answers
-        allowed: list[ResolveResult] = []
-        problems: list[str] = []
-        for answer in answers:
-            problem = self._policy.address_problem(ipaddress.ip_address(answer["host"]))
-            if problem is None:
-                allowed.append(answer)
-            else:
-                problems.append(problem)
-        if not allowed:
-            raise RefusedAddress(f"{host}: refused by the outbound policy: {'; '.join(problems)}")
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()

@@ -23,7 +23,8 @@ import pytest
 from pydantic import ValidationError
 
 from byoc.http import HttpClient, HttpRefusedAddress, HttpRequest, HttpResponseTooLarge
-from byoc.outbound import OutboundPolicy, VettingResolver
+from byoc.outbound import OutboundPolicy
+from byoc.outbound_resolver import VettingResolver
 from byoc.settings import Settings, settings_error_lines
 from tests.support.action_pages import channel_id_of, form_token, start_pages
 from tests.support.cli import INTEGRATION_ID, run_cli

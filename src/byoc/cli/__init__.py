@@ -11,13 +11,12 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from byoc import __version__
-from byoc.cli._common import Command
-from byoc.settings import PlaceholderSecretError, Settings, settings_error_lines
-from byoc.store import StoreError
+
+if TYPE_CHECKING:
+    from byoc.cli._common import Command
 
 # The command modules, in the order of `byoc --help`.
 NOUNS = (
@@ -59,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     known = command if command is not None and command.replace("-", "_") in NOUNS else None
     parser = build_parser(known)
     args = parser.parse_args(words)
+    # Only now: `--help` and refused arguments end above without loading pydantic and the
+    # store (start-up time of every `byoc` process).
+    from pydantic import ValidationError
+
+    from byoc.settings import PlaceholderSecretError, Settings, settings_error_lines
+    from byoc.store import StoreError
+
     try:
         settings = Settings()
     except (ValidationError, PlaceholderSecretError) as exc:

@@ -17,21 +17,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeAlias
 
 from byoc.errors import ByocError, InvalidInput
-from byoc.settings import Settings
-from byoc.store import Database, StoreError, tenants
-from byoc.store.migrations import current_version, latest_version, upgrade
-from byoc.tenancy import TenantClients, default_tenant
 
+# The store, the settings and the HTTP client load when a command runs, not with the parser:
+# `byoc … --help` and refused arguments stay cheap (start-up time).
 if TYPE_CHECKING:
     from byoc.http import HttpClient
+    from byoc.settings import Settings
+    from byoc.store import Database
+    from byoc.tenancy import TenantClients
 
-Command = Callable[[Settings, argparse.Namespace], int]
-# A string: argparse does not make the class subscriptable at run time.
+# Strings: the settings load later, and argparse does not make the class subscriptable.
+Command: TypeAlias = "Callable[[Settings, argparse.Namespace], int]"
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
-
-class SchemaBehind(StoreError):
-    """The database needs `byoc db upgrade`, and this command may not run it."""
 
 
 def add(parent: SubParsers, name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
@@ -53,6 +50,10 @@ async def open_store(settings: Settings) -> AsyncIterator[Database]:
     It migrates only where start-up would (`BYOC_AUTO_MIGRATE`); otherwise a database that is
     behind stops the command with one line saying what to run.
     """
+    from byoc.store import Database, tenants
+    from byoc.store.migrations import SchemaBehind, current_version, latest_version, upgrade
+    from byoc.tenancy import default_tenant
+
     db = Database(settings.database_url)
     try:
         if settings.auto_migrate:
@@ -85,6 +86,7 @@ class Context:
 @asynccontextmanager
 async def _context(settings: Settings) -> AsyncIterator[Context]:
     from byoc.http import HttpClient  # only the commands that call out load aiohttp
+    from byoc.tenancy import TenantClients
 
     async with open_store(settings) as db, HttpClient(max_connections=8) as http:
         yield Context(db, http, TenantClients(db, http, timeout=settings.cxone_timeout_seconds))

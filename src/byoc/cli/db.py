@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import TYPE_CHECKING
 
 from byoc.cli._common import SubParsers, add
-from byoc.settings import Settings
-from byoc.store import Database
-from byoc.store.migrations import Step, current_version, latest_version, upgrade
+
+# The store loads when a command runs: refused arguments stay cheap (start-up time).
+if TYPE_CHECKING:
+    from byoc.settings import Settings
+    from byoc.store.migrations import Step
 
 
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    from byoc.store import Database
+    from byoc.store.migrations import current_version, latest_version, upgrade
+
     def report(step: Step) -> None:
         if step.stamped:
             print(f"revision {step.id} already in place, stamped: {step.doc}", flush=True)
@@ -32,6 +38,9 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 async def _schema_revision(settings: Settings) -> str | None:
+    from byoc.store import Database
+    from byoc.store.migrations import current_version
+
     db = Database(settings.database_url)
     try:
         return await current_version(db)
@@ -40,6 +49,8 @@ async def _schema_revision(settings: Settings) -> str | None:
 
 
 def cmd_db_status(settings: Settings, _args: argparse.Namespace) -> int:
+    from byoc.store.migrations import latest_version
+
     version = asyncio.run(_schema_revision(settings))
     print(f"schema revision {version or 'none'}, latest {latest_version()}")
     return 0 if version == latest_version() else 1

@@ -11,13 +11,14 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from byoc.cli._common import SubParsers, add
-from byoc.settings import Settings
-from byoc.store import dialect
 
+# The app, uvicorn and the store load in the functions that need them: `byoc serve --help`
+# and refused arguments stay cheap (start-up time).
 if TYPE_CHECKING:
     import uvicorn
 
     from byoc.ops.server_protocol import ConnectionLimits
+    from byoc.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def worker_count(settings: Settings, requested: int | None) -> int:
     """`--workers`, else BYOC_WORKERS, else one per available core on PostgreSQL and one on
     SQLite."""
     from byoc.cli._workers import available_cores
+    from byoc.store import dialect
 
     if requested is not None:
         return requested
@@ -116,6 +118,8 @@ def worker_count(settings: Settings, requested: int | None) -> int:
 
 def sqlite_refusal(settings: Settings, workers: int, requested: int | None) -> str | None:
     """Why these settings cannot run `workers` processes, or None."""
+    from byoc.store import dialect
+
     if workers == 1 or dialect.backend(settings.database_url) != dialect.SQLITE:
         return None
     asked = f"--workers {workers}" if requested is not None else f"BYOC_WORKERS={workers}"
@@ -156,6 +160,7 @@ def serve_workers(settings: Settings, *, host: str, port: int, workers: int) -> 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from byoc.ops.logging import configure as configure_logging
+    from byoc.store import dialect
 
     try:
         workers = worker_count(settings, args.workers)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, inspect, text
 
-from byoc.store.db import Database
+from byoc.store.db import Database, StoreError
 
 # The newest revision in `byoc/store/alembic/versions/`: the schema this code runs on. A new
 # revision moves it; `tests/byoc/test_migrations.py` checks that it is Alembic's head.
@@ -23,6 +23,10 @@ BASELINE = "0001"
 
 # Where Alembic records a database's revision (its default names).
 VERSION_TABLE = "alembic_version"
+
+
+class SchemaBehind(StoreError):
+    """The database is behind the head revision, and this process may not migrate it."""
 
 
 @dataclass(frozen=True)
