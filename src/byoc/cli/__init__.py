@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from byoc import __version__
+from byoc.cli._common import collector_paused
 
 if TYPE_CHECKING:
     from byoc.cli._common import Command
@@ -56,21 +57,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((word for word in words if not word.startswith("-")), None)
     known = command if command is not None and command.replace("-", "_") in NOUNS else None
-    parser = build_parser(known)
-    args = parser.parse_args(words)
-    # Only now: `--help` and refused arguments end above without loading pydantic and the
-    # store (start-up time of every `byoc` process).
-    from pydantic import ValidationError
+    with collector_paused():
+        parser = build_parser(known)
+        args = parser.parse_args(words)
+        # Only now: `--help` and refused arguments end above without loading pydantic and the
+        # store (start-up time of every `byoc` process).
+        from pydantic import ValidationError
 
-    from byoc.settings import PlaceholderSecretError, Settings, settings_error_lines
-    from byoc.store import StoreError
+        from byoc.settings import PlaceholderSecretError, Settings, settings_error_lines
+        from byoc.store import StoreError
 
-    try:
-        settings = Settings()
-    except (ValidationError, PlaceholderSecretError) as exc:
-        for line in settings_error_lines(exc):
-            print(f"byoc: invalid setting: {line}", file=sys.stderr)
-        return 2
+        try:
+            settings = Settings()
+        except (ValidationError, PlaceholderSecretError) as exc:
+            for line in settings_error_lines(exc):
+                print(f"byoc: invalid setting: {line}", file=sys.stderr)
+            return 2
     func: Command = args.func
     try:
         return func(settings, args)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeAlias
@@ -29,6 +30,23 @@ if TYPE_CHECKING:
 # Strings: the settings load later, and argparse does not make the class subscriptable.
 Command: TypeAlias = "Callable[[Settings, argparse.Namespace], int]"
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block, and back on after it (if it was).
+
+    Start-up allocates much and frees little (modules, classes, pydantic schemas, routes): the
+    collector's passes over it found next to nothing and cost ~0.15 s, an eighth of the CPU of
+    a `byoc serve` start (~290 collections while its modules load).
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def add(parent: SubParsers, name: str, func: Command, help_text: str) -> argparse.ArgumentParser:

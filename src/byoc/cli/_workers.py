@@ -25,7 +25,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from byoc.app import create_app
+from byoc.cli._common import collector_paused
 from byoc.ops.logging import configure as configure_json_logs
 from byoc.ops.metrics import forget_exited_processes, multiprocess_directory
 from byoc.ops.server_protocol import ConnectionLimits, guarded_protocol
@@ -76,6 +76,10 @@ class WorkerConfig(uvicorn.Config):
     """uvicorn's configuration of a worker: built in the parent, loaded in each worker."""
 
     def __init__(self, settings: Settings, limits: ConnectionLimits, **options: Any) -> None:
+        # Here, not at import: `byoc serve` asks this module for the cores before it knows
+        # whether it runs workers, and loads the app in its own time (`serve.serve_one`).
+        from byoc.app import create_app
+
         self.settings = settings
         self.limits = limits
         # `http` becomes the guarded protocol in `load()`: a class made at run time does not
@@ -95,11 +99,12 @@ class WorkerConfig(uvicorn.Config):
 
     def load(self) -> None:
         self.http = guarded_protocol(self.limits)
-        super().load()  # builds the app
-        # As in a single process (`byoc.cli.serve.serve_one`): what lives as long as the worker
-        # is moved out of the collector's sight.
-        gc.collect()
-        gc.freeze()
+        with collector_paused():  # start-up time, as in `byoc.cli.serve.serve_one`
+            super().load()  # builds the app
+            # As in a single process: what lives as long as the worker is moved out of the
+            # collector's sight.
+            gc.collect()
+            gc.freeze()
 
 
 class Supervisor(Multiprocess):

@@ -10,7 +10,7 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
-from byoc.cli._common import SubParsers, add
+from byoc.cli._common import SubParsers, add, collector_paused
 
 # The app, uvicorn and the store load in the functions that need them: `byoc serve --help`
 # and refused arguments stay cheap (start-up time).
@@ -106,14 +106,17 @@ def bind_listeners(config: uvicorn.Config, settings: Settings) -> list[socket.so
 def worker_count(settings: Settings, requested: int | None) -> int:
     """`--workers`, else BYOC_WORKERS, else one per available core on PostgreSQL and one on
     SQLite."""
-    from byoc.cli._workers import available_cores
     from byoc.store import dialect
 
     if requested is not None:
         return requested
     if settings.workers is not None:
         return settings.workers
-    return 1 if dialect.backend(settings.database_url) == dialect.SQLITE else available_cores()
+    if dialect.backend(settings.database_url) == dialect.SQLITE:
+        return 1
+    from byoc.cli._workers import available_cores  # with uvicorn's supervisor (start-up time)
+
+    return available_cores()
 
 
 def sqlite_refusal(settings: Settings, workers: int, requested: int | None) -> str | None:
@@ -130,31 +133,34 @@ def sqlite_refusal(settings: Settings, workers: int, requested: int | None) -> s
 
 
 def serve_one(settings: Settings, *, host: str, port: int) -> int:
-    import uvicorn
+    with collector_paused():  # until the app is built (start-up time)
+        import uvicorn
 
-    from byoc.app import create_app
+        from byoc.app import create_app
 
-    app = create_app(settings)
-    config = server_config(app, settings, host=host, port=port)
-    # Everything loaded so far (FastAPI, SQLAlchemy, pydantic, our modules) lives as long as the
-    # process: moved out of the collector's sight, a full collection no longer walks it. Without
-    # this, each full collection under load paused the event loop for ~60 ms (bench/README.md).
-    gc.collect()
-    gc.freeze()
+        app = create_app(settings)
+        config = server_config(app, settings, host=host, port=port)
+        # Everything loaded so far (FastAPI, SQLAlchemy, pydantic, our modules) lives as long as
+        # the process: moved out of the collector's sight, a full collection no longer walks it.
+        # Without this, each full collection under load paused the event loop for ~60 ms
+        # (bench/README.md).
+        gc.collect()
+        gc.freeze()
     server = uvicorn.Server(config)
     server.run(sockets=bind_listeners(config, settings))
     return 0 if server.started else 3  # uvicorn's own exit code for a failed start
 
 
 def serve_workers(settings: Settings, *, host: str, port: int, workers: int) -> int:
-    from byoc.cli._workers import WorkerConfig, supervise
+    with collector_paused():  # while the supervisor's modules load (start-up time)
+        from byoc.cli._workers import WorkerConfig, supervise
 
-    config = WorkerConfig(
-        settings,
-        connection_limits(settings),
-        workers=workers,
-        **server_options(settings, host=host, port=port),
-    )
+        config = WorkerConfig(
+            settings,
+            connection_limits(settings),
+            workers=workers,
+            **server_options(settings, host=host, port=port),
+        )
     return supervise(config, bind_listeners(config, settings))
 
 
