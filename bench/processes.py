@@ -9,7 +9,6 @@ that every benchmark module, and every client process a benchmark starts, can im
 from __future__ import annotations
 
 import functools
-import io
 import os
 import shutil
 import ssl
@@ -17,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import httpx
@@ -45,28 +43,16 @@ def http_get(url: str, timeout: float) -> httpx.Response:
 
 
 def run_byoc(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, str, str]:
-    """`byoc ARGV` in this process: the command's own `main()` with `env` as the environment
-    (its settings come from there), its output captured; the exit status, stdout and stderr.
-
-    A `byoc` process per set-up step cost ~1 s of CPU each, mostly imports that one process
-    pays once here. `main` is the console script's entry point, so this runs the `byoc` that a
-    PYTHONPATH at another checkout's src/ selects, as the process did."""
-    from byoc.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
+    """`byoc ARGV` with `env` as the environment; the exit status, stdout and stderr. Run in
+    this process (`byoc.cli.run_captured`): a `byoc` process per set-up step cost ~1 s of CPU
+    each, mostly imports that one process pays once here. A checkout from before
+    `run_captured` (an A/B run with PYTHONPATH at its src/) gets a `byoc` process, as then."""
     try:
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                code = main(list(argv))
-            except SystemExit as exc:  # argparse: --help, or the arguments refused
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return code, out.getvalue(), err.getvalue()
+        from byoc.cli import run_captured
+    except ImportError:
+        done = subprocess.run([tool("byoc"), *argv], env=dict(env), capture_output=True, text=True)
+        return done.returncode, done.stdout, done.stderr
+    return run_captured(argv, env)
 
 
 def byoc_command(argv: Sequence[str], env: Mapping[str, str]) -> str:

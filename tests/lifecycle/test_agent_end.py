@@ -6,6 +6,7 @@ forward by poll intervals."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -296,14 +297,24 @@ def test_background_poll_notices_a_thread_closed_in_cxone(
         assert ended[0]["threadId"] == thread_id
 
 
+DEFAULT_CHECK_INTERVAL_MS = int(
+    Settings.model_fields["end_check_min_interval_seconds"].default * 1000
+)
+
+
+def on_manual_clock(
+    tmp_path: Path, emulator: Emulator, clock: ManualClock
+) -> AbstractContextManager[Stack]:
+    """The stack on `clock`, the end check at its default interval; no poll, no idle timer."""
+    return running_stack(tmp_path, emulator, clock=clock, end_poll_interval_seconds=600, **NO_IDLE)
+
+
 def test_the_check_before_forwarding_is_skipped_within_its_minimum_interval(
     tmp_path: Path, emulator: Emulator
 ) -> None:
     clock = ManualClock()
-    interval_ms = int(Settings.model_fields["end_check_min_interval_seconds"].default * 1000)
-    with running_stack(
-        tmp_path, emulator, clock=clock, end_poll_interval_seconds=600, **NO_IDLE
-    ) as stack:
+    interval_ms = DEFAULT_CHECK_INTERVAL_MS
+    with on_manual_clock(tmp_path, emulator, clock) as stack:
         first = stack.customer_says("hello")
         contact = stack.contact_for_thread(first["threadId"])
         thread = first["threadId"]
@@ -333,10 +344,8 @@ def test_a_message_written_within_the_interval_is_forwarded_unasked_however_long
     receipt ahead of it in the conversation's lane) does not add the two calls of a check to
     every message, just when CXone or the middleware is slow already."""
     clock = ManualClock()
-    interval_ms = int(Settings.model_fields["end_check_min_interval_seconds"].default * 1000)
-    with running_stack(
-        tmp_path, emulator, clock=clock, end_poll_interval_seconds=600, **NO_IDLE
-    ) as stack:
+    interval_ms = DEFAULT_CHECK_INTERVAL_MS
+    with on_manual_clock(tmp_path, emulator, clock) as stack:
         first = stack.customer_says("hello")
         thread = first["threadId"]
         contact = stack.contact_for_thread(thread)

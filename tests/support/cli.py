@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from byoc.cli import main
+from byoc.cli import run_captured
 from tests.support.emulator import Emulator
 from tests.support.stack import SIGNING_KEY
 
@@ -57,20 +55,8 @@ def cli_env(tmp_path: Path, emulator: Emulator, **extra: str) -> dict[str, str]:
 
 
 def run_cli(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    out, err = io.StringIO(), io.StringIO()
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                code = main(argv)
-            except SystemExit as exc:  # argparse refusing the arguments
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+    code, out, err = run_captured(argv, env)
+    return subprocess.CompletedProcess(argv, code, out, err)
 
 
 @dataclass

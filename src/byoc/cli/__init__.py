@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import redirect_stderr, redirect_stdout
 from typing import TYPE_CHECKING
 
 from byoc import __version__
@@ -79,3 +82,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:
         print(f"byoc: {exc}", file=sys.stderr)
         return 1
+
+
+def run_captured(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, str, str]:
+    """`byoc ARGV` in this process, with `env` as the whole environment while it runs (the
+    settings come from there) and its output captured: the exit status, stdout and stderr.
+
+    For tools and tests that run many commands, where a `byoc` process each would cost its
+    imports every time. Not for concurrent use: it swaps `os.environ` and the standard streams."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(argv))
+            except SystemExit as exc:  # argparse: --help, or the arguments refused
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return code, out.getvalue(), err.getvalue()
