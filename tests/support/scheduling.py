@@ -111,6 +111,7 @@ def record(cached: dict[str, float]) -> int:
         nodeid: round(seconds, 1)
         for nodeid, seconds in sorted(cached.items())
         if seconds >= RECORDED_FROM_SECONDS
+        and (RECORDED.parent.parent / nodeid.partition("::")[0]).is_file()  # still there
     }
     RECORDED.write_text(json.dumps(long, indent=0) + "\n")
     return len(long)
