@@ -113,8 +113,8 @@ def test_idle_timers(tmp_path: Path) -> None:
 # Tiny phases; a step that passes whatever the machine's load: these check the mechanics.
 SUSTAINED_SMOKE = (
     *("--conversations", "3", "--connections", "4", "--duration", "0.3"),
-    *("--intake-duration", "0.5"),
-    *("--warmup", "0.1", "--step-duration", "0.5", "--steps", "1", "--start-fraction", "0.1"),
+    *("--intake-duration", "0.3"),
+    *("--warmup", "0.1", "--step-duration", "0.3", "--steps", "1", "--start-fraction", "0.1"),
     *("--accept-p99-ms", "30000", "--backlog-seconds", "1000", "--drain-limit", "30"),
 )
 
@@ -163,7 +163,7 @@ def test_sustained_on_postgres(tmp_path: Path, postgres_url: str) -> None:
 
 
 def test_token_endpoint(tmp_path: Path) -> None:
-    result = bench(tmp_path, "token_endpoint.py", "--duration", "0.5", "--warmup", "0.1")
+    result = bench(tmp_path, "token_endpoint.py", "--duration", "0.3", "--warmup", "0.1")
     run = result["runs"][0]
     assert run["errors"] == 0
     assert set(run["token_statuses"]) == {"200"}

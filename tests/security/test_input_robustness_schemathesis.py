@@ -21,7 +21,7 @@ from tests.support.emulator import Emulator
 from tests.support.stack import Stack, box_token, running_stack
 
 ADMIN_TOKEN = "admin-token-0123456789abcdef0123456789abcdef"
-EXAMPLES_PER_OPERATION = 10  # per pass
+EXAMPLES_PER_OPERATION = 7  # per pass
 SEED = 20261130
 
 
