@@ -47,12 +47,12 @@ def run_byoc(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, str, str
     this process (`byoc.cli.run_captured`): a `byoc` process per set-up step cost ~1 s of CPU
     each, mostly imports that one process pays once here. A checkout from before
     `run_captured` (an A/B run with PYTHONPATH at its src/) gets a `byoc` process, as then."""
-    try:
-        from byoc.cli import run_captured
-    except ImportError:
+    import byoc.cli
+
+    if not hasattr(byoc.cli, "run_captured"):
         done = subprocess.run([tool("byoc"), *argv], env=dict(env), capture_output=True, text=True)
         return done.returncode, done.stdout, done.stderr
-    return run_captured(argv, env)
+    return byoc.cli.run_captured(argv, env)
 
 
 def byoc_command(argv: Sequence[str], env: Mapping[str, str]) -> str:

@@ -73,9 +73,11 @@ async def test_a_fresh_database_migrates_to_exactly_the_metadata(db: Database) -
 
 
 def test_head_names_the_newest_revision() -> None:
-    """`migrations.HEAD` lets a start at the head skip Alembic: a new revision must move it."""
+    """`migrations.HEAD`, the newest revision file's number, lets a start at the head skip
+    Alembic: a revision must be numbered after the last and named after its id."""
     assert head_revision() == HEAD, (
-        f"the newest revision is {head_revision()}: set HEAD in byoc/store/migrations.py to it"
+        f"Alembic's head is {head_revision()}, the newest revision file {HEAD}: number the new"
+        " revision after the last (alembic revision --rev-id NNNN)"
     )
 
 

@@ -274,3 +274,30 @@ async def test_an_open_widget_of_an_erased_customer_starts_afresh(
             assert message["threadId"] != first["threadId"]
             await asyncio.to_thread(agent_reply, chat, message["threadId"], "welcome back")
             await again.expect("message", message__text="welcome back")
+
+
+async def test_an_erased_customer_whose_widget_had_no_conversation_starts_afresh(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """The same with nothing written yet (a new visitor: the customer exists from the hello):
+    the next message is stored for a new customer and acknowledged, then the socket closes, and
+    the reconnect follows the new customer, so replies reach it."""
+    async with custom_webchat(tmp_path, emulator) as chat:
+        visitor = secrets.token_hex(16)
+        async with widget(chat, visitorId=visitor) as w:
+            old_customer = w.welcome["customerId"]
+            env = cli_env(tmp_path, emulator, BYOC_DATABASE_URL=chat.stack.settings.database_url)
+            argv = ["customers", "erase", "--channel", chat.channel_id]
+            erased = await asyncio.to_thread(run_cli, [*argv, "--customer", f"anon:{visitor}"], env)
+            assert erased.returncode == 0, erased.stderr
+            message = (await w.say("hello?"))["message"]
+            with pytest.raises(ConnectionClosed) as closed:
+                await w.expect("message")
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4410
+
+        async with widget(chat, visitorId=visitor) as again:
+            assert again.welcome["customerId"] != old_customer
+            assert again.welcome["conversation"]["threadId"] == message["threadId"]
+            await asyncio.to_thread(agent_reply, chat, message["threadId"], "hello there")
+            await again.expect("message", message__text="hello there")

@@ -7,9 +7,9 @@ two of them at once on a small machine slow each other down more than they gain,
 
 Units go out longest first, by the durations of the last run (pytest's cache keeps them), so
 that no long test starts last while the other workers have nothing left to do; a worker is
-given its next unit when it starts the last one it has. A checkout without a cache (a fresh
-clone, CI) takes the durations of the long tests from `tests/durations.json`, written from a
-cache by `python -m tests.support.scheduling` (worth it after adding or changing a long test).
+given its next unit when it starts the last one it has. A test the cache has no duration for
+(a fresh clone, CI) takes the one recorded in `tests/durations.json` for the long tests, written
+from a cache by `python -m tests.support.scheduling` (worth it after adding a long test).
 Which tests are browser tests only a worker knows, having collected them: each worker writes
 them to a file the scheduler reads once every worker has collected.
 
@@ -129,7 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     cache = getattr(config, "cache", None)
     cached = cache.get(DURATIONS_KEY, {}) if cache is not None else {}
-    config.stash[DURATIONS] = cached or recorded_durations()
+    config.stash[DURATIONS] = {**recorded_durations(), **cached}
     directory = Path(tempfile.mkdtemp(prefix="byoc-xdist-"))
     config.stash[GROUPS_DIR] = directory
     config.add_cleanup(lambda: shutil.rmtree(directory, ignore_errors=True))
@@ -179,6 +179,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 if __name__ == "__main__":
-    cache_file = Path(".pytest_cache/v") / DURATIONS_KEY
+    cache_file = RECORDED.parent.parent / ".pytest_cache" / "v" / DURATIONS_KEY
     count = record(json.loads(cache_file.read_text()))
     print(f"{RECORDED}: the durations of {count} tests, from {cache_file}")

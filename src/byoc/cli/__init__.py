@@ -89,7 +89,8 @@ def run_captured(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, str,
     settings come from there) and its output captured: the exit status, stdout and stderr.
 
     For tools and tests that run many commands, where a `byoc` process each would cost its
-    imports every time. Not for concurrent use: it swaps `os.environ` and the standard streams."""
+    imports every time. It swaps `os.environ` and the standard streams of the whole process:
+    nothing else may read the one or write to the others meanwhile (threads included)."""
     out, err = io.StringIO(), io.StringIO()
     saved = dict(os.environ)
     os.environ.clear()
@@ -99,8 +100,16 @@ def run_captured(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, str,
             try:
                 code = main(list(argv))
             except SystemExit as exc:  # argparse: --help, or the arguments refused
-                code = exc.code if isinstance(exc.code, int) else 1
+                code = exit_status(exc)
     finally:
         os.environ.clear()
         os.environ.update(saved)
     return code, out.getvalue(), err.getvalue()
+
+
+def exit_status(exc: SystemExit) -> int:
+    """The status a process ending with `exc` would exit with; its message goes to stderr."""
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    print(exc.code, file=sys.stderr)
+    return 1

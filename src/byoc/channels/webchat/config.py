@@ -6,7 +6,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from byoc.channels.webchat.protocol import FrameError
 from byoc.errors import InvalidInput
 
 DEFAULT_ATTACHMENT_TYPES = [
@@ -68,6 +67,10 @@ class WebchatSettings(BaseModel):
                 f.label for f in declared.values() if f.required and not answers.get(f.ident)
             ]
             if missing:
+                # Here, not at the top: the frames' module loads the bus, and a `byoc` command
+                # reading a channel's settings needs neither (start-up time).
+                from byoc.channels.webchat.protocol import FrameError
+
                 raise FrameError("prechat-required", "please fill in: " + ", ".join(missing))
         if not prechat:
             return None

@@ -287,6 +287,9 @@ class WidgetSession:
         await self.send(
             {"type": "ack", "clientId": frame.client_id, "message": self._view(delivered.message)}
         )
+        if delivered.customer.id != self.customer.id:  # erased, then stored as a new customer
+            await self._close_quietly(CLOSE_ERASED)
+            return
         # Other tabs of the same customer show it too; this one gets it (again) from _sync,
         # which the widget de-duplicates by id.
         self.bus.publish(self.customer.id, {"kind": "messages"})
