@@ -4,6 +4,7 @@ reads without a transaction around them."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import asyncpg
 import pytest
@@ -146,4 +147,39 @@ async def test_requests_that_fill_the_pool_leave_the_reserved_connections_free(
         assert len(set(pids)) <= admitted
     finally:
         await holder.close()
+        await db.close()
+
+
+async def test_a_deadlock_victim_is_reported_as_contention(postgres_url: str) -> None:
+    """Two transactions locking two rows in opposite orders: PostgreSQL aborts one of them,
+    which the store reports as `Contention` (nothing written: safe to run again), not as a
+    plain failure (the intake runs a message's transaction again on it, never answers 503)."""
+    db = Database(postgres_url)
+    try:
+        await db.run_write(
+            lambda conn: conn.execute(
+                text("CREATE TABLE lock_order (id int PRIMARY KEY, n int NOT NULL DEFAULT 0)")
+            )
+        )
+        await db.run_write(
+            lambda conn: conn.execute(text("INSERT INTO lock_order VALUES (1), (2)"))
+        )
+
+        def both(first: int, second: int, conn: Connection) -> None:
+            bump = text("UPDATE lock_order SET n = n + 1 WHERE id = :id")
+            conn.execute(bump, {"id": first})
+            conn.execute(text("SELECT pg_sleep(0.3)"))  # the other takes its first lock
+            conn.execute(bump, {"id": second})
+
+        outcomes = await asyncio.gather(
+            db.run_write(partial(both, 1, 2)),
+            db.run_write(partial(both, 2, 1)),
+            return_exceptions=True,
+        )
+        assert sorted(type(o).__name__ for o in outcomes) == ["Contention", "NoneType"]
+        counts = await db.run_read(
+            lambda conn: conn.execute(text("SELECT n FROM lock_order ORDER BY id")).scalars().all()
+        )
+        assert list(counts) == [1, 1]  # the victim wrote nothing
+    finally:
         await db.close()

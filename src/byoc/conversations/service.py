@@ -38,7 +38,7 @@ from byoc.errors import (
 from byoc.ids import new_id
 from byoc.outbox import kinds
 from byoc.outbox.kinds import enqueue
-from byoc.store import Database, DuplicateError, conversations, customers, messages
+from byoc.store import Contention, Database, DuplicateError, conversations, customers, messages
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 TYPING_TTL_MS = 15_000
@@ -331,20 +331,20 @@ class ConversationService:
     ) -> Delivered:
         """Run a message's transaction, then dispatch the row it claimed (or wake the worker).
         Shielded: once stored, the row is dispatched even if the request is cancelled meanwhile
-        (a client gone, a shutdown), rather than waiting for its claim's lease to run out.
-        When a concurrent retry of the same message (its unique `retry_id`: the platform's or
-        DE's message id) committed first, run it again: it finds that message and answers as
-        its replay, instead of failing a request that was only retried."""
+        (a client gone, a shutdown), rather than waiting for its claim's lease to run out. When
+        a concurrent retry of the message (same `retry_id`) committed first, or PostgreSQL made
+        this one a deadlock's victim (nothing written), it runs again: a replay, not a failure."""
 
         async def write() -> Delivered:
-            try:
-                delivered = await self._db.run_write(tx)
-            except DuplicateError:
-                if not retry_id:
-                    raise
-                delivered = await self._db.run_write(tx)
-            self._dispatch(delivered)
-            return delivered
+            for attempt in (1, 2, 3):
+                try:
+                    delivered = await self._db.run_write(tx)
+                    self._dispatch(delivered)
+                    return delivered
+                except (Contention, DuplicateError) as exc:
+                    if attempt == 3 or (isinstance(exc, DuplicateError) and not retry_id):
+                        raise
+            raise AssertionError("unreachable")
 
         return await asyncio.shield(write())
 

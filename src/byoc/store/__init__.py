@@ -14,6 +14,6 @@ than SQLite takes to run it.
 
 from sqlalchemy import Connection
 
-from byoc.store.db import Database, DuplicateError, StoreError, now_ms
+from byoc.store.db import Contention, Database, DuplicateError, StoreError, now_ms
 
-__all__ = ["Connection", "Database", "DuplicateError", "StoreError", "now_ms"]
+__all__ = ["Connection", "Contention", "Database", "DuplicateError", "StoreError", "now_ms"]
