@@ -113,8 +113,8 @@ def test_idle_timers(tmp_path: Path) -> None:
 # Tiny phases; a step that passes whatever the machine's load: these check the mechanics.
 SUSTAINED_SMOKE = (
     *("--conversations", "3", "--connections", "4", "--duration", "0.3"),
-    *("--intake-duration", "0.3"),
-    *("--warmup", "0.1", "--step-duration", "0.3", "--steps", "1", "--start-fraction", "0.1"),
+    *("--intake-duration", "0.5"),
+    *("--warmup", "0.1", "--step-duration", "0.5", "--steps", "1", "--start-fraction", "0.1"),
     *("--accept-p99-ms", "30000", "--backlog-seconds", "1000", "--drain-limit", "30"),
 )
 
