@@ -63,7 +63,7 @@ from byoc.outbox.worker import OutboxWorker
 from byoc.provisioning.action_pages import router as action_pages_router
 from byoc.settings import Settings
 from byoc.store import Database, StoreError, clients, dialect, tenants
-from byoc.store.migrations import current_version, latest_version, upgrade
+from byoc.store.migrations import bring_current
 from byoc.store.records import OAuthClient
 from byoc.tenancy import TenantClients, default_tenant
 
@@ -94,11 +94,11 @@ async def build_runtime(
     metrics = metrics or Metrics()
     clock = clock or SystemClock()
     db = Database(settings.database_url)
-    if settings.auto_migrate:
-        await upgrade(db)
-    elif await current_version(db) != latest_version():
+    try:
+        await bring_current(db, migrate=settings.auto_migrate)
+    except StoreError:
         await db.close()
-        raise StoreError("the database schema is not current: run `byoc db upgrade`")
+        raise
     await db.run_write(tenants.upsert_tenant, default_tenant(settings))
 
     http = HttpClient(max_connections=200)

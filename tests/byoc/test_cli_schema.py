@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from byoc.app import build_runtime
+from byoc.store.migrations import SchemaBehind
 from tests.support.cli import run_cli
+from tests.support.emulator import Emulator
+from tests.support.stack import middleware_settings
 
 
 def byoc(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -56,3 +61,16 @@ def test_auto_migrate_on_migrates_as_before(tmp_path: Path) -> None:
     listed = byoc(tmp_path, "clients", "list", BYOC_AUTO_MIGRATE="true")
     assert listed.returncode == 0, listed.stderr
     assert byoc(tmp_path, "db", "status").returncode == 0
+
+
+def test_serve_on_a_behind_database_with_auto_migrate_off_stops_with_the_same_line(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Start-up and the commands share one rule (`migrations.bring_current`)."""
+    database_url = f"sqlite:///{tmp_path / 'cli.db'}"  # the one `byoc` below reads
+    settings = middleware_settings(
+        tmp_path, emulator, auto_migrate=False, database_url=database_url
+    )
+    with pytest.raises(SchemaBehind, match=r"schema is at revision none, .*byoc db upgrade"):
+        asyncio.run(build_runtime(settings))
+    assert byoc(tmp_path, "db", "status").returncode == 1  # nothing was migrated

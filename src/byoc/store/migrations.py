@@ -75,3 +75,17 @@ async def upgrade(db: Database, progress: Callable[[Step], None] | None = None) 
     from byoc.store.alembic_runner import upgrade as run_upgrade
 
     return await run_upgrade(db, progress)
+
+
+async def bring_current(db: Database, *, migrate: bool) -> None:
+    """Before a process uses the store: `upgrade()` when it may migrate (`BYOC_AUTO_MIGRATE`),
+    else `SchemaBehind`, saying what to run, for a database that is not at the head."""
+    if migrate:
+        await upgrade(db)
+        return
+    version = await current_version(db)
+    if version != HEAD:
+        raise SchemaBehind(
+            f"the database schema is at revision {version or 'none'}, this byoc needs {HEAD}:"
+            " run `byoc db upgrade` (BYOC_AUTO_MIGRATE is off)"
+        )
