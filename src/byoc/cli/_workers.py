@@ -13,7 +13,6 @@ HTTP protocol when uvicorn loads the configuration there.
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import socket
@@ -99,12 +98,8 @@ class WorkerConfig(uvicorn.Config):
 
     def load(self) -> None:
         self.http = guarded_protocol(self.limits)
-        with collector_paused():  # start-up time, as in `byoc.cli.serve.serve_one`
+        with collector_paused(then_freeze=True):  # as in `byoc.cli.serve.serve_one`
             super().load()  # builds the app
-            # As in a single process: what lives as long as the worker is moved out of the
-            # collector's sight.
-            gc.collect()
-            gc.freeze()
 
 
 class Supervisor(Multiprocess):

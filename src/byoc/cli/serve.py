@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import resource
 import socket
@@ -133,19 +132,13 @@ def sqlite_refusal(settings: Settings, workers: int, requested: int | None) -> s
 
 
 def serve_one(settings: Settings, *, host: str, port: int) -> int:
-    with collector_paused():  # until the app is built (start-up time)
+    with collector_paused(then_freeze=True):  # until the app is built (start-up time)
         import uvicorn
 
         from byoc.app import create_app
 
         app = create_app(settings)
         config = server_config(app, settings, host=host, port=port)
-        # Everything loaded so far (FastAPI, SQLAlchemy, pydantic, our modules) lives as long as
-        # the process: moved out of the collector's sight, a full collection no longer walks it.
-        # Without this, each full collection under load paused the event loop for ~60 ms
-        # (bench/README.md).
-        gc.collect()
-        gc.freeze()
     server = uvicorn.Server(config)
     server.run(sockets=bind_listeners(config, settings))
     return 0 if server.started else 3  # uvicorn's own exit code for a failed start

@@ -120,13 +120,6 @@ def is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def webhook_url_problem(url: str, policy: OutboundPolicy | None = None) -> str | None:
-    """What makes `url` unusable as a platform's webhook: not http(s), no host, or a host
-    that is an address the outbound policy refuses (a name is checked again, resolved, at
-    every delivery)."""
-    return (policy or OutboundPolicy()).url_problem(url)
-
-
 def validate(request: NewChannel, policy: OutboundPolicy | None = None) -> dict[str, str]:
     """Problems of `request`, by field name; empty when it can be provisioned. `policy`: where
     a webhook may point (default: public addresses only)."""
@@ -148,7 +141,8 @@ def validate(request: NewChannel, policy: OutboundPolicy | None = None) -> dict[
     elif request.adapter == "webhook":
         if not request.webhook_url:
             problems["webhook_url"] = "is required for the webhook adapter"
-        elif problem := webhook_url_problem(request.webhook_url, policy):
+        # A name is checked again, resolved, at every delivery (`byoc.outbound_resolver`).
+        elif problem := (policy or OutboundPolicy()).url_problem(request.webhook_url):
             problems["webhook_url"] = problem
     elif request.webhook_url:
         problems["webhook_url"] = "is only for the webhook adapter"
