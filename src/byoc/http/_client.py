@@ -1,43 +1,5 @@
-"""The HTTP client for every call the middleware makes: CXone's DE API, platform webhooks,
-agent attachments, the CLI's provisioning calls.
-
-One small surface (`HttpClient.build_request` / `send` / `request`) over aiohttp: its
-connector keeps connections alive per origin (at most `max_connections` open at once), its
-parser reads answers with a length, chunked or ending at close, and it sends a request with
-an idempotent method (GET, HEAD, PUT, DELETE, OPTIONS) once more when a kept connection
-turns out to have died before any answer; a POST is then left to its caller (the outbox
-retries deliveries, which are idempotent on their ids). Redirects are not followed, no
-cookies are kept and no compression is asked for: none of the services we call needs them.
-
-Errors (the one hierarchy of this boundary; callers map it to theirs):
-
-    HttpError
-    ├── HttpTimeout           the whole exchange took longer than its time limit
-    ├── HttpTransportError    connect refused, reset, bad status line, TLS failure, bad URL,
-    │                         a header holding a line break, a proxy's refusal, …
-    ├── HttpResponseTooLarge  the answer's body is longer than `max_response_bytes`
-    └── HttpRefusedAddress    a guarded client's URL, or every address it resolves to, refused
-
-aiohttp's own errors become these in one place, `_transport_error`. Every exchange has a
-time limit for the whole of it (`send(..., timeout=)`); a connection whose exchange was cut
-short is closed, never reused.
-
-TLS is checked against the system's trust store (`ssl.create_default_context()`, which honours
-`SSL_CERT_FILE` and `SSL_CERT_DIR`), loaded by the first session that sees those values (~50 ms).
-
-Proxies come from the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`),
-read when the session opens and decided once per origin: see `byoc.proxies`.
-
-Addresses: `resolver` (not closed by the client) answers the connector's lookups; the connector
-connects only to what it returns. `guard=OutboundPolicy` (`byoc.outbound`) installs a vetting
-resolver, checks each URL's scheme and IP-literal host before sending, follows up to
-`HttpRequest.max_redirects` redirects of a GET or HEAD (each checked again, one time limit in
-all) and caps answers at the policy's `max_response_bytes`. Behind a proxy the origin is checked
-before the hand-over; the proxy resolves it again (rebinding is then the proxy's to prevent).
-
-The seam for tests is the `transport` argument: a coroutine function that answers an
-`HttpRequest` with an `HttpResponse`, in place of the network.
-"""
+"""`HttpClient`: `byoc.http`'s one surface over aiohttp (the package docstring says what it
+does and does not do), and the one place where aiohttp's errors become `byoc.http`'s."""
 
 from __future__ import annotations
 
@@ -47,10 +9,9 @@ import functools
 import json as jsonlib
 import os
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, TypedDict
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 from urllib.request import getproxies_environment
 
@@ -60,6 +21,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from typing_extensions import Unpack
 from yarl import URL
 
+from byoc.http._exceptions import (
+    HttpError,
+    HttpRefusedAddress,
+    HttpResponseTooLarge,
+    HttpTimeout,
+    HttpTransportError,
+)
+from byoc.http._models import HttpRequest, HttpResponse, RequestParts, Transport, phrase
 from byoc.outbound import OutboundPolicy, RefusedAddress, redirect_location
 from byoc.outbound_resolver import VettingResolver
 from byoc.proxies import DIRECT, Proxies
@@ -69,99 +38,6 @@ if TYPE_CHECKING:
 
 USER_AGENT = "byoc"
 _trust_store = functools.cache(lambda cert_file, cert_dir: ssl.create_default_context())
-
-QueryParams = Iterable[tuple[str, str]] | Mapping[str, str]
-
-
-class HttpError(Exception):
-    """An exchange that produced no HTTP answer."""
-
-
-class HttpTimeout(HttpError):
-    pass
-
-
-class HttpTransportError(HttpError):
-    pass
-
-
-class HttpResponseTooLarge(HttpError):
-    """The answer's body is longer than the request's `max_response_bytes`."""
-
-
-class HttpRefusedAddress(HttpError):
-    """A guarded client refused the URL or every address its host resolved to."""
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    method: str
-    url: str
-    headers: Mapping[str, str]
-    content: bytes = b""
-    max_response_bytes: int | None = None  # None: no limit
-    max_redirects: int = 0  # followed for GET and HEAD only
-
-    @property
-    def path(self) -> str:
-        return urlsplit(self.url).path
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    request: HttpRequest
-    status_code: int
-    content: bytes = b""
-    headers: Mapping[str, str] = field(default_factory=lambda: CIMultiDictProxy(CIMultiDict()))
-    reason_phrase: str = ""
-
-    @property
-    def is_success(self) -> bool:
-        return 200 <= self.status_code < 300
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", errors="replace")
-
-    def json(self) -> Any:
-        return jsonlib.loads(self.content)
-
-
-def response(
-    request: HttpRequest,
-    status_code: int,
-    *,
-    json: Any = None,
-    content: bytes = b"",
-    headers: Mapping[str, str] | None = None,
-) -> HttpResponse:
-    """An answer built in code (test transports): `json` is encoded, headers case-insensitive."""
-    head: CIMultiDict[str] = CIMultiDict(headers or {})
-    if json is not None:
-        content = jsonlib.dumps(json).encode()
-        head.setdefault("Content-Type", "application/json")
-    return HttpResponse(request, status_code, content, CIMultiDictProxy(head), _phrase(status_code))
-
-
-def _phrase(status_code: int) -> str:
-    try:
-        return HTTPStatus(status_code).phrase
-    except ValueError:
-        return ""
-
-
-Transport = Callable[[HttpRequest, float], Awaitable[HttpResponse]]
-
-
-class RequestParts(TypedDict, total=False):
-    """What `HttpClient.build_request` puts into a request besides its method and URL."""
-
-    json: Any  # encoded compactly, Content-Type application/json
-    form: Mapping[str, str]  # application/x-www-form-urlencoded
-    content: bytes  # as it is
-    params: QueryParams  # appended to the URL's query
-    headers: Mapping[str, str]  # last: they win over the ones set above
-    basic_auth: tuple[str, str]  # HTTP Basic credentials
 
 
 class HttpClient:
@@ -316,7 +192,7 @@ class HttpClient:
                 proxy_headers=proxy_headers,
             ) as answer:
                 content = await _read(answer, request.url, request.max_response_bytes)
-                reason = answer.reason or _phrase(answer.status)
+                reason = answer.reason or phrase(answer.status)
                 return HttpResponse(request, answer.status, content, answer.headers, reason)
         except RefusedAddress as exc:
             raise HttpRefusedAddress(f"{request.method} {request.url}: {exc}") from exc
