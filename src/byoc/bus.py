@@ -16,6 +16,8 @@ from typing import Any
 
 import asyncpg
 
+from byoc.store import dialect
+
 log = logging.getLogger(__name__)
 
 Notification = dict[str, Any]
@@ -176,7 +178,7 @@ class PostgresBus(LocalBus):
                 try:
                     if conn is None or conn.is_closed():
                         conn = await asyncpg.connect(self._dsn, timeout=10)
-                    await conn.execute("SELECT pg_notify($1, $2)", self.CHANNEL, payload)
+                    await conn.execute(dialect.NOTIFY_ON_DRIVER, self.CHANNEL, payload)
                 except (OSError, asyncpg.PostgresError) as exc:
                     # Lost notifications cost latency only: subscribers re-read on resync.
                     log.warning("bus: NOTIFY failed (%s)", exc)

@@ -19,7 +19,16 @@ MAY_BUILD_SQL = ("store", "conversations", "outbox")
 # Driver and SQL-building modules: only what may build SQL imports them.
 SQL_MODULES = ("sqlalchemy", "sqlite3", "aiosqlite", "byoc.store.schema", "byoc.store.compiled")
 DIALECT_WORDS = ("sqlite", "postgresql", "postgres")
-DIALECT_SQL = ("SKIP LOCKED", "BEGIN IMMEDIATE", "json_each", "jsonb_", "unnest(", "BIGSERIAL")
+DIALECT_SQL = (
+    "SKIP LOCKED",
+    "BEGIN IMMEDIATE",
+    "json_each",
+    "jsonb_",
+    "unnest(",
+    "BIGSERIAL",
+    "pg_notify",
+    "pg_advisory",
+)
 
 
 def modules() -> Iterator[tuple[str, ast.Module]]:

@@ -317,6 +317,8 @@ def _in_json_ids_postgresql(element: InJsonIds, compiler: SQLCompiler, **kw: Any
 # --- the bus -------------------------------------------------------------------------------
 
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+# The same on the bus's own asyncpg connection (`byoc.bus.PostgresBus`), outside a transaction.
+NOTIFY_ON_DRIVER: Final = "SELECT pg_notify($1, $2)"
 
 
 def announce(conn: Connection, channel: str, payload: str) -> None:
