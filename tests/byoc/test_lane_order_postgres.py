@@ -11,7 +11,6 @@ transaction open at the worst moment and checks what the worker delivers.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
@@ -28,6 +27,7 @@ from byoc.store import Database, channels, messages, migrations, now_ms, tenants
 from byoc.store import schema as t
 from byoc.store.records import Channel, OutboxRow, Tenant
 from tests.support.postgres import fresh_database
+from tests.support.waiting import wait_for_async
 
 CHANNEL = "chat_lanes"
 WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes
@@ -146,10 +146,13 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
                 CustomerMessageIn(CHANNEL, customer, "again", thread_id=conversation.id)
             )
         )
-        deadline = time.monotonic() + WAIT
-        while not (message.done() or await waiting_on_a_lock(db)):
-            assert time.monotonic() < deadline, "the customer message neither ended nor waited"
-            await asyncio.sleep(0.01)
+
+        async def ended_or_waiting() -> bool:
+            return message.done() or await waiting_on_a_lock(db)
+
+        await wait_for_async(
+            ended_or_waiting, timeout=WAIT, what="the customer message to end or wait on a lock"
+        )
         # A worker looks now: whatever it sees of the lane must be the lane's head.
         claimed_while_open = await worker.run_once()
     await asyncio.wait_for(message, timeout=WAIT)

@@ -67,10 +67,8 @@ def test_latency_delays_the_answer(emu: Emulator, api: httpx.Client) -> None:
 
 def test_hang_trips_a_client_timeout_then_answers_504(emu: Emulator, api: httpx.Client) -> None:
     _faults(emu, rules=[{"match": "GET /channels", "hangSeconds": 5}])
-    started = time.monotonic()
-    with pytest.raises(httpx.ReadTimeout):
+    with pytest.raises(httpx.ReadTimeout):  # the client gave up: the emulator had not answered
         api.get("/channels", timeout=0.3)
-    assert time.monotonic() - started < 2
     _faults(emu, rules=[{"match": "GET /channels", "hangSeconds": 0.2}])
     assert api.get("/channels").status_code == 504
 

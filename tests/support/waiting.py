@@ -1,11 +1,11 @@
-"""Waiting in tests: `wait_for` a condition, `advance` a `ManualClock` and wait for what it
-woke, and `run_async` a coroutine from sync code."""
+"""Waiting in tests: `wait_for` a condition (`wait_for_async` on an event loop), `advance` a
+`ManualClock` and wait for what it woke, and `run_async` a coroutine from sync code."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
@@ -32,6 +32,24 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         pause(0.02)
+
+
+async def wait_for_async(
+    predicate: Callable[[], Awaitable[T | Literal[False] | None]],
+    *,
+    timeout: float = 10.0,
+    what: str = "condition",
+) -> T:
+    """`wait_for` on the running event loop: await `predicate` until it returns something
+    true, sleeping on the loop between polls so that the tasks it waits for run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
