@@ -32,6 +32,7 @@ from byoc.box.router import dfo3_outbound, issue_token, legacy_reply
 from byoc.box.router import router as box_router
 from byoc.box.token_throttle import TokenThrottle
 from byoc.bus import LocalBus, PostgresBus
+from byoc.channels import WEBCHAT, WEBHOOK
 from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.channels.platform_api import post_customer_message
 from byoc.channels.platform_api import router as platform_router
@@ -133,8 +134,8 @@ async def build_runtime(
         pipeline_db,
         tenant_clients,
         {
-            "webhook": WebhookAdapter(outbound, timeout=settings.webhook_timeout_seconds),
-            "webchat": WebchatAdapter(bus),
+            WEBHOOK: WebhookAdapter(outbound, timeout=settings.webhook_timeout_seconds),
+            WEBCHAT: WebchatAdapter(bus),
         },
         bus,
         lifecycle,

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import cast
 
 import pytest
 
+from byoc.channels import ADAPTERS, WEBHOOK
+from byoc.channels.adapter import ChannelAdapter
 from byoc.delivery import RegistryError
-from byoc.delivery.registry import _exactly_the_kinds
+from byoc.delivery.registry import _exactly_the_kinds, every_adapter
 from byoc.outbox import kinds
 from byoc.outbox.outcome import Outcome, Settled
 from byoc.store.records import OutboxRow
@@ -111,3 +114,12 @@ def test_the_registry_wants_exactly_one_handler_per_kind() -> None:
         _exactly_the_kinds([*every, every[0]])
     with pytest.raises(RegistryError, match="not a kind"):
         _exactly_the_kinds([*every, ("cxone.nothing", _deliver)])
+
+
+def test_the_registry_wants_exactly_one_adapter_per_adapter_name() -> None:
+    every = {name: cast(ChannelAdapter, object()) for name in ADAPTERS}
+    assert every_adapter(every) == every
+    with pytest.raises(RegistryError, match=r"missing \['webchat'\]"):
+        every_adapter({WEBHOOK: every[WEBHOOK]})
+    with pytest.raises(RegistryError, match=r"not an adapter \['sms'\]"):
+        every_adapter({**every, "sms": every[WEBHOOK]})

@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from byoc.channels import ADAPTERS
 from byoc.channels.webchat.config import parse_settings
 from byoc.cli._common import Context, SubParsers, add, fail, progress, run, with_db
 from byoc.errors import InvalidInput
@@ -287,7 +288,7 @@ def register(sub: SubParsers) -> None:
     chadd = add(chsub, "add", cmd_channels_add, "map an existing CXone channel to a platform")
     chadd.add_argument("--id", required=True, help="the CXone channel id, e.g. chat_1234")
     chadd.add_argument("--tenant", default="default")
-    chadd.add_argument("--adapter", default="webhook", choices=["webhook", "webchat"])
+    chadd.add_argument("--adapter", default="webhook", choices=ADAPTERS)
     chadd.add_argument(
         "--allowed-origin",
         action="append",
@@ -308,7 +309,7 @@ def register(sub: SubParsers) -> None:
         "--integration-id", help="CXone's Integration ID (BYOC_CXONE_CHANNEL_INTEGRATION_ID)"
     )
     chcreate.add_argument("--tenant", default="default")
-    chcreate.add_argument("--adapter", default="webhook", choices=["webhook", "webchat"])
+    chcreate.add_argument("--adapter", default="webhook", choices=ADAPTERS)
     chcreate.add_argument("--webhook-url", help="where agent messages are POSTed (webhook)")
     chcreate.add_argument(
         "--allowed-origin",

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from byoc.bus import LocalBus
+from byoc.channels import ADAPTERS
 from byoc.channels.adapter import ChannelAdapter
 from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.clock import Clock
@@ -91,6 +92,16 @@ def _exactly_the_kinds(handlers: Sequence[tuple[str, Handler]]) -> dict[str, Han
     return dict(handlers)
 
 
+def every_adapter(adapters: Mapping[str, ChannelAdapter]) -> Mapping[str, ChannelAdapter]:
+    """`adapters`, when it has one adapter for each name of `byoc.channels.ADAPTERS` and no
+    other: a channel of any name the CLI or the Action page offers can be delivered to."""
+    missing = sorted(set(ADAPTERS) - set(adapters))
+    unknown = sorted(set(adapters) - set(ADAPTERS))
+    if missing or unknown:
+        raise RegistryError(f"platform adapters: missing {missing}, not an adapter {unknown}")
+    return adapters
+
+
 class Deliveries:
     """Every delivery, to CXone and to the platform, keyed by outbox kind."""
 
@@ -114,7 +125,7 @@ class Deliveries:
             end_check_min_interval_ms=end_check_min_interval_ms,
             clock=clock,
         )
-        self.to_platform = ToPlatform(db, adapters, rehoster=rehoster, clock=clock)
+        self.to_platform = ToPlatform(db, every_adapter(adapters), rehoster=rehoster, clock=clock)
 
     def handlers(self) -> dict[str, Handler]:
         cx, pf = self.to_cxone, self.to_platform

@@ -35,11 +35,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import QueryParams
 
 from byoc.api.deps import DatabaseDep, SettingsDep, TenantsDep
+from byoc.channels import ADAPTERS
 from byoc.cxone import CxoneAuthError, CxoneError, DeClient
 from byoc.errors import ByocError, InvalidInput, NotFound
 from byoc.outbound import OutboundPolicy
 from byoc.provisioning.channels import (
-    ADAPTERS,
     NewChannel,
     ProvisioningError,
     create_channel,

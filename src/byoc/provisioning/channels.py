@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from byoc.channels import ADAPTERS
 from byoc.channels.webchat.config import parse_settings
 from byoc.cxone import Channel as DeChannel
 from byoc.cxone import ChannelCreate, CxoneError, CxoneNotFound, CxoneRejected, DeClient
@@ -36,8 +37,6 @@ from byoc.store.records import Channel
 from byoc.tenancy import DEFAULT_TENANT_ID
 
 Progress = Callable[[str], None]
-
-ADAPTERS = ("webhook", "webchat")
 
 # Every channel this middleware creates is a BYOC ("custom") channel of its channel
 # integration. `chat` names DE's own live chat, which a BYOC integration does not provide,
