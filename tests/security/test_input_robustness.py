@@ -95,13 +95,37 @@ def test_non_ascii_widget_identity_is_401(web_stack: Stack) -> None:
     assert_problem(response, 401, "unauthenticated")
 
 
+def attachment_link(stack: Stack, attachment_id: str, token: str) -> httpx.Response:
+    return loopback.get(f"{stack.url}/webchat/v1/attachments/{attachment_id}/{token}")
+
+
+# Not a token the service issues (32 characters of the URL-safe base64 alphabet): non-ASCII,
+# another alphabet, another length.
+MALFORMED_TOKENS = ["caf%C3%A9", "caf%C3%A9" + "a" * 27, "a" * 31 + "%2B", "a" * 31, "a" * 33]
+
+
 def test_non_ascii_attachment_token_is_refused(web_stack: Stack) -> None:
     uploaded = upload(web_stack, {"X-Byoc-Visitor": "ab" * 16, "Origin": PAGE_ORIGIN})
     assert uploaded.status_code == 201, uploaded.text
     attachment_id = uploaded.json()["id"]
-    response = loopback.get(f"{web_stack.url}/webchat/v1/attachments/{attachment_id}/caf%C3%A9")
+    # A malformed token is a bad credential, refused before the attachment is looked up: the
+    # same 401 for an id that exists and one that does not, so nothing is learnt about ids.
+    for token in MALFORMED_TOKENS:
+        for target in (attachment_id, "att_doesnotexist"):
+            response = attachment_link(web_stack, target, token)
+            assert_problem(response, 401, "unauthenticated")
+    # The right token still opens it.
+    assert loopback.get(uploaded.json()["url"]).status_code == 200
+
+
+def test_a_well_formed_wrong_attachment_token_is_404(web_stack: Stack) -> None:
+    uploaded = upload(web_stack, {"X-Byoc-Visitor": "ab" * 16, "Origin": PAGE_ORIGIN})
+    assert uploaded.status_code == 201, uploaded.text
+    attachment_id = uploaded.json()["id"]
+    wrong = "A" * 30 + "_-"
     # An attachment URL is a capability: a wrong one is "no such attachment", never a 5xx.
-    assert_problem(response, 404, "not-found")
+    assert_problem(attachment_link(web_stack, attachment_id, wrong), 404, "not-found")
+    assert_problem(attachment_link(web_stack, "att_doesnotexist", wrong), 404, "not-found")
 
 
 # --- bodies --------------------------------------------------------------------------------

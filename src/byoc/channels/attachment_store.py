@@ -9,6 +9,7 @@ the customer (and a transcript read a week later) gets a link that does not expi
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import replace
 from typing import Any
@@ -23,6 +24,21 @@ log = logging.getLogger(__name__)
 MAX_FETCH_BYTES = 25 * 1024 * 1024
 # A signed storage URL may hand over to a CDN; more hops than this is not a file.
 MAX_FETCH_REDIRECTS = 3
+
+
+# An access token is `secrets.token_urlsafe(24)`: 32 characters of the URL-safe base64 alphabet.
+ACCESS_TOKEN_BYTES = 24
+_ACCESS_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+def new_access_token() -> str:
+    """The token of an attachment's URL: 192 random bits."""
+    return secrets.token_urlsafe(ACCESS_TOKEN_BYTES)
+
+
+def well_formed_access_token(token: str) -> bool:
+    """Whether `token` has the alphabet and length of the tokens `new_access_token` makes."""
+    return _ACCESS_TOKEN.fullmatch(token) is not None
 
 
 def attachments_prefix(public_url: str) -> str:
@@ -72,7 +88,7 @@ class AttachmentRehoster:
                         id=new_id("att"),
                         channel_id=message.channel_id,
                         customer_id=customer.id,
-                        access_token=secrets.token_urlsafe(24),
+                        access_token=new_access_token(),
                         friendly_name=safe_filename(
                             attachment.get("friendlyName") or url.split("?")[0]
                         ),

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, UploadFile
@@ -11,7 +10,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from byoc.api.deps import ClockDep, ConversationsDep, DatabaseDep, SettingsDep, WidgetLimitsDep
-from byoc.channels.attachment_store import attachment_url, safe_filename
+from byoc.channels.attachment_store import (
+    attachment_url,
+    new_access_token,
+    safe_filename,
+    well_formed_access_token,
+)
 from byoc.channels.webchat.config import parse_settings
 from byoc.channels.webchat.identity import resolve_identity
 from byoc.compare import same_secret
@@ -22,6 +26,7 @@ from byoc.errors import (
     InvalidInput,
     NotFound,
     TooLarge,
+    Unauthenticated,
     UnsupportedType,
 )
 from byoc.ids import new_id
@@ -98,7 +103,7 @@ async def upload_attachment(
         id=new_id("att"),
         channel_id=channel.id,
         customer_id=customer.id,
-        access_token=secrets.token_urlsafe(24),
+        access_token=new_access_token(),
         friendly_name=friendly_name,
         mime_type=mime_type,
         size=len(data),
@@ -129,6 +134,10 @@ async def upload_attachment(
 
 @router.get("/attachments/{attachment_id}/{token}")
 async def download_attachment(attachment_id: str, token: str, db: DatabaseDep) -> Response:
+    if not well_formed_access_token(token):
+        # Not a token this service issues: refused before any lookup, whatever the id, so the
+        # answer says nothing about which attachments exist. A well-formed wrong token is a 404.
+        raise Unauthenticated("not an attachment token")
     found = await db.run_read(attachments.get_attachment, attachment_id, with_data=True)
     if found is None or not same_secret(token, found[0].access_token):
         raise NotFound("no such attachment")
