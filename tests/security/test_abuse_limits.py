@@ -22,6 +22,8 @@ from byoc.app import create_app
 from byoc.cli.serve import server_config
 from byoc.clock import ManualClock
 from byoc.settings import Settings
+from byoc.store import Database
+from byoc.store.attachments import anonymous_upload_bytes
 from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.servers import free_port
@@ -334,6 +336,66 @@ async def test_anonymous_uploads_count_against_storage_quotas(
         over_address = await _upload(http, chat, secrets.token_hex(16), chunk, chat.page_origin)
         assert over_address.status_code == 429
         assert "this address" in over_address.json()["detail"]
+
+
+def _from_address(address: str) -> httpx.AsyncClient:
+    """A client whose connections come from `address` (anywhere in 127.0.0.0/8)."""
+    return loopback.async_client(transport=httpx.AsyncHTTPTransport(local_address=address))
+
+
+def _stored_upload_bytes(chat: Webchat) -> int:
+    """Bytes of anonymous uploads the store holds for the channel."""
+
+    async def read() -> int:
+        db = Database(chat.stack.settings.database_url)
+        try:
+            used = await db.run_read(
+                lambda conn: anonymous_upload_bytes(
+                    conn, since=0, channel_id=chat.channel_id, customer_id="", address=""
+                )
+            )
+            return used[2]
+        finally:
+            await db.close()
+
+    return asyncio.run(read())
+
+
+async def test_visitors_from_several_addresses_share_the_channel_quota(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    window = 600
+    overrides = {
+        "widget_upload_quota_window_seconds": window,
+        "widget_upload_quota_visitor_bytes": 1000,
+        "widget_upload_quota_address_bytes": 1000,
+        "widget_upload_quota_channel_bytes": 1500,
+    }
+    chunk = b"x" * 600
+    async with (
+        custom_webchat(tmp_path, emulator, overrides=overrides) as chat,
+        _from_address("127.0.0.2") as first,
+        _from_address("127.0.0.3") as second,
+        _from_address("127.0.0.4") as third,
+    ):
+        # Each visitor and each address stays inside its own quota; together they spend the
+        # channel's.
+        alice, bob, carol = (secrets.token_hex(16) for _ in range(3))
+        assert (await _upload(first, chat, alice, chunk, chat.page_origin)).status_code == 201
+        assert (await _upload(second, chat, bob, chunk, chat.page_origin)).status_code == 201
+        refused = await _upload(third, chat, carol, chunk, chat.page_origin)
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert problem["type"] == "urn:byoc:problem:upload-quota-exceeded"
+        assert "this channel" in problem["detail"]
+        assert int(refused.headers["retry-after"]) == window
+        # Nothing of the refused file was kept: what is left of the quota still takes a
+        # smaller one.
+        assert await asyncio.to_thread(_stored_upload_bytes, chat) == 1200
+        small = await _upload(third, chat, carol, b"y" * 300, chat.page_origin)
+        assert small.status_code == 201, small.text
+        assert await asyncio.to_thread(_stored_upload_bytes, chat) == 1500
 
 
 async def test_uploads_no_message_carried_are_deleted_after_the_grace_period(
