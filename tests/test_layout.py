@@ -59,3 +59,33 @@ def test_no_test_module_imports_another() -> None:
         and any(part.startswith("test_") for part in module.split("."))
     }
     assert borrowing == {}, f"move what these share to tests/support/: {borrowing}"
+
+
+def _runs_uvicorn(tree: ast.Module) -> bool:
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "Server"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "uvicorn"
+        ):
+            return True
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "uvicorn"
+            and any(alias.name == "Server" for alias in node.names)
+        ):
+            return True
+    return False
+
+
+def test_servers_are_started_by_the_harnesses_in_support() -> None:
+    # One set of server harnesses (tests/support/servers.py): a test module that runs its own
+    # uvicorn.Server is one more way to get the start-up, the port and the shutdown wrong.
+    own = [
+        path.relative_to(TESTS).as_posix()
+        for path in sorted(TESTS.rglob("test_*.py"))
+        if "support" not in path.relative_to(TESTS).parts
+        and _runs_uvicorn(ast.parse(path.read_text()))
+    ]
+    assert own == [], f"use or extend tests/support/servers.py: {own}"

@@ -10,23 +10,19 @@ import asyncio
 import contextlib
 import json
 import secrets
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
-from byoc.app import create_app
-from byoc.cli.serve import server_config
 from byoc.clock import ManualClock
 from byoc.settings import Settings
 from byoc.store import Database
 from byoc.store.attachments import anonymous_upload_bytes
 from tests.support import loopback
 from tests.support.emulator import Emulator
-from tests.support.servers import free_port
+from tests.support.servers import byoc_serve
 from tests.support.stack import running_stack
 from tests.support.waiting import advance, wait_for
 from tests.support.webchat import Webchat
@@ -35,24 +31,8 @@ from tests.support.widget import Widget, custom_webchat, widget
 # --- the HTTP server -------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def byoc_server(tmp_path: Path, **overrides: Any) -> Iterator[str]:
-    """The middleware on loopback, configured by `server_config` as `byoc serve` runs it."""
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'byoc.db'}", **overrides)
-    port = free_port()
-    config = server_config(
-        create_app(settings), settings, host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    wait_for(lambda: server.started or not thread.is_alive(), what="the server to start")
-    assert server.started, "the server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def _settings(tmp_path: Path, **overrides: Any) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path / 'byoc.db'}", **overrides)
 
 
 async def _closed_by_server(reader: asyncio.StreamReader, wait: float) -> bytes | None:
@@ -69,8 +49,8 @@ async def _closed_by_server(reader: asyncio.StreamReader, wait: float) -> bytes 
 
 
 async def test_a_client_dribbling_its_headers_is_cut_off(tmp_path: Path) -> None:
-    with byoc_server(tmp_path, http_header_timeout_seconds=1.0) as url:
-        port = int(url.rsplit(":", 1)[1])
+    with byoc_serve(_settings(tmp_path, http_header_timeout_seconds=1.0)) as server:
+        url, port = server.url, server.port
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         sent = 0
@@ -89,8 +69,8 @@ async def test_a_client_dribbling_its_headers_is_cut_off(tmp_path: Path) -> None
 
 
 async def test_an_idle_kept_alive_connection_is_closed(tmp_path: Path) -> None:
-    with byoc_server(tmp_path, http_keep_alive_timeout_seconds=1) as url:
-        port = int(url.rsplit(":", 1)[1])
+    with byoc_serve(_settings(tmp_path, http_keep_alive_timeout_seconds=1)) as server:
+        port = server.port
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await reader.readuntil(b"\r\n\r\n")
@@ -109,8 +89,8 @@ async def test_an_idle_kept_alive_connection_is_closed(tmp_path: Path) -> None:
 async def test_a_crowd_of_slow_clients_does_not_lock_out_healthz(tmp_path: Path) -> None:
     crowd = 500
     settings = {"http_max_connections": 100, "http_header_timeout_seconds": 30.0}
-    with byoc_server(tmp_path, **settings) as url:
-        port = int(url.rsplit(":", 1)[1])
+    with byoc_serve(_settings(tmp_path, **settings)) as server:
+        url, port = server.url, server.port
         slow: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         try:
             for _ in range(crowd):

@@ -15,10 +15,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
+
+if TYPE_CHECKING:
+    from byoc.settings import Settings
 
 
 def answering(request: Callable[[], httpx.Response]) -> Callable[[], httpx.Response | None]:
@@ -66,10 +69,28 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {_PORTS}")
 
 
+# How a server is configured, given the app and the port its socket is bound to.
+Configure = Callable[[Any, int], uvicorn.Config]
+
+
+def uvicorn_config(app: Any, port: int) -> uvicorn.Config:
+    """uvicorn's own defaults, quiet, with the WebSocket implementation the widget uses."""
+    return uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws="websockets-sansio",
+    )
+
+
 class ThreadedServer:
     """uvicorn in a background thread; `url` is valid between start() and stop()."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(
+        self, app: Any, port: int | None = None, configure: Configure = uvicorn_config
+    ) -> None:
         self.app = app
         # The listening socket is bound here and handed to uvicorn: a port merely found free
         # and bound later can be taken meanwhile by an outgoing connection (same range).
@@ -78,15 +99,7 @@ class ThreadedServer:
         self._socket.bind(("127.0.0.1", port or 0))
         self.port = int(self._socket.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-            ws="websockets-sansio",
-        )
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(configure(app, self.port))
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -108,9 +121,26 @@ class ThreadedServer:
 
 
 @contextmanager
-def serve(app: Any, port: int | None = None) -> Iterator[ThreadedServer]:
-    server = ThreadedServer(app, port).start()
+def serve(
+    app: Any, port: int | None = None, configure: Configure = uvicorn_config
+) -> Iterator[ThreadedServer]:
+    server = ThreadedServer(app, port, configure).start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def byoc_serve(settings: Settings) -> Iterator[ThreadedServer]:
+    """The middleware of `settings` on loopback with uvicorn configured by `server_config`, as
+    `byoc serve` runs it: header deadline, keep-alive timeout, connection bound, guarded HTTP
+    protocol."""
+    from byoc.app import create_app
+    from byoc.cli.serve import server_config
+
+    def configure(app: Any, port: int) -> uvicorn.Config:
+        return server_config(app, settings, host="127.0.0.1", port=port, log_level="warning")
+
+    with serve(create_app(settings), configure=configure) as server:
+        yield server
