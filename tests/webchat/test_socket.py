@@ -215,7 +215,8 @@ async def test_attachment_upload_reaches_cxone_and_is_fetchable(webchat: Webchat
         fetched = await http.get(attachment["url"])
         assert fetched.content == PNG
         assert fetched.headers["content-type"] == "image/png"
-        guessed = await http.get(attachment["url"].rsplit("/", 1)[0] + "/wrong-token")
+        # A guessed token of the right form finds nothing (a malformed one is 401 at once).
+        guessed = await http.get(attachment["url"].rsplit("/", 1)[0] + "/" + "A" * 32)
         assert guessed.status_code == 404
 
         wrong_type = await http.post(
