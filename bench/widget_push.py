@@ -22,8 +22,10 @@ chat channel; then, in a client process of its own (this file with --clients), i
 
 Before that, the baseline: GET /healthz open loop at the same rate (bench/loadgen.py). The CPU
 of the middleware and of the emulator over the client process's life (set-up included) is
-reported too, in % of one core. `--database-url postgresql://...` runs each run on a fresh
-PostgreSQL database (the widget bus then goes through LISTEN/NOTIFY).
+reported too, in % of one core (byoc: all its processes). `--database-url postgresql://...`
+runs each run on a fresh PostgreSQL database (the widget bus then goes through LISTEN/NOTIFY);
+`--workers N` is passed on to `byoc serve`: with several workers a reply is often taken in by
+a worker other than the one holding the widget's socket, and reaches it through NOTIFY.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from typing import Any
 
 import httpx
 from loadgen import Connection, percentile
+from processes import tree_cpu_seconds
 from reply_callback import loadgen, profile_server
 from stack import BRAND_ID, add_server_options, bench_stack, cpu_seconds, python_child, summarize
 from websockets.asyncio.client import ClientConnection, connect
@@ -285,7 +288,7 @@ def main() -> int:
     parser.add_argument("--drain-limit", type=float, default=20.0)
     parser.add_argument("--via", choices=("emulator", "box"), default="emulator")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of byoc in run 1")
-    add_server_options(parser, workers=False)
+    add_server_options(parser)
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args()
@@ -331,7 +334,10 @@ def main() -> int:
                 "token": token,
                 "tag": f"r{run}-{secrets.token_hex(3)}",
             }
-            cpu_before = {"byoc": cpu_seconds(server.pid), "emulator": cpu_seconds(emulator.pid)}
+            cpu_before = {
+                "byoc": tree_cpu_seconds(server.pid),
+                "emulator": cpu_seconds(emulator.pid),
+            }
             profiler = None
             if args.profile and run == 1:
                 # From the start of the client process: ~3 s of set-up, then the replies.
@@ -347,7 +353,9 @@ def main() -> int:
             if profiler is not None:
                 profiler.wait(timeout=60)
             cpu = {
-                "byoc_cpu_percent": 100 * (cpu_seconds(server.pid) - cpu_before["byoc"]) / elapsed,
+                "byoc_cpu_percent": 100
+                * (tree_cpu_seconds(server.pid) - cpu_before["byoc"])
+                / elapsed,
                 "emulator_cpu_percent": 100
                 * (cpu_seconds(emulator.pid) - cpu_before["emulator"])
                 / elapsed,
