@@ -16,7 +16,9 @@ reads VmRSS again. Target: <= 600 MiB with the sockets open.
 The open-file limit is raised to what the sockets need (within the hard limit) in this process,
 which `byoc serve` and the clients inherit; the limits found are printed. `--database-url
 postgresql://...` runs each run on a fresh PostgreSQL database (each `hello` stores a customer
-there; the widget bus subscribes through LISTEN/NOTIFY).
+there; the widget bus subscribes through LISTEN/NOTIFY). `--workers N` is passed on to
+`byoc serve`: the memory and the file descriptors are then summed over its processes (the
+sockets spread over the workers; each process's shared pages count once per process).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import secrets
 import subprocess
@@ -34,7 +35,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from processes import http_get
+from processes import http_get, tree_fd_count, tree_rss_kib
 from prometheus_client.parser import text_string_to_metric_families
 from stack import (
     add_server_options,
@@ -42,7 +43,6 @@ from stack import (
     free_port,
     python_child,
     raise_nofile,
-    rss_kib,
     summarize,
 )
 from websockets.asyncio.client import ClientConnection, connect
@@ -120,11 +120,6 @@ def clients_main() -> None:
 # --- the orchestration ---------------------------------------------------------------------
 
 
-def open_fds(pid: int) -> int:
-    """File descriptors the server holds: each widget socket is one."""
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 def open_sockets_gauge(base: str) -> float:
     """`byoc_open_websockets` as /metrics reports it (recorded, not trusted: see README)."""
     text = http_get(base + "/metrics", timeout=30).text
@@ -157,8 +152,8 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         warm.stdin.close()
         warm.wait(timeout=30)
         time.sleep(args.settle)
-        before = rss_kib(server.pid)
-        fds_before = open_fds(server.pid)
+        before = tree_rss_kib(server.pid)
+        fds_before = tree_fd_count(server.pid)
         per_process = -(-args.sockets // args.processes)
         clients: list[subprocess.Popen[bytes]] = []
         started = time.perf_counter()
@@ -201,8 +196,8 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         connect_s = time.perf_counter() - started
         gauge = open_sockets_gauge(stack.base)
         time.sleep(args.settle)
-        after = rss_kib(server.pid)
-        fds_after = open_fds(server.pid)
+        after = tree_rss_kib(server.pid)
+        fds_after = tree_fd_count(server.pid)
         gauge_after = open_sockets_gauge(stack.base)
         if server.poll() is not None:
             raise SystemExit(f"byoc serve exited early; see {stack.work / 'byoc.log'}")
@@ -234,7 +229,7 @@ def main() -> int:
         default="deflate",
         help="whether clients offer permessage-deflate (browsers do)",
     )
-    add_server_options(parser, workers=False)
+    add_server_options(parser)
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args()

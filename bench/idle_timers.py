@@ -12,7 +12,8 @@ anything. Target: the seeded server below 5 % of one core.
 
 No CXone is needed and none is running (nothing idle calls it); both servers point at a port
 nobody listens on. `--database-url postgresql://...` gives each server a fresh PostgreSQL
-database instead (seeded with the same rows, then VACUUM (ANALYZE)).
+database instead (seeded with the same rows, then VACUUM (ANALYZE)); `--workers N` is passed
+on to `byoc serve`, and the CPU and memory are then those of all its processes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from typing import Any
 
 import asyncpg
 import postgres_server
-from stack import Stack, add_server_options, bench_stack, cpu_seconds, free_port, rss_kib, summarize
+from processes import tree_cpu_seconds, tree_rss_kib
+from stack import Stack, add_server_options, bench_stack, free_port, summarize
 
 from byoc.ids import new_id
 
@@ -114,12 +116,12 @@ def one_run(args: argparse.Namespace, run: int, stacks: dict[str, Stack]) -> dic
             stack.wait_server(servers[name], logs[name])
         time.sleep(args.settle)
         timers = {name: pending_timers(stack) for name, stack in stacks.items()}
-        start = {name: cpu_seconds(p.pid) for name, p in servers.items()}
+        start = {name: tree_cpu_seconds(p.pid) for name, p in servers.items()}
         began = time.monotonic()
         time.sleep(args.duration)
         elapsed = time.monotonic() - began
-        end = {name: cpu_seconds(p.pid) for name, p in servers.items()}
-        rss = {name: rss_kib(p.pid) / 1024 for name, p in servers.items()}
+        end = {name: tree_cpu_seconds(p.pid) for name, p in servers.items()}
+        rss = {name: tree_rss_kib(p.pid) / 1024 for name, p in servers.items()}
         for name, process in servers.items():
             if process.poll() is not None:
                 raise SystemExit(f"byoc serve ({name}) exited early")
@@ -144,7 +146,7 @@ def main() -> int:
     parser.add_argument("--conversations", type=int, default=50_000)
     parser.add_argument("--duration", type=float, default=30.0, help="measured idle seconds")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after start-up")
-    add_server_options(parser, workers=False)
+    add_server_options(parser)
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     args = parser.parse_args()

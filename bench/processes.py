@@ -150,3 +150,38 @@ def tree_cpu_seconds(root: int) -> float:
     """CPU seconds of a process and all its descendants, live or exited (a worker that exited
     is counted in its parent's children time once waited for)."""
     return sum(process_cpu_seconds(pid, children=True) for pid in descendants(root))
+
+
+def tree_rss_kib(root: int) -> int:
+    """Resident memory (VmRSS, KiB) of a process and its live descendants: with `--workers`,
+    the supervisor and every worker. Pages shared between them count once per process."""
+    total = 0
+    for pid in descendants(root):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue  # gone since the listing
+        total += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")),
+            0,
+        )
+    return total
+
+
+def tree_fd_count(root: int, *, sockets: bool = False) -> int:
+    """File descriptors (with `sockets`, only the sockets) of a process and its descendants."""
+    count = 0
+    for pid in descendants(root):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        if not sockets:
+            count += len(fds)
+            continue
+        for fd in fds:
+            try:
+                count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+            except OSError:
+                continue
+    return count

@@ -17,7 +17,8 @@ before the server cut it off (every one must be cut within 30 s).
 The open-file limit is raised to what the clients need (within the hard limit) in this
 process, which `byoc serve` and the clients inherit; the limits found are printed.
 `--database-url postgresql://...` runs the server on a fresh PostgreSQL database (its
-readiness, not `/healthz`, depends on it).
+readiness, not `/healthz`, depends on it). `--workers N` is passed on to `byoc serve`; its
+connections are then counted over all its processes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from processes import tree_fd_count
 from stack import add_server_options, bench_stack, python_child, raise_nofile
 
 CUT_WITHIN_SECONDS = 30.0
@@ -102,15 +103,9 @@ def clients_main() -> None:
 
 
 def server_connections(pid: int) -> int:
-    """Sockets the server holds (its file descriptors that are sockets)."""
-    count = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-                count += 1
-        except OSError:
-            continue
-    return count
+    """Sockets the server holds (its file descriptors that are sockets; with `--workers`, those
+    of the supervisor and of every worker)."""
+    return tree_fd_count(pid, sockets=True)
 
 
 def probe(base: str, count: int, server_pid: int) -> dict[str, Any]:
@@ -210,7 +205,7 @@ def main() -> int:
         help="BYOC_HTTP_HEADER_TIMEOUT_SECONDS for the server (default: its own, 10 s); at 30 "
         "every slow client is held through the probes",
     )
-    add_server_options(parser, workers=False)
+    add_server_options(parser)
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
