@@ -175,6 +175,12 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
         at_probe = server_connections(server.pid)
         probed = probe(stack.base, args.probes, server.pid)
         print(f"server connections at the probe: {at_probe}; {probed}", flush=True)
+        if server.poll() is not None:
+            log = (stack.work / "byoc.log").read_text(errors="replace").splitlines()
+            raise SystemExit(
+                f"byoc serve exited with status {server.returncode} during the run; the end "
+                "of its log:\n" + "\n".join(log[-30:])
+            )
         results = []
         for client in clients:
             assert client.stdout is not None
