@@ -81,7 +81,8 @@ def test_no_operation_answers_5xx(stack: Stack) -> None:
     real_ids = {
         "channel_id": stack.channel_id,
         "thread_id": thread_id,
-        "post_id": thread_id,  # a legacy reply names the thread as CXone's post
+        # A legacy reply names CXone's thread as its post: the id CXone gave the thread.
+        "post_id": stack.contact_for_thread(thread_id)["threadId"],
         "customer_id": customer,
     }
     failures: list[str] = []
