@@ -141,6 +141,7 @@ def profile_server(pid: int, seconds: float, out: Path) -> subprocess.Popen[byte
         return None
     argv = [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds))]
     argv += ["--rate", "100", "--format", "raw", "--output", str(out), "--threads", "--gil"]
+    argv += ["--subprocesses"]  # with `--workers`, the workers under the supervisor
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -35,7 +35,6 @@ from byoc.channels.signing import signed_headers
 
 HERE = Path(__file__).resolve().parent
 BRAND_ID = 1001
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def raise_nofile(wanted: int) -> tuple[int, int]:
@@ -46,21 +45,6 @@ def raise_nofile(wanted: int) -> tuple[int, int]:
     if target > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return soft, hard
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process (VmRSS), KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), seconds."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def median_p99(values: Iterable[float]) -> dict[str, float]:
@@ -247,20 +231,19 @@ def work_per(
     return work
 
 
-def add_server_options(parser: argparse.ArgumentParser, *, workers: bool = True) -> None:
-    """`--database-url` (and `--workers`) as every benchmark takes them."""
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """`--database-url` and `--workers` as every benchmark that starts `byoc serve` takes them."""
     parser.add_argument(
         "--database-url",
         help="a PostgreSQL server and database to connect to, e.g. "
         "postgresql://postgres@127.0.0.1:5432/test: each stack gets a fresh database next to "
         "it, dropped afterwards (default: a fresh SQLite file)",
     )
-    if workers:
-        parser.add_argument(
-            "--workers",
-            type=int,
-            help="passed to `byoc serve --workers N` (default: not passed, one process)",
-        )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="passed to `byoc serve --workers N` (default: not passed, one process)",
+    )
 
 
 def bench_stack(args: argparse.Namespace, cleanup: ExitStack, **options: Any) -> Stack:

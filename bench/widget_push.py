@@ -43,9 +43,9 @@ from typing import Any
 
 import httpx
 from loadgen import Connection, percentile
-from processes import tree_cpu_seconds
+from processes import process_cpu_seconds, tree_cpu_seconds
 from reply_callback import loadgen, profile_server
-from stack import BRAND_ID, add_server_options, bench_stack, cpu_seconds, python_child, summarize
+from stack import BRAND_ID, add_server_options, bench_stack, python_child, summarize
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
@@ -336,7 +336,7 @@ def main() -> int:
             }
             cpu_before = {
                 "byoc": tree_cpu_seconds(server.pid),
-                "emulator": cpu_seconds(emulator.pid),
+                "emulator": process_cpu_seconds(emulator.pid),
             }
             profiler = None
             if args.profile and run == 1:
@@ -357,7 +357,7 @@ def main() -> int:
                 * (tree_cpu_seconds(server.pid) - cpu_before["byoc"])
                 / elapsed,
                 "emulator_cpu_percent": 100
-                * (cpu_seconds(emulator.pid) - cpu_before["emulator"])
+                * (process_cpu_seconds(emulator.pid) - cpu_before["emulator"])
                 / elapsed,
             }
             if done.returncode != 0:

@@ -31,6 +31,7 @@ from websockets.typing import Origin
 
 from byoc.app import create_app
 from byoc.box.credentials import hash_secret, new_client_credentials
+from byoc.channels import WEBCHAT, WEBHOOK
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
 from byoc.cli.serve import server_config
 from byoc.demo_ports import PORT_FLAGS, DemoError, DemoPorts, take_ports
@@ -329,7 +330,7 @@ async def _run(
     channel = Channel(
         id=CHANNEL_ID,
         tenant_id="default",
-        adapter="webhook",
+        adapter=WEBHOOK,
         name="The Watering Hole",
         webhook_url=f"http://127.0.0.1:{ports.platform}/webhook",
         secret=secret,
@@ -338,7 +339,7 @@ async def _run(
     web_channel = Channel(
         id=WEB_CHANNEL_ID,
         tenant_id="default",
-        adapter="webchat",
+        adapter=WEBCHAT,
         name="The Watering Hole web chat",
         webhook_url=None,
         secret=secrets.token_urlsafe(24),

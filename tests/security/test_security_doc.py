@@ -1,4 +1,6 @@
-"""docs/security.md names the routes it protects as the app serves them."""
+"""docs/security.md names the API routes it protects (each prefix written `/…/…` and each path
+with parameters) as the app serves them. Whole paths without parameters (`/healthz`, `/metrics`)
+are not checked here."""
 
 from __future__ import annotations
 

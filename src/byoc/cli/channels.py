@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from byoc.channels import ADAPTERS
+from byoc.channels import ADAPTERS, WEBCHAT, WEBHOOK
 from byoc.channels.webchat.config import parse_settings
 from byoc.cli._common import Context, SubParsers, add, fail, progress, run, with_db
 from byoc.errors import InvalidInput
@@ -34,7 +34,7 @@ def _settings_option(text: str | None) -> dict[str, Any]:
 
 
 def _channel_settings(args: argparse.Namespace) -> dict[str, Any]:
-    if args.adapter != "webchat":
+    if args.adapter != WEBCHAT:
         return {}
     raw = _settings_option(args.settings)
     if args.allowed_origin:
@@ -50,7 +50,7 @@ def cmd_channels_add(settings: Settings, args: argparse.Namespace) -> int:
     except (ValueError, InvalidInput) as exc:
         print(f"byoc: {exc}", file=sys.stderr)
         return 2
-    if args.adapter == "webhook":
+    if args.adapter == WEBHOOK:
         if not args.webhook_url:
             return fail("--webhook-url is required for the webhook adapter", 2)
         problem = OutboundPolicy.of(settings).url_problem(args.webhook_url)
@@ -288,7 +288,7 @@ def register(sub: SubParsers) -> None:
     chadd = add(chsub, "add", cmd_channels_add, "map an existing CXone channel to a platform")
     chadd.add_argument("--id", required=True, help="the CXone channel id, e.g. chat_1234")
     chadd.add_argument("--tenant", default="default")
-    chadd.add_argument("--adapter", default="webhook", choices=ADAPTERS)
+    chadd.add_argument("--adapter", default=WEBHOOK, choices=ADAPTERS)
     chadd.add_argument(
         "--allowed-origin",
         action="append",
@@ -309,7 +309,7 @@ def register(sub: SubParsers) -> None:
         "--integration-id", help="CXone's Integration ID (BYOC_CXONE_CHANNEL_INTEGRATION_ID)"
     )
     chcreate.add_argument("--tenant", default="default")
-    chcreate.add_argument("--adapter", default="webhook", choices=ADAPTERS)
+    chcreate.add_argument("--adapter", default=WEBHOOK, choices=ADAPTERS)
     chcreate.add_argument("--webhook-url", help="where agent messages are POSTed (webhook)")
     chcreate.add_argument(
         "--allowed-origin",

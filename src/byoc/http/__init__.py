@@ -42,7 +42,7 @@ The package: `_models` (request, response, `response()` for test transports), `_
 (the tree above), `_client` (`HttpClient` and everything aiohttp). Import from `byoc.http`.
 """
 
-from byoc.http._client import HttpClient
+from byoc.http._client import USER_AGENT, HttpClient
 from byoc.http._exceptions import (
     HttpError,
     HttpRefusedAddress,
@@ -60,6 +60,7 @@ from byoc.http._models import (
 )
 
 __all__ = [
+    "USER_AGENT",
     "HttpClient",
     "HttpError",
     "HttpRefusedAddress",

@@ -35,7 +35,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import QueryParams
 
 from byoc.api.deps import DatabaseDep, SettingsDep, TenantsDep
-from byoc.channels import ADAPTERS
+from byoc.channels import ADAPTERS, WEBCHAT, WEBHOOK
 from byoc.cxone import CxoneAuthError, CxoneError, DeClient
 from byoc.errors import ByocError, InvalidInput, NotFound
 from byoc.outbound import OutboundPolicy
@@ -126,7 +126,7 @@ def _form_page(
     claims: FormClaims,
     *,
     name: str = "",
-    adapter: str = "webhook",
+    adapter: str = WEBHOOK,
     webhook_url: str = "",
     allowed_origins: str = "",
     errors: dict[str, str] | None = None,
@@ -289,7 +289,7 @@ async def create_from_form(
         # The same form submitted twice: the first submit did the work.
         return _done(claims.back_url, "Channel created", f"Channel {existing.name} is ready.")
 
-    adapter = text("adapter") or "webhook"
+    adapter = text("adapter") or WEBHOOK
     webhook_url = text("webhook_url")
     allowed_origins = text("allowed_origins")
     origins = allowed_origins.replace(",", " ").split()
@@ -301,7 +301,7 @@ async def create_from_form(
         adapter=adapter,
         webhook_url=webhook_url or None,
         owner_user_id=claims.user_id,
-        settings={"allowed_origins": origins} if adapter == "webchat" and origins else {},
+        settings={"allowed_origins": origins} if adapter == WEBCHAT and origins else {},
     )
     fields = {
         "name": new.name,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from byoc.channels import ADAPTERS
+from byoc.channels import ADAPTERS, WEBCHAT, WEBHOOK
 from byoc.channels.webchat.config import parse_settings
 from byoc.cxone import Channel as DeChannel
 from byoc.cxone import ChannelCreate, CxoneError, CxoneNotFound, CxoneRejected, DeClient
@@ -79,7 +79,7 @@ class NewChannel:
     name: str
     integration_id: str
     tenant_id: str = DEFAULT_TENANT_ID
-    adapter: str = "webhook"
+    adapter: str = WEBHOOK
     webhook_url: str | None = None
     owner_user_id: int | None = None
     id: str | None = None
@@ -137,7 +137,7 @@ def validate(request: NewChannel, policy: OutboundPolicy | None = None) -> dict[
         )
     if request.adapter not in ADAPTERS:
         problems["adapter"] = "must be one of " + ", ".join(ADAPTERS)
-    elif request.adapter == "webhook":
+    elif request.adapter == WEBHOOK:
         if not request.webhook_url:
             problems["webhook_url"] = "is required for the webhook adapter"
         # A name is checked again, resolved, at every delivery (`byoc.outbound_resolver`).
@@ -145,7 +145,7 @@ def validate(request: NewChannel, policy: OutboundPolicy | None = None) -> dict[
             problems["webhook_url"] = problem
     elif request.webhook_url:
         problems["webhook_url"] = "is only for the webhook adapter"
-    if request.adapter == "webchat":
+    if request.adapter == WEBCHAT:
         try:
             parse_settings(request.settings)
         except InvalidInput as exc:
@@ -170,7 +170,7 @@ def de_channel(channel_id: str, request: NewChannel) -> ChannelCreate:
         # Private: one customer's conversation, not public posts on a page.
         is_private=True,
         has_tree_structure=False,
-        is_live_chat=request.adapter == "webchat",
+        is_live_chat=request.adapter == WEBCHAT,
         has_outbound_flow=True,
         has_manual_outbound_flow=True,
         has_ability_to_send_files=True,

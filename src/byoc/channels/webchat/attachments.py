@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from byoc.api.deps import ClockDep, ConversationsDep, DatabaseDep, SettingsDep, WidgetLimitsDep
+from byoc.channels import WEBCHAT
 from byoc.channels.attachment_store import (
     attachment_url,
     new_access_token,
@@ -66,7 +67,7 @@ async def upload_attachment(
     x_byoc_user_expires: Annotated[str | None, Header()] = None,
 ) -> UploadedAttachment:
     channel = await db.run_read(channels.get_channel, channel_id)
-    if channel is None or channel.adapter != "webchat":
+    if channel is None or channel.adapter != WEBCHAT:
         raise ChannelNotFound(f"no web chat channel {channel_id!r}")
     settings = parse_settings(channel.settings)
     identity = resolve_identity(

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from byoc.api.deps import database_of
+from byoc.channels import WEBCHAT
 from byoc.channels.webchat.config import parse_settings
 from byoc.errors import InvalidInput
 from byoc.store import channels
@@ -72,7 +73,7 @@ class WidgetCorsMiddleware:
     async def _allowed(self, scope: Scope, channel_id: str, origin: str) -> bool:
         db = database_of(HTTPConnection(scope))
         channel = await db.run_read(channels.get_channel, channel_id)
-        if channel is None or channel.adapter != "webchat":
+        if channel is None or channel.adapter != WEBCHAT:
             return True  # let the route answer 404 as usual
         try:
             return parse_settings(channel.settings).origin_allowed(origin)

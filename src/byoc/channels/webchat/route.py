@@ -16,6 +16,7 @@ from byoc.api.deps import (
     SettingsDep,
     WidgetLimitsDep,
 )
+from byoc.channels import WEBCHAT
 from byoc.channels.webchat.config import parse_settings
 from byoc.channels.webchat.identity import resolve_identity
 from byoc.channels.webchat.protocol import (
@@ -71,7 +72,7 @@ async def widget_socket(
         channel: Channel | None = await conversations.channel(hello.channel)
     except ChannelNotFound:
         channel = None
-    if channel is None or channel.adapter != "webchat":
+    if channel is None or channel.adapter != WEBCHAT:
         await _refuse(ws, "channel-not-found", f"no web chat channel {hello.channel!r}")
         return
     settings = parse_settings(channel.settings)
