@@ -197,3 +197,38 @@ def test_conflict_ending_a_contact_that_has_ended_is_success(
         wait_for(lambda: not stack.outbox(), what="outbox drained")
         puts = emulator.requests(path_contains=f"/contacts/{contact['id']}/status", method="PUT")
         assert [p["status"] for p in puts] == [409]  # "already ended" was taken at its word
+
+
+def test_a_status_sent_before_cxone_knows_the_message_is_retried_not_lost(stack: Stack) -> None:
+    accepted = stack.customer_says("hello")
+    contact = stack.contact_for_thread(accepted["threadId"])
+    reply = stack.agent_replies(contact["id"], "hi")
+    message_id = reply.json()["message"]["idOnExternalPlatform"]
+    # CXone has not recorded the message yet when the status arrives (it records our id from
+    # our answer to its callback): the first status call finds no such message.
+    rule = {
+        "match": "PUT /channels/*/messages/*/status",
+        "errorRate": 1.0,
+        "errorStatus": 404,
+        "times": 1,
+    }
+    assert stack.emulator.admin.put("/emulator/faults", json={"rules": [rule]}).status_code == 200
+    receipt = stack.signed(
+        "POST",
+        f"/api/v1/channels/{stack.channel_id}/receipts",
+        {"messageId": message_id, "status": "delivered"},
+    )
+    assert receipt.status_code == 202, receipt.text
+    path = f"/messages/{message_id}/status"
+    puts = wait_for(
+        lambda: [
+            p["status"]
+            for p in stack.emulator.requests(path_contains=path, method="PUT")
+            if p["status"] == 200
+        ],
+        what="the status delivered on a later attempt",
+    )
+    assert puts == [200]
+    statuses = [p["status"] for p in stack.emulator.requests(path_contains=path, method="PUT")]
+    assert statuses == [404, 200]
+    assert stack.outbox(state="dead") == []

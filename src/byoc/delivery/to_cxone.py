@@ -28,6 +28,7 @@ from byoc.cxone import (
     CreateMessage,
     CreateMessageResponse,
     CustomFieldValue,
+    CxoneNotFound,
     EndUserIdentity,
     MessageContent,
     OutboundMessage,
@@ -36,13 +37,19 @@ from byoc.cxone import (
     iso_millis,
 )
 from byoc.delivery.common import Loaded, cxone_call, load, ms_to_datetime, preloaded
-from byoc.outbox import PermanentFailure, kinds
+from byoc.outbox import PermanentFailure, RetryLater, kinds
 from byoc.outbox.outcome import Outcome, Settled
 from byoc.store import Connection, Database, conversations, messages
 from byoc.store.records import Channel, Conversation, OutboxRow
 from byoc.tenancy import TenantClients
 
 log = logging.getLogger(__name__)
+
+# CXone learns an agent message's id on our side from our answer to its reply callback, and may
+# record it a moment after we answered: a status sent that soon (a platform that refuses or
+# delivers at once) can find the message not yet known. Within this time of the message's
+# creation a 404 is retried, not dead-lettered.
+STATUS_BEFORE_CXONE_KNOWS_MS = 60_000
 
 
 class ToCxone:
@@ -176,14 +183,21 @@ class ToCxone:
         assert loaded.message is not None
         de = await self._tenants.for_tenant(loaded.channel.tenant_id)
         status = payload.status
-        async with cxone_call(f"status {status} of {loaded.message.id}"):
-            await de.update_message_status(
-                loaded.channel.id,
-                loaded.message.id,
-                status,  # type: ignore[arg-type]  # written by the service from a Literal
-                updated_at=ms_to_datetime(payload.at),
-                reason=payload.reason,
-            )
+        what = f"status {status} of {loaded.message.id}"
+        try:
+            async with cxone_call(what):
+                await de.update_message_status(
+                    loaded.channel.id,
+                    loaded.message.id,
+                    status,  # type: ignore[arg-type]  # written by the service from a Literal
+                    updated_at=ms_to_datetime(payload.at),
+                    reason=payload.reason,
+                )
+        except PermanentFailure as exc:
+            age = self._clock.now_ms() - loaded.message.created_at
+            if isinstance(exc.__cause__, CxoneNotFound) and age < STATUS_BEFORE_CXONE_KNOWS_MS:
+                raise RetryLater(f"{what}: CXone does not know the message yet") from exc
+            raise
         return Settled()
 
     async def customer_typing(self, payload: kinds.CustomerTyping, _row: OutboxRow) -> Outcome:
