@@ -19,6 +19,7 @@ from byoc.cxone import (
     CxoneAuthError,
     CxoneConflict,
     CxoneError,
+    CxoneNotFound,
     CxoneRejected,
     CxoneUnavailable,
 )
@@ -28,7 +29,11 @@ from byoc.store.records import Channel, Conversation, Customer, Message, OutboxR
 
 
 @asynccontextmanager
-async def cxone_call(what: str, *, conflict_is_success: bool = False) -> AsyncIterator[None]:
+async def cxone_call(
+    what: str, *, conflict_is_success: bool = False, not_found_yet: bool = False
+) -> AsyncIterator[None]:
+    """CXone's errors as outbox decisions. `not_found_yet`: a 404 may be CXone not having
+    recorded what the call names yet, so it is retried (within the retry budget)."""
     try:
         yield
     except CxoneUnavailable as exc:
@@ -41,6 +46,10 @@ async def cxone_call(what: str, *, conflict_is_success: bool = False) -> AsyncIt
             raise PermanentFailure(
                 f"{what}: refused by CXone as a conflict with its current state (409): {exc}"
             ) from exc
+    except CxoneNotFound as exc:
+        if not_found_yet:
+            raise RetryLater(f"{what}: not known to CXone yet: {exc}") from exc
+        raise PermanentFailure(f"{what}: {exc}") from exc
     except CxoneRejected as exc:
         raise PermanentFailure(f"{what}: {exc}") from exc
     except CxoneError as exc:

@@ -28,7 +28,6 @@ from byoc.cxone import (
     CreateMessage,
     CreateMessageResponse,
     CustomFieldValue,
-    CxoneNotFound,
     EndUserIdentity,
     MessageContent,
     OutboundMessage,
@@ -37,7 +36,7 @@ from byoc.cxone import (
     iso_millis,
 )
 from byoc.delivery.common import Loaded, cxone_call, load, ms_to_datetime, preloaded
-from byoc.outbox import PermanentFailure, RetryLater, kinds
+from byoc.outbox import PermanentFailure, kinds
 from byoc.outbox.outcome import Outcome, Settled
 from byoc.store import Connection, Database, conversations, messages
 from byoc.store.records import Channel, Conversation, OutboxRow
@@ -183,21 +182,15 @@ class ToCxone:
         assert loaded.message is not None
         de = await self._tenants.for_tenant(loaded.channel.tenant_id)
         status = payload.status
-        what = f"status {status} of {loaded.message.id}"
-        try:
-            async with cxone_call(what):
-                await de.update_message_status(
-                    loaded.channel.id,
-                    loaded.message.id,
-                    status,  # type: ignore[arg-type]  # written by the service from a Literal
-                    updated_at=ms_to_datetime(payload.at),
-                    reason=payload.reason,
-                )
-        except PermanentFailure as exc:
-            age = self._clock.now_ms() - loaded.message.created_at
-            if isinstance(exc.__cause__, CxoneNotFound) and age < STATUS_BEFORE_CXONE_KNOWS_MS:
-                raise RetryLater(f"{what}: CXone does not know the message yet") from exc
-            raise
+        young = self._clock.now_ms() - loaded.message.created_at < STATUS_BEFORE_CXONE_KNOWS_MS
+        async with cxone_call(f"status {status} of {loaded.message.id}", not_found_yet=young):
+            await de.update_message_status(
+                loaded.channel.id,
+                loaded.message.id,
+                status,  # type: ignore[arg-type]  # written by the service from a Literal
+                updated_at=ms_to_datetime(payload.at),
+                reason=payload.reason,
+            )
         return Settled()
 
     async def customer_typing(self, payload: kinds.CustomerTyping, _row: OutboxRow) -> Outcome:
