@@ -336,15 +336,15 @@ class ConversationService:
         this one a deadlock's victim (nothing written), it runs again: a replay, not a failure."""
 
         async def write() -> Delivered:
-            for attempt in (1, 2, 3):
+            for attempts_left in (2, 1, 0):  # three in all
                 try:
                     delivered = await self._db.run_write(tx)
-                    self._dispatch(delivered)
-                    return delivered
+                    break
                 except (Contention, DuplicateError) as exc:
-                    if attempt == 3 or (isinstance(exc, DuplicateError) and not retry_id):
+                    if not attempts_left or (isinstance(exc, DuplicateError) and not retry_id):
                         raise
-            raise AssertionError("unreachable")
+            self._dispatch(delivered)
+            return delivered
 
         return await asyncio.shield(write())
 
