@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 
 import pytest
 from sqlalchemy import Connection
@@ -13,11 +14,12 @@ from sqlalchemy import Connection
 from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
-from byoc.delivery.common import Loaded, load, preload_message
+from byoc.delivery.common import Loaded, load, preload_messages
 from byoc.outbox import kinds
 from byoc.outbox.outcome import RetryPolicy, Settled
-from byoc.outbox.worker import OutboxWorker, Preload
-from byoc.store import Database, channels, migrations, tenants
+from byoc.outbox.preloads import Preload
+from byoc.outbox.worker import OutboxWorker
+from byoc.store import Database, channels, conversations, migrations, tenants
 from byoc.store.records import Channel, OutboxRow, Tenant
 
 CHANNEL = "chat_fresh"
@@ -52,7 +54,10 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 class Deliveries:
     """What the worker delivered, in order; each delivery may be held until released."""
 
-    def __init__(self) -> None:
+    def __init__(self, contact_ids: bool = False) -> None:
+        # With `contact_ids`, a delivered customer message records its id as the
+        # conversation's CXone contact id, as the create's settle write records CXone's.
+        self.contact_ids = contact_ids
         self.rows: list[OutboxRow] = []
         self.arrived = asyncio.Event()
         self.release = asyncio.Event()
@@ -62,7 +67,16 @@ class Deliveries:
         self.rows.append(row)
         self.arrived.set()
         await self.release.wait()
-        return Settled()
+        if not self.contact_ids or row.kind != kinds.CustomerMessage.KIND:
+            return Settled()
+        conversation_id, message_id = row.payload["conversation_id"], row.payload["message_id"]
+        return Settled(
+            write=partial(
+                conversations.update_conversation,
+                conversation_id=conversation_id,
+                de_contact_id=f"contact-{message_id}",
+            )
+        )
 
     async def until(self, count: int) -> None:
         async def wait() -> None:
@@ -165,7 +179,7 @@ async def test_a_fresh_reply_carries_what_its_transaction_read_for_the_delivery(
     row also reads what the delivery needs: the row's `context` is what a read after the
     commit gives, so the delivery reads nothing. Other kinds carry nothing."""
     deliveries = Deliveries()
-    worker = worker_for(db, deliveries, {kinds.AgentMessage.KIND: preload_message})
+    worker = worker_for(db, deliveries, {kinds.AgentMessage.KIND: preload_messages})
     service = ConversationService(db, POLICY, fresh_rows=worker)
     customer = CustomerProfile(external_id="u-preloaded")
     said = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
@@ -189,10 +203,11 @@ async def test_a_fresh_customer_message_carries_what_its_transaction_read_for_th
 ) -> None:
     """With the CXone delivery's preload, the transaction that stores a customer message and
     claims its row also reads what the create needs: the row's `context` is what a read after
-    the commit gives. A message behind one in flight is claimed later, by the worker, and
-    carries nothing: its delivery reads for itself, after the first one's writes."""
-    deliveries = Deliveries()
-    worker = worker_for(db, deliveries, {kinds.CustomerMessage.KIND: preload_message})
+    the commit gives. A message behind one in flight is claimed later, by a pass of the worker,
+    which reads for it in the same way, after settling the first one: its context holds what
+    the first one's delivery wrote."""
+    deliveries = Deliveries(contact_ids=True)
+    worker = worker_for(db, deliveries, {kinds.CustomerMessage.KIND: preload_messages})
     service = ConversationService(db, POLICY, fresh_rows=worker)
     customer = CustomerProfile(external_id="u-preloaded", first_name="Ada")
     deliveries.release.clear()
@@ -213,4 +228,8 @@ async def test_a_fresh_customer_message_carries_what_its_transaction_read_for_th
             break
         await worker.run_once()
     assert deliveries.rows[1].payload["message_id"] == again.message.id
-    assert deliveries.rows[1].context is None
+    context = deliveries.rows[1].context
+    assert isinstance(context, Loaded)
+    assert context.message == again.message
+    assert context.conversation.de_contact_id == f"contact-{said.message.id}"
+    assert context.customer.first_name == "Ada"

@@ -9,7 +9,7 @@ a rejection, dead-lettered at once with its reason, everywhere else. It raises t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +23,7 @@ from byoc.cxone import (
     CxoneRejected,
     CxoneUnavailable,
 )
-from byoc.outbox import DeliveryError, Gone, PermanentFailure, RetryLater, kinds
+from byoc.outbox import Gone, PermanentFailure, RetryLater, kinds
 from byoc.store import Connection, Database, channels, conversations, messages
 from byoc.store.records import Channel, Conversation, Customer, Message, OutboxRow
 
@@ -76,25 +76,33 @@ async def load(
     return await db.run_read(partial(_load, message_id=message_id, conversation_id=conversation_id))
 
 
-def load_in(
-    conn: Connection, *, message_id: str | None = None, conversation_id: str | None = None
-) -> Loaded:
-    """`load` in the caller's transaction."""
-    return _load(conn, message_id=message_id, conversation_id=conversation_id)
+def preload_messages(conn: Connection, rows: Sequence[OutboxRow]) -> list[Loaded | None]:
+    """The delivery reads of message rows (a customer message's create, an agent message's
+    webhook), one statement for all of them, run in the transaction that claims them
+    (`OutboxWorker`: a fresh row by its intake, due rows by a pass): their messages are in that
+    transaction, so the deliveries need no read of their own (`preloaded`). None for a row that
+    cannot be served: its handler then reads, and fails, for itself."""
+    wanted: list[str | None] = []
+    for row in rows:
+        try:
+            payload = kinds.decode(row)
+        except ValueError:
+            payload = None
+        message_id = None
+        if isinstance(payload, kinds.CustomerMessage | kinds.AgentMessage):
+            message_id = payload.message_id
+        wanted.append(message_id)
+    found = messages.get_messages_in_context(conn, [m for m in wanted if m is not None])
+    return [_servable(found.get(m)) if m is not None else None for m in wanted]
 
 
-def preload_message(conn: Connection, row: OutboxRow) -> Loaded | None:
-    """A message row's delivery read (a customer message's create, an agent message's webhook),
-    run in the transaction that claims the row (`OutboxWorker.claim_fresh`): the message is in
-    that transaction, so the delivery needs no read of its own (`preloaded`). None when the row
-    cannot be served: the handler then reads, and fails, for itself."""
-    try:
-        payload = kinds.decode(row)
-        if not isinstance(payload, kinds.CustomerMessage | kinds.AgentMessage):
-            return None
-        return load_in(conn, message_id=payload.message_id)
-    except (ValueError, DeliveryError):
+def _servable(found: messages.MessageInContext | None) -> Loaded | None:
+    if found is None:
         return None
+    message, conversation, customer, channel = found
+    if channel is None:
+        return None
+    return Loaded(channel=channel, conversation=conversation, customer=customer, message=message)
 
 
 def preloaded(row: OutboxRow, message_id: str) -> Loaded | None:

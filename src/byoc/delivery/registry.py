@@ -22,12 +22,13 @@ from byoc.channels.adapter import ChannelAdapter
 from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.clock import Clock
 from byoc.conversations.lifecycle import LifecycleLoops
-from byoc.delivery.common import preload_message
+from byoc.delivery.common import preload_messages
 from byoc.delivery.to_cxone import ToCxone
 from byoc.delivery.to_platform import ToPlatform
 from byoc.outbox import Gone, PermanentFailure, RetryLater, kinds
 from byoc.outbox.outcome import DeadLetter, Outcome, Retry, Settled
-from byoc.outbox.worker import DeadLetterHook, Handler, Preload
+from byoc.outbox.preloads import Preload
+from byoc.outbox.worker import DeadLetterHook, Handler
 from byoc.store import Connection, Database
 from byoc.store.records import OutboxRow
 from byoc.tenancy import TenantClients
@@ -147,8 +148,8 @@ class Deliveries:
     def preloads(self) -> dict[str, Preload]:
         """The kinds whose delivery's read runs in the transaction that claims a fresh row."""
         return {
-            kinds.CustomerMessage.KIND: preload_message,
-            kinds.AgentMessage.KIND: preload_message,
+            kinds.CustomerMessage.KIND: preload_messages,
+            kinds.AgentMessage.KIND: preload_messages,
         }
 
     def dead_letter_hooks(self) -> dict[str, DeadLetterHook]:

@@ -25,6 +25,9 @@ as a claim outlives its delivery: a handler is cut off at half the lease).
 finished, cancels the rest and releases every claim this worker holds: a row whose delivery was
 cancelled stays pending, claimable at once by the next worker.
 
+Every row claimed, fresh or by a pass, gets what its kind's preload reads for its delivery, in
+the claiming transaction (`byoc.outbox.preloads`).
+
 A `Settled` may carry a `write`, run in the transaction that deletes its row (a `Together`
 write once for all the rows of the pass that share it), and an `after_commit` callback run
 once that transaction has committed (e.g. to publish what was written). On PostgreSQL a pass's
@@ -40,7 +43,7 @@ import contextvars
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
@@ -59,15 +62,13 @@ from byoc.outbox.outcome import (
     Write,
     joined,
 )
+from byoc.outbox.preloads import Preload, with_contexts
 from byoc.store import Database
 from byoc.store.records import OutboxRow
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[OutboxRow], Awaitable[Outcome]]
-# Reads what a row's delivery needs (its `context`) in the transaction that claims it fresh; for
-# a row it cannot serve it returns None (the handler then reads for itself) rather than raise.
-Preload = Callable[[Connection, OutboxRow], object]
 # Runs inside the transaction that buries the row (synchronous: see `Database.run_write`).
 DeadLetterHook = Callable[[Connection, OutboxRow, str], None]
 
@@ -155,10 +156,7 @@ class OutboxWorker:
         row = rows.claim_if_head(
             conn, row_id, owner=self._owner, lease_ms=self._lease_ms, now=self._clock.now_ms()
         )
-        preload = self._preloads.get(row.kind) if row is not None else None
-        if row is None or preload is None:
-            return row
-        return replace(row, context=preload(conn, row))
+        return None if row is None else with_contexts(conn, [row], self._preloads)[0]
 
     def dispatch(self, row: OutboxRow) -> None:
         """Deliver a row `claim_fresh` claimed, now that its transaction has committed."""
@@ -264,13 +262,11 @@ class OutboxWorker:
     def _claim(self, conn: Connection, limit: int) -> list[OutboxRow]:
         if self._stopping:
             return []
-        return rows.claim_due(
-            conn,
-            owner=self._owner,
-            limit=limit,
-            lease_ms=self._lease_ms,
-            now=self._clock.now_ms(),
+        now = self._clock.now_ms()
+        claimed = rows.claim_due(
+            conn, owner=self._owner, limit=limit, lease_ms=self._lease_ms, now=now
         )
+        return with_contexts(conn, claimed, self._preloads)
 
     async def _settle_each(self, finished: Sequence[_Finished]) -> bool:
         """Settle rows one transaction each; True when at least one could be settled. A row

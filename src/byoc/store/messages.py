@@ -7,6 +7,7 @@ alone or inside a transaction function (see `byoc.store`).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
@@ -89,7 +90,7 @@ _SET_STATUS_OF_MANY = (
 )
 
 
-_GET_MESSAGE_IN_CONTEXT = (
+_IN_CONTEXT = (
     select(
         t.messages,
         *(c.label("conversation__" + c.name) for c in t.conversations.c),
@@ -102,18 +103,15 @@ _GET_MESSAGE_IN_CONTEXT = (
         t.channels,
         (t.channels.c.id == t.conversations.c.channel_id) & t.channels.c.deleted_at.is_(None),
     )
-    .where(t.messages.c.id == bindparam("id"))
 )
+_GET_MESSAGE_IN_CONTEXT = _IN_CONTEXT.where(t.messages.c.id == bindparam("id"))
+_GET_MESSAGES_IN_CONTEXT = _IN_CONTEXT.where(InJsonIds(t.messages.c.id, "ids_json"))
 
 
-def get_message_in_context(
-    conn: Connection, message_id: str
-) -> tuple[Message, Conversation, Customer, Channel | None] | None:
-    """A message with its conversation, customer and channel (None once deleted), in one
-    statement (every delivery)."""
-    row = execute(conn, _GET_MESSAGE_IN_CONTEXT, {"id": message_id}).first()
-    if row is None:
-        return None
+MessageInContext = tuple[Message, Conversation, Customer, Channel | None]
+
+
+def _in_context(row: Row[Any]) -> MessageInContext:
     channel = channel_from_row(row, "channel__") if row._mapping["channel__id"] else None
     return (
         _message(row),
@@ -121,6 +119,24 @@ def get_message_in_context(
         customer_from_row(row, "customer__"),
         channel,
     )
+
+
+def get_message_in_context(conn: Connection, message_id: str) -> MessageInContext | None:
+    """A message with its conversation, customer and channel (None once deleted), in one
+    statement (every delivery)."""
+    row = execute(conn, _GET_MESSAGE_IN_CONTEXT, {"id": message_id}).first()
+    return _in_context(row) if row is not None else None
+
+
+def get_messages_in_context(
+    conn: Connection, message_ids: Sequence[str]
+) -> dict[str, MessageInContext]:
+    """`get_message_in_context` for several messages in one statement, by message id (a
+    message that is gone is absent): the deliveries a pass of the outbox claims."""
+    if not message_ids:
+        return {}
+    found = execute(conn, _GET_MESSAGES_IN_CONTEXT, {"ids_json": json.dumps(list(message_ids))})
+    return {row._mapping["id"]: _in_context(row) for row in found}
 
 
 def get_message(conn: Connection, message_id: str) -> Message | None:
