@@ -66,6 +66,7 @@ from byoc.settings import Settings
 from byoc.store import Database, StoreError, clients, dialect, tenants
 from byoc.store.migrations import bring_current
 from byoc.store.records import OAuthClient
+from byoc.store.upkeep import StoreUpkeep
 from byoc.tenancy import TenantClients, default_tenant
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class Runtime:
     lifecycle: LifecycleLoops
     upload_sweeper: UploadSweeper
     retention: RetentionPurger | None  # None: BYOC_RETENTION_DAYS unset, everything is kept
+    upkeep: StoreUpkeep  # PostgreSQL's VACUUM of the busiest tables
 
 
 async def build_runtime(
@@ -214,6 +216,7 @@ async def build_runtime(
         lifecycle=lifecycle,
         upload_sweeper=sweeper,
         retention=retention,
+        upkeep=StoreUpkeep(db, clock, interval_seconds=settings.store_vacuum_interval_seconds),
     )
 
 
@@ -236,7 +239,8 @@ def create_app(
         worker_task = asyncio.create_task(runtime.worker.run(), name="outbox-worker")
         lifecycle_task = asyncio.create_task(runtime.lifecycle.run(), name="lifecycle")
         sweeper_task = asyncio.create_task(runtime.upload_sweeper.run(), name="upload-sweeper")
-        tasks = [worker_task, lifecycle_task, sweeper_task]
+        upkeep_task = asyncio.create_task(runtime.upkeep.run(), name="store-upkeep")
+        tasks = [worker_task, lifecycle_task, sweeper_task, upkeep_task]
         if runtime.retention is not None:
             tasks.append(asyncio.create_task(runtime.retention.run(), name="retention"))
         tasks.append(
@@ -250,6 +254,7 @@ def create_app(
         finally:
             runtime.lifecycle.stop()
             runtime.upload_sweeper.stop()
+            runtime.upkeep.stop()
             if runtime.retention is not None:
                 runtime.retention.stop()
             await runtime.worker.stop()

@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     retention_days: int | None = Field(default=None, ge=1)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
     retention_batch: int = Field(default=500, ge=1)
+    # PostgreSQL: every instance vacuums the outbox and the conversations this often (0: never,
+    # autovacuum alone): see byoc.store.upkeep.
+    store_vacuum_interval_seconds: float = Field(default=5.0, ge=0)
 
     # Limits and the platform API.
     max_body_bytes: int = 1_048_576

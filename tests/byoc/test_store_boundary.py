@@ -28,6 +28,7 @@ DIALECT_SQL = (
     "BIGSERIAL",
     "pg_notify",
     "pg_advisory",
+    "VACUUM",
 )
 
 

@@ -19,7 +19,7 @@ where the two databases part ways:
 - The bus: PostgreSQL fans out with `LISTEN/NOTIFY` (and `announce` notifies from inside a
   transaction, at its commit); an SQLite database serves one process.
 - Migrations: the few DDL words that differ, and the lock that keeps two instances starting
-  together from both migrating.
+  together from both migrating. Upkeep: PostgreSQL's VACUUM of the busiest tables.
 """
 
 from __future__ import annotations
@@ -360,6 +360,12 @@ def set_foreign_keys(conn: Connection, on: bool) -> None:
 def broken_foreign_keys(conn: Connection) -> list[Any]:
     """SQLite: rows whose foreign key points nowhere (`PRAGMA foreign_key_check`)."""
     return list(conn.exec_driver_sql("PRAGMA foreign_key_check").all())
+
+
+def vacuum_sql(url: str, tables: Sequence[str]) -> str | None:
+    """PostgreSQL: VACUUM `tables`, skipping one another session is vacuuming (`byoc.store.
+    upkeep`). None on SQLite, which reuses the space of deleted rows by itself."""
+    return f"VACUUM (SKIP_LOCKED) {', '.join(tables)}" if backend(url) == POSTGRESQL else None
 
 
 def immediate_begin() -> dict[str, Any]:

@@ -1,0 +1,76 @@
+"""Upkeep of PostgreSQL's busiest tables: their dead row versions reclaimed every few seconds.
+
+A delivered outbox row leaves dead versions behind (its claim's UPDATE, its DELETE), and every
+message rewrites its conversation's row (sequence number, deadlines). At hundreds of messages
+a second that is tens of thousands of dead versions within a minute, autovacuum's default
+interval between two visits, and the claims and lookups that then step over them slow the
+whole store down (bench/README.md, "Dead row versions on PostgreSQL": a request's p99 went from
+tens of milliseconds to seconds within a minute of load). So every instance vacuums these
+tables itself, every `BYOC_STORE_VACUUM_INTERVAL_SECONDS` (0: never, autovacuum alone), each
+table skipped while another instance vacuums it. Nothing on SQLite, which reuses the space of
+deleted rows by itself.
+
+The interval is measured on the injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from byoc.clock import Clock
+from byoc.store import dialect
+from byoc.store.db import Database, StoreError, store_error
+
+log = logging.getLogger(__name__)
+
+# The tables rewritten by every message: the outbox (a row per delivery) and the conversations.
+BUSIEST_TABLES = ("outbox", "conversations")
+# A VACUUM of these small tables takes milliseconds; one still running after this is cut off.
+VACUUM_TIMEOUT_SECONDS = 30.0
+
+
+class StoreUpkeep:
+    def __init__(self, db: Database, clock: Clock, *, interval_seconds: float) -> None:
+        self._db = db
+        self._clock = clock
+        self._interval = interval_seconds
+        self._sql = dialect.vacuum_sql(db.url, BUSIEST_TABLES)
+        self._stopped = asyncio.Event()
+        self.vacuums = 0  # completed, for tests
+
+    @property
+    def active(self) -> bool:
+        """Whether `run()` does anything: on PostgreSQL, with an interval."""
+        return self._sql is not None and self._interval > 0
+
+    async def vacuum(self) -> None:
+        """One VACUUM of the busiest tables (on PostgreSQL; nothing on SQLite)."""
+        if self._sql is None:
+            return
+        try:
+            async with asyncio.timeout(VACUUM_TIMEOUT_SECONDS), self._db.engine.connect() as conn:
+                # VACUUM cannot run inside a transaction.
+                autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await autocommit.exec_driver_sql(self._sql)
+        except SQLAlchemyError as exc:
+            raise store_error(exc) from exc
+        except TimeoutError as exc:
+            raise StoreError(f"the vacuum took longer than {VACUUM_TIMEOUT_SECONDS} s") from exc
+        self.vacuums += 1
+
+    async def run(self) -> None:
+        if not self.active:
+            return
+        while not self._stopped.is_set():
+            next_pass = self._clock.monotonic() + self._interval
+            try:
+                await self.vacuum()
+            except StoreError as exc:
+                log.warning("store upkeep: the vacuum failed, tried again next interval: %s", exc)
+            await self._clock.wait(self._stopped, until=next_pass)
+
+    def stop(self) -> None:
+        self._stopped.set()
