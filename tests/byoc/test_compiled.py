@@ -95,6 +95,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "messages._SET_MESSAGE_STATUS": {"message_id": "msg_1", "status": "sent"},
     "messages._SET_STATUS_OF_MANY": {"ids_json": '["msg_0", "msg_2"]', "status": "sent"},
     "messages._GET_MESSAGE_IN_CONTEXT": {"id": "msg_2"},
+    "messages._GET_MESSAGES_IN_CONTEXT": {"ids_json": '["msg_0", "msg_2", "msg_9"]'},
     "messages._LIST_MESSAGES": {"conversation_id": "thr_1", "after_seq": 0, "limit": 10},
     "rows._ENQUEUE": OUTBOX_ROW,
     "rows._ENQUEUE_AFTER_LANE_LOCK": OUTBOX_ROW,

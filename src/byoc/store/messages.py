@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, insert, select, update
 
 from byoc.store import schema as t
 from byoc.store.channels import channel_from_row
@@ -90,28 +90,33 @@ _SET_STATUS_OF_MANY = (
 )
 
 
-_IN_CONTEXT = (
-    select(
-        t.messages,
-        *(c.label("conversation__" + c.name) for c in t.conversations.c),
-        *(c.label("customer__" + c.name) for c in t.customers.c),
-        *(c.label("channel__" + c.name) for c in t.channels.c),
+def _in_context(condition: ColumnElement[bool]) -> Select[Any]:
+    """Messages with their conversation, customer and channel (None once deleted)."""
+    return (
+        select(
+            t.messages,
+            *(c.label("conversation__" + c.name) for c in t.conversations.c),
+            *(c.label("customer__" + c.name) for c in t.customers.c),
+            *(c.label("channel__" + c.name) for c in t.channels.c),
+        )
+        .join(t.conversations, t.conversations.c.id == t.messages.c.conversation_id)
+        .join(t.customers, t.customers.c.id == t.conversations.c.customer_id)
+        .outerjoin(
+            t.channels,
+            (t.channels.c.id == t.conversations.c.channel_id) & t.channels.c.deleted_at.is_(None),
+        )
+        .where(condition)
     )
-    .join(t.conversations, t.conversations.c.id == t.messages.c.conversation_id)
-    .join(t.customers, t.customers.c.id == t.conversations.c.customer_id)
-    .outerjoin(
-        t.channels,
-        (t.channels.c.id == t.conversations.c.channel_id) & t.channels.c.deleted_at.is_(None),
-    )
-)
-_GET_MESSAGE_IN_CONTEXT = _IN_CONTEXT.where(t.messages.c.id == bindparam("id"))
-_GET_MESSAGES_IN_CONTEXT = _IN_CONTEXT.where(InJsonIds(t.messages.c.id, "ids_json"))
+
+
+_GET_MESSAGE_IN_CONTEXT = _in_context(t.messages.c.id == bindparam("id"))
+_GET_MESSAGES_IN_CONTEXT = _in_context(InJsonIds(t.messages.c.id, "ids_json"))
 
 
 MessageInContext = tuple[Message, Conversation, Customer, Channel | None]
 
 
-def _in_context(row: Row[Any]) -> MessageInContext:
+def _message_in_context(row: Row[Any]) -> MessageInContext:
     channel = channel_from_row(row, "channel__") if row._mapping["channel__id"] else None
     return (
         _message(row),
@@ -125,7 +130,7 @@ def get_message_in_context(conn: Connection, message_id: str) -> MessageInContex
     """A message with its conversation, customer and channel (None once deleted), in one
     statement (every delivery)."""
     row = execute(conn, _GET_MESSAGE_IN_CONTEXT, {"id": message_id}).first()
-    return _in_context(row) if row is not None else None
+    return _message_in_context(row) if row is not None else None
 
 
 def get_messages_in_context(
@@ -136,7 +141,7 @@ def get_messages_in_context(
     if not message_ids:
         return {}
     found = execute(conn, _GET_MESSAGES_IN_CONTEXT, {"ids_json": json.dumps(list(message_ids))})
-    return {row._mapping["id"]: _in_context(row) for row in found}
+    return {row._mapping["id"]: _message_in_context(row) for row in found}
 
 
 def get_message(conn: Connection, message_id: str) -> Message | None:
