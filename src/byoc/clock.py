@@ -9,7 +9,8 @@ Two readings, for two jobs:
 
 Waiting is on the clock too: `sleep_until(deadline)` returns once `monotonic()` reaches the
 deadline, and `wait(event, until=deadline)` once the event is set or the deadline is reached.
-`SystemClock` is the real one. `ManualClock` stands still until `advance()` moves it, which
+`every(...)` runs a background chore's pass at every interval until stopped. `SystemClock` is
+the real one. `ManualClock` stands still until `advance()` moves it, which
 wakes every sleeper whose deadline it passed, so tests of idle timeouts, countdowns, polls,
 leases and backoff move time forward instead of sleeping through it. Its sleepers may run on
 any thread's event loop (tests run servers in threads of their own); `advance()` may be
@@ -20,9 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Clock(Protocol):
@@ -135,3 +140,24 @@ class ManualClock:
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+async def every(
+    clock: Clock,
+    interval_seconds: float,
+    stopped: asyncio.Event,
+    chore: Callable[[], Awaitable[object]],
+    *,
+    what: str,
+    retry_on: type[Exception],
+) -> None:
+    """Run `chore` now and then an interval after each run began, until `stopped` is set
+    (which also ends the wait at once). A run that fails with `retry_on` (the store briefly
+    out of reach) is logged and tried again at the next interval; anything else propagates."""
+    while not stopped.is_set():
+        next_run = clock.monotonic() + interval_seconds
+        try:
+            await chore()
+        except retry_on as exc:
+            log.warning("%s failed, tried again at the next interval: %s", what, exc)
+        await clock.wait(stopped, until=next_run)

@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
-from byoc.clock import ManualClock, SystemClock
-from tests.support.waiting import wait_for
+from byoc.clock import ManualClock, SystemClock, every
+from byoc.store import StoreError
+from tests.support.waiting import wait_for, wait_for_async
 
 
 async def test_advance_wakes_the_sleepers_it_passed_and_no_other() -> None:
@@ -82,3 +83,41 @@ async def test_the_system_clock_waits_in_real_time() -> None:
     assert await clock.wait(event, until=clock.monotonic()) is False
     event.set()
     assert await clock.wait(event, until=clock.monotonic() + 60) is True
+
+
+async def test_every_runs_its_chore_each_interval_retries_a_failure_and_stops() -> None:
+    clock = ManualClock()
+    stopped = asyncio.Event()
+    started = clock.monotonic()
+    runs: list[float] = []
+
+    async def chore() -> None:
+        runs.append(clock.monotonic() - started)
+        if len(runs) == 1:
+            raise StoreError("the database is out of reach")
+
+    async def asleep_after(count: int) -> bool:
+        return len(runs) == count and clock.sleepers == 1
+
+    task = asyncio.create_task(
+        every(clock, 5.0, stopped, chore, what="the chore", retry_on=StoreError)
+    )
+    await wait_for_async(lambda: asleep_after(1), what="the first run")  # failed, logged
+    clock.advance(4_999)
+    await asyncio.sleep(0.05)
+    assert runs == [0.0]
+    clock.advance(1)
+    await wait_for_async(lambda: asleep_after(2), what="the second run")
+    stopped.set()  # ends the wait at once
+    await asyncio.wait_for(task, 10)
+    assert runs == [0.0, 5.0]
+
+
+async def test_every_lets_other_errors_through() -> None:
+    async def chore() -> None:
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        await every(
+            ManualClock(), 5.0, asyncio.Event(), chore, what="the chore", retry_on=StoreError
+        )

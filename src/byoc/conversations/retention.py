@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from byoc.clock import Clock
+from byoc.clock import Clock, every
 from byoc.store import Database, StoreError
 from byoc.store.privacy import PurgeBatch, purge_ended
 
@@ -108,13 +108,14 @@ class RetentionPurger:
         return totals
 
     async def run(self) -> None:
-        while not self._stopped.is_set():
-            next_pass = self._clock.monotonic() + self._interval
-            try:
-                await self.purge_pass()
-            except StoreError as exc:
-                log.warning("retention purge failed, retried next pass: %s", exc)
-            await self._clock.wait(self._stopped, until=next_pass)
+        await every(
+            self._clock,
+            self._interval,
+            self._stopped,
+            self.purge_pass,
+            what="retention purge",
+            retry_on=StoreError,
+        )
 
     def stop(self) -> None:
         self._stopped.set()

@@ -16,15 +16,12 @@ The interval is measured on the injected clock.
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from byoc.clock import Clock
+from byoc.clock import Clock, every
 from byoc.store import dialect
 from byoc.store.db import Database, StoreError, store_error
-
-log = logging.getLogger(__name__)
 
 # The tables rewritten by every message: the outbox (a row per delivery) and the conversations.
 BUSIEST_TABLES = ("outbox", "conversations")
@@ -64,13 +61,14 @@ class StoreUpkeep:
     async def run(self) -> None:
         if not self.active:
             return
-        while not self._stopped.is_set():
-            next_pass = self._clock.monotonic() + self._interval
-            try:
-                await self.vacuum()
-            except StoreError as exc:
-                log.warning("store upkeep: the vacuum failed, tried again next interval: %s", exc)
-            await self._clock.wait(self._stopped, until=next_pass)
+        await every(
+            self._clock,
+            self._interval,
+            self._stopped,
+            self.vacuum,
+            what="store upkeep's vacuum",
+            retry_on=StoreError,
+        )
 
     def stop(self) -> None:
         self._stopped.set()

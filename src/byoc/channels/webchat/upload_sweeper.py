@@ -13,7 +13,7 @@ import asyncio
 import logging
 from functools import partial
 
-from byoc.clock import Clock
+from byoc.clock import Clock, every
 from byoc.store import Database, StoreError
 from byoc.store.attachments import delete_unreferenced
 
@@ -60,13 +60,14 @@ class UploadSweeper:
         return deleted
 
     async def run(self) -> None:
-        while not self._stopped.is_set():
-            next_pass = self._clock.monotonic() + self._interval
-            try:
-                await self.sweep_once()
-            except StoreError as exc:
-                log.warning("upload sweep failed, retried next pass: %s", exc)
-            await self._clock.wait(self._stopped, until=next_pass)
+        await every(
+            self._clock,
+            self._interval,
+            self._stopped,
+            self.sweep_once,
+            what="upload sweep",
+            retry_on=StoreError,
+        )
 
     def stop(self) -> None:
         self._stopped.set()
