@@ -22,6 +22,8 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 from byoc.outbox import rows as outbox_rows
 from byoc.store import (
@@ -351,6 +353,39 @@ def test_an_id_list_is_looked_up_by_primary_key(backend: Backend, name: str, tab
     steps = [step for step in plan if table in step]
     assert steps, plan
     assert all(step.startswith("SEARCH") for step in steps), plan
+
+
+@pytest.mark.parametrize(
+    "name", ["messages._SET_STATUS_OF_MANY", "messages._GET_MESSAGES_IN_CONTEXT"]
+)
+def test_a_message_id_list_is_looked_up_by_primary_key_on_postgresql(
+    backend: Backend, name: str
+) -> None:
+    """A settle pass's status update and a pass's delivery reads look their messages up by
+    key: a scan of the whole table cost each pass in proportion to every message ever kept."""
+    if backend.name != dialect.POSTGRESQL:
+        pytest.skip("reads PostgreSQL's query plan")
+    statement = dict(prebuilt())[name]
+    assert isinstance(statement, ClauseElement)
+
+    def explain(conn: Connection) -> str:
+        # Enough messages, with fresh statistics, that the planner weighs a scan against the key.
+        conn.exec_driver_sql(
+            "INSERT INTO messages (id, channel_id, conversation_id, seq, direction, sender,"
+            " content, status, created_at) SELECT 'bulk_' || n, 'chat_1', 'thr_1', 100 + n,"
+            " 'out', 'agent', '{}', 'sent', 0 FROM generate_series(1, 5000) AS n"
+        )
+        conn.exec_driver_sql("ANALYZE messages")
+        compiled = statement.compile(dialect=conn.dialect)
+        assert isinstance(compiled, SQLCompiler)
+        values = compiled.construct_params(PARAMS[name])
+        args = tuple(values[key] for key in compiled.positiontup or ())
+        found = conn.exec_driver_sql("EXPLAIN " + compiled.string, args)
+        return "\n".join(str(row[0]) for row in found)
+
+    plan = backend.run(explain)
+    assert "messages_pkey" in plan, plan
+    assert "Seq Scan on messages" not in plan, plan
 
 
 @pytest.mark.parametrize("driver", [False, True])

@@ -227,8 +227,7 @@ SQLITE_DRIVER_DIALECT: Final[Dialect] = sqlite.dialect(paramstyle="named")
 
 
 def sqlite_driver(conn: Connection) -> sqlite3.Connection | None:
-    """The `sqlite3` connection under `conn`, when there is one (the writer and reader threads);
-    None on PostgreSQL and on SQLite through aiosqlite."""
+    """The `sqlite3` connection under `conn` (the writer and reader threads), else None."""
     if conn.dialect.name != SQLITE:
         return None
     raw = conn.connection.driver_connection
@@ -236,8 +235,7 @@ def sqlite_driver(conn: Connection) -> sqlite3.Connection | None:
 
 
 def asyncpg_driver(conn: Connection) -> Any | None:
-    """The asyncpg connection under `conn` (inside `AsyncConnection.run_sync`), its transaction
-    begun; None when `conn` is not on asyncpg.
+    """The asyncpg connection under `conn` (in `run_sync`), its transaction begun; else None.
 
     SQLAlchemy's asyncpg adapter sends BEGIN lazily, before its first statement. A statement
     run on the driver first must not run outside the transaction, so it begins it here just
@@ -311,7 +309,8 @@ def _in_json_ids_postgresql(element: InJsonIds, compiler: SQLCompiler, **kw: Any
     elements = f"jsonb_array_elements_text(CAST({ids} AS JSONB))"
     if isinstance(element.column.type, Integer):  # BigInteger too
         elements = f"CAST({elements} AS BIGINT)"
-    return f"{column} IN (SELECT {elements})"
+    # `= ANY(ARRAY(...))`: each id looked up in the index; `IN (SELECT ...)` scanned the table.
+    return f"{column} = ANY(ARRAY(SELECT {elements}))"
 
 
 # --- the bus -------------------------------------------------------------------------------
@@ -363,9 +362,10 @@ def broken_foreign_keys(conn: Connection) -> list[Any]:
 
 
 def vacuum_sql(url: str, tables: Sequence[str]) -> str | None:
-    """PostgreSQL: VACUUM `tables`, skipping one another session is vacuuming (`byoc.store.
-    upkeep`). None on SQLite, which reuses the space of deleted rows by itself."""
-    return f"VACUUM (SKIP_LOCKED) {', '.join(tables)}" if backend(url) == POSTGRESQL else None
+    """PostgreSQL: VACUUM `tables` (`byoc.store.upkeep`), skipping one being vacuumed, never
+    truncating (its exclusive lock stalls the table). None on SQLite: it reuses freed space."""
+    sql = f"VACUUM (SKIP_LOCKED, TRUNCATE false) {', '.join(tables)}"
+    return sql if backend(url) == POSTGRESQL else None
 
 
 def immediate_begin() -> dict[str, Any]:
