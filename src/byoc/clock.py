@@ -149,15 +149,18 @@ async def every(
     chore: Callable[[], Awaitable[object]],
     *,
     what: str,
-    retry_on: type[Exception],
+    expected: type[Exception],
 ) -> None:
     """Run `chore` now and then an interval after each run began, until `stopped` is set
-    (which also ends the wait at once). A run that fails with `retry_on` (the store briefly
-    out of reach) is logged and tried again at the next interval; anything else propagates."""
+    (which also ends the wait at once). A run that fails is tried again at the next interval:
+    with an `expected` error (the store briefly out of reach) logged as a warning, with any
+    other one logged with its traceback. A chore never ends the loop: nobody would notice."""
     while not stopped.is_set():
         next_run = clock.monotonic() + interval_seconds
         try:
             await chore()
-        except retry_on as exc:
+        except expected as exc:
             log.warning("%s failed, tried again at the next interval: %s", what, exc)
+        except Exception:
+            log.exception("%s failed unexpectedly, tried again at the next interval", what)
         await clock.wait(stopped, until=next_run)

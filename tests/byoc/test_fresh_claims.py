@@ -5,7 +5,8 @@ agent reply, and delivered as soon as that transaction commits: no claim pass of
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 
 import pytest
@@ -16,10 +17,11 @@ from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
 from byoc.delivery.common import Loaded, load, preload_messages
 from byoc.outbox import kinds
+from byoc.outbox import rows as outbox_rows
 from byoc.outbox.outcome import RetryPolicy, Settled
 from byoc.outbox.preloads import Preload
 from byoc.outbox.worker import OutboxWorker
-from byoc.store import Database, channels, conversations, migrations, tenants
+from byoc.store import Database, channels, conversations, migrations, now_ms, tenants
 from byoc.store.records import Channel, OutboxRow, Tenant
 
 CHANNEL = "chat_fresh"
@@ -233,3 +235,56 @@ async def test_a_fresh_customer_message_carries_what_its_transaction_read_for_th
     assert context.message == again.message
     assert context.conversation.de_contact_id == f"contact-{said.message.id}"
     assert context.customer.first_name == "Ada"
+
+
+async def test_a_pass_whose_preload_fails_still_delivers_its_rows(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A preload that raises (a bug, a row nobody foresaw) costs its rows their context, not
+    the pass: the rows are delivered, their handlers reading for themselves."""
+
+    def broken(conn: Connection, claimed: Sequence[OutboxRow]) -> list[object]:
+        raise RuntimeError("a preload bug")
+
+    deliveries = Deliveries()
+    worker = worker_for(db, deliveries, {kinds.AgentMessage.KIND: broken})
+
+    def enqueue(conn: Connection) -> None:
+        for n in range(2):
+            outbox_rows.enqueue(
+                conn,
+                lane=f"platform:thr_broken_{n}",
+                kind=kinds.AgentMessage.KIND,
+                payload={"message_id": f"msg_broken_{n}"},
+                now=now_ms(),
+            )
+
+    await db.run_write(enqueue)
+    assert await worker.run_once() == 2
+    assert sorted(row.payload["message_id"] for row in deliveries.rows) == [
+        "msg_broken_0",
+        "msg_broken_1",
+    ]
+    assert all(row.context is None for row in deliveries.rows)
+    assert "the preload of 2 platform.message rows failed" in caplog.text
+
+
+async def test_a_malformed_message_row_gets_no_preload_and_stops_no_other(db: Database) -> None:
+    """A stored payload whose message id is not a string (nothing writes one; a hand-edited or
+    corrupted row) gets no context; the well-formed row beside it gets its own."""
+    service = ConversationService(db, POLICY)
+    said = await service.receive_customer_message(
+        CustomerMessageIn(CHANNEL, CustomerProfile(external_id="u-malformed"), "hi")
+    )
+
+    def rows_of(conn: Connection) -> list[Loaded | None]:
+        lane = f"cxone:{said.conversation.id}"
+        good = OutboxRow(1, lane, kinds.CustomerMessage.KIND, {"message_id": said.message.id},
+                         "pending", 0, 0, None, 0)  # fmt: skip
+        bad = replace(good, id=2, payload={"message_id": ["not", "an", "id"]})
+        return preload_messages(conn, [bad, good])
+
+    bad_context, good_context = await db.run_read(rows_of)
+    assert bad_context is None
+    assert isinstance(good_context, Loaded)
+    assert good_context.message == said.message

@@ -114,7 +114,7 @@ class RetentionPurger:
             self._stopped,
             self.purge_pass,
             what="retention purge",
-            retry_on=StoreError,
+            expected=StoreError,
         )
 
     def stop(self) -> None:

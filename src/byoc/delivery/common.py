@@ -91,7 +91,7 @@ def preload_messages(conn: Connection, rows: Sequence[OutboxRow]) -> list[Loaded
         message_id = None
         if isinstance(payload, kinds.CustomerMessage | kinds.AgentMessage):
             message_id = payload.message_id
-        wanted.append(message_id)
+        wanted.append(message_id if isinstance(message_id, str) else None)
     found = messages.get_messages_in_context(conn, [m for m in wanted if m is not None])
     return [_servable(found.get(m)) if m is not None else None for m in wanted]
 

@@ -146,7 +146,8 @@ class Deliveries:
         )
 
     def preloads(self) -> dict[str, Preload]:
-        """The kinds whose delivery's read runs in the transaction that claims a fresh row."""
+        """The kinds whose delivery's read runs in the transaction that claims their rows (fresh
+        by their intake, or due by a pass of the outbox: `byoc.outbox.preloads`)."""
         return {
             kinds.CustomerMessage.KIND: preload_messages,
             kinds.AgentMessage.KIND: preload_messages,

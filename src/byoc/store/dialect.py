@@ -276,8 +276,8 @@ def skip_locked_cte(query: Select[Any], name: str, *tables: Any) -> CTE:
 
 
 class InJsonIds(ColumnElement[bool]):
-    """`column IN (the ids of a JSON array passed as the text parameter named `name`)`: integer
-    ids for an integer column, strings for a text one."""
+    """`column` is one of the ids of a JSON array passed as the text parameter named `name`:
+    integer ids for an integer column, strings for a text one."""
 
     inherit_cache = True
     type = Boolean()

@@ -66,7 +66,7 @@ class UploadSweeper:
             self._stopped,
             self.sweep_once,
             what="upload sweep",
-            retry_on=StoreError,
+            expected=StoreError,
         )
 
     def stop(self) -> None:
