@@ -9,8 +9,8 @@ Two readings, for two jobs:
 
 Waiting is on the clock too: `sleep_until(deadline)` returns once `monotonic()` reaches the
 deadline, and `wait(event, until=deadline)` once the event is set or the deadline is reached.
-`every(...)` runs a background chore's pass at every interval until stopped. `SystemClock` is
-the real one. `ManualClock` stands still until `advance()` moves it, which
+`Periodic` runs a background chore at every interval until stopped. `SystemClock` is the real
+one. `ManualClock` stands still until `advance()` moves it, which
 wakes every sleeper whose deadline it passed, so tests of idle timeouts, countdowns, polls,
 leases and backoff move time forward instead of sleeping through it. Its sleepers may run on
 any thread's event loop (tests run servers in threads of their own); `advance()` may be
@@ -24,7 +24,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -142,25 +141,34 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def every(
-    clock: Clock,
-    interval_seconds: float,
-    stopped: asyncio.Event,
-    chore: Callable[[], Awaitable[object]],
-    *,
-    what: str,
-    expected: type[Exception],
-) -> None:
-    """Run `chore` now and then an interval after each run began, until `stopped` is set
-    (which also ends the wait at once). A run that fails is tried again at the next interval:
-    with an `expected` error (the store briefly out of reach) logged as a warning, with any
-    other one logged with its traceback. A chore never ends the loop: nobody would notice."""
-    while not stopped.is_set():
-        next_run = clock.monotonic() + interval_seconds
-        try:
-            await chore()
-        except expected as exc:
-            log.warning("%s failed, tried again at the next interval: %s", what, exc)
-        except Exception:
-            log.exception("%s failed unexpectedly, tried again at the next interval", what)
-        await clock.wait(stopped, until=next_run)
+class Periodic:
+    """A background chore (`chore()`, in a subclass) that `run()` runs now and then an interval
+    after each run began, until `stop()` (which also ends the wait at once). A run that fails is
+    tried again at the next interval: with an `expected` error (the store briefly out of reach)
+    logged as a warning, with any other one logged with its traceback. A failing chore never
+    ends the loop: nobody would notice."""
+
+    what = "background chore"  # how the log lines name it
+
+    def __init__(self, clock: Clock, interval_seconds: float, *, expected: type[Exception]):
+        self._clock = clock
+        self._interval = interval_seconds
+        self._expected = expected
+        self._stopped = asyncio.Event()
+
+    async def chore(self) -> object:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        while not self._stopped.is_set():
+            next_run = self._clock.monotonic() + self._interval
+            try:
+                await self.chore()
+            except self._expected as exc:
+                log.warning("%s failed, tried again at the next interval: %s", self.what, exc)
+            except Exception:
+                log.exception("%s failed unexpectedly, tried again next interval", self.what)
+            await self._clock.wait(self._stopped, until=next_run)
+
+    def stop(self) -> None:
+        self._stopped.set()

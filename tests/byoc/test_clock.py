@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from byoc.clock import ManualClock, SystemClock, every
+from byoc.clock import ManualClock, Periodic, SystemClock
 from byoc.store import StoreError
 from tests.support.waiting import wait_for, wait_for_async
 
@@ -85,13 +86,25 @@ async def test_the_system_clock_waits_in_real_time() -> None:
     assert await clock.wait(event, until=clock.monotonic() + 60) is True
 
 
-async def test_every_runs_its_chore_each_interval_retries_a_failure_and_stops() -> None:
+class Chore(Periodic):
+    """Runs `work` as its chore, every 5 s of `clock`."""
+
+    what = "the chore"
+
+    def __init__(self, clock: ManualClock, work: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(clock, 5.0, expected=StoreError)
+        self._work = work
+
+    async def chore(self) -> None:
+        await self._work()
+
+
+async def test_a_periodic_chore_runs_each_interval_retries_a_failure_and_stops() -> None:
     clock = ManualClock()
-    stopped = asyncio.Event()
     started = clock.monotonic()
     runs: list[float] = []
 
-    async def chore() -> None:
+    async def work() -> None:
         runs.append(clock.monotonic() - started)
         if len(runs) == 1:
             raise StoreError("the database is out of reach")
@@ -99,30 +112,28 @@ async def test_every_runs_its_chore_each_interval_retries_a_failure_and_stops() 
     async def asleep_after(count: int) -> bool:
         return len(runs) == count and clock.sleepers == 1
 
-    task = asyncio.create_task(
-        every(clock, 5.0, stopped, chore, what="the chore", expected=StoreError)
-    )
+    chore = Chore(clock, work)
+    task = asyncio.create_task(chore.run())
     await wait_for_async(lambda: asleep_after(1), what="the first run")  # failed, logged
     clock.advance(4_999)
     await asyncio.sleep(0.05)
     assert runs == [0.0]
     clock.advance(1)
     await wait_for_async(lambda: asleep_after(2), what="the second run")
-    stopped.set()  # ends the wait at once
+    chore.stop()  # ends the wait at once
     await asyncio.wait_for(task, 10)
     assert runs == [0.0, 5.0]
 
 
-async def test_every_logs_an_unexpected_error_and_carries_on(
+async def test_a_periodic_chore_logs_an_unexpected_error_and_carries_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An error nobody expected (a bug, a connection refused below the store) is logged with
     its traceback and the chore runs again next interval: the loop never dies unnoticed."""
     clock = ManualClock()
-    stopped = asyncio.Event()
     runs = 0
 
-    async def chore() -> None:
+    async def work() -> None:
         nonlocal runs
         runs += 1
         if runs == 1:
@@ -131,13 +142,12 @@ async def test_every_logs_an_unexpected_error_and_carries_on(
     async def asleep_after(count: int) -> bool:
         return runs == count and clock.sleepers == 1
 
-    task = asyncio.create_task(
-        every(clock, 5.0, stopped, chore, what="the chore", expected=StoreError)
-    )
+    chore = Chore(clock, work)
+    task = asyncio.create_task(chore.run())
     await wait_for_async(lambda: asleep_after(1), what="the first run")
     clock.advance(5_000)
     await wait_for_async(lambda: asleep_after(2), what="the second run")
-    stopped.set()
+    chore.stop()
     await asyncio.wait_for(task, 10)
     failed = [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]
     assert len(failed) == 1

@@ -15,13 +15,12 @@ test moves it rather than waits.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from byoc.clock import Clock, every
+from byoc.clock import Clock, Periodic
 from byoc.store import Database, StoreError
 from byoc.store.privacy import PurgeBatch, purge_ended
 
@@ -49,7 +48,9 @@ class PurgeTotals:
         self.batches += 1
 
 
-class RetentionPurger:
+class RetentionPurger(Periodic):
+    what = "retention purge"
+
     def __init__(
         self,
         db: Database,
@@ -63,14 +64,12 @@ class RetentionPurger:
     ) -> None:
         if days < 1 or batch_size < 1:
             raise ValueError("days and batch_size must be at least 1")
+        super().__init__(clock, interval_seconds, expected=StoreError)
         self._db = db
-        self._clock = clock
         self._age_ms = days * DAY_MS
-        self._interval = interval_seconds
         self._batch_size = batch_size
         self._pause = pause_seconds
         self._on_purged = on_purged
-        self._stopped = asyncio.Event()
 
     async def purge_batch(self) -> PurgeBatch:
         """One transaction: at most `batch_size` conversations and messages."""
@@ -107,15 +106,5 @@ class RetentionPurger:
             )
         return totals
 
-    async def run(self) -> None:
-        await every(
-            self._clock,
-            self._interval,
-            self._stopped,
-            self.purge_pass,
-            what="retention purge",
-            expected=StoreError,
-        )
-
-    def stop(self) -> None:
-        self._stopped.set()
+    async def chore(self) -> PurgeTotals:
+        return await self.purge_pass()

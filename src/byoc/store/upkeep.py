@@ -21,7 +21,7 @@ import asyncio
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from byoc.clock import Clock, every
+from byoc.clock import Clock, Periodic
 from byoc.store import dialect
 from byoc.store.db import Database, StoreError, store_error
 
@@ -31,13 +31,13 @@ BUSIEST_TABLES = ("outbox", "conversations")
 VACUUM_TIMEOUT_SECONDS = 30.0
 
 
-class StoreUpkeep:
+class StoreUpkeep(Periodic):
+    what = "store upkeep (vacuum)"
+
     def __init__(self, db: Database, clock: Clock, *, interval_seconds: float) -> None:
+        super().__init__(clock, interval_seconds, expected=StoreError)
         self._db = db
-        self._clock = clock
-        self._interval = interval_seconds
         self._sql = dialect.vacuum_sql(db.url, BUSIEST_TABLES)
-        self._stopped = asyncio.Event()
         self.vacuums = 0  # completed, for tests
 
     @property
@@ -60,17 +60,9 @@ class StoreUpkeep:
             raise StoreError(f"the vacuum took longer than {VACUUM_TIMEOUT_SECONDS} s") from exc
         self.vacuums += 1
 
-    async def run(self) -> None:
-        if not self.active:
-            return
-        await every(
-            self._clock,
-            self._interval,
-            self._stopped,
-            self.vacuum,
-            what="store upkeep's vacuum",
-            expected=StoreError,
-        )
+    async def chore(self) -> None:
+        await self.vacuum()
 
-    def stop(self) -> None:
-        self._stopped.set()
+    async def run(self) -> None:
+        if self.active:
+            await super().run()

@@ -9,11 +9,10 @@ repeats nothing. Time comes from the injected clock, so a test moves it rather t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from functools import partial
 
-from byoc.clock import Clock, every
+from byoc.clock import Clock, Periodic
 from byoc.store import Database, StoreError
 from byoc.store.attachments import delete_unreferenced
 
@@ -24,7 +23,9 @@ log = logging.getLogger(__name__)
 MAX_BATCHES_PER_PASS = 10
 
 
-class UploadSweeper:
+class UploadSweeper(Periodic):
+    what = "upload sweep"
+
     def __init__(
         self,
         db: Database,
@@ -34,12 +35,10 @@ class UploadSweeper:
         interval_seconds: float,
         batch_size: int,
     ) -> None:
+        super().__init__(clock, interval_seconds, expected=StoreError)
         self._db = db
-        self._clock = clock
         self._grace_ms = grace_seconds * 1000
-        self._interval = interval_seconds
         self._batch_size = batch_size
-        self._stopped = asyncio.Event()
 
     async def sweep_once(self) -> int:
         """One pass; how many uploads it deleted."""
@@ -59,15 +58,5 @@ class UploadSweeper:
             log.info("deleted %d uploads no message carried", deleted)
         return deleted
 
-    async def run(self) -> None:
-        await every(
-            self._clock,
-            self._interval,
-            self._stopped,
-            self.sweep_once,
-            what="upload sweep",
-            expected=StoreError,
-        )
-
-    def stop(self) -> None:
-        self._stopped.set()
+    async def chore(self) -> int:
+        return await self.sweep_once()
