@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection
 
 from byoc.clock import Clock, Periodic
 from byoc.store import dialect
-from byoc.store.db import Database, StoreError, store_error
+from byoc.store.db import Database, StoreError
 
 # The tables rewritten by every message: the outbox (a row per delivery) and the conversations.
 BUSIEST_TABLES = ("outbox", "conversations")
@@ -50,12 +50,10 @@ class StoreUpkeep(Periodic):
         if self._sql is None:
             return
         try:
-            async with asyncio.timeout(VACUUM_TIMEOUT_SECONDS), self._db.engine.connect() as conn:
-                # VACUUM cannot run inside a transaction.
-                autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await autocommit.exec_driver_sql(self._sql)
-        except SQLAlchemyError as exc:
-            raise store_error(exc) from exc
+            async with asyncio.timeout(VACUUM_TIMEOUT_SECONDS):
+                # VACUUM cannot run inside a transaction: PostgreSQL's reads run in autocommit
+                # (`dialect.read_options`), and the reserved handle skips the queue of requests.
+                await self._db.reserved().run_read(_execute, self._sql)
         except TimeoutError as exc:
             raise StoreError(f"the vacuum took longer than {VACUUM_TIMEOUT_SECONDS} s") from exc
         self.vacuums += 1
@@ -66,3 +64,7 @@ class StoreUpkeep(Periodic):
     async def run(self) -> None:
         if self.active:
             await super().run()
+
+
+def _execute(conn: Connection, sql: str) -> None:
+    conn.exec_driver_sql(sql)
