@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -87,42 +86,45 @@ async def test_the_system_clock_waits_in_real_time() -> None:
 
 
 class Chore(Periodic):
-    """Runs `work` as its chore, every 5 s of `clock`."""
+    """A chore every 5 s of `clock` that fails with `failure` on its first run; `runs` holds
+    the clock's time at each run."""
 
     what = "the chore"
 
-    def __init__(self, clock: ManualClock, work: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, clock: ManualClock, failure: Exception) -> None:
         super().__init__(clock, 5.0, expected=StoreError)
-        self._work = work
+        self.manual = clock
+        self.failure = failure
+        self.started = clock.monotonic()
+        self.runs: list[float] = []
 
     async def chore(self) -> None:
-        await self._work()
+        self.runs.append(self.manual.monotonic() - self.started)
+        if len(self.runs) == 1:
+            raise self.failure
+
+    async def asleep_after(self, count: int) -> None:
+        """Wait until the chore ran `count` times and waits for the next interval."""
+
+        async def asleep() -> bool:
+            return len(self.runs) == count and self.manual.sleepers == 1
+
+        await wait_for_async(asleep, what=f"run {count}")
 
 
 async def test_a_periodic_chore_runs_each_interval_retries_a_failure_and_stops() -> None:
     clock = ManualClock()
-    started = clock.monotonic()
-    runs: list[float] = []
-
-    async def work() -> None:
-        runs.append(clock.monotonic() - started)
-        if len(runs) == 1:
-            raise StoreError("the database is out of reach")
-
-    async def asleep_after(count: int) -> bool:
-        return len(runs) == count and clock.sleepers == 1
-
-    chore = Chore(clock, work)
+    chore = Chore(clock, StoreError("the database is out of reach"))
     task = asyncio.create_task(chore.run())
-    await wait_for_async(lambda: asleep_after(1), what="the first run")  # failed, logged
+    await chore.asleep_after(1)  # failed, logged
     clock.advance(4_999)
     await asyncio.sleep(0.05)
-    assert runs == [0.0]
+    assert chore.runs == [0.0]
     clock.advance(1)
-    await wait_for_async(lambda: asleep_after(2), what="the second run")
+    await chore.asleep_after(2)
     chore.stop()  # ends the wait at once
     await asyncio.wait_for(task, 10)
-    assert runs == [0.0, 5.0]
+    assert chore.runs == [0.0, 5.0]
 
 
 async def test_a_periodic_chore_logs_an_unexpected_error_and_carries_on(
@@ -131,22 +133,11 @@ async def test_a_periodic_chore_logs_an_unexpected_error_and_carries_on(
     """An error nobody expected (a bug, a connection refused below the store) is logged with
     its traceback and the chore runs again next interval: the loop never dies unnoticed."""
     clock = ManualClock()
-    runs = 0
-
-    async def work() -> None:
-        nonlocal runs
-        runs += 1
-        if runs == 1:
-            raise ConnectionRefusedError("nobody listens")
-
-    async def asleep_after(count: int) -> bool:
-        return runs == count and clock.sleepers == 1
-
-    chore = Chore(clock, work)
+    chore = Chore(clock, ConnectionRefusedError("nobody listens"))
     task = asyncio.create_task(chore.run())
-    await wait_for_async(lambda: asleep_after(1), what="the first run")
+    await chore.asleep_after(1)
     clock.advance(5_000)
-    await wait_for_async(lambda: asleep_after(2), what="the second run")
+    await chore.asleep_after(2)
     chore.stop()
     await asyncio.wait_for(task, 10)
     failed = [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]

@@ -23,6 +23,7 @@ from byoc.outbox.preloads import Preload
 from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database, channels, conversations, migrations, now_ms, tenants
 from byoc.store.records import Channel, OutboxRow, Tenant
+from tests.support.outbox import row_of
 
 CHANNEL = "chat_fresh"
 WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes
@@ -279,8 +280,7 @@ async def test_a_malformed_message_row_gets_no_preload_and_stops_no_other(db: Da
 
     def rows_of(conn: Connection) -> list[Loaded | None]:
         lane = f"cxone:{said.conversation.id}"
-        good = OutboxRow(1, lane, kinds.CustomerMessage.KIND, {"message_id": said.message.id},
-                         "pending", 0, 0, None, 0)  # fmt: skip
+        good = row_of(kinds.CustomerMessage.KIND, lane, {"message_id": said.message.id})
         bad = replace(good, id=2, payload={"message_id": ["not", "an", "id"]})
         return preload_messages(conn, [bad, good])
 

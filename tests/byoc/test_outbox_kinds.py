@@ -16,6 +16,7 @@ from byoc.delivery.registry import _exactly_the_kinds, every_adapter
 from byoc.outbox import kinds
 from byoc.outbox.outcome import Outcome, Settled
 from byoc.store.records import OutboxRow
+from tests.support.outbox import row_of
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 HOME = SRC / "byoc" / "outbox" / "kinds.py"
@@ -33,20 +34,6 @@ SAMPLES: list[kinds.Payload] = [
     kinds.IdleChanged("conv_1", warning=True, deadline=7),
     kinds.ConversationEnded("conv_1", reason="idle"),
 ]
-
-
-def row_of(kind: str, lane: str, payload: dict[str, object]) -> OutboxRow:
-    return OutboxRow(
-        id=1,
-        lane=lane,
-        kind=kind,
-        payload=payload,
-        state="pending",
-        attempts=0,
-        next_attempt_at=0,
-        last_error=None,
-        created_at=0,
-    )
 
 
 def test_every_kind_string_is_written_in_the_kinds_module_alone() -> None:
