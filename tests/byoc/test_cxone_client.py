@@ -500,17 +500,13 @@ async def test_transport_errors_are_unavailable(
 async def test_a_hanging_server_is_unavailable_within_the_timeout(
     client: DeClient, fake: FakeCxone
 ) -> None:
-    answered: list[bool] = []
-
     async def route(request: HttpRequest) -> HttpResponse:
-        await asyncio.sleep(30)
-        answered.append(True)
+        await asyncio.sleep(30)  # far past the client's time limit: only that can end the call
         return answer(request, 200, json=CONTACT)
 
     fake.route = route
     with pytest.raises(CxoneUnavailable, match="timed out"):
         await client.get_contact("c-1")
-    assert not answered  # the client's time limit ended the call, not the server's answer
 
 
 async def test_unreadable_success_body_is_a_plain_cxone_error(

@@ -273,6 +273,7 @@ def test_channels_add_refuses_unusable_webhook_urls(tmp_path: Path) -> None:
         (): "--webhook-url is required",
         ("--webhook-url", "http://169.254.169.254/latest"): "not a public address",
         ("--webhook-url", "http://127.0.0.1:8080/hook"): "not a public address",
+        ("--webhook-url", "http://[::ffff:127.0.0.1]/"): "not a public address",
         ("--webhook-url", "ftp://platform.example/hook"): "must be an http or https URL",
     }
     for extra, message in cases.items():
