@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 from loadgen import Connection, percentile
+from processes import check_serving
 from reply_callback import free_port, loadgen, profile_server, start, stop, wait_drained
 from stack import (
     Stack,
@@ -308,7 +309,7 @@ def open_stack(args: argparse.Namespace, cleanup: ExitStack) -> tuple[Stack, str
     )
     stack.start_emulator(client, [CHANNEL_ID], python_child("timed_emulator.py"))
     server = stack.serve()
-    cleanup.callback(check_alive, server, stack)
+    cleanup.callback(check_serving, server, stack.work / "byoc.log")
     http = cleanup.enter_context(httpx.Client(base_url=stack.base, timeout=10))
     emulator = cleanup.enter_context(httpx.Client(base_url=stack.emulator, timeout=10))
     opened = {
@@ -322,11 +323,6 @@ def open_stack(args: argparse.Namespace, cleanup: ExitStack) -> tuple[Stack, str
     wait_drained(stack.base, 30)
     stack.vacuum()
     return stack, str(channel["secret"]), emulator
-
-
-def check_alive(server: subprocess.Popen[bytes], stack: Stack) -> None:
-    if server.poll() is not None:
-        raise SystemExit(f"byoc serve exited early; see {stack.work / 'byoc.log'}")
 
 
 def main() -> int:

@@ -35,7 +35,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from processes import http_get, tree_fd_count, tree_rss_kib
+from processes import check_serving, http_get, tree_fd_count, tree_rss_kib
 from prometheus_client.parser import text_string_to_metric_families
 from stack import (
     add_server_options,
@@ -199,8 +199,7 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         after = tree_rss_kib(server.pid)
         fds_after = tree_fd_count(server.pid)
         gauge_after = open_sockets_gauge(stack.base)
-        if server.poll() is not None:
-            raise SystemExit(f"byoc serve exited early; see {stack.work / 'byoc.log'}")
+        check_serving(server, stack.work / "byoc.log")
     return {
         "run": run,
         "sockets": opened,

@@ -95,9 +95,7 @@ def wait_serving(
     benchmark at once with the tail of its log."""
     deadline = time.monotonic() + timeout
     while True:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise SystemExit(f"byoc serve exited with {process.returncode}:\n{tail}")
+        check_serving(process, log)
         try:
             if http_get(url, timeout=1).status_code < 500:
                 return
@@ -107,6 +105,14 @@ def wait_serving(
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise SystemExit(f"byoc serve did not answer {url} within {timeout:g} s:\n{tail}")
         time.sleep(0.1)
+
+
+def check_serving(process: subprocess.Popen[bytes], log: Path) -> None:
+    """A `byoc serve` that exited (before or during a run) ends the benchmark at once, with
+    the tail of its log."""
+    if process.poll() is not None:
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise SystemExit(f"byoc serve exited with {process.returncode}:\n{tail}")
 
 
 def _stat_fields(pid: int) -> list[str] | None:

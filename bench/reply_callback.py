@@ -46,7 +46,7 @@ from typing import Any
 
 import httpx
 import postgres_server
-from processes import byoc_command, http_get, serve_argv, tool, wait_serving
+from processes import byoc_command, check_serving, http_get, serve_argv, tool, wait_serving
 from prometheus_client.parser import text_string_to_metric_families
 
 from byoc.channels.signing import signed_headers
@@ -337,8 +337,7 @@ def main() -> int:
                 f"{record['errors']}",
                 flush=True,
             )
-        if server.poll() is not None:
-            raise SystemExit(f"byoc serve exited early; see {work / 'byoc.log'}")
+        check_serving(server, work / "byoc.log")
 
     runs = results["runs"]
     medians = {

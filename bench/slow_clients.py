@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from processes import tree_fd_count
+from processes import check_serving, tree_fd_count
 from stack import add_server_options, bench_stack, python_child, raise_nofile
 
 CUT_WITHIN_SECONDS = 30.0
@@ -175,12 +175,7 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
         at_probe = server_connections(server.pid)
         probed = probe(stack.base, args.probes, server.pid)
         print(f"server connections at the probe: {at_probe}; {probed}", flush=True)
-        if server.poll() is not None:
-            log = (stack.work / "byoc.log").read_text(errors="replace").splitlines()
-            raise SystemExit(
-                f"byoc serve exited with status {server.returncode} during the run; the end "
-                "of its log:\n" + "\n".join(log[-30:])
-            )
+        check_serving(server, stack.work / "byoc.log")
         results = []
         for client in clients:
             assert client.stdout is not None

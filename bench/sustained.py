@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -52,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from processes import check_serving
 from reply_callback import free_port, loadgen, pending_rows, reply_body, start, stop, wait_drained
 from stack import (
     BRAND_ID,
@@ -260,7 +260,7 @@ def prepare(args: argparse.Namespace, cleanup: ExitStack, run: int) -> Target:
     )
     stack.start_emulator(client, [channel_id])
     server = stack.serve()
-    cleanup.callback(check_alive, server, stack)
+    cleanup.callback(check_serving, server, stack.work / "byoc.log")
     http = cleanup.enter_context(httpx.Client(base_url=stack.base, timeout=10))
     receiver = cleanup.enter_context(
         httpx.Client(base_url=f"http://127.0.0.1:{receiver_port}", timeout=10)
@@ -286,11 +286,6 @@ def prepare(args: argparse.Namespace, cleanup: ExitStack, run: int) -> Target:
     )
     target.delivered_at_start = target.delivered()
     return target
-
-
-def check_alive(server: subprocess.Popen[bytes], stack: Stack) -> None:
-    if server.poll() is not None:
-        raise SystemExit(f"byoc serve exited early; see {stack.work / 'byoc.log'}")
 
 
 def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:

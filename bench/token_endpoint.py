@@ -28,7 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from processes import descendants, tree_cpu_seconds
+from processes import check_serving, descendants, tree_cpu_seconds
 from reply_callback import loadgen
 from stack import add_server_options, bench_stack, ratio, summarize
 
@@ -66,8 +66,7 @@ def one_run(args: argparse.Namespace, run: int) -> dict[str, Any]:
         )
         cpu = tree_cpu_seconds(server.pid) - cpu_before
         processes = len(descendants(server.pid))
-        if server.poll() is not None:
-            raise SystemExit(f"byoc serve exited early; see {stack.work / 'byoc.log'}")
+        check_serving(server, stack.work / "byoc.log")
         if args.keep:
             print(f"data and logs kept in {stack.work}")
     return {

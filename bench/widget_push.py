@@ -43,7 +43,7 @@ from typing import Any
 
 import httpx
 from loadgen import Connection, percentile
-from processes import process_cpu_seconds, tree_cpu_seconds
+from processes import check_serving, process_cpu_seconds, tree_cpu_seconds
 from reply_callback import loadgen, profile_server
 from stack import BRAND_ID, add_server_options, bench_stack, python_child, summarize
 from websockets.asyncio.client import ClientConnection, connect
@@ -362,8 +362,7 @@ def main() -> int:
             }
             if done.returncode != 0:
                 raise SystemExit(f"client process failed:\n{done.stderr.decode()[-3000:]}")
-            if server.poll() is not None:
-                raise SystemExit(f"byoc serve exited early; see {stack.work / 'byoc.log'}")
+            check_serving(server, stack.work / "byoc.log")
             if args.keep:
                 print(f"data and logs kept in {stack.work}")
         record = {
