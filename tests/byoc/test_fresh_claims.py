@@ -24,6 +24,7 @@ from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database, channels, conversations, migrations, now_ms, tenants
 from byoc.store.records import Channel, OutboxRow, Tenant
 from tests.support.outbox import row_of
+from tests.support.seed import clean
 
 CHANNEL = "chat_fresh"
 WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes
@@ -43,9 +44,11 @@ async def db(db_url: str) -> AsyncIterator[Database]:
     channel = Channel(CHANNEL, "default", "webhook", "fresh", None, "s", 0)
 
     def setup(conn: Connection) -> None:
+        # The module's PostgreSQL database is shared by its tests: an earlier test's pending
+        # row would be claimed by this one's passes, and delivered among its own.
+        clean(conn)
         tenants.upsert_tenant(conn, tenant)
-        if channels.get_channel(conn, CHANNEL) is None:
-            channels.insert_channel(conn, channel)
+        channels.insert_channel(conn, channel)
 
     await database.run_write(setup)
     try:
