@@ -182,8 +182,8 @@ async def test_a_fresh_reply_carries_what_its_transaction_read_for_the_delivery(
     db: Database,
 ) -> None:
     """With the platform delivery's preload, the transaction that stores a reply and claims its
-    row also reads what the delivery needs: the row's `context` is what a read after the
-    commit gives, so the delivery reads nothing. Other kinds carry nothing."""
+    row hands on what the delivery needs, all of which it holds: the row's `context` is what a
+    read after the commit gives, so the delivery reads nothing. Other kinds carry nothing."""
     deliveries = Deliveries()
     worker = worker_for(db, deliveries, {kinds.AgentMessage.KIND: preload_messages})
     service = ConversationService(db, POLICY, fresh_rows=worker)
@@ -208,10 +208,10 @@ async def test_a_fresh_customer_message_carries_what_its_transaction_read_for_th
     db: Database,
 ) -> None:
     """With the CXone delivery's preload, the transaction that stores a customer message and
-    claims its row also reads what the create needs: the row's `context` is what a read after
-    the commit gives. A message behind one in flight is claimed later, by a pass of the worker,
-    which reads for it in the same way, after settling the first one: its context holds what
-    the first one's delivery wrote."""
+    claims its row hands on what the create needs, the conversation as its own write left it:
+    the row's `context` is what a read after the commit gives. A message behind one in flight
+    is claimed later, by a pass of the worker, which reads for it after settling the first
+    one: its context holds what the first one's delivery wrote."""
     deliveries = Deliveries(contact_ids=True)
     worker = worker_for(db, deliveries, {kinds.CustomerMessage.KIND: preload_messages})
     service = ConversationService(db, POLICY, fresh_rows=worker)
@@ -291,3 +291,27 @@ async def test_a_malformed_message_row_gets_no_preload_and_stops_no_other(db: Da
     assert bad_context is None
     assert isinstance(good_context, Loaded)
     assert good_context.message == said.message
+
+
+async def test_what_the_intake_holds_is_taken_without_a_read(db: Database) -> None:
+    """A row whose intake handed over its message in context is served from that: a message
+    the store does not have is still served (nothing was read for it). A context that is not
+    that row's message in context is ignored, and the row is read for as usual."""
+    service = ConversationService(db, POLICY)
+    said = await service.receive_customer_message(
+        CustomerMessageIn(CHANNEL, CustomerProfile(external_id="u-held"), "hi")
+    )
+    stored = await load(db, message_id=said.message.id)
+    unstored = replace(said.message, id="msg_never_stored")
+    held = (unstored, stored.conversation, stored.customer, stored.channel)
+
+    def rows_of(conn: Connection) -> list[Loaded | None]:
+        lane = f"cxone:{said.conversation.id}"
+        kind = kinds.CustomerMessage.KIND
+        in_hand = replace(row_of(kind, lane, {"message_id": unstored.id}), context=held)
+        other = replace(row_of(kind, lane, {"message_id": said.message.id}), id=2, context=held)
+        return preload_messages(conn, [in_hand, other])
+
+    in_hand, other = await db.run_read(rows_of)
+    assert in_hand == replace(stored, message=unstored)
+    assert other == stored

@@ -104,15 +104,20 @@ async def test_activity_read_before_the_warning_still_cancels_the_countdown(
 
     # … and the write goes ahead with what it read.
     now = START + 1_000
+    taken = None
     if activity == "message":
-        seq = await db.run_write(lambda conn: lifecycle.customer_wrote(conn, stale, now))
-        assert seq == warned.next_seq
+        taken = await db.run_write(lambda conn: lifecycle.customer_wrote(conn, stale, now))
+        assert taken is not None
+        assert taken[0] == warned.next_seq
     else:
         assert await db.run_write(lambda conn: lifecycle.customer_spoke(conn, stale, now))
 
     after = await _current(db, stale.id)
     assert after.is_open
     assert after.countdown_deadline is None
+    if taken is not None:
+        # The conversation the write hands on is the row as it committed, not what it read.
+        assert taken[1] == after
     assert after.idle_deadline is None
     assert after.last_customer_activity_at == now
     assert await _idle_signals(db, stale.id) == [True, False]  # the widget drops its warning

@@ -41,7 +41,7 @@ def idle_deadline_after_agent(
 ) -> int | None:
     """The customer owes a reply: the idle deadline an agent message starts, or None.
 
-    The store applies it with the message's sequence number (`queries.next_seq`), and only
+    The store applies it with the message's sequence number (`conversations.next_seq`), and only
     while the conversation is open and no countdown runs: a compare-and-set in the same UPDATE.
     """
     if not policy.idle_enabled or not conversation.is_open:
@@ -77,14 +77,17 @@ def customer_spoke(conn: Connection, conversation: Conversation, now: int) -> bo
     return False
 
 
-def customer_wrote(conn: Connection, conversation: Conversation, now: int) -> int | None:
-    """A customer's message: its sequence number, and the activity `customer_spoke` records
-    (one statement while no countdown runs). None, with nothing changed, when the conversation
-    has ended since `conversation` was read: the caller looks for the conversation again."""
+def customer_wrote(
+    conn: Connection, conversation: Conversation, now: int
+) -> tuple[int, Conversation] | None:
+    """A customer's message: its sequence number and the conversation as this transaction
+    leaves it (`conversations.next_seq`), and the activity `customer_spoke` records (one
+    statement while no countdown runs). None, with nothing changed, when the conversation has
+    ended since `conversation` was read: the caller looks for the conversation again."""
     if conversation.countdown_deadline is None:
-        seq = conversations.next_seq_if_no_countdown(conn, conversation.id, at=now)
-        if seq is not None:
-            return seq
+        taken = conversations.next_seq_if_no_countdown(conn, conversation.id, at=now)
+        if taken is not None:
+            return taken
     if not customer_spoke(conn, conversation, now):
         return None
     return conversations.next_seq(conn, conversation.id)
@@ -133,7 +136,7 @@ def add_system_message(
     message, _ = store_for_customer(
         conn,
         conversation,
-        seq=conversations.next_seq(conn, conversation.id),
+        seq=conversations.next_seq(conn, conversation.id)[0],
         sender="system",
         text=text,
         content={"type": "TEXT", "payload": {"text": text}},
@@ -363,10 +366,11 @@ def store_agent_message(
     the customer's answer (the idle deadline). With `fresh_rows`, its outbox row is claimed
     for immediate delivery when it heads its lane (`Delivered.claimed`)."""
     idle_deadline = idle_deadline_after_agent(conversation, policy.for_channel(channel), now)
+    seq, conversation = conversations.next_seq(conn, conversation.id, idle_deadline=idle_deadline)
     message, row_id = store_for_customer(
         conn,
         conversation,
-        seq=conversations.next_seq(conn, conversation.id, idle_deadline=idle_deadline),
+        seq=seq,
         sender="bot" if (incoming.author or {}).get("isBotUser") else "agent",
         text=incoming.text,
         content=incoming.content or text_content(incoming.text),
@@ -378,5 +382,9 @@ def store_agent_message(
     if customer is None:
         customer = customers.get_customer(conn, conversation.customer_id)
     assert customer is not None  # a conversation always has its customer (foreign key)
-    claimed = fresh_rows.claim_fresh(conn, row_id) if fresh_rows is not None else None
+    claimed = None
+    if fresh_rows is not None:
+        # What the delivery needs is all in hand: the claim need not read it again.
+        held = (message, conversation, customer, channel)
+        claimed = fresh_rows.claim_fresh(conn, row_id, held)
     return Delivered(message=message, conversation=conversation, customer=customer, claimed=claimed)

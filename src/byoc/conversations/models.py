@@ -93,6 +93,8 @@ def text_content(text: str | None) -> dict[str, Any]:
 class FreshRows(Protocol):
     """The outbox worker, seen from a transaction that enqueues a row it may deliver at once."""
 
-    def claim_fresh(self, conn: Connection, row_id: int) -> OutboxRow | None: ...
+    def claim_fresh(
+        self, conn: Connection, row_id: int, held: object = None
+    ) -> OutboxRow | None: ...
 
     def dispatch(self, row: OutboxRow) -> None: ...

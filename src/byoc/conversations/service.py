@@ -89,8 +89,9 @@ class ConversationService:
             conversation = lookups.conversation_for_customer(
                 conn, customer, incoming.thread_id, now=now
             )
-            seq = lifecycle.customer_wrote(conn, conversation, now)
-            if seq is not None:
+            taken = lifecycle.customer_wrote(conn, conversation, now)
+            if taken is not None:
+                seq, conversation = taken
                 break
         else:
             raise ConversationEnded("the conversation ended while this message was stored")
@@ -114,10 +115,9 @@ class ConversationService:
         )
         messages.insert_message(conn, message)
         row_id = enqueue(conn, kinds.CustomerMessage(conversation.id, message.id), now=now)
-        claimed = self._fresh_rows.claim_fresh(conn, row_id) if self._fresh_rows else None
-        return Delivered(
-            message=message, conversation=conversation, customer=customer, claimed=claimed
-        )
+        held = (message, conversation, customer, channel)  # what the create needs: no read
+        claimed = self._fresh_rows.claim_fresh(conn, row_id, held) if self._fresh_rows else None
+        return Delivered(message, conversation, customer, claimed=claimed)
 
     async def customer_typing(
         self, channel_id: str, thread_id: str, *, typing: bool

@@ -80,8 +80,9 @@ def preload_messages(conn: Connection, rows: Sequence[OutboxRow]) -> list[Loaded
     """The delivery reads of message rows (a customer message's create, an agent message's
     webhook), one statement for all of them, run in the transaction that claims them
     (`OutboxWorker`: a fresh row by its intake, due rows by a pass): their messages are in that
-    transaction, so the deliveries need no read of their own (`preloaded`). None for a row that
-    cannot be served: its handler then reads, and fails, for itself."""
+    transaction, so the deliveries need no read of their own (`preloaded`). A row whose intake
+    held its message in context already (`OutboxWorker.claim_fresh`) is served from that, with
+    no read. None for a row that cannot be served: its handler then reads, and fails, for itself."""
     wanted: list[str | None] = []
     for row in rows:
         try:
@@ -92,8 +93,33 @@ def preload_messages(conn: Connection, rows: Sequence[OutboxRow]) -> list[Loaded
         if isinstance(payload, kinds.CustomerMessage | kinds.AgentMessage):
             message_id = payload.message_id
         wanted.append(message_id if isinstance(message_id, str) else None)
-    found = messages.get_messages_in_context(conn, [m for m in wanted if m is not None])
+    held: dict[str, messages.MessageInContext] = {}
+    for row, message_id in zip(rows, wanted, strict=True):
+        if message_id is not None and (in_hand := _held(row, message_id)) is not None:
+            held[message_id] = in_hand
+    found = messages.get_messages_in_context(
+        conn, [m for m in wanted if m is not None and m not in held]
+    )
+    found.update(held)
     return [_servable(found.get(m)) if m is not None else None for m in wanted]
+
+
+def _held(row: OutboxRow, message_id: str) -> messages.MessageInContext | None:
+    """What the row's intake handed over as its context, if it is message `message_id` in
+    context (`messages.MessageInContext`)."""
+    context = row.context
+    if not isinstance(context, tuple) or len(context) != 4:
+        return None
+    message, conversation, customer, channel = context
+    if not (
+        isinstance(message, Message)
+        and message.id == message_id
+        and isinstance(conversation, Conversation)
+        and isinstance(customer, Customer)
+        and isinstance(channel, Channel)
+    ):
+        return None
+    return message, conversation, customer, channel
 
 
 def _servable(found: messages.MessageInContext | None) -> Loaded | None:

@@ -43,7 +43,7 @@ import contextvars
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Literal
 
@@ -145,18 +145,22 @@ class OutboxWorker:
         """Something was enqueued: look now rather than at the next poll."""
         self._wakeup.set()
 
-    def claim_fresh(self, conn: Connection, row_id: int) -> OutboxRow | None:
+    def claim_fresh(self, conn: Connection, row_id: int, held: object = None) -> OutboxRow | None:
         """In the transaction that inserted row `row_id`: claim it for this worker when it heads
         its lane and there is room, so that it skips a claim of its own. The caller hands the
         row to `dispatch` once that transaction has committed (if it rolls back, so does the
         claim). Lane order holds as for `claim_due`: only a lane's head is ever claimed. The
-        kind's preload, if any, reads what the delivery needs in the same transaction."""
+        kind's preload, if any, gets the row with `held` as its context (what the intake
+        already has in hand, which the preload may take instead of reading) and reads what
+        the delivery needs in the same transaction."""
         if self._stopping or len(self._in_flight) >= self._max_in_flight:
             return None
         row = rows.claim_if_head(
             conn, row_id, owner=self._owner, lease_ms=self._lease_ms, now=self._clock.now_ms()
         )
-        return None if row is None else with_contexts(conn, [row], self._preloads)[0]
+        if row is None or row.kind not in self._preloads:
+            return row
+        return with_contexts(conn, [replace(row, context=held)], self._preloads)[0]
 
     def dispatch(self, row: OutboxRow) -> None:
         """Deliver a row `claim_fresh` claimed, now that its transaction has committed."""

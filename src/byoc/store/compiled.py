@@ -120,12 +120,15 @@ class RawResult:
     def __iter__(self) -> Iterator[RawRow]:
         return iter(self._rows)
 
-    def scalar_one(self) -> Any:
+    def one(self) -> RawRow:
         if not self._rows:
             raise NoResultFound("expected one row, got none")
         if len(self._rows) > 1:
             raise MultipleResultsFound(f"expected one row, got {len(self._rows)}")
-        return next(iter(self._rows[0]._mapping.values()))
+        return self._rows[0]
+
+    def scalar_one(self) -> Any:
+        return next(iter(self.one()._mapping.values()))
 
 
 def execute(conn: Connection, statement: Executable, params: Mapping[str, Any]) -> Any:

@@ -85,7 +85,7 @@ _NEXT_SEQ = (
     update(t.conversations)
     .where(t.conversations.c.id == bindparam("conversation_id"))
     .values(next_seq=t.conversations.c.next_seq + 1)
-    .returning(t.conversations.c.next_seq)
+    .returning(*t.conversations.c)
 )
 # The same, and the idle clock started in the same statement: the customer owes a reply unless
 # the conversation is over or a countdown already runs (`lifecycle.idle_deadline_after_agent`).
@@ -105,7 +105,7 @@ _NEXT_SEQ_AND_IDLE = (
             else_=t.conversations.c.idle_deadline,
         ),
     )
-    .returning(t.conversations.c.next_seq)
+    .returning(*t.conversations.c)
 )
 
 
@@ -125,7 +125,7 @@ _NEXT_SEQ_AND_CUSTOMER_ACTIVE = (
         idle_deadline=None,
         last_customer_activity_at=bindparam("at"),
     )
-    .returning(t.conversations.c.next_seq)
+    .returning(*t.conversations.c)
 )
 
 
@@ -134,26 +134,35 @@ def next_seq(
     conversation_id: str,
     *,
     idle_deadline: int | None = None,
-) -> int:
+) -> tuple[int, Conversation]:
     """Reserve the conversation's next message sequence number inside the caller's transaction;
     with `idle_deadline`, also start the idle clock if the conversation is open and no countdown
-    runs (one statement for what an agent message does to its conversation)."""
+    runs (one statement for what an agent message does to its conversation). The number, and
+    the conversation as the transaction leaves it: its row stays locked until the commit, so
+    that is what any read before then would find."""
     params: dict[str, Any] = {"conversation_id": conversation_id}
     if idle_deadline is not None:
         statement = _NEXT_SEQ_AND_IDLE
         params["idle_deadline"] = idle_deadline
     else:
         statement = _NEXT_SEQ
-    return int(execute(conn, statement, params).scalar_one()) - 1
+    conversation = conversation_from_row(execute(conn, statement, params).one())
+    return conversation.next_seq - 1, conversation
 
 
-def next_seq_if_no_countdown(conn: Connection, conversation_id: str, *, at: int) -> int | None:
-    """A customer's message while no countdown runs: its sequence number, and what
-    `customer_active` records, in one statement. A compare-and-set: None, and nothing changed,
-    when the row has ended or a countdown runs on it by now, whatever the caller read before."""
+def next_seq_if_no_countdown(
+    conn: Connection, conversation_id: str, *, at: int
+) -> tuple[int, Conversation] | None:
+    """A customer's message while no countdown runs: its sequence number and the conversation
+    (as `next_seq`), and what `customer_active` records, in one statement. A compare-and-set:
+    None, and nothing changed, when the row has ended or a countdown runs on it by now,
+    whatever the caller read before."""
     params = {"conversation_id": conversation_id, "at": at}
-    rows = execute(conn, _NEXT_SEQ_AND_CUSTOMER_ACTIVE, params).all()
-    return int(rows[0]._mapping["next_seq"]) - 1 if rows else None
+    row = execute(conn, _NEXT_SEQ_AND_CUSTOMER_ACTIVE, params).first()
+    if row is None:
+        return None
+    conversation = conversation_from_row(row)
+    return conversation.next_seq - 1, conversation
 
 
 _CUSTOMER_ACTIVE = (
