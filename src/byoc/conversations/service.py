@@ -9,8 +9,8 @@ the writer thread, group-committed with whatever else is being written; on Postg
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 from sqlalchemy import Connection
@@ -28,6 +28,7 @@ from byoc.conversations.models import (
     public_author,
     text_content,
 )
+from byoc.conversations.once import write_once
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.errors import (
     ConversationEnded,
@@ -38,7 +39,7 @@ from byoc.errors import (
 from byoc.ids import new_id
 from byoc.outbox import kinds
 from byoc.outbox.kinds import enqueue
-from byoc.store import Contention, Database, DuplicateError, conversations, customers, messages
+from byoc.store import Database, conversations, customers, messages
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 TYPING_TTL_MS = 15_000
@@ -68,14 +69,14 @@ class ConversationService:
             raise InvalidInput("a message needs text or at least one attachment")
         if incoming.postback is not None and not has_text:
             raise InvalidInput("a postback needs the label of the choice as its text")
-        return await self._write_once(
-            incoming.platform_message_id,
-            lambda conn: self._store_customer_message(conn, incoming),
-        )
+        store = partial(self._store_customer_message, incoming=incoming)
+        return await write_once(self._db, incoming.platform_message_id, store, self._dispatch)
 
-    def _store_customer_message(self, conn: Connection, incoming: CustomerMessageIn) -> Delivered:
+    def _store_customer_message(
+        self, conn: Connection, look_first: bool, *, incoming: CustomerMessageIn
+    ) -> Delivered:
         channel = self._cache.channel(conn, incoming.channel_id)
-        if incoming.platform_message_id:
+        if incoming.platform_message_id and look_first:
             existing = messages.find_message_by_platform_id(
                 conn, channel.id, incoming.platform_message_id
             )
@@ -269,10 +270,13 @@ class ConversationService:
         self, incoming: AgentMessageIn, *, channel_id: str | None, tenant_id: str
     ) -> Delivered:
         """A reply on a thread the middleware knows (legacy or DFO 3.0 style), for one tenant."""
-        return await self._write_once(
-            incoming.retry_id,
-            lambda conn: self._receive_agent_message(conn, incoming, channel_id, tenant_id),
+        store = partial(
+            self._receive_agent_message,
+            incoming=incoming,
+            channel_id=channel_id,
+            tenant_id=tenant_id,
         )
+        return await write_once(self._db, incoming.retry_id, store, self._dispatch)
 
     def _dispatch(self, delivered: Delivered) -> None:
         """After the commit: deliver the row the transaction claimed, or wake the worker."""
@@ -282,12 +286,18 @@ class ConversationService:
             self._on_enqueued()
 
     def _receive_agent_message(
-        self, conn: Connection, incoming: AgentMessageIn, channel_id: str | None, tenant_id: str
+        self,
+        conn: Connection,
+        look_first: bool,
+        *,
+        incoming: AgentMessageIn,
+        channel_id: str | None,
+        tenant_id: str,
     ) -> Delivered:
         channel, conversation, customer = self._cache.agent_thread(
             conn, incoming, channel_id, tenant_id
         )
-        if incoming.retry_id:
+        if incoming.retry_id and look_first:
             existing = messages.find_message_by_de_id(conn, channel.id, incoming.retry_id)
             if existing is not None:
                 return lookups.replay(conn, existing)
@@ -305,9 +315,9 @@ class ConversationService:
     ) -> Delivered:
         """An agent starts a new thread with a customer the platform knows."""
 
-        def tx(conn: Connection) -> Delivered:
+        def tx(conn: Connection, look_first: bool) -> Delivered:
             channel = self._cache.tenant_channel(conn, channel_id, tenant_id, incoming.brand)
-            if incoming.retry_id:
+            if incoming.retry_id and look_first:
                 existing = messages.find_message_by_de_id(conn, channel.id, incoming.retry_id)
                 if existing is not None:
                     return lookups.replay(conn, existing)
@@ -324,29 +334,7 @@ class ConversationService:
                 conn, channel, conversation, incoming, self._policy, self._clock.now_ms()
             )
 
-        return await self._write_once(incoming.retry_id, tx)
-
-    async def _write_once(
-        self, retry_id: str | None, tx: Callable[[Connection], Delivered]
-    ) -> Delivered:
-        """Run a message's transaction, then dispatch the row it claimed (or wake the worker).
-        Shielded: once stored, the row is dispatched even if the request is cancelled meanwhile
-        (a client gone, a shutdown), rather than waiting for its claim's lease to run out. When
-        a concurrent retry of the message (same `retry_id`) committed first, or PostgreSQL made
-        this one a deadlock's victim (nothing written), it runs again: a replay, not a failure."""
-
-        async def write() -> Delivered:
-            for attempts_left in (2, 1, 0):  # three in all
-                try:
-                    delivered = await self._db.run_write(tx)
-                    break
-                except (Contention, DuplicateError) as exc:
-                    if not attempts_left or (isinstance(exc, DuplicateError) and not retry_id):
-                        raise
-            self._dispatch(delivered)
-            return delivered
-
-        return await asyncio.shield(write())
+        return await write_once(self._db, incoming.retry_id, tx, self._dispatch)
 
     async def validate_recipients(
         self,

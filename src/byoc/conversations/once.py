@@ -1,0 +1,69 @@
+"""A message's transaction, run so that the message is stored once whatever retries arrive.
+
+A message that names an id (the platform's message id, CXone's message id or the request's
+idempotency key: its `retry_id`) is stored at most once per channel; a retry of it is answered
+with the stored message (`Delivered.duplicate`). The transaction first runs without looking
+for an earlier copy, since nearly every message is new and the look is a statement of its own;
+what it would have found is caught all the same:
+
+- the message's unique key on its channel refuses the INSERT (`DuplicateError`, nothing
+  written): the earlier copy committed, before or while this ran;
+- a refusal on the way to the INSERT (`ByocError`: the conversation ended since the copy was
+  stored, say) might be one a stored copy should have answered.
+
+After either, the transaction runs again, looking first (`look_first=True`): it replays the
+copy it finds, or fails as it would have. A `Contention` (PostgreSQL chose it as a deadlock's
+victim: nothing written) runs it again too. Three runs in all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from functools import partial
+
+from sqlalchemy import Connection
+
+from byoc.conversations.models import Delivered
+from byoc.errors import ByocError
+from byoc.store import Contention, Database, DuplicateError
+
+# A message's transaction: `look_first` asks it to replay an earlier copy of the message
+# before it writes anything.
+MessageTx = Callable[[Connection, bool], Delivered]
+
+
+async def write_once(
+    db: Database, retry_id: str | None, tx: MessageTx, then: Callable[[Delivered], None]
+) -> Delivered:
+    """Run `tx` until it stores the message or replays its earlier copy (module docstring),
+    then call `then` with the result (the caller dispatches the row its transaction claimed).
+    Shielded: once stored, the row is dispatched even if the request is cancelled meanwhile
+    (a client gone, a shutdown), rather than waiting for its claim's lease to run out."""
+
+    async def write() -> Delivered:
+        delivered = await _stored_once(db, retry_id, tx)
+        then(delivered)
+        return delivered
+
+    return await asyncio.shield(write())
+
+
+async def _stored_once(db: Database, retry_id: str | None, tx: MessageTx) -> Delivered:
+    look_first = False
+    for attempts_left in (2, 1, 0):
+        try:
+            return await db.run_write(partial(_run, tx, look_first))
+        except (Contention, DuplicateError) as exc:
+            if not attempts_left or (isinstance(exc, DuplicateError) and not retry_id):
+                raise
+            look_first = True
+        except ByocError:
+            if not retry_id or look_first or not attempts_left:
+                raise
+            look_first = True
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _run(tx: MessageTx, look_first: bool, conn: Connection) -> Delivered:
+    return tx(conn, look_first)
