@@ -240,6 +240,17 @@ async def test_a_fresh_customer_message_carries_what_its_transaction_read_for_th
     assert context.conversation.de_contact_id == f"contact-{said.message.id}"
     assert context.customer.first_name == "Ada"
 
+    # The next one heads its lane once that is settled: claimed by its own transaction, which
+    # holds the conversation as the settle of the one before left it (its contact).
+    await worker.run_once()
+    third = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "more"))
+    assert third.claimed is not None
+    await deliveries.until(3)
+    context = deliveries.rows[2].context
+    assert isinstance(context, Loaded)
+    assert context.conversation.de_contact_id == f"contact-{again.message.id}"
+    assert context == await load(db, message_id=third.message.id)
+
 
 async def test_a_pass_whose_preload_fails_still_delivers_its_rows(
     db: Database, caplog: pytest.LogCaptureFixture

@@ -5,22 +5,36 @@ conversation), on both databases."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
 import pytest
 from sqlalchemy import Connection, Table, func, select
 
-from byoc.conversations import lifecycle
+from byoc.conversations import lifecycle, lookups
 from byoc.conversations.models import (
     AgentMessageIn,
     CustomerMessageIn,
     CustomerProfile,
     Delivered,
 )
-from byoc.conversations.once import write_once
+from byoc.conversations.once import Attempt, write_once
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
-from byoc.errors import ConversationEnded
-from byoc.store import Database, conversations, now_ms
+from byoc.errors import ConversationEnded, ConversationNotFound
+from byoc.store import (
+    Contention,
+    Database,
+    DuplicateError,
+    conversations,
+    customers,
+    messages,
+    now_ms,
+)
 from byoc.store import schema as t
+from byoc.store.records import Conversation, Message
 from tests.support import seed
 
 POLICY = LifecyclePolicy(
@@ -39,6 +53,12 @@ async def _end(db: Database, conversation_id: str) -> None:
         assert lifecycle.end_conversation(conn, conversation, reason="agent", now=now_ms())
 
     await db.run_write(tx)
+
+
+async def _conversation(db: Database, conversation_id: str) -> Conversation:
+    found = await db.run_read(lambda conn: conversations.get_conversation(conn, conversation_id))
+    assert found is not None
+    return found
 
 
 async def _count(db: Database, table: Table) -> int:
@@ -123,30 +143,145 @@ async def test_a_repeated_reply_is_replayed(db: Database) -> None:
     assert await _count(db, t.messages) == 2
 
 
-async def test_write_once_looks_first_only_after_a_refusal_and_only_for_a_retry_id(
-    db: Database,
+class Lookups:
+    """Counts the looks for an earlier copy of a message, by either id."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        for name in ("find_message_by_platform_id", "find_message_by_de_id"):
+            monkeypatch.setattr(messages, name, self._counted(getattr(messages, name)))
+
+    def _counted(self, find: Callable[..., Message | None]) -> Callable[..., Message | None]:
+        def counted(*args: Any) -> Message | None:
+            self.count += 1
+            return find(*args)
+
+        return counted
+
+
+async def test_a_new_message_costs_no_look_and_a_repeat_leaves_nothing_behind(
+    db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The order of runs: without a look, then (after a refusal, and when the message names
-    an id) with one. A refusal of a message that names no id is final."""
+    """A new message is stored in one run that does not look. Its repeat's first run fails on
+    the unique key and is rolled back whole: the sequence number, the customer's activity and
+    the outbox are as the first message left them; the second run looks once and replays."""
+    lookups = Lookups(monkeypatch)
+    service = ConversationService(db, POLICY)
+    channel_id = await _channel(db)
+    said = CustomerMessageIn(channel_id, CustomerProfile(external_id="u5"), "hi", [], "p-5")
+    first = await service.receive_customer_message(said)
+    assert lookups.count == 0
+    before = await _conversation(db, first.conversation.id)
+    outbox = await _count(db, t.outbox)
+
+    again = await service.receive_customer_message(replace(said, text="hi again"))
+    assert again.duplicate
+    assert again.message == first.message
+    assert lookups.count == 1
+    assert await _conversation(db, first.conversation.id) == before
+    assert before.next_seq == 1
+    assert await _count(db, t.outbox) == outbox
+
+
+async def test_a_refusal_before_the_look_is_final(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply to a thread nobody knows is refused before the place of the look: a look could
+    not change that, so the transaction does not run again to make one."""
+    threads_looked_up: list[str | None] = []
+    find_thread = lookups.conversation_for_agent
+
+    def counted(conn: Connection, incoming: AgentMessageIn, channel_id: str | None) -> Any:
+        threads_looked_up.append(incoming.thread_id)
+        return find_thread(conn, incoming, channel_id)
+
+    monkeypatch.setattr(lookups, "conversation_for_agent", counted)
+    service = ConversationService(db, POLICY)
+    await _channel(db)
+    with pytest.raises(ConversationNotFound):
+        await service.receive_agent_message(
+            _reply("thr_unknown", "de-9"), channel_id=None, tenant_id="default"
+        )
+    assert threads_looked_up == ["thr_unknown"]  # one run
+
+
+async def test_the_same_message_sent_twice_at_once_is_stored_once(db: Database) -> None:
+    """Two identical requests together (on SQLite in one group of the writer, each job in its
+    savepoint; on PostgreSQL in two transactions, the second waiting on the first's key)."""
+    service = ConversationService(db, POLICY)
+    channel_id = await _channel(db)
+    said = CustomerMessageIn(channel_id, CustomerProfile(external_id="u6"), "hi", [], "p-6")
+    one, two = await asyncio.gather(
+        service.receive_customer_message(said), service.receive_customer_message(said)
+    )
+    assert sorted([one.duplicate, two.duplicate]) == [False, True]
+    assert one.message == two.message
+    assert await _count(db, t.messages) == 1
+
+
+class Runs:
+    """A transaction that records its runs and fails as told, run after run."""
+
+    def __init__(self, stored: Delivered, *failures: Exception | None) -> None:
+        self.stored = stored
+        self.failures = list(failures)
+        self.looks: list[bool] = []
+
+    def __call__(self, conn: Connection, attempt: Attempt) -> Delivered:
+        self.looks.append(attempt.look_first)
+        attempt.earlier(lambda: None)
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            raise failure
+        return self.stored
+
+
+async def test_write_once_runs_again_as_the_rule_says(db: Database) -> None:
+    """Without a look, then with one after a duplicate key or a refusal past the look's place,
+    at most three runs; a duplicate key without a retry id, or a refusal on a run that looked,
+    is final."""
     channel_id = await _channel(db)
     stored = await ConversationService(db, POLICY).receive_customer_message(
-        CustomerMessageIn(channel_id, CustomerProfile(external_id="u4"), "hi")
+        CustomerMessageIn(channel_id, CustomerProfile(external_id="u7"), "hi")
     )
-    looks: list[bool] = []
-
-    def tx(conn: Connection, look_first: bool) -> Delivered:
-        looks.append(look_first)
-        if not look_first:
-            raise ConversationEnded("refused before the look")
-        return stored
-
     dispatched: list[Delivered] = []
-    assert await write_once(db, "p-4", tx, dispatched.append) is stored
-    assert looks == [False, True]
+    ended = ConversationEnded("refused")
+    duplicate = DuplicateError("duplicate key")
+
+    refused_once = Runs(stored, ended)
+    assert await write_once(db, "p-7", refused_once, dispatched.append) is stored
+    assert refused_once.looks == [False, True]
     assert dispatched == [stored]
 
-    looks.clear()
+    refused_twice = Runs(stored, ended, ended)
     with pytest.raises(ConversationEnded):
-        await write_once(db, None, tx, dispatched.append)
-    assert looks == [False]
-    assert dispatched == [stored]
+        await write_once(db, "p-7", refused_twice, dispatched.append)
+    assert refused_twice.looks == [False, True]
+
+    no_id_refused = Runs(stored, ended)
+    with pytest.raises(ConversationEnded):
+        await write_once(db, None, no_id_refused, dispatched.append)
+    assert no_id_refused.looks == [False]
+
+    no_id_duplicate = Runs(stored, duplicate)
+    with pytest.raises(DuplicateError):
+        await write_once(db, None, no_id_duplicate, dispatched.append)
+    assert no_id_duplicate.looks == [False]
+
+    contended = Runs(stored, Contention("1"), Contention("2"), Contention("3"))
+    with pytest.raises(Contention):
+        await write_once(db, "p-7", contended, dispatched.append)
+    assert contended.looks == [False, True, True]
+    assert dispatched == [stored]  # only what was stored is dispatched
+
+
+async def test_a_message_keeps_what_the_store_knows_of_its_customer(db: Database) -> None:
+    """The customer a message hands on (to its delivery, to the caller) is the stored one: an
+    opted-out customer stays opted out."""
+    service = ConversationService(db, POLICY)
+    channel_id = await _channel(db)
+    profile = CustomerProfile(external_id="u8")
+    first = await service.receive_customer_message(CustomerMessageIn(channel_id, profile, "hi"))
+    await db.run_write(lambda conn: customers.set_opted_out(conn, first.customer.id, True))
+    again = await service.receive_customer_message(CustomerMessageIn(channel_id, profile, "hi"))
+    assert again.customer.opted_out

@@ -24,7 +24,9 @@ from byoc.store import channels, conversations, customers, messages, tenants
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 # How long a channel or a tenant's brand read from the store is trusted: a channel deleted or
-# re-branded elsewhere is refused here at most this much later (its deliveries re-read it).
+# re-branded elsewhere is refused here at most this much later. A message accepted in that
+# window is delivered at once with the channel as accepted; a later delivery of it (a retry, a
+# row claimed by a pass) reads the channel again, and finds it deleted.
 LOOKUP_TTL_SECONDS = 2.0
 
 
@@ -149,6 +151,7 @@ def upsert_customer(conn: Connection, channel: Channel, profile: CustomerProfile
         nickname=profile.nickname or (existing.nickname if existing else None),
         image=profile.image or (existing.image if existing else None),
         custom_fields=profile.custom_fields or (existing.custom_fields if existing else None),
+        opted_out=existing.opted_out if existing else False,
     )
     if existing != customer:
         customers.save_customer(conn, customer, is_new=existing is None)

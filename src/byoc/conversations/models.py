@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
+from byoc.store.messages import MessageInContext
 from byoc.store.records import Conversation, Customer, Message, OutboxRow
 
 
@@ -94,7 +95,7 @@ class FreshRows(Protocol):
     """The outbox worker, seen from a transaction that enqueues a row it may deliver at once."""
 
     def claim_fresh(
-        self, conn: Connection, row_id: int, held: object = None
+        self, conn: Connection, row_id: int, held: MessageInContext | None = None
     ) -> OutboxRow | None: ...
 
     def dispatch(self, row: OutboxRow) -> None: ...

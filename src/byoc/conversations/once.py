@@ -8,12 +8,15 @@ what it would have found is caught all the same:
 
 - the message's unique key on its channel refuses the INSERT (`DuplicateError`, nothing
   written): the earlier copy committed, before or while this ran;
-- a refusal on the way to the INSERT (`ByocError`: the conversation ended since the copy was
-  stored, say) might be one a stored copy should have answered.
+- a refusal between the place where the transaction would have looked (`Attempt.earlier`)
+  and the INSERT (`ByocError`: the conversation ended since the copy was stored, say) might
+  be one the copy should have answered. A refusal before that place (an unknown channel or
+  thread) is final: looking would not have changed it.
 
-After either, the transaction runs again, looking first (`look_first=True`): it replays the
-copy it finds, or fails as it would have. A `Contention` (PostgreSQL chose it as a deadlock's
-victim: nothing written) runs it again too. Three runs in all.
+After either, the transaction runs again, looking first: it replays the copy it finds, or
+fails as it would have. A `Contention` (PostgreSQL chose it as a deadlock's victim: nothing
+written) runs it again too. Three runs in all. A failed run leaves nothing behind: its writes
+are rolled back with its transaction (or its savepoint, in an SQLite group).
 """
 
 from __future__ import annotations
@@ -27,10 +30,28 @@ from sqlalchemy import Connection
 from byoc.conversations.models import Delivered
 from byoc.errors import ByocError
 from byoc.store import Contention, Database, DuplicateError
+from byoc.store.records import Message
 
-# A message's transaction: `look_first` asks it to replay an earlier copy of the message
-# before it writes anything.
-MessageTx = Callable[[Connection, bool], Delivered]
+
+class Attempt:
+    """One run of a message's transaction: whether it looks for an earlier copy of the
+    message, and whether it got as far as the place where it would."""
+
+    __slots__ = ("look_first", "reached_look")
+
+    def __init__(self, look_first: bool) -> None:
+        self.look_first = look_first
+        self.reached_look = False
+
+    def earlier(self, find: Callable[[], Message | None]) -> Message | None:
+        """Called by the transaction, before it writes, where it would look for the message's
+        earlier copy: that copy (`find()`) on a run that looks, else None."""
+        self.reached_look = True
+        return find() if self.look_first else None
+
+
+# A message's transaction.
+MessageTx = Callable[[Connection, Attempt], Delivered]
 
 
 async def write_once(
@@ -52,18 +73,19 @@ async def write_once(
 async def _stored_once(db: Database, retry_id: str | None, tx: MessageTx) -> Delivered:
     look_first = False
     for attempts_left in (2, 1, 0):
+        attempt = Attempt(look_first)
         try:
-            return await db.run_write(partial(_run, tx, look_first))
+            return await db.run_write(partial(_run, tx, attempt))
         except (Contention, DuplicateError) as exc:
             if not attempts_left or (isinstance(exc, DuplicateError) and not retry_id):
                 raise
             look_first = True
         except ByocError:
-            if not retry_id or look_first or not attempts_left:
+            if not retry_id or attempt.look_first or not attempt.reached_look or not attempts_left:
                 raise
             look_first = True
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _run(tx: MessageTx, look_first: bool, conn: Connection) -> Delivered:
-    return tx(conn, look_first)
+def _run(tx: MessageTx, attempt: Attempt, conn: Connection) -> Delivered:
+    return tx(conn, attempt)

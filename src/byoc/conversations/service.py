@@ -28,7 +28,7 @@ from byoc.conversations.models import (
     public_author,
     text_content,
 )
-from byoc.conversations.once import write_once
+from byoc.conversations.once import Attempt, write_once
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.errors import (
     ConversationEnded,
@@ -73,14 +73,17 @@ class ConversationService:
         return await write_once(self._db, incoming.platform_message_id, store, self._dispatch)
 
     def _store_customer_message(
-        self, conn: Connection, look_first: bool, *, incoming: CustomerMessageIn
+        self, conn: Connection, attempt: Attempt, *, incoming: CustomerMessageIn
     ) -> Delivered:
         channel = self._cache.channel(conn, incoming.channel_id)
-        if incoming.platform_message_id and look_first:
-            existing = messages.find_message_by_platform_id(
-                conn, channel.id, incoming.platform_message_id
+        if incoming.platform_message_id:
+            find = partial(
+                messages.find_message_by_platform_id,
+                conn,
+                channel.id,
+                incoming.platform_message_id,
             )
-            if existing is not None:
+            if (existing := attempt.earlier(find)) is not None:
                 return lookups.replay(conn, existing)
         customer = lookups.upsert_customer(conn, channel, incoming.customer)
         now = self._clock.now_ms()
@@ -288,7 +291,7 @@ class ConversationService:
     def _receive_agent_message(
         self,
         conn: Connection,
-        look_first: bool,
+        attempt: Attempt,
         *,
         incoming: AgentMessageIn,
         channel_id: str | None,
@@ -297,9 +300,9 @@ class ConversationService:
         channel, conversation, customer = self._cache.agent_thread(
             conn, incoming, channel_id, tenant_id
         )
-        if incoming.retry_id and look_first:
-            existing = messages.find_message_by_de_id(conn, channel.id, incoming.retry_id)
-            if existing is not None:
+        if incoming.retry_id:
+            find = partial(messages.find_message_by_de_id, conn, channel.id, incoming.retry_id)
+            if (existing := attempt.earlier(find)) is not None:
                 return lookups.replay(conn, existing)
         if conversation.de_thread_id is None and incoming.de_thread_id:
             conversations.update_conversation(
@@ -315,11 +318,11 @@ class ConversationService:
     ) -> Delivered:
         """An agent starts a new thread with a customer the platform knows."""
 
-        def tx(conn: Connection, look_first: bool) -> Delivered:
+        def tx(conn: Connection, attempt: Attempt) -> Delivered:
             channel = self._cache.tenant_channel(conn, channel_id, tenant_id, incoming.brand)
-            if incoming.retry_id and look_first:
-                existing = messages.find_message_by_de_id(conn, channel.id, incoming.retry_id)
-                if existing is not None:
+            if incoming.retry_id:
+                find = partial(messages.find_message_by_de_id, conn, channel.id, incoming.retry_id)
+                if (existing := attempt.earlier(find)) is not None:
                     return lookups.replay(conn, existing)
             customer = lookups.recipient(conn, channel, incoming.recipients)
             conversation = lookups.new_conversation(

@@ -132,7 +132,7 @@ def _servable(found: messages.MessageInContext | None) -> Loaded | None:
 
 
 def preloaded(row: OutboxRow, message_id: str) -> Loaded | None:
-    """What the transaction that claimed `row` read for its delivery about message
+    """What the transaction that claimed `row` read or held for its delivery about message
     `message_id` (a kind's preload, `OutboxWorker.claim_fresh`), or None: the delivery reads."""
     context = row.context
     if not isinstance(context, Loaded) or context.message is None:

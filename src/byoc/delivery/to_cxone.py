@@ -70,8 +70,9 @@ class ToCxone:
         self._end_check_min_interval_ms = end_check_min_interval_ms
 
     async def create_message(self, payload: kinds.CustomerMessage, row: OutboxRow) -> Outcome:
-        # Read by the transaction that stored the message and claimed its row, if it did: the
-        # row headed its lane, so every earlier create had written its contact and its check.
+        # Held by the transaction that stored the message and claimed its row, if it did (the
+        # conversation as its own UPDATE left it, locked till the commit): the row headed its
+        # lane, so every earlier create had written its contact and its check.
         # What changes the conversation outside the lane (an ending) is a race the read after
         # the commit had too; the create's answer settles it (a new contact: the check below).
         loaded = preloaded(row, payload.message_id) or await self._load(

@@ -31,7 +31,7 @@ class ToPlatform:
         self._clock: Clock = clock or SystemClock()
 
     async def message(self, payload: kinds.AgentMessage, row: OutboxRow) -> Outcome:
-        # Read by the transaction that stored the message and claimed its row, if it did.
+        # Held by the transaction that stored the message and claimed its row, if it did.
         loaded = preloaded(row, payload.message_id) or await self._load(
             message_id=payload.message_id
         )

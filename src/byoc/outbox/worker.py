@@ -25,8 +25,9 @@ as a claim outlives its delivery: a handler is cut off at half the lease).
 finished, cancels the rest and releases every claim this worker holds: a row whose delivery was
 cancelled stays pending, claimable at once by the next worker.
 
-Every row claimed, fresh or by a pass, gets what its kind's preload reads for its delivery, in
-the claiming transaction (`byoc.outbox.preloads`).
+Every row claimed, fresh or by a pass, gets what its kind's preload gives for its delivery, in
+the claiming transaction: read then, or taken from what a fresh row's intake held
+(`byoc.outbox.preloads`).
 
 A `Settled` may carry a `write`, run in the transaction that deletes its row (a `Together`
 write once for all the rows of the pass that share it), and an `after_commit` callback run
@@ -150,9 +151,8 @@ class OutboxWorker:
         its lane and there is room, so that it skips a claim of its own. The caller hands the
         row to `dispatch` once that transaction has committed (if it rolls back, so does the
         claim). Lane order holds as for `claim_due`: only a lane's head is ever claimed. The
-        kind's preload, if any, gets the row with `held` as its context (what the intake
-        already has in hand, which the preload may take instead of reading) and reads what
-        the delivery needs in the same transaction."""
+        kind's preload, if any, gets the row with `held` as its context (what the intake has
+        in hand, in terms the preload knows) and gives what the delivery needs."""
         if self._stopping or len(self._in_flight) >= self._max_in_flight:
             return None
         row = rows.claim_if_head(

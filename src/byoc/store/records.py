@@ -134,6 +134,6 @@ class OutboxRow:
     next_attempt_at: int
     last_error: str | None
     created_at: int
-    # What the transaction that claimed the row read for its delivery, so that the delivery
-    # need not read it again (`OutboxWorker.claim_fresh`); None when it read nothing.
+    # What the transaction that claimed the row read or held for its delivery, so that the
+    # delivery need not read it again (`OutboxWorker.claim_fresh`); None when it has nothing.
     context: Any = field(default=None, compare=False, repr=False)
