@@ -12,7 +12,7 @@ from functools import partial
 import pytest
 from sqlalchemy import Connection
 
-from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile
+from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
 from byoc.delivery.common import Loaded, load, preload_messages
@@ -23,6 +23,7 @@ from byoc.outbox.preloads import Preload
 from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database, channels, conversations, migrations, now_ms, tenants
 from byoc.store.records import Channel, OutboxRow, Tenant
+from tests.support.incoming import agent_reply
 from tests.support.outbox import row_of
 from tests.support.seed import clean
 
@@ -93,20 +94,6 @@ class Deliveries:
         await asyncio.wait_for(wait(), WAIT)
 
 
-def reply(conversation_id: str, de_message_id: str) -> AgentMessageIn:
-    return AgentMessageIn(
-        thread_id=conversation_id,
-        de_thread_id=None,
-        de_message_id=de_message_id,
-        content={"type": "TEXT", "payload": {"text": de_message_id}},
-        text=de_message_id,
-        attachments=[],
-        author=None,
-        brand=None,
-        recipients=[],
-    )
-
-
 def worker_for(
     db: Database, deliveries: Deliveries, preloads: Mapping[str, Preload] | None = None
 ) -> OutboxWorker:
@@ -135,7 +122,7 @@ async def test_a_reply_and_a_customer_message_are_claimed_by_their_own_transacti
     await worker.run_once()  # settles it (its delivery finished)
 
     answered = await service.receive_agent_message(
-        reply(said.conversation.id, "de-a1"), channel_id=CHANNEL, tenant_id="default"
+        agent_reply(said.conversation.id, "de-a1"), channel_id=CHANNEL, tenant_id="default"
     )
     assert answered.claimed is not None
     assert answered.claimed.kind == kinds.AgentMessage.KIND
@@ -158,12 +145,12 @@ async def test_a_reply_behind_one_in_flight_waits_its_turn(db: Database) -> None
     deliveries.release.clear()  # the first reply's delivery does not finish yet
     thread = said.conversation.id
     first = await service.receive_agent_message(
-        reply(thread, "de-b1"), channel_id=CHANNEL, tenant_id="default"
+        agent_reply(thread, "de-b1"), channel_id=CHANNEL, tenant_id="default"
     )
     assert first.claimed is not None
     await deliveries.until(2)
     second = await service.receive_agent_message(
-        reply(thread, "de-b2"), channel_id=CHANNEL, tenant_id="default"
+        agent_reply(thread, "de-b2"), channel_id=CHANNEL, tenant_id="default"
     )
     assert second.claimed is None  # an older row of its lane is pending
     deliveries.release.set()
@@ -194,7 +181,7 @@ async def test_a_fresh_reply_carries_what_its_transaction_read_for_the_delivery(
     assert deliveries.rows[0].context is None
 
     answered = await service.receive_agent_message(
-        reply(said.conversation.id, "de-c1"), channel_id=CHANNEL, tenant_id="default"
+        agent_reply(said.conversation.id, "de-c1"), channel_id=CHANNEL, tenant_id="default"
     )
     await deliveries.until(2)
     context = deliveries.rows[1].context

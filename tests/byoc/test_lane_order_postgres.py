@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from sqlalchemy import Connection, delete, text
 
-from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile
+from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
 from byoc.outbox import kinds, rows
@@ -26,6 +26,7 @@ from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database, channels, messages, migrations, now_ms, tenants
 from byoc.store import schema as t
 from byoc.store.records import Channel, OutboxRow, Tenant
+from tests.support.incoming import agent_reply
 from tests.support.postgres import fresh_database
 from tests.support.waiting import wait_for_async
 
@@ -97,17 +98,7 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
     first = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
     conversation = first.conversation
     reply = await service.receive_agent_message(
-        AgentMessageIn(
-            thread_id=conversation.id,
-            de_thread_id=None,
-            de_message_id="de-1",
-            content={"type": "TEXT", "payload": {"text": "hello"}},
-            text="hello",
-            attachments=[],
-            author=None,
-            brand=None,
-            recipients=[],
-        ),
+        agent_reply(conversation.id, "de-1", "hello"),
         channel_id=CHANNEL,
         tenant_id="default",
     )

@@ -36,6 +36,7 @@ from byoc.store import (
 from byoc.store import schema as t
 from byoc.store.records import Conversation, Message
 from tests.support import seed
+from tests.support.incoming import agent_reply
 
 POLICY = LifecyclePolicy(
     idle_timeout_ms=0, countdown_ms=0, warning_text="", ended_text="", end_action="close"
@@ -66,20 +67,6 @@ async def _count(db: Database, table: Table) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
     return await db.run_read(read)
-
-
-def _reply(thread_id: str, de_message_id: str) -> AgentMessageIn:
-    return AgentMessageIn(
-        thread_id=thread_id,
-        de_thread_id=None,
-        de_message_id=de_message_id,
-        content={"type": "TEXT", "payload": {"text": "hello"}},
-        text="hello",
-        attachments=[],
-        author=None,
-        brand=None,
-        recipients=[],
-    )
 
 
 async def test_a_repeated_customer_message_is_replayed(db: Database) -> None:
@@ -135,7 +122,7 @@ async def test_a_repeated_reply_is_replayed(db: Database) -> None:
     said = await service.receive_customer_message(
         CustomerMessageIn(channel_id, CustomerProfile(external_id="u3"), "hi")
     )
-    reply = _reply(said.conversation.id, "de-1")
+    reply = agent_reply(said.conversation.id, "de-1")
     first = await service.receive_agent_message(reply, channel_id=None, tenant_id="default")
     again = await service.receive_agent_message(reply, channel_id=None, tenant_id="default")
     assert again.duplicate
@@ -200,7 +187,7 @@ async def test_a_refusal_before_the_look_is_final(
     await _channel(db)
     with pytest.raises(ConversationNotFound):
         await service.receive_agent_message(
-            _reply("thr_unknown", "de-9"), channel_id=None, tenant_id="default"
+            agent_reply("thr_unknown", "de-9"), channel_id=None, tenant_id="default"
         )
     assert threads_looked_up == ["thr_unknown"]  # one run
 
