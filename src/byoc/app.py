@@ -139,7 +139,6 @@ async def build_runtime(
             WEBHOOK: WebhookAdapter(outbound, timeout=settings.webhook_timeout_seconds),
             WEBCHAT: WebchatAdapter(bus),
         },
-        bus,
         lifecycle,
         end_check_min_interval_ms=int(settings.end_check_min_interval_seconds * 1000),
         rehoster=AttachmentRehoster(

@@ -38,6 +38,11 @@ class ChannelAdapter(Protocol):
         deadline: int | None,
     ) -> None: ...
 
+    def customer_message_status(self, customer: Customer, message_id: str, status: str) -> None:
+        """The customer's own message reached CXone ("sent") or was refused there ("refused"),
+        now committed: shown to the customer where the platform shows such things live. Called
+        once per message, after the commit; nothing to retry, so it neither waits nor raises."""
+
 
 def message_view(message: Message) -> dict[str, Any]:
     """A message as platforms see it (webhooks, transcripts, the widget): `content` is CXone's

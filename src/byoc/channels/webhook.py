@@ -75,6 +75,10 @@ class WebhookAdapter:
         event_type = "conversation.idle_warning" if warning else "conversation.idle_cleared"
         await self._post(channel, event_type, None, conversation, customer, {"deadline": deadline})
 
+    def customer_message_status(self, customer: Customer, message_id: str, status: str) -> None:
+        """Nothing is sent: the platform had its answer when the message was accepted, and a
+        refusal comes with the conversation's end, which reaches it as `conversation.ended`."""
+
     async def _post(
         self,
         channel: Channel,

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
-from byoc.bus import LocalBus
 from byoc.channels import ADAPTERS
 from byoc.channels.adapter import ChannelAdapter
 from byoc.channels.attachment_store import AttachmentRehoster
@@ -111,22 +110,22 @@ class Deliveries:
         db: Database,
         tenants: TenantClients,
         adapters: Mapping[str, ChannelAdapter],
-        bus: LocalBus,
         lifecycle: LifecycleLoops,
         *,
         end_check_min_interval_ms: int = 1000,
         rehoster: AttachmentRehoster | None = None,
         clock: Clock | None = None,
     ) -> None:
+        adapters = every_adapter(adapters)
         self.to_cxone = ToCxone(
             db,
             tenants,
-            bus,
+            adapters,
             lifecycle,
             end_check_min_interval_ms=end_check_min_interval_ms,
             clock=clock,
         )
-        self.to_platform = ToPlatform(db, every_adapter(adapters), rehoster=rehoster, clock=clock)
+        self.to_platform = ToPlatform(db, adapters, rehoster=rehoster, clock=clock)
 
     def handlers(self) -> dict[str, Handler]:
         cx, pf = self.to_cxone, self.to_platform

@@ -15,9 +15,10 @@ contact is closed at once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from functools import partial
 
-from byoc.bus import LocalBus
+from byoc.channels.adapter import ChannelAdapter
 from byoc.clock import Clock, SystemClock
 from byoc.conversations import lifecycle
 from byoc.conversations.ended_in_cxone import contact_ended, why_ended
@@ -39,7 +40,7 @@ from byoc.delivery.common import Loaded, cxone_call, load, ms_to_datetime, prelo
 from byoc.outbox import PermanentFailure, kinds
 from byoc.outbox.outcome import Outcome, Settled
 from byoc.store import Connection, Database, conversations, messages
-from byoc.store.records import Channel, Conversation, OutboxRow
+from byoc.store.records import Channel, Conversation, Customer, OutboxRow
 from byoc.tenancy import TenantClients
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class ToCxone:
         self,
         db: Database,
         tenants: TenantClients,
-        bus: LocalBus,
+        adapters: Mapping[str, ChannelAdapter],
         lifecycle: LifecycleLoops,
         *,
         end_check_min_interval_ms: int = 1000,
@@ -65,7 +66,7 @@ class ToCxone:
         self._clock: Clock = clock or SystemClock()
         self._db = db
         self._tenants = tenants
-        self._bus = bus
+        self._adapters = adapters
         self._lifecycle = lifecycle
         self._end_check_min_interval_ms = end_check_min_interval_ms
 
@@ -89,7 +90,7 @@ class ToCxone:
         ):
             # The agent closed the conversation: forwarding would open a new case behind the
             # agent's back. The customer is told the conversation is over instead.
-            return self._refused(customer.id, message.id)
+            return self._refused(channel, customer, message.id)
         body = CreateMessage(
             id_on_external_platform=message.id,
             thread=ThreadRef(id_on_external_platform=conversation.id),
@@ -115,7 +116,7 @@ class ToCxone:
             # A thread closed in CXone since the last check refuses the message: that is the
             # end of the conversation, not a message to dead-letter.
             if await self._ended_in_cxone(conversation, channel):
-                return self._refused(customer.id, message.id)
+                return self._refused(channel, customer, message.id)
             raise
         answered_at = self._clock.now_ms()
         contact_id = response.consumer_contact.id
@@ -133,7 +134,7 @@ class ToCxone:
                     message.id,
                     contact_id,
                 )
-                refused = self._refused(customer.id, message.id)
+                refused = self._refused(channel, customer, message.id)
                 write = refused.write
                 assert callable(write)  # a `Settle` (`_refused`)
 
@@ -162,21 +163,23 @@ class ToCxone:
 
         # Written with the row's deletion, by the worker; the customer hears of it once that
         # has committed.
-        return Settled(
-            write=sent,
-            after_commit=partial(self._publish_status, customer.id, message.id, "sent"),
-        )
+        return Settled(write=sent, after_commit=self._shown(channel, customer, message.id, "sent"))
 
-    def _refused(self, customer_id: str, message_id: str) -> Settled:
+    def _refused(self, channel: Channel, customer: Customer, message_id: str) -> Settled:
         return Settled(
             write=partial(messages.set_message_status, message_id=message_id, status="refused"),
-            after_commit=partial(self._publish_status, customer_id, message_id, "refused"),
+            after_commit=self._shown(channel, customer, message_id, "refused"),
         )
 
-    def _publish_status(self, customer_id: str, message_id: str, status: str) -> None:
-        self._bus.publish(
-            customer_id, {"kind": "status", "messageId": message_id, "status": status}
-        )
+    def _shown(
+        self, channel: Channel, customer: Customer, message_id: str, status: str
+    ) -> Callable[[], None] | None:
+        """The customer's view of their message's status, once it is committed: the channel's
+        adapter's to show (a widget's tick), or nothing where it shows none."""
+        adapter = self._adapters.get(channel.adapter)
+        if adapter is None:
+            return None
+        return partial(adapter.customer_message_status, customer, message_id, status)
 
     async def message_status(self, payload: kinds.MessageStatus, _row: OutboxRow) -> Outcome:
         loaded = await self._load(message_id=payload.message_id)

@@ -9,7 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from byoc.bus import LocalBus
-from byoc.channels.webchat.protocol import BusEvent, EndedEvent, MessagesEvent, TypingEvent
+from byoc.channels.webchat.protocol import (
+    BusEvent,
+    EndedEvent,
+    MessagesEvent,
+    StatusEvent,
+    TypingEvent,
+)
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 
@@ -67,4 +73,8 @@ class WebchatAdapter:
             }
         else:
             event = {"kind": "idle_cleared", "threadId": conversation.id}
+        self._bus.publish(customer.id, dict(event))
+
+    def customer_message_status(self, customer: Customer, message_id: str, status: str) -> None:
+        event: StatusEvent = {"kind": "status", "messageId": message_id, "status": status}
         self._bus.publish(customer.id, dict(event))

@@ -1,0 +1,89 @@
+"""What goes on the bus. On PostgreSQL every notification is a NOTIFY that every instance
+receives and decodes, so nothing goes there that no one shows: a webhook channel's platform
+shows nothing live, and its customers' messages put nothing on the bus (the widget's channel
+still shows each message's status: tests/webchat/test_socket.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from byoc.bus import CHANNEL
+from tests.support.emulator import Emulator
+from tests.support.stack import running_stack
+from tests.support.waiting import wait_for
+
+SETTLE_SECONDS = 0.5  # after the outbox is empty: far longer than a NOTIFY takes to be sent
+
+
+class Notifications:
+    """Every notification on the bus's channel of one database, heard on a connection and a
+    thread of its own."""
+
+    def __init__(self, database_url: str) -> None:
+        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+        self.heard: list[dict[str, Any]] = []
+        self._listening = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
+
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(self._dsn, timeout=10)
+        try:
+            await conn.add_listener(CHANNEL, lambda *args: self.heard.append(json.loads(args[3])))
+            self._listening.set()
+            while not self._stopping.is_set():
+                await asyncio.sleep(0.02)
+        finally:
+            await conn.close(timeout=5)
+
+    def send(self, key: str) -> None:
+        """A notification of the test's own, heard like any other."""
+
+        async def notify() -> None:
+            conn = await asyncpg.connect(self._dsn, timeout=10)
+            try:
+                payload = json.dumps({"k": key, "n": {}, "i": "test"})
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+            finally:
+                await conn.close(timeout=5)
+
+        asyncio.run(notify())
+
+    def __enter__(self) -> Notifications:
+        self._thread.start()
+        assert self._listening.wait(10), "not listening"
+        return self
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self._stopping.set()
+        self._thread.join(10)
+
+
+@pytest.mark.postgres
+def test_a_webhook_customers_message_puts_nothing_on_the_bus(
+    tmp_path: Path, emulator: Emulator, postgres_url: str
+) -> None:
+    """A customer message reaches CXone and is settled as sent; no notification follows. (The
+    test's own notification, sent after, is heard: the listener works.)"""
+    with (
+        running_stack(tmp_path, emulator, database_url=postgres_url) as stack,
+        Notifications(postgres_url) as bus,
+    ):
+        stack.customer_says("hello", customer="wh-quiet")
+        wait_for(lambda: stack.outbox() == [], what="the create settled")
+        time.sleep(SETTLE_SECONDS)
+        bus.send("sentinel")
+        wait_for(lambda: any(n["k"] == "sentinel" for n in bus.heard), what="the sentinel")
+        assert bus.heard == [{"k": "sentinel", "n": {}, "i": "test"}]
