@@ -173,12 +173,10 @@ class ToCxone:
 
     def _shown(
         self, channel: Channel, customer: Customer, message_id: str, status: str
-    ) -> Callable[[], None] | None:
+    ) -> Callable[[], None]:
         """The customer's view of their message's status, once it is committed: the channel's
-        adapter's to show (a widget's tick), or nothing where it shows none."""
-        adapter = self._adapters.get(channel.adapter)
-        if adapter is None:
-            return None
+        adapter's to show (a widget's tick; a webhook platform shows none)."""
+        adapter = self._adapters[channel.adapter]  # one for every name: `every_adapter`
         return partial(adapter.customer_message_status, customer, message_id, status)
 
     async def message_status(self, payload: kinds.MessageStatus, _row: OutboxRow) -> Outcome:
