@@ -94,7 +94,6 @@ PARAMS: dict[str, dict[str, Any]] = {
     "messages._FIND_MESSAGE_BY_DE_ID": {"channel_id": "chat_1", "de_message_id": "de-2"},
     "messages._SET_MESSAGE_STATUS": {"message_id": "msg_1", "status": "sent"},
     "messages._SET_STATUS_OF_MANY": {"ids_json": '["msg_0", "msg_2"]', "status": "sent"},
-    "messages._GET_MESSAGE_IN_CONTEXT": {"id": "msg_2"},
     "messages._GET_MESSAGES_IN_CONTEXT": {"ids_json": '["msg_0", "msg_2", "msg_9"]'},
     "messages._LIST_MESSAGES": {"conversation_id": "thr_1", "after_seq": 0, "limit": 10},
     "rows._ENQUEUE": OUTBOX_ROW,
@@ -462,7 +461,7 @@ def test_a_message_is_found_with_its_channel_and_without_it_once_deleted(
     def read(conn: Connection) -> list[str | None]:
         seen = []
         for _ in range(2):
-            found = messages.get_message_in_context(conn, "msg_1")
+            found = messages.get_messages_in_context(conn, ["msg_1"]).get("msg_1")
             assert found is not None
             assert found[0].id == "msg_1"
             seen.append(found[3].id if found[3] is not None else None)

@@ -93,10 +93,9 @@ def preload_messages(conn: Connection, rows: Sequence[OutboxRow]) -> list[Loaded
         if isinstance(payload, kinds.CustomerMessage | kinds.AgentMessage):
             message_id = payload.message_id
         wanted.append(message_id if isinstance(message_id, str) else None)
-    held: dict[str, messages.MessageInContext] = {}
-    for row, message_id in zip(rows, wanted, strict=True):
-        if message_id is not None and (in_hand := _held(row, message_id)) is not None:
-            held[message_id] = in_hand
+    held: dict[str, messages.MessageInContext] = {
+        m: row.context for row, m in zip(rows, wanted, strict=True) if m and _holds(row, m)
+    }
     found = messages.get_messages_in_context(
         conn, [m for m in wanted if m is not None and m not in held]
     )
@@ -104,22 +103,15 @@ def preload_messages(conn: Connection, rows: Sequence[OutboxRow]) -> list[Loaded
     return [_servable(found.get(m)) if m is not None else None for m in wanted]
 
 
-def _held(row: OutboxRow, message_id: str) -> messages.MessageInContext | None:
-    """What the row's intake handed over as its context, if it is message `message_id` in
-    context (`messages.MessageInContext`)."""
+def _holds(row: OutboxRow, message_id: str) -> bool:
+    """Whether the row's intake handed over message `message_id` in context (a
+    `messages.MessageInContext`, `OutboxWorker.claim_fresh`)."""
     context = row.context
-    if not isinstance(context, tuple) or len(context) != 4:
-        return None
-    message, conversation, customer, channel = context
-    if not (
-        isinstance(message, Message)
-        and message.id == message_id
-        and isinstance(conversation, Conversation)
-        and isinstance(customer, Customer)
-        and isinstance(channel, Channel)
-    ):
-        return None
-    return message, conversation, customer, channel
+    return (
+        isinstance(context, tuple)
+        and isinstance(context[0], Message)
+        and context[0].id == message_id
+    )
 
 
 def _servable(found: messages.MessageInContext | None) -> Loaded | None:
@@ -146,7 +138,7 @@ def _load(conn: Connection, *, message_id: str | None, conversation_id: str | No
     is settled unsent."""
     message = None
     if message_id is not None:
-        found = messages.get_message_in_context(conn, message_id)
+        found = messages.get_messages_in_context(conn, [message_id]).get(message_id)
         if found is None:
             raise Gone(f"message {message_id!r} no longer exists")
         message, conversation, customer, channel = found

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, Select, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from byoc.store import schema as t
 from byoc.store.channels import channel_from_row
@@ -90,27 +90,22 @@ _SET_STATUS_OF_MANY = (
 )
 
 
-def _in_context(condition: ColumnElement[bool]) -> Select[Any]:
-    """Messages with their conversation, customer and channel (None once deleted)."""
-    return (
-        select(
-            t.messages,
-            *(c.label("conversation__" + c.name) for c in t.conversations.c),
-            *(c.label("customer__" + c.name) for c in t.customers.c),
-            *(c.label("channel__" + c.name) for c in t.channels.c),
-        )
-        .join(t.conversations, t.conversations.c.id == t.messages.c.conversation_id)
-        .join(t.customers, t.customers.c.id == t.conversations.c.customer_id)
-        .outerjoin(
-            t.channels,
-            (t.channels.c.id == t.conversations.c.channel_id) & t.channels.c.deleted_at.is_(None),
-        )
-        .where(condition)
+# Messages with their conversation, customer and channel (None once deleted), by id list.
+_GET_MESSAGES_IN_CONTEXT = (
+    select(
+        t.messages,
+        *(c.label("conversation__" + c.name) for c in t.conversations.c),
+        *(c.label("customer__" + c.name) for c in t.customers.c),
+        *(c.label("channel__" + c.name) for c in t.channels.c),
     )
-
-
-_GET_MESSAGE_IN_CONTEXT = _in_context(t.messages.c.id == bindparam("id"))
-_GET_MESSAGES_IN_CONTEXT = _in_context(InJsonIds(t.messages.c.id, "ids_json"))
+    .join(t.conversations, t.conversations.c.id == t.messages.c.conversation_id)
+    .join(t.customers, t.customers.c.id == t.conversations.c.customer_id)
+    .outerjoin(
+        t.channels,
+        (t.channels.c.id == t.conversations.c.channel_id) & t.channels.c.deleted_at.is_(None),
+    )
+    .where(InJsonIds(t.messages.c.id, "ids_json"))
+)
 
 
 MessageInContext = tuple[Message, Conversation, Customer, Channel | None]
@@ -126,18 +121,12 @@ def _message_in_context(row: Row[Any]) -> MessageInContext:
     )
 
 
-def get_message_in_context(conn: Connection, message_id: str) -> MessageInContext | None:
-    """A message with its conversation, customer and channel (None once deleted), in one
-    statement (every delivery)."""
-    row = execute(conn, _GET_MESSAGE_IN_CONTEXT, {"id": message_id}).first()
-    return _message_in_context(row) if row is not None else None
-
-
 def get_messages_in_context(
     conn: Connection, message_ids: Sequence[str]
 ) -> dict[str, MessageInContext]:
-    """`get_message_in_context` for several messages in one statement, by message id (a
-    message that is gone is absent): the deliveries a pass of the outbox claims."""
+    """Messages with their conversation, customer and channel (None once deleted), in one
+    statement, by message id; a message that is gone is absent. What deliveries read: the
+    rows a pass of the outbox claims, or one delivery's message."""
     if not message_ids:
         return {}
     found = execute(conn, _GET_MESSAGES_IN_CONTEXT, {"ids_json": json.dumps(list(message_ids))})
