@@ -89,6 +89,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "conversations._CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 2},
     "conversations._CHECKED_IN_CXONE": {"conversation_id": "thr_1", "at": NOW + 3},
     "messages._INSERT_MESSAGE": MESSAGE,
+    "messages._INSERT_MESSAGE_AFTER_LANE_LOCK": {**MESSAGE, "lane": "t:thr_1"},
     "messages._GET_MESSAGE": {"id": "msg_1"},
     "messages._FIND_MESSAGE_BY_PLATFORM_ID": {"channel_id": "chat_1", "platform_message_id": "p-1"},
     "messages._FIND_MESSAGE_BY_DE_ID": {"channel_id": "chat_1", "de_message_id": "de-2"},
@@ -102,10 +103,13 @@ PARAMS: dict[str, dict[str, Any]] = {
     "rows._DUE": {"now": LATER, "limit": 10},
     "rows._CLAIM_DUE": {"now": LATER, "limit": 10, **CLAIM},
     "rows._COMPLETE": {"ids_json": "[2, 3]"},
-    "rows._CLAIM_IF_HEAD": {"row_id": 1, **CLAIM},
+    "rows._ENQUEUE_CLAIMED": {**OUTBOX_ROW, "lane": "t:new", **CLAIM},
 }
 # Statements of one database only.
-ONLY_ON = {"rows._ENQUEUE_AFTER_LANE_LOCK": dialect.POSTGRESQL}
+ONLY_ON = {
+    "rows._ENQUEUE_AFTER_LANE_LOCK": dialect.POSTGRESQL,
+    "messages._INSERT_MESSAGE_AFTER_LANE_LOCK": dialect.POSTGRESQL,
+}
 
 
 def prebuilt() -> Iterator[tuple[str, Executable]]:

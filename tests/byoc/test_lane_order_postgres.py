@@ -92,7 +92,12 @@ async def waiting_on_a_lock(db: Database) -> bool:
     return bool(waiting)
 
 
-async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Database) -> None:
+@pytest.mark.parametrize("claimed_at_insert", [False, True], ids=["by-a-pass", "fresh"])
+async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
+    db: Database, claimed_at_insert: bool
+) -> None:
+    """Also when the message's row may be claimed by its own insert (the service has a worker
+    with room): that insert must see the receipt's row, committed while it waited."""
     service = ConversationService(db, POLICY)
     customer = CustomerProfile(external_id="u1")
     first = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
@@ -117,6 +122,7 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
         owner="w1",
         policy=RetryPolicy(),
     )
+    racing = ConversationService(db, POLICY, fresh_rows=worker) if claimed_at_insert else service
 
     def receipt(conn: Connection) -> None:
         # What `report_receipt` writes: no lock on the conversation row.
@@ -133,7 +139,7 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
         await conn.run_sync(receipt)
         # The receipt's transaction is still open when the customer writes again.
         message = asyncio.create_task(
-            service.receive_customer_message(
+            racing.receive_customer_message(
                 CustomerMessageIn(CHANNEL, customer, "again", thread_id=conversation.id)
             )
         )
@@ -146,11 +152,12 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(db: Data
         )
         # A worker looks now: whatever it sees of the lane must be the lane's head.
         claimed_while_open = await worker.run_once()
-    await asyncio.wait_for(message, timeout=WAIT)
+    stored = await asyncio.wait_for(message, timeout=WAIT)
     while await worker.run_once():
         pass
 
     assert claimed_while_open == 0
+    assert stored.claimed is None  # the receipt's row heads the lane
     assert [kind for _, kind in delivered] == [
         kinds.MessageStatus.KIND,
         kinds.CustomerMessage.KIND,

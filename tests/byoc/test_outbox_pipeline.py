@@ -446,10 +446,12 @@ async def test_a_fresh_row_heading_its_lane_is_claimed_and_delivered_without_a_p
     worker = worker_for(db, handler, clock, poll_interval=60)
 
     def tx(conn: Connection) -> OutboxRow | None:
-        row_id = outbox_rows.enqueue(
-            conn, lane="fresh:a", kind=KIND, payload={"n": 1}, now=clock.now_ms()
+        claim = worker.fresh_claim()
+        assert claim is not None
+        row = outbox_rows.enqueue_claimed(
+            conn, lane="fresh:a", kind=KIND, payload={"n": 1}, now=clock.now_ms(), claim=claim
         )
-        return worker.claim_fresh(conn, row_id)
+        return worker.take_fresh(conn, row) if row is not None else None
 
     claimed = await db.run_write(tx)
     assert claimed is not None
@@ -477,10 +479,12 @@ async def test_a_fresh_row_behind_an_older_one_waits_its_turn(
     await enqueue(db, [("fresh:b", 1), ("fresh:b", 2)], clock)
 
     def tx(conn: Connection) -> OutboxRow | None:
-        row_id = outbox_rows.enqueue(
-            conn, lane="fresh:b", kind=KIND, payload={"n": 3}, now=clock.now_ms()
+        claim = worker.fresh_claim()
+        assert claim is not None
+        row = outbox_rows.enqueue_claimed(
+            conn, lane="fresh:b", kind=KIND, payload={"n": 3}, now=clock.now_ms(), claim=claim
         )
-        return worker.claim_fresh(conn, row_id)
+        return worker.take_fresh(conn, row) if row is not None else None
 
     assert await db.run_write(tx) is None  # two older rows of its lane are pending
     async with running(worker):

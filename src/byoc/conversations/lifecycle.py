@@ -21,12 +21,13 @@ from byoc.clock import Clock
 from byoc.conversations.ended_in_cxone import why_ended
 from byoc.conversations.models import AgentMessageIn, Delivered, FreshRows, text_content
 from byoc.conversations.policy import LifecyclePolicy
+from byoc.conversations.queueing import store_message
 from byoc.cxone import CxoneError
 from byoc.ids import new_id
 from byoc.outbox import kinds
 from byoc.outbox.kinds import enqueue
 from byoc.settings import Settings
-from byoc.store import Database, StoreError, channels, conversations, customers, messages
+from byoc.store import Database, StoreError, channels, conversations, customers
 from byoc.store.records import Channel, Conversation, Customer, Message
 from byoc.tenancy import TenantClients
 
@@ -93,8 +94,7 @@ def customer_wrote(
     return conversations.next_seq(conn, conversation.id)
 
 
-def store_for_customer(
-    conn: Connection,
+def message_for_customer(
     conversation: Conversation,
     *,
     seq: int,
@@ -105,10 +105,10 @@ def store_for_customer(
     author: dict[str, Any] | None = None,
     de_message_id: str | None = None,
     now: int,
-) -> tuple[Message, int]:
-    """Store a message towards the customer and queue its delivery to the platform; the
-    message and its outbox row's id."""
-    message = Message(
+) -> Message:
+    """A new message towards the customer, to store with its delivery to the platform
+    (`queueing.store_message` with a `kinds.AgentMessage`)."""
+    return Message(
         id=new_id("msg"),
         channel_id=conversation.channel_id,
         conversation_id=conversation.id,
@@ -124,17 +124,13 @@ def store_for_customer(
         status="queued",
         created_at=now,
     )
-    messages.insert_message(conn, message)
-    row_id = enqueue(conn, kinds.AgentMessage(conversation.id, message.id), now=now)
-    return message, row_id
 
 
 def add_system_message(
     conn: Connection, conversation: Conversation, text: str, now: int
 ) -> Message:
     """A message from the middleware itself, shown to the customer and to the agent."""
-    message, _ = store_for_customer(
-        conn,
+    message = message_for_customer(
         conversation,
         seq=conversations.next_seq(conn, conversation.id)[0],
         sender="system",
@@ -142,6 +138,7 @@ def add_system_message(
         content={"type": "TEXT", "payload": {"text": text}},
         now=now,
     )
+    store_message(conn, message, kinds.AgentMessage(conversation.id, message.id), now=now)
     if conversation.de_contact_id is not None:
         enqueue(conn, kinds.SystemMessage(conversation.id, message.id), now=now)
     return message
@@ -367,8 +364,7 @@ def store_agent_message(
     for immediate delivery when it heads its lane (`Delivered.claimed`)."""
     idle_deadline = idle_deadline_after_agent(conversation, policy.for_channel(channel), now)
     seq, conversation = conversations.next_seq(conn, conversation.id, idle_deadline=idle_deadline)
-    message, row_id = store_for_customer(
-        conn,
+    message = message_for_customer(
         conversation,
         seq=seq,
         sender="bot" if (incoming.author or {}).get("isBotUser") else "agent",
@@ -382,9 +378,8 @@ def store_agent_message(
     if customer is None:
         customer = customers.get_customer(conn, conversation.customer_id)
     assert customer is not None  # a conversation always has its customer (foreign key)
-    claimed = None
-    if fresh_rows is not None:
-        # What the delivery needs is all in hand: the claim need not read it again.
-        held = (message, conversation, customer, channel)
-        claimed = fresh_rows.claim_fresh(conn, row_id, held)
+    # What the delivery needs is all in hand: the claim need not read it again.
+    held = (message, conversation, customer, channel)
+    delivery = kinds.AgentMessage(conversation.id, message.id)
+    claimed = store_message(conn, message, delivery, now=now, fresh_rows=fresh_rows, held=held)
     return Delivered(message=message, conversation=conversation, customer=customer, claimed=claimed)

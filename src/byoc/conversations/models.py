@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
+from byoc.outbox.rows import Claim
 from byoc.store.messages import MessageInContext
 from byoc.store.records import Conversation, Customer, Message, OutboxRow
 
@@ -94,8 +95,10 @@ def text_content(text: str | None) -> dict[str, Any]:
 class FreshRows(Protocol):
     """The outbox worker, seen from a transaction that enqueues a row it may deliver at once."""
 
-    def claim_fresh(
-        self, conn: Connection, row_id: int, held: MessageInContext | None = None
-    ) -> OutboxRow | None: ...
+    def fresh_claim(self) -> Claim | None: ...
+
+    def take_fresh(
+        self, conn: Connection, row: OutboxRow, held: MessageInContext | None = None
+    ) -> OutboxRow: ...
 
     def dispatch(self, row: OutboxRow) -> None: ...

@@ -30,6 +30,7 @@ from byoc.conversations.models import (
 )
 from byoc.conversations.once import Attempt, write_once
 from byoc.conversations.policy import LifecyclePolicy
+from byoc.conversations.queueing import store_message
 from byoc.errors import (
     ConversationEnded,
     ConversationNotFound,
@@ -117,10 +118,11 @@ class ConversationService:
             status="queued",
             created_at=now,
         )
-        messages.insert_message(conn, message)
-        row_id = enqueue(conn, kinds.CustomerMessage(conversation.id, message.id), now=now)
         held = (message, conversation, customer, channel)  # what the create needs: no read
-        claimed = self._fresh_rows.claim_fresh(conn, row_id, held) if self._fresh_rows else None
+        delivery = kinds.CustomerMessage(conversation.id, message.id)
+        claimed = store_message(
+            conn, message, delivery, now=now, fresh_rows=self._fresh_rows, held=held
+        )
         return Delivered(message, conversation, customer, claimed=claimed)
 
     async def customer_typing(

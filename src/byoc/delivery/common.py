@@ -81,7 +81,7 @@ def preload_messages(conn: Connection, rows: Sequence[OutboxRow]) -> list[Loaded
     webhook), one statement for all of them, run in the transaction that claims them
     (`OutboxWorker`: a fresh row by its intake, due rows by a pass): their messages are in that
     transaction, so the deliveries need no read of their own (`preloaded`). A row whose intake
-    held its message in context already (`OutboxWorker.claim_fresh`) is served from that, with
+    held its message in context already (`OutboxWorker.take_fresh`) is served from that, with
     no read. None for a row that cannot be served: its handler then reads, and fails, for itself."""
     wanted: list[str | None] = []
     for row in rows:
@@ -105,7 +105,7 @@ def preload_messages(conn: Connection, rows: Sequence[OutboxRow]) -> list[Loaded
 
 def _holds(row: OutboxRow, message_id: str) -> bool:
     """Whether the row's intake handed over message `message_id` in context (a
-    `messages.MessageInContext`, `OutboxWorker.claim_fresh`)."""
+    `messages.MessageInContext`, `OutboxWorker.take_fresh`)."""
     context = row.context
     return (
         isinstance(context, tuple)
@@ -125,7 +125,7 @@ def _servable(found: messages.MessageInContext | None) -> Loaded | None:
 
 def preloaded(row: OutboxRow, message_id: str) -> Loaded | None:
     """What the transaction that claimed `row` read or held for its delivery about message
-    `message_id` (a kind's preload, `OutboxWorker.claim_fresh`), or None: the delivery reads."""
+    `message_id` (a kind's preload, `OutboxWorker.take_fresh`), or None: the delivery reads."""
     context = row.context
     if not isinstance(context, Loaded) or context.message is None:
         return None

@@ -191,6 +191,17 @@ def enqueue(conn: Connection, payload: Payload, *, now: int, delay_ms: int = 0) 
     )
 
 
+def enqueue_claimed(
+    conn: Connection, payload: Payload, *, now: int, claim: rows.Claim
+) -> OutboxRow | None:
+    """Queue `payload` claimed by `claim` when it heads its lane (`rows.enqueue_claimed`, whose
+    condition on PostgreSQL the caller meets): the row as claimed, or None."""
+    lane, kind = payload.lane(), payload.KIND
+    return rows.enqueue_claimed(
+        conn, lane=lane, kind=kind, payload=payload.to_json(), now=now, claim=claim
+    )
+
+
 def decode(row: OutboxRow) -> Payload:
     """The typed payload of a stored row; `ValueError` for an unknown kind or a bad payload."""
     cls = BY_NAME.get(row.kind)

@@ -4,7 +4,7 @@ A kind may register a `Preload` with the `OutboxWorker`. Whenever rows of that k
 (fresh, by the transaction that stored them; due, by a pass), the preload reads for all of them
 at once, in that transaction, and each row goes to its delivery with the result as its
 `context`: the deliveries read nothing of their own. A fresh row may come with what its intake
-held already (`OutboxWorker.claim_fresh`), which the preload takes instead of reading.
+held already (`OutboxWorker.take_fresh`), which the preload takes instead of reading.
 
 A preload never raises for a row it cannot serve; it gives None for it, and that row's handler
 reads, and fails, for itself. Should a preload raise all the same, its rows get None and the

@@ -12,9 +12,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    String,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from byoc.store import schema as t
 from byoc.store.compiled import batched, execute
@@ -67,18 +80,23 @@ _CLAIM_DUE = (
 # compiled once.
 _COMPLETE = delete(t.outbox).where(InJsonIds(t.outbox.c.id, "ids_json"))
 _EARLIER = t.outbox.alias("earlier")
-# A row just inserted, claimed at once when nothing older is pending in its lane.
-_CLAIM_IF_HEAD = (
-    update(t.outbox)
-    .where(
-        t.outbox.c.id == bindparam("row_id"),
-        ~exists().where(
-            _EARLIER.c.lane == t.outbox.c.lane,
-            _EARLIER.c.state == PENDING,
-            _EARLIER.c.id < t.outbox.c.id,
+# A row inserted and, when nothing older is pending in its lane, claimed by the same statement
+# (`enqueue_claimed`). Its id is drawn after the test; the lane's lock (PostgreSQL) is the
+# caller's to hold by then.
+_HEADS_ITS_LANE = ~exists().where(_EARLIER.c.lane == bindparam("lane"), _EARLIER.c.state == PENDING)
+_ENQUEUE_CLAIMED = (
+    insert(t.outbox)
+    .from_select(
+        [*_ENQUEUED, "created_at", "updated_at", "claimed_until", "claimed_by"],
+        select(
+            *(
+                bindparam(name, type_=t.outbox.c[name].type)
+                for name in (*_ENQUEUED, "created_at", "updated_at")
+            ),
+            case((_HEADS_ITS_LANE, bindparam("claimed_until", type_=BigInteger()))),
+            case((_HEADS_ITS_LANE, bindparam("owner", type_=String()))),
         ),
     )
-    .values(claimed_until=bindparam("claimed_until"), claimed_by=bindparam("owner"))
     .returning(*t.outbox.c)
 )
 
@@ -134,14 +152,39 @@ def claim_due(
     return claimed
 
 
-def claim_if_head(
-    conn: Connection, row_id: int, *, owner: str, lease_ms: int, now: int
+@dataclass(frozen=True)
+class Claim:
+    """A claim a row may take at its insert (`enqueue_claimed`): whose, and until when (ms)."""
+
+    owner: str
+    until: int
+
+
+def enqueue_claimed(
+    conn: Connection, *, lane: str, kind: str, payload: dict[str, Any], now: int, claim: Claim
 ) -> OutboxRow | None:
-    """Claim the row `row_id` (inserted by the caller's transaction) if it heads its lane, as
-    `claim_due` would have; the row as claimed, or None when an older row of its lane waits."""
-    params = {"row_id": row_id, "claimed_until": now + lease_ms, "owner": owner}
-    found = execute(conn, _CLAIM_IF_HEAD, params).first()
-    return _row(found._mapping) if found is not None else None
+    """Insert a row, due now, claimed by `claim` when nothing older is pending in its lane (as
+    `claim_due` would claim it), in one statement: the row as claimed, or None when an older
+    row of its lane waits (the row is inserted all the same, and a pass claims it in turn).
+
+    On PostgreSQL the caller's transaction must hold the lane's lock already, taken by an
+    earlier statement (`dialect.insert_after_lane_lock` with this lane): a statement sees what
+    had committed when it began, so only then does it see every earlier row of the lane.
+    SQLite has one writer at a time: nothing to hold there."""
+    params = {
+        "lane": lane,
+        "kind": kind,
+        "payload": dumps(payload),
+        "state": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "claimed_until": claim.until,
+        "owner": claim.owner,
+    }
+    inserted = execute(conn, _ENQUEUE_CLAIMED, params).one()._mapping
+    return _row(inserted) if inserted["claimed_by"] is not None else None
 
 
 def complete_many(conn: Connection, row_ids: list[int]) -> None:

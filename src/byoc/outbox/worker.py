@@ -146,24 +146,24 @@ class OutboxWorker:
         """Something was enqueued: look now rather than at the next poll."""
         self._wakeup.set()
 
-    def claim_fresh(self, conn: Connection, row_id: int, held: object = None) -> OutboxRow | None:
-        """In the transaction that inserted row `row_id`: claim it for this worker when it heads
-        its lane and there is room, so that it skips a claim of its own. The caller hands the
-        row to `dispatch` once that transaction has committed (if it rolls back, so does the
-        claim). Lane order holds as for `claim_due`: only a lane's head is ever claimed. The
-        kind's preload, if any, gets the row with `held` as its context (what the intake has
-        in hand, in terms the preload knows) and gives what the delivery needs."""
+    def fresh_claim(self) -> rows.Claim | None:
+        """The claim a row may take at its insert (`rows.enqueue_claimed`), so that it skips a
+        claim of its own; None when this worker has no room or is stopping. The transaction
+        that inserts it hands the row to `take_fresh`, and to `dispatch` once it has committed
+        (if it rolls back, so does the claim). Lane order holds as for `claim_due`."""
         if self._stopping or len(self._in_flight) >= self._max_in_flight:
             return None
-        row = rows.claim_if_head(
-            conn, row_id, owner=self._owner, lease_ms=self._lease_ms, now=self._clock.now_ms()
-        )
-        if row is None or row.kind not in self._preloads:
+        return rows.Claim(self._owner, self._clock.now_ms() + self._lease_ms)
+
+    def take_fresh(self, conn: Connection, row: OutboxRow, held: object = None) -> OutboxRow:
+        """A row claimed at its insert, with what its kind's preload, if any, gives for it from
+        `held` (what the intake has in hand, in terms the preload knows)."""
+        if row.kind not in self._preloads:
             return row
         return with_contexts(conn, [replace(row, context=held)], self._preloads)[0]
 
     def dispatch(self, row: OutboxRow) -> None:
-        """Deliver a row `claim_fresh` claimed, now that its transaction has committed."""
+        """Deliver a fresh row (`take_fresh`) now that its transaction has committed."""
         if self._stopping:
             return  # `stop()` releases this worker's claims; the row waits for the next one
         self._start(row)

@@ -135,5 +135,5 @@ class OutboxRow:
     last_error: str | None
     created_at: int
     # What the transaction that claimed the row read or held for its delivery, so that the
-    # delivery need not read it again (`OutboxWorker.claim_fresh`); None when it has nothing.
+    # delivery need not read it again (`OutboxWorker.take_fresh`); None when it has nothing.
     context: Any = field(default=None, compare=False, repr=False)
