@@ -85,6 +85,11 @@ PARAMS: dict[str, dict[str, Any]] = {
     "conversations._LATEST_OPEN_CONVERSATION": {"customer_id": "cus_1"},
     "conversations._NEXT_SEQ": {"conversation_id": "thr_1"},
     "conversations._NEXT_SEQ_AND_IDLE": {"conversation_id": "thr_1", "idle_deadline": NOW + 1},
+    "conversations._NEXT_SEQ_FOR_REPLY": {
+        "conversation_id": "thr_1",
+        "in_channel": "chat_1",
+        "idle_deadline": NOW + 5,
+    },
     "conversations._NEXT_SEQ_AND_CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 4},
     "conversations._CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 2},
     "conversations._CHECKED_IN_CXONE": {"conversation_id": "thr_1", "at": NOW + 3},
@@ -109,6 +114,7 @@ PARAMS: dict[str, dict[str, Any]] = {
 ONLY_ON = {
     "rows._ENQUEUE_AFTER_LANE_LOCK": dialect.POSTGRESQL,
     "messages._INSERT_MESSAGE_AFTER_LANE_LOCK": dialect.POSTGRESQL,
+    "conversations._NEXT_SEQ_FOR_REPLY": dialect.POSTGRESQL,
 }
 
 

@@ -37,17 +37,15 @@ log = logging.getLogger(__name__)
 # --- state changes inside the caller's transaction (synchronous: see `Database.run_write`) ----
 
 
-def idle_deadline_after_agent(
-    conversation: Conversation, policy: LifecyclePolicy, now: int
-) -> int | None:
-    """The customer owes a reply: the idle deadline an agent message starts, or None.
+def idle_deadline_after_agent(channel: Channel, policy: LifecyclePolicy, now: int) -> int | None:
+    """The customer owes a reply: the idle deadline an agent message on `channel` starts, or
+    None when the channel's idle clock is off.
 
     The store applies it with the message's sequence number (`conversations.next_seq`), and only
     while the conversation is open and no countdown runs: a compare-and-set in the same UPDATE.
     """
-    if not policy.idle_enabled or not conversation.is_open:
-        return None
-    return now + policy.idle_timeout_ms
+    channel_policy = policy.for_channel(channel)
+    return now + channel_policy.idle_timeout_ms if channel_policy.idle_enabled else None
 
 
 def customer_spoke(conn: Connection, conversation: Conversation, now: int) -> bool:
@@ -358,12 +356,18 @@ def store_agent_message(
     now: int,
     customer: Customer | None = None,
     fresh_rows: FreshRows | None = None,
+    seq: int | None = None,
 ) -> Delivered:
     """An agent's (or bot's) message on its way to the customer, which restarts the wait for
     the customer's answer (the idle deadline). With `fresh_rows`, its outbox row is claimed
-    for immediate delivery when it heads its lane (`Delivered.claimed`)."""
-    idle_deadline = idle_deadline_after_agent(conversation, policy.for_channel(channel), now)
-    seq, conversation = conversations.next_seq(conn, conversation.id, idle_deadline=idle_deadline)
+    for immediate delivery when it heads its lane (`Delivered.claimed`). With `seq`, the
+    caller has reserved the sequence number and started the idle clock already
+    (`conversations.next_seq_for_reply`), and `conversation` is the row as that left it."""
+    if seq is None:
+        idle_deadline = idle_deadline_after_agent(channel, policy, now)
+        seq, conversation = conversations.next_seq(
+            conn, conversation.id, idle_deadline=idle_deadline
+        )
     message = message_for_customer(
         conversation,
         seq=seq,

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection
 
 from byoc.clock import Clock, SystemClock
-from byoc.conversations import lifecycle, lookups, rich
+from byoc.conversations import lifecycle, lookups, replies, rich
 from byoc.conversations.lifecycle import store_agent_message
 from byoc.conversations.lookups import ChannelCache
 from byoc.conversations.models import (
@@ -276,10 +276,12 @@ class ConversationService:
     ) -> Delivered:
         """A reply on a thread the middleware knows (legacy or DFO 3.0 style), for one tenant."""
         store = partial(
-            self._receive_agent_message,
-            incoming=incoming,
-            channel_id=channel_id,
-            tenant_id=tenant_id,
+            replies.store_reply,
+            to=replies.Addressed(incoming, channel_id, tenant_id),
+            cache=self._cache,
+            policy=self._policy,
+            clock=self._clock,
+            fresh_rows=self._fresh_rows,
         )
         return await write_once(self._db, incoming.retry_id, store, self._dispatch)
 
@@ -289,31 +291,6 @@ class ConversationService:
             self._fresh_rows.dispatch(delivered.claimed)  # on its way without a claim pass
         elif not delivered.duplicate:
             self._on_enqueued()
-
-    def _receive_agent_message(
-        self,
-        conn: Connection,
-        attempt: Attempt,
-        *,
-        incoming: AgentMessageIn,
-        channel_id: str | None,
-        tenant_id: str,
-    ) -> Delivered:
-        channel, conversation, customer = self._cache.agent_thread(
-            conn, incoming, channel_id, tenant_id
-        )
-        if incoming.retry_id:
-            find = partial(messages.find_message_by_de_id, conn, channel.id, incoming.retry_id)
-            if (existing := attempt.earlier(find)) is not None:
-                return lookups.replay(conn, existing)
-        if conversation.de_thread_id is None and incoming.de_thread_id:
-            conversations.update_conversation(
-                conn, conversation.id, de_thread_id=incoming.de_thread_id
-            )
-        now, fresh = self._clock.now_ms(), self._fresh_rows
-        return store_agent_message(
-            conn, channel, conversation, incoming, self._policy, now, customer, fresh
-        )
 
     async def open_agent_outbound(
         self, incoming: AgentMessageIn, *, channel_id: str, tenant_id: str

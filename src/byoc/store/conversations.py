@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, case, func, insert, sel
 from byoc.store import schema as t
 from byoc.store.compiled import execute
 from byoc.store.customers import customer_from_row
+from byoc.store.dialect import joins_updated_rows
 from byoc.store.records import Conversation, Customer
 
 
@@ -107,6 +108,41 @@ _NEXT_SEQ_AND_IDLE = (
     )
     .returning(*t.conversations.c)
 )
+
+
+# A reply's whole read and write of its conversation in one statement (PostgreSQL): the UPDATE
+# of `_NEXT_SEQ_AND_IDLE` on the conversation if it is in the channel named, its row joined
+# with its customer's.
+# (The parameter is not named after the column: an UPDATE would take it for a new value.)
+_TAKEN_FOR_REPLY = _NEXT_SEQ_AND_IDLE.where(
+    t.conversations.c.channel_id == bindparam("in_channel")
+).cte("taken")
+_NEXT_SEQ_FOR_REPLY = select(
+    _TAKEN_FOR_REPLY, *(c.label("customer__" + c.name) for c in t.customers.c)
+).join(t.customers, t.customers.c.id == _TAKEN_FOR_REPLY.c.customer_id)
+
+
+def next_seq_for_reply(
+    conn: Connection, conversation_id: str, *, channel_id: str, idle_deadline: int
+) -> tuple[int, Conversation, Customer] | None:
+    """What `next_seq` does with `idle_deadline`, if `conversation_id` is a conversation of
+    `channel_id`: the number, the conversation as this transaction leaves it, and its customer.
+    None, with nothing changed, when there is no such conversation. One statement where an
+    UPDATE's rows can be joined (`dialect.joins_updated_rows`); on SQLite, a read then the
+    UPDATE (no round trips to save there)."""
+    params = {"conversation_id": conversation_id, "idle_deadline": idle_deadline}
+    if joins_updated_rows(conn):
+        row = execute(conn, _NEXT_SEQ_FOR_REPLY, {**params, "in_channel": channel_id}).first()
+        if row is None:
+            return None
+        conversation, customer = conversation_from_row(row), customer_from_row(row, "customer__")
+    else:
+        found = get_conversation_and_customer(conn, conversation_id)
+        if found is None or found[0].channel_id != channel_id:
+            return None
+        customer = found[1]
+        conversation = conversation_from_row(execute(conn, _NEXT_SEQ_AND_IDLE, params).one())
+    return conversation.next_seq - 1, conversation, customer
 
 
 # The same, and the customer's activity recorded (`customer_active`): one statement for what a

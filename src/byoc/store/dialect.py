@@ -109,10 +109,9 @@ def engine_options(url: str) -> dict[str, Any]:
     if backend(url) == SQLITE:
         embedded_file_url(url)  # creates the file's directory
         return {"connect_args": {"timeout": 30}}
-    # Twenty connections, all kept: with ten kept and ten more on demand, a sustained load of
-    # more than ten concurrent transactions closed an overflow connection at every return and
-    # opened a new one soon after (connect, the driver's set-up, every statement prepared
-    # again): half the CPU of a small write transaction (`bench/statement_cost.py`).
+    # Twenty connections, all kept: with ten kept and ten on demand, more than ten concurrent
+    # transactions closed an overflow connection at every return and opened one soon after
+    # (connect, set-up, every statement prepared again: `bench/statement_cost.py`).
     # LIFO: under light load the same few connections serve every transaction (their
     # statements prepared, their idle clock fresh) and the others stay idle.
     return {"pool_size": POOL_SIZE, "max_overflow": 0, "pool_use_lifo": True}
@@ -127,13 +126,10 @@ RESERVED_CONNECTIONS: Final = 4
 def admitted_transactions(url: str) -> int | None:
     """How many transactions a `Database` runs at once on its pool, except through its
     reserved handle (`Database.reserved`); None where there is no pool to share (SQLite).
-
-    The pool hands connections out first come, first served. When requests arrive faster than
-    their transactions end, they queue for it, and whatever else needs a connection queues
-    behind them: the outbox worker's settle pass and every delivery's read waited behind the
-    whole backlog of requests, so deliveries went one pass every few seconds and a conversation's
-    next message (which waits for the previous one to be settled) with them. Ordinary
-    transactions therefore take at most all but `RESERVED_CONNECTIONS` of the pool."""
+    The pool serves first come, first served: when requests came faster than their
+    transactions ended, the outbox's settle passes queued behind the whole backlog (and every
+    conversation's next message with them). So ordinary transactions take at most all but
+    `RESERVED_CONNECTIONS` of the pool."""
     return None if backend(url) == SQLITE else POOL_SIZE - RESERVED_CONNECTIONS
 
 
@@ -207,10 +203,9 @@ def prepare_engine(engine: Engine, url: str) -> None:
 
 
 def read_options(url: str) -> dict[str, Any]:
-    """Execution options for a connection that only reads. On PostgreSQL it runs in
-    autocommit: under READ COMMITTED (the default) a transaction gives a read nothing more,
-    since each statement takes its own snapshot anyway, and BEGIN and COMMIT cost two round
-    trips. (SQLite: a read transaction keeps one snapshot, and costs no round trip.)"""
+    """Execution options for a connection that only reads: autocommit on PostgreSQL, where a
+    READ COMMITTED transaction gives a read nothing (each statement has a snapshot of its own)
+    and BEGIN and COMMIT cost two round trips. (SQLite: one snapshot, and no round trip.)"""
     return {} if backend(url) == SQLITE else {"isolation_level": "AUTOCOMMIT"}
 
 
@@ -269,9 +264,8 @@ def skip_locked(query: Select[Any], *tables: Any) -> Select[Any]:
 
 
 def skip_locked_cte(query: Select[Any], name: str, *tables: Any) -> CTE:
-    """`skip_locked(query)` as a common table expression `name`, evaluated once, before the
-    statement that uses it (on PostgreSQL `MATERIALIZED`, so its rows are locked exactly
-    once, whatever plan the statement around it gets)."""
+    """`skip_locked(query)` as a CTE `name`, evaluated once before the statement that uses it
+    (on PostgreSQL `MATERIALIZED`: its rows are locked once, whatever the plan around it)."""
     return skip_locked(query, *tables).cte(name).prefix_with("MATERIALIZED", dialect=POSTGRESQL)
 
 
@@ -371,6 +365,12 @@ def vacuum_sql(url: str, tables: Sequence[str]) -> str | None:
 def immediate_begin() -> dict[str, Any]:
     """Execution options for a SQLite transaction that takes the write lock at BEGIN."""
     return {"sqlite_begin": "IMMEDIATE"}
+
+
+def joins_updated_rows(conn: Connection) -> bool:
+    """Whether a statement can join the rows an UPDATE returns with another table (a
+    data-modifying CTE): PostgreSQL. SQLite's RETURNING names the updated table only."""
+    return bool(conn.dialect.name == POSTGRESQL)
 
 
 def locks_lanes(conn: Connection) -> bool:

@@ -1,0 +1,92 @@
+"""An agent's message on a thread the middleware knows (the reply callback): its transaction.
+
+The hot path of the CXone → customer direction, run by `write_once` (`byoc.conversations.once`).
+A reply names its channel and its thread's id nearly always: then, on a run that does not look
+for an earlier copy first, the conversation's row is read and written by one statement
+(`conversations.next_seq_for_reply`), after the channel's checks and before anything else.
+Otherwise, as for any agent message: find the thread (`ChannelCache.agent_thread`), look for an
+earlier copy where the run says so, then reserve the sequence number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from typing import NamedTuple
+
+from sqlalchemy import Connection
+
+from byoc.clock import Clock
+from byoc.conversations import lifecycle, lookups
+from byoc.conversations.lookups import ChannelCache
+from byoc.conversations.models import AgentMessageIn, Delivered, FreshRows
+from byoc.conversations.once import Attempt
+from byoc.conversations.policy import LifecyclePolicy
+from byoc.store import conversations, messages
+from byoc.store.records import Channel, Conversation, Customer
+
+
+class Addressed(NamedTuple):
+    """A reply and where it was sent: the channel named in the request (if any), the tenant
+    whose credentials sent it."""
+
+    incoming: AgentMessageIn
+    channel_id: str | None
+    tenant_id: str
+
+
+def store_reply(
+    conn: Connection,
+    attempt: Attempt,
+    *,
+    to: Addressed,
+    cache: ChannelCache,
+    policy: LifecyclePolicy,
+    clock: Clock,
+    fresh_rows: FreshRows | None,
+) -> Delivered:
+    """Store the reply and queue its delivery (claimed at once where it can be)."""
+    incoming, now, seq = to.incoming, clock.now_ms(), None
+    taken = _taken_at_once(conn, attempt, to, cache, policy, now)
+    customer: Customer | None
+    if taken is not None:
+        channel, seq, conversation, customer = taken
+    else:
+        channel, conversation, customer = cache.agent_thread(
+            conn, incoming, to.channel_id, to.tenant_id
+        )
+    if incoming.retry_id:
+        find = partial(messages.find_message_by_de_id, conn, channel.id, incoming.retry_id)
+        if (existing := attempt.earlier(find)) is not None:
+            return lookups.replay(conn, existing)
+    if conversation.de_thread_id is None and incoming.de_thread_id:
+        conversations.update_conversation(conn, conversation.id, de_thread_id=incoming.de_thread_id)
+        conversation = replace(conversation, de_thread_id=incoming.de_thread_id)
+    return lifecycle.store_agent_message(
+        conn, channel, conversation, incoming, policy, now, customer, fresh_rows, seq
+    )
+
+
+def _taken_at_once(
+    conn: Connection,
+    attempt: Attempt,
+    to: Addressed,
+    cache: ChannelCache,
+    policy: LifecyclePolicy,
+    now: int,
+) -> tuple[Channel, int, Conversation, Customer] | None:
+    """The channel, if the tenant's, then the sequence number, the conversation as this
+    transaction leaves it and its customer, in one statement. None when that cannot be: on a
+    run that looks for an earlier copy (the look comes before any write), for a thread not
+    named by its id or not in the channel (the usual lookup then says why), or with the idle
+    clock off."""
+    if attempt.look_first or to.channel_id is None or not to.incoming.thread_id:
+        return None
+    channel = cache.tenant_channel(conn, to.channel_id, to.tenant_id, to.incoming.brand)
+    idle_deadline = lifecycle.idle_deadline_after_agent(channel, policy, now)
+    if idle_deadline is None:
+        return None
+    taken = conversations.next_seq_for_reply(
+        conn, to.incoming.thread_id, channel_id=channel.id, idle_deadline=idle_deadline
+    )
+    return None if taken is None else (channel, *taken)
