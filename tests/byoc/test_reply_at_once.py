@@ -14,12 +14,17 @@ from sqlalchemy import Connection
 from byoc.conversations.models import AgentMessageIn, CustomerMessageIn, CustomerProfile
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
-from byoc.errors import ConversationNotFound
+from byoc.delivery.common import Loaded, load, preload_messages
+from byoc.errors import ConversationNotFound, Forbidden
+from byoc.outbox import kinds
+from byoc.outbox.outcome import RetryPolicy, Settled
+from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database, conversations, dialect, messages
 from byoc.store import schema as t
-from byoc.store.records import Conversation
+from byoc.store.records import Conversation, OutboxRow
 from tests.support import seed
 from tests.support.incoming import agent_reply
+from tests.support.waiting import wait_for_async
 
 POLICY = LifecyclePolicy(
     idle_timeout_ms=120_000,
@@ -146,3 +151,75 @@ async def test_without_the_idle_clock_a_reply_goes_the_usual_way(
     stored = await _conversation(db, conversation.id)
     assert delivered.conversation == stored
     assert stored.idle_deadline is None
+
+
+async def test_a_reply_taken_at_once_is_claimed_at_its_insert_with_what_the_store_holds(
+    db: Database,
+) -> None:
+    """The production path whole: the conversation written at once, the message's insert
+    taking its lane's lock, the row claimed by its own insert. The delivery gets the rows as
+    committed, with nothing read for it; the reply's repeat changes nothing and claims nothing."""
+    deliveries: list[OutboxRow] = []
+
+    async def deliver(row: OutboxRow) -> Settled:
+        deliveries.append(row)
+        return Settled()
+
+    worker = OutboxWorker(
+        db,
+        {kinds.CustomerMessage.KIND: deliver, kinds.AgentMessage.KIND: deliver},
+        owner="w1",
+        policy=RetryPolicy(),
+        preloads={kinds.AgentMessage.KIND: preload_messages},
+    )
+    service = ConversationService(db, POLICY, fresh_rows=worker)
+    conversation = await _thread(db, service, "u5")
+    while await worker.run_once():
+        pass
+    deliveries.clear()
+    reply = replace(agent_reply(conversation.id, "de-5"), de_thread_id="de-thread-5")
+    first = await service.receive_agent_message(
+        reply, channel_id=conversation.channel_id, tenant_id="default"
+    )
+    assert first.claimed is not None
+
+    async def delivered() -> bool:
+        return len(deliveries) == 1
+
+    await wait_for_async(delivered, what="the reply's delivery")
+    held = deliveries[0].context
+    assert isinstance(held, Loaded)
+    assert held == await load(db, message_id=first.message.id)
+    assert held.conversation.de_thread_id == "de-thread-5"
+    await worker.run_once()  # settles the delivery
+    before = await _conversation(db, conversation.id)
+
+    again = await service.receive_agent_message(
+        replace(reply, text="again"), channel_id=conversation.channel_id, tenant_id="default"
+    )
+    assert again.duplicate
+    assert again.claimed is None
+    assert await _conversation(db, conversation.id) == before
+    assert await db.run_read(lambda conn: seed.count(conn, t.outbox)) == 0  # nothing queued
+
+
+@pytest.mark.parametrize("idle_timeout_ms", [120_000, 0], ids=["at-once", "usual-way"])
+async def test_a_wrong_brand_on_an_unknown_thread_is_refused_as_the_thread(
+    db: Database, idle_timeout_ms: int
+) -> None:
+    """The refusals come in the same order either way: the thread, then the brand."""
+    service = ConversationService(db, replace(POLICY, idle_timeout_ms=idle_timeout_ms))
+    conversation = await _thread(db, service, "u6")
+    wrong = {"id": "-1"}  # no tenant's brand
+    unknown = replace(agent_reply("thr_nobody", "de-6"), brand=wrong)
+    with pytest.raises(ConversationNotFound):
+        await service.receive_agent_message(
+            unknown, channel_id=conversation.channel_id, tenant_id="default"
+        )
+    known = replace(agent_reply(conversation.id, "de-7"), brand=wrong)
+    before = await _conversation(db, conversation.id)
+    with pytest.raises(Forbidden):
+        await service.receive_agent_message(
+            known, channel_id=conversation.channel_id, tenant_id="default"
+        )
+    assert await _conversation(db, conversation.id) == before

@@ -44,8 +44,10 @@ class Attempt:
         self.reached_look = False
 
     def earlier(self, find: Callable[[], Message | None]) -> Message | None:
-        """Called by the transaction, before it writes, where it would look for the message's
-        earlier copy: that copy (`find()`) on a run that looks, else None."""
+        """Called by the transaction where it would look for the message's earlier copy: that
+        copy (`find()`) on a run that looks, else None. A run that looks has written nothing
+        before this call; one that does not may have (a reply's sequence number:
+        `conversations.replies`), and whatever refuses it afterwards rolls that back."""
         self.reached_look = True
         return find() if self.look_first else None
 

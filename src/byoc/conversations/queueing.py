@@ -36,11 +36,14 @@ def store_message(
     With `fresh_rows`: the row, claimed for that worker, when it heads its lane and the worker
     has room, with what its preload takes from `held` (the message in context, as the intake
     has it); the caller hands it to `fresh_rows.dispatch` after the commit. Otherwise None."""
-    claim = fresh_rows.fresh_claim() if fresh_rows is not None else None
-    if fresh_rows is None or claim is None:
+    if fresh_rows is None:
         messages.insert_message(conn, message)
         kinds.enqueue(conn, delivery, now=now)
         return None
     messages.insert_message(conn, message, lock_lane=delivery.lane())
+    claim = fresh_rows.fresh_claim()  # its lease counted from after any wait for the lock
+    if claim is None:
+        kinds.enqueue(conn, delivery, now=now)
+        return None
     row = kinds.enqueue_claimed(conn, delivery, now=now, claim=claim)
     return fresh_rows.take_fresh(conn, row, held) if row is not None else None

@@ -2,8 +2,9 @@
 
 The hot path of the CXone → customer direction, run by `write_once` (`byoc.conversations.once`).
 A reply names its channel and its thread's id nearly always: then, on a run that does not look
-for an earlier copy first, the conversation's row is read and written by one statement
-(`conversations.next_seq_for_reply`), after the channel's checks and before anything else.
+for an earlier copy first, the conversation's row is read and written at once, by one
+statement on PostgreSQL (`conversations.next_seq_for_reply`), after the channel's checks and
+before anything else. A refusal after that write (the brand) rolls it back with the run.
 Otherwise, as for any agent message: find the thread (`ChannelCache.agent_thread`), look for an
 earlier copy where the run says so, then reserve the sequence number.
 """
@@ -76,17 +77,21 @@ def _taken_at_once(
     now: int,
 ) -> tuple[Channel, int, Conversation, Customer] | None:
     """The channel, if the tenant's, then the sequence number, the conversation as this
-    transaction leaves it and its customer, in one statement. None when that cannot be: on a
+    transaction leaves it and its customer, read and written at once. None when that cannot be: on a
     run that looks for an earlier copy (the look comes before any write), for a thread not
     named by its id or not in the channel (the usual lookup then says why), or with the idle
     clock off."""
     if attempt.look_first or to.channel_id is None or not to.incoming.thread_id:
         return None
-    channel = cache.tenant_channel(conn, to.channel_id, to.tenant_id, to.incoming.brand)
+    # The refusals in the usual way's order: the channel, the thread, then the brand.
+    channel = cache.tenant_channel(conn, to.channel_id, to.tenant_id, None)
     idle_deadline = lifecycle.idle_deadline_after_agent(channel, policy, now)
     if idle_deadline is None:
         return None
     taken = conversations.next_seq_for_reply(
         conn, to.incoming.thread_id, channel_id=channel.id, idle_deadline=idle_deadline
     )
-    return None if taken is None else (channel, *taken)
+    if taken is None:
+        return None
+    cache.check_brand(conn, channel, to.incoming.brand)  # raising rolls back what was written
+    return (channel, *taken)

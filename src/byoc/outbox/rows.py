@@ -84,7 +84,8 @@ _EARLIER = t.outbox.alias("earlier")
 # A row inserted and, when nothing older is pending in its lane, claimed by the same statement
 # (`enqueue_claimed`). Its id is drawn after the test; the lane's lock (PostgreSQL) is the
 # caller's to hold by then.
-_HEADS_ITS_LANE = ~exists().where(_EARLIER.c.lane == bindparam("lane"), _EARLIER.c.state == PENDING)
+_OLDER = exists().where(_EARLIER.c.lane == bindparam("lane"), _EARLIER.c.state == PENDING)
+_HEAD = select((~_OLDER).label("head")).subquery("head")  # tested once, used twice
 _ENQUEUE_CLAIMED = (
     insert(t.outbox)
     .from_select(
@@ -94,9 +95,9 @@ _ENQUEUE_CLAIMED = (
                 bindparam(name, type_=t.outbox.c[name].type)
                 for name in (*_ENQUEUED, "created_at", "updated_at")
             ),
-            case((_HEADS_ITS_LANE, bindparam("claimed_until", type_=BigInteger()))),
-            case((_HEADS_ITS_LANE, bindparam("owner", type_=String()))),
-        ),
+            case((_HEAD.c.head, bindparam("claimed_until", type_=BigInteger()))),
+            case((_HEAD.c.head, bindparam("owner", type_=String()))),
+        ).select_from(_HEAD),
     )
     .returning(*t.outbox.c)
 )

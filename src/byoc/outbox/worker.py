@@ -15,11 +15,12 @@ back and each settles whatever finished during the one before: one write for man
 deliveries. (A retry or a dead letter, rare, writes its own transaction.)
 
 Per-lane order: `claim_due` only ever claims a lane's oldest pending row, and only when no live
-claim is on it. A row in flight stays claimed, so its lane is skipped, by this instance and by
-any other sharing the table; the lane's next row becomes claimable only once the previous row
-was deleted by a committed settle transaction (or rescheduled, buried, or its claim released).
-So a lane never has two rows in flight, and its rows are delivered in insertion order (as long
-as a claim outlives its delivery: a handler is cut off at half the lease).
+claim is on it; a row claimed at its insert (`rows.enqueue_claimed`), only when nothing older
+of its lane is pending. A row in flight stays claimed, so its lane is skipped, by this
+instance and by any other sharing the table; the lane's next row becomes claimable only once
+the previous row was deleted by a committed settle transaction (or rescheduled, buried, or its
+claim released). So a lane never has two rows in flight, and its rows are delivered in id
+order (as long as a claim outlives its delivery: a handler is cut off at half the lease).
 
 `stop()` claims nothing more, gives the deliveries in flight a grace period, settles those that
 finished, cancels the rest and releases every claim this worker holds: a row whose delivery was
