@@ -83,6 +83,12 @@ PARAMS: dict[str, dict[str, Any]] = {
     "conversations._GET_CONVERSATION_AND_CUSTOMER": {"id": "thr_1"},
     "conversations._LATEST_CONVERSATION": {"customer_id": "cus_1"},
     "conversations._LATEST_OPEN_CONVERSATION": {"customer_id": "cus_1"},
+    "conversations._CUSTOMER_AND_THREAD": {
+        "channel_id": "chat_1",
+        "external_id": "ext-1",
+        "thread_id": "thr_1",
+    },
+    "conversations._CUSTOMER_AND_LATEST_OPEN": {"channel_id": "chat_1", "external_id": "ext-1"},
     "conversations._NEXT_SEQ": {"conversation_id": "thr_1"},
     "conversations._NEXT_SEQ_AND_IDLE": {"conversation_id": "thr_1", "idle_deadline": NOW + 1},
     "conversations._NEXT_SEQ_FOR_REPLY": {

@@ -142,6 +142,14 @@ def replay(conn: Connection, message: Message) -> Delivered:
 
 def upsert_customer(conn: Connection, channel: Channel, profile: CustomerProfile) -> Customer:
     existing = customers.find_customer(conn, channel.id, profile.external_id)
+    return _saved(conn, channel, profile, existing)
+
+
+def _saved(
+    conn: Connection, channel: Channel, profile: CustomerProfile, existing: Customer | None
+) -> Customer:
+    """The customer as `profile` says, over what the store held (`existing`); written when it
+    changed."""
     customer = Customer(
         id=existing.id if existing else new_id("cus"),
         channel_id=channel.id,
@@ -158,21 +166,48 @@ def upsert_customer(conn: Connection, channel: Channel, profile: CustomerProfile
     return customer
 
 
+def customer_and_conversation(
+    conn: Connection, channel: Channel, profile: CustomerProfile, thread_id: str | None, *, now: int
+) -> tuple[Customer, Conversation]:
+    """`upsert_customer`, then `conversation_for_customer`, with what both read read by one
+    statement (`conversations.customer_and_conversation`)."""
+    existing, found = conversations.customer_and_conversation(
+        conn, channel.id, profile.external_id, thread_id
+    )
+    customer = _saved(conn, channel, profile, existing)
+    return customer, _conversation_found(conn, customer, thread_id, found, now=now)
+
+
 def conversation_for_customer(
     conn: Connection, customer: Customer, thread_id: str | None, *, now: int
 ) -> Conversation:
+    """The conversation a message of `customer` goes to: the thread named (which must be theirs
+    and open), or their latest open conversation, or a new one."""
     if thread_id is not None:
-        conversation = conversations.get_conversation(conn, thread_id)
-        if conversation is None or conversation.customer_id != customer.id:
+        found = conversations.get_conversation(conn, thread_id)
+    else:
+        found = conversations.latest_conversation(conn, customer.id, open_only=True)
+    return _conversation_found(conn, customer, thread_id, found, now=now)
+
+
+def _conversation_found(
+    conn: Connection,
+    customer: Customer,
+    thread_id: str | None,
+    found: Conversation | None,
+    *,
+    now: int,
+) -> Conversation:
+    if thread_id is not None:
+        if found is None or found.customer_id != customer.id:
             raise ConversationNotFound(f"no thread {thread_id!r} for this customer")
-        if not conversation.is_open:
+        if not found.is_open:
             raise ConversationEnded(
                 f"thread {thread_id!r} has ended; start a new conversation without a threadId"
             )
-        return conversation
-    conversation = conversations.latest_conversation(conn, customer.id, open_only=True)
-    if conversation is not None:
-        return conversation
+        return found
+    if found is not None:
+        return found
     conversation = new_conversation(customer.channel_id, customer.id, origin="customer", now=now)
     conversations.insert_conversation(conn, conversation)
     return conversation

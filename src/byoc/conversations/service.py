@@ -86,14 +86,17 @@ class ConversationService:
             )
             if (existing := attempt.earlier(find)) is not None:
                 return lookups.replay(conn, existing)
-        customer = lookups.upsert_customer(conn, channel, incoming.customer)
         now = self._clock.now_ms()
+        customer, conversation = lookups.customer_and_conversation(
+            conn, channel, incoming.customer, incoming.thread_id, now=now
+        )
         # An end committed between the read and the write (PostgreSQL): look again, which finds
         # the ended thread refused, or a new conversation started.
-        for _ in range(3):
-            conversation = lookups.conversation_for_customer(
-                conn, customer, incoming.thread_id, now=now
-            )
+        for looks in range(3):
+            if looks:
+                conversation = lookups.conversation_for_customer(
+                    conn, customer, incoming.thread_id, now=now
+                )
             taken = lifecycle.customer_wrote(conn, conversation, now)
             if taken is not None:
                 seq, conversation = taken

@@ -46,6 +46,55 @@ def get_conversation_and_customer(
     return (conversation_from_row(row), customer_from_row(row, "customer__")) if row else None
 
 
+# What a customer's message reads, in one statement: its customer (by the platform's id), and
+# the conversation it goes to: the thread named, if it is that customer's, else the customer's
+# latest open one. No row when the customer is new; no conversation when there is none.
+_LATEST = t.conversations.alias("latest")
+_LATEST_OPEN_ID = (
+    select(_LATEST.c.id)
+    .where(_LATEST.c.customer_id == t.customers.c.id, _LATEST.c.state == "open")
+    .order_by(_LATEST.c.created_at.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+
+
+def _customer_with(conversation_joined: Any) -> Any:
+    return (
+        select(*(c.label("customer__" + c.name) for c in t.customers.c), t.conversations)
+        .select_from(t.customers.outerjoin(t.conversations, conversation_joined))
+        .where(
+            t.customers.c.channel_id == bindparam("channel_id"),
+            t.customers.c.external_id == bindparam("external_id"),
+        )
+    )
+
+
+_CUSTOMER_AND_THREAD = _customer_with(
+    and_(
+        t.conversations.c.id == bindparam("thread_id"),
+        t.conversations.c.customer_id == t.customers.c.id,
+    )
+)
+_CUSTOMER_AND_LATEST_OPEN = _customer_with(t.conversations.c.id == _LATEST_OPEN_ID)
+
+
+def customer_and_conversation(
+    conn: Connection, channel_id: str, external_id: str, thread_id: str | None
+) -> tuple[Customer | None, Conversation | None]:
+    """The customer `external_id` of the channel, and the conversation their message goes to:
+    the thread `thread_id` if it is theirs, or without one their latest open conversation."""
+    params = {"channel_id": channel_id, "external_id": external_id}
+    if thread_id is None:
+        row = execute(conn, _CUSTOMER_AND_LATEST_OPEN, params).first()
+    else:
+        row = execute(conn, _CUSTOMER_AND_THREAD, {**params, "thread_id": thread_id}).first()
+    if row is None:
+        return None, None
+    conversation = conversation_from_row(row) if row._mapping["id"] is not None else None
+    return customer_from_row(row, "customer__"), conversation
+
+
 def find_conversation_by_de_thread(conn: Connection, de_thread_id: str) -> Conversation | None:
     query = select(t.conversations).where(t.conversations.c.de_thread_id == de_thread_id)
     row = conn.execute(query).first()
