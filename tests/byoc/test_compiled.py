@@ -96,6 +96,12 @@ PARAMS: dict[str, dict[str, Any]] = {
         "in_channel": "chat_1",
         "idle_deadline": NOW + 5,
     },
+    "conversations._NEXT_SEQ_FOR_REPLY_LOCKING": {
+        "conversation_id": "thr_1",
+        "in_channel": "chat_1",
+        "idle_deadline": NOW + 5,
+        "lane": "platform:thr_1",
+    },
     "conversations._NEXT_SEQ_AND_CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 4},
     "conversations._CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 2},
     "conversations._CHECKED_IN_CXONE": {"conversation_id": "thr_1", "at": NOW + 3},
@@ -115,12 +121,21 @@ PARAMS: dict[str, dict[str, Any]] = {
     "rows._CLAIM_DUE": {"now": LATER, "limit": 10, **CLAIM},
     "rows._COMPLETE": {"ids_json": "[2, 3]"},
     "rows._ENQUEUE_CLAIMED": {**OUTBOX_ROW, "lane": "t:new", **CLAIM},
+    "rows._MESSAGE": {"message_" + name: value for name, value in MESSAGE.items()},
+    "rows._ENQUEUE_CLAIMED_WITH_MESSAGE": {
+        **OUTBOX_ROW,
+        "lane": "t:new",
+        **CLAIM,
+        **{"message_" + name: value for name, value in MESSAGE.items()},
+    },
 }
 # Statements of one database only.
 ONLY_ON = {
     "rows._ENQUEUE_AFTER_LANE_LOCK": dialect.POSTGRESQL,
     "messages._INSERT_MESSAGE_AFTER_LANE_LOCK": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_FOR_REPLY": dialect.POSTGRESQL,
+    "conversations._NEXT_SEQ_FOR_REPLY_LOCKING": dialect.POSTGRESQL,
+    "rows._ENQUEUE_CLAIMED_WITH_MESSAGE": dialect.POSTGRESQL,
 }
 
 

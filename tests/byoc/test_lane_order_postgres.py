@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import Connection, delete, text
@@ -190,3 +191,58 @@ async def test_a_claim_skips_the_rows_a_concurrent_claim_holds(db: Database) -> 
     assert len(mine) == 2
     assert len(theirs) == 2
     assert not set(mine) & set(theirs)
+
+
+async def test_a_reply_taken_at_once_sees_what_its_lane_held_when_it_waited(db: Database) -> None:
+    """A reply that names its thread takes its delivery lane's lock with the conversation's
+    UPDATE, then inserts the message and its row, claimed if it heads the lane, in one
+    statement. A producer of that lane that locks nothing else (none in the product does so
+    today: the test writes one) holds its transaction open meanwhile: the reply must wait for
+    it, see its row, and be delivered after it."""
+    idle = replace(POLICY, idle_timeout_ms=120_000)
+    service = ConversationService(db, idle)
+    customer = CustomerProfile(external_id="u2")
+    first = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
+    conversation = first.conversation
+    async with db.engine.begin() as conn:
+        await conn.execute(delete(t.outbox))
+
+    delivered: list[tuple[int, str]] = []
+
+    async def deliver(row: OutboxRow) -> Settled:
+        delivered.append((row.id, row.kind))
+        return Settled()
+
+    worker = OutboxWorker(
+        db,
+        {kinds.ConversationEnded.KIND: deliver, kinds.AgentMessage.KIND: deliver},
+        owner="w1",
+        policy=RetryPolicy(),
+    )
+    racing = ConversationService(db, idle, fresh_rows=worker)
+
+    def notice(conn: Connection) -> None:
+        enqueue(conn, kinds.ConversationEnded(conversation.id, reason="test"), now=now_ms())
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(notice)
+        reply = asyncio.create_task(
+            racing.receive_agent_message(
+                agent_reply(conversation.id, "de-2"), channel_id=CHANNEL, tenant_id="default"
+            )
+        )
+
+        async def ended_or_waiting() -> bool:
+            return reply.done() or await waiting_on_a_lock(db)
+
+        await wait_for_async(ended_or_waiting, timeout=WAIT, what="the reply to wait on a lock")
+        assert not reply.done()
+    stored = await asyncio.wait_for(reply, timeout=WAIT)
+    while await worker.run_once():
+        pass
+
+    assert stored.claimed is None  # the notice's row heads the lane
+    assert [kind for _, kind in delivered] == [
+        kinds.ConversationEnded.KIND,
+        kinds.AgentMessage.KIND,
+    ]

@@ -357,12 +357,14 @@ def store_agent_message(
     customer: Customer | None = None,
     fresh_rows: FreshRows | None = None,
     seq: int | None = None,
+    lane_locked: bool = False,
 ) -> Delivered:
     """An agent's (or bot's) message on its way to the customer, which restarts the wait for
     the customer's answer (the idle deadline). With `fresh_rows`, its outbox row is claimed
     for immediate delivery when it heads its lane (`Delivered.claimed`). With `seq`, the
     caller has reserved the sequence number and started the idle clock already
-    (`conversations.next_seq_for_reply`), and `conversation` is the row as that left it."""
+    (`conversations.next_seq_for_reply`), and `conversation` is the row as that left it;
+    `lane_locked`, and it took the delivery lane's lock (`queueing.store_message`)."""
     if seq is None:
         idle_deadline = idle_deadline_after_agent(channel, policy, now)
         seq, conversation = conversations.next_seq(
@@ -385,5 +387,7 @@ def store_agent_message(
     # What the delivery needs is all in hand: the claim need not read it again.
     held = (message, conversation, customer, channel)
     delivery = kinds.AgentMessage(conversation.id, message.id)
-    claimed = store_message(conn, message, delivery, now=now, fresh_rows=fresh_rows, held=held)
+    claimed = store_message(
+        conn, message, delivery, now=now, fresh_rows=fresh_rows, held=held, lane_locked=lane_locked
+    )
     return Delivered(message=message, conversation=conversation, customer=customer, claimed=claimed)

@@ -9,7 +9,8 @@ On PostgreSQL the claim's test ("nothing older is pending in the lane") is only 
 transaction holds the lane's lock, which every producer of a lane takes before it draws its
 row's id (`byoc.outbox.rows`): the message's insert takes it, so the row's insert, a later
 statement, sees every earlier row of the lane. In one statement it would not: a statement sees
-what had committed when it began, before it waited for the lock.
+what had committed when it began, before it waited for the lock. A reply takes the lock with
+its conversation's UPDATE (`replies`), and then the message and its row are one statement.
 """
 
 from __future__ import annotations
@@ -31,19 +32,27 @@ def store_message(
     now: int,
     fresh_rows: FreshRows | None = None,
     held: MessageInContext | None = None,
+    lane_locked: bool = False,
 ) -> OutboxRow | None:
     """Insert `message` and queue `delivery` (its row's payload) in the caller's transaction.
     With `fresh_rows`: the row, claimed for that worker, when it heads its lane and the worker
     has room, with what its preload takes from `held` (the message in context, as the intake
-    has it); the caller hands it to `fresh_rows.dispatch` after the commit. Otherwise None."""
+    has it); the caller hands it to `fresh_rows.dispatch` after the commit. Otherwise None.
+    `lane_locked`: the transaction holds the delivery lane's lock already (on PostgreSQL,
+    `conversations.next_seq_for_reply` with `lock_lane`), so the message and its row are
+    inserted by one statement."""
     if fresh_rows is None:
         messages.insert_message(conn, message)
         kinds.enqueue(conn, delivery, now=now)
         return None
-    messages.insert_message(conn, message, lock_lane=delivery.lane())
+    if not lane_locked:
+        messages.insert_message(conn, message, lock_lane=delivery.lane())
     claim = fresh_rows.fresh_claim()  # its lease counted from after any wait for the lock
     if claim is None:
+        if lane_locked:
+            messages.insert_message(conn, message)
         kinds.enqueue(conn, delivery, now=now)
         return None
-    row = kinds.enqueue_claimed(conn, delivery, now=now, claim=claim)
+    along = messages.message_row(message) if lane_locked else None
+    row = kinds.enqueue_claimed(conn, delivery, now=now, claim=claim, message=along)
     return fresh_rows.take_fresh(conn, row, held) if row is not None else None

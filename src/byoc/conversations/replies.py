@@ -23,6 +23,7 @@ from byoc.conversations.lookups import ChannelCache
 from byoc.conversations.models import AgentMessageIn, Delivered, FreshRows
 from byoc.conversations.once import Attempt
 from byoc.conversations.policy import LifecyclePolicy
+from byoc.outbox import kinds
 from byoc.store import conversations, messages
 from byoc.store.records import Channel, Conversation, Customer
 
@@ -48,7 +49,7 @@ def store_reply(
 ) -> Delivered:
     """Store the reply and queue its delivery (claimed at once where it can be)."""
     incoming, now, seq = to.incoming, clock.now_ms(), None
-    taken = _taken_at_once(conn, attempt, to, cache, policy, now)
+    taken = _taken_at_once(conn, attempt, to, cache, policy, now, fresh_rows is not None)
     customer: Customer | None
     if taken is not None:
         channel, seq, conversation, customer = taken
@@ -63,8 +64,10 @@ def store_reply(
     if conversation.de_thread_id is None and incoming.de_thread_id:
         conversations.update_conversation(conn, conversation.id, de_thread_id=incoming.de_thread_id)
         conversation = replace(conversation, de_thread_id=incoming.de_thread_id)
+    # The lane's lock came with the conversation's UPDATE when there is a worker to claim for.
+    locked = seq is not None and fresh_rows is not None
     return lifecycle.store_agent_message(
-        conn, channel, conversation, incoming, policy, now, customer, fresh_rows, seq
+        conn, channel, conversation, incoming, policy, now, customer, fresh_rows, seq, locked
     )
 
 
@@ -75,12 +78,13 @@ def _taken_at_once(
     cache: ChannelCache,
     policy: LifecyclePolicy,
     now: int,
+    lock_lane: bool,
 ) -> tuple[Channel, int, Conversation, Customer] | None:
     """The channel, if the tenant's, then the sequence number, the conversation as this
     transaction leaves it and its customer, read and written at once. None when that cannot be: on a
     run that looks for an earlier copy (the look comes before any write), for a thread not
     named by its id or not in the channel (the usual lookup then says why), or with the idle
-    clock off."""
+    clock off. With `lock_lane`, the UPDATE also takes the lock of the reply's delivery lane."""
     if attempt.look_first or to.channel_id is None or not to.incoming.thread_id:
         return None
     # The refusals in the usual way's order: the channel, the thread, then the brand.
@@ -88,8 +92,13 @@ def _taken_at_once(
     idle_deadline = lifecycle.idle_deadline_after_agent(channel, policy, now)
     if idle_deadline is None:
         return None
+    thread_id = to.incoming.thread_id
     taken = conversations.next_seq_for_reply(
-        conn, to.incoming.thread_id, channel_id=channel.id, idle_deadline=idle_deadline
+        conn,
+        thread_id,
+        channel_id=channel.id,
+        idle_deadline=idle_deadline,
+        lock_lane=kinds.AgentMessage.lane_of(thread_id) if lock_lane else None,
     )
     if taken is None:
         return None

@@ -39,7 +39,12 @@ class Payload:
     conversation_id: str
 
     def lane(self) -> str:
-        return f"{self.LANE or self.DESTINATION}:{self.conversation_id}"
+        return self.lane_of(self.conversation_id)
+
+    @classmethod
+    def lane_of(cls, conversation_id: str) -> str:
+        """The lane of this kind's rows about `conversation_id`."""
+        return f"{cls.LANE or cls.DESTINATION}:{conversation_id}"
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -192,13 +197,19 @@ def enqueue(conn: Connection, payload: Payload, *, now: int, delay_ms: int = 0) 
 
 
 def enqueue_claimed(
-    conn: Connection, payload: Payload, *, now: int, claim: rows.Claim
+    conn: Connection,
+    payload: Payload,
+    *,
+    now: int,
+    claim: rows.Claim,
+    message: dict[str, Any] | None = None,
 ) -> OutboxRow | None:
     """Queue `payload` claimed by `claim` when it heads its lane (`rows.enqueue_claimed`, whose
-    condition on PostgreSQL the caller meets): the row as claimed, or None."""
-    lane, kind = payload.lane(), payload.KIND
+    condition on PostgreSQL the caller meets), with the row of the message it delivers if
+    given: the outbox row as claimed, or None."""
+    lane, kind, data = payload.lane(), payload.KIND, payload.to_json()
     return rows.enqueue_claimed(
-        conn, lane=lane, kind=kind, payload=payload.to_json(), now=now, claim=claim
+        conn, lane=lane, kind=kind, payload=data, now=now, claim=claim, message=message
     )
 
 

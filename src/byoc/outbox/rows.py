@@ -101,6 +101,13 @@ _ENQUEUE_CLAIMED = (
     )
     .returning(*t.outbox.c)
 )
+# The same, and the message the row delivers inserted by the statement too (PostgreSQL: a
+# data-modifying CTE): one round trip for a message and its delivery, when the transaction
+# holds the lane's lock already (`enqueue_claimed(message=...)`).
+_MESSAGE = insert(t.messages).values(
+    {c.name: bindparam("message_" + c.name, type_=c.type) for c in t.messages.c}
+)
+_ENQUEUE_CLAIMED_WITH_MESSAGE = _ENQUEUE_CLAIMED.add_cte(_MESSAGE.cte("message"))
 
 
 def enqueue(
@@ -163,17 +170,27 @@ class Claim:
 
 
 def enqueue_claimed(
-    conn: Connection, *, lane: str, kind: str, payload: dict[str, Any], now: int, claim: Claim
+    conn: Connection,
+    *,
+    lane: str,
+    kind: str,
+    payload: dict[str, Any],
+    now: int,
+    claim: Claim,
+    message: dict[str, Any] | None = None,
 ) -> OutboxRow | None:
     """Insert a row, due now, claimed by `claim` when nothing older is pending in its lane (as
     `claim_due` would claim it), in one statement: the row as claimed, or None when an older
     row of its lane waits (the row is inserted all the same, and a pass claims it in turn).
+    With `message` (the values of the message row it delivers: `messages.message_row`), that
+    row is inserted first, by the same statement on PostgreSQL.
 
     On PostgreSQL the caller's transaction must hold the lane's lock already, taken by an
-    earlier statement (`dialect.insert_after_lane_lock` with this lane): a statement sees what
-    had committed when it began, so only then does it see every earlier row of the lane.
-    SQLite has one writer at a time: nothing to hold there."""
-    params = {
+    earlier statement (`dialect.insert_after_lane_lock` or `dialect.lane_lock` with this lane):
+    a statement sees what had committed when it began, so only then does it see every earlier
+    row of the lane. SQLite has one writer at a time: nothing to hold there."""
+    statement = _ENQUEUE_CLAIMED
+    params: dict[str, Any] = {
         "lane": lane,
         "kind": kind,
         "payload": dumps(payload),
@@ -185,7 +202,12 @@ def enqueue_claimed(
         "claimed_until": claim.until,
         "owner": claim.owner,
     }
-    inserted = execute(conn, _ENQUEUE_CLAIMED, params).one()._mapping
+    if message is not None and locks_lanes(conn):
+        statement = _ENQUEUE_CLAIMED_WITH_MESSAGE
+        params.update({"message_" + name: value for name, value in message.items()})
+    elif message is not None:
+        execute(conn, _MESSAGE, {"message_" + name: value for name, value in message.items()})
+    inserted = execute(conn, statement, params).one()._mapping
     return _row(inserted) if inserted["claimed_by"] is not None else None
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, case, func, insert, sel
 from byoc.store import schema as t
 from byoc.store.compiled import execute
 from byoc.store.customers import customer_from_row
-from byoc.store.dialect import joins_updated_rows
+from byoc.store.dialect import joins_updated_rows, lane_lock
 from byoc.store.records import Conversation, Customer
 
 
@@ -169,19 +169,32 @@ _TAKEN_FOR_REPLY = _NEXT_SEQ_AND_IDLE.where(
 _NEXT_SEQ_FOR_REPLY = select(
     _TAKEN_FOR_REPLY, *(c.label("customer__" + c.name) for c in t.customers.c)
 ).join(t.customers, t.customers.c.id == _TAKEN_FOR_REPLY.c.customer_id)
+# The same, then an outbox lane's lock (`lock_lane`): a column of the row the UPDATE returned,
+# so taken after the conversation's row lock, in the order every producer takes the two.
+_NEXT_SEQ_FOR_REPLY_LOCKING = _NEXT_SEQ_FOR_REPLY.add_columns(lane_lock().label("lane_locked"))
 
 
 def next_seq_for_reply(
-    conn: Connection, conversation_id: str, *, channel_id: str, idle_deadline: int
+    conn: Connection,
+    conversation_id: str,
+    *,
+    channel_id: str,
+    idle_deadline: int,
+    lock_lane: str | None = None,
 ) -> tuple[int, Conversation, Customer] | None:
     """What `next_seq` does with `idle_deadline`, if `conversation_id` is a conversation of
     `channel_id`: the number, the conversation as this transaction leaves it, and its customer.
     None, with nothing changed, when there is no such conversation. One statement where an
     UPDATE's rows can be joined (`dialect.joins_updated_rows`); on SQLite, a read then the
-    UPDATE (no round trips to save there)."""
+    UPDATE (no round trips to save there). With `lock_lane`, on PostgreSQL, the statement also
+    takes that outbox lane's lock when it finds the conversation, held until the commit."""
     params = {"conversation_id": conversation_id, "idle_deadline": idle_deadline}
     if joins_updated_rows(conn):
-        row = execute(conn, _NEXT_SEQ_FOR_REPLY, {**params, "in_channel": channel_id}).first()
+        params["in_channel"] = channel_id
+        if lock_lane is None:
+            row = execute(conn, _NEXT_SEQ_FOR_REPLY, params).first()
+        else:
+            row = execute(conn, _NEXT_SEQ_FOR_REPLY_LOCKING, {**params, "lane": lock_lane}).first()
         if row is None:
             return None
         conversation, customer = conversation_from_row(row), customer_from_row(row, "customer__")

@@ -368,14 +368,13 @@ def immediate_begin() -> dict[str, Any]:
 
 
 def joins_updated_rows(conn: Connection) -> bool:
-    """Whether a statement can join the rows an UPDATE returns with another table (a
-    data-modifying CTE): PostgreSQL. SQLite's RETURNING names the updated table only."""
+    """Whether a statement can join an UPDATE's rows (a data-modifying CTE): not on SQLite."""
     return bool(conn.dialect.name == POSTGRESQL)
 
 
 def locks_lanes(conn: Connection) -> bool:
-    """Whether the producers of an outbox lane must serialise (`insert_after_lane_lock`) so
-    that a lane's rows commit in id order: on PostgreSQL. SQLite has one writer at a time."""
+    """Whether an outbox lane's producers serialise (`insert_after_lane_lock`), so that a
+    lane's rows commit in id order: PostgreSQL (SQLite has one writer at a time)."""
     return bool(conn.dialect.name == POSTGRESQL)
 
 
@@ -385,14 +384,15 @@ def insert_after_lane_lock(table: Table, columns: Sequence[str]) -> Insert:
     parameter in the same statement, so a lane's producers serialise until their commit.
     The lock is a materialised CTE the inserted row is selected from: it is taken before the
     row, and so its id, exists. One round trip where a separate lock statement took two."""
-    lane = bindparam("lane", type_=String())
-    lock = (
-        select(func.pg_advisory_xact_lock(func.hashtextextended(lane, 0)).label("locked"))
-        .cte("lane_lock")
-        .prefix_with("MATERIALIZED")
-    )
+    lock = select(lane_lock().label("locked")).cte("lane_lock").prefix_with("MATERIALIZED")
     values = select(*(bindparam(name, type_=table.c[name].type) for name in columns))
     return insert(table).from_select(list(columns), values.select_from(lock))
+
+
+def lane_lock() -> ColumnElement[Any]:
+    """PostgreSQL: the call that takes the lock of the lane named by the `lane` parameter
+    (transaction-scoped; see `insert_after_lane_lock`), for a statement's select list."""
+    return func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lane", type_=String()), 0))
 
 
 def autoincrement_bigint() -> BigInteger:

@@ -51,7 +51,17 @@ def insert_message(conn: Connection, message: Message, *, lock_lane: str | None 
     """Insert `message`. With `lock_lane`, on PostgreSQL, the statement first takes that outbox
     lane's lock, held until the commit: the row queued for the message's delivery next may then
     be claimed by its own insert (`outbox.rows.enqueue_claimed`)."""
-    params = {
+    params = message_row(message)
+    if lock_lane is not None and locks_lanes(conn):
+        execute(conn, _INSERT_MESSAGE_AFTER_LANE_LOCK, {**params, "lane": lock_lane})
+    else:
+        execute(conn, _INSERT_MESSAGE, params)
+
+
+def message_row(message: Message) -> dict[str, Any]:
+    """`message` as the values of its row (for `insert_message`, or for a statement that
+    inserts it beside its delivery's outbox row: `outbox.rows.enqueue_claimed`)."""
+    return {
         "id": message.id,
         "channel_id": message.channel_id,
         "conversation_id": message.conversation_id,
@@ -67,10 +77,6 @@ def insert_message(conn: Connection, message: Message, *, lock_lane: str | None 
         "status": message.status,
         "created_at": message.created_at,
     }
-    if lock_lane is not None and locks_lanes(conn):
-        execute(conn, _INSERT_MESSAGE_AFTER_LANE_LOCK, {**params, "lane": lock_lane})
-    else:
-        execute(conn, _INSERT_MESSAGE, params)
 
 
 _GET_MESSAGE = select(t.messages).where(t.messages.c.id == bindparam("id"))
