@@ -156,9 +156,10 @@ async def test_without_the_idle_clock_a_reply_goes_the_usual_way(
 async def test_a_reply_taken_at_once_is_claimed_at_its_insert_with_what_the_store_holds(
     db: Database,
 ) -> None:
-    """The production path whole: the conversation written at once, the message's insert
-    taking its lane's lock, the row claimed by its own insert. The delivery gets the rows as
-    committed, with nothing read for it; the reply's repeat changes nothing and claims nothing."""
+    """The production path whole: the conversation written at once with its lane's lock (on
+    PostgreSQL), the message and its row claimed at insert by one statement. The delivery gets
+    the rows as committed, with nothing read for it; the reply's repeat changes nothing and
+    claims nothing."""
     deliveries: list[OutboxRow] = []
 
     async def deliver(row: OutboxRow) -> Settled:

@@ -2,15 +2,15 @@
 
 Every stored message has an outbox row that delivers it. When the outbox worker has room
 (`FreshRows.fresh_claim`), the row is inserted already claimed if nothing older waits in its
-lane, and goes to its delivery once the transaction commits, without waiting for a pass: the
-message's insert, then the row's, two statements in all.
+lane, and goes to its delivery once the transaction commits, without waiting for a pass.
 
 On PostgreSQL the claim's test ("nothing older is pending in the lane") is only sound once the
 transaction holds the lane's lock, which every producer of a lane takes before it draws its
 row's id (`byoc.outbox.rows`): the message's insert takes it, so the row's insert, a later
 statement, sees every earlier row of the lane. In one statement it would not: a statement sees
-what had committed when it began, before it waited for the lock. A reply takes the lock with
-its conversation's UPDATE (`replies`), and then the message and its row are one statement.
+what had committed when it began, before it waited for the lock: two statements. A reply
+takes the lock with its conversation's UPDATE (`replies`), and then the message and its row
+are one statement.
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ def store_reply(
     if conversation.de_thread_id is None and incoming.de_thread_id:
         conversations.update_conversation(conn, conversation.id, de_thread_id=incoming.de_thread_id)
         conversation = replace(conversation, de_thread_id=incoming.de_thread_id)
-    # The lane's lock came with the conversation's UPDATE when there is a worker to claim for.
+    # On PostgreSQL the lane's lock came with the conversation's UPDATE when there is a worker
+    # to claim for (SQLite needs none). The lane is the thread's: `thread_id` is the row's id.
     locked = seq is not None and fresh_rows is not None
     return lifecycle.store_agent_message(
         conn, channel, conversation, incoming, policy, now, customer, fresh_rows, seq, locked

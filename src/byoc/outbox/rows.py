@@ -183,7 +183,8 @@ def enqueue_claimed(
     `claim_due` would claim it), in one statement: the row as claimed, or None when an older
     row of its lane waits (the row is inserted all the same, and a pass claims it in turn).
     With `message` (the values of the message row it delivers: `messages.message_row`), that
-    row is inserted first, by the same statement on PostgreSQL.
+    row is inserted too: by the same statement on PostgreSQL (a data-modifying CTE, run in no
+    set order with the outbox row's insert; either failing fails both), before it on SQLite.
 
     On PostgreSQL the caller's transaction must hold the lane's lock already, taken by an
     earlier statement (`dialect.insert_after_lane_lock` or `dialect.lane_lock` with this lane):
@@ -202,11 +203,13 @@ def enqueue_claimed(
         "claimed_until": claim.until,
         "owner": claim.owner,
     }
-    if message is not None and locks_lanes(conn):
-        statement = _ENQUEUE_CLAIMED_WITH_MESSAGE
-        params.update({"message_" + name: value for name, value in message.items()})
-    elif message is not None:
-        execute(conn, _MESSAGE, {"message_" + name: value for name, value in message.items()})
+    if message is not None:
+        message_params = {"message_" + name: value for name, value in message.items()}
+        if locks_lanes(conn):
+            statement = _ENQUEUE_CLAIMED_WITH_MESSAGE
+            params.update(message_params)
+        else:
+            execute(conn, _MESSAGE, message_params)
     inserted = execute(conn, statement, params).one()._mapping
     return _row(inserted) if inserted["claimed_by"] is not None else None
 

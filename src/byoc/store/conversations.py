@@ -169,8 +169,9 @@ _TAKEN_FOR_REPLY = _NEXT_SEQ_AND_IDLE.where(
 _NEXT_SEQ_FOR_REPLY = select(
     _TAKEN_FOR_REPLY, *(c.label("customer__" + c.name) for c in t.customers.c)
 ).join(t.customers, t.customers.c.id == _TAKEN_FOR_REPLY.c.customer_id)
-# The same, then an outbox lane's lock (`lock_lane`): a column of the row the UPDATE returned,
-# so taken after the conversation's row lock, in the order every producer takes the two.
+# The same, then an outbox lane's lock (`lock_lane`): a column of the joined row (one at most,
+# both joins being on keys, and none when the UPDATE finds nothing), so taken after the UPDATE
+# locked the conversation's row, in the order every producer takes the two.
 _NEXT_SEQ_FOR_REPLY_LOCKING = _NEXT_SEQ_FOR_REPLY.add_columns(lane_lock().label("lane_locked"))
 
 
