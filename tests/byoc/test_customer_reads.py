@@ -16,6 +16,7 @@ from byoc.conversations.service import ConversationService
 from byoc.errors import ConversationEnded, ConversationNotFound
 from byoc.store import Database, conversations, customers, now_ms
 from byoc.store import schema as t
+from byoc.store.records import Channel
 from tests.support import seed
 
 POLICY = LifecyclePolicy(
@@ -44,6 +45,10 @@ class Reads:
         return counted
 
 
+async def _service_and_channel(db: Database) -> tuple[ConversationService, Channel]:
+    return ConversationService(db, POLICY), await db.run_write(seed.add_channel)
+
+
 async def _said(service: ConversationService, channel_id: str, who: str, **kw: Any) -> Any:
     return await service.receive_customer_message(
         CustomerMessageIn(channel_id, CustomerProfile(external_id=who), "hi", **kw)
@@ -53,8 +58,7 @@ async def _said(service: ConversationService, channel_id: str, who: str, **kw: A
 async def test_a_returning_customers_message_reads_once(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = ConversationService(db, POLICY)
-    channel = await db.run_write(seed.add_channel)
+    service, channel = await _service_and_channel(db)
     first = await _said(service, channel.id, "u1")
     reads = Reads(monkeypatch)
     again = await _said(service, channel.id, "u1")
@@ -68,8 +72,7 @@ async def test_a_returning_customers_message_reads_once(
 async def test_a_thread_of_another_customer_is_not_found_and_nothing_is_written(
     db: Database,
 ) -> None:
-    service = ConversationService(db, POLICY)
-    channel = await db.run_write(seed.add_channel)
+    service, channel = await _service_and_channel(db)
     theirs = await _said(service, channel.id, "u2")
     for who in ("u3", "someone new"):
         with pytest.raises(ConversationNotFound):
@@ -81,8 +84,7 @@ async def test_a_thread_of_another_customer_is_not_found_and_nothing_is_written(
 async def test_an_ended_thread_is_refused_and_without_one_a_new_conversation_opens(
     db: Database,
 ) -> None:
-    service = ConversationService(db, POLICY)
-    channel = await db.run_write(seed.add_channel)
+    service, channel = await _service_and_channel(db)
     first = await _said(service, channel.id, "u4")
 
     def end(conn: Connection) -> None:

@@ -22,12 +22,11 @@ from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
 from byoc.outbox import kinds, rows
 from byoc.outbox.kinds import enqueue
-from byoc.outbox.outcome import RetryPolicy, Settled
-from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database, channels, messages, migrations, now_ms, tenants
 from byoc.store import schema as t
-from byoc.store.records import Channel, OutboxRow, Tenant
+from byoc.store.records import Channel, Tenant
 from tests.support.incoming import agent_reply
+from tests.support.outbox import Recorder
 from tests.support.postgres import fresh_database
 from tests.support.waiting import wait_for_async
 
@@ -111,18 +110,8 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
     async with db.engine.begin() as conn:  # what came before the race is not the point here
         await conn.execute(delete(t.outbox))
 
-    delivered: list[tuple[int, str]] = []
-
-    async def deliver(row: OutboxRow) -> Settled:
-        delivered.append((row.id, row.kind))
-        return Settled()
-
-    worker = OutboxWorker(
-        db,
-        {kinds.MessageStatus.KIND: deliver, kinds.CustomerMessage.KIND: deliver},
-        owner="w1",
-        policy=RetryPolicy(),
-    )
+    recorder = Recorder(db, [kinds.MessageStatus.KIND, kinds.CustomerMessage.KIND])
+    worker = recorder.worker
     racing = ConversationService(db, POLICY, fresh_rows=worker) if claimed_at_insert else service
 
     def receipt(conn: Connection) -> None:
@@ -159,11 +148,8 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
 
     assert claimed_while_open == 0
     assert stored.claimed is None  # the receipt's row heads the lane
-    assert [kind for _, kind in delivered] == [
-        kinds.MessageStatus.KIND,
-        kinds.CustomerMessage.KIND,
-    ]
-    assert [row_id for row_id, _ in delivered] == sorted(row_id for row_id, _ in delivered)
+    assert recorder.kinds == [kinds.MessageStatus.KIND, kinds.CustomerMessage.KIND]
+    assert [row.id for row in recorder.rows] == sorted(row.id for row in recorder.rows)
 
 
 async def test_a_claim_skips_the_rows_a_concurrent_claim_holds(db: Database) -> None:
@@ -207,18 +193,8 @@ async def test_a_reply_taken_at_once_sees_what_its_lane_held_when_it_waited(db: 
     async with db.engine.begin() as conn:
         await conn.execute(delete(t.outbox))
 
-    delivered: list[tuple[int, str]] = []
-
-    async def deliver(row: OutboxRow) -> Settled:
-        delivered.append((row.id, row.kind))
-        return Settled()
-
-    worker = OutboxWorker(
-        db,
-        {kinds.ConversationEnded.KIND: deliver, kinds.AgentMessage.KIND: deliver},
-        owner="w1",
-        policy=RetryPolicy(),
-    )
+    recorder = Recorder(db, [kinds.ConversationEnded.KIND, kinds.AgentMessage.KIND])
+    worker = recorder.worker
     racing = ConversationService(db, idle, fresh_rows=worker)
 
     def notice(conn: Connection) -> None:
@@ -242,7 +218,4 @@ async def test_a_reply_taken_at_once_sees_what_its_lane_held_when_it_waited(db: 
         pass
 
     assert stored.claimed is None  # the notice's row heads the lane
-    assert [kind for _, kind in delivered] == [
-        kinds.ConversationEnded.KIND,
-        kinds.AgentMessage.KIND,
-    ]
+    assert recorder.kinds == [kinds.ConversationEnded.KIND, kinds.AgentMessage.KIND]

@@ -17,13 +17,12 @@ from byoc.conversations.service import ConversationService
 from byoc.delivery.common import Loaded, load, preload_messages
 from byoc.errors import ConversationNotFound, Forbidden
 from byoc.outbox import kinds
-from byoc.outbox.outcome import RetryPolicy, Settled
-from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database, conversations, dialect, messages
 from byoc.store import schema as t
-from byoc.store.records import Conversation, OutboxRow
+from byoc.store.records import Conversation
 from tests.support import seed
 from tests.support.incoming import agent_reply
+from tests.support.outbox import Recorder
 from tests.support.waiting import wait_for_async
 
 POLICY = LifecyclePolicy(
@@ -160,19 +159,12 @@ async def test_a_reply_taken_at_once_is_claimed_at_its_insert_with_what_the_stor
     PostgreSQL), the message and its row claimed at insert by one statement. The delivery gets
     the rows as committed, with nothing read for it; the reply's repeat changes nothing and
     claims nothing."""
-    deliveries: list[OutboxRow] = []
-
-    async def deliver(row: OutboxRow) -> Settled:
-        deliveries.append(row)
-        return Settled()
-
-    worker = OutboxWorker(
+    recorder = Recorder(
         db,
-        {kinds.CustomerMessage.KIND: deliver, kinds.AgentMessage.KIND: deliver},
-        owner="w1",
-        policy=RetryPolicy(),
+        [kinds.CustomerMessage.KIND, kinds.AgentMessage.KIND],
         preloads={kinds.AgentMessage.KIND: preload_messages},
     )
+    worker, deliveries = recorder.worker, recorder.rows
     service = ConversationService(db, POLICY, fresh_rows=worker)
     conversation = await _thread(db, service, "u5")
     while await worker.run_once():

@@ -1,9 +1,14 @@
-"""Outbox rows as the store returns them, for tests of what consumes them."""
+"""Outbox rows as the store returns them, and a worker that records what it delivers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from byoc.outbox.outcome import RetryPolicy, Settled
+from byoc.outbox.preloads import Preload
+from byoc.outbox.worker import OutboxWorker
+from byoc.store import Database
 from byoc.store.records import OutboxRow
 
 
@@ -20,3 +25,29 @@ def row_of(kind: str, lane: str, payload: dict[str, Any], *, row_id: int = 1) ->
         last_error=None,
         created_at=0,
     )
+
+
+class Recorder:
+    """An outbox worker ("w1") whose handlers for `kinds` record each row they are given, in
+    order, and settle it: for tests of what is delivered, and when, rather than how."""
+
+    def __init__(
+        self,
+        db: Database,
+        kinds: Iterable[str],
+        *,
+        preloads: Mapping[str, Preload] | None = None,
+    ) -> None:
+        self.rows: list[OutboxRow] = []
+        handlers = dict.fromkeys(kinds, self._deliver)
+        self.worker = OutboxWorker(
+            db, handlers, owner="w1", policy=RetryPolicy(), preloads=preloads
+        )
+
+    async def _deliver(self, row: OutboxRow) -> Settled:
+        self.rows.append(row)
+        return Settled()
+
+    @property
+    def kinds(self) -> list[str]:
+        return [row.kind for row in self.rows]
