@@ -102,6 +102,12 @@ PARAMS: dict[str, dict[str, Any]] = {
         "idle_deadline": NOW + 5,
         "lane": "platform:thr_1",
     },
+    "conversations._NEXT_SEQ_LOCKING": {"conversation_id": "thr_1", "lane": "cxone:thr_1"},
+    "conversations._NEXT_SEQ_AND_CUSTOMER_ACTIVE_LOCKING": {
+        "conversation_id": "thr_1",
+        "at": NOW + 4,
+        "lane": "cxone:thr_1",
+    },
     "conversations._NEXT_SEQ_AND_CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 4},
     "conversations._CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 2},
     "conversations._CHECKED_IN_CXONE": {"conversation_id": "thr_1", "at": NOW + 3},
@@ -135,6 +141,8 @@ ONLY_ON = {
     "messages._INSERT_MESSAGE_AFTER_LANE_LOCK": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_FOR_REPLY": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_FOR_REPLY_LOCKING": dialect.POSTGRESQL,
+    "conversations._NEXT_SEQ_LOCKING": dialect.POSTGRESQL,
+    "conversations._NEXT_SEQ_AND_CUSTOMER_ACTIVE_LOCKING": dialect.POSTGRESQL,
     "rows._ENQUEUE_CLAIMED_WITH_MESSAGE": dialect.POSTGRESQL,
 }
 

@@ -77,19 +77,23 @@ def customer_spoke(conn: Connection, conversation: Conversation, now: int) -> bo
 
 
 def customer_wrote(
-    conn: Connection, conversation: Conversation, now: int
+    conn: Connection, conversation: Conversation, now: int, lock_lane: str | None = None
 ) -> tuple[int, Conversation] | None:
     """A customer's message: its sequence number and the conversation as this transaction
     leaves it (`conversations.next_seq`), and the activity `customer_spoke` records (one
     statement while no countdown runs). None, with nothing changed, when the conversation has
-    ended since `conversation` was read: the caller looks for the conversation again."""
+    ended since `conversation` was read: the caller looks for the conversation again. With
+    `lock_lane`, a number comes with that outbox lane's lock held (PostgreSQL)."""
+    conversation_id = conversation.id
     if conversation.countdown_deadline is None:
-        taken = conversations.next_seq_if_no_countdown(conn, conversation.id, at=now)
+        taken = conversations.next_seq_if_no_countdown(
+            conn, conversation_id, at=now, lock_lane=lock_lane
+        )
         if taken is not None:
             return taken
     if not customer_spoke(conn, conversation, now):
         return None
-    return conversations.next_seq(conn, conversation.id)
+    return conversations.next_seq(conn, conversation_id, lock_lane=lock_lane)
 
 
 def message_for_customer(

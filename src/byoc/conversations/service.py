@@ -97,7 +97,10 @@ class ConversationService:
                 conversation = lookups.conversation_for_customer(
                     conn, customer, incoming.thread_id, now=now
                 )
-            taken = lifecycle.customer_wrote(conn, conversation, now)
+            # With a worker to claim for, the lane's lock comes with the sequence number, and
+            # the message and its row are then one statement (`queueing.store_message`).
+            lock = kinds.CustomerMessage.lane_of(conversation.id) if self._fresh_rows else None
+            taken = lifecycle.customer_wrote(conn, conversation, now, lock)
             if taken is not None:
                 seq, conversation = taken
                 break
@@ -123,8 +126,14 @@ class ConversationService:
         )
         held = (message, conversation, customer, channel)  # what the create needs: no read
         delivery = kinds.CustomerMessage(conversation.id, message.id)
-        claimed = store_message(
-            conn, message, delivery, now=now, fresh_rows=self._fresh_rows, held=held
+        claimed = store_message(  # the lane is locked whenever there is a worker (above)
+            conn,
+            message,
+            delivery,
+            now=now,
+            fresh_rows=self._fresh_rows,
+            held=held,
+            lane_locked=True,
         )
         return Delivered(message, conversation, customer, claimed=claimed)
 

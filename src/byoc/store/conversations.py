@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, case, func, insert, sel
 from byoc.store import schema as t
 from byoc.store.compiled import execute
 from byoc.store.customers import customer_from_row
-from byoc.store.dialect import joins_updated_rows, lane_lock
+from byoc.store.dialect import joins_updated_rows, lane_lock, locks_lanes
 from byoc.store.records import Conversation, Customer
 
 
@@ -226,6 +226,12 @@ _NEXT_SEQ_AND_CUSTOMER_ACTIVE = (
     )
     .returning(*t.conversations.c)
 )
+# The same two, then an outbox lane's lock (`lock_lane`): a RETURNING column, so taken after the
+# UPDATE locked the conversation's row, in the order every producer takes the two (PostgreSQL).
+_NEXT_SEQ_LOCKING = _NEXT_SEQ.returning(lane_lock().label("lane_locked"))
+_NEXT_SEQ_AND_CUSTOMER_ACTIVE_LOCKING = _NEXT_SEQ_AND_CUSTOMER_ACTIVE.returning(
+    lane_lock().label("lane_locked")
+)
 
 
 def next_seq(
@@ -233,16 +239,21 @@ def next_seq(
     conversation_id: str,
     *,
     idle_deadline: int | None = None,
+    lock_lane: str | None = None,
 ) -> tuple[int, Conversation]:
     """Reserve the conversation's next message sequence number inside the caller's transaction;
     with `idle_deadline`, also start the idle clock if the conversation is open and no countdown
     runs (one statement for what an agent message does to its conversation). The number, and
     the conversation as the transaction leaves it: its row stays locked until the commit, so
-    that is what any read before then would find."""
+    that is what any read before then would find. With `lock_lane` (and no `idle_deadline`), on
+    PostgreSQL, the statement also takes that outbox lane's lock, held until the commit."""
     params: dict[str, Any] = {"conversation_id": conversation_id}
     if idle_deadline is not None:
         statement = _NEXT_SEQ_AND_IDLE
         params["idle_deadline"] = idle_deadline
+    elif lock_lane is not None and locks_lanes(conn):
+        statement = _NEXT_SEQ_LOCKING
+        params["lane"] = lock_lane
     else:
         statement = _NEXT_SEQ
     conversation = conversation_from_row(execute(conn, statement, params).one())
@@ -250,14 +261,17 @@ def next_seq(
 
 
 def next_seq_if_no_countdown(
-    conn: Connection, conversation_id: str, *, at: int
+    conn: Connection, conversation_id: str, *, at: int, lock_lane: str | None = None
 ) -> tuple[int, Conversation] | None:
     """A customer's message while no countdown runs: its sequence number and the conversation
     (as `next_seq`), and what `customer_active` records, in one statement. A compare-and-set:
     None, and nothing changed, when the row has ended or a countdown runs on it by now,
-    whatever the caller read before."""
-    params = {"conversation_id": conversation_id, "at": at}
-    row = execute(conn, _NEXT_SEQ_AND_CUSTOMER_ACTIVE, params).first()
+    whatever the caller read before. `lock_lane` as for `next_seq` (taken only with a number)."""
+    params: dict[str, Any] = {"conversation_id": conversation_id, "at": at}
+    statement = _NEXT_SEQ_AND_CUSTOMER_ACTIVE
+    if lock_lane is not None and locks_lanes(conn):
+        statement, params["lane"] = _NEXT_SEQ_AND_CUSTOMER_ACTIVE_LOCKING, lock_lane
+    row = execute(conn, statement, params).first()
     if row is None:
         return None
     conversation = conversation_from_row(row)
