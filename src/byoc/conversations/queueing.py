@@ -8,9 +8,9 @@ On PostgreSQL the claim's test ("nothing older is pending in the lane") is only 
 transaction holds the lane's lock, which every producer of a lane takes before it draws its
 row's id (`byoc.outbox.rows`): the message's insert takes it, so the row's insert, a later
 statement, sees every earlier row of the lane. In one statement it would not: a statement sees
-what had committed when it began, before it waited for the lock: two statements. A reply
-takes the lock with its conversation's UPDATE (`replies`), and then the message and its row
-are one statement.
+what had committed when it began, before it waited for the lock: two statements. A reply or a
+customer's message takes the lock with its sequence number's UPDATE instead (`replies`,
+`lifecycle.customer_wrote`), and then the message and its row are one statement.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ def store_message(
     With `fresh_rows`: the row, claimed for that worker, when it heads its lane and the worker
     has room, with what its preload takes from `held` (the message in context, as the intake
     has it); the caller hands it to `fresh_rows.dispatch` after the commit. Otherwise None.
-    `lane_locked`: the transaction holds the delivery lane's lock already (on PostgreSQL,
-    `conversations.next_seq_for_reply` with `lock_lane`), so the message and its row are
-    inserted by one statement."""
+    `lane_locked`: the transaction holds the delivery lane's lock already (on PostgreSQL, taken
+    with the sequence number: `lock_lane`), so the message and its row are inserted by one
+    statement."""
     if fresh_rows is None:
         messages.insert_message(conn, message)
         kinds.enqueue(conn, delivery, now=now)
