@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import Connection, delete, text
+from sqlalchemy import Connection, delete, text, update
 
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.conversations.policy import LifecyclePolicy
@@ -92,12 +92,18 @@ async def waiting_on_a_lock(db: Database) -> bool:
     return bool(waiting)
 
 
-@pytest.mark.parametrize("claimed_at_insert", [False, True], ids=["by-a-pass", "fresh"])
+@pytest.mark.parametrize(
+    ("claimed_at_insert", "countdown"),
+    [(False, False), (True, False), (True, True)],
+    ids=["by-a-pass", "fresh", "fresh-during-a-countdown"],
+)
 async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
-    db: Database, claimed_at_insert: bool
+    db: Database, claimed_at_insert: bool, countdown: bool
 ) -> None:
     """Also when the message's row may be claimed by its own insert (the service has a worker
-    with room): that insert must see the receipt's row, committed while it waited."""
+    with room): the sequence number's UPDATE waits for the lane's lock, so that insert sees
+    the receipt's row, committed meanwhile. During an idle countdown the customer's message
+    cancels it first (`lifecycle.customer_spoke`), then reserves its number the other way."""
     service = ConversationService(db, POLICY)
     customer = CustomerProfile(external_id="u1")
     first = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
@@ -109,8 +115,15 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
     )
     async with db.engine.begin() as conn:  # what came before the race is not the point here
         await conn.execute(delete(t.outbox))
+        if countdown:
+            running = {"countdown_deadline": now_ms() + 20_000}
+            await conn.execute(
+                update(t.conversations).where(t.conversations.c.id == conversation.id), running
+            )
 
-    recorder = Recorder(db, [kinds.MessageStatus.KIND, kinds.CustomerMessage.KIND])
+    recorder = Recorder(
+        db, [kinds.MessageStatus.KIND, kinds.CustomerMessage.KIND, kinds.IdleChanged.KIND]
+    )
     worker = recorder.worker
     racing = ConversationService(db, POLICY, fresh_rows=worker) if claimed_at_insert else service
 
@@ -148,7 +161,9 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
 
     assert claimed_while_open == 0
     assert stored.claimed is None  # the receipt's row heads the lane
-    assert recorder.kinds == [kinds.MessageStatus.KIND, kinds.CustomerMessage.KIND]
+    cxone = [kind for kind in recorder.kinds if kind != kinds.IdleChanged.KIND]
+    assert cxone == [kinds.MessageStatus.KIND, kinds.CustomerMessage.KIND]
+    assert (kinds.IdleChanged.KIND in recorder.kinds) is countdown  # the countdown was cancelled
     assert [row.id for row in recorder.rows] == sorted(row.id for row in recorder.rows)
 
 

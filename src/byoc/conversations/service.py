@@ -126,14 +126,15 @@ class ConversationService:
         )
         held = (message, conversation, customer, channel)  # what the create needs: no read
         delivery = kinds.CustomerMessage(conversation.id, message.id)
-        claimed = store_message(  # the lane is locked whenever there is a worker (above)
+        fresh_rows = self._fresh_rows  # with one, the lane's lock came with the number (above)
+        claimed = store_message(
             conn,
             message,
             delivery,
             now=now,
-            fresh_rows=self._fresh_rows,
+            fresh_rows=fresh_rows,
             held=held,
-            lane_locked=True,
+            lane_locked=fresh_rows is not None,
         )
         return Delivered(message, conversation, customer, claimed=claimed)
 

@@ -48,8 +48,8 @@ _ENQUEUED = ("lane", "kind", "payload", "state", "attempts", "next_attempt_at")
 # earlier one, showing up behind it, claimed while it is still in flight. Every producer of a
 # lane therefore takes the lane's lock (until its commit) before drawing the id: in the same
 # statement as the insert (`dialect.insert_after_lane_lock`), or in an earlier one of its
-# transaction (a message's insert: `byoc.conversations.queueing`). SQLite has one writer at a
-# time: nothing to do there.
+# transaction (a message's insert, or its sequence number's UPDATE: see
+# `byoc.conversations.queueing`). SQLite has one writer at a time: nothing to do there.
 _ENQUEUE_AFTER_LANE_LOCK = insert_after_lane_lock(
     t.outbox, (*_ENQUEUED, "created_at", "updated_at")
 ).returning(t.outbox.c.id)

@@ -247,6 +247,7 @@ def next_seq(
     the conversation as the transaction leaves it: its row stays locked until the commit, so
     that is what any read before then would find. With `lock_lane` (and no `idle_deadline`), on
     PostgreSQL, the statement also takes that outbox lane's lock, held until the commit."""
+    assert idle_deadline is None or lock_lane is None, "no statement does both"
     params: dict[str, Any] = {"conversation_id": conversation_id}
     if idle_deadline is not None:
         statement = _NEXT_SEQ_AND_IDLE

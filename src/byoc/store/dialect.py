@@ -12,7 +12,7 @@ where the two databases part ways:
   `sqlite3` connection, or the asyncpg one with its transaction begun.
 - Claims: `FOR UPDATE SKIP LOCKED` so several instances take different outbox rows; SQLite
   has one writer at a time and needs no row locks. Lanes: on PostgreSQL a lane's producers
-  serialise on an advisory lock taken by the outbox INSERT itself, or by a message's INSERT.
+  serialise on an advisory lock taken by the outbox INSERT, or by an earlier statement.
 - Id lists: `InJsonIds` passes a list of ids as one JSON text parameter (`json_each` on
   SQLite, `jsonb_array_elements_text` on PostgreSQL), so the SQL does not depend on the list's
   length and a prebuilt statement compiles once.
@@ -391,7 +391,7 @@ def insert_after_lane_lock(table: Table, columns: Sequence[str]) -> Insert:
 
 def lane_lock() -> ColumnElement[Any]:
     """PostgreSQL: the call that takes the lock of the lane named by the `lane` parameter
-    (transaction-scoped; see `insert_after_lane_lock`), for a statement's select list."""
+    (transaction-scoped; see `insert_after_lane_lock`), for a select list or a RETURNING."""
     return func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lane", type_=String()), 0))
 
 
