@@ -127,7 +127,6 @@ PARAMS: dict[str, dict[str, Any]] = {
     "rows._CLAIM_DUE": {"now": LATER, "limit": 10, **CLAIM},
     "rows._COMPLETE": {"ids_json": "[2, 3]"},
     "rows._ENQUEUE_CLAIMED": {**OUTBOX_ROW, "lane": "t:new", **CLAIM},
-    "rows._MESSAGE": {"message_" + name: value for name, value in MESSAGE.items()},
     "rows._ENQUEUE_CLAIMED_WITH_MESSAGE": {
         **OUTBOX_ROW,
         "lane": "t:new",

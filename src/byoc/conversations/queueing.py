@@ -53,6 +53,6 @@ def store_message(
             messages.insert_message(conn, message)
         kinds.enqueue(conn, delivery, now=now)
         return None
-    along = messages.message_row(message) if lane_locked else None
+    along = message if lane_locked else None  # inserted by the row's own statement
     row = kinds.enqueue_claimed(conn, delivery, now=now, claim=claim, message=along)
     return fresh_rows.take_fresh(conn, row, held) if row is not None else None

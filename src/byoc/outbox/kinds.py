@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 from sqlalchemy import Connection
 
 from byoc.outbox import rows
-from byoc.store.records import OutboxRow
+from byoc.store.records import Message, OutboxRow
 
 Destination = Literal["cxone", "platform"]
 
@@ -202,7 +202,7 @@ def enqueue_claimed(
     *,
     now: int,
     claim: rows.Claim,
-    message: dict[str, Any] | None = None,
+    message: Message | None = None,
 ) -> OutboxRow | None:
     """Queue `payload` claimed by `claim` when it heads its lane (`rows.enqueue_claimed`, whose
     condition on PostgreSQL the caller meets), with the row of the message it delivers if

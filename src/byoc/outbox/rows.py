@@ -29,11 +29,12 @@ from sqlalchemy import (
     update,
 )
 
+from byoc.store import messages
 from byoc.store import schema as t
 from byoc.store.compiled import batched, execute
 from byoc.store.db import now_ms
 from byoc.store.dialect import InJsonIds, insert_after_lane_lock, locks_lanes, skip_locked_cte
-from byoc.store.records import OutboxRow, dumps
+from byoc.store.records import Message, OutboxRow, dumps
 
 PENDING = "pending"
 DEAD = "dead"
@@ -104,10 +105,7 @@ _ENQUEUE_CLAIMED = (
 # The same, and the message the row delivers inserted by the statement too (PostgreSQL: a
 # data-modifying CTE): one round trip for a message and its delivery, when the transaction
 # holds the lane's lock already (`enqueue_claimed(message=...)`).
-_MESSAGE = insert(t.messages).values(
-    {c.name: bindparam("message_" + c.name, type_=c.type) for c in t.messages.c}
-)
-_ENQUEUE_CLAIMED_WITH_MESSAGE = _ENQUEUE_CLAIMED.add_cte(_MESSAGE.cte("message"))
+_ENQUEUE_CLAIMED_WITH_MESSAGE = _ENQUEUE_CLAIMED.add_cte(messages.INSERT_MESSAGE_CTE)
 
 
 def enqueue(
@@ -177,14 +175,14 @@ def enqueue_claimed(
     payload: dict[str, Any],
     now: int,
     claim: Claim,
-    message: dict[str, Any] | None = None,
+    message: Message | None = None,
 ) -> OutboxRow | None:
     """Insert a row, due now, claimed by `claim` when nothing older is pending in its lane (as
     `claim_due` would claim it), in one statement: the row as claimed, or None when an older
     row of its lane waits (the row is inserted all the same, and a pass claims it in turn).
-    With `message` (the values of the message row it delivers: `messages.message_row`), that
-    row is inserted too: by the same statement on PostgreSQL (a data-modifying CTE, run in no
-    set order with the outbox row's insert; either failing fails both), before it on SQLite.
+    With `message` (the message the row delivers), that is inserted too: by the same statement
+    on PostgreSQL (a data-modifying CTE, run in no set order with the outbox row's insert;
+    either failing fails both), before it on SQLite (`messages.insert_message`).
 
     On PostgreSQL the caller's transaction must hold the lane's lock already, taken by an
     earlier statement (`dialect.insert_after_lane_lock` or `dialect.lane_lock` with this lane):
@@ -203,13 +201,11 @@ def enqueue_claimed(
         "claimed_until": claim.until,
         "owner": claim.owner,
     }
-    if message is not None:
-        message_params = {"message_" + name: value for name, value in message.items()}
-        if locks_lanes(conn):
-            statement = _ENQUEUE_CLAIMED_WITH_MESSAGE
-            params.update(message_params)
-        else:
-            execute(conn, _MESSAGE, message_params)
+    if message is not None and locks_lanes(conn):
+        statement = _ENQUEUE_CLAIMED_WITH_MESSAGE
+        params.update(messages.insert_message_cte_params(message))
+    elif message is not None:
+        messages.insert_message(conn, message)
     inserted = execute(conn, statement, params).one()._mapping
     return _row(inserted) if inserted["claimed_by"] is not None else None
 

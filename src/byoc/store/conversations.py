@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, case, func, insert, select, update
+from sqlalchemy.sql.base import Executable
 
 from byoc.store import schema as t
 from byoc.store.compiled import execute
@@ -191,11 +192,10 @@ def next_seq_for_reply(
     takes that outbox lane's lock when it finds the conversation, held until the commit."""
     params = {"conversation_id": conversation_id, "idle_deadline": idle_deadline}
     if joins_updated_rows(conn):
-        params["in_channel"] = channel_id
-        if lock_lane is None:
-            row = execute(conn, _NEXT_SEQ_FOR_REPLY, params).first()
-        else:
-            row = execute(conn, _NEXT_SEQ_FOR_REPLY_LOCKING, {**params, "lane": lock_lane}).first()
+        statement, with_lane = _locking(
+            conn, _NEXT_SEQ_FOR_REPLY, _NEXT_SEQ_FOR_REPLY_LOCKING, params, lock_lane
+        )
+        row = execute(conn, statement, {**with_lane, "in_channel": channel_id}).first()
         if row is None:
             return None
         conversation, customer = conversation_from_row(row), customer_from_row(row, "customer__")
@@ -234,6 +234,19 @@ _NEXT_SEQ_AND_CUSTOMER_ACTIVE_LOCKING = _NEXT_SEQ_AND_CUSTOMER_ACTIVE.returning(
 )
 
 
+def _locking(
+    conn: Connection,
+    plain: Executable,
+    locking: Executable,
+    params: dict[str, Any],
+    lock_lane: str | None,
+) -> tuple[Executable, dict[str, Any]]:
+    """`locking`, with its lane, when a lane's lock is asked for on PostgreSQL; else `plain`."""
+    if lock_lane is not None and locks_lanes(conn):
+        return locking, {**params, "lane": lock_lane}
+    return plain, params
+
+
 def next_seq(
     conn: Connection,
     conversation_id: str,
@@ -249,14 +262,12 @@ def next_seq(
     PostgreSQL, the statement also takes that outbox lane's lock, held until the commit."""
     assert idle_deadline is None or lock_lane is None, "no statement does both"
     params: dict[str, Any] = {"conversation_id": conversation_id}
+    statement: Executable
     if idle_deadline is not None:
         statement = _NEXT_SEQ_AND_IDLE
         params["idle_deadline"] = idle_deadline
-    elif lock_lane is not None and locks_lanes(conn):
-        statement = _NEXT_SEQ_LOCKING
-        params["lane"] = lock_lane
     else:
-        statement = _NEXT_SEQ
+        statement, params = _locking(conn, _NEXT_SEQ, _NEXT_SEQ_LOCKING, params, lock_lane)
     conversation = conversation_from_row(execute(conn, statement, params).one())
     return conversation.next_seq - 1, conversation
 
@@ -268,10 +279,13 @@ def next_seq_if_no_countdown(
     (as `next_seq`), and what `customer_active` records, in one statement. A compare-and-set:
     None, and nothing changed, when the row has ended or a countdown runs on it by now,
     whatever the caller read before. `lock_lane` as for `next_seq` (taken only with a number)."""
-    params: dict[str, Any] = {"conversation_id": conversation_id, "at": at}
-    statement = _NEXT_SEQ_AND_CUSTOMER_ACTIVE
-    if lock_lane is not None and locks_lanes(conn):
-        statement, params["lane"] = _NEXT_SEQ_AND_CUSTOMER_ACTIVE_LOCKING, lock_lane
+    statement, params = _locking(
+        conn,
+        _NEXT_SEQ_AND_CUSTOMER_ACTIVE,
+        _NEXT_SEQ_AND_CUSTOMER_ACTIVE_LOCKING,
+        {"conversation_id": conversation_id, "at": at},
+        lock_lane,
+    )
     row = execute(conn, statement, params).first()
     if row is None:
         return None

@@ -58,9 +58,22 @@ def insert_message(conn: Connection, message: Message, *, lock_lane: str | None 
         execute(conn, _INSERT_MESSAGE, params)
 
 
+# The same insert as a CTE, its parameters named `message_<column>`, for a statement that
+# inserts the message beside another row (PostgreSQL: `outbox.rows.enqueue_claimed`).
+INSERT_MESSAGE_CTE = (
+    insert(t.messages)
+    .values({c.name: bindparam("message_" + c.name, type_=c.type) for c in t.messages.c})
+    .cte("message")
+)
+
+
+def insert_message_cte_params(message: Message) -> dict[str, Any]:
+    """The parameters of `INSERT_MESSAGE_CTE` for `message`."""
+    return {"message_" + name: value for name, value in message_row(message).items()}
+
+
 def message_row(message: Message) -> dict[str, Any]:
-    """`message` as the values of its row (for `insert_message`, or for a statement that
-    inserts it beside its delivery's outbox row: `outbox.rows.enqueue_claimed`)."""
+    """`message` as the values of its row."""
     return {
         "id": message.id,
         "channel_id": message.channel_id,
