@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from pathlib import Path
 
+from byoc.store import Database, tenants
+from byoc.store.records import Tenant
+from byoc.tenancy import DEFAULT_TENANT_ID
 from tests.support import loopback
-from tests.support.cli import run_cli
+from tests.support.cli import cli_env, run_cli
 from tests.support.emulator import Emulator
 from tests.support.stack import running_stack
 from tests.support.waiting import wait_for
@@ -148,7 +150,10 @@ def test_admin_api_is_off_without_a_token(tmp_path: Path, emulator: Emulator) ->
 def test_outbound_send_command(tmp_path: Path, emulator: Emulator) -> None:
     with running_stack(tmp_path, emulator) as stack:
         stack.customer_says("hello", customer="wh-cli")
-        env = {**os.environ, "BYOC_DATABASE_URL": stack.settings.database_url}
+        # As an operator runs it: with the server's settings. Every command writes the default
+        # tenant from its own (`cli._common.open_store`), and with the defaults instead the
+        # server's next token request went to 127.0.0.1:8090.
+        env = cli_env(tmp_path, emulator, BYOC_DATABASE_URL=stack.settings.database_url)
         sent = run_cli(
             [
                 "outbound", "send",
@@ -169,3 +174,15 @@ def test_outbound_send_command(tmp_path: Path, emulator: Emulator) -> None:
         )  # fmt: skip
         assert unknown.returncode == 1
         assert "not a customer" in unknown.stderr
+        tenant = asyncio.run(stored_default_tenant(stack.settings.database_url))
+        assert tenant.api_url == emulator.api_url
+
+
+async def stored_default_tenant(database_url: str) -> Tenant:
+    db = Database(database_url)
+    try:
+        tenant = await db.run_read(tenants.get_tenant, DEFAULT_TENANT_ID)
+    finally:
+        await db.close()
+    assert tenant is not None
+    return tenant
