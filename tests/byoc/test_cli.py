@@ -4,6 +4,7 @@ run as a user runs them, in a subprocess."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,6 +15,9 @@ import pytest
 from pydantic import ValidationError
 
 from byoc.settings import Settings
+from byoc.store import Database, tenants
+from byoc.store.records import Tenant
+from byoc.tenancy import DEFAULT_TENANT_ID
 from tests.support.cli import run_cli
 from tests.support.servers import free_port
 
@@ -106,6 +110,34 @@ def test_tenants_and_channels(tmp_path: Path) -> None:
     )  # fmt: skip
     assert unknown.returncode == 1
     assert "no tenant" in unknown.stderr
+
+
+def test_a_command_leaves_the_servers_default_tenant_alone(tmp_path: Path) -> None:
+    """The server writes the default tenant from its environment; an operator's command run
+    without those settings (or with others) must not rewrite it: the server's next CXone call
+    would go where the command's environment points."""
+    api_url = "https://api-de-na1.example.test/incontactapi"
+    byoc(tmp_path, "clients", "create", "--name", "first", BYOC_CXONE_API_URL=api_url)
+    assert stored_default_tenant(tmp_path).api_url == api_url  # added: there was none
+    result = byoc(tmp_path, "clients", "list", BYOC_CXONE_API_URL="http://127.0.0.1:8090")
+    assert "first" in result.stdout
+    assert stored_default_tenant(tmp_path).api_url == api_url
+    assert "the stored default tenant differs" in result.stderr
+    quiet = byoc(tmp_path, "clients", "list", BYOC_CXONE_API_URL=api_url)
+    assert "default tenant" not in quiet.stderr
+
+
+def stored_default_tenant(tmp_path: Path) -> Tenant:
+    async def read() -> Tenant | None:
+        db = Database(f"sqlite:///{tmp_path / 'cli.db'}")
+        try:
+            return await db.run_read(tenants.get_tenant, DEFAULT_TENANT_ID)
+        finally:
+            await db.close()
+
+    tenant = asyncio.run(read())
+    assert tenant is not None
+    return tenant
 
 
 def test_outbox_retry_needs_ids_or_all(tmp_path: Path) -> None:

@@ -150,9 +150,8 @@ def test_admin_api_is_off_without_a_token(tmp_path: Path, emulator: Emulator) ->
 def test_outbound_send_command(tmp_path: Path, emulator: Emulator) -> None:
     with running_stack(tmp_path, emulator) as stack:
         stack.customer_says("hello", customer="wh-cli")
-        # As an operator runs it: with the server's settings. Every command writes the default
-        # tenant from its own (`cli._common.open_store`), and with the defaults instead the
-        # server's next token request went to 127.0.0.1:8090.
+        # As an operator runs it: with the server's settings. The command must leave the
+        # default tenant as the server wrote it (`cli._common.open_store`).
         env = cli_env(tmp_path, emulator, BYOC_DATABASE_URL=stack.settings.database_url)
         sent = run_cli(
             [

@@ -75,6 +75,12 @@ async def open_store(settings: Settings) -> AsyncIterator[Database]:
 
     It migrates only where start-up would (`BYOC_AUTO_MIGRATE`); otherwise a database that is
     behind stops the command with one line saying what to run.
+
+    The default tenant is the server's: `byoc serve` writes it from its environment at every
+    start. A command adds it only to a database that has none. It never rewrites it from its
+    own environment, which may lack the server's `BYOC_CXONE_*` settings: the running server's
+    next CXone call would go where the command's defaults point. When the two differ, the
+    command says so on stderr and uses the stored tenant.
     """
     from byoc.store import Database, tenants
     from byoc.store.migrations import bring_current
@@ -83,7 +89,13 @@ async def open_store(settings: Settings) -> AsyncIterator[Database]:
     db = Database(settings.database_url)
     try:
         await bring_current(db, migrate=settings.auto_migrate)
-        await db.run_write(tenants.upsert_tenant, default_tenant(settings))
+        own = default_tenant(settings)
+        if await db.run_write(tenants.add_tenant_if_missing, own) != own:
+            print(
+                "note: the stored default tenant differs from this command's BYOC_CXONE_* "
+                "settings; the command uses the stored one (`byoc serve` writes it at start)",
+                file=sys.stderr,
+            )
         yield db
     finally:
         await db.close()

@@ -22,12 +22,29 @@ def _tenant(row: Row[Any]) -> Tenant:
 
 
 def upsert_tenant(conn: Connection, tenant: Tenant) -> None:
-    values = {k: getattr(tenant, k) for k in Tenant.__dataclass_fields__}
     existing = get_tenant(conn, tenant.id)
     if existing is None:
-        conn.execute(insert(t.tenants).values(**values, created_at=now_ms()))
+        _insert(conn, tenant)
     elif existing != tenant:
-        conn.execute(update(t.tenants).where(t.tenants.c.id == tenant.id).values(**values))
+        conn.execute(update(t.tenants).where(t.tenants.c.id == tenant.id).values(**_values(tenant)))
+
+
+def add_tenant_if_missing(conn: Connection, tenant: Tenant) -> Tenant:
+    """`tenant` inserted if no tenant has its id; the stored tenant either way (an existing
+    one is left as it is)."""
+    existing = get_tenant(conn, tenant.id)
+    if existing is not None:
+        return existing
+    _insert(conn, tenant)
+    return tenant
+
+
+def _values(tenant: Tenant) -> dict[str, Any]:
+    return {k: getattr(tenant, k) for k in Tenant.__dataclass_fields__}
+
+
+def _insert(conn: Connection, tenant: Tenant) -> None:
+    conn.execute(insert(t.tenants).values(**_values(tenant), created_at=now_ms()))
 
 
 _GET_TENANT = select(t.tenants).where(t.tenants.c.id == bindparam("id"))
