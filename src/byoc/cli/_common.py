@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -80,7 +81,7 @@ async def open_store(settings: Settings) -> AsyncIterator[Database]:
     start. A command adds it only to a database that has none. It never rewrites it from its
     own environment, which may lack the server's `BYOC_CXONE_*` settings: the running server's
     next CXone call would go where the command's defaults point. When the two differ, the
-    command says so on stderr and uses the stored tenant.
+    command logs a warning and uses the stored tenant.
     """
     from byoc.store import Database, tenants
     from byoc.store.migrations import bring_current
@@ -91,10 +92,9 @@ async def open_store(settings: Settings) -> AsyncIterator[Database]:
         await bring_current(db, migrate=settings.auto_migrate)
         own = default_tenant(settings)
         if await db.run_write(tenants.add_tenant_if_missing, own) != own:
-            print(
-                "note: the stored default tenant differs from this command's BYOC_CXONE_* "
-                "settings; the command uses the stored one (`byoc serve` writes it at start)",
-                file=sys.stderr,
+            logging.getLogger("byoc.cli").warning(
+                "the stored default tenant differs from this command's BYOC_CXONE_* settings;"
+                " the command uses the stored one (`byoc serve` writes it at start)"
             )
         yield db
     finally:
