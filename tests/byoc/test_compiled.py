@@ -31,6 +31,7 @@ from byoc.store import (
     conversations,
     customers,
     dialect,
+    message_intake,
     messages,
     tenants,
 )
@@ -40,7 +41,15 @@ from byoc.store.migrations import upgrade
 from byoc.store.records import Channel, Conversation, Customer, Message, Tenant
 from tests.support.postgres import fresh_database
 
-MODULES: list[ModuleType] = [tenants, channels, customers, conversations, messages, outbox_rows]
+MODULES: list[ModuleType] = [
+    tenants,
+    channels,
+    customers,
+    conversations,
+    message_intake,
+    messages,
+    outbox_rows,
+]
 NOW = 1_700_000_000_000
 LATER = 10**14  # after the outbox rows the test data enqueues now
 T = TypeVar("T")
@@ -74,6 +83,14 @@ OUTBOX_ROW = {
 CLAIM = {"claimed_until": NOW + 60_000, "owner": "w1"}
 
 # Parameters for each prebuilt statement, chosen so that each one finds or changes rows.
+# A customer's message taken at once: "Ada" as stored, nothing else given.
+TAKE = {
+    "of_channel": "chat_1",
+    "of_customer": "ext-1",
+    "at": NOW + 6,
+    **{"given_" + name: None for name in message_intake.PROFILE_COLUMNS},
+    "given_first_name": "Ada",
+}
 PARAMS: dict[str, dict[str, Any]] = {
     "tenants._GET_TENANT": {"id": "default"},
     "channels._GET_CHANNEL": {"id": "chat_1"},
@@ -111,6 +128,10 @@ PARAMS: dict[str, dict[str, Any]] = {
     "conversations._NEXT_SEQ_AND_CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 4},
     "conversations._CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 2},
     "conversations._CHECKED_IN_CXONE": {"conversation_id": "thr_1", "at": NOW + 3},
+    "message_intake._FOR_THREAD": {**TAKE, "named_thread": "thr_1"},
+    "message_intake._FOR_THREAD_LOCKING": {**TAKE, "named_thread": "thr_1", "lane_prefix": "c:"},
+    "message_intake._FOR_LATEST": TAKE,
+    "message_intake._FOR_LATEST_LOCKING": {**TAKE, "lane_prefix": "cxone:"},
     "messages._INSERT_MESSAGE": MESSAGE,
     "messages._INSERT_MESSAGE_AFTER_LANE_LOCK": {**MESSAGE, "lane": "t:thr_1"},
     "messages._GET_MESSAGE": {"id": "msg_1"},
@@ -136,6 +157,10 @@ PARAMS: dict[str, dict[str, Any]] = {
 }
 # Statements of one database only.
 ONLY_ON = {
+    "message_intake._FOR_THREAD": dialect.POSTGRESQL,
+    "message_intake._FOR_THREAD_LOCKING": dialect.POSTGRESQL,
+    "message_intake._FOR_LATEST": dialect.POSTGRESQL,
+    "message_intake._FOR_LATEST_LOCKING": dialect.POSTGRESQL,
     "rows._ENQUEUE_AFTER_LANE_LOCK": dialect.POSTGRESQL,
     "messages._INSERT_MESSAGE_AFTER_LANE_LOCK": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_FOR_REPLY": dialect.POSTGRESQL,

@@ -6,10 +6,12 @@ domain's errors (`byoc.errors`), never HTTP ones."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
 
+from byoc.conversations import lifecycle
 from byoc.conversations.models import AgentMessageIn, CustomerProfile, Delivered
 from byoc.errors import (
     ChannelNotFound,
@@ -20,8 +22,8 @@ from byoc.errors import (
     RecipientRejected,
 )
 from byoc.ids import new_id
-from byoc.store import channels, conversations, customers, messages, tenants
-from byoc.store.records import Channel, Conversation, Customer, Message
+from byoc.store import channels, conversations, customers, message_intake, messages, tenants
+from byoc.store.records import Channel, Conversation, Customer, Message, dumps
 
 # How long a channel or a tenant's brand read from the store is trusted: a channel deleted or
 # re-branded elsewhere is refused here at most this much later. A message accepted in that
@@ -176,6 +178,48 @@ def customer_and_conversation(
     )
     customer = _saved(conn, channel, profile, existing)
     return customer, _conversation_found(conn, customer, thread_id, found, now=now)
+
+
+def taken_for_customer_message(
+    conn: Connection,
+    channel: Channel,
+    profile: CustomerProfile,
+    thread_id: str | None,
+    *,
+    now: int,
+    lane_of: Callable[[str], str] | None,
+) -> tuple[int, Customer, Conversation]:
+    """A customer's message: its sequence number, its customer (`upsert_customer`) and the
+    conversation it goes to (`conversation_for_customer`) as this transaction leaves them,
+    with the customer's activity recorded (`lifecycle.customer_wrote`). On PostgreSQL the
+    common case is one statement (`message_intake`); else the reads, then the write. With
+    `lane_of`, the number comes with the lock of the conversation's lane `lane_of(id)`."""
+    given = {
+        "first_name": profile.first_name or None,
+        "last_name": profile.last_name or None,
+        "nickname": profile.nickname or None,
+        "image": profile.image or None,
+        "custom_fields": dumps(profile.custom_fields) if profile.custom_fields else None,
+    }
+    prefix = None if lane_of is None else lane_of("")
+    at_once = message_intake.take_for_customer_message(
+        conn, channel.id, profile.external_id, thread_id, given, at=now, lane_prefix=prefix
+    )
+    if at_once is not None:
+        seq, conversation, customer = at_once
+        assert lane_of is None or lane_of(conversation.id) == f"{prefix}{conversation.id}"
+        return seq, _saved(conn, channel, profile, customer), conversation
+    customer, conversation = customer_and_conversation(conn, channel, profile, thread_id, now=now)
+    # An end committed between the read and the write (PostgreSQL): look again, which finds
+    # the ended thread refused, or a new conversation started.
+    for looks in range(3):
+        if looks:
+            conversation = conversation_for_customer(conn, customer, thread_id, now=now)
+        lock = None if lane_of is None else lane_of(conversation.id)
+        taken = lifecycle.customer_wrote(conn, conversation, now, lock)
+        if taken is not None:
+            return taken[0], customer, taken[1]
+    raise ConversationEnded("the conversation ended while this message was stored")
 
 
 def conversation_for_customer(

@@ -87,25 +87,16 @@ class ConversationService:
             if (existing := attempt.earlier(find)) is not None:
                 return lookups.replay(conn, existing)
         now = self._clock.now_ms()
-        customer, conversation = lookups.customer_and_conversation(
-            conn, channel, incoming.customer, incoming.thread_id, now=now
+        # With a worker to claim for, the lane's lock comes with the sequence number, and the
+        # message and its row are then one statement (`queueing.store_message`).
+        seq, customer, conversation = lookups.taken_for_customer_message(
+            conn,
+            channel,
+            incoming.customer,
+            incoming.thread_id,
+            now=now,
+            lane_of=kinds.CustomerMessage.lane_of if self._fresh_rows else None,
         )
-        # An end committed between the read and the write (PostgreSQL): look again, which finds
-        # the ended thread refused, or a new conversation started.
-        for looks in range(3):
-            if looks:
-                conversation = lookups.conversation_for_customer(
-                    conn, customer, incoming.thread_id, now=now
-                )
-            # With a worker to claim for, the lane's lock comes with the sequence number, and
-            # the message and its row are then one statement (`queueing.store_message`).
-            lock = kinds.CustomerMessage.lane_of(conversation.id) if self._fresh_rows else None
-            taken = lifecycle.customer_wrote(conn, conversation, now, lock)
-            if taken is not None:
-                seq, conversation = taken
-                break
-        else:
-            raise ConversationEnded("the conversation ended while this message was stored")
         message = Message(
             id=new_id("msg"),
             channel_id=channel.id,

@@ -212,20 +212,25 @@ def next_seq_for_reply(
 # customer's message does to its conversation while no countdown runs.
 # Only while the conversation is open and no countdown runs: an idle warning or an end that
 # committed after the caller read the row leaves it alone (`next_seq_if_no_countdown`: None).
-_NEXT_SEQ_AND_CUSTOMER_ACTIVE = (
-    update(t.conversations)
-    .where(
-        t.conversations.c.id == bindparam("conversation_id"),
-        t.conversations.c.state == "open",
-        t.conversations.c.countdown_deadline.is_(None),
+def next_seq_and_customer_active(conversation_id: Any) -> Any:
+    """That UPDATE of the conversation whose id `conversation_id` gives (an expression)."""
+    return (
+        update(t.conversations)
+        .where(
+            t.conversations.c.id == conversation_id,
+            t.conversations.c.state == "open",
+            t.conversations.c.countdown_deadline.is_(None),
+        )
+        .values(
+            next_seq=t.conversations.c.next_seq + 1,
+            idle_deadline=None,
+            last_customer_activity_at=bindparam("at"),
+        )
+        .returning(*t.conversations.c)
     )
-    .values(
-        next_seq=t.conversations.c.next_seq + 1,
-        idle_deadline=None,
-        last_customer_activity_at=bindparam("at"),
-    )
-    .returning(*t.conversations.c)
-)
+
+
+_NEXT_SEQ_AND_CUSTOMER_ACTIVE = next_seq_and_customer_active(bindparam("conversation_id"))
 # The same two, then an outbox lane's lock (`lock_lane`): a RETURNING column, so taken after the
 # UPDATE locked the conversation's row, in the order every producer takes the two (PostgreSQL).
 _NEXT_SEQ_LOCKING = _NEXT_SEQ.returning(lane_lock().label("lane_locked"))

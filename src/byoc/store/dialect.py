@@ -382,17 +382,17 @@ def insert_after_lane_lock(table: Table, columns: Sequence[str]) -> Insert:
     """PostgreSQL: `INSERT INTO table (columns) SELECT` of one bind parameter per column (named
     after it), after taking a transaction-scoped advisory lock on the hash of the `lane`
     parameter in the same statement, so a lane's producers serialise until their commit.
-    The lock is a materialised CTE the inserted row is selected from: it is taken before the
-    row, and so its id, exists. One round trip where a separate lock statement took two."""
+    The lock is a materialised CTE the inserted row is selected from: taken before the row is."""
     lock = select(lane_lock().label("locked")).cte("lane_lock").prefix_with("MATERIALIZED")
     values = select(*(bindparam(name, type_=table.c[name].type) for name in columns))
     return insert(table).from_select(list(columns), values.select_from(lock))
 
 
-def lane_lock() -> ColumnElement[Any]:
-    """PostgreSQL: the call that takes the lock of the lane named by the `lane` parameter
-    (transaction-scoped; see `insert_after_lane_lock`), for a select list or a RETURNING."""
-    return func.pg_advisory_xact_lock(func.hashtextextended(bindparam("lane", type_=String()), 0))
+def lane_lock(lane: ColumnElement[Any] | None = None) -> ColumnElement[Any]:
+    """PostgreSQL: the call that takes the lock of the lane `lane` names (by default the `lane`
+    parameter), transaction-scoped (see `insert_after_lane_lock`), for a select list."""
+    lane = bindparam("lane", type_=String()) if lane is None else lane
+    return func.pg_advisory_xact_lock(func.hashtextextended(lane, 0))
 
 
 def autoincrement_bigint() -> BigInteger:
