@@ -1,4 +1,4 @@
-"""What a customer's message reads before it writes (`lookups.customer_and_conversation`): its
+"""What a customer's message reads before it writes (`lookups.taken_for_customer_message`): its
 customer and the conversation it goes to, by one statement, with the same answers as reading
 them one after the other; on both databases. On PostgreSQL the common case reads and writes
 the conversation by one statement (`store.message_intake`), and hands everything else to the
@@ -49,7 +49,7 @@ class Reads:
         return counted
 
 
-def _on_postgresql(db: Database) -> bool:
+def _pg(db: Database) -> bool:
     return db.url.startswith("postgresql")
 
 
@@ -71,7 +71,7 @@ async def test_a_returning_customers_message_reads_once(
     reads = Reads(monkeypatch)
     again = await _said(service, channel.id, "u1")
     named = await _said(service, channel.id, "u1", thread_id=first.conversation.id)
-    if _on_postgresql(db):
+    if _pg(db):
         assert reads.names == ["take_for_customer_message", "take_for_customer_message"]
     else:
         assert reads.names == ["customer_and_conversation", "customer_and_conversation"]
@@ -128,7 +128,7 @@ async def test_a_message_that_changes_the_profile_writes_it(
     reads.names.clear()
     same = await says(first_name="Anna", custom_fields=fields)  # as stored: taken at once
     bare = await says()
-    if _on_postgresql(db):
+    if _pg(db):
         assert changed == ["take_for_customer_message", "customer_and_conversation"]
         assert reads.names == ["take_for_customer_message"] * 2
     stored = await db.run_read(customers.find_customer, channel.id, "u5")
@@ -139,11 +139,14 @@ async def test_a_message_that_changes_the_profile_writes_it(
     assert [d.message.seq for d in (first, renamed, same, bare)] == [0, 1, 2, 3]
 
 
-async def test_a_message_during_a_countdown_cancels_it(db: Database) -> None:
+async def test_a_message_during_a_countdown_cancels_it(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A countdown running is not taken at once: the message cancels it, then takes its
     number."""
     service, channel = await _service_and_channel(db)
     first = await _said(service, channel.id, "u6")
+    reads = Reads(monkeypatch)
 
     def warn(conn: Connection) -> None:
         conn.execute(
@@ -153,7 +156,11 @@ async def test_a_message_during_a_countdown_cancels_it(db: Database) -> None:
         )
 
     await db.run_write(warn)
+    before = now_ms()
     again = await _said(service, channel.id, "u6")
     assert again.conversation.id == first.conversation.id
     assert again.conversation.countdown_deadline is None
+    assert (again.conversation.last_customer_activity_at or 0) >= before
     assert again.message.seq == 1
+    expected = ["customer_and_conversation"]
+    assert reads.names == (["take_for_customer_message", *expected] if _pg(db) else expected)

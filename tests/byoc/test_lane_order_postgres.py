@@ -93,17 +93,19 @@ async def waiting_on_a_lock(db: Database) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("claimed_at_insert", "countdown"),
-    [(False, False), (True, False), (True, True)],
-    ids=["by-a-pass", "fresh", "fresh-during-a-countdown"],
+    ("claimed_at_insert", "countdown", "named"),
+    [(False, False, True), (True, False, True), (True, False, False), (True, True, True)],
+    ids=["by-a-pass", "fresh", "fresh-without-a-thread", "fresh-during-a-countdown"],
 )
 async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
-    db: Database, claimed_at_insert: bool, countdown: bool
+    db: Database, claimed_at_insert: bool, countdown: bool, named: bool
 ) -> None:
     """Also when the message's row may be claimed by its own insert (the service has a worker
     with room): the sequence number's UPDATE waits for the lane's lock, so that insert sees
-    the receipt's row, committed meanwhile. During an idle countdown the customer's message
-    cancels it first (`lifecycle.customer_spoke`), then reserves its number the other way."""
+    the receipt's row, committed meanwhile; with or without the thread named (the statement
+    of `store.message_intake` then names the lane itself). During an idle countdown the
+    customer's message cancels it first (`lifecycle.customer_spoke`), then reserves its
+    number the other way."""
     service = ConversationService(db, POLICY)
     customer = CustomerProfile(external_id="u1")
     first = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
@@ -143,7 +145,9 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
         # The receipt's transaction is still open when the customer writes again.
         message = asyncio.create_task(
             racing.receive_customer_message(
-                CustomerMessageIn(CHANNEL, customer, "again", thread_id=conversation.id)
+                CustomerMessageIn(
+                    CHANNEL, customer, "again", thread_id=conversation.id if named else None
+                )
             )
         )
 
@@ -234,3 +238,39 @@ async def test_a_reply_taken_at_once_sees_what_its_lane_held_when_it_waited(db: 
 
     assert stored.claimed is None  # the notice's row heads the lane
     assert recorder.kinds == [kinds.ConversationEnded.KIND, kinds.AgentMessage.KIND]
+
+
+async def test_a_customers_message_locks_the_conversation_before_the_customer(
+    db: Database,
+) -> None:
+    """A message that changes the profile writes the conversation's row first, then the
+    customer's: the order of an erasure, and of `store.message_intake`'s statement, which
+    may hold the conversation's row when it finds nothing. The customer's row held elsewhere,
+    the message waits for it with the conversation's row already locked."""
+    service = ConversationService(db, POLICY)
+    first = await service.receive_customer_message(
+        CustomerMessageIn(CHANNEL, CustomerProfile(external_id="u2", first_name="Ann"), "hi")
+    )
+    renamed = CustomerProfile(external_id="u2", first_name="Anna")
+    async with db.engine.begin() as holder:
+        lock_customer = text("SELECT id FROM customers WHERE id = :id FOR UPDATE")
+        await holder.execute(lock_customer, {"id": first.customer.id})
+        message = asyncio.create_task(
+            service.receive_customer_message(CustomerMessageIn(CHANNEL, renamed, "again"))
+        )
+
+        async def ended_or_waiting() -> bool:
+            return message.done() or await waiting_on_a_lock(db)
+
+        await wait_for_async(ended_or_waiting, timeout=WAIT, what="the message to wait")
+        assert not message.done()
+        async with db.engine.connect() as probe:
+            held = await probe.execute(
+                text("SELECT id FROM conversations WHERE id = :id FOR UPDATE SKIP LOCKED"),
+                {"id": first.conversation.id},
+            )
+            assert held.first() is None  # the message holds it while it waits
+            await probe.rollback()
+    stored = await asyncio.wait_for(message, timeout=WAIT)
+    assert stored.customer.first_name == "Anna"
+    assert stored.conversation.id == first.conversation.id

@@ -6,7 +6,6 @@ domain's errors (`byoc.errors`), never HTTP ones."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
@@ -152,7 +151,15 @@ def _saved(
 ) -> Customer:
     """The customer as `profile` says, over what the store held (`existing`); written when it
     changed."""
-    customer = Customer(
+    customer = _profiled(channel, profile, existing)
+    if existing != customer:
+        customers.save_customer(conn, customer, is_new=existing is None)
+    return customer
+
+
+def _profiled(channel: Channel, profile: CustomerProfile, existing: Customer | None) -> Customer:
+    """The customer as `profile` says, over what the store held (`existing`)."""
+    return Customer(
         id=existing.id if existing else new_id("cus"),
         channel_id=channel.id,
         external_id=profile.external_id,
@@ -163,21 +170,6 @@ def _saved(
         custom_fields=profile.custom_fields or (existing.custom_fields if existing else None),
         opted_out=existing.opted_out if existing else False,
     )
-    if existing != customer:
-        customers.save_customer(conn, customer, is_new=existing is None)
-    return customer
-
-
-def customer_and_conversation(
-    conn: Connection, channel: Channel, profile: CustomerProfile, thread_id: str | None, *, now: int
-) -> tuple[Customer, Conversation]:
-    """`upsert_customer`, then `conversation_for_customer`, with what both read read by one
-    statement (`conversations.customer_and_conversation`)."""
-    existing, found = conversations.customer_and_conversation(
-        conn, channel.id, profile.external_id, thread_id
-    )
-    customer = _saved(conn, channel, profile, existing)
-    return customer, _conversation_found(conn, customer, thread_id, found, now=now)
 
 
 def taken_for_customer_message(
@@ -187,13 +179,18 @@ def taken_for_customer_message(
     thread_id: str | None,
     *,
     now: int,
-    lane_of: Callable[[str], str] | None,
+    lane_prefix: str | None,
 ) -> tuple[int, Customer, Conversation]:
     """A customer's message: its sequence number, its customer (`upsert_customer`) and the
     conversation it goes to (`conversation_for_customer`) as this transaction leaves them,
-    with the customer's activity recorded (`lifecycle.customer_wrote`). On PostgreSQL the
-    common case is one statement (`message_intake`); else the reads, then the write. With
-    `lane_of`, the number comes with the lock of the conversation's lane `lane_of(id)`."""
+    with the customer's activity recorded (`lifecycle.customer_wrote`). With `lane_prefix`,
+    the number comes with the lock of the conversation's lane, `lane_prefix` + its id.
+
+    On PostgreSQL the common case is one statement (`message_intake`). Otherwise one read
+    (`conversations.customer_and_conversation`) finds both, then the conversation is written,
+    then the customer's changed profile: a conversation's row is locked before its customer's,
+    as an erasure and the one statement (which may hold the row when it finds nothing) do.
+    A new customer's row is inserted first: no one else can hold it."""
     given = {
         "first_name": profile.first_name or None,
         "last_name": profile.last_name or None,
@@ -201,23 +198,29 @@ def taken_for_customer_message(
         "image": profile.image or None,
         "custom_fields": dumps(profile.custom_fields) if profile.custom_fields else None,
     }
-    prefix = None if lane_of is None else lane_of("")
     at_once = message_intake.take_for_customer_message(
-        conn, channel.id, profile.external_id, thread_id, given, at=now, lane_prefix=prefix
+        conn, channel.id, profile.external_id, thread_id, given, at=now, lane_prefix=lane_prefix
     )
-    if at_once is not None:
+    if at_once is not None:  # the profile as stored (the statement compared it)
         seq, conversation, customer = at_once
-        assert lane_of is None or lane_of(conversation.id) == f"{prefix}{conversation.id}"
-        return seq, _saved(conn, channel, profile, customer), conversation
-    customer, conversation = customer_and_conversation(conn, channel, profile, thread_id, now=now)
+        return seq, customer, conversation
+    existing, found = conversations.customer_and_conversation(
+        conn, channel.id, profile.external_id, thread_id
+    )
+    customer = _profiled(channel, profile, existing)
+    if existing is None:
+        customers.save_customer(conn, customer, is_new=True)
+    conversation = _conversation_found(conn, customer, thread_id, found, now=now)
     # An end committed between the read and the write (PostgreSQL): look again, which finds
     # the ended thread refused, or a new conversation started.
     for looks in range(3):
         if looks:
             conversation = conversation_for_customer(conn, customer, thread_id, now=now)
-        lock = None if lane_of is None else lane_of(conversation.id)
+        lock = None if lane_prefix is None else lane_prefix + conversation.id
         taken = lifecycle.customer_wrote(conn, conversation, now, lock)
         if taken is not None:
+            if existing is not None and existing != customer:
+                customers.save_customer(conn, customer, is_new=False)
             return taken[0], customer, taken[1]
     raise ConversationEnded("the conversation ended while this message was stored")
 

@@ -95,7 +95,7 @@ class ConversationService:
             incoming.customer,
             incoming.thread_id,
             now=now,
-            lane_of=kinds.CustomerMessage.lane_of if self._fresh_rows else None,
+            lane_prefix=kinds.CustomerMessage.lane_prefix() if self._fresh_rows else None,
         )
         message = Message(
             id=new_id("msg"),

@@ -44,7 +44,13 @@ class Payload:
     @classmethod
     def lane_of(cls, conversation_id: str) -> str:
         """The lane of this kind's rows about `conversation_id`."""
-        return f"{cls.LANE or cls.DESTINATION}:{conversation_id}"
+        return cls.lane_prefix() + conversation_id
+
+    @classmethod
+    def lane_prefix(cls) -> str:
+        """What the lanes of this kind's rows are named by before the conversation's id (a
+        statement that finds the conversation names its lane itself)."""
+        return f"{cls.LANE or cls.DESTINATION}:"
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

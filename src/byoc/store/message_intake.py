@@ -8,6 +8,9 @@ a known customer whose stored profile the message would not change, writing to a
 conversation without a countdown. Anything else (a new customer, a profile to write, a thread
 of another customer's or an ended one, no open conversation, a countdown) finds no row and
 changes nothing, and the caller reads and writes as before (`byoc.conversations.lookups`).
+When its UPDATE waited for the row and then found it changed (ended, a countdown started),
+it still holds the row's lock until the commit: the caller's writes that follow lock the
+conversation's row before the customer's, as an erasure does.
 """
 
 from __future__ import annotations
