@@ -5,6 +5,7 @@ run as a user runs them, in a subprocess."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -184,3 +185,22 @@ def test_webchat_channel_settings_are_checked(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "color" in bad.stderr
     assert "chat_bad" not in byoc(tmp_path, "channels", "list").stdout
+
+
+def test_a_server_freezes_what_it_built_and_collects_young_objects_less_often() -> None:
+    """`collector_paused(then_freeze=True)`, as `byoc serve` builds its app: the collector is
+    off inside the block, what was built is frozen, and the server's thresholds apply."""
+    from byoc.cli._common import SERVER_GC_THRESHOLDS, collector_paused
+
+    before = gc.get_threshold()
+    try:
+        with collector_paused(then_freeze=True):
+            assert not gc.isenabled()
+            built = [{"n": n} for n in range(100)]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= len(built)
+        assert gc.get_threshold() == SERVER_GC_THRESHOLDS
+        assert SERVER_GC_THRESHOLDS[0] > before[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

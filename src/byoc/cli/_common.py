@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from byoc.errors import ByocError, InvalidInput
 
@@ -33,6 +33,17 @@ Command: TypeAlias = "Callable[[Settings, argparse.Namespace], int]"
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
+# A server's collection thresholds: a first-generation pass after 5,000 new container objects,
+# not Python's 700. What a request allocates lives until its response (a few milliseconds,
+# across awaits): with 700, many passes found it still alive and moved it to an older
+# generation, which then grew and was walked again, and under a backlog (more requests in
+# flight) each pass walked more. The passes collected next to nothing: the server's objects
+# are freed by their reference counts. With 5,000, one customer-message run on PostgreSQL at
+# 500/s spent about a quarter of the time in collections, with no full collection during the
+# load (bench/README.md, "Garbage collection thresholds").
+SERVER_GC_THRESHOLDS: Final = (5_000, 10, 10)
+
+
 @contextmanager
 def collector_paused(*, then_freeze: bool = False) -> Iterator[None]:
     """Python's cyclic garbage collector off for the block, and back on after it (if it was).
@@ -44,7 +55,8 @@ def collector_paused(*, then_freeze: bool = False) -> Iterator[None]:
     `then_freeze`, for a server whose block built its app: what was built lives as long as the
     process, so it is moved out of the collector's sight once the block ends, and a full
     collection no longer walks it (each one paused the event loop for ~60 ms under load,
-    bench/README.md).
+    bench/README.md). The server then collects young objects less often
+    (`SERVER_GC_THRESHOLDS`).
     """
     was_on = gc.isenabled()
     gc.disable()
@@ -53,6 +65,7 @@ def collector_paused(*, then_freeze: bool = False) -> Iterator[None]:
         if then_freeze:
             gc.collect()
             gc.freeze()
+            gc.set_threshold(*SERVER_GC_THRESHOLDS)
     finally:
         if was_on:
             gc.enable()
