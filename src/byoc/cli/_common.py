@@ -35,12 +35,12 @@ SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 # A server's collection thresholds: a first-generation pass after 5,000 new container objects,
 # not Python's 700. What a request allocates lives until its response (a few milliseconds,
-# across awaits): with 700, many passes found it still alive and moved it to an older
-# generation, which then grew and was walked again, and under a backlog (more requests in
-# flight) each pass walked more. The passes collected next to nothing: the server's objects
-# are freed by their reference counts. With 5,000, one customer-message run on PostgreSQL at
-# 500/s spent about a quarter of the time in collections, with no full collection during the
-# load (bench/README.md, "Garbage collection thresholds").
+# across awaits), and the server's objects are freed by their reference counts: under load
+# the passes collected next to nothing, and cost more as the backlog grew. In customer-message
+# runs on PostgreSQL that fell behind at 500/s, the collections took about a quarter of the
+# time they took at 700, with no full collection during the load; a generation-1 pass then
+# pauses longer (up to ~75 ms there, against ~30 ms). Below saturation the CPU did not differ
+# beyond the noise (bench/README.md, "2026-12-01 ... collector thresholds").
 SERVER_GC_THRESHOLDS: Final = (5_000, 10, 10)
 
 
