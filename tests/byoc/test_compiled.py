@@ -120,6 +120,11 @@ PARAMS: dict[str, dict[str, Any]] = {
         "lane": "platform:thr_1",
     },
     "conversations._NEXT_SEQ_LOCKING": {"conversation_id": "thr_1", "lane": "cxone:thr_1"},
+    "conversations._NEXT_SEQ_AND_IDLE_LOCKING": {
+        "conversation_id": "thr_1",
+        "idle_deadline": NOW + 1,
+        "lane": "platform:thr_1",
+    },
     "conversations._NEXT_SEQ_AND_CUSTOMER_ACTIVE_LOCKING": {
         "conversation_id": "thr_1",
         "at": NOW + 4,
@@ -133,7 +138,6 @@ PARAMS: dict[str, dict[str, Any]] = {
     "message_intake._FOR_LATEST": TAKE,
     "message_intake._FOR_LATEST_LOCKING": {**TAKE, "lane_prefix": "cxone:"},
     "messages._INSERT_MESSAGE": MESSAGE,
-    "messages._INSERT_MESSAGE_AFTER_LANE_LOCK": {**MESSAGE, "lane": "t:thr_1"},
     "messages._GET_MESSAGE": {"id": "msg_1"},
     "messages._FIND_MESSAGE_BY_PLATFORM_ID": {"channel_id": "chat_1", "platform_message_id": "p-1"},
     "messages._FIND_MESSAGE_BY_DE_ID": {"channel_id": "chat_1", "de_message_id": "de-2"},
@@ -162,10 +166,10 @@ ONLY_ON = {
     "message_intake._FOR_LATEST": dialect.POSTGRESQL,
     "message_intake._FOR_LATEST_LOCKING": dialect.POSTGRESQL,
     "rows._ENQUEUE_AFTER_LANE_LOCK": dialect.POSTGRESQL,
-    "messages._INSERT_MESSAGE_AFTER_LANE_LOCK": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_FOR_REPLY": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_FOR_REPLY_LOCKING": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_LOCKING": dialect.POSTGRESQL,
+    "conversations._NEXT_SEQ_AND_IDLE_LOCKING": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_AND_CUSTOMER_ACTIVE_LOCKING": dialect.POSTGRESQL,
     "rows._ENQUEUE_CLAIMED_WITH_MESSAGE": dialect.POSTGRESQL,
 }

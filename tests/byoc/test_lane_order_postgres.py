@@ -198,13 +198,21 @@ async def test_a_claim_skips_the_rows_a_concurrent_claim_holds(db: Database) -> 
     assert not set(mine) & set(theirs)
 
 
-async def test_a_reply_taken_at_once_sees_what_its_lane_held_when_it_waited(db: Database) -> None:
-    """A reply that names its thread takes its delivery lane's lock with the conversation's
-    UPDATE, then inserts the message and its row, claimed if it heads the lane, in one
-    statement. A producer of that lane that locks nothing else (none in the product does so
-    today: the test writes one) holds its transaction open meanwhile: the reply must wait for
-    it, see its row, and be delivered after it."""
-    idle = replace(POLICY, idle_timeout_ms=120_000)
+@pytest.mark.parametrize(
+    ("named", "idle_clock"),
+    [(True, True), (False, True), (True, False)],
+    ids=["at-once", "the-usual-way", "the-usual-way-without-an-idle-clock"],
+)
+async def test_a_reply_sees_what_its_lane_held_when_it_waited(
+    db: Database, named: bool, idle_clock: bool
+) -> None:
+    """A reply takes its delivery lane's lock with the conversation's UPDATE, then inserts the
+    message and its row, claimed if it heads the lane, in one statement: taken at once when it
+    names its channel and the idle clock runs (`replies.store_reply`), else after the usual
+    lookup (`lifecycle.store_agent_message`). A producer of that lane that locks nothing else
+    (none in the product does so today: the test writes one) holds its transaction open
+    meanwhile: the reply must wait for it, see its row, and be delivered after it."""
+    idle = replace(POLICY, idle_timeout_ms=120_000 if idle_clock else 0)
     service = ConversationService(db, idle)
     customer = CustomerProfile(external_id="u2")
     first = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
@@ -223,7 +231,9 @@ async def test_a_reply_taken_at_once_sees_what_its_lane_held_when_it_waited(db: 
         await conn.run_sync(notice)
         reply = asyncio.create_task(
             racing.receive_agent_message(
-                agent_reply(conversation.id, "de-2"), channel_id=CHANNEL, tenant_id="default"
+                agent_reply(conversation.id, "de-2"),
+                channel_id=CHANNEL if named else None,
+                tenant_id="default",
             )
         )
 

@@ -361,18 +361,19 @@ def store_agent_message(
     customer: Customer | None = None,
     fresh_rows: FreshRows | None = None,
     seq: int | None = None,
-    lane_locked: bool = False,
 ) -> Delivered:
     """An agent's (or bot's) message on its way to the customer, which restarts the wait for
     the customer's answer (the idle deadline). With `fresh_rows`, its outbox row is claimed
     for immediate delivery when it heads its lane (`Delivered.claimed`). With `seq`, the
     caller has reserved the sequence number and started the idle clock already
-    (`conversations.next_seq_for_reply`), and `conversation` is the row as that left it;
-    `lane_locked`, and it took the delivery lane's lock (`queueing.store_message`)."""
+    (`conversations.next_seq_for_reply`), and `conversation` is the row as that left it; with
+    `fresh_rows` too, it took the delivery lane's lock as well (`queueing.store_message`)."""
     if seq is None:
-        idle_deadline = idle_deadline_after_agent(channel, policy, now)
         seq, conversation = conversations.next_seq(
-            conn, conversation.id, idle_deadline=idle_deadline
+            conn,
+            conversation.id,
+            idle_deadline=idle_deadline_after_agent(channel, policy, now),
+            lock_lane=kinds.AgentMessage.lane_of(conversation.id) if fresh_rows else None,
         )
     message = message_for_customer(
         conversation,
@@ -391,7 +392,5 @@ def store_agent_message(
     # What the delivery needs is all in hand: the claim need not read it again.
     held = (message, conversation, customer, channel)
     delivery = kinds.AgentMessage(conversation.id, message.id)
-    claimed = store_message(
-        conn, message, delivery, now=now, fresh_rows=fresh_rows, held=held, lane_locked=lane_locked
-    )
+    claimed = store_message(conn, message, delivery, now=now, fresh_rows=fresh_rows, held=held)
     return Delivered(message=message, conversation=conversation, customer=customer, claimed=claimed)

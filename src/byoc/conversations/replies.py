@@ -64,11 +64,16 @@ def store_reply(
     if conversation.de_thread_id is None and incoming.de_thread_id:
         conversations.update_conversation(conn, conversation.id, de_thread_id=incoming.de_thread_id)
         conversation = replace(conversation, de_thread_id=incoming.de_thread_id)
-    # On PostgreSQL the lane's lock came with the conversation's UPDATE when there is a worker
-    # to claim for (SQLite needs none). The lane is the thread's: `thread_id` is the row's id.
-    locked = seq is not None and fresh_rows is not None
     return lifecycle.store_agent_message(
-        conn, channel, conversation, incoming, policy, now, customer, fresh_rows, seq, locked
+        conn,
+        channel,
+        conversation,
+        incoming,
+        policy,
+        now,
+        customer=customer,
+        fresh_rows=fresh_rows,
+        seq=seq,
     )
 
 
@@ -79,13 +84,14 @@ def _taken_at_once(
     cache: ChannelCache,
     policy: LifecyclePolicy,
     now: int,
-    lock_lane: bool,
+    take_lane: bool,
 ) -> tuple[Channel, int, Conversation, Customer] | None:
     """The channel, if the tenant's, then the sequence number, the conversation as this
     transaction leaves it and its customer, read and written at once. None when that cannot be: on a
     run that looks for an earlier copy (the look comes before any write), for a thread not
     named by its id or not in the channel (the usual lookup then says why), or with the idle
-    clock off. With `lock_lane`, the UPDATE also takes the lock of the reply's delivery lane."""
+    clock off. With `take_lane` (a worker to claim for), the UPDATE also takes the lock of the
+    reply's delivery lane (the thread's: `thread_id` is the row's id)."""
     if attempt.look_first or to.channel_id is None or not to.incoming.thread_id:
         return None
     # The refusals in the usual way's order: the channel, the thread, then the brand.
@@ -99,7 +105,7 @@ def _taken_at_once(
         thread_id,
         channel_id=channel.id,
         idle_deadline=idle_deadline,
-        lock_lane=kinds.AgentMessage.lane_of(thread_id) if lock_lane else None,
+        lock_lane=kinds.AgentMessage.lane_of(thread_id) if take_lane else None,
     )
     if taken is None:
         return None

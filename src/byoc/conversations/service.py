@@ -117,15 +117,8 @@ class ConversationService:
         )
         held = (message, conversation, customer, channel)  # what the create needs: no read
         delivery = kinds.CustomerMessage(conversation.id, message.id)
-        fresh_rows = self._fresh_rows  # with one, the lane's lock came with the number (above)
         claimed = store_message(
-            conn,
-            message,
-            delivery,
-            now=now,
-            fresh_rows=fresh_rows,
-            held=held,
-            lane_locked=fresh_rows is not None,
+            conn, message, delivery, now=now, fresh_rows=self._fresh_rows, held=held
         )
         return Delivered(message, conversation, customer, claimed=claimed)
 

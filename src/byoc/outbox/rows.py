@@ -49,8 +49,8 @@ _ENQUEUED = ("lane", "kind", "payload", "state", "attempts", "next_attempt_at")
 # earlier one, showing up behind it, claimed while it is still in flight. Every producer of a
 # lane therefore takes the lane's lock (until its commit) before drawing the id: in the same
 # statement as the insert (`dialect.insert_after_lane_lock`), or in an earlier one of its
-# transaction (a message's insert, or its sequence number's UPDATE: see
-# `byoc.conversations.queueing`). SQLite has one writer at a time: nothing to do there.
+# transaction (its message's sequence number's UPDATE: see `byoc.conversations.queueing`).
+# SQLite has one writer at a time: nothing to do there.
 _ENQUEUE_AFTER_LANE_LOCK = insert_after_lane_lock(
     t.outbox, (*_ENQUEUED, "created_at", "updated_at")
 ).returning(t.outbox.c.id)
@@ -185,7 +185,7 @@ def enqueue_claimed(
     either failing fails both), before it on SQLite (`messages.insert_message`).
 
     On PostgreSQL the caller's transaction must hold the lane's lock already, taken by an
-    earlier statement (`dialect.insert_after_lane_lock` or `dialect.lane_lock` with this lane):
+    earlier statement (`dialect.lane_lock` with this lane):
     a statement sees what had committed when it began, so only then does it see every earlier
     row of the lane. SQLite has one writer at a time: nothing to hold there."""
     statement = _ENQUEUE_CLAIMED

@@ -231,9 +231,11 @@ def next_seq_and_customer_active(conversation_id: Any) -> Any:
 
 
 _NEXT_SEQ_AND_CUSTOMER_ACTIVE = next_seq_and_customer_active(bindparam("conversation_id"))
-# The same two, then an outbox lane's lock (`lock_lane`): a RETURNING column, so taken after the
-# UPDATE locked the conversation's row, in the order every producer takes the two (PostgreSQL).
+# Each UPDATE above, then an outbox lane's lock (`lock_lane`): a RETURNING column, so taken after
+# the UPDATE locked the conversation's row, in the order every producer takes the two
+# (PostgreSQL).
 _NEXT_SEQ_LOCKING = _NEXT_SEQ.returning(lane_lock().label("lane_locked"))
+_NEXT_SEQ_AND_IDLE_LOCKING = _NEXT_SEQ_AND_IDLE.returning(lane_lock().label("lane_locked"))
 _NEXT_SEQ_AND_CUSTOMER_ACTIVE_LOCKING = _NEXT_SEQ_AND_CUSTOMER_ACTIVE.returning(
     lane_lock().label("lane_locked")
 )
@@ -263,16 +265,15 @@ def next_seq(
     with `idle_deadline`, also start the idle clock if the conversation is open and no countdown
     runs (one statement for what an agent message does to its conversation). The number, and
     the conversation as the transaction leaves it: its row stays locked until the commit, so
-    that is what any read before then would find. With `lock_lane` (and no `idle_deadline`), on
-    PostgreSQL, the statement also takes that outbox lane's lock, held until the commit."""
-    assert idle_deadline is None or lock_lane is None, "no statement does both"
+    that is what any read before then would find. With `lock_lane`, on PostgreSQL, the
+    statement also takes that outbox lane's lock, held until the commit."""
     params: dict[str, Any] = {"conversation_id": conversation_id}
-    statement: Executable
-    if idle_deadline is not None:
-        statement = _NEXT_SEQ_AND_IDLE
-        params["idle_deadline"] = idle_deadline
+    if idle_deadline is None:
+        pair = (_NEXT_SEQ, _NEXT_SEQ_LOCKING)
     else:
-        statement, params = _locking(conn, _NEXT_SEQ, _NEXT_SEQ_LOCKING, params, lock_lane)
+        pair = (_NEXT_SEQ_AND_IDLE, _NEXT_SEQ_AND_IDLE_LOCKING)
+        params["idle_deadline"] = idle_deadline
+    statement, params = _locking(conn, *pair, params, lock_lane)
     conversation = conversation_from_row(execute(conn, statement, params).one())
     return conversation.next_seq - 1, conversation
 

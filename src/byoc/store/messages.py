@@ -17,7 +17,7 @@ from byoc.store.channels import channel_from_row
 from byoc.store.compiled import execute
 from byoc.store.conversations import conversation_from_row
 from byoc.store.customers import customer_from_row
-from byoc.store.dialect import InJsonIds, insert_after_lane_lock, locks_lanes
+from byoc.store.dialect import InJsonIds
 from byoc.store.records import Channel, Conversation, Customer, Message, dumps, loads_or_none
 
 
@@ -42,20 +42,10 @@ def _message(row: Row[Any]) -> Message:
 
 
 _INSERT_MESSAGE = insert(t.messages)
-_MESSAGE_COLUMNS = tuple(column.name for column in t.messages.c)
-# The same after taking an outbox lane's lock, in one statement (PostgreSQL: see `lock_lane`).
-_INSERT_MESSAGE_AFTER_LANE_LOCK = insert_after_lane_lock(t.messages, _MESSAGE_COLUMNS)
 
 
-def insert_message(conn: Connection, message: Message, *, lock_lane: str | None = None) -> None:
-    """Insert `message`. With `lock_lane`, on PostgreSQL, the statement first takes that outbox
-    lane's lock, held until the commit: the row queued for the message's delivery next may then
-    be claimed by its own insert (`outbox.rows.enqueue_claimed`)."""
-    params = message_row(message)
-    if lock_lane is not None and locks_lanes(conn):
-        execute(conn, _INSERT_MESSAGE_AFTER_LANE_LOCK, {**params, "lane": lock_lane})
-    else:
-        execute(conn, _INSERT_MESSAGE, params)
+def insert_message(conn: Connection, message: Message) -> None:
+    execute(conn, _INSERT_MESSAGE, message_row(message))
 
 
 # The same insert as a CTE, its parameters named `message_<column>`, for a statement that
