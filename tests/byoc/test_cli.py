@@ -187,7 +187,7 @@ def test_webchat_channel_settings_are_checked(tmp_path: Path) -> None:
     assert "chat_bad" not in byoc(tmp_path, "channels", "list").stdout
 
 
-def test_a_server_freezes_what_it_built_and_collects_young_objects_less_often() -> None:
+def test_collector_paused_for_a_server_freezes_and_sets_the_server_thresholds() -> None:
     """`collector_paused(then_freeze=True)`, as `byoc serve` builds its app: the collector is
     off inside the block, what was built is frozen, and the server's thresholds apply."""
     from byoc.cli._common import SERVER_GC_THRESHOLDS, collector_paused

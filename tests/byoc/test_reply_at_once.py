@@ -165,11 +165,13 @@ async def test_a_reply_taken_at_once_is_claimed_at_its_insert_with_what_the_stor
         preloads={kinds.AgentMessage.KIND: preload_messages},
     )
     worker, deliveries = recorder.worker, recorder.rows
-    service = ConversationService(db, POLICY, fresh_rows=worker)
-    conversation = await _thread(db, service, "u5")
+    # The thread opened without the worker: its message waits for a pass, which delivers it
+    # here (a fresh claim would deliver it from a task of its own, at a time of its own).
+    conversation = await _thread(db, ConversationService(db, POLICY), "u5")
     while await worker.run_once():
         pass
     deliveries.clear()
+    service = ConversationService(db, POLICY, fresh_rows=worker)
     reply = replace(agent_reply(conversation.id, "de-5"), de_thread_id="de-thread-5")
     first = await service.receive_agent_message(
         reply, channel_id=conversation.channel_id, tenant_id="default"

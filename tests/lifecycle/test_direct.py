@@ -150,9 +150,14 @@ def test_admin_api_is_off_without_a_token(tmp_path: Path, emulator: Emulator) ->
 def test_outbound_send_command(tmp_path: Path, emulator: Emulator) -> None:
     with running_stack(tmp_path, emulator) as stack:
         stack.customer_says("hello", customer="wh-cli")
-        # As an operator runs it: with the server's settings. The command must leave the
-        # default tenant as the server wrote it (`cli._common.open_store`).
-        env = cli_env(tmp_path, emulator, BYOC_DATABASE_URL=stack.settings.database_url)
+        # Run without the server's CXone address: the command must leave the default tenant as
+        # the server wrote it (`cli._common.open_store`), and call CXone with it.
+        env = cli_env(
+            tmp_path,
+            emulator,
+            BYOC_DATABASE_URL=stack.settings.database_url,
+            BYOC_CXONE_API_URL="http://127.0.0.1:8090",
+        )
         sent = run_cli(
             [
                 "outbound", "send",
