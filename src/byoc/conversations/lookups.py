@@ -1,6 +1,8 @@
 """What a conversation transaction looks up before it writes: the channel and its tenant's
 brand (cached briefly), the customer, the conversation a message belongs to, the recipient of
-an agent-initiated thread. Synchronous functions on the caller's `Connection`; they raise the
+an agent-initiated thread; and, for a customer's message, the customer and conversation with
+its sequence number taken (`taken_for_customer_message`: on PostgreSQL the lookup and the
+write are one statement). Synchronous functions on the caller's `Connection`; they raise the
 domain's errors (`byoc.errors`), never HTTP ones."""
 
 from __future__ import annotations
@@ -181,8 +183,9 @@ def taken_for_customer_message(
     now: int,
     lane_prefix: str | None,
 ) -> tuple[int, Customer, Conversation]:
-    """A customer's message: its sequence number, its customer (`upsert_customer`) and the
-    conversation it goes to (`conversation_for_customer`) as this transaction leaves them,
+    """A customer's message: its sequence number, its customer (as `upsert_customer` would
+    save it) and the conversation it goes to (as `conversation_for_customer` finds it) as this
+    transaction leaves them,
     with the customer's activity recorded (`lifecycle.customer_wrote`). With `lane_prefix`,
     the number comes with the lock of the conversation's lane, `lane_prefix` + its id.
 
@@ -191,13 +194,10 @@ def taken_for_customer_message(
     then the customer's changed profile: a conversation's row is locked before its customer's,
     as an erasure and the one statement (which may hold the row when it finds nothing) do.
     A new customer's row is inserted first: no one else can hold it."""
-    given = {
-        "first_name": profile.first_name or None,
-        "last_name": profile.last_name or None,
-        "nickname": profile.nickname or None,
-        "image": profile.image or None,
-        "custom_fields": dumps(profile.custom_fields) if profile.custom_fields else None,
+    given: dict[str, str | None] = {
+        name: getattr(profile, name) or None for name in message_intake.PROFILE_COLUMNS
     }
+    given["custom_fields"] = dumps(profile.custom_fields) if profile.custom_fields else None
     at_once = message_intake.take_for_customer_message(
         conn, channel.id, profile.external_id, thread_id, given, at=now, lane_prefix=lane_prefix
     )

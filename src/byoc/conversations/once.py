@@ -47,7 +47,7 @@ class Attempt:
         """Called by the transaction where it would look for the message's earlier copy: that
         copy (`find()`) on a run that looks, else None. A run that looks has written nothing
         before this call; one that does not may have (a reply's sequence number:
-        `conversations.replies`), and whatever refuses it afterwards rolls that back."""
+        `replies.store_reply`), and whatever refuses it afterwards rolls that back."""
         self.reached_look = True
         return find() if self.look_first else None
 

@@ -22,10 +22,7 @@ def _tenant(row: Row[Any]) -> Tenant:
 
 
 def upsert_tenant(conn: Connection, tenant: Tenant) -> None:
-    existing = get_tenant(conn, tenant.id)
-    if existing is None:
-        _insert(conn, tenant)
-    elif existing != tenant:
+    if add_tenant_if_missing(conn, tenant) != tenant:
         conn.execute(update(t.tenants).where(t.tenants.c.id == tenant.id).values(**_values(tenant)))
 
 
@@ -35,16 +32,12 @@ def add_tenant_if_missing(conn: Connection, tenant: Tenant) -> Tenant:
     existing = get_tenant(conn, tenant.id)
     if existing is not None:
         return existing
-    _insert(conn, tenant)
+    conn.execute(insert(t.tenants).values(**_values(tenant), created_at=now_ms()))
     return tenant
 
 
 def _values(tenant: Tenant) -> dict[str, Any]:
     return {k: getattr(tenant, k) for k in Tenant.__dataclass_fields__}
-
-
-def _insert(conn: Connection, tenant: Tenant) -> None:
-    conn.execute(insert(t.tenants).values(**_values(tenant), created_at=now_ms()))
 
 
 _GET_TENANT = select(t.tenants).where(t.tenants.c.id == bindparam("id"))
