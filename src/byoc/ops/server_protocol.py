@@ -14,6 +14,10 @@ clients would lock out `/healthz` and every real customer). This subclass adds:
   or idle between requests) is closed to make room. Only when every connection is busy is the
   newcomer refused (503).
 
+It also sends each response's head and the first part of its body together: uvicorn writes
+them one after the other, each write its own send() and its own segment on the wire
+(`HeadWithBody`).
+
 The guards are bound into a class by `guarded_protocol(limits)`, one class per server, handed
 to uvicorn as its `http` protocol.
 """
@@ -34,6 +38,59 @@ _FULL_RESPONSE = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"content-length: 29\r\nretry-after: 1\r\nconnection: close\r\n\r\ntoo many connections; retry"
 )
+
+
+class HeadWithBody(asyncio.Transport):
+    """The connection as one request's response sees it: the head waits for the body.
+
+    The first write of a response (its status line and headers) is held until the next write
+    (the body, or its first chunk), and both go out as one. A response whose body does not
+    follow within the same turn of the event loop (a stream whose first chunk comes later)
+    has its head sent by itself at the end of that turn, so no client waits on a held head.
+    Closing sends what is held first. Everything else is the connection's own transport.
+    """
+
+    __slots__ = ("_held", "_loop", "_send_held_soon", "_transport", "_written")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._send_held_soon: asyncio.Handle | None = None
+        self._written = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            if self._send_held_soon is not None:
+                self._send_held_soon.cancel()
+                self._send_held_soon = None
+            self._transport.write(held + bytes(data))
+        elif not self._written:
+            self._written = True
+            self._held = bytes(data)
+            self._send_held_soon = self._loop.call_soon(self._send_held)
+        else:
+            self._transport.write(data)
+
+    def _send_held(self) -> None:
+        self._send_held_soon = None
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        if self._send_held_soon is not None:
+            self._send_held_soon.cancel()
+        self._send_held()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
 
 
 @dataclass(frozen=True)
@@ -100,7 +157,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._stop_waiting()
+        previous = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not previous:  # not an upgrade
+            self.cycle.transport = HeadWithBody(self.transport, self.loop)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
