@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection
@@ -21,7 +22,7 @@ from byoc.outbox import rows as outbox_rows
 from byoc.outbox.outcome import RetryPolicy, Settled
 from byoc.outbox.preloads import Preload
 from byoc.outbox.worker import OutboxWorker
-from byoc.store import Database, channels, conversations, migrations, now_ms, tenants
+from byoc.store import Database, channels, conversations, messages, migrations, now_ms, tenants
 from byoc.store.records import Channel, OutboxRow, Tenant
 from tests.support.incoming import agent_reply
 from tests.support.outbox import row_of
@@ -95,7 +96,10 @@ class Deliveries:
 
 
 def worker_for(
-    db: Database, deliveries: Deliveries, preloads: Mapping[str, Preload] | None = None
+    db: Database,
+    deliveries: Deliveries,
+    preloads: Mapping[str, Preload] | None = None,
+    max_in_flight: int = 256,
 ) -> OutboxWorker:
     # Never `run()`: a row is delivered only if its own transaction claimed it, or by an
     # explicit pass of the test.
@@ -104,7 +108,13 @@ def worker_for(
     }
     # The service's clock (the machine's): rows are due when stamped.
     return OutboxWorker(
-        db, handlers, owner="w1", policy=RetryPolicy(), poll_interval=3600, preloads=preloads
+        db,
+        handlers,
+        owner="w1",
+        policy=RetryPolicy(),
+        poll_interval=3600,
+        preloads=preloads,
+        max_in_flight=max_in_flight,
     )
 
 
@@ -160,6 +170,55 @@ async def test_a_reply_behind_one_in_flight_waits_its_turn(db: Database) -> None
             break
         await worker.run_once()
     assert [row.payload["message_id"] for row in deliveries.rows[1:]] == [
+        first.message.id,
+        second.message.id,
+    ]
+
+
+async def test_a_message_stored_while_the_worker_has_no_room_is_queued_with_it(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no room in the worker the row is not claimed, but it is still inserted with its
+    # message by the one statement (PostgreSQL), not by two of their own.
+    deliveries = Deliveries()
+    worker = worker_for(db, deliveries, max_in_flight=1)
+    service = ConversationService(db, POLICY, fresh_rows=worker)
+    deliveries.release.clear()  # the first delivery keeps the worker's one place
+    first = await service.receive_customer_message(
+        CustomerMessageIn(CHANNEL, CustomerProfile(external_id="u-room-1"), "hi")
+    )
+    assert first.claimed is not None
+    await deliveries.until(1)
+
+    separately: list[str] = []
+
+    def counted(name: str, write: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            separately.append(name)
+            return write(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(messages, "insert_message", counted("message", messages.insert_message))
+    monkeypatch.setattr(kinds, "enqueue", counted("row", kinds.enqueue))
+    # Another conversation: its row heads its own lane, and would be claimed with room.
+    second = await service.receive_customer_message(
+        CustomerMessageIn(CHANNEL, CustomerProfile(external_id="u-room-2"), "hello")
+    )
+    assert second.claimed is None
+    # SQLite inserts the message by its own statement whatever the claim (one writer: the row's
+    # statement needs no lock held before it).
+    assert separately == ([] if db.url.startswith("postgresql") else ["message"])
+
+    deliveries.release.set()
+    # Passes until the first delivery has finished and been settled, and the second claimed.
+    for _ in range(100):
+        await worker.run_once()
+        if len(deliveries.rows) == 2:
+            break
+        await asyncio.sleep(0.02)
+    await deliveries.until(2)
+    assert [row.payload["message_id"] for row in deliveries.rows] == [
         first.message.id,
         second.message.id,
     ]

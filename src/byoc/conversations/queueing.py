@@ -37,12 +37,15 @@ def store_message(
     With `fresh_rows`: the row, claimed for that worker, when it heads its lane and the worker
     has room, with what its preload takes from `held` (the message in context, as the intake
     has it); the caller hands it to `fresh_rows.dispatch` after the commit. Otherwise None.
+    With `fresh_rows`, on PostgreSQL, the message and its row are one statement either way.
     With `fresh_rows` the transaction must hold the delivery lane's lock already (on
     PostgreSQL: see the module docstring)."""
-    claim = fresh_rows.fresh_claim() if fresh_rows is not None else None  # after the lock's wait
-    if fresh_rows is None or claim is None:
+    if fresh_rows is None:
         messages.insert_message(conn, message)
         kinds.enqueue(conn, delivery, now=now)
         return None
+    # After the lock's wait. None when the worker has no room: the row is queued unclaimed, by
+    # the same one statement with its message (a pass claims it in turn).
+    claim = fresh_rows.fresh_claim()
     row = kinds.enqueue_claimed(conn, delivery, now=now, claim=claim, message=message)
     return fresh_rows.take_fresh(conn, row, held) if row is not None else None

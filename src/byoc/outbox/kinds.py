@@ -207,12 +207,12 @@ def enqueue_claimed(
     payload: Payload,
     *,
     now: int,
-    claim: rows.Claim,
+    claim: rows.Claim | None,
     message: Message | None = None,
 ) -> OutboxRow | None:
     """Queue `payload` claimed by `claim` when it heads its lane (`rows.enqueue_claimed`, whose
     condition on PostgreSQL the caller meets), with the row of the message it delivers if
-    given: the outbox row as claimed, or None."""
+    given: the outbox row as claimed, or None (also when `claim` is None: queued unclaimed)."""
     lane, kind, data = payload.lane(), payload.KIND, payload.to_json()
     return rows.enqueue_claimed(
         conn, lane=lane, kind=kind, payload=data, now=now, claim=claim, message=message

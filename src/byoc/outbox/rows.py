@@ -174,12 +174,13 @@ def enqueue_claimed(
     kind: str,
     payload: dict[str, Any],
     now: int,
-    claim: Claim,
+    claim: Claim | None,
     message: Message | None = None,
 ) -> OutboxRow | None:
     """Insert a row, due now, claimed by `claim` when nothing older is pending in its lane (as
     `claim_due` would claim it), in one statement: the row as claimed, or None when an older
-    row of its lane waits (the row is inserted all the same, and a pass claims it in turn).
+    row of its lane waits or `claim` is None (the row is inserted all the same, and a pass
+    claims it in turn).
     With `message` (the message the row delivers), that is inserted too: by the same statement
     on PostgreSQL (a data-modifying CTE, run in no set order with the outbox row's insert;
     either failing fails both), before it on SQLite (`messages.insert_message`).
@@ -198,8 +199,8 @@ def enqueue_claimed(
         "next_attempt_at": now,
         "created_at": now,
         "updated_at": now,
-        "claimed_until": claim.until,
-        "owner": claim.owner,
+        "claimed_until": claim.until if claim is not None else None,
+        "owner": claim.owner if claim is not None else None,
     }
     if message is not None and locks_lanes(conn):
         statement = _ENQUEUE_CLAIMED_WITH_MESSAGE
