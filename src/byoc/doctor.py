@@ -3,8 +3,11 @@
 Checks, each printed as PASS / WARN / FAIL with a reason:
   - store: reachable, schema at the latest migration (never migrates: it only looks);
   - outbox: dead letters waiting for `byoc outbox retry` (a warning, not a failure);
-  - for each tenant: a CXone access token can be obtained, then a few light authenticated
-    DE calls (`GET /channels`) are timed: min / median / max in milliseconds.
+  - for each tenant the server calls CXone for (the stored ones, the default as `byoc serve`
+    stored it; this environment's default while none is stored): a CXone access token can be
+    obtained, then a few light authenticated DE calls (`GET /channels`) are timed: min /
+    median / max in milliseconds. A stored default that differs from this environment's is a
+    warning.
 Exits 0 when nothing failed, 1 otherwise.
 """
 
@@ -98,14 +101,35 @@ async def check_tenant(
     return [*results, CheckResult(f"{label} api", "PASS", detail)]
 
 
+def tenants_to_check(own: Tenant, stored: list[Tenant]) -> tuple[list[Tenant], CheckResult | None]:
+    """The tenants the server calls CXone for, the default first: the stored ones, which
+    `byoc serve` writes (the default from its environment at each start), or this
+    environment's default when the store holds none (a new or unreadable store). When the
+    stored default differs from this environment's, a warning says which one is checked."""
+    default = next((t for t in stored if t.id == DEFAULT_TENANT_ID), None)
+    others = [t for t in stored if t.id != DEFAULT_TENANT_ID]
+    if default is None:
+        return [own, *others], None
+    note = None
+    if default != own:
+        note = CheckResult(
+            f"tenant[{DEFAULT_TENANT_ID}]",
+            "WARN",
+            "the stored default tenant (the server's: `byoc serve` writes it at start) differs "
+            "from this environment's BYOC_CXONE_* settings; checking the stored one",
+        )
+    return [default, *others], note
+
+
 async def diagnose(settings: Settings, *, pings: int = 5) -> list[CheckResult]:
     db = Database(settings.database_url)
     try:
         results, stored = await check_store(db)
     finally:
         await db.close()
-    # The environment describes the default tenant; the store may hold more.
-    checked = [default_tenant(settings), *(t for t in stored if t.id != DEFAULT_TENANT_ID)]
+    checked, note = tenants_to_check(default_tenant(settings), stored)
+    if note is not None:
+        results.append(note)
     async with HttpClient(max_connections=4) as http:
         for tenant in checked:
             results += await check_tenant(

@@ -1,4 +1,5 @@
-"""`byoc doctor` against the emulator (passes) and against a dead port (fails)."""
+"""`byoc doctor` against the emulator (passes), against a dead port (fails), and with the
+server's stored default tenant unlike its own environment's (checks the stored one)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,26 @@ def test_doctor_fails_on_a_dead_port_and_an_old_schema(
     assert "byoc db upgrade" in out
     assert "FAIL  cxone[default] token" in out
     assert "doctor: 2 check(s) failed" in out
+
+
+def test_doctor_checks_the_stored_default_tenant_not_its_own_environments(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The server's environment points at the emulator; a command stores its default tenant
+    # as the server's start would.
+    use_env(monkeypatch, tmp_path, emulator.url)
+    assert main(["db", "upgrade"]) == 0
+    assert main(["channels", "list"]) == 0
+    # doctor is then run from a shell whose CXone settings point elsewhere.
+    use_env(monkeypatch, tmp_path, f"http://127.0.0.1:{free_port()}")
+    capsys.readouterr()
+    assert main(["doctor", "--pings", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  cxone[default] token" in out
+    warning = next(line for line in out.splitlines() if "tenant[default]" in line)
+    assert warning.startswith("WARN")
+    assert "differs from this environment's" in warning
+    assert len(emulator.requests(path_contains="/channels", method="GET")) == 1
