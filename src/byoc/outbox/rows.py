@@ -119,7 +119,16 @@ def enqueue(
 ) -> int:
     """Insert a row as given. The application queues through `byoc.outbox.kinds.enqueue`,
     which derives the kind and the lane from a typed payload."""
-    params = {
+    params = _new_row(lane, kind, payload, now, delay_ms)
+    statement = _ENQUEUE_AFTER_LANE_LOCK if locks_lanes(conn) else _ENQUEUE
+    return int(execute(conn, statement, params).scalar_one())
+
+
+def _new_row(
+    lane: str, kind: str, payload: dict[str, Any], now: int, delay_ms: int = 0
+) -> dict[str, Any]:
+    """The parameters of a new pending row, due `delay_ms` after `now`."""
+    return {
         "lane": lane,
         "kind": kind,
         "payload": dumps(payload),
@@ -129,8 +138,6 @@ def enqueue(
         "created_at": now,
         "updated_at": now,
     }
-    statement = _ENQUEUE_AFTER_LANE_LOCK if locks_lanes(conn) else _ENQUEUE
-    return int(execute(conn, statement, params).scalar_one())
 
 
 def _row(m: Any) -> OutboxRow:
@@ -190,18 +197,9 @@ def enqueue_claimed(
     a statement sees what had committed when it began, so only then does it see every earlier
     row of the lane. SQLite has one writer at a time: nothing to hold there."""
     statement = _ENQUEUE_CLAIMED
-    params: dict[str, Any] = {
-        "lane": lane,
-        "kind": kind,
-        "payload": dumps(payload),
-        "state": PENDING,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-        "updated_at": now,
-        "claimed_until": claim.until if claim is not None else None,
-        "owner": claim.owner if claim is not None else None,
-    }
+    params = _new_row(lane, kind, payload, now)
+    params["claimed_until"] = claim.until if claim is not None else None
+    params["owner"] = claim.owner if claim is not None else None
     if message is not None and locks_lanes(conn):
         statement = _ENQUEUE_CLAIMED_WITH_MESSAGE
         params.update(messages.insert_message_cte_params(message))
