@@ -22,9 +22,11 @@ from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
 from byoc.outbox import kinds, rows
 from byoc.outbox.kinds import enqueue
+from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database, channels, messages, migrations, now_ms, tenants
 from byoc.store import schema as t
-from byoc.store.records import Channel, Tenant
+from byoc.store.messages import MessageInContext
+from byoc.store.records import Channel, OutboxRow, Tenant
 from tests.support.incoming import agent_reply
 from tests.support.outbox import Recorder
 from tests.support.postgres import fresh_database
@@ -92,20 +94,51 @@ async def waiting_on_a_lock(db: Database) -> bool:
     return bool(waiting)
 
 
+class _NoRoom:
+    """A worker as the intake sees it when it has no room: nothing is claimed at insert."""
+
+    def __init__(self, worker: OutboxWorker) -> None:
+        self._worker = worker
+
+    def fresh_claim(self) -> rows.Claim | None:
+        return None
+
+    def take_fresh(
+        self, conn: Connection, row: OutboxRow, held: MessageInContext | None = None
+    ) -> OutboxRow:
+        return self._worker.take_fresh(conn, row, held)
+
+    def dispatch(self, row: OutboxRow) -> None:
+        self._worker.dispatch(row)
+
+
 @pytest.mark.parametrize(
-    ("claimed_at_insert", "countdown", "named"),
-    [(False, False, True), (True, False, True), (True, False, False), (True, True, True)],
-    ids=["by-a-pass", "fresh", "fresh-without-a-thread", "fresh-during-a-countdown"],
+    ("claimed_at_insert", "countdown", "named", "room"),
+    [
+        (False, False, True, True),
+        (True, False, True, True),
+        (True, False, False, True),
+        (True, True, True, True),
+        (True, False, True, False),
+    ],
+    ids=[
+        "by-a-pass",
+        "fresh",
+        "fresh-without-a-thread",
+        "fresh-during-a-countdown",
+        "fresh-with-no-room",
+    ],
 )
 async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
-    db: Database, claimed_at_insert: bool, countdown: bool, named: bool
+    db: Database, claimed_at_insert: bool, countdown: bool, named: bool, room: bool
 ) -> None:
     """Also when the message's row may be claimed by its own insert (the service has a worker
     with room): the sequence number's UPDATE waits for the lane's lock, so that insert sees
     the receipt's row, committed meanwhile; with or without the thread named (the statement
     of `store.message_intake` then names the lane itself). During an idle countdown the
     customer's message cancels it first (`lifecycle.customer_spoke`), then reserves its
-    number the other way."""
+    number the other way. With a worker that has no room, the message and its unclaimed row
+    are still one statement after that lock (`queueing.store_message`)."""
     service = ConversationService(db, POLICY)
     customer = CustomerProfile(external_id="u1")
     first = await service.receive_customer_message(CustomerMessageIn(CHANNEL, customer, "hi"))
@@ -127,7 +160,10 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
         db, [kinds.MessageStatus.KIND, kinds.CustomerMessage.KIND, kinds.IdleChanged.KIND]
     )
     worker = recorder.worker
-    racing = ConversationService(db, POLICY, fresh_rows=worker) if claimed_at_insert else service
+    racing = service
+    if claimed_at_insert:
+        fresh_rows = worker if room else _NoRoom(worker)
+        racing = ConversationService(db, POLICY, fresh_rows=fresh_rows)
 
     def receipt(conn: Connection) -> None:
         # What `report_receipt` writes: no lock on the conversation row.

@@ -373,7 +373,9 @@ def store_agent_message(
             conn,
             conversation.id,
             idle_deadline=idle_deadline_after_agent(channel, policy, now),
-            lock_lane=kinds.AgentMessage.lane_of(conversation.id) if fresh_rows else None,
+            lock_lane=kinds.AgentMessage.lane_of(conversation.id)
+            if fresh_rows is not None
+            else None,
         )
     message = message_for_customer(
         conversation,

@@ -95,7 +95,9 @@ class ConversationService:
             incoming.customer,
             incoming.thread_id,
             now=now,
-            lane_prefix=kinds.CustomerMessage.lane_prefix() if self._fresh_rows else None,
+            lane_prefix=kinds.CustomerMessage.lane_prefix()
+            if self._fresh_rows is not None
+            else None,
         )
         message = Message(
             id=new_id("msg"),
