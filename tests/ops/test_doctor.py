@@ -19,14 +19,18 @@ def use_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cxone_url: str) -> 
     monkeypatch.setenv("BYOC_CXONE_TIMEOUT_SECONDS", "2")
 
 
+def upgraded_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cxone_url: str) -> None:
+    use_env(monkeypatch, tmp_path, cxone_url)
+    assert main(["db", "upgrade"]) == 0
+
+
 def test_doctor_passes_against_the_emulator(
     emulator: Emulator,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    use_env(monkeypatch, tmp_path, emulator.url)
-    assert main(["db", "upgrade"]) == 0
+    upgraded_store(monkeypatch, tmp_path, emulator.url)
     capsys.readouterr()
     assert main(["doctor", "--pings", "3"]) == 0
     out = capsys.readouterr().out
@@ -60,8 +64,7 @@ def test_doctor_checks_the_stored_default_tenant_not_its_own_environments(
 ) -> None:
     # The server's environment points at the emulator; a command stores its default tenant
     # as the server's start would.
-    use_env(monkeypatch, tmp_path, emulator.url)
-    assert main(["db", "upgrade"]) == 0
+    upgraded_store(monkeypatch, tmp_path, emulator.url)
     assert main(["channels", "list"]) == 0
     # doctor is then run from a shell whose CXone settings point elsewhere.
     use_env(monkeypatch, tmp_path, f"http://127.0.0.1:{free_port()}")
