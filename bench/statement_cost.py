@@ -17,7 +17,10 @@ execution over `--rounds`:
   round trip to the server, the same on both paths; the CPU time is what the path costs the
   middleware). Then what group commit would save on PostgreSQL: the CPU per job of 32 small
   write jobs (three prebuilt statements each) as 32 concurrent transactions, as one
-  transaction with a SAVEPOINT per job, and as one transaction without savepoints.
+  transaction with a SAVEPOINT per job, and as one transaction without savepoints. And what a
+  one-statement intake would save: the CPU per job of a write transaction of two statements
+  (BEGIN, UPDATE, UPDATE, COMMIT: the shape of a reply's intake) against one statement in
+  autocommit (how `Database.run_read` runs), `GROUP` jobs at once.
 
 Runtime: a few seconds per database.
 """
@@ -115,7 +118,7 @@ def on_postgresql(args: argparse.Namespace) -> None:
     print("PostgreSQL, on asyncpg inside run_sync (wall includes the round trip):")
     for case, (wall, cpu) in results.items():
         print(f"  {case:<20} {wall:6.1f} µs wall, {cpu:6.1f} µs CPU per execution", flush=True)
-    print(f"PostgreSQL, {GROUP} jobs of {len(JOB)} statements (group commit or not):")
+    print(f"PostgreSQL, {GROUP} jobs (group commit or not: {len(JOB)} statements each):")
     for shape, cpu in shapes.items():
         print(f"  {shape:<34} {cpu:6.1f} µs CPU per job", flush=True)
 
@@ -140,6 +143,15 @@ def grouped(conn: Connection, *, savepoints: bool) -> None:
             await_only(raw.execute("RELEASE job"))
 
 
+def two_statements(conn: Connection) -> None:
+    execute(conn, UPDATE_ONE, UPDATE_PARAMS)
+    execute(conn, UPDATE_ONE, UPDATE_PARAMS)
+
+
+def one_statement(conn: Connection) -> None:
+    execute(conn, UPDATE_ONE, UPDATE_PARAMS)
+
+
 async def one_by_one(db: Database) -> None:
     for _ in range(GROUP):
         await db.run_write(job)
@@ -156,6 +168,12 @@ async def transaction_shapes(db: Database, args: argparse.Namespace) -> dict[str
         "a transaction each, one by one": lambda: one_by_one(db),
         "one transaction, a savepoint each": lambda: db.run_write(grouped, savepoints=True),
         "one transaction, no savepoints": lambda: db.run_write(grouped, savepoints=False),
+        "intake: BEGIN, 2 statements, COMMIT": lambda: asyncio.gather(
+            *(db.run_write(two_statements) for _ in range(GROUP))
+        ),
+        "intake: 1 statement, autocommit": lambda: asyncio.gather(
+            *(db.run_read(one_statement) for _ in range(GROUP))
+        ),
     }
     results = {}
     repeats = max(1, args.executions // (GROUP * 10))
