@@ -201,6 +201,16 @@ def test_client_cpu_measures_each_client() -> None:
         assert rate > 0
 
 
+def test_response_cpu_alternates_the_trees_it_is_given() -> None:
+    src = str(BENCH.parent / "src")
+    args = ("--src", src, "--src", src, "--rounds", "1", "--duration", "0.5", "--warmup", "0.2")
+    lines = micro("response_cpu.py", *args)
+    assert len([line for line in lines if line.startswith("round 1: ")]) == 2
+    medians = [line for line in lines if " median " in line]
+    assert len(medians) == 2
+    assert "(1.000 x the first)" in medians[0]
+
+
 def test_statement_cost_measures_both_paths() -> None:
     lines = [line for line in micro("statement_cost.py", "--executions", "50", "--rounds", "1")]
     assert len([line for line in lines if line.endswith("µs per execution")]) == 4
@@ -214,7 +224,8 @@ def test_statement_cost_on_postgres_measures_both_paths_and_transaction_shapes(
         "statement_cost.py", "--executions", "64", "--rounds", "1", "--postgres-url", postgres_url
     )
     assert len([line for line in lines if line.endswith("µs CPU per execution")]) == 4
-    assert len([line for line in lines if line.endswith("µs CPU per job")]) == 4
+    # Four group-commit shapes and the intake's two.
+    assert len([line for line in lines if line.endswith("µs CPU per job")]) == 6
 
 
 @pytest.mark.postgres
