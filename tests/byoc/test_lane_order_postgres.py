@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, delete, text, update
@@ -29,7 +30,7 @@ from byoc.store.messages import MessageInContext
 from byoc.store.records import Channel, OutboxRow, Tenant
 from tests.support.incoming import agent_reply
 from tests.support.outbox import Recorder
-from tests.support.postgres import fresh_database
+from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK, fresh_database
 from tests.support.waiting import wait_for_async
 
 CHANNEL = "chat_lanes"
@@ -83,15 +84,16 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         await database.close()
 
 
-async def waiting_on_a_lock(db: Database) -> bool:
-    async with db.engine.connect() as conn:
-        waiting = await conn.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-    return bool(waiting)
+async def until_done_or_waiting(db: Database, task: asyncio.Task[Any], what: str) -> None:
+    """Until `task` has ended or a session of the database waits on a lock."""
+
+    async def done_or_waiting() -> bool:
+        if task.done():
+            return True
+        async with db.engine.connect() as conn:
+            return bool(await conn.scalar(text(SESSIONS_WAITING_ON_A_LOCK)))
+
+    await wait_for_async(done_or_waiting, timeout=WAIT, what=what)
 
 
 class _NoRoom:
@@ -187,12 +189,7 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
             )
         )
 
-        async def ended_or_waiting() -> bool:
-            return message.done() or await waiting_on_a_lock(db)
-
-        await wait_for_async(
-            ended_or_waiting, timeout=WAIT, what="the customer message to end or wait on a lock"
-        )
+        await until_done_or_waiting(db, message, "the customer message to end or wait on a lock")
         # A worker looks now: whatever it sees of the lane must be the lane's head.
         claimed_while_open = await worker.run_once()
     stored = await asyncio.wait_for(message, timeout=WAIT)
@@ -273,10 +270,7 @@ async def test_a_reply_sees_what_its_lane_held_when_it_waited(
             )
         )
 
-        async def ended_or_waiting() -> bool:
-            return reply.done() or await waiting_on_a_lock(db)
-
-        await wait_for_async(ended_or_waiting, timeout=WAIT, what="the reply to wait on a lock")
+        await until_done_or_waiting(db, reply, "the reply to wait on a lock")
         assert not reply.done()
     stored = await asyncio.wait_for(reply, timeout=WAIT)
     while await worker.run_once():
@@ -305,10 +299,7 @@ async def test_a_customers_message_locks_the_conversation_before_the_customer(
             service.receive_customer_message(CustomerMessageIn(CHANNEL, renamed, "again"))
         )
 
-        async def ended_or_waiting() -> bool:
-            return message.done() or await waiting_on_a_lock(db)
-
-        await wait_for_async(ended_or_waiting, timeout=WAIT, what="the message to wait")
+        await until_done_or_waiting(db, message, "the message to wait")
         assert not message.done()
         async with db.engine.connect() as probe:
             held = await probe.execute(

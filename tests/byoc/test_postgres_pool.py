@@ -12,6 +12,7 @@ from sqlalchemy import Connection, text
 
 from byoc.store import Database, StoreError, dialect, tenants
 from byoc.store.migrations import upgrade
+from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK
 
 pytestmark = pytest.mark.postgres
 
@@ -125,12 +126,7 @@ async def test_requests_that_fill_the_pool_leave_the_reserved_connections_free(
         requests = [asyncio.create_task(db.run_write(stuck)) for _ in range(dialect.POOL_SIZE)]
 
         async def waiting_on_the_lock() -> int:
-            return int(
-                await holder.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'"
-                )
-            )
+            return int(await holder.fetchval(SESSIONS_WAITING_ON_A_LOCK))
 
         async with asyncio.timeout(10):
             while await waiting_on_the_lock() < admitted:

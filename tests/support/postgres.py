@@ -15,6 +15,13 @@ from sqlalchemy.engine import make_url
 BASE_URL = os.environ.get("BYOC_TEST_POSTGRES_URL")
 
 
+# How many sessions of the current database wait on a lock (a row's, an advisory one).
+SESSIONS_WAITING_ON_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
 @contextmanager
 def fresh_database() -> Iterator[str]:
     if not BASE_URL:
