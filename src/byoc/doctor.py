@@ -39,21 +39,21 @@ class CheckResult:
     detail: str
 
 
-async def check_store(db: Database) -> tuple[list[CheckResult], list[Tenant]]:
-    """The store's health, and the tenants it holds (none when it cannot be read)."""
+async def check_store(db: Database) -> tuple[list[CheckResult], list[Tenant] | None]:
+    """The store's health, and the tenants it holds (None when it cannot be read)."""
     try:
         version = await current_version(db)
     except StoreError as exc:
-        return [CheckResult("store", "FAIL", f"unreachable: {exc}")], []
+        return [CheckResult("store", "FAIL", f"unreachable: {exc}")], None
     latest = latest_version()
     if version != latest:
         detail = f"schema at revision {version or 'none'}, head is {latest}: run `byoc db upgrade`"
-        return [CheckResult("store", "FAIL", detail)], []
+        return [CheckResult("store", "FAIL", detail)], None
     results = [CheckResult("store", "PASS", f"reachable, schema at revision {version} (latest)")]
     try:
         stored, dead = await db.run_read(_tenants_and_dead_letters)
     except StoreError as exc:
-        return [*results, CheckResult("outbox", "FAIL", f"cannot be read: {exc}")], []
+        return [*results, CheckResult("outbox", "FAIL", f"cannot be read: {exc}")], None
     if dead:
         hint = f"{dead} dead letter(s): inspect with `byoc outbox list --state dead`"
         results.append(CheckResult("outbox", "WARN", hint))
@@ -101,23 +101,34 @@ async def check_tenant(
     return [*results, CheckResult(f"{label} api", "PASS", detail)]
 
 
-def tenants_to_check(own: Tenant, stored: list[Tenant]) -> tuple[list[Tenant], CheckResult | None]:
+def tenants_to_check(
+    own: Tenant, stored: list[Tenant] | None
+) -> tuple[list[Tenant], CheckResult | None]:
     """The tenants the server calls CXone for, the default first: the stored ones, which
     `byoc serve` writes (the default from its environment at each start), or this
-    environment's default when the store holds none (a new or unreadable store). When the
-    stored default differs from this environment's, a warning says which one is checked."""
+    environment's default when the store holds none (a new store) or could not be read
+    (`stored` None). A warning says which default is checked when that is not plain: the
+    stored one differs from this environment's, or the store could not say."""
+    if stored is None:
+        note = CheckResult(
+            f"tenant[{DEFAULT_TENANT_ID}]",
+            "WARN",
+            "the store could not be read; checking this environment's default tenant, which "
+            "may not be the one the server stored",
+        )
+        return [own], note
     default = next((t for t in stored if t.id == DEFAULT_TENANT_ID), None)
     others = [t for t in stored if t.id != DEFAULT_TENANT_ID]
     if default is None:
         return [own, *others], None
-    note = None
-    if default != own:
-        note = CheckResult(
-            f"tenant[{DEFAULT_TENANT_ID}]",
-            "WARN",
-            "the stored default tenant (the server's: `byoc serve` writes it at start) differs "
-            "from this environment's BYOC_CXONE_* settings; checking the stored one",
-        )
+    if default == own:
+        return [default, *others], None
+    note = CheckResult(
+        f"tenant[{DEFAULT_TENANT_ID}]",
+        "WARN",
+        "the stored default tenant (the server's: `byoc serve` writes it at start) differs "
+        "from this environment's BYOC_CXONE_* settings; checking the stored one",
+    )
     return [default, *others], note
 
 

@@ -53,6 +53,10 @@ def test_doctor_fails_on_a_dead_port_and_an_old_schema(
     assert "FAIL  store" in out
     assert "byoc db upgrade" in out
     assert "FAIL  cxone[default] token" in out
+    # Without the store, the environment's tenant is checked, and the output says so.
+    warning = next(line for line in out.splitlines() if "tenant[default]" in line)
+    assert warning.startswith("WARN")
+    assert "the store could not be read" in warning
     assert "doctor: 2 check(s) failed" in out
 
 
