@@ -195,7 +195,9 @@ def taken_for_customer_message(
     as an erasure and the one statement (which may hold the row when it finds nothing) do.
     A new customer's row is inserted first: no one else can hold it."""
     given: dict[str, str | None] = {
-        name: getattr(profile, name) or None for name in message_intake.PROFILE_COLUMNS
+        name: getattr(profile, name) or None
+        for name in message_intake.PROFILE_COLUMNS
+        if name != "custom_fields"
     }
     given["custom_fields"] = dumps(profile.custom_fields) if profile.custom_fields else None
     at_once = message_intake.take_for_customer_message(

@@ -32,9 +32,10 @@ from byoc.store.records import Conversation, Customer
 # (`given_<column>`; None: the message leaves it as stored). Custom fields as their JSON text.
 PROFILE_COLUMNS = ("first_name", "last_name", "nickname", "image", "custom_fields")
 
-# Parameter names that are no column of `conversations`: an UPDATE would take such a name for
-# a new value of its column.
 _FOUND = t.conversations.alias("found")
+# The customer's conditions. Their parameters (`of_channel`, `of_customer`, `given_<column>`,
+# and `named_thread` below) are named after no column of `conversations`: the UPDATE would take
+# a parameter named after one of its columns for that column's new value.
 _THEIRS = (
     t.customers.c.channel_id == bindparam("of_channel"),
     t.customers.c.external_id == bindparam("of_customer"),
