@@ -3,6 +3,7 @@ server's stored default tenant unlike its own environment's (checks the stored o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,26 +12,27 @@ from byoc.cli import main
 from tests.support.emulator import Emulator
 from tests.support.servers import free_port
 
-
-def use_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cxone_url: str) -> None:
-    monkeypatch.setenv("BYOC_DATABASE_URL", f"sqlite:///{tmp_path / 'byoc.db'}")
-    monkeypatch.setenv("BYOC_CXONE_API_URL", cxone_url + "/dfo/3.0")
-    monkeypatch.setenv("BYOC_CXONE_TOKEN_URL", cxone_url + "/auth/token")
-    monkeypatch.setenv("BYOC_CXONE_TIMEOUT_SECONDS", "2")
+Point = Callable[[str], None]
 
 
-def upgraded_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cxone_url: str) -> None:
-    use_env(monkeypatch, tmp_path, cxone_url)
-    assert main(["db", "upgrade"]) == 0
+@pytest.fixture
+def point_at(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Point:
+    """Sets the shell's environment: a store in `tmp_path`, CXone at the URL given."""
+
+    def point(cxone_url: str) -> None:
+        monkeypatch.setenv("BYOC_DATABASE_URL", f"sqlite:///{tmp_path / 'byoc.db'}")
+        monkeypatch.setenv("BYOC_CXONE_API_URL", cxone_url + "/dfo/3.0")
+        monkeypatch.setenv("BYOC_CXONE_TOKEN_URL", cxone_url + "/auth/token")
+        monkeypatch.setenv("BYOC_CXONE_TIMEOUT_SECONDS", "2")
+
+    return point
 
 
 def test_doctor_passes_against_the_emulator(
-    emulator: Emulator,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    emulator: Emulator, point_at: Point, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    upgraded_store(monkeypatch, tmp_path, emulator.url)
+    point_at(emulator.url)
+    assert main(["db", "upgrade"]) == 0
     capsys.readouterr()
     assert main(["doctor", "--pings", "3"]) == 0
     out = capsys.readouterr().out
@@ -45,9 +47,9 @@ def test_doctor_passes_against_the_emulator(
 
 
 def test_doctor_fails_on_a_dead_port_and_an_old_schema(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    point_at: Point, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_env(monkeypatch, tmp_path, f"http://127.0.0.1:{free_port()}")
+    point_at(f"http://127.0.0.1:{free_port()}")
     assert main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  store" in out
@@ -61,17 +63,15 @@ def test_doctor_fails_on_a_dead_port_and_an_old_schema(
 
 
 def test_doctor_checks_the_stored_default_tenant_not_its_own_environments(
-    emulator: Emulator,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    emulator: Emulator, point_at: Point, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The server's environment points at the emulator; a command stores its default tenant
     # as the server's start would.
-    upgraded_store(monkeypatch, tmp_path, emulator.url)
+    point_at(emulator.url)
+    assert main(["db", "upgrade"]) == 0
     assert main(["channels", "list"]) == 0
     # doctor is then run from a shell whose CXone settings point elsewhere.
-    use_env(monkeypatch, tmp_path, f"http://127.0.0.1:{free_port()}")
+    point_at(f"http://127.0.0.1:{free_port()}")
     capsys.readouterr()
     assert main(["doctor", "--pings", "1"]) == 0
     out = capsys.readouterr().out
