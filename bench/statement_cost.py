@@ -19,8 +19,8 @@ execution over `--rounds`:
   write jobs (three prebuilt statements each) as 32 concurrent transactions, as one
   transaction with a SAVEPOINT per job, and as one transaction without savepoints. And what a
   one-statement intake would save: the CPU per job of a write transaction of two statements
-  (BEGIN, UPDATE, UPDATE, COMMIT: the shape of a reply's intake) against one statement in
-  autocommit (how `Database.run_read` runs), `GROUP` jobs at once.
+  (BEGIN, UPDATE, UPDATE, COMMIT: the shape of a reply's intake), of one statement, and of one
+  statement in autocommit (how `Database.run_read` runs), `GROUP` jobs at once.
 
 Runtime: a few seconds per database.
 """
@@ -118,7 +118,7 @@ def on_postgresql(args: argparse.Namespace) -> None:
     print("PostgreSQL, on asyncpg inside run_sync (wall includes the round trip):")
     for case, (wall, cpu) in results.items():
         print(f"  {case:<20} {wall:6.1f} µs wall, {cpu:6.1f} µs CPU per execution", flush=True)
-    print(f"PostgreSQL, {GROUP} jobs (group commit or not: {len(JOB)} statements each):")
+    print(f"PostgreSQL, {GROUP} jobs (the group-commit shapes: {len(JOB)} statements each):")
     for shape, cpu in shapes.items():
         print(f"  {shape:<34} {cpu:6.1f} µs CPU per job", flush=True)
 
@@ -158,9 +158,11 @@ async def one_by_one(db: Database) -> None:
 
 
 async def transaction_shapes(db: Database, args: argparse.Namespace) -> dict[str, float]:
-    """Process CPU per job: each job its own transaction (`GROUP` at once, on the pool), all
-    in one transaction with a SAVEPOINT each (what group commit on SQLite does), all in one
-    transaction without savepoints (one failure would undo all)."""
+    """Process CPU per job. Group commit: each job its own transaction (`GROUP` at once, on the
+    pool), all in one transaction with a SAVEPOINT each (what group commit on SQLite does), all
+    in one transaction without savepoints (one failure would undo all). An intake, `GROUP` at
+    once: a write transaction of two statements, of one, and one statement in autocommit (the
+    first two differ by a statement, the last two by BEGIN and COMMIT)."""
     shapes: dict[str, Callable[[], Any]] = {
         "a transaction each, concurrently": lambda: asyncio.gather(
             *(db.run_write(job) for _ in range(GROUP))
@@ -170,6 +172,9 @@ async def transaction_shapes(db: Database, args: argparse.Namespace) -> dict[str
         "one transaction, no savepoints": lambda: db.run_write(grouped, savepoints=False),
         "intake: BEGIN, 2 statements, COMMIT": lambda: asyncio.gather(
             *(db.run_write(two_statements) for _ in range(GROUP))
+        ),
+        "intake: BEGIN, 1 statement, COMMIT": lambda: asyncio.gather(
+            *(db.run_write(one_statement) for _ in range(GROUP))
         ),
         "intake: 1 statement, autocommit": lambda: asyncio.gather(
             *(db.run_read(one_statement) for _ in range(GROUP))
