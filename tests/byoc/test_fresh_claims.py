@@ -27,6 +27,7 @@ from byoc.store.records import Channel, OutboxRow, Tenant
 from tests.support.incoming import agent_reply
 from tests.support.outbox import row_of
 from tests.support.seed import clean
+from tests.support.waiting import wait_for_async
 
 CHANNEL = "chat_fresh"
 WAIT = 10.0  # seconds: a bound on every wait, far above what any of them takes
@@ -211,13 +212,13 @@ async def test_a_message_stored_while_the_worker_has_no_room_is_queued_with_it(
     assert separately == ([] if db.url.startswith("postgresql") else ["message"])
 
     deliveries.release.set()
-    # Passes until the first delivery has finished and been settled, and the second claimed.
-    for _ in range(100):
+
+    async def second_delivered() -> bool:
+        # A pass settles the first once its delivery has finished, then claims the second.
         await worker.run_once()
-        if len(deliveries.rows) == 2:
-            break
-        await asyncio.sleep(0.02)
-    await deliveries.until(2)
+        return len(deliveries.rows) == 2
+
+    await wait_for_async(second_delivered, timeout=WAIT, what="the unclaimed row's delivery")
     assert [row.payload["message_id"] for row in deliveries.rows] == [
         first.message.id,
         second.message.id,

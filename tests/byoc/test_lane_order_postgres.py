@@ -23,11 +23,9 @@ from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
 from byoc.outbox import kinds, rows
 from byoc.outbox.kinds import enqueue
-from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database, channels, messages, migrations, now_ms, tenants
 from byoc.store import schema as t
-from byoc.store.messages import MessageInContext
-from byoc.store.records import Channel, OutboxRow, Tenant
+from byoc.store.records import Channel, Tenant
 from tests.support.incoming import agent_reply
 from tests.support.outbox import Recorder
 from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK, fresh_database
@@ -96,24 +94,6 @@ async def until_done_or_waiting(db: Database, task: asyncio.Task[Any], what: str
     await wait_for_async(done_or_waiting, timeout=WAIT, what=what)
 
 
-class _NoRoom:
-    """A worker as the intake sees it when it has no room: nothing is claimed at insert."""
-
-    def __init__(self, worker: OutboxWorker) -> None:
-        self._worker = worker
-
-    def fresh_claim(self) -> rows.Claim | None:
-        return None
-
-    def take_fresh(
-        self, conn: Connection, row: OutboxRow, held: MessageInContext | None = None
-    ) -> OutboxRow:
-        return self._worker.take_fresh(conn, row, held)
-
-    def dispatch(self, row: OutboxRow) -> None:
-        self._worker.dispatch(row)
-
-
 @pytest.mark.parametrize(
     ("claimed_at_insert", "countdown", "named", "room"),
     [
@@ -132,7 +112,12 @@ class _NoRoom:
     ],
 )
 async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
-    db: Database, claimed_at_insert: bool, countdown: bool, named: bool, room: bool
+    db: Database,
+    claimed_at_insert: bool,
+    countdown: bool,
+    named: bool,
+    room: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Also when the message's row may be claimed by its own insert (the service has a worker
     with room): the sequence number's UPDATE waits for the lane's lock, so that insert sees
@@ -162,10 +147,9 @@ async def test_concurrent_producers_of_a_lane_are_delivered_in_id_order(
         db, [kinds.MessageStatus.KIND, kinds.CustomerMessage.KIND, kinds.IdleChanged.KIND]
     )
     worker = recorder.worker
-    racing = service
-    if claimed_at_insert:
-        fresh_rows = worker if room else _NoRoom(worker)
-        racing = ConversationService(db, POLICY, fresh_rows=fresh_rows)
+    if not room:  # as a worker with every place taken answers
+        monkeypatch.setattr(worker, "fresh_claim", lambda: None)
+    racing = ConversationService(db, POLICY, fresh_rows=worker) if claimed_at_insert else service
 
     def receipt(conn: Connection) -> None:
         # What `report_receipt` writes: no lock on the conversation row.
