@@ -122,7 +122,7 @@ async def _run_without_foreign_keys(db: Database, run: Callable[[Connection], No
         async with db.engine.connect() as conn:
             await conn.run_sync(dialect.set_foreign_keys, False)
             try:
-                immediate = await conn.execution_options(**dialect.immediate_begin())
+                immediate = await conn.execution_options(**dialect.write_options(db.url))
                 async with immediate.begin():
                     await immediate.run_sync(run)
             finally:

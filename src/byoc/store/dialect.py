@@ -19,7 +19,8 @@ where the two databases part ways:
 - The bus: PostgreSQL fans out with `LISTEN/NOTIFY` (and `announce` notifies from inside a
   transaction, at its commit); an SQLite database serves one process.
 - Migrations: the few DDL words that differ, and the lock that keeps two instances starting
-  together from both migrating. Upkeep: PostgreSQL's VACUUM of the busiest tables.
+  together from both migrating. Upkeep: PostgreSQL's VACUUM of the busiest tables. Inserts
+  that keep a row a concurrent writer inserted first.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.compiler import compiles
@@ -89,8 +90,7 @@ def notify_dsn(url: str) -> str | None:
 
 
 def serialises_writes(url: str) -> bool:
-    """Whether the database takes one writer at a time (queue writers in-process, not on its
-    busy handler)."""
+    """Whether the database takes one writer at a time (queued here, not on its busy handler)."""
     return backend(url) == SQLITE
 
 
@@ -111,9 +111,8 @@ def engine_options(url: str) -> dict[str, Any]:
         return {"connect_args": {"timeout": 30}}
     # Twenty connections, all kept: with ten kept and ten on demand, more than ten concurrent
     # transactions closed an overflow connection at every return and opened one soon after
-    # (connect, set-up, every statement prepared again: `bench/statement_cost.py`).
-    # LIFO: under light load the same few connections serve every transaction (their
-    # statements prepared, their idle clock fresh) and the others stay idle.
+    # (connect, set-up, every statement prepared again: `bench/statement_cost.py`). LIFO:
+    # under light load the same few connections (statements prepared, idle clock fresh) serve.
     return {"pool_size": POOL_SIZE, "max_overflow": 0, "pool_use_lifo": True}
 
 
@@ -362,9 +361,10 @@ def vacuum_sql(url: str, tables: Sequence[str]) -> str | None:
     return sql if backend(url) == POSTGRESQL else None
 
 
-def immediate_begin() -> dict[str, Any]:
-    """Execution options for a SQLite transaction that takes the write lock at BEGIN."""
-    return {"sqlite_begin": "IMMEDIATE"}
+def insert_unless_present(conn: Connection, table: Table, key: str) -> Insert:
+    """`INSERT … ON CONFLICT (key) DO NOTHING`: a row a concurrent writer inserted first is kept."""
+    build = postgresql.insert if conn.dialect.name == POSTGRESQL else sqlite.insert
+    return build(table).on_conflict_do_nothing(index_elements=[table.c[key]])
 
 
 def joins_updated_rows(conn: Connection) -> bool:

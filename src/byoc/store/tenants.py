@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 
 from byoc.store import schema as t
 from byoc.store.compiled import execute
 from byoc.store.db import now_ms
+from byoc.store.dialect import insert_unless_present
 from byoc.store.records import Tenant
 
 
@@ -28,12 +29,17 @@ def upsert_tenant(conn: Connection, tenant: Tenant) -> None:
 
 def add_tenant_if_missing(conn: Connection, tenant: Tenant) -> Tenant:
     """`tenant` inserted if no tenant has its id; the stored tenant either way (an existing
-    one is left as it is)."""
+    one is left as it is, and so is one that a concurrent writer inserts meanwhile)."""
     existing = get_tenant(conn, tenant.id)
     if existing is not None:
         return existing
-    conn.execute(insert(t.tenants).values(**_values(tenant), created_at=now_ms()))
-    return tenant
+    insert = insert_unless_present(conn, t.tenants, "id")
+    if conn.execute(insert.values(**_values(tenant), created_at=now_ms())).rowcount == 1:
+        return tenant
+    # Another instance inserted it after the read above and has committed (READ COMMITTED).
+    stored = get_tenant(conn, tenant.id)
+    assert stored is not None
+    return stored
 
 
 def _values(tenant: Tenant) -> dict[str, Any]:

@@ -1,0 +1,65 @@
+"""Instances starting together on a fresh PostgreSQL database all store the default tenant.
+
+Every `byoc serve` process (each worker, each pod) writes the default tenant at start. Two of
+them on a database that has none yet both find it missing; the one whose INSERT comes second
+must take the first one's row, not fail its start on the duplicate key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import asyncpg
+import pytest
+
+from byoc.store import Database, tenants
+from byoc.store.migrations import bring_current
+from byoc.store.records import Tenant
+from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK
+from tests.support.waiting import wait_for_async
+
+pytestmark = pytest.mark.postgres
+
+TENANT = Tenant(
+    id="default",
+    name="first",
+    brand_id=1,
+    cxone_tenant_id="11111111-2222-3333-4444-555555555555",
+    business_unit_id=2,
+    api_url="http://127.0.0.1:9/de",
+    token_url="http://127.0.0.1:9/token",
+    access_key_id="key",
+    access_key_secret="secret",
+    client_id="app",
+    client_secret="app-secret",
+)
+
+
+async def test_a_tenant_inserted_meanwhile_by_another_instance_is_taken_not_a_duplicate(
+    postgres_url: str,
+) -> None:
+    first, second = Database(postgres_url), Database(postgres_url)
+    watcher = await asyncpg.connect(postgres_url)  # a plain postgresql:// URL
+    try:
+        await bring_current(first, migrate=True)
+        # The first instance has inserted the tenant and not committed yet.
+        async with first.engine.begin() as conn:
+            assert await conn.run_sync(tenants.add_tenant_if_missing, TENANT) == TENANT
+            later = replace(TENANT, name="second")
+            starting = asyncio.create_task(second.run_write(tenants.upsert_tenant, later))
+
+            # The second found no tenant and waits on the first one's key.
+            async def waiting() -> bool:
+                return int(await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK)) == 1
+
+            await wait_for_async(waiting, what="the second insert to wait on the first")
+        await asyncio.wait_for(starting, timeout=10)
+        # The second instance's own settings win, as when it starts after the first.
+        assert await second.run_read(tenants.get_tenant, "default") == later
+        found = await second.run_write(tenants.add_tenant_if_missing, replace(TENANT, name="x"))
+        assert found == later
+    finally:
+        await watcher.close()
+        await first.close()
+        await second.close()
