@@ -225,8 +225,8 @@ class Runs:
 
 async def test_write_once_runs_again_as_the_rule_says(db: Database) -> None:
     """Without a look, then with one after a duplicate key or a refusal past the look's place,
-    at most three runs; a duplicate key without a retry id, or a refusal on a run that looked,
-    is final."""
+    at most three runs; a refusal without a retry id, or on a run that looked, is final. A
+    duplicate key without a retry id runs again too (a row another transaction inserted)."""
     channel_id = await _channel(db)
     stored = await ConversationService(db, POLICY).receive_customer_message(
         CustomerMessageIn(channel_id, CustomerProfile(external_id="u7"), "hi")
@@ -251,15 +251,19 @@ async def test_write_once_runs_again_as_the_rule_says(db: Database) -> None:
     assert no_id_refused.looks == [False]
 
     no_id_duplicate = Runs(stored, duplicate)
+    assert await write_once(db, None, no_id_duplicate, dispatched.append) is stored
+    assert no_id_duplicate.looks == [False, True]
+
+    always_duplicate = Runs(stored, duplicate, duplicate, duplicate)
     with pytest.raises(DuplicateError):
-        await write_once(db, None, no_id_duplicate, dispatched.append)
-    assert no_id_duplicate.looks == [False]
+        await write_once(db, None, always_duplicate, dispatched.append)
+    assert always_duplicate.looks == [False, True, True]
 
     contended = Runs(stored, Contention("1"), Contention("2"), Contention("3"))
     with pytest.raises(Contention):
         await write_once(db, "p-7", contended, dispatched.append)
     assert contended.looks == [False, True, True]
-    assert dispatched == [stored]  # only what was stored is dispatched
+    assert dispatched == [stored, stored]  # only what was stored is dispatched
 
 
 async def test_a_message_keeps_what_the_store_knows_of_its_customer(db: Database) -> None:

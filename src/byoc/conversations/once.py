@@ -15,8 +15,11 @@ what it would have found is caught all the same:
 
 After either, the transaction runs again, looking first: it replays the copy it finds, or
 fails as it would have. A `Contention` (PostgreSQL chose it as a deadlock's victim: nothing
-written) runs it again too. Three runs in all. A failed run leaves nothing behind: its writes
-are rolled back with its transaction (or its savepoint, in an SQLite group).
+written) runs it again too, and so does a duplicate key of a message without an id: another
+transaction inserted a row this one read as missing (a new customer's first two messages at
+once, on PostgreSQL), and the next run finds it. Three runs in all. A failed run leaves
+nothing behind: its writes are rolled back with its transaction (or its savepoint, in an
+SQLite group).
 """
 
 from __future__ import annotations
@@ -78,8 +81,8 @@ async def _stored_once(db: Database, retry_id: str | None, tx: MessageTx) -> Del
         attempt = Attempt(look_first)
         try:
             return await db.run_write(partial(_run, tx, attempt))
-        except (Contention, DuplicateError) as exc:
-            if not attempts_left or (isinstance(exc, DuplicateError) and not retry_id):
+        except (Contention, DuplicateError):
+            if not attempts_left:
                 raise
             look_first = True
         except ByocError:

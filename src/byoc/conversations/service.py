@@ -40,7 +40,7 @@ from byoc.errors import (
 from byoc.ids import new_id
 from byoc.outbox import kinds
 from byoc.outbox.kinds import enqueue
-from byoc.store import Database, conversations, customers, messages
+from byoc.store import Database, DuplicateError, conversations, customers, messages
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 TYPING_TTL_MS = 15_000
@@ -181,11 +181,15 @@ class ConversationService:
         return message
 
     async def ensure_customer(self, channel_id: str, profile: CustomerProfile) -> Customer:
-        return await self._db.run_write(
-            lambda conn: lookups.upsert_customer(
-                conn, self._cache.channel(conn, channel_id), profile
-            )
-        )
+        def tx(conn: Connection) -> Customer:
+            return lookups.upsert_customer(conn, self._cache.channel(conn, channel_id), profile)
+
+        try:
+            return await self._db.run_write(tx)
+        except DuplicateError:
+            # Another transaction inserted this new customer after ours looked (PostgreSQL):
+            # the next one finds it.
+            return await self._db.run_write(tx)
 
     async def customer_active(self, conversation_id: str) -> None:
         """The customer did something (a button, a keystroke): they do not owe a reply."""
