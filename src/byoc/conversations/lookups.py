@@ -257,6 +257,12 @@ def _conversation_found(
         return found
     if found is not None:
         return found
+    # Several messages of a customer without an open conversation, at once (PostgreSQL): the
+    # first opens one, the others wait for its commit and then take it.
+    if conversations.lock_opening(conn, customer.id):
+        found = conversations.latest_conversation(conn, customer.id, open_only=True)
+        if found is not None:
+            return found
     conversation = new_conversation(customer.channel_id, customer.id, origin="customer", now=now)
     conversations.insert_conversation(conn, conversation)
     return conversation

@@ -96,6 +96,20 @@ def customer_and_conversation(
     return customer_from_row(row, "customer__"), conversation
 
 
+_NEW_CONVERSATION_LOCK = select(lane_lock())
+
+
+def lock_opening(conn: Connection, customer_id: str) -> bool:
+    """Before opening a conversation for the customer: wait, until the commit, for any other
+    transaction that may be opening one (PostgreSQL; an advisory lock of its own key). True
+    when it locked: what was read before may be stale, an open conversation may exist now.
+    False on SQLite, whose one writer at a time serialises these transactions anyway."""
+    if not locks_lanes(conn):
+        return False
+    execute(conn, _NEW_CONVERSATION_LOCK, {"lane": "opening:" + customer_id})
+    return True
+
+
 def find_conversation_by_de_thread(conn: Connection, de_thread_id: str) -> Conversation | None:
     query = select(t.conversations).where(t.conversations.c.de_thread_id == de_thread_id)
     row = conn.execute(query).first()

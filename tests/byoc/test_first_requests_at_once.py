@@ -1,8 +1,10 @@
-"""A new customer's first requests at once: both are served, and the customer is stored once.
+"""A customer's first requests at once: all are served, into one customer and one conversation.
 
 Every such request looks the customer up and inserts them when missing. On PostgreSQL two
 transactions can both find them missing; the second INSERT then waits on the first one's key
 and fails once it commits. The request must run again and find the customer, not answer 503.
+Likewise a customer whose last conversation ended: several messages at once must open one
+new conversation (one CXone thread), not one each.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
-from byoc.conversations import lookups
+from byoc.conversations import lifecycle, lookups
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile, Delivered
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
-from byoc.store import Database, migrations
+from byoc.store import Database, conversations, customers, migrations
 from byoc.store import schema as t
 from byoc.store.records import Channel, Customer
 from tests.support import seed
@@ -101,3 +103,57 @@ async def test_a_widget_customer_inserted_meanwhile_is_found_not_a_store_error(
 
     customer, inserted = await _while_another_inserts_the_customer(postgres_url, connect)
     assert customer == inserted
+
+
+async def _returning_customer(db: Database, service: ConversationService) -> Channel:
+    """A channel whose customer `NEW` had a conversation, ended."""
+    channel = await db.run_write(seed.add_channel)
+    first = await service.receive_customer_message(CustomerMessageIn(channel.id, NEW, "0", []))
+
+    def end(conn: Connection) -> None:
+        assert lifecycle.end_conversation(conn, first.conversation, reason="agent", now=1)
+
+    await db.run_write(end)
+    return channel
+
+
+async def test_a_returning_customers_messages_at_once_open_one_conversation(db: Database) -> None:
+    service = ConversationService(db, POLICY)
+    channel = await _returning_customer(db, service)
+    said = [CustomerMessageIn(channel.id, NEW, f"m{n}", []) for n in range(6)]
+    stored = await asyncio.gather(*(service.receive_customer_message(m) for m in said))
+    assert len({s.conversation.id for s in stored}) == 1
+    assert sorted(s.message.seq for s in stored) == list(range(6))
+
+
+@pytest.mark.postgres
+async def test_a_message_takes_the_conversation_another_is_opening(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    watcher = await asyncpg.connect(postgres_url)
+    try:
+        await migrations.upgrade(db)
+        await db.run_write(seed.clean)
+        service = ConversationService(db, POLICY)
+        channel = await _returning_customer(db, service)
+        async with db.engine.begin() as conn:
+            # Another message's transaction, which has opened the customer's new conversation.
+            customer = await db.run_read(customers.find_customer, channel.id, NEW.external_id)
+            assert customer is not None
+            opened = await conn.run_sync(lookups.conversation_for_customer, customer, None, now=2)
+            said = CustomerMessageIn(channel.id, NEW, "hi", [])
+            served = asyncio.create_task(service.receive_customer_message(said))
+
+            async def waiting_or_done() -> bool:
+                return served.done() or await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK) == 1
+
+            await wait_for_async(waiting_or_done, what="the message to wait for the opening")
+        delivered = await asyncio.wait_for(served, timeout=10)
+        assert delivered.conversation.id == opened.id
+        open_ones = await db.run_read(
+            lambda c: conversations.latest_conversation(c, delivered.customer.id, open_only=True)
+        )
+        assert open_ones is not None
+        assert open_ones.id == opened.id
+    finally:
+        await watcher.close()
+        await db.close()
