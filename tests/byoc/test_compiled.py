@@ -120,6 +120,7 @@ PARAMS: dict[str, dict[str, Any]] = {
         "lane": "platform:thr_1",
     },
     "conversations._NEXT_SEQ_LOCKING": {"conversation_id": "thr_1", "lane": "cxone:thr_1"},
+    "conversations._NEW_CONVERSATION_LOCK": {"lane": "opening:cus_1"},
     "conversations._NEXT_SEQ_AND_IDLE_LOCKING": {
         "conversation_id": "thr_1",
         "idle_deadline": NOW + 1,
@@ -169,6 +170,7 @@ ONLY_ON = {
     "conversations._NEXT_SEQ_FOR_REPLY": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_FOR_REPLY_LOCKING": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_LOCKING": dialect.POSTGRESQL,
+    "conversations._NEW_CONVERSATION_LOCK": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_AND_IDLE_LOCKING": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_AND_CUSTOMER_ACTIVE_LOCKING": dialect.POSTGRESQL,
     "rows._ENQUEUE_CLAIMED_WITH_MESSAGE": dialect.POSTGRESQL,
