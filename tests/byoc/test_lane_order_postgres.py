@@ -226,7 +226,7 @@ async def test_a_reply_sees_what_its_lane_held_when_it_waited(
     """A reply takes its delivery lane's lock with the conversation's UPDATE, then inserts the
     message and its row, claimed if it heads the lane, in one statement: taken at once when it
     names its channel and the idle clock runs (`replies.store_reply`), else after the usual
-    lookup (`lifecycle.store_agent_message`). A producer of that lane that locks nothing else
+    lookup (`replies.store_agent_message`). A producer of that lane that locks nothing else
     (none in the product does so today: the test writes one) holds its transaction open
     meanwhile: the reply must wait for it, see its row, and be delivered after it."""
     idle = replace(POLICY, idle_timeout_ms=120_000 if idle_clock else 0)

@@ -19,7 +19,6 @@ from sqlalchemy import Connection
 
 from byoc.clock import Clock
 from byoc.conversations.ended_in_cxone import why_ended
-from byoc.conversations.models import AgentMessageIn, Delivered, FreshRows, text_content
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.queueing import store_message
 from byoc.cxone import CxoneError
@@ -27,8 +26,8 @@ from byoc.ids import new_id
 from byoc.outbox import kinds
 from byoc.outbox.kinds import enqueue
 from byoc.settings import Settings
-from byoc.store import Database, StoreError, channels, conversations, customers
-from byoc.store.records import Channel, Conversation, Customer, Message
+from byoc.store import Database, StoreError, channels, conversations
+from byoc.store.records import Channel, Conversation, Message
 from byoc.tenancy import TenantClients
 
 log = logging.getLogger(__name__)
@@ -349,50 +348,3 @@ class LifecycleLoops:
             self.agent_endings += 1
             log.info("conversation %s was ended in CXone (%s)", conversation.id, why)
         return ended
-
-
-def store_agent_message(
-    conn: Connection,
-    channel: Channel,
-    conversation: Conversation,
-    incoming: AgentMessageIn,
-    policy: LifecyclePolicy,
-    now: int,
-    customer: Customer | None = None,
-    fresh_rows: FreshRows | None = None,
-    seq: int | None = None,
-) -> Delivered:
-    """An agent's (or bot's) message on its way to the customer, which restarts the wait for
-    the customer's answer (the idle deadline). With `fresh_rows`, its outbox row is claimed
-    for immediate delivery when it heads its lane (`Delivered.claimed`). With `seq`, the
-    caller has reserved the sequence number and started the idle clock already
-    (`conversations.next_seq_for_reply`), and `conversation` is the row as that left it; with
-    `fresh_rows` too, it took the delivery lane's lock as well (`queueing.store_message`)."""
-    if seq is None:
-        seq, conversation = conversations.next_seq(
-            conn,
-            conversation.id,
-            idle_deadline=idle_deadline_after_agent(channel, policy, now),
-            lock_lane=kinds.AgentMessage.lane_of(conversation.id)
-            if fresh_rows is not None
-            else None,
-        )
-    message = message_for_customer(
-        conversation,
-        seq=seq,
-        sender="bot" if (incoming.author or {}).get("isBotUser") else "agent",
-        text=incoming.text,
-        content=incoming.content or text_content(incoming.text),
-        attachments=incoming.attachments,
-        author=incoming.author,
-        de_message_id=incoming.retry_id,
-        now=now,
-    )
-    if customer is None:
-        customer = customers.get_customer(conn, conversation.customer_id)
-    assert customer is not None  # a conversation always has its customer (foreign key)
-    # What the delivery needs is all in hand: the claim need not read it again.
-    held = (message, conversation, customer, channel)
-    delivery = kinds.AgentMessage(conversation.id, message.id)
-    claimed = store_message(conn, message, delivery, now=now, fresh_rows=fresh_rows, held=held)
-    return Delivered(message=message, conversation=conversation, customer=customer, claimed=claimed)

@@ -20,11 +20,12 @@ from sqlalchemy import Connection
 from byoc.clock import Clock
 from byoc.conversations import lifecycle, lookups
 from byoc.conversations.lookups import ChannelCache
-from byoc.conversations.models import AgentMessageIn, Delivered, FreshRows
+from byoc.conversations.models import AgentMessageIn, Delivered, FreshRows, text_content
 from byoc.conversations.once import Attempt
 from byoc.conversations.policy import LifecyclePolicy
+from byoc.conversations.queueing import store_message
 from byoc.outbox import kinds
-from byoc.store import conversations, messages
+from byoc.store import conversations, customers, messages
 from byoc.store.records import Channel, Conversation, Customer
 
 
@@ -64,7 +65,7 @@ def store_reply(
     if conversation.de_thread_id is None and incoming.de_thread_id:
         conversations.update_conversation(conn, conversation.id, de_thread_id=incoming.de_thread_id)
         conversation = replace(conversation, de_thread_id=incoming.de_thread_id)
-    return lifecycle.store_agent_message(
+    return store_agent_message(
         conn,
         channel,
         conversation,
@@ -111,3 +112,50 @@ def _taken_at_once(
         return None
     cache.check_brand(conn, channel, to.incoming.brand)  # raising rolls back what was written
     return (channel, *taken)
+
+
+def store_agent_message(
+    conn: Connection,
+    channel: Channel,
+    conversation: Conversation,
+    incoming: AgentMessageIn,
+    policy: LifecyclePolicy,
+    now: int,
+    customer: Customer | None = None,
+    fresh_rows: FreshRows | None = None,
+    seq: int | None = None,
+) -> Delivered:
+    """An agent's (or bot's) message on its way to the customer, which restarts the wait for
+    the customer's answer (the idle deadline). With `fresh_rows`, its outbox row is claimed
+    for immediate delivery when it heads its lane (`Delivered.claimed`). With `seq`, the
+    caller has reserved the sequence number and started the idle clock already
+    (`conversations.next_seq_for_reply`), and `conversation` is the row as that left it; with
+    `fresh_rows` too, it took the delivery lane's lock as well (`queueing.store_message`)."""
+    if seq is None:
+        seq, conversation = conversations.next_seq(
+            conn,
+            conversation.id,
+            idle_deadline=lifecycle.idle_deadline_after_agent(channel, policy, now),
+            lock_lane=kinds.AgentMessage.lane_of(conversation.id)
+            if fresh_rows is not None
+            else None,
+        )
+    message = lifecycle.message_for_customer(
+        conversation,
+        seq=seq,
+        sender="bot" if (incoming.author or {}).get("isBotUser") else "agent",
+        text=incoming.text,
+        content=incoming.content or text_content(incoming.text),
+        attachments=incoming.attachments,
+        author=incoming.author,
+        de_message_id=incoming.retry_id,
+        now=now,
+    )
+    if customer is None:
+        customer = customers.get_customer(conn, conversation.customer_id)
+    assert customer is not None  # a conversation always has its customer (foreign key)
+    # What the delivery needs is all in hand: the claim need not read it again.
+    held = (message, conversation, customer, channel)
+    delivery = kinds.AgentMessage(conversation.id, message.id)
+    claimed = store_message(conn, message, delivery, now=now, fresh_rows=fresh_rows, held=held)
+    return Delivered(message=message, conversation=conversation, customer=customer, claimed=claimed)

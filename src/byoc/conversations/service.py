@@ -17,7 +17,6 @@ from sqlalchemy import Connection
 
 from byoc.clock import Clock, SystemClock
 from byoc.conversations import lifecycle, lookups, replies, rich
-from byoc.conversations.lifecycle import store_agent_message
 from byoc.conversations.lookups import ChannelCache
 from byoc.conversations.models import (
     AgentMessageIn,
@@ -31,6 +30,7 @@ from byoc.conversations.models import (
 from byoc.conversations.once import Attempt, write_once
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.queueing import store_message
+from byoc.conversations.replies import store_agent_message
 from byoc.errors import (
     ConversationEnded,
     ConversationNotFound,
