@@ -10,9 +10,11 @@ committed, which is exactly what the interleaving gives it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from sqlalchemy import Connection, select
 
@@ -27,7 +29,9 @@ from byoc.store import Database, conversations
 from byoc.store import schema as t
 from byoc.store.records import Conversation
 from byoc.tenancy import TenantClients
+from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK
 from tests.support.seed import add_channel, add_conversation, add_customer
+from tests.support.waiting import wait_for_async
 
 START = 1_700_000_000_000
 IDLE_MS = 120_000
@@ -143,3 +147,38 @@ async def test_message_read_before_the_end_is_not_counted_in_the_ended_conversat
     assert await db.run_write(lambda conn: lifecycle.customer_wrote(conn, stale, now)) is None
     assert await db.run_write(lambda conn: lifecycle.customer_spoke(conn, stale, now)) is False
     assert (await _current(db, stale.id)).next_seq == ended.next_seq
+
+
+async def test_the_end_does_not_close_a_conversation_the_customer_answered_meanwhile(
+    db: Database, db_url: str, loops: tuple[LifecycleLoops, ManualClock]
+) -> None:
+    """PostgreSQL: the end reads the countdown, then writes. The customer's answer commits in
+    between (here: it holds the row, uncommitted, while the end reads, and commits once the
+    end's UPDATE waits for the row). The end must see that and leave the conversation open."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one write transaction at a time: the two cannot interleave")
+    runner, clock = loops
+    conversation = await _idle_conversation(db)
+    assert await runner.fire_due_timers() == 1  # warned
+    clock.advance(COUNTDOWN_MS)
+    warned = await _current(db, conversation.id)
+    watcher = await asyncpg.connect(db_url)
+    try:
+        async with db.engine.begin() as conn:
+            # The customer's answer, not committed yet.
+            assert await conn.run_sync(lifecycle.customer_spoke, warned, clock.now_ms())
+            ending = asyncio.create_task(runner.fire_due_timers())
+
+            async def waiting_or_done() -> bool:
+                if ending.done():
+                    return True
+                return int(await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK)) == 1
+
+            await wait_for_async(waiting_or_done, what="the end to wait for the row")
+        assert await asyncio.wait_for(ending, timeout=10) == 0
+    finally:
+        await watcher.close()
+    after = await _current(db, conversation.id)
+    assert after.is_open
+    assert after.countdown_deadline is None
+    assert await _idle_signals(db, conversation.id) == [True, False]

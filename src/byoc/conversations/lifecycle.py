@@ -153,12 +153,17 @@ def end_conversation(
     now: int,
     end_in_cxone: str | None = None,
     final_text: str | None = None,
+    unless_changed: str | None = None,
 ) -> bool:
-    """Open → ended, once. Tells the platform; with `end_in_cxone`, ends the contact in CXone."""
+    """Open → ended, once. Tells the platform; with `end_in_cxone`, ends the contact in CXone.
+    With `unless_changed` (a column), only if that column still holds what `conversation` does."""
+    expect = {"state": "open"}
+    if unless_changed is not None:
+        expect[unless_changed] = getattr(conversation, unless_changed)
     ended = conversations.transition_conversation(
         conn,
         conversation.id,
-        {"state": "open"},
+        expect,
         state="ended",
         ended_at=now,
         ended_reason=reason,
@@ -298,6 +303,8 @@ class LifecycleLoops:
             now=now,
             end_in_cxone=policy.end_action,
             final_text=policy.ended_text,
+            # The customer's answer may commit after the read above (PostgreSQL).
+            unless_changed="countdown_deadline",
         )
         return int(ended)
 
