@@ -143,7 +143,13 @@ PARAMS: dict[str, dict[str, Any]] = {
     "messages._FIND_MESSAGE_BY_PLATFORM_ID": {"channel_id": "chat_1", "platform_message_id": "p-1"},
     "messages._FIND_MESSAGE_BY_DE_ID": {"channel_id": "chat_1", "de_message_id": "de-2"},
     "messages._SET_MESSAGE_STATUS": {"message_id": "msg_1", "status": "sent"},
-    "messages._SET_STATUS_OF_MANY": {"ids_json": '["msg_0", "msg_2"]', "status": "sent"},
+    "messages._SET_STATUS_OF_MANY": {
+        "ids_json": '["msg_0", "msg_2"]',
+        "status": "sent",
+        "was": "pending",
+    },
+    "messages._MARK_DELIVERED": {"message_id": "msg_1"},
+    "messages._MARK_SEEN": {"message_id": "msg_1"},
     "messages._GET_MESSAGES_IN_CONTEXT": {"ids_json": '["msg_0", "msg_2", "msg_9"]'},
     "messages._LIST_MESSAGES": {"conversation_id": "thr_1", "after_seq": 0, "limit": 10},
     "rows._ENQUEUE": OUTBOX_ROW,
@@ -458,7 +464,8 @@ def test_a_text_id_list_sets_exactly_its_messages(backend: Backend, driver: bool
     statuses = select(t.messages.c.id, t.messages.c.status).order_by(t.messages.c.id)
 
     def mark(conn: Connection) -> list[tuple[str, str]]:
-        params = {"ids_json": json.dumps(["msg_0", "msg_2", "msg_none"]), "status": "sent"}
+        ids = json.dumps(["msg_0", "msg_2", "msg_none"])
+        params = {"ids_json": ids, "status": "sent", "was": "pending"}
         if driver:
             execute(conn, messages._SET_STATUS_OF_MANY, params)
         else:

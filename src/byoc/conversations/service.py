@@ -162,9 +162,8 @@ class ConversationService:
         def tx(conn: Connection) -> tuple[Message, bool]:
             channel = self._cache.channel(conn, channel_id)
             message = lookups.receipt_message(conn, channel, message_id, customer_id)
-            if message.status == "seen" or message.status == status:
-                return message, False  # receipts repeat; CXone needs each once
-            messages.set_message_status(conn, message.id, status)
+            if not messages.record_receipt(conn, message.id, status):
+                return message, False  # receipts repeat and race; CXone needs each once
             now = self._clock.now_ms()
             enqueue(
                 conn,

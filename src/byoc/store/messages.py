@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
@@ -97,11 +97,29 @@ _SET_MESSAGE_STATUS = (
     .values(status=bindparam("status"))
 )
 
-# The ids as one JSON parameter: one compiled statement whatever their number.
+# The ids as one JSON parameter: one compiled statement whatever their number. Only the
+# messages still in the status `was`: a receipt may have moved one on meanwhile.
 _SET_STATUS_OF_MANY = (
     update(t.messages)
-    .where(InJsonIds(t.messages.c.id, "ids_json"))
+    .where(InJsonIds(t.messages.c.id, "ids_json"), t.messages.c.status == bindparam("was"))
     .values(status=bindparam("status"))
+)
+
+# The platform's receipts move a message's status forward only: seen is final, and a status
+# is written once, however many receipts race (each queues CXone's copy only if it wrote).
+_MARK_DELIVERED = (
+    update(t.messages)
+    .where(
+        t.messages.c.id == bindparam("message_id"),
+        t.messages.c.status != "delivered",
+        t.messages.c.status != "seen",
+    )
+    .values(status="delivered")
+)
+_MARK_SEEN = (
+    update(t.messages)
+    .where(t.messages.c.id == bindparam("message_id"), t.messages.c.status != "seen")
+    .values(status="seen")
 )
 
 
@@ -181,15 +199,23 @@ def set_message_status(conn: Connection, message_id: str, status: str) -> None:
     execute(conn, _SET_MESSAGE_STATUS, {"message_id": message_id, "status": status})
 
 
-def set_status_of_many(conn: Connection, message_ids: list[str], status: str) -> None:
-    """One statement for many messages (the ones an outbox pass settles)."""
+def set_status_of_many(conn: Connection, message_ids: list[str], status: str, *, was: str) -> None:
+    """One statement for many messages (the ones an outbox pass settles): those still `was`."""
     if message_ids:
-        execute(conn, _SET_STATUS_OF_MANY, {"ids_json": json.dumps(message_ids), "status": status})
+        params = {"ids_json": json.dumps(message_ids), "status": status, "was": was}
+        execute(conn, _SET_STATUS_OF_MANY, params)
 
 
 def mark_sent(conn: Connection, message_ids: list[str]) -> None:
-    """These messages reached the customer's platform."""
-    set_status_of_many(conn, message_ids, "sent")
+    """These messages reached the customer's platform (unless a receipt said more already)."""
+    set_status_of_many(conn, message_ids, "sent", was="queued")
+
+
+def record_receipt(conn: Connection, message_id: str, status: Literal["delivered", "seen"]) -> bool:
+    """The customer received or saw the message: True when that moved its status forward,
+    False for a repeated receipt or one that a later one overtook."""
+    statement = _MARK_SEEN if status == "seen" else _MARK_DELIVERED
+    return bool(execute(conn, statement, {"message_id": message_id}).rowcount == 1)
 
 
 _LIST_MESSAGES = (
