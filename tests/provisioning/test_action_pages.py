@@ -4,9 +4,11 @@ emulator: one-time tokens minted by the emulator, forms posted as a browser post
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from byoc.provisioning.form_tokens import FormClaims, FormTokens
@@ -63,6 +65,37 @@ def test_add_channel_end_to_end(pages: Pages) -> None:
     )
     assert again.status_code == 303
     assert len(pages.emulator.requests("/channels", method="POST")) == 1
+
+
+def test_the_same_form_submitted_twice_at_once_creates_one_channel(pages: Pages) -> None:
+    """Both submits pass the checks before either has created the DE channel (CXone is slow to
+    answer the create): the second one's mapping then fails, and must not delete the DE channel
+    that the first one's mapping names."""
+    page = pages.open_action()
+    channel_id = channel_id_of(page)
+    slow = {"rules": [{"match": "POST /channels", "latencyMs": 400}]}
+    pages.emulator.admin.put("/emulator/faults", json=slow).raise_for_status()
+    form = {
+        "form_token": form_token(page),
+        "name": "Shop chat",
+        "adapter": "webhook",
+        "webhook_url": "https://platform.example.invalid/byoc",
+    }
+
+    def submit() -> httpx.Response:
+        with httpx.Client(base_url=pages.url, timeout=10) as client:
+            return client.post("/integration/action", data=form)
+
+    with ThreadPoolExecutor(2) as both:
+        answers = list(both.map(lambda _: submit(), range(2)))
+    pages.emulator.admin.delete("/emulator/faults").raise_for_status()
+    assert [a.status_code for a in answers] == [303, 303], [a.text for a in answers]
+    assert len(pages.emulator.requests("/channels", method="POST")) == 2  # both got that far
+    assert pages.emulator.requests(f"/channels/{channel_id}", method="DELETE") == []
+    assert channel_id in pages.emulator_channels()
+    local = pages.local_channel(channel_id)
+    assert local is not None
+    assert local.name == "Shop chat"
 
 
 def test_a_used_one_time_token_is_refused(pages: Pages) -> None:

@@ -13,8 +13,14 @@ from typing import Any
 import pytest
 
 from byoc.cxone import DeClient, TokenManager
+from byoc.errors import ByocError
 from byoc.http import HttpClient
-from byoc.provisioning.channels import NewChannel, ProvisioningError, create_channel
+from byoc.provisioning.channels import (
+    ChannelIdTaken,
+    NewChannel,
+    ProvisioningError,
+    create_channel,
+)
 from byoc.store import Database, channels, tenants
 from byoc.store.migrations import upgrade
 from byoc.store.records import Channel
@@ -247,18 +253,27 @@ def test_list_remote_shows_both_sides(cli: Cli) -> None:
 # --- compensation, in-process ----------------------------------------------------------------
 
 
-def _map_concurrently(db_path: Path) -> None:
-    """Another writer (a second `byoc channels add`) maps the id between the two steps."""
+def _map_concurrently(db_path: Path, tenant: str = "other") -> None:
+    """Another writer (a second `byoc channels add`) maps the id between the two steps: for
+    another tenant (with its own DE, where this DE channel means nothing), or for this one."""
     with sqlite3.connect(db_path) as conn:
         conn.execute(
+            "INSERT OR IGNORE INTO tenants VALUES"
+            " ('other', 'Other', 2, 't2', 3, 'http://a', 'http://t', 'k', 's', 'c', 's', 0)"
+        )
+        conn.execute(
             "INSERT INTO channels (id, tenant_id, adapter, name, secret, created_at)"
-            " VALUES ('chat_race', 'default', 'webhook', 'Other', 's', 0)"
+            " VALUES ('chat_race', ?, 'webhook', 'Other', 's', 0)",
+            (tenant,),
         )
 
 
 async def _provision_with_hook(
-    tmp_path: Path, emulator: Emulator, on_created: Callable[[Path], None]
-) -> tuple[Database, ProvisioningError]:
+    tmp_path: Path,
+    emulator: Emulator,
+    on_created: Callable[[Path], None],
+    fails_with: type[ByocError] = ProvisioningError,
+) -> tuple[Database, ByocError]:
     settings = middleware_settings(tmp_path, emulator)
     db = Database(settings.database_url)
     await upgrade(db)
@@ -284,7 +299,7 @@ async def _provision_with_hook(
             settings.cxone_client_secret.get_secret_value(),
         )
         client = DeClient(http, settings.cxone_api_url, tokens, timeout=2.0)
-        with pytest.raises(ProvisioningError) as caught:
+        with pytest.raises(fails_with) as caught:
             await create_channel(db, client, request, progress=progress)
     return db, caught.value
 
@@ -295,6 +310,7 @@ async def test_a_failed_mapping_deletes_the_de_channel_again(
     register_integration(emulator)
     db, error = await _provision_with_hook(tmp_path, emulator, _map_concurrently)
     try:
+        assert isinstance(error, ProvisioningError)
         assert error.step == "store"
         assert error.compensated is True
         assert "the DE channel was deleted again" in error.detail
@@ -318,10 +334,32 @@ async def test_a_failed_undo_says_what_is_left_in_cxone(tmp_path: Path, emulator
     db, error = await _provision_with_hook(tmp_path, emulator, map_and_break_cxone)
     try:
         emulator.admin.delete("/emulator/faults").raise_for_status()
+        assert isinstance(error, ProvisioningError)
         assert error.compensated is False
         assert "is left in CXone" in error.detail
         assert "byoc channels delete chat_race" in error.detail
         assert "chat_race" in emulator_channels(emulator)
+    finally:
+        await db.close()
+
+
+async def test_a_mapping_made_meanwhile_for_the_same_tenant_keeps_the_de_channel(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """The same form submitted twice, or a `byoc channels add` of the id at the same moment:
+    the mapping that got there first names the DE channel this run created; deleting it would
+    leave that mapping without its channel."""
+    register_integration(emulator)
+    db, error = await _provision_with_hook(
+        tmp_path, emulator, lambda path: _map_concurrently(path, "default"), ChannelIdTaken
+    )
+    try:
+        assert "was mapped to tenant 'default' meanwhile" in error.detail
+        assert "chat_race" in emulator_channels(emulator)
+        assert emulator.requests("/channels/chat_race", method="DELETE") == []
+        kept = await db.run_read(channels.get_channel, "chat_race")
+        assert kept is not None
+        assert kept.tenant_id == "default"
     finally:
         await db.close()
 

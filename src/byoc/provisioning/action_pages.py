@@ -266,6 +266,15 @@ async def action_page(
     return _form_page(_form_tokens(settings).issue(claims), claims)
 
 
+async def _created_already(db: Database, claims: FormClaims) -> Response | None:
+    """The page for a form whose channel is mapped to its tenant already (by the same form,
+    submitted before); None when it is not."""
+    existing = await db.run_read(channels.get_channel, claims.channel_id)
+    if existing is not None and existing.tenant_id == claims.tenant_id:
+        return _done(claims.back_url, "Channel created", f"Channel {existing.name} is ready.")
+    return None
+
+
 @router.post("/action")
 async def create_from_form(
     request: Request, settings: SettingsDep, db: DatabaseDep, tenant_clients: TenantsDep
@@ -284,10 +293,8 @@ async def create_from_form(
             "This form is expired or was not issued here. Open 'Add channel' again in CXone.",
             403,
         )
-    existing = await db.run_read(channels.get_channel, claims.channel_id)
-    if existing is not None and existing.tenant_id == claims.tenant_id:
-        # The same form submitted twice: the first submit did the work.
-        return _done(claims.back_url, "Channel created", f"Channel {existing.name} is ready.")
+    if (done := await _created_already(db, claims)) is not None:
+        return done
 
     adapter = text("adapter") or WEBHOOK
     webhook_url = text("webhook_url")
@@ -319,6 +326,9 @@ async def create_from_form(
         log.warning("Action URL: creating channel %s failed: %s", claims.channel_id, exc)
         return _form_page(token, claims, errors={"cxone": exc.detail}, status=502, **fields)
     except InvalidInput as exc:
+        # The same form submitted twice at once: the other submit mapped the channel.
+        if (done := await _created_already(db, claims)) is not None:
+            return done
         return _form_page(token, claims, errors={"channel": exc.detail}, status=422, **fields)
     except ByocError as exc:
         return _error_page("Cannot create the channel", exc.detail, 404)

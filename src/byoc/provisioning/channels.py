@@ -8,7 +8,9 @@ DE and the store share no transaction, so `create_channel` is ordered and compen
    may have created the channel all the same, so it is deleted again (best effort);
 3. insert the local mapping;
 4. when that insert fails, `DELETE /channels/{id}` undoes step 2, and the error says whether
-   the undo worked (and if not, exactly what is left in CXone).
+   the undo worked (and if not, exactly what is left in CXone). Unless the id was mapped to
+   the same tenant meanwhile (a form submitted twice, a `byoc channels add` at the same
+   moment): that mapping names the DE channel step 2 made, which is then kept.
 
 `delete_channel` runs the other way round: DE first (a 404 there means already gone), then
 the mapping is soft-deleted, so a CXone outage leaves the mapping in place to retry.
@@ -270,6 +272,13 @@ async def create_channel(
         await db.run_write(_insert_if_unused, channel)
     except (StoreError, ByocError) as exc:
         progress(f"storing the mapping failed: {exc}")
+        mapped = await db.run_read(channels.get_channel, channel_id)
+        if mapped is not None and mapped.tenant_id == request.tenant_id:
+            progress(f"keeping DE channel {channel_id}: the mapping made meanwhile names it")
+            raise ChannelIdTaken(
+                f"channel id {channel_id!r} was mapped to tenant {request.tenant_id!r} meanwhile;"
+                " that mapping uses the DE channel this created, which is kept"
+            ) from exc
         left = await _undo_remote(client, channel_id, progress)
         if left is None:
             detail = f"storing the mapping failed ({exc}); the DE channel was deleted again"
