@@ -27,6 +27,7 @@ from byoc.outbox import rows as outbox_rows
 from byoc.store import (
     Database,
     DuplicateError,
+    StoreError,
     channels,
     conversations,
     customers,
@@ -493,6 +494,32 @@ def test_a_duplicate_key_is_a_duplicate_error_on_either_path(
                 await db.run_write(insert_again)
             # and the connection it failed on serves the next transaction
             assert await db.run_read(messages.get_message, "msg_1") is not None
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("driver", [False, True])
+def test_a_missing_reference_is_a_store_error_not_a_duplicate(
+    backend: Backend, driver: bool
+) -> None:
+    """A foreign key's refusal (the conversation deleted meanwhile, say) is no duplicate: a
+    message's transaction runs again after a duplicate (`conversations.once`), not after this."""
+
+    def insert_orphan(conn: Connection) -> None:
+        params = {**MESSAGE, "conversation_id": "thr_gone"}
+        if driver:
+            execute(conn, messages._INSERT_MESSAGE, params)
+        else:
+            conn.execute(messages._INSERT_MESSAGE, params)
+
+    async def run() -> None:
+        db = Database(backend.url)
+        try:
+            with pytest.raises(StoreError, match="constraint violated") as caught:
+                await db.run_write(insert_orphan)
+            assert not isinstance(caught.value, DuplicateError)
         finally:
             await db.close()
 

@@ -33,7 +33,8 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from byoc.store import dialect
-from byoc.store.db import Database, StoreError, store_error
+from byoc.store.db import Database
+from byoc.store.errors import StoreError, store_error
 from byoc.store.migrations import BASELINE, Step
 
 SCRIPT_LOCATION = "byoc.store:alembic"

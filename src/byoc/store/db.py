@@ -32,10 +32,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from byoc.store import dialect
+from byoc.store.errors import StoreError, store_error
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -46,35 +47,9 @@ TransactionFn = Callable[[Connection], T]
 MAX_GROUP_COMMIT = 256
 
 
-class StoreError(Exception):
-    """The store could not complete an operation (unreachable, locked, or corrupt)."""
-
-
-class DuplicateError(StoreError):
-    """A unique key already holds a row: a concurrent writer got there first."""
-
-
-class Contention(StoreError):
-    """PostgreSQL aborted the transaction to break a deadlock or a serialization conflict with
-    a concurrent one: nothing of it was written, and running it again is safe."""
-
-
-# SQLSTATEs of a transaction aborted for another's sake: serialization_failure, deadlock_detected.
-CONTENTION_STATES = frozenset({"40001", "40P01"})
-
-
 def now_ms() -> int:
     """Wall-clock time in integer milliseconds: the only time type the store keeps."""
     return int(time.time() * 1000)
-
-
-def store_error(exc: SQLAlchemyError) -> StoreError:
-    """The one place where driver errors become store errors."""
-    if isinstance(exc, IntegrityError):
-        return DuplicateError(f"duplicate key: {exc.orig}")
-    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in CONTENTION_STATES:
-        return Contention(f"aborted by contention: {exc.orig}")
-    return StoreError(f"database error: {exc.__class__.__name__}: {exc}")
 
 
 def _job_error(exc: Exception) -> Exception:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from sqlalchemy import Connection, inspect, text
 
-from byoc.store.db import Database, StoreError
+from byoc.store.db import Database
+from byoc.store.errors import StoreError
 
 # The revisions are numbered and linear, each file named after its id (`0005_….py`), so the
 # newest file names the head: the schema this code runs on. `tests/byoc/test_migrations.py`

@@ -23,7 +23,8 @@ from sqlalchemy import Connection
 
 from byoc.clock import Clock, Periodic
 from byoc.store import dialect
-from byoc.store.db import Database, StoreError
+from byoc.store.db import Database
+from byoc.store.errors import StoreError
 
 # The tables rewritten by every message: the outbox (a row per delivery) and the conversations.
 BUSIEST_TABLES = ("outbox", "conversations")

@@ -1,0 +1,59 @@
+"""The store's errors: what a caller of `byoc.store` may catch, whatever the database.
+
+    StoreError             unreachable, locked, corrupt, or a constraint broken
+    ├── DuplicateError     a unique key already holds the row (a concurrent writer was first)
+    └── Contention         PostgreSQL aborted the transaction for another's sake
+
+`store_error` is the one place where the drivers' errors (through SQLAlchemy, or raised as
+SQLAlchemy's by `byoc.store.compiled`) become these.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+__all__ = ["Contention", "DuplicateError", "StoreError", "store_error"]
+
+
+class StoreError(Exception):
+    """The store could not complete an operation (unreachable, locked, corrupt, or a
+    constraint broken: a row it refers to deleted meanwhile)."""
+
+
+class DuplicateError(StoreError):
+    """A unique key already holds a row: a concurrent writer got there first."""
+
+
+class Contention(StoreError):
+    """PostgreSQL aborted the transaction to break a deadlock or a serialization conflict with
+    a concurrent one: nothing of it was written, and running it again is safe."""
+
+
+# SQLSTATEs of a transaction aborted for another's sake: serialization_failure, deadlock_detected.
+CONTENTION_STATES = frozenset({"40001", "40P01"})
+
+
+# A unique key's refusal: PostgreSQL's SQLSTATE, SQLite's extended result codes.
+UNIQUE_VIOLATION = "23505"
+SQLITE_UNIQUE = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+
+
+def _is_duplicate(error: IntegrityError) -> bool:
+    """A unique key's refusal, not another constraint's (a foreign key, NOT NULL); a duplicate
+    when the driver does not say which."""
+    state = getattr(error.orig, "sqlstate", None)
+    if state is not None:
+        return bool(state == UNIQUE_VIOLATION)
+    name = getattr(error.orig, "sqlite_errorname", None)
+    return name is None or name in SQLITE_UNIQUE
+
+
+def store_error(exc: SQLAlchemyError) -> StoreError:
+    """The one place where driver errors become store errors."""
+    if isinstance(exc, IntegrityError):
+        if _is_duplicate(exc):
+            return DuplicateError(f"duplicate key: {exc.orig}")
+        return StoreError(f"constraint violated (a row it refers to changed?): {exc.orig}")
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in CONTENTION_STATES:
+        return Contention(f"aborted by contention: {exc.orig}")
+    return StoreError(f"database error: {exc.__class__.__name__}: {exc}")
