@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import asyncpg
@@ -18,13 +19,19 @@ import pytest
 from sqlalchemy import Connection, func, select
 
 from byoc.conversations import lifecycle, lookups
-from byoc.conversations.models import CustomerMessageIn, CustomerProfile, Delivered
+from byoc.conversations.models import (
+    AgentMessageIn,
+    CustomerMessageIn,
+    CustomerProfile,
+    Delivered,
+)
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
 from byoc.store import Database, conversations, customers, migrations
 from byoc.store import schema as t
-from byoc.store.records import Channel, Customer
+from byoc.store.records import Channel, Conversation, Customer
 from tests.support import seed
+from tests.support.incoming import agent_reply
 from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK
 from tests.support.waiting import wait_for_async
 
@@ -154,6 +161,56 @@ async def test_a_message_takes_the_conversation_another_is_opening(postgres_url:
         )
         assert open_ones is not None
         assert open_ones.id == opened.id
+    finally:
+        await watcher.close()
+        await db.close()
+
+
+@pytest.mark.postgres
+async def test_a_thread_cxone_just_started_is_opened_once(postgres_url: str) -> None:
+    """An agent starts a thread and sends again before the first message's answer: the second
+    callback finds no conversation for the thread either, and must take the one the first is
+    opening, not open another for the same CXone thread."""
+    db = Database(postgres_url)
+    watcher = await asyncpg.connect(postgres_url)
+    try:
+        await migrations.upgrade(db)
+        await db.run_write(seed.clean)
+        service = ConversationService(db, POLICY)
+        channel = await db.run_write(seed.add_channel)
+        known = await service.ensure_customer(channel.id, NEW)
+
+        def agent_starts(de_message_id: str) -> AgentMessageIn:
+            message = agent_reply("", de_message_id)
+            primary = {"idOnExternalPlatform": known.id, "isPrimary": True}
+            return replace(message, thread_id=None, de_thread_id="de-new", recipients=[primary])
+
+        async with db.engine.begin() as conn:
+            # The first message's transaction, which has opened the thread's conversation.
+            def first_opens(sync: Connection) -> Conversation:
+                conversations.lock_opening(sync, "de:de-new")
+                opened = lookups.new_conversation(
+                    channel.id, known.id, origin="agent", de_thread_id="de-new", now=1
+                )
+                conversations.insert_conversation(sync, opened)
+                return opened
+
+            opened = await conn.run_sync(first_opens)
+            second = asyncio.create_task(
+                service.open_agent_outbound(
+                    agent_starts("de-2"), channel_id=channel.id, tenant_id=channel.tenant_id
+                )
+            )
+
+            async def waiting_or_done() -> bool:
+                if second.done():
+                    return True
+                return int(await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK)) == 1
+
+            await wait_for_async(waiting_or_done, what="the second to wait for the opening")
+        delivered = await asyncio.wait_for(second, timeout=10)
+        assert delivered.conversation.id == opened.id
+        assert delivered.message.text == "de-2"
     finally:
         await watcher.close()
         await db.close()

@@ -306,17 +306,19 @@ class ConversationService:
                 if (existing := attempt.earlier(find)) is not None:
                     return lookups.replay(conn, existing)
             customer = lookups.recipient(conn, channel, incoming.recipients)
+            now = self._clock.now_ms()
+            # Two messages of a thread CXone has just started, at once (PostgreSQL): the first
+            # opens its conversation, the second waits for that and takes it.
+            thread, found = incoming.de_thread_id, None
+            if thread and conversations.lock_opening(conn, "de:" + thread):
+                found = conversations.find_conversation_by_de_thread(conn, thread)
+            if found is not None and found.is_open and found.customer_id == customer.id:
+                return store_agent_message(conn, channel, found, incoming, self._policy, now)
             conversation = lookups.new_conversation(
-                channel.id,
-                customer.id,
-                origin="agent",
-                de_thread_id=incoming.de_thread_id,
-                now=self._clock.now_ms(),
+                channel.id, customer.id, origin="agent", de_thread_id=thread, now=now
             )
             conversations.insert_conversation(conn, conversation)
-            return store_agent_message(
-                conn, channel, conversation, incoming, self._policy, self._clock.now_ms()
-            )
+            return store_agent_message(conn, channel, conversation, incoming, self._policy, now)
 
         return await write_once(self._db, incoming.retry_id, tx, self._dispatch)
 

@@ -99,14 +99,15 @@ def customer_and_conversation(
 _NEW_CONVERSATION_LOCK = select(lane_lock())
 
 
-def lock_opening(conn: Connection, customer_id: str) -> bool:
-    """Before opening a conversation for the customer: wait, until the commit, for any other
-    transaction that may be opening one (PostgreSQL; an advisory lock of its own key). True
-    when it locked: what was read before may be stale, an open conversation may exist now.
-    False on SQLite, whose one writer at a time serialises these transactions anyway."""
+def lock_opening(conn: Connection, of: str) -> bool:
+    """Before opening a conversation for `of` (a customer's id; `de:` and a CXone thread's
+    id): wait, until the commit, for any other transaction that may be opening one for it
+    (PostgreSQL; an advisory lock of its own key). True when it locked: what was read before
+    may be stale, the conversation may exist now. False on SQLite, whose one writer at a time
+    serialises these transactions anyway."""
     if not locks_lanes(conn):
         return False
-    execute(conn, _NEW_CONVERSATION_LOCK, {"lane": "opening:" + customer_id})
+    execute(conn, _NEW_CONVERSATION_LOCK, {"lane": "opening:" + of})
     return True
 
 
