@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
+from byoc.delivery.to_platform import ToPlatform
 from byoc.outbox import kinds
 from byoc.outbox.kinds import enqueue
 from byoc.store import Database, messages, now_ms
@@ -87,6 +88,28 @@ async def test_receipts_in_turn_move_forward_only(db: Database) -> None:
         await service.report_receipt(channel_id, message.id, status, customer_id=None)
     assert await _status(db, message.id) == "seen"
     assert await _told_cxone(db, message.id) == ["delivered", "seen"]
+
+
+async def test_a_delivery_given_up_after_a_receipt_is_not_reported_failed(db: Database) -> None:
+    """An attempt reached the platform but its answer timed out; the platform's receipt came;
+    later attempts failed until the row was given up. The agent must not see "failed" after
+    "delivered"."""
+    service, channel_id, message = await _reply(db)
+    await service.report_receipt(channel_id, message.id, "delivered", customer_id=None)
+    to_platform = ToPlatform(db, {})
+    payload = kinds.AgentMessage(message.conversation_id, message.id)
+    await db.run_write(lambda conn: to_platform.message_failed(conn, payload, "timed out"))
+    assert await _status(db, message.id) == "delivered"
+    assert await _told_cxone(db, message.id) == ["delivered"]
+
+
+async def test_a_delivery_given_up_before_any_receipt_is_reported_failed(db: Database) -> None:
+    _, _, message = await _reply(db)
+    to_platform = ToPlatform(db, {})
+    payload = kinds.AgentMessage(message.conversation_id, message.id)
+    await db.run_write(lambda conn: to_platform.message_failed(conn, payload, "timed out"))
+    assert await _status(db, message.id) == "failed"
+    assert await _told_cxone(db, message.id) == ["failed"]
 
 
 @pytest.mark.parametrize("first", ["seen", "delivered"])

@@ -73,7 +73,7 @@ def test_the_same_form_submitted_twice_at_once_creates_one_channel(pages: Pages)
     that the first one's mapping names."""
     page = pages.open_action()
     channel_id = channel_id_of(page)
-    slow = {"rules": [{"match": "POST /channels", "latencyMs": 400}]}
+    slow = {"rules": [{"match": "POST /channels", "latencyMs": 1000}]}
     pages.emulator.admin.put("/emulator/faults", json=slow).raise_for_status()
     form = {
         "form_token": form_token(page),

@@ -273,6 +273,7 @@ async def _provision_with_hook(
     emulator: Emulator,
     on_created: Callable[[Path], None],
     fails_with: type[ByocError] = ProvisioningError,
+    at: str = "created DE channel",
 ) -> tuple[Database, ByocError]:
     settings = middleware_settings(tmp_path, emulator)
     db = Database(settings.database_url)
@@ -280,7 +281,7 @@ async def _provision_with_hook(
     await db.run_write(tenants.upsert_tenant, default_tenant(settings))
 
     def progress(line: str) -> None:
-        if line.startswith("created DE channel"):
+        if line.startswith(at):
             on_created(tmp_path / "byoc.db")
 
     request = NewChannel(
@@ -360,6 +361,29 @@ async def test_a_mapping_made_meanwhile_for_the_same_tenant_keeps_the_de_channel
         kept = await db.run_read(channels.get_channel, "chat_race")
         assert kept is not None
         assert kept.tenant_id == "default"
+    finally:
+        await db.close()
+
+
+async def test_an_unconfirmed_create_keeps_the_de_channel_a_mapping_made_meanwhile_names(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """The same, when CXone's answer to this run's create is lost (a 5xx): the id is mapped to
+    the tenant by then, so the DE channel is that mapping's, and is not deleted again."""
+    register_integration(emulator)
+
+    def map_then_fail_the_create(path: Path) -> None:
+        _map_concurrently(path, "default")
+        faults = {"rules": [{"match": "POST /channels", "errorRate": 1, "errorStatus": 503}]}
+        emulator.admin.put("/emulator/faults", json=faults).raise_for_status()
+
+    db, error = await _provision_with_hook(
+        tmp_path, emulator, map_then_fail_the_create, ChannelIdTaken, at="creating DE channel"
+    )
+    try:
+        emulator.admin.delete("/emulator/faults").raise_for_status()
+        assert "was mapped to tenant 'default' meanwhile" in error.detail
+        assert emulator.requests("/channels/chat_race", method="DELETE") == []
     finally:
         await db.close()
 

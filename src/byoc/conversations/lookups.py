@@ -193,7 +193,11 @@ def taken_for_customer_message(
     (`conversations.customer_and_conversation`) finds both, then the conversation is written,
     then the customer's changed profile: a conversation's row is locked before its customer's,
     as an erasure and the one statement (which may hold the row when it finds nothing) do.
-    A new customer's row is inserted first: no one else can hold it."""
+    A new customer's row is inserted first: no one else can hold it. Opening a conversation
+    takes the customer's opening lock (`conversations.lock_opening`), before the new row's
+    lock, or after an ended one's when a look found it ended: two messages of one customer
+    can then deadlock, rarely; PostgreSQL breaks it within `deadlock_timeout`, and the
+    message's transaction runs again (`Contention`, `byoc.conversations.once`)."""
     given: dict[str, str | None] = {
         name: getattr(profile, name) or None
         for name in message_intake.PROFILE_COLUMNS

@@ -323,6 +323,8 @@ async def create_from_form(
     try:
         created = await create_channel(db, client, new, policy=OutboundPolicy.of(settings))
     except ProvisioningError as exc:
+        if (done := await _created_already(db, claims)) is not None:
+            return done  # the same form submitted twice at once: the other submit mapped it
         log.warning("Action URL: creating channel %s failed: %s", claims.channel_id, exc)
         return _form_page(token, claims, errors={"cxone": exc.detail}, status=502, **fields)
     except InvalidInput as exc:

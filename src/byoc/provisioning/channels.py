@@ -193,6 +193,25 @@ def _insert_if_unused(conn: Connection, channel: Channel) -> None:
     channels.insert_channel(conn, channel)
 
 
+async def _unless_mapped_meanwhile(
+    db: Database, tenant_id: str, channel_id: str, progress: Progress, failure: Exception
+) -> None:
+    """Before the DE channel is deleted again: `ChannelIdTaken` instead when the id has been
+    mapped to the tenant meanwhile (the same form submitted twice, a `byoc channels add` at
+    the same moment), since that mapping names the DE channel. A store that cannot say is
+    taken for no: the undo goes ahead, as it did."""
+    try:
+        mapped = await db.run_read(channels.get_channel, channel_id)
+    except StoreError:
+        return
+    if mapped is not None and mapped.tenant_id == tenant_id:
+        progress(f"keeping DE channel {channel_id}: the mapping made meanwhile names it")
+        raise ChannelIdTaken(
+            f"channel id {channel_id!r} was mapped to tenant {tenant_id!r} meanwhile; that"
+            " mapping uses the DE channel, which is kept"
+        ) from failure
+
+
 async def _undo_remote(client: DeClient, channel_id: str, progress: Progress) -> str | None:
     """Delete the DE channel again; None when it is gone, else why it could not be."""
     progress(f"deleting DE channel {channel_id} again")
@@ -260,6 +279,7 @@ async def create_channel(
         ) from exc
     except CxoneError as exc:
         # A timeout or 5xx may still have created it: the id was free, so delete it.
+        await _unless_mapped_meanwhile(db, request.tenant_id, channel_id, progress, exc)
         left = await _undo_remote(client, channel_id, progress)
         detail = f"CXone did not confirm the channel: {exc}; nothing was stored"
         if left is not None:
@@ -272,13 +292,7 @@ async def create_channel(
         await db.run_write(_insert_if_unused, channel)
     except (StoreError, ByocError) as exc:
         progress(f"storing the mapping failed: {exc}")
-        mapped = await db.run_read(channels.get_channel, channel_id)
-        if mapped is not None and mapped.tenant_id == request.tenant_id:
-            progress(f"keeping DE channel {channel_id}: the mapping made meanwhile names it")
-            raise ChannelIdTaken(
-                f"channel id {channel_id!r} was mapped to tenant {request.tenant_id!r} meanwhile;"
-                " that mapping uses the DE channel this created, which is kept"
-            ) from exc
+        await _unless_mapped_meanwhile(db, request.tenant_id, channel_id, progress, exc)
         left = await _undo_remote(client, channel_id, progress)
         if left is None:
             detail = f"storing the mapping failed ({exc}); the DE channel was deleted again"

@@ -116,6 +116,13 @@ _MARK_DELIVERED = (
     )
     .values(status="delivered")
 )
+# A delivery given up: only a message no receipt has reached (one may have, after an
+# attempt that the platform took but did not answer in time).
+_MARK_FAILED = (
+    update(t.messages)
+    .where(t.messages.c.id == bindparam("message_id"), t.messages.c.status == "queued")
+    .values(status="failed")
+)
 _MARK_SEEN = (
     update(t.messages)
     .where(t.messages.c.id == bindparam("message_id"), t.messages.c.status != "seen")
@@ -209,6 +216,12 @@ def set_status_of_many(conn: Connection, message_ids: list[str], status: str, *,
 def mark_sent(conn: Connection, message_ids: list[str]) -> None:
     """These messages reached the customer's platform (unless a receipt said more already)."""
     set_status_of_many(conn, message_ids, "sent", was="queued")
+
+
+def mark_failed(conn: Connection, message_id: str) -> bool:
+    """The delivery of this message to the platform was given up: True when it was still
+    queued (and is failed now), False when a receipt said it arrived after all."""
+    return bool(execute(conn, _MARK_FAILED, {"message_id": message_id}).rowcount == 1)
 
 
 def record_receipt(conn: Connection, message_id: str, status: Literal["delivered", "seen"]) -> bool:
