@@ -151,6 +151,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     },
     "messages._MARK_DELIVERED": {"message_id": "msg_1"},
     "messages._MARK_SEEN": {"message_id": "msg_1"},
+    "messages._MARK_FAILED": {"message_id": "msg_1"},
     "messages._GET_MESSAGES_IN_CONTEXT": {"ids_json": '["msg_0", "msg_2", "msg_9"]'},
     "messages._LIST_MESSAGES": {"conversation_id": "thr_1", "after_seq": 0, "limit": 10},
     "rows._ENQUEUE": OUTBOX_ROW,
@@ -220,7 +221,8 @@ async def _fill(url: str) -> None:
                 conn,
                 Message(
                     f"msg_{seq}", "chat_1", "thr_1", seq, "in", "customer", f"text {seq}",
-                    {"type": "TEXT"}, [], None, f"p-{seq}", f"de-{seq}", "pending", NOW + seq,
+                    {"type": "TEXT"}, [], None, f"p-{seq}", f"de-{seq}",
+                    "queued" if seq == 1 else "pending", NOW + seq,
                 ),
             )  # fmt: skip
         for lane in ("t:thr_1", "t:thr_1", "t:thr_0"):
@@ -473,7 +475,7 @@ def test_a_text_id_list_sets_exactly_its_messages(backend: Backend, driver: bool
             conn.execute(messages._SET_STATUS_OF_MANY, params)
         return [(str(id_), str(status)) for id_, status in conn.execute(statuses)]
 
-    assert backend.run(mark) == [("msg_0", "sent"), ("msg_1", "pending"), ("msg_2", "sent")]
+    assert backend.run(mark) == [("msg_0", "sent"), ("msg_1", "queued"), ("msg_2", "sent")]
 
 
 @pytest.mark.parametrize("driver", [False, True])
