@@ -302,6 +302,9 @@ class WidgetSession:
         now = self.clock.now_ms()
 
         def resolve(conn: Connection) -> list[dict[str, Any]]:
+            # Marked first, then read: a file a message may carry is never swept, and one the
+            # sweep deleted meanwhile (PostgreSQL) is refused below, not sent as a dead link.
+            attachments.mark_referenced(conn, [ref.id for ref in refs], now)
             resolved: list[dict[str, Any]] = []
             for ref in refs:
                 found = attachments.get_attachment(conn, ref.id)
@@ -310,8 +313,6 @@ class WidgetSession:
                 stored = found[0]
                 url = attachment_url(public_url, stored.id, stored.access_token)
                 resolved.append({"friendlyName": stored.friendly_name, "url": url})
-            # Marked before the message is sent: a file a message may carry is never swept.
-            attachments.mark_referenced(conn, [ref.id for ref in refs], now)
             return resolved
 
         if not refs:

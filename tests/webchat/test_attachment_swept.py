@@ -1,0 +1,75 @@
+"""An upload the sweep deletes while a message takes it is refused, not sent as a dead link.
+
+The sweep deletes uploads that no message carried within the grace period. On PostgreSQL a
+message taking such an upload can run at the same moment: the sweep's DELETE holds the row,
+uncommitted, while the message's transaction reaches it. Once the DELETE commits, the message
+must be refused (the widget hears `invalid`), and CXone must get nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.support import loopback
+from tests.support.emulator import Emulator
+from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK, fresh_database
+from tests.support.waiting import wait_for_async
+from tests.support.widget import custom_webchat, widget
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_a_message_taking_an_upload_the_sweep_deletes_meanwhile_is_refused(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    manager = fresh_database()
+    url = await asyncio.to_thread(manager.__enter__)
+    try:
+        visitor = secrets.token_hex(16)
+        async with (
+            custom_webchat(tmp_path, emulator, overrides={"database_url": url}) as chat,
+            loopback.async_client() as http,
+        ):
+            uploaded = await http.post(
+                f"{chat.url}/webchat/v1/channels/{chat.channel_id}/attachments",
+                files={"file": ("note.txt", b"old upload", "text/plain")},
+                headers={"X-Byoc-Visitor": visitor, "Origin": chat.page_origin},
+            )
+            assert uploaded.status_code == 201, uploaded.text
+            upload_id = uploaded.json()["id"]
+            sweep, watcher = await asyncpg.connect(url), await asyncpg.connect(url)
+            try:
+                async with widget(chat, visitorId=visitor) as w:
+                    await w.say("hello")  # the conversation exists before the race
+                    deleting = sweep.transaction()
+                    await deleting.start()
+                    await sweep.execute("DELETE FROM attachments WHERE id = $1", upload_id)
+                    await w.send(
+                        {
+                            "type": "message",
+                            "clientId": "c-1",
+                            "text": "see attached",
+                            "attachments": [{"id": upload_id}],
+                        }
+                    )
+
+                    async def waiting() -> bool:
+                        return int(await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK)) == 1
+
+                    await wait_for_async(waiting, what="the message to reach the deleted row")
+                    await deleting.commit()
+                    error = await w.expect("error", clientId="c-1")
+                    assert error["code"] == "invalid"
+            finally:
+                await sweep.close()
+                await watcher.close()
+            creates = chat.emulator.requests(f"/channels/{chat.channel_id}/messages", "POST")
+            assert all("see attached" not in json.dumps(c["requestBody"]) for c in creates)
+    finally:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
