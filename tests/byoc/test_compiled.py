@@ -32,6 +32,7 @@ from byoc.store import (
     conversations,
     customers,
     dialect,
+    locks,
     message_intake,
     messages,
     tenants,
@@ -49,6 +50,7 @@ MODULES: list[ModuleType] = [
     conversations,
     message_intake,
     messages,
+    locks,
     outbox_rows,
 ]
 NOW = 1_700_000_000_000
@@ -121,7 +123,6 @@ PARAMS: dict[str, dict[str, Any]] = {
         "lane": "platform:thr_1",
     },
     "conversations._NEXT_SEQ_LOCKING": {"conversation_id": "thr_1", "lane": "cxone:thr_1"},
-    "conversations._NEW_CONVERSATION_LOCK": {"lane": "opening:cus_1"},
     "conversations._NEXT_SEQ_AND_IDLE_LOCKING": {
         "conversation_id": "thr_1",
         "idle_deadline": NOW + 1,
@@ -152,6 +153,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "messages._MARK_DELIVERED": {"message_id": "msg_1"},
     "messages._MARK_SEEN": {"message_id": "msg_1"},
     "messages._MARK_FAILED": {"message_id": "msg_1"},
+    "locks._WAIT_FOR_OTHERS": {"lane": "opening:cus_1"},
     "messages._GET_MESSAGES_IN_CONTEXT": {"ids_json": '["msg_0", "msg_2", "msg_9"]'},
     "messages._LIST_MESSAGES": {"conversation_id": "thr_1", "after_seq": 0, "limit": 10},
     "rows._ENQUEUE": OUTBOX_ROW,
@@ -178,7 +180,7 @@ ONLY_ON = {
     "conversations._NEXT_SEQ_FOR_REPLY": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_FOR_REPLY_LOCKING": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_LOCKING": dialect.POSTGRESQL,
-    "conversations._NEW_CONVERSATION_LOCK": dialect.POSTGRESQL,
+    "locks._WAIT_FOR_OTHERS": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_AND_IDLE_LOCKING": dialect.POSTGRESQL,
     "conversations._NEXT_SEQ_AND_CUSTOMER_ACTIVE_LOCKING": dialect.POSTGRESQL,
     "rows._ENQUEUE_CLAIMED_WITH_MESSAGE": dialect.POSTGRESQL,

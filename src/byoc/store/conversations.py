@@ -16,6 +16,7 @@ from byoc.store import schema as t
 from byoc.store.compiled import execute
 from byoc.store.customers import customer_from_row
 from byoc.store.dialect import joins_updated_rows, lane_lock, locks_lanes
+from byoc.store.locks import wait_for_others
 from byoc.store.records import Conversation, Customer
 
 
@@ -96,19 +97,12 @@ def customer_and_conversation(
     return customer_from_row(row, "customer__"), conversation
 
 
-_NEW_CONVERSATION_LOCK = select(lane_lock())
-
-
 def lock_opening(conn: Connection, of: str) -> bool:
     """Before opening a conversation for `of` (a customer's id; `de:` and a CXone thread's
     id): wait, until the commit, for any other transaction that may be opening one for it
-    (PostgreSQL; an advisory lock of its own key). True when it locked: what was read before
-    may be stale, the conversation may exist now. False on SQLite, whose one writer at a time
-    serialises these transactions anyway."""
-    if not locks_lanes(conn):
-        return False
-    execute(conn, _NEW_CONVERSATION_LOCK, {"lane": "opening:" + of})
-    return True
+    (`locks.wait_for_others`). True when it may have waited: what was read before may be
+    stale, the conversation may exist now."""
+    return wait_for_others(conn, "opening:" + of)
 
 
 def find_conversation_by_de_thread(conn: Connection, de_thread_id: str) -> Conversation | None:

@@ -31,6 +31,7 @@ from byoc.ops.rate_limits import RateLimits, parse_limit
 from byoc.settings import Settings
 from byoc.store import Connection
 from byoc.store.attachments import anonymous_upload_bytes
+from byoc.store.locks import wait_for_others
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,8 @@ class WidgetLimits:
         Runs inside the transaction that stores the upload."""
         settings = self._settings
         window = settings.widget_upload_quota_window_seconds
+        # Uploads to the channel at the same moment (several workers) count one another.
+        wait_for_others(conn, "upload-quota:" + channel_id)
         used = anonymous_upload_bytes(
             conn,
             since=self._clock.now_ms() - window * 1000,
