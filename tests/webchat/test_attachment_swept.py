@@ -60,7 +60,11 @@ async def test_a_message_taking_an_upload_the_sweep_deletes_meanwhile_is_refused
                     )
 
                     async def waiting() -> bool:
-                        return int(await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK)) == 1
+                        # The message's UPDATE of the row, nothing else, waits on the DELETE.
+                        query = (
+                            SESSIONS_WAITING_ON_A_LOCK + " AND query ILIKE 'UPDATE attachments%'"
+                        )
+                        return int(await watcher.fetchval(query)) == 1
 
                     await wait_for_async(waiting, what="the message to reach the deleted row")
                     await deleting.commit()

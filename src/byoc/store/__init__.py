@@ -1,9 +1,9 @@
 """Persistence: one SQL subset that runs on SQLite (the embedded default) and PostgreSQL.
 
 The one way in: named queries, one module per concept (`tenants`, `clients`, `channels`,
-`customers`, `conversations`, `messages`, `attachments`, `privacy` for retention and erasure;
-outbox rows in `byoc.outbox.rows`), each a synchronous function on the caller's `Connection`,
-run by `Database.run_read` / `run_write` alone
+`customers`, `conversations`, `messages`, `attachments`, `privacy` for retention and erasure,
+`locks` for waiting on one another; outbox rows in `byoc.outbox.rows`), each a synchronous
+function on the caller's `Connection`, run by `Database.run_read` / `run_write` alone
 (`await db.run_read(channels.get_channel, channel_id)`) or several inside one transaction
 function. Where SQLite and PostgreSQL differ is decided in `dialect` alone; what a caller may
 catch is the tree in `errors`.

@@ -103,14 +103,16 @@ class WidgetLimits:
             raise RateLimited(f"too many uploads; try again in {wait} s", wait)
 
     def check_upload_quota(
-        self, conn: Connection, *, channel_id: str, customer_id: str, address: str, size: int
+        self, conn: Connection, *, channel_id: str, customer_id: str, address: str
     ) -> None:
-        """Raise QuotaExceeded if an anonymous upload of `size` bytes would pass a quota.
-        Runs inside the transaction that stores the upload."""
+        """Raise QuotaExceeded if the anonymous uploads within the window pass a quota, the
+        one this transaction has just stored included: it runs after that INSERT, and takes
+        the channel's and then the address's quota lock until the commit, so that uploads at
+        the same moment (several workers) count one another and only the sums wait."""
         settings = self._settings
         window = settings.widget_upload_quota_window_seconds
-        # Uploads to the channel at the same moment (several workers) count one another.
         wait_for_others(conn, "upload-quota:" + channel_id)
+        wait_for_others(conn, "upload-quota-address:" + address)
         used = anonymous_upload_bytes(
             conn,
             since=self._clock.now_ms() - window * 1000,
@@ -124,7 +126,7 @@ class WidgetLimits:
             ("this channel", used[2], settings.widget_upload_quota_channel_bytes),
         )
         for who, bytes_used, quota in quotas:
-            if bytes_used + size > quota:
+            if bytes_used > quota:
                 raise QuotaExceeded(
                     f"the upload quota of {who} ({quota} bytes a {window} s window) is spent",
                     window,

@@ -113,15 +113,11 @@ async def upload_attachment(
     )
 
     def store(conn: Connection) -> None:
-        if not identity.verified:
-            limits.check_upload_quota(
-                conn,
-                channel_id=channel.id,
-                customer_id=customer.id,
-                address=address,
-                size=stored.size,
-            )
         attachments.insert_attachment(conn, stored, bytes(data))
+        if not identity.verified:  # a refusal rolls the INSERT back
+            limits.check_upload_quota(
+                conn, channel_id=channel.id, customer_id=customer.id, address=address
+            )
 
     await db.run_write(store)
     return UploadedAttachment(
