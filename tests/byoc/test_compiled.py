@@ -481,11 +481,24 @@ def test_a_text_id_list_sets_exactly_its_messages(backend: Backend, driver: bool
 
 
 @pytest.mark.parametrize("driver", [False, True])
-def test_a_duplicate_key_is_a_duplicate_error_on_either_path(
-    backend: Backend, driver: bool
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        pytest.param({"id": "msg_1"}, "duplicate key", id="duplicate"),
+        pytest.param(
+            {"conversation_id": "thr_gone"}, "constraint violated", id="missing-reference"
+        ),
+    ],
+)
+def test_a_refused_insert_is_told_apart_on_either_path(
+    backend: Backend, driver: bool, change: dict[str, str], error: str
 ) -> None:
-    def insert_again(conn: Connection) -> None:
-        params = {**MESSAGE, "id": "msg_1"}
+    """A unique key's refusal is a `DuplicateError`, after which a message's transaction runs
+    again (`conversations.once`); a foreign key's (the conversation deleted meanwhile, say)
+    is a plain `StoreError`, and is not."""
+
+    def insert(conn: Connection) -> None:
+        params = {**MESSAGE, **change}
         if driver:
             execute(conn, messages._INSERT_MESSAGE, params)
         else:
@@ -494,36 +507,11 @@ def test_a_duplicate_key_is_a_duplicate_error_on_either_path(
     async def run() -> None:
         db = Database(backend.url)
         try:
-            with pytest.raises(DuplicateError):
-                await db.run_write(insert_again)
+            with pytest.raises(StoreError, match=error) as caught:
+                await db.run_write(insert)
+            assert isinstance(caught.value, DuplicateError) == (error == "duplicate key")
             # and the connection it failed on serves the next transaction
             assert await db.run_read(messages.get_message, "msg_1") is not None
-        finally:
-            await db.close()
-
-    asyncio.run(run())
-
-
-@pytest.mark.parametrize("driver", [False, True])
-def test_a_missing_reference_is_a_store_error_not_a_duplicate(
-    backend: Backend, driver: bool
-) -> None:
-    """A foreign key's refusal (the conversation deleted meanwhile, say) is no duplicate: a
-    message's transaction runs again after a duplicate (`conversations.once`), not after this."""
-
-    def insert_orphan(conn: Connection) -> None:
-        params = {**MESSAGE, "conversation_id": "thr_gone"}
-        if driver:
-            execute(conn, messages._INSERT_MESSAGE, params)
-        else:
-            conn.execute(messages._INSERT_MESSAGE, params)
-
-    async def run() -> None:
-        db = Database(backend.url)
-        try:
-            with pytest.raises(StoreError, match="constraint violated") as caught:
-                await db.run_write(insert_orphan)
-            assert not isinstance(caught.value, DuplicateError)
         finally:
             await db.close()
 

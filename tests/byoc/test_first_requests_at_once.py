@@ -10,7 +10,8 @@ new conversation (one CXone thread), not one each.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -32,14 +33,30 @@ from byoc.store import schema as t
 from byoc.store.records import Channel, Conversation, Customer
 from tests.support import seed
 from tests.support.incoming import agent_reply
-from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK
-from tests.support.waiting import wait_for_async
+from tests.support.postgres import until_waiting_or_done
 
 T = TypeVar("T")
 POLICY = LifecyclePolicy(
     idle_timeout_ms=0, countdown_ms=0, warning_text="", ended_text="", end_action="close"
 )
 NEW = CustomerProfile(external_id="new-customer", first_name="Ada")
+
+
+@asynccontextmanager
+async def _store_and_watcher(
+    postgres_url: str,
+) -> AsyncIterator[tuple[Database, asyncpg.Connection]]:
+    """The module's PostgreSQL store, migrated and emptied, and a plain connection to watch
+    its sessions (`until_waiting_or_done`)."""
+    db = Database(postgres_url)
+    watcher = await asyncpg.connect(postgres_url)
+    try:
+        await migrations.upgrade(db)
+        await db.run_write(seed.clean)
+        yield db, watcher
+    finally:
+        await watcher.close()
+        await db.close()
 
 
 async def _customers(db: Database) -> int:
@@ -67,26 +84,18 @@ async def _while_another_inserts_the_customer(
 ) -> tuple[T, Customer]:
     """`request` runs while another transaction has inserted the customer, uncommitted; that
     one commits once `request`'s INSERT waits on its key. (The request, and that customer.)"""
-    db = Database(postgres_url)
-    watcher = await asyncpg.connect(postgres_url)
-    try:
-        await migrations.upgrade(db)
-        await db.run_write(seed.clean)
+    async with _store_and_watcher(postgres_url) as (db, watcher):
         channel = await db.run_write(seed.add_channel)
         async with db.engine.begin() as conn:
             inserted = await conn.run_sync(lookups.upsert_customer, channel, NEW)
             served = asyncio.create_task(request(ConversationService(db, POLICY), channel))
 
-            async def waiting() -> bool:
-                return int(await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK)) == 1
-
-            await wait_for_async(waiting, what="the request's INSERT to wait on the other's")
+            await until_waiting_or_done(
+                watcher, served, what="the request's INSERT to wait on the other's"
+            )
         result = await asyncio.wait_for(served, timeout=10)
         assert await _customers(db) == 1
         return result, inserted
-    finally:
-        await watcher.close()
-        await db.close()
 
 
 @pytest.mark.postgres
@@ -135,11 +144,7 @@ async def test_a_returning_customers_messages_at_once_open_one_conversation(db: 
 
 @pytest.mark.postgres
 async def test_a_message_takes_the_conversation_another_is_opening(postgres_url: str) -> None:
-    db = Database(postgres_url)
-    watcher = await asyncpg.connect(postgres_url)
-    try:
-        await migrations.upgrade(db)
-        await db.run_write(seed.clean)
+    async with _store_and_watcher(postgres_url) as (db, watcher):
         service = ConversationService(db, POLICY)
         channel = await _returning_customer(db, service)
         async with db.engine.begin() as conn:
@@ -150,10 +155,7 @@ async def test_a_message_takes_the_conversation_another_is_opening(postgres_url:
             said = CustomerMessageIn(channel.id, NEW, "hi", [])
             served = asyncio.create_task(service.receive_customer_message(said))
 
-            async def waiting_or_done() -> bool:
-                return served.done() or await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK) == 1
-
-            await wait_for_async(waiting_or_done, what="the message to wait for the opening")
+            await until_waiting_or_done(watcher, served, what="the message to wait for the opening")
         delivered = await asyncio.wait_for(served, timeout=10)
         assert delivered.conversation.id == opened.id
         open_ones = await db.run_read(
@@ -161,9 +163,6 @@ async def test_a_message_takes_the_conversation_another_is_opening(postgres_url:
         )
         assert open_ones is not None
         assert open_ones.id == opened.id
-    finally:
-        await watcher.close()
-        await db.close()
 
 
 @pytest.mark.postgres
@@ -171,11 +170,7 @@ async def test_a_thread_cxone_just_started_is_opened_once(postgres_url: str) -> 
     """An agent starts a thread and sends again before the first message's answer: the second
     callback finds no conversation for the thread either, and must take the one the first is
     opening, not open another for the same CXone thread."""
-    db = Database(postgres_url)
-    watcher = await asyncpg.connect(postgres_url)
-    try:
-        await migrations.upgrade(db)
-        await db.run_write(seed.clean)
+    async with _store_and_watcher(postgres_url) as (db, watcher):
         service = ConversationService(db, POLICY)
         channel = await db.run_write(seed.add_channel)
         known = await service.ensure_customer(channel.id, NEW)
@@ -202,15 +197,7 @@ async def test_a_thread_cxone_just_started_is_opened_once(postgres_url: str) -> 
                 )
             )
 
-            async def waiting_or_done() -> bool:
-                if second.done():
-                    return True
-                return int(await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK)) == 1
-
-            await wait_for_async(waiting_or_done, what="the second to wait for the opening")
+            await until_waiting_or_done(watcher, second, what="the second to wait for the opening")
         delivered = await asyncio.wait_for(second, timeout=10)
         assert delivered.conversation.id == opened.id
         assert delivered.message.text == "de-2"
-    finally:
-        await watcher.close()
-        await db.close()

@@ -26,8 +26,7 @@ from byoc.store import schema as t
 from byoc.store.records import Message
 from tests.support import seed
 from tests.support.incoming import agent_reply
-from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK
-from tests.support.waiting import wait_for_async
+from tests.support.postgres import until_waiting_or_done
 
 POLICY = LifecyclePolicy(
     idle_timeout_ms=0, countdown_ms=0, warning_text="", ended_text="", end_action="close"
@@ -140,12 +139,9 @@ async def test_a_receipt_racing_another_writes_after_it_or_not_at_all(
                 service.report_receipt(channel_id, message.id, "delivered", customer_id=None)
             )
 
-            async def waiting_or_done() -> bool:
-                if later.done():
-                    return True
-                return int(await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK)) == 1
-
-            await wait_for_async(waiting_or_done, what="the later receipt to wait for the row")
+            await until_waiting_or_done(
+                watcher, later, what="the later receipt to wait for the row"
+            )
         await asyncio.wait_for(later, timeout=10)
     finally:
         await watcher.close()

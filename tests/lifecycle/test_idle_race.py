@@ -29,9 +29,8 @@ from byoc.store import Database, conversations
 from byoc.store import schema as t
 from byoc.store.records import Conversation
 from byoc.tenancy import TenantClients
-from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK
+from tests.support.postgres import until_waiting_or_done
 from tests.support.seed import add_channel, add_conversation, add_customer
-from tests.support.waiting import wait_for_async
 
 START = 1_700_000_000_000
 IDLE_MS = 120_000
@@ -169,12 +168,7 @@ async def test_the_end_does_not_close_a_conversation_the_customer_answered_meanw
             assert await conn.run_sync(lifecycle.customer_spoke, warned, clock.now_ms())
             ending = asyncio.create_task(runner.fire_due_timers())
 
-            async def waiting_or_done() -> bool:
-                if ending.done():
-                    return True
-                return int(await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK)) == 1
-
-            await wait_for_async(waiting_or_done, what="the end to wait for the row")
+            await until_waiting_or_done(watcher, ending, what="the end to wait for the row")
         assert await asyncio.wait_for(ending, timeout=10) == 0
     finally:
         await watcher.close()

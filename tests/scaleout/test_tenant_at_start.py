@@ -16,8 +16,7 @@ import pytest
 from byoc.store import Database, tenants
 from byoc.store.migrations import bring_current
 from byoc.store.records import Tenant
-from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK
-from tests.support.waiting import wait_for_async
+from tests.support.postgres import until_waiting_or_done
 
 pytestmark = pytest.mark.postgres
 
@@ -50,10 +49,7 @@ async def test_a_tenant_inserted_meanwhile_by_another_instance_is_taken_not_a_du
             starting = asyncio.create_task(second.run_write(tenants.upsert_tenant, later))
 
             # The second found no tenant and waits on the first one's key.
-            async def waiting() -> bool:
-                return int(await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK)) == 1
-
-            await wait_for_async(waiting, what="the second insert to wait on the first")
+            await until_waiting_or_done(watcher, what="the second insert to wait on the first")
         await asyncio.wait_for(starting, timeout=10)
         # The second instance's own settings win, as when it starts after the first.
         assert await second.run_read(tenants.get_tenant, "default") == later

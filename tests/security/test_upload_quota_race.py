@@ -23,8 +23,7 @@ from byoc.store import Database, attachments
 from byoc.store.records import StoredAttachment
 from tests.support import loopback
 from tests.support.emulator import Emulator
-from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK, fresh_database
-from tests.support.waiting import wait_for_async
+from tests.support.postgres import fresh_database, until_waiting_or_done
 from tests.support.widget import custom_webchat
 
 pytestmark = pytest.mark.postgres
@@ -83,12 +82,9 @@ async def test_two_anonymous_uploads_at_once_keep_the_channels_quota(
                     await conn.run_sync(first)
                     second = asyncio.create_task(upload(400))
 
-                    async def waiting_or_done() -> bool:
-                        if second.done():
-                            return True
-                        return int(await watcher.fetchval(SESSIONS_WAITING_ON_A_LOCK)) == 1
-
-                    await wait_for_async(waiting_or_done, what="the upload to wait for the other")
+                    await until_waiting_or_done(
+                        watcher, second, what="the upload to wait for the other"
+                    )
                 refused = await asyncio.wait_for(second, timeout=10)
                 assert refused == "urn:byoc:problem:upload-quota-exceeded"
             finally:

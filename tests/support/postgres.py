@@ -7,10 +7,13 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
+
+from tests.support.waiting import wait_for_async
 
 BASE_URL = os.environ.get("BYOC_TEST_POSTGRES_URL")
 
@@ -20,6 +23,25 @@ SESSIONS_WAITING_ON_A_LOCK = (
     "SELECT count(*) FROM pg_stat_activity"
     " WHERE datname = current_database() AND wait_event_type = 'Lock'"
 )
+
+
+async def until_waiting_or_done(
+    watcher: asyncpg.Connection,
+    task: asyncio.Task[Any] | None = None,
+    *,
+    what: str,
+    query: str = SESSIONS_WAITING_ON_A_LOCK,
+) -> None:
+    """Until a session of `watcher`'s database waits on a lock (as `query` counts them), or
+    `task` has ended (on the code before a fix, it may not wait at all). `watcher` is a plain
+    asyncpg connection, in autocommit: inside a transaction `pg_stat_activity` is read once."""
+
+    async def ready() -> bool:
+        if task is not None and task.done():
+            return True
+        return int(await watcher.fetchval(query)) >= 1
+
+    await wait_for_async(ready, what=what)
 
 
 @contextmanager

@@ -18,8 +18,7 @@ import pytest
 
 from tests.support import loopback
 from tests.support.emulator import Emulator
-from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK, fresh_database
-from tests.support.waiting import wait_for_async
+from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK, fresh_database, until_waiting_or_done
 from tests.support.widget import custom_webchat, widget
 
 pytestmark = pytest.mark.postgres
@@ -59,14 +58,11 @@ async def test_a_message_taking_an_upload_the_sweep_deletes_meanwhile_is_refused
                         }
                     )
 
-                    async def waiting() -> bool:
-                        # The message's UPDATE of the row, nothing else, waits on the DELETE.
-                        query = (
-                            SESSIONS_WAITING_ON_A_LOCK + " AND query ILIKE 'UPDATE attachments%'"
-                        )
-                        return int(await watcher.fetchval(query)) == 1
-
-                    await wait_for_async(waiting, what="the message to reach the deleted row")
+                    # The message's UPDATE of the row, nothing else, waits on the DELETE.
+                    update = SESSIONS_WAITING_ON_A_LOCK + " AND query ILIKE 'UPDATE attachments%'"
+                    await until_waiting_or_done(
+                        watcher, what="the message to reach the deleted row", query=update
+                    )
                     await deleting.commit()
                     error = await w.expect("error", clientId="c-1")
                     assert error["code"] == "invalid"
