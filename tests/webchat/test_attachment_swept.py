@@ -1,9 +1,10 @@
-"""An upload the sweep deletes while a message takes it is refused, not sent as a dead link.
+"""An upload deleted while a message takes it is refused, not sent as a dead link.
 
-The sweep deletes uploads that no message carried within the grace period. On PostgreSQL a
-message taking such an upload can run at the same moment: the sweep's DELETE holds the row,
-uncommitted, while the message's transaction reaches it. Once the DELETE commits, the message
-must be refused (the widget hears `invalid`), and CXone must get nothing.
+The sweep deletes uploads that no message carried within the grace period; retention and
+erasure delete carried ones too. On PostgreSQL a message taking such an upload can run at the
+same moment: the DELETE holds the row, uncommitted, while the message's transaction reaches
+it. Once the DELETE commits, the message must be refused (the widget hears `invalid`), and
+CXone must get nothing.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from tests.support.widget import custom_webchat, widget
 pytestmark = pytest.mark.postgres
 
 
-async def test_a_message_taking_an_upload_the_sweep_deletes_meanwhile_is_refused(
-    tmp_path: Path, emulator: Emulator
+@pytest.mark.parametrize("carried_before", [False, True], ids=["sweep", "purge"])
+async def test_a_message_taking_an_upload_deleted_meanwhile_is_refused(
+    tmp_path: Path, emulator: Emulator, carried_before: bool
 ) -> None:
     manager = fresh_database()
     url = await asyncio.to_thread(manager.__enter__)
@@ -46,6 +48,10 @@ async def test_a_message_taking_an_upload_the_sweep_deletes_meanwhile_is_refused
             try:
                 async with widget(chat, visitorId=visitor) as w:
                     await w.say("hello")  # the conversation exists before the race
+                    if carried_before:  # then only a purge or an erasure deletes it
+                        earlier = {"type": "message", "clientId": "c-0", "text": "first"}
+                        await w.send({**earlier, "attachments": [{"id": upload_id}]})
+                        await w.expect("ack", clientId="c-0")
                     deleting = sweep.transaction()
                     await deleting.start()
                     await sweep.execute("DELETE FROM attachments WHERE id = $1", upload_id)

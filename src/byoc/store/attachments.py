@@ -63,11 +63,14 @@ def anonymous_upload_bytes(
 
 
 def mark_referenced(conn: Connection, attachment_ids: Sequence[str], at: int) -> None:
+    """A message carries these uploads (the first such message's time is kept). Every named
+    row is written, so locked until the commit: a purge or a sweep deleting one meanwhile
+    either waits for the message, or has deleted it before the message reads it."""
     if attachment_ids:
         conn.execute(
             update(_A)
-            .where(_A.c.id.in_(list(attachment_ids)), _A.c.referenced_at.is_(None))
-            .values(referenced_at=at)
+            .where(_A.c.id.in_(list(attachment_ids)))
+            .values(referenced_at=func.coalesce(_A.c.referenced_at, at))
         )
 
 

@@ -302,8 +302,8 @@ class WidgetSession:
         now = self.clock.now_ms()
 
         def resolve(conn: Connection) -> list[dict[str, Any]]:
-            # Marked first, then read: a file a message may carry is never swept, and one the
-            # sweep deleted meanwhile (PostgreSQL) is refused below, not sent as a dead link.
+            # Marked first, then read: a file a message may carry is never swept, and one a
+            # sweep or purge deleted meanwhile (PostgreSQL) is refused below, not a dead link.
             attachments.mark_referenced(conn, [ref.id for ref in refs], now)
             resolved: list[dict[str, Any]] = []
             for ref in refs:
