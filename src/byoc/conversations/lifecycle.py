@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -153,17 +154,14 @@ def end_conversation(
     now: int,
     end_in_cxone: str | None = None,
     final_text: str | None = None,
-    unless_changed: str | None = None,
+    also_expect: Mapping[str, Any] | None = None,
 ) -> bool:
     """Open → ended, once. Tells the platform; with `end_in_cxone`, ends the contact in CXone.
-    With `unless_changed` (a column), only if that column still holds what `conversation` does."""
-    expect = {"state": "open"}
-    if unless_changed is not None:
-        expect[unless_changed] = getattr(conversation, unless_changed)
+    With `also_expect`, only if the row still holds those values as well."""
     ended = conversations.transition_conversation(
         conn,
         conversation.id,
-        expect,
+        {"state": "open", **(also_expect or {})},
         state="ended",
         ended_at=now,
         ended_reason=reason,
@@ -304,7 +302,7 @@ class LifecycleLoops:
             end_in_cxone=policy.end_action,
             final_text=policy.ended_text,
             # The customer's answer may commit after the read above (PostgreSQL).
-            unless_changed="countdown_deadline",
+            also_expect={"countdown_deadline": current.countdown_deadline},
         )
         return int(ended)
 

@@ -162,7 +162,7 @@ class ConversationService:
         def tx(conn: Connection) -> tuple[Message, bool]:
             channel = self._cache.channel(conn, channel_id)
             message = lookups.receipt_message(conn, channel, message_id, customer_id)
-            if not messages.record_receipt(conn, message.id, status):
+            if not messages.advance_status(conn, message.id, status):
                 return message, False  # receipts repeat and race; CXone needs each once
             now = self._clock.now_ms()
             enqueue(

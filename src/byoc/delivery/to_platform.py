@@ -77,7 +77,7 @@ class ToPlatform:
     def message_failed(self, conn: Connection, payload: kinds.AgentMessage, error: str) -> None:
         """The customer never got the agent's message: say so to CXone, so the agent sees it."""
         message = messages.get_message(conn, payload.message_id)
-        if message is None or not messages.mark_failed(conn, message.id):
+        if message is None or not messages.advance_status(conn, message.id, "failed"):
             return  # erased, or a receipt says the platform has it after all
         now = self._clock.now_ms()
         enqueue(

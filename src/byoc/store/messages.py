@@ -105,29 +105,19 @@ _SET_STATUS_OF_MANY = (
     .values(status=bindparam("status"))
 )
 
-# The platform's receipts move a message's status forward only: seen is final, and a status
-# is written once, however many receipts race (each queues CXone's copy only if it wrote).
-_MARK_DELIVERED = (
+# An agent message's status moves forward only: a receipt may come before the delivery's
+# settle, receipts race, and a delivery given up may have reached the platform after all.
+# The statuses a status may follow (`advance_status`), as one JSON parameter.
+_ADVANCE_STATUS = (
     update(t.messages)
-    .where(
-        t.messages.c.id == bindparam("message_id"),
-        t.messages.c.status != "delivered",
-        t.messages.c.status != "seen",
-    )
-    .values(status="delivered")
+    .where(t.messages.c.id == bindparam("message_id"), InJsonIds(t.messages.c.status, "from_json"))
+    .values(status=bindparam("status"))
 )
-# A delivery given up: only a message no receipt has reached (one may have, after an
-# attempt that the platform took but did not answer in time).
-_MARK_FAILED = (
-    update(t.messages)
-    .where(t.messages.c.id == bindparam("message_id"), t.messages.c.status == "queued")
-    .values(status="failed")
-)
-_MARK_SEEN = (
-    update(t.messages)
-    .where(t.messages.c.id == bindparam("message_id"), t.messages.c.status != "seen")
-    .values(status="seen")
-)
+_MAY_FOLLOW = {
+    "delivered": ("queued", "sent", "failed"),
+    "seen": ("queued", "sent", "delivered", "failed"),
+    "failed": ("queued",),
+}
 
 
 # Messages with their conversation, customer and channel (None once deleted), by id list.
@@ -218,17 +208,14 @@ def mark_sent(conn: Connection, message_ids: list[str]) -> None:
     set_status_of_many(conn, message_ids, "sent", was="queued")
 
 
-def mark_failed(conn: Connection, message_id: str) -> bool:
-    """The delivery of this message to the platform was given up: True when it was still
-    queued (and is failed now), False when a receipt said it arrived after all."""
-    return bool(execute(conn, _MARK_FAILED, {"message_id": message_id}).rowcount == 1)
-
-
-def record_receipt(conn: Connection, message_id: str, status: Literal["delivered", "seen"]) -> bool:
-    """The customer received or saw the message: True when that moved its status forward,
-    False for a repeated receipt or one that a later one overtook."""
-    statement = _MARK_SEEN if status == "seen" else _MARK_DELIVERED
-    return bool(execute(conn, statement, {"message_id": message_id}).rowcount == 1)
+def advance_status(
+    conn: Connection, message_id: str, status: Literal["delivered", "seen", "failed"]
+) -> bool:
+    """Move the agent message on to `status` (a receipt; a delivery given up): True when it
+    did, False for a repeat or a status it is past (seen is final; failed only if queued)."""
+    params = {"message_id": message_id, "status": status}
+    params["from_json"] = json.dumps(_MAY_FOLLOW[status])
+    return bool(execute(conn, _ADVANCE_STATUS, params).rowcount == 1)
 
 
 _LIST_MESSAGES = (
