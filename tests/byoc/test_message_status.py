@@ -9,11 +9,10 @@ the status back, and CXone hears each status once.
 from __future__ import annotations
 
 import asyncio
-import json
 
 import asyncpg
 import pytest
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.conversations.policy import LifecyclePolicy
@@ -22,10 +21,10 @@ from byoc.delivery.to_platform import ToPlatform
 from byoc.outbox import kinds
 from byoc.outbox.kinds import enqueue
 from byoc.store import Database, messages, now_ms
-from byoc.store import schema as t
 from byoc.store.records import Message
 from tests.support import seed
 from tests.support.incoming import agent_reply
+from tests.support.outbox import queued_payloads
 from tests.support.postgres import until_waiting_or_done
 
 POLICY = LifecyclePolicy(
@@ -56,17 +55,8 @@ async def _status(db: Database, message_id: str) -> str:
 
 async def _told_cxone(db: Database, message_id: str) -> list[str]:
     """The statuses queued for CXone for the message, oldest first."""
-
-    def read(conn: Connection) -> list[str]:
-        query = (
-            select(t.outbox.c.payload)
-            .where(t.outbox.c.kind == kinds.MessageStatus.KIND)
-            .order_by(t.outbox.c.id)
-        )
-        payloads = [json.loads(p) for p in conn.scalars(query)]
-        return [p["status"] for p in payloads if p["message_id"] == message_id]
-
-    return await db.run_read(read)
+    payloads = await queued_payloads(db, kinds.MessageStatus.KIND)
+    return [p["status"] for p in payloads if p["message_id"] == message_id]
 
 
 async def test_a_receipt_before_the_delivery_settles_is_kept(db: Database) -> None:

@@ -11,12 +11,11 @@ committed, which is exactly what the interleaving gives it.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from byoc.clock import ManualClock
 from byoc.conversations import lifecycle
@@ -26,9 +25,9 @@ from byoc.http import HttpClient
 from byoc.outbox import kinds
 from byoc.settings import Settings
 from byoc.store import Database, conversations
-from byoc.store import schema as t
 from byoc.store.records import Conversation
 from byoc.tenancy import TenantClients
+from tests.support.outbox import queued_payloads
 from tests.support.postgres import until_waiting_or_done
 from tests.support.seed import add_channel, add_conversation, add_customer
 
@@ -80,16 +79,8 @@ async def _current(db: Database, conversation_id: str) -> Conversation:
 
 async def _idle_signals(db: Database, conversation_id: str) -> list[bool]:
     """The `warning` of every idle signal queued for the platform, oldest first."""
-
-    def read(conn: Connection) -> list[bool]:
-        query = (
-            select(t.outbox.c.payload)
-            .where(t.outbox.c.kind == kinds.IdleChanged.KIND)
-            .order_by(t.outbox.c.id)
-        )
-        return [bool(json.loads(payload)["warning"]) for payload in conn.scalars(query)]
-
-    return await db.run_read(read)
+    payloads = await queued_payloads(db, kinds.IdleChanged.KIND)
+    return [bool(p["warning"]) for p in payloads if p["conversation_id"] == conversation_id]
 
 
 @pytest.mark.parametrize("activity", ["message", "keystroke"])

@@ -13,26 +13,16 @@ from dataclasses import replace
 import asyncpg
 import pytest
 
+from byoc.settings import Settings
 from byoc.store import Database, tenants
 from byoc.store.migrations import bring_current
-from byoc.store.records import Tenant
+from byoc.tenancy import default_tenant
 from tests.support.postgres import until_waiting_or_done
 
 pytestmark = pytest.mark.postgres
 
-TENANT = Tenant(
-    id="default",
-    name="first",
-    brand_id=1,
-    cxone_tenant_id="11111111-2222-3333-4444-555555555555",
-    business_unit_id=2,
-    api_url="http://127.0.0.1:9/de",
-    token_url="http://127.0.0.1:9/token",
-    access_key_id="key",
-    access_key_secret="secret",
-    client_id="app",
-    client_secret="app-secret",
-)
+# The default tenant as a development server writes it, under another name.
+TENANT = replace(default_tenant(Settings(environment="development")), name="first")
 
 
 async def test_a_tenant_inserted_meanwhile_by_another_instance_is_taken_not_a_duplicate(

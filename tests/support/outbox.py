@@ -1,15 +1,30 @@
-"""Outbox rows as the store returns them, and a worker that records what it delivers."""
+"""Outbox rows as the store returns them, the payloads queued of a kind, and a worker that
+records what it delivers."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from sqlalchemy import Connection, select
 
 from byoc.outbox.outcome import RetryPolicy, Settled
 from byoc.outbox.preloads import Preload
 from byoc.outbox.worker import OutboxWorker
 from byoc.store import Database
+from byoc.store import schema as t
 from byoc.store.records import OutboxRow
+
+
+async def queued_payloads(db: Database, kind: str) -> list[dict[str, Any]]:
+    """The payloads of every outbox row of `kind`, oldest first."""
+
+    def read(conn: Connection) -> list[dict[str, Any]]:
+        query = select(t.outbox.c.payload).where(t.outbox.c.kind == kind).order_by(t.outbox.c.id)
+        return [json.loads(payload) for payload in conn.scalars(query)]
+
+    return await db.run_read(read)
 
 
 def row_of(kind: str, lane: str, payload: dict[str, Any], *, row_id: int = 1) -> OutboxRow:
