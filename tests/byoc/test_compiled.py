@@ -27,6 +27,7 @@ from byoc.outbox import rows as outbox_rows
 from byoc.store import (
     Database,
     DuplicateError,
+    ReferenceChanged,
     StoreError,
     channels,
     conversations,
@@ -484,20 +485,23 @@ def test_a_text_id_list_sets_exactly_its_messages(backend: Backend, driver: bool
 
 @pytest.mark.parametrize("driver", [False, True])
 @pytest.mark.parametrize(
-    ("change", "error"),
+    ("change", "error", "kind"),
     [
-        pytest.param({"id": "msg_1"}, "duplicate key", id="duplicate"),
+        pytest.param({"id": "msg_1"}, "duplicate key", DuplicateError, id="duplicate"),
         pytest.param(
-            {"conversation_id": "thr_gone"}, "constraint violated", id="missing-reference"
+            {"conversation_id": "thr_gone"},
+            "referenced row changed",
+            ReferenceChanged,
+            id="missing-reference",
         ),
     ],
 )
 def test_a_refused_insert_is_told_apart_on_either_path(
-    backend: Backend, driver: bool, change: dict[str, str], error: str
+    backend: Backend, driver: bool, change: dict[str, str], error: str, kind: type[StoreError]
 ) -> None:
-    """A unique key's refusal is a `DuplicateError`, after which a message's transaction runs
-    again (`conversations.once`); a foreign key's (the conversation deleted meanwhile, say)
-    is a plain `StoreError`, and is not."""
+    """A unique key's refusal is a `DuplicateError`, a foreign key's (the conversation deleted
+    meanwhile, say) a `ReferenceChanged`: after either, a message's transaction runs again
+    (`conversations.once`), and the two are not taken for each other."""
 
     def insert(conn: Connection) -> None:
         params = {**MESSAGE, **change}
@@ -511,7 +515,7 @@ def test_a_refused_insert_is_told_apart_on_either_path(
         try:
             with pytest.raises(StoreError, match=error) as caught:
                 await db.run_write(insert)
-            assert isinstance(caught.value, DuplicateError) == (error == "duplicate key")
+            assert type(caught.value) is kind
             # and the connection it failed on serves the next transaction
             assert await db.run_read(messages.get_message, "msg_1") is not None
         finally:

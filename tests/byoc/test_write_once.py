@@ -28,6 +28,7 @@ from byoc.store import (
     Contention,
     Database,
     DuplicateError,
+    ReferenceChanged,
     conversations,
     customers,
     messages,
@@ -226,7 +227,8 @@ class Runs:
 async def test_write_once_runs_again_as_the_rule_says(db: Database) -> None:
     """Without a look, then with one after a duplicate key or a refusal past the look's place,
     at most three runs; a refusal without a retry id, or on a run that looked, is final. A
-    duplicate key without a retry id runs again too (a row another transaction inserted)."""
+    duplicate key without a retry id runs again too (a row another transaction inserted), and
+    so does a foreign key's refusal (a row another transaction deleted)."""
     channel_id = await _channel(db)
     stored = await ConversationService(db, POLICY).receive_customer_message(
         CustomerMessageIn(channel_id, CustomerProfile(external_id="u7"), "hi")
@@ -263,7 +265,11 @@ async def test_write_once_runs_again_as_the_rule_says(db: Database) -> None:
     with pytest.raises(Contention):
         await write_once(db, "p-7", contended, dispatched.append)
     assert contended.looks == [False, True, True]
-    assert dispatched == [stored, stored]  # only what was stored is dispatched
+
+    reference_changed = Runs(stored, ReferenceChanged("a customer erased meanwhile"))
+    assert await write_once(db, None, reference_changed, dispatched.append) is stored
+    assert reference_changed.looks == [False, True]
+    assert dispatched == [stored, stored, stored]  # only what was stored is dispatched
 
 
 async def test_a_message_keeps_what_the_store_knows_of_its_customer(db: Database) -> None:

@@ -17,7 +17,9 @@ After either, the transaction runs again, looking first: it replays the copy it 
 fails as it would have. A `Contention` (PostgreSQL chose it as a deadlock's victim: nothing
 written) runs it again too, and so does a duplicate key of a message without an id: another
 transaction inserted a row this one read as missing (a new customer's first two messages at
-once, on PostgreSQL), and the next run finds it. Three runs in all. A failed run leaves
+once, on PostgreSQL), and the next run finds it. So does a foreign key's refusal
+(`ReferenceChanged`): a row the run read was deleted before its write committed (an erasure
+of the customer), and the next run finds it gone. Three runs in all. A failed run leaves
 nothing behind: its writes are rolled back with its transaction (or its savepoint, in an
 SQLite group).
 """
@@ -32,7 +34,7 @@ from sqlalchemy import Connection
 
 from byoc.conversations.models import Delivered
 from byoc.errors import ByocError
-from byoc.store import Contention, Database, DuplicateError
+from byoc.store import Contention, Database, DuplicateError, ReferenceChanged
 from byoc.store.records import Message
 
 
@@ -81,7 +83,7 @@ async def _stored_once(db: Database, retry_id: str | None, tx: MessageTx) -> Del
         attempt = Attempt(look_first)
         try:
             return await db.run_write(partial(_run, tx, attempt))
-        except (Contention, DuplicateError):
+        except (Contention, DuplicateError, ReferenceChanged):
             if not attempts_left:
                 raise
             look_first = True

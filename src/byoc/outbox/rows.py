@@ -70,7 +70,7 @@ _DUE = (
     .limit(bindparam("limit"))
 )
 # Up to `limit` due rows claimed, and returned, by one statement: the due rows that no other
-# transaction holds (`skip_locked`), locked, then stamped with the claim.
+# transaction holds (`locked(skip=True)`), locked, then stamped with the claim.
 _DUE_UNLOCKED = skip_locked_cte(_DUE, "due", t.outbox)
 _CLAIM_DUE = (
     update(t.outbox)

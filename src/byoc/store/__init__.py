@@ -16,6 +16,14 @@ than SQLite takes to run it.
 from sqlalchemy import Connection
 
 from byoc.store.db import Database, now_ms
-from byoc.store.errors import Contention, DuplicateError, StoreError
+from byoc.store.errors import Contention, DuplicateError, ReferenceChanged, StoreError
 
-__all__ = ["Connection", "Contention", "Database", "DuplicateError", "StoreError", "now_ms"]
+__all__ = [
+    "Connection",
+    "Contention",
+    "Database",
+    "DuplicateError",
+    "ReferenceChanged",
+    "StoreError",
+    "now_ms",
+]

@@ -231,9 +231,8 @@ def sqlite_driver(conn: Connection) -> sqlite3.Connection | None:
 def asyncpg_driver(conn: Connection) -> Any | None:
     """The asyncpg connection under `conn` (in `run_sync`), its transaction begun; else None.
 
-    SQLAlchemy's asyncpg adapter sends BEGIN lazily, before its first statement. A statement
-    run on the driver first must not run outside the transaction, so it begins it here just
-    as the adapter would (and nothing in autocommit mode, like the adapter)."""
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, before its first statement. A statement on
+    the driver first begins it here as the adapter would (nothing in autocommit mode either)."""
     if conn.dialect.driver != "asyncpg":
         return None
     pooled = conn.connection
@@ -256,16 +255,17 @@ def surface_dead_connection(conn: Connection) -> None:
         conn.exec_driver_sql("SELECT 1")
 
 
-def skip_locked(query: Select[Any], *tables: Any) -> Select[Any]:
-    """`query` taking row locks that other instances skip (`FOR UPDATE SKIP LOCKED`) on
-    PostgreSQL; SQLite renders no locking clause (one writer at a time serialises claims)."""
-    return query.with_for_update(skip_locked=True, of=list(tables) or None)
+def locked(query: Select[Any], *tables: Any, skip: bool = False) -> Select[Any]:
+    """`query` locking its rows until the commit on PostgreSQL (`FOR UPDATE`); with `skip`, rows
+    another holds are skipped (`SKIP LOCKED`), not waited for. SQLite has one writer: no clause."""
+    return query.with_for_update(skip_locked=skip, of=list(tables) or None)
 
 
 def skip_locked_cte(query: Select[Any], name: str, *tables: Any) -> CTE:
-    """`skip_locked(query)` as a CTE `name`, evaluated once before the statement that uses it
+    """`locked(query, skip=True)` as a CTE `name`, evaluated once before the statement using it
     (on PostgreSQL `MATERIALIZED`: its rows are locked once, whatever the plan around it)."""
-    return skip_locked(query, *tables).cte(name).prefix_with("MATERIALIZED", dialect=POSTGRESQL)
+    skipping = locked(query, *tables, skip=True)
+    return skipping.cte(name).prefix_with("MATERIALIZED", dialect=POSTGRESQL)
 
 
 class InJsonIds(ColumnElement[bool]):

@@ -2,6 +2,7 @@
 
     StoreError             unreachable, locked, corrupt, or a constraint broken
     ├── DuplicateError     a unique key already holds the row (a concurrent writer was first)
+    ├── ReferenceChanged   a foreign key refused it: a row changed meanwhile
     └── Contention         PostgreSQL aborted the transaction for another's sake
 
 `store_error` is the one place where the drivers' errors (through SQLAlchemy, or raised as
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-__all__ = ["Contention", "DuplicateError", "StoreError", "store_error"]
+__all__ = ["Contention", "DuplicateError", "ReferenceChanged", "StoreError", "store_error"]
 
 
 class StoreError(Exception):
@@ -22,6 +23,12 @@ class StoreError(Exception):
 
 class DuplicateError(StoreError):
     """A unique key already holds a row: a concurrent writer got there first."""
+
+
+class ReferenceChanged(StoreError):
+    """A foreign key refused the write because of a transaction that committed while this one
+    ran: a row it refers to was deleted (by an erasure, say), or a row referring to one it
+    deletes was added. Nothing of it was written; running it again sees the change."""
 
 
 class Contention(StoreError):
@@ -36,6 +43,9 @@ CONTENTION_STATES = frozenset({"40001", "40P01"})
 # A unique key's refusal: PostgreSQL's SQLSTATE, SQLite's extended result codes.
 UNIQUE_VIOLATION = "23505"
 SQLITE_UNIQUE = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+# A foreign key's refusal.
+FOREIGN_KEY_VIOLATION = "23503"
+SQLITE_FOREIGN_KEY = "SQLITE_CONSTRAINT_FOREIGNKEY"
 
 
 def _is_duplicate(error: IntegrityError) -> bool:
@@ -48,11 +58,20 @@ def _is_duplicate(error: IntegrityError) -> bool:
     return name is None or name in SQLITE_UNIQUE
 
 
+def _is_reference_changed(error: IntegrityError) -> bool:
+    state = getattr(error.orig, "sqlstate", None)
+    if state is not None:
+        return bool(state == FOREIGN_KEY_VIOLATION)
+    return getattr(error.orig, "sqlite_errorname", None) == SQLITE_FOREIGN_KEY
+
+
 def store_error(exc: SQLAlchemyError) -> StoreError:
     """The one place where driver errors become store errors."""
     if isinstance(exc, IntegrityError):
         if _is_duplicate(exc):
             return DuplicateError(f"duplicate key: {exc.orig}")
+        if _is_reference_changed(exc):
+            return ReferenceChanged(f"a referenced row changed meanwhile: {exc.orig}")
         return StoreError(f"constraint violated (a row it refers to changed?): {exc.orig}")
     if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in CONTENTION_STATES:
         return Contention(f"aborted by contention: {exc.orig}")

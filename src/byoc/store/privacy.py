@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, select, update
 
 from byoc.store import schema as t
-from byoc.store.dialect import skip_locked
+from byoc.store.dialect import locked
 from byoc.store.records import Customer, loads_or_none
 
 _C = t.conversations
@@ -82,23 +82,25 @@ def purge_ended(conn: Connection, *, ended_before: int, limit: int, now: int) ->
     does not deadlock with it. (Its attachments are deleted with it, never skipped: a file
     whose message went would be kept for ever.) SQLite has one writer at a time.
     """
-    due = skip_locked(
+    due = locked(
         select(_C.c.id, _C.c.customer_id)
         .where(_C.c.state == "ended", _C.c.purged_at.is_(None), _C.c.ended_at < ended_before)
         .order_by(_C.c.ended_at, _C.c.id)
         .limit(limit),
         _C,
+        skip=True,
     )
     customer_of = {row.id: row.customer_id for row in conn.execute(due)}
     if not customer_of:
         return PurgeBatch(0, 0, 0, more=False)
     conversation_ids = sorted(customer_of)
     found = conn.execute(
-        skip_locked(
+        locked(
             select(_M.c.id, _M.c.conversation_id, _M.c.attachments)
             .where(_M.c.conversation_id.in_(conversation_ids))
             .limit(limit),
             _M,
+            skip=True,
         )
     ).all()
     owned = [
@@ -140,10 +142,19 @@ class Erased:
 
 
 def erase_customer_data(conn: Connection, customer: Customer) -> Erased:
-    """Delete the customer's attachments, messages and conversations, then the customer row."""
-    conversation_ids = sorted(
-        row[0] for row in conn.execute(select(_C.c.id).where(_C.c.customer_id == customer.id))
-    )
+    """Delete the customer's attachments, messages and conversations, then the customer row.
+
+    The rows are locked first, in the order a message's transaction locks them (a
+    conversation's row before its customer's): the customer's conversations, then the
+    customer's row, which holds back every insert that refers to it (a new conversation, an
+    upload) until this commits; then the conversations again, for one opened meanwhile. A
+    message being stored in a conversation of theirs commits first and is deleted with it; one
+    that waited finds the rows gone (`ReferenceChanged`: its transaction runs again, for a new
+    customer). On SQLite writers take turns, and the locks are no-ops."""
+    _locked_conversations(conn, customer.id)
+    customer_row = select(t.customers.c.id).where(t.customers.c.id == customer.id)
+    conn.execute(locked(customer_row))
+    conversation_ids = _locked_conversations(conn, customer.id)  # with any opened meanwhile
     attachments = conn.execute(delete(_A).where(_A.c.customer_id == customer.id)).rowcount
     messages = 0
     if conversation_ids:
@@ -152,3 +163,9 @@ def erase_customer_data(conn: Connection, customer: Customer) -> Erased:
         conn.execute(delete(_C).where(_C.c.id.in_(conversation_ids)))
     conn.execute(delete(t.customers).where(t.customers.c.id == customer.id))
     return Erased(customer.id, conversation_ids, messages, attachments)
+
+
+def _locked_conversations(conn: Connection, customer_id: str) -> list[str]:
+    """The ids of the customer's conversations, in order, their rows locked until the commit."""
+    query = select(_C.c.id).where(_C.c.customer_id == customer_id).order_by(_C.c.id)
+    return [row[0] for row in conn.execute(locked(query))]

@@ -1,0 +1,121 @@
+"""An erasure and a message of the same customer at once (PostgreSQL).
+
+The erasure is one transaction, and a message's transaction may be running beside it. Whichever
+commits first, the erasure must complete (nothing of the customer left, the message that was
+being stored included), and the message must be stored, for a new customer if it comes after
+the erasure, not fail with a store error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import pytest
+from sqlalchemy import Connection
+
+from byoc.conversations import lifecycle
+from byoc.conversations.erasure import Erasure, erase_customer
+from byoc.conversations.models import CustomerMessageIn, CustomerProfile, Delivered
+from byoc.conversations.once import Attempt
+from byoc.conversations.policy import LifecyclePolicy
+from byoc.conversations.service import ConversationService
+from byoc.store import Database, customers, migrations
+from byoc.store import schema as t
+from byoc.store.records import Channel
+from tests.support import seed
+from tests.support.postgres import until_waiting_or_done
+
+pytestmark = pytest.mark.postgres
+
+POLICY = LifecyclePolicy(
+    idle_timeout_ms=0, countdown_ms=0, warning_text="", ended_text="", end_action="close"
+)
+ADA = CustomerProfile(external_id="ada", first_name="Ada")
+
+
+@asynccontextmanager
+async def _store(postgres_url: str) -> AsyncIterator[tuple[Database, asyncpg.Connection]]:
+    """The module's PostgreSQL store, migrated and emptied, and a plain connection to watch its
+    sessions (`until_waiting_or_done`)."""
+    db = Database(postgres_url)
+    watcher = await asyncpg.connect(postgres_url)
+    try:
+        await migrations.upgrade(db)
+        await db.run_write(seed.clean)
+        yield db, watcher
+    finally:
+        await watcher.close()
+        await db.close()
+
+
+async def _said(service: ConversationService, channel: Channel, text: str) -> Delivered:
+    return await service.receive_customer_message(CustomerMessageIn(channel.id, ADA, text, []))
+
+
+async def _left_of(db: Database, customer_id: str) -> dict[str, int]:
+    def counts(conn: Connection) -> dict[str, int]:
+        return {
+            "customers": seed.count(conn, t.customers, t.customers.c.id == customer_id),
+            "conversations": seed.count(
+                conn, t.conversations, t.conversations.c.customer_id == customer_id
+            ),
+            "messages": seed.count(conn, t.messages),
+        }
+
+    return await db.run_read(counts)
+
+
+async def test_an_erasure_waits_for_a_message_being_stored_and_erases_it_too(
+    postgres_url: str,
+) -> None:
+    async with _store(postgres_url) as (db, watcher):
+        service = ConversationService(db, POLICY)
+        channel = await db.run_write(seed.add_channel)
+        first = await _said(service, channel, "one")
+        async with db.engine.begin() as conn:
+            # A message's transaction, which has stored its message, uncommitted.
+            said = CustomerMessageIn(channel.id, ADA, "two", [])
+            await conn.run_sync(
+                lambda sync: service._store_customer_message(sync, Attempt(False), incoming=said)
+            )
+            erasing = asyncio.create_task(db.run_write(erase_customer, channel.id, "ada"))
+            await until_waiting_or_done(watcher, erasing, what="the erasure to wait")
+        erased: Erasure = await asyncio.wait_for(erasing, timeout=10)
+        assert erased.found
+        assert await _left_of(db, first.customer.id) == {
+            "customers": 0,
+            "conversations": 0,
+            "messages": 0,
+        }
+
+
+async def test_a_message_that_waited_for_an_erasure_is_stored_for_a_new_customer(
+    postgres_url: str,
+) -> None:
+    async with _store(postgres_url) as (db, watcher):
+        service = ConversationService(db, POLICY)
+        channel = await db.run_write(seed.add_channel)
+        first = await _said(service, channel, "one")
+
+        def end(conn: Connection) -> None:
+            assert lifecycle.end_conversation(conn, first.conversation, reason="agent", now=1)
+
+        await db.run_write(end)  # the next message opens a conversation
+        async with db.engine.begin() as conn:
+            await conn.run_sync(erase_customer, channel.id, "ada")
+            said = asyncio.create_task(_said(service, channel, "after"))
+            await until_waiting_or_done(watcher, said, what="the message to wait for the erasure")
+        delivered = await asyncio.wait_for(said, timeout=10)
+        assert delivered.message.text == "after"
+        assert delivered.customer.id != first.customer.id
+        assert await _left_of(db, first.customer.id) == {
+            "customers": 0,
+            "conversations": 0,
+            "messages": 1,
+        }
+        now_known = await db.run_read(customers.find_customer, channel.id, "ada")
+        assert now_known is not None
+        assert now_known.id == delivered.customer.id
