@@ -14,15 +14,17 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
-from byoc.conversations import lifecycle
+from byoc.conversations import lifecycle, lookups
 from byoc.conversations.erasure import Erasure, erase_customer
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile, Delivered
 from byoc.conversations.once import Attempt
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
-from byoc.store import Database, customers, migrations
+from byoc.outbox import kinds
+from byoc.outbox import rows as outbox_rows
+from byoc.store import Database, conversations, customers, messages, migrations
 from byoc.store import schema as t
 from byoc.store.records import Channel
 from tests.support import seed
@@ -119,3 +121,65 @@ async def test_a_message_that_waited_for_an_erasure_is_stored_for_a_new_customer
         now_known = await db.run_read(customers.find_customer, channel.id, "ada")
         assert now_known is not None
         assert now_known.id == delivered.customer.id
+
+
+async def test_an_erasure_waits_for_a_conversation_being_opened_and_erases_it_too(
+    postgres_url: str,
+) -> None:
+    async with _store(postgres_url) as (db, watcher):
+        service = ConversationService(db, POLICY)
+        channel = await db.run_write(seed.add_channel)
+        first = await _said(service, channel, "one")
+
+        def end(conn: Connection) -> None:
+            assert lifecycle.end_conversation(conn, first.conversation, reason="agent", now=1)
+
+        await db.run_write(end)
+        async with db.engine.begin() as conn:
+            # A message's transaction, which has opened the customer's next conversation.
+            await conn.run_sync(lookups.conversation_for_customer, first.customer, None, now=2)
+            erasing = asyncio.create_task(db.run_write(erase_customer, channel.id, "ada"))
+            await until_waiting_or_done(watcher, erasing, what="the erasure to wait")
+        erased = await asyncio.wait_for(erasing, timeout=10)
+        assert erased.conversations == 2
+        assert await _left_of(db, first.customer.id) == {
+            "customers": 0,
+            "conversations": 0,
+            "messages": 0,
+        }
+
+
+async def test_an_erasure_and_a_delivery_settling_lock_in_the_same_order(
+    postgres_url: str,
+) -> None:
+    """A settle deletes its outbox row, marks its message, then stamps the conversation (a
+    customer message CXone took); the erasure must not hold the conversation while it waits
+    for the message, or the two deadlock."""
+    async with _store(postgres_url) as (db, watcher):
+        service = ConversationService(db, POLICY)
+        channel = await db.run_write(seed.add_channel)
+        said = await _said(service, channel, "one")
+        lanes = kinds.conversation_lanes(said.conversation.id)
+        row_ids = await db.run_read(
+            lambda c: [
+                r.id for r in c.execute(select(t.outbox.c.id).where(t.outbox.c.lane.in_(lanes)))
+            ]
+        )
+        assert len(row_ids) == 1
+        async with db.engine.begin() as conn:
+
+            def settle_row_and_message(sync: Connection) -> None:
+                outbox_rows.complete_many(sync, row_ids)
+                messages.set_message_status(sync, said.message.id, "sent")
+
+            await conn.run_sync(settle_row_and_message)
+            erasing = asyncio.create_task(db.run_write(erase_customer, channel.id, "ada"))
+            await until_waiting_or_done(watcher, erasing, what="the erasure to wait")
+            await conn.run_sync(conversations.mark_checked_in_cxone, said.conversation.id, 3)
+        erased = await asyncio.wait_for(erasing, timeout=10)
+        assert erased.messages == 1
+        assert await _left_of(db, said.customer.id) == {
+            "customers": 0,
+            "conversations": 0,
+            "messages": 0,
+        }

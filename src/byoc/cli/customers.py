@@ -24,7 +24,7 @@ import sys
 
 from byoc.channels.keys import customer_reference
 from byoc.cli._common import SubParsers, add, fail, with_db
-from byoc.conversations.erasure import Erasure, erase_customer
+from byoc.conversations.erasure import Erasure, erase
 from byoc.errors import ChannelNotFound
 from byoc.ops.logging import configure, unconfigure
 from byoc.settings import Settings
@@ -87,7 +87,7 @@ def cmd_customers_erase(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(db: Database) -> int:
         try:
-            erasure = await db.run_write(erase_customer, args.channel, args.customer)
+            erasure = await erase(db, args.channel, args.customer)
         except ChannelNotFound as exc:
             return fail(f"{exc.detail}: nothing erased")
         reference = customer_reference(erasure.channel.secret, args.customer)

@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from byoc.errors import ChannelNotFound
 from byoc.outbox import kinds
 from byoc.outbox import rows as outbox_rows
-from byoc.store import channels, customers, privacy
+from byoc.store import Contention, Database, channels, customers, privacy
 from byoc.store.records import Channel
 
 
@@ -42,6 +42,18 @@ class Erasure:
         return self.customer_id is not None
 
 
+async def erase(db: Database, channel_id: str, external_id: str) -> Erasure:
+    """`erase_customer` in a transaction of its own, run again (three runs in all) when
+    PostgreSQL aborted it to break a deadlock with a message's delivery settling meanwhile."""
+    for runs_left in (2, 1, 0):
+        try:
+            return await db.run_write(erase_customer, channel_id, external_id)
+        except Contention:
+            if not runs_left:
+                raise
+    raise AssertionError("unreachable: the last run returns or raises")
+
+
 def erase_customer(conn: Connection, channel_id: str, external_id: str) -> Erasure:
     """Erase the customer `external_id` (the platform's user id) of channel `channel_id`, in the
     caller's transaction. `ChannelNotFound` when no such channel was ever mapped (a deleted
@@ -52,8 +64,10 @@ def erase_customer(conn: Connection, channel_id: str, external_id: str) -> Erasu
     customer = customers.find_customer(conn, channel.id, external_id)
     if customer is None:
         return Erasure(channel)
+    # Their deliveries' rows are locked before anything else, as a settle locks them first.
+    outbox_rows.lock_lanes(conn, _lanes(privacy.conversations_of(conn, customer.id)))
     erased = privacy.erase_customer_data(conn, customer)
-    lanes = [lane for c in erased.conversation_ids for lane in kinds.conversation_lanes(c)]
+    lanes = _lanes(erased.conversation_ids)
     return Erasure(
         channel,
         customer_id=customer.id,
@@ -62,3 +76,7 @@ def erase_customer(conn: Connection, channel_id: str, external_id: str) -> Erasu
         attachments=erased.attachments,
         outbox_rows=outbox_rows.delete_lanes(conn, lanes),
     )
+
+
+def _lanes(conversation_ids: list[str]) -> list[str]:
+    return [lane for c in conversation_ids for lane in kinds.conversation_lanes(c)]

@@ -33,7 +33,13 @@ from byoc.store import messages
 from byoc.store import schema as t
 from byoc.store.compiled import batched, execute
 from byoc.store.db import now_ms
-from byoc.store.dialect import InJsonIds, insert_after_lane_lock, locks_lanes, skip_locked_cte
+from byoc.store.dialect import (
+    InJsonIds,
+    insert_after_lane_lock,
+    locked,
+    locks_lanes,
+    skip_locked_cte,
+)
 from byoc.store.records import Message, OutboxRow, dumps
 
 PENDING = "pending"
@@ -265,6 +271,14 @@ def release_claims(conn: Connection, owner: str) -> None:
         .where(t.outbox.c.claimed_by == owner, t.outbox.c.state == PENDING)
         .values(claimed_until=None, claimed_by=None)
     )
+
+
+def lock_lanes(conn: Connection, lanes: list[str]) -> None:
+    """Lock every row of these lanes until the commit, in id order, waiting for a settle that
+    holds one (a customer's erasure, before it locks their messages, as a settle does)."""
+    if lanes:
+        rows = select(t.outbox.c.id).where(t.outbox.c.lane.in_(lanes)).order_by(t.outbox.c.id)
+        conn.execute(locked(rows))
 
 
 def delete_lanes(conn: Connection, lanes: list[str]) -> int:

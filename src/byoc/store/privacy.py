@@ -141,17 +141,27 @@ class Erased:
     attachments: int
 
 
+def conversations_of(conn: Connection, customer_id: str) -> list[str]:
+    """The ids of the customer's conversations, in order (read, not locked)."""
+    query = select(_C.c.id).where(_C.c.customer_id == customer_id).order_by(_C.c.id)
+    return [row[0] for row in conn.execute(query)]
+
+
 def erase_customer_data(conn: Connection, customer: Customer) -> Erased:
     """Delete the customer's attachments, messages and conversations, then the customer row.
 
-    The rows are locked first, in the order a message's transaction locks them (a
-    conversation's row before its customer's): the customer's conversations, then the
-    customer's row, which holds back every insert that refers to it (a new conversation, an
-    upload) until this commits; then the conversations again, for one opened meanwhile. A
-    message being stored in a conversation of theirs commits first and is deleted with it; one
-    that waited finds the rows gone (`ReferenceChanged`: its transaction runs again, for a new
-    customer). On SQLite writers take turns, and the locks are no-ops."""
-    _locked_conversations(conn, customer.id)
+    On PostgreSQL the rows are locked first, in the order the other writers lock them: the
+    messages (after their outbox rows, which the caller locks: a settle locks a row, its
+    message, then the conversation), the conversations (a message's transaction locks its
+    conversation, then the customer), the customer's row, which holds back every insert that
+    refers to it (a new conversation, an upload) until this commits, and then the
+    conversations opened meanwhile. So a message being stored in a conversation of theirs
+    commits first and is deleted with it, and one that waited for this finds the rows gone.
+    On SQLite writers take turns, and the locks are no-ops."""
+    found = conversations_of(conn, customer.id)
+    if found:
+        conn.execute(locked(select(_M.c.id).where(_M.c.conversation_id.in_(found))))
+        _locked_conversations(conn, customer.id)
     customer_row = select(t.customers.c.id).where(t.customers.c.id == customer.id)
     conn.execute(locked(customer_row))
     conversation_ids = _locked_conversations(conn, customer.id)  # with any opened meanwhile
