@@ -183,3 +183,17 @@ async def test_an_erasure_and_a_delivery_settling_lock_in_the_same_order(
             "conversations": 0,
             "messages": 0,
         }
+
+
+async def test_of_two_erasures_at_once_the_second_finds_nothing(postgres_url: str) -> None:
+    async with _store(postgres_url) as (db, watcher):
+        service = ConversationService(db, POLICY)
+        channel = await db.run_write(seed.add_channel)
+        await _said(service, channel, "one")
+        async with db.engine.begin() as conn:
+            first = await conn.run_sync(erase_customer, channel.id, "ada")
+            second = asyncio.create_task(db.run_write(erase_customer, channel.id, "ada"))
+            await until_waiting_or_done(watcher, second, what="the second erasure to wait")
+        assert first.found
+        assert first.messages == 1
+        assert not (await asyncio.wait_for(second, timeout=10)).found

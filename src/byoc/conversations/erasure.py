@@ -67,6 +67,8 @@ def erase_customer(conn: Connection, channel_id: str, external_id: str) -> Erasu
     # Their deliveries' rows are locked before anything else, as a settle locks them first.
     outbox_rows.lock_lanes(conn, _lanes(privacy.conversations_of(conn, customer.id)))
     erased = privacy.erase_customer_data(conn, customer)
+    if erased is None:  # erased meanwhile
+        return Erasure(channel)
     lanes = _lanes(erased.conversation_ids)
     return Erasure(
         channel,

@@ -147,8 +147,10 @@ def conversations_of(conn: Connection, customer_id: str) -> list[str]:
     return [row[0] for row in conn.execute(query)]
 
 
-def erase_customer_data(conn: Connection, customer: Customer) -> Erased:
+def erase_customer_data(conn: Connection, customer: Customer) -> Erased | None:
     """Delete the customer's attachments, messages and conversations, then the customer row.
+    None, with nothing deleted, when the row is gone once locked (another erasure of theirs
+    committed meanwhile).
 
     On PostgreSQL the rows are locked first, in the order the other writers lock them: the
     messages (after their outbox rows, which the caller locks: a settle locks a row, its
@@ -163,7 +165,8 @@ def erase_customer_data(conn: Connection, customer: Customer) -> Erased:
         conn.execute(locked(select(_M.c.id).where(_M.c.conversation_id.in_(found))))
         _locked_conversations(conn, customer.id)
     customer_row = select(t.customers.c.id).where(t.customers.c.id == customer.id)
-    conn.execute(locked(customer_row))
+    if conn.execute(locked(customer_row)).first() is None:
+        return None
     conversation_ids = _locked_conversations(conn, customer.id)  # with any opened meanwhile
     attachments = conn.execute(delete(_A).where(_A.c.customer_id == customer.id)).rowcount
     messages = 0
