@@ -14,21 +14,29 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
+from aiohttp import web
 from sqlalchemy import Connection, select
 
+from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.conversations import lifecycle, lookups
 from byoc.conversations.erasure import Erasure, erase_customer
-from byoc.conversations.models import CustomerMessageIn, CustomerProfile, Delivered
+from byoc.conversations.models import (
+    CustomerMessageIn,
+    CustomerProfile,
+    Delivered,
+    text_content,
+)
 from byoc.conversations.once import Attempt
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
+from byoc.http import HttpClient
 from byoc.outbox import kinds
 from byoc.outbox import rows as outbox_rows
 from byoc.store import Database, conversations, customers, messages, migrations
 from byoc.store import schema as t
 from byoc.store.records import Channel
 from tests.support import seed
-from tests.support.postgres import until_waiting_or_done
+from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK, until_waiting_or_done
 
 pytestmark = pytest.mark.postgres
 
@@ -197,3 +205,72 @@ async def test_of_two_erasures_at_once_the_second_finds_nothing(postgres_url: st
         assert first.found
         assert first.messages == 1
         assert not (await asyncio.wait_for(second, timeout=10)).found
+
+
+@asynccontextmanager
+async def _file_server(data: bytes) -> AsyncIterator[str]:
+    """An HTTP server on loopback that answers every GET with `data`: its base URL."""
+
+    async def file(_: web.Request) -> web.Response:
+        return web.Response(body=data, content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/{name}", file)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+# Two sessions of the database wait on a lock.
+TWO_WAITING = SESSIONS_WAITING_ON_A_LOCK.replace("count(*)", "count(*) - 1")
+
+
+async def test_an_erasure_and_an_agent_attachment_being_kept_lock_in_the_same_order(
+    postgres_url: str,
+) -> None:
+    """Keeping an agent's attachment writes its message's links and inserts the file (whose
+    customer key locks the customer's row); the erasure locks the message before the customer,
+    so the keeping must take the message's row first too, or the two deadlock."""
+    async with _store(postgres_url) as (db, watcher), _file_server(b"hello") as base:
+        service = ConversationService(db, POLICY)
+        channel = await db.run_write(seed.add_channel)
+        said = await _said(service, channel, "one")
+        reply = lifecycle.message_for_customer(
+            said.conversation,
+            seq=1,
+            sender="agent",
+            text="here",
+            content=text_content("here"),
+            attachments=[{"friendlyName": "a.txt", "url": f"{base}/a.txt"}],
+            author=None,
+            de_message_id=None,
+            now=2,
+        )
+        await db.run_write(messages.insert_message, reply)
+        async with HttpClient() as http:
+            keeper = AttachmentRehoster(db, http, seed.PUBLIC_URL, timeout=5)
+            async with db.engine.begin() as hold:
+                # Another transaction holds the customer's row: the keeping waits at its insert.
+                customer_row = select(t.customers).where(t.customers.c.id == said.customer.id)
+                await hold.execute(customer_row.with_for_update())
+                keeping = asyncio.create_task(keeper.rehost(reply, said.customer))
+                await until_waiting_or_done(watcher, keeping, what="the keeping to wait")
+                erasing = asyncio.create_task(db.run_write(erase_customer, channel.id, "ada"))
+                await until_waiting_or_done(
+                    watcher, erasing, what="the erasure to wait too", query=TWO_WAITING
+                )
+            kept = await asyncio.wait_for(keeping, timeout=10)
+            erased = await asyncio.wait_for(erasing, timeout=10)
+        assert kept.attachments[0]["url"].startswith(seed.PUBLIC_URL)
+        assert (erased.messages, erased.attachments) == (2, 1)
+        assert await _left_of(db, said.customer.id) == {
+            "customers": 0,
+            "conversations": 0,
+            "messages": 0,
+        }

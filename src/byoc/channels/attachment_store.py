@@ -111,9 +111,11 @@ class AttachmentRehoster:
             }
 
         def keep(conn: Any) -> None:
+            # The message's row before the files' (whose customer key locks the customer's):
+            # the order in which an erasure locks the two.
+            messages.set_message_attachments(conn, message.id, rehosted)
             for _, stored, data in fetched:
                 attachments.insert_attachment(conn, stored, data)
-            messages.set_message_attachments(conn, message.id, rehosted)
 
         await self._db.run_write(keep)
         return replace(message, attachments=rehosted)

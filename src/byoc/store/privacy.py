@@ -159,10 +159,14 @@ def erase_customer_data(conn: Connection, customer: Customer) -> Erased | None:
     refers to it (a new conversation, an upload) until this commits, and then the
     conversations opened meanwhile. So a message being stored in a conversation of theirs
     commits first and is deleted with it, and one that waited for this finds the rows gone.
+    A message stored between those locks is not locked by them: its delivery's settle may
+    then deadlock with this, rarely; PostgreSQL aborts one, and either runs again
+    (`byoc.conversations.erasure.erase`, the outbox's settle).
     On SQLite writers take turns, and the locks are no-ops."""
     found = conversations_of(conn, customer.id)
     if found:
-        conn.execute(locked(select(_M.c.id).where(_M.c.conversation_id.in_(found))))
+        theirs = select(_M.c.id).where(_M.c.conversation_id.in_(found)).order_by(_M.c.id)
+        conn.execute(locked(theirs))
         _locked_conversations(conn, customer.id)
     customer_row = select(t.customers.c.id).where(t.customers.c.id == customer.id)
     if conn.execute(locked(customer_row)).first() is None:
