@@ -163,7 +163,7 @@ def test_sustained_on_postgres(tmp_path: Path, postgres_url: str) -> None:
 
 
 def test_token_endpoint(tmp_path: Path) -> None:
-    result = bench(tmp_path, "token_endpoint.py", "--duration", "0.3", "--warmup", "0.1")
+    result = bench(tmp_path, "token_endpoint.py", "--duration", "1", "--warmup", "0.2")
     run = result["runs"][0]
     assert run["errors"] == 0
     assert set(run["token_statuses"]) == {"200"}
