@@ -10,12 +10,10 @@ new conversation (one CXone thread), not one each.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any, TypeVar
 
-import asyncpg
 import pytest
 from sqlalchemy import Connection, func, select
 
@@ -28,35 +26,18 @@ from byoc.conversations.models import (
 )
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.service import ConversationService
-from byoc.store import Database, conversations, customers, migrations
+from byoc.store import Database, conversations, customers
 from byoc.store import schema as t
 from byoc.store.records import Channel, Conversation, Customer
 from tests.support import seed
 from tests.support.incoming import agent_reply
-from tests.support.postgres import until_waiting_or_done
+from tests.support.postgres import store_and_watcher, until_waiting_or_done
 
 T = TypeVar("T")
 POLICY = LifecyclePolicy(
     idle_timeout_ms=0, countdown_ms=0, warning_text="", ended_text="", end_action="close"
 )
 NEW = CustomerProfile(external_id="new-customer", first_name="Ada")
-
-
-@asynccontextmanager
-async def _store_and_watcher(
-    postgres_url: str,
-) -> AsyncIterator[tuple[Database, asyncpg.Connection]]:
-    """The module's PostgreSQL store, migrated and emptied, and a plain connection to watch
-    its sessions (`until_waiting_or_done`)."""
-    db = Database(postgres_url)
-    watcher = await asyncpg.connect(postgres_url)
-    try:
-        await migrations.upgrade(db)
-        await db.run_write(seed.clean)
-        yield db, watcher
-    finally:
-        await watcher.close()
-        await db.close()
 
 
 async def _customers(db: Database) -> int:
@@ -84,7 +65,7 @@ async def _while_another_inserts_the_customer(
 ) -> tuple[T, Customer]:
     """`request` runs while another transaction has inserted the customer, uncommitted; that
     one commits once `request`'s INSERT waits on its key. (The request, and that customer.)"""
-    async with _store_and_watcher(postgres_url) as (db, watcher):
+    async with store_and_watcher(postgres_url) as (db, watcher):
         channel = await db.run_write(seed.add_channel)
         async with db.engine.begin() as conn:
             inserted = await conn.run_sync(lookups.upsert_customer, channel, NEW)
@@ -144,7 +125,7 @@ async def test_a_returning_customers_messages_at_once_open_one_conversation(db: 
 
 @pytest.mark.postgres
 async def test_a_message_takes_the_conversation_another_is_opening(postgres_url: str) -> None:
-    async with _store_and_watcher(postgres_url) as (db, watcher):
+    async with store_and_watcher(postgres_url) as (db, watcher):
         service = ConversationService(db, POLICY)
         channel = await _returning_customer(db, service)
         async with db.engine.begin() as conn:
@@ -170,7 +151,7 @@ async def test_a_thread_cxone_just_started_is_opened_once(postgres_url: str) -> 
     """An agent starts a thread and sends again before the first message's answer: the second
     callback finds no conversation for the thread either, and must take the one the first is
     opening, not open another for the same CXone thread."""
-    async with _store_and_watcher(postgres_url) as (db, watcher):
+    async with store_and_watcher(postgres_url) as (db, watcher):
         service = ConversationService(db, POLICY)
         channel = await db.run_write(seed.add_channel)
         known = await service.ensure_customer(channel.id, NEW)

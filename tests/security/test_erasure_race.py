@@ -32,11 +32,15 @@ from byoc.conversations.service import ConversationService
 from byoc.http import HttpClient
 from byoc.outbox import kinds
 from byoc.outbox import rows as outbox_rows
-from byoc.store import Database, conversations, customers, messages, migrations
+from byoc.store import Database, conversations, customers, messages
 from byoc.store import schema as t
 from byoc.store.records import Channel
 from tests.support import seed
-from tests.support.postgres import SESSIONS_WAITING_ON_A_LOCK, until_waiting_or_done
+from tests.support.postgres import (
+    SESSIONS_WAITING_ON_A_LOCK,
+    store_and_watcher,
+    until_waiting_or_done,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -46,23 +50,38 @@ POLICY = LifecyclePolicy(
 ADA = CustomerProfile(external_id="ada", first_name="Ada")
 
 
-@asynccontextmanager
-async def _store(postgres_url: str) -> AsyncIterator[tuple[Database, asyncpg.Connection]]:
-    """The module's PostgreSQL store, migrated and emptied, and a plain connection to watch its
-    sessions (`until_waiting_or_done`)."""
-    db = Database(postgres_url)
-    watcher = await asyncpg.connect(postgres_url)
-    try:
-        await migrations.upgrade(db)
-        await db.run_write(seed.clean)
-        yield db, watcher
-    finally:
-        await watcher.close()
-        await db.close()
-
-
 async def _said(service: ConversationService, channel: Channel, text: str) -> Delivered:
     return await service.receive_customer_message(CustomerMessageIn(channel.id, ADA, text, []))
+
+
+async def _ended(db: Database, service: ConversationService, channel: Channel) -> Delivered:
+    """A message of the customer's in a conversation ended since: the next one opens another."""
+    first = await _said(service, channel, "one")
+
+    def end(conn: Connection) -> None:
+        assert lifecycle.end_conversation(conn, first.conversation, reason="agent", now=1)
+
+    await db.run_write(end)
+    return first
+
+
+@asynccontextmanager
+async def _scene(
+    postgres_url: str, *, ended: bool
+) -> AsyncIterator[tuple[Database, asyncpg.Connection, ConversationService, Channel, Delivered]]:
+    """The store and its watcher (`store_and_watcher`), a service, a channel, and a message of
+    the customer's: in their open conversation, or in one `ended` since."""
+    async with store_and_watcher(postgres_url) as (db, watcher):
+        service = ConversationService(db, POLICY)
+        channel = await db.run_write(seed.add_channel)
+        if ended:
+            first = await _ended(db, service, channel)
+        else:
+            first = await _said(service, channel, "one")
+        yield db, watcher, service, channel, first
+
+
+NOTHING_LEFT = {"customers": 0, "conversations": 0, "messages": 0}
 
 
 async def _left_of(db: Database, customer_id: str) -> dict[str, int]:
@@ -81,10 +100,7 @@ async def _left_of(db: Database, customer_id: str) -> dict[str, int]:
 async def test_an_erasure_waits_for_a_message_being_stored_and_erases_it_too(
     postgres_url: str,
 ) -> None:
-    async with _store(postgres_url) as (db, watcher):
-        service = ConversationService(db, POLICY)
-        channel = await db.run_write(seed.add_channel)
-        first = await _said(service, channel, "one")
+    async with _scene(postgres_url, ended=False) as (db, watcher, service, channel, first):
         async with db.engine.begin() as conn:
             # A message's transaction, which has stored its message, uncommitted.
             said = CustomerMessageIn(channel.id, ADA, "two", [])
@@ -95,25 +111,13 @@ async def test_an_erasure_waits_for_a_message_being_stored_and_erases_it_too(
             await until_waiting_or_done(watcher, erasing, what="the erasure to wait")
         erased: Erasure = await asyncio.wait_for(erasing, timeout=10)
         assert erased.found
-        assert await _left_of(db, first.customer.id) == {
-            "customers": 0,
-            "conversations": 0,
-            "messages": 0,
-        }
+        assert await _left_of(db, first.customer.id) == NOTHING_LEFT
 
 
 async def test_a_message_that_waited_for_an_erasure_is_stored_for_a_new_customer(
     postgres_url: str,
 ) -> None:
-    async with _store(postgres_url) as (db, watcher):
-        service = ConversationService(db, POLICY)
-        channel = await db.run_write(seed.add_channel)
-        first = await _said(service, channel, "one")
-
-        def end(conn: Connection) -> None:
-            assert lifecycle.end_conversation(conn, first.conversation, reason="agent", now=1)
-
-        await db.run_write(end)  # the next message opens a conversation
+    async with _scene(postgres_url, ended=True) as (db, watcher, service, channel, first):
         async with db.engine.begin() as conn:
             await conn.run_sync(erase_customer, channel.id, "ada")
             said = asyncio.create_task(_said(service, channel, "after"))
@@ -134,15 +138,7 @@ async def test_a_message_that_waited_for_an_erasure_is_stored_for_a_new_customer
 async def test_an_erasure_waits_for_a_conversation_being_opened_and_erases_it_too(
     postgres_url: str,
 ) -> None:
-    async with _store(postgres_url) as (db, watcher):
-        service = ConversationService(db, POLICY)
-        channel = await db.run_write(seed.add_channel)
-        first = await _said(service, channel, "one")
-
-        def end(conn: Connection) -> None:
-            assert lifecycle.end_conversation(conn, first.conversation, reason="agent", now=1)
-
-        await db.run_write(end)
+    async with _scene(postgres_url, ended=True) as (db, watcher, _, channel, first):
         async with db.engine.begin() as conn:
             # A message's transaction, which has opened the customer's next conversation.
             await conn.run_sync(lookups.conversation_for_customer, first.customer, None, now=2)
@@ -150,11 +146,7 @@ async def test_an_erasure_waits_for_a_conversation_being_opened_and_erases_it_to
             await until_waiting_or_done(watcher, erasing, what="the erasure to wait")
         erased = await asyncio.wait_for(erasing, timeout=10)
         assert erased.conversations == 2
-        assert await _left_of(db, first.customer.id) == {
-            "customers": 0,
-            "conversations": 0,
-            "messages": 0,
-        }
+        assert await _left_of(db, first.customer.id) == NOTHING_LEFT
 
 
 async def test_an_erasure_and_a_delivery_settling_lock_in_the_same_order(
@@ -163,10 +155,7 @@ async def test_an_erasure_and_a_delivery_settling_lock_in_the_same_order(
     """A settle deletes its outbox row, marks its message, then stamps the conversation (a
     customer message CXone took); the erasure must not hold the conversation while it waits
     for the message, or the two deadlock."""
-    async with _store(postgres_url) as (db, watcher):
-        service = ConversationService(db, POLICY)
-        channel = await db.run_write(seed.add_channel)
-        said = await _said(service, channel, "one")
+    async with _scene(postgres_url, ended=False) as (db, watcher, _, channel, said):
         lanes = kinds.conversation_lanes(said.conversation.id)
         row_ids = await db.run_read(
             lambda c: [
@@ -186,18 +175,11 @@ async def test_an_erasure_and_a_delivery_settling_lock_in_the_same_order(
             await conn.run_sync(conversations.mark_checked_in_cxone, said.conversation.id, 3)
         erased = await asyncio.wait_for(erasing, timeout=10)
         assert erased.messages == 1
-        assert await _left_of(db, said.customer.id) == {
-            "customers": 0,
-            "conversations": 0,
-            "messages": 0,
-        }
+        assert await _left_of(db, said.customer.id) == NOTHING_LEFT
 
 
 async def test_of_two_erasures_at_once_the_second_finds_nothing(postgres_url: str) -> None:
-    async with _store(postgres_url) as (db, watcher):
-        service = ConversationService(db, POLICY)
-        channel = await db.run_write(seed.add_channel)
-        await _said(service, channel, "one")
+    async with _scene(postgres_url, ended=False) as (db, watcher, _, channel, _):
         async with db.engine.begin() as conn:
             first = await conn.run_sync(erase_customer, channel.id, "ada")
             second = asyncio.create_task(db.run_write(erase_customer, channel.id, "ada"))
@@ -237,10 +219,10 @@ async def test_an_erasure_and_an_agent_attachment_being_kept_lock_in_the_same_or
     """Keeping an agent's attachment writes its message's links and inserts the file (whose
     customer key locks the customer's row); the erasure locks the message before the customer,
     so the keeping must take the message's row first too, or the two deadlock."""
-    async with _store(postgres_url) as (db, watcher), _file_server(b"hello") as base:
-        service = ConversationService(db, POLICY)
-        channel = await db.run_write(seed.add_channel)
-        said = await _said(service, channel, "one")
+    async with (
+        _scene(postgres_url, ended=False) as (db, watcher, _, channel, said),
+        _file_server(b"hello") as base,
+    ):
         reply = lifecycle.message_for_customer(
             said.conversation,
             seq=1,
@@ -269,8 +251,4 @@ async def test_an_erasure_and_an_agent_attachment_being_kept_lock_in_the_same_or
             erased = await asyncio.wait_for(erasing, timeout=10)
         assert kept.attachments[0]["url"].startswith(seed.PUBLIC_URL)
         assert (erased.messages, erased.attachments) == (2, 1)
-        assert await _left_of(db, said.customer.id) == {
-            "customers": 0,
-            "conversations": 0,
-            "messages": 0,
-        }
+        assert await _left_of(db, said.customer.id) == NOTHING_LEFT

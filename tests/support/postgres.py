@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from byoc.store import Database, migrations
+from tests.support import seed
 from tests.support.waiting import wait_for_async
 
 BASE_URL = os.environ.get("BYOC_TEST_POSTGRES_URL")
@@ -42,6 +44,21 @@ async def until_waiting_or_done(
         return int(await watcher.fetchval(query)) >= 1
 
     await wait_for_async(ready, what=what)
+
+
+@asynccontextmanager
+async def store_and_watcher(url: str) -> AsyncIterator[tuple[Database, asyncpg.Connection]]:
+    """The store on `url`'s database, migrated and emptied (`seed.clean`), and a plain
+    connection to watch its sessions (`until_waiting_or_done`)."""
+    db = Database(url)
+    watcher = await asyncpg.connect(url)
+    try:
+        await migrations.upgrade(db)
+        await db.run_write(seed.clean)
+        yield db, watcher
+    finally:
+        await watcher.close()
+        await db.close()
 
 
 @contextmanager
