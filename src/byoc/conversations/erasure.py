@@ -64,9 +64,10 @@ def erase_customer(conn: Connection, channel_id: str, external_id: str) -> Erasu
     customer = customers.find_customer(conn, channel.id, external_id)
     if customer is None:
         return Erasure(channel)
+    found = privacy.conversations_of(conn, customer.id)
     # Their deliveries' rows are locked before anything else, as a settle locks them first.
-    outbox_rows.lock_lanes(conn, _lanes(privacy.conversations_of(conn, customer.id)))
-    erased = privacy.erase_customer_data(conn, customer)
+    outbox_rows.lock_lanes(conn, _lanes(found))
+    erased = privacy.erase_customer_data(conn, customer, found)
     if erased is None:  # erased meanwhile
         return Erasure(channel)
     lanes = _lanes(erased.conversation_ids)

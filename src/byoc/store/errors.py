@@ -45,32 +45,30 @@ UNIQUE_VIOLATION = "23505"
 SQLITE_UNIQUE = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 # A foreign key's refusal.
 FOREIGN_KEY_VIOLATION = "23503"
-SQLITE_FOREIGN_KEY = "SQLITE_CONSTRAINT_FOREIGNKEY"
+SQLITE_FOREIGN_KEY = frozenset({"SQLITE_CONSTRAINT_FOREIGNKEY"})
 
 
-def _is_duplicate(error: IntegrityError) -> bool:
-    """A unique key's refusal, not another constraint's (a foreign key, NOT NULL); a duplicate
-    when the driver does not say which."""
-    state = getattr(error.orig, "sqlstate", None)
-    if state is not None:
-        return bool(state == UNIQUE_VIOLATION)
+def _violates(
+    error: IntegrityError, state: str, sqlite_names: frozenset[str], *, if_unsaid: bool
+) -> bool:
+    """Whether `error` is the refusal of the constraint kind that PostgreSQL's SQLSTATE
+    `state` or SQLite's extended result codes `sqlite_names` name; `if_unsaid` when the
+    driver does not say which."""
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == state)
     name = getattr(error.orig, "sqlite_errorname", None)
-    return name is None or name in SQLITE_UNIQUE
-
-
-def _is_reference_changed(error: IntegrityError) -> bool:
-    state = getattr(error.orig, "sqlstate", None)
-    if state is not None:
-        return bool(state == FOREIGN_KEY_VIOLATION)
-    return getattr(error.orig, "sqlite_errorname", None) == SQLITE_FOREIGN_KEY
+    return if_unsaid if name is None else name in sqlite_names
 
 
 def store_error(exc: SQLAlchemyError) -> StoreError:
     """The one place where driver errors become store errors."""
     if isinstance(exc, IntegrityError):
-        if _is_duplicate(exc):
+        # A unique key's refusal, not another constraint's (NOT NULL, a foreign key); a
+        # duplicate when the driver does not say which.
+        if _violates(exc, UNIQUE_VIOLATION, SQLITE_UNIQUE, if_unsaid=True):
             return DuplicateError(f"duplicate key: {exc.orig}")
-        if _is_reference_changed(exc):
+        if _violates(exc, FOREIGN_KEY_VIOLATION, SQLITE_FOREIGN_KEY, if_unsaid=False):
             return ReferenceChanged(f"a referenced row changed meanwhile: {exc.orig}")
         return StoreError(f"constraint violated (a row it refers to changed?): {exc.orig}")
     if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in CONTENTION_STATES:

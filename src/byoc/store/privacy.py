@@ -141,37 +141,38 @@ class Erased:
     attachments: int
 
 
-def conversations_of(conn: Connection, customer_id: str) -> list[str]:
-    """The ids of the customer's conversations, in order (read, not locked)."""
+def conversations_of(conn: Connection, customer_id: str, *, lock: bool = False) -> list[str]:
+    """The ids of the customer's conversations, in order; with `lock`, their rows locked until
+    the commit (PostgreSQL)."""
     query = select(_C.c.id).where(_C.c.customer_id == customer_id).order_by(_C.c.id)
-    return [row[0] for row in conn.execute(query)]
+    return [row[0] for row in conn.execute(locked(query) if lock else query)]
 
 
-def erase_customer_data(conn: Connection, customer: Customer) -> Erased | None:
+def erase_customer_data(conn: Connection, customer: Customer, found: list[str]) -> Erased | None:
     """Delete the customer's attachments, messages and conversations, then the customer row.
-    None, with nothing deleted, when the row is gone once locked (another erasure of theirs
-    committed meanwhile).
+    `found`: their conversations as the caller read them (`conversations_of`). None, with
+    nothing deleted, when the row is gone once locked (another erasure of theirs committed
+    meanwhile).
 
     On PostgreSQL the rows are locked first, in the order the other writers lock them: the
-    messages (after their outbox rows, which the caller locks: a settle locks a row, its
-    message, then the conversation), the conversations (a message's transaction locks its
-    conversation, then the customer), the customer's row, which holds back every insert that
-    refers to it (a new conversation, an upload) until this commits, and then the
+    messages of `found` (after their outbox rows, which the caller locks: a settle locks a
+    row, its message, then the conversation), the conversations (a message's transaction
+    locks its conversation, then the customer), the customer's row, which holds back every
+    insert that refers to it (a new conversation, an upload) until this commits, and then the
     conversations opened meanwhile. So a message being stored in a conversation of theirs
     commits first and is deleted with it, and one that waited for this finds the rows gone.
     A message stored between those locks is not locked by them: its delivery's settle may
     then deadlock with this, rarely; PostgreSQL aborts one, and either runs again
     (`byoc.conversations.erasure.erase`, the outbox's settle).
     On SQLite writers take turns, and the locks are no-ops."""
-    found = conversations_of(conn, customer.id)
     if found:
         theirs = select(_M.c.id).where(_M.c.conversation_id.in_(found)).order_by(_M.c.id)
         conn.execute(locked(theirs))
-        _locked_conversations(conn, customer.id)
+        conversations_of(conn, customer.id, lock=True)
     customer_row = select(t.customers.c.id).where(t.customers.c.id == customer.id)
     if conn.execute(locked(customer_row)).first() is None:
         return None
-    conversation_ids = _locked_conversations(conn, customer.id)  # with any opened meanwhile
+    conversation_ids = conversations_of(conn, customer.id, lock=True)  # and any opened meanwhile
     attachments = conn.execute(delete(_A).where(_A.c.customer_id == customer.id)).rowcount
     messages = 0
     if conversation_ids:
@@ -180,9 +181,3 @@ def erase_customer_data(conn: Connection, customer: Customer) -> Erased | None:
         conn.execute(delete(_C).where(_C.c.id.in_(conversation_ids)))
     conn.execute(delete(t.customers).where(t.customers.c.id == customer.id))
     return Erased(customer.id, conversation_ids, messages, attachments)
-
-
-def _locked_conversations(conn: Connection, customer_id: str) -> list[str]:
-    """The ids of the customer's conversations, in order, their rows locked until the commit."""
-    query = select(_C.c.id).where(_C.c.customer_id == customer_id).order_by(_C.c.id)
-    return [row[0] for row in conn.execute(locked(query))]
