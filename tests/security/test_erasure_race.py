@@ -1,4 +1,4 @@
-"""An erasure and a message of the same customer at once (PostgreSQL).
+"""An erasure and a message or an upload of the same customer at once (PostgreSQL).
 
 The erasure is one transaction, and a message's transaction may be running beside it. Whichever
 commits first, the erasure must complete (nothing of the customer left, the message that was
@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from aiohttp import web
 from sqlalchemy import Connection, select
 
 from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.conversations import lifecycle, lookups
-from byoc.conversations.erasure import Erasure, erase_customer
+from byoc.conversations.erasure import Erasure, erase, erase_customer
 from byoc.conversations.models import (
     CustomerMessageIn,
     CustomerProfile,
@@ -35,12 +37,14 @@ from byoc.outbox import rows as outbox_rows
 from byoc.store import Database, conversations, customers, messages
 from byoc.store import schema as t
 from byoc.store.records import Channel
-from tests.support import seed
+from tests.support import loopback, seed
+from tests.support.emulator import Emulator
 from tests.support.postgres import (
     SESSIONS_WAITING_ON_A_LOCK,
     store_and_watcher,
     until_waiting_or_done,
 )
+from tests.support.widget import custom_webchat
 
 pytestmark = pytest.mark.postgres
 
@@ -252,3 +256,59 @@ async def test_an_erasure_and_an_agent_attachment_being_kept_lock_in_the_same_or
         assert kept.attachments[0]["url"].startswith(seed.PUBLIC_URL)
         assert (erased.messages, erased.attachments) == (2, 1)
         assert await _left_of(db, said.customer.id) == NOTHING_LEFT
+
+
+async def test_an_erasure_chosen_as_a_deadlocks_victim_runs_again_and_completes(
+    postgres_url: str,
+) -> None:
+    """`erase` runs the erasure again when PostgreSQL aborts it to break a deadlock. Here another
+    transaction holds the customer's row, which the erasure locks last, then asks for the
+    delivery row the erasure locked first. The erasure waited first, so its deadlock check runs
+    first and it is the victim; its second run waits for the other to commit, then erases."""
+    async with _scene(postgres_url, ended=False) as (db, watcher, _, channel, said):
+        lanes = kinds.conversation_lanes(said.conversation.id)
+        async with db.engine.begin() as hold:
+            customer_row = select(t.customers).where(t.customers.c.id == said.customer.id)
+            await hold.execute(customer_row.with_for_update())
+            erasing = asyncio.create_task(erase(db, channel.id, "ada"))
+            await until_waiting_or_done(watcher, erasing, what="the erasure to wait")
+            delivery_rows = select(t.outbox.c.id).where(t.outbox.c.lane.in_(lanes))
+            held = (await hold.execute(delivery_rows.with_for_update())).all()
+        assert len(held) == 1  # the customer's message, towards CXone
+        erased = await asyncio.wait_for(erasing, timeout=15)
+        assert (erased.messages, erased.outbox_rows) == (1, 1)
+        assert await _left_of(db, said.customer.id) == NOTHING_LEFT
+
+
+async def test_an_upload_that_waited_for_an_erasure_is_kept_for_a_new_customer(
+    postgres_url: str, tmp_path: Path, emulator: Emulator
+) -> None:
+    """A visitor's upload whose customer is erased while it is stored waits for the erasure,
+    then belongs to the customer that the visitor's id now names, as a message would."""
+    overrides = {"database_url": postgres_url}
+    async with (
+        store_and_watcher(postgres_url) as (db, watcher),
+        custom_webchat(tmp_path, emulator, overrides=overrides) as chat,
+        loopback.async_client() as http,
+    ):
+        headers = {"X-Byoc-Visitor": "a" * 32, "Origin": chat.page_origin}
+        upload_url = f"{chat.url}/webchat/v1/channels/{chat.channel_id}/attachments"
+
+        async def upload() -> httpx.Response:
+            files = {"file": ("note.txt", b"hello", "text/plain")}
+            return await http.post(upload_url, files=files, headers=headers)
+
+        assert (await upload()).status_code == 201
+        (erased_id, external_id) = await watcher.fetchrow("SELECT id, external_id FROM customers")
+        async with db.engine.begin() as conn:
+            await conn.run_sync(erase_customer, chat.channel_id, external_id)
+            uploading = asyncio.create_task(upload())
+            await until_waiting_or_done(watcher, uploading, what="the upload to wait")
+        answer = await asyncio.wait_for(uploading, timeout=10)
+        assert answer.status_code == 201, answer.text
+        owners = await watcher.fetch("SELECT customer_id FROM attachments")
+        assert len(owners) == 1
+        assert owners[0]["customer_id"] != erased_id
+        now_known = await db.run_read(customers.find_customer, chat.channel_id, external_id)
+        assert now_known is not None
+        assert now_known.id == owners[0]["customer_id"]

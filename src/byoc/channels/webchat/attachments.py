@@ -31,7 +31,7 @@ from byoc.errors import (
     UnsupportedType,
 )
 from byoc.ids import new_id
-from byoc.store import Connection, attachments, channels
+from byoc.store import Connection, ReferenceChanged, attachments, channels
 from byoc.store.records import StoredAttachment
 
 router = APIRouter(prefix="/webchat/v1", tags=["Web chat"])
@@ -96,30 +96,40 @@ async def upload_attachment(
             raise TooLarge(f"attachments are limited to {settings.max_attachment_bytes} bytes")
     if not data:
         raise InvalidInput("the file is empty")
-    customer = await conversations.ensure_customer(
-        channel.id, CustomerProfile(external_id=identity.external_id)
-    )
     friendly_name = safe_filename(file.filename)
-    stored = StoredAttachment(
-        id=new_id("att"),
-        channel_id=channel.id,
-        customer_id=customer.id,
-        access_token=new_access_token(),
-        friendly_name=friendly_name,
-        mime_type=mime_type,
-        size=len(data),
-        created_at=clock.now_ms(),
-        anonymous_from=None if identity.verified else address,
-    )
 
-    def store(conn: Connection) -> None:
-        attachments.insert_attachment(conn, stored, bytes(data))
-        if not identity.verified:  # a refusal rolls the INSERT back
-            limits.check_upload_quota(
-                conn, channel_id=channel.id, customer_id=customer.id, address=address
-            )
+    async def stored_for_customer() -> StoredAttachment:
+        customer = await conversations.ensure_customer(
+            channel.id, CustomerProfile(external_id=identity.external_id)
+        )
+        stored = StoredAttachment(
+            id=new_id("att"),
+            channel_id=channel.id,
+            customer_id=customer.id,
+            access_token=new_access_token(),
+            friendly_name=friendly_name,
+            mime_type=mime_type,
+            size=len(data),
+            created_at=clock.now_ms(),
+            anonymous_from=None if identity.verified else address,
+        )
 
-    await db.run_write(store)
+        def store(conn: Connection) -> None:
+            attachments.insert_attachment(conn, stored, bytes(data))
+            if not identity.verified:  # a refusal rolls the INSERT back
+                limits.check_upload_quota(
+                    conn, channel_id=channel.id, customer_id=customer.id, address=address
+                )
+
+        await db.run_write(store)
+        return stored
+
+    try:
+        stored = await stored_for_customer()
+    except ReferenceChanged:
+        # The customer was erased while the file was being stored: the file is the customer's
+        # that this identity names now, as a message sent at that moment would be.
+        stored = await stored_for_customer()
     return UploadedAttachment(
         id=stored.id,
         friendlyName=friendly_name,
