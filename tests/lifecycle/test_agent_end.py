@@ -10,12 +10,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from byoc.clock import ManualClock
 from byoc.settings import Settings
+from tests.support import loopback
 from tests.support.emulator import Emulator
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack, box_token, running_stack
 from tests.support.waiting import advance, wait_for
 from tests.support.widget import agent_reply, custom_webchat, widget
 
@@ -368,3 +370,62 @@ def test_a_message_written_within_the_interval_is_forwarded_unasked_however_long
 
         calls = [(r["method"], r["path"].split("/dfo/3.0")[-1]) for r in emulator.requests()]
         assert [c[0] for c in calls] == ["PUT", "POST"]  # the receipt, the create: no end check
+
+
+def test_agent_replies_and_typing_after_the_end_are_refused_and_reach_nobody(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Once the end is known here, an agent's reply (either callback style) or typing on the
+    thread is answered 409 conversation-ended and nothing more reaches the platform; the retry
+    of a reply stored before the end is still that reply, and a message that names its
+    recipients starts a new thread."""
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock, **NO_IDLE) as stack:
+        thread_id = stack.customer_says("hello")["threadId"]
+        contact = stack.contact_for_thread(thread_id)
+        headers = {"Authorization": f"Bearer {box_token(stack)}"}
+        box = f"{stack.url}/integration/box"
+        dfo3 = f"{box}/2.0/channel/{stack.channel_id}/outbound"
+
+        def reply(url: str, message_id: str, **extra: Any) -> httpx.Response:
+            body = {
+                "thread": {"idOnExternalPlatform": thread_id},
+                "message": {"id": message_id},
+                "messageContent": {"type": "TEXT", "payload": {"text": f"reply {message_id}"}},
+                **extra,
+            }
+            return loopback.post(url, headers=headers, json=body)
+
+        before = reply(dfo3, "de-before")
+        assert before.status_code == 200, before.text
+        wait_for(lambda: stack.platform.of_type("message.created"), what="the reply delivered")
+        emulator.admin.post(f"/emulator/contacts/{contact['id']}/close")
+        advance(clock, POLL_MS)  # the next poll
+        wait_for(lambda: stack.platform.of_type("conversation.ended"), what="the end")
+        told = len(stack.platform.events)
+
+        typing = loopback.post(
+            f"{box}/1.0/channel/{stack.channel_id}/thread/{thread_id}/sender-action",
+            headers=headers,
+            json={"senderAction": {"action": "isTypingOn"}},
+        )
+        for refused in (
+            reply(dfo3, "de-after"),
+            reply(f"{box}/1.0/posts/{thread_id}/messages", "de-after-legacy"),
+            typing,
+        ):
+            assert refused.status_code == 409, refused.text
+            assert refused.json()["type"] == "urn:byoc:problem:conversation-ended"
+        again = reply(dfo3, "de-before")
+        assert again.status_code == 200, again.text
+        assert again.json()["message"] == before.json()["message"]
+
+        customer_id = stack.conversation(thread_id).customer_id
+        recipients = [{"idOnExternalPlatform": customer_id, "isPrimary": True}]
+        direct = reply(dfo3, "de-direct", endUserRecipients=recipients)
+        assert direct.status_code == 200, direct.text
+        new_thread = direct.json()["thread"]["idOnExternalPlatform"]
+        assert new_thread != thread_id
+        wait_for(lambda: not stack.outbox(), what="the outbox drained")
+        after = stack.platform.events[told:]
+        assert [(e["type"], e["threadId"]) for e in after] == [("message.created", new_thread)]

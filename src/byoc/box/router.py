@@ -41,6 +41,7 @@ from byoc.conversations import rich
 from byoc.conversations.models import AgentMessageIn, Delivered
 from byoc.cxone import iso_millis
 from byoc.errors import (
+    ConversationEnded,
     ConversationNotFound,
     IdempotencyKeyReused,
     InvalidInput,
@@ -304,7 +305,8 @@ async def dfo3_outbound(channel_id: str, request: Request) -> Response:
         delivered = await conversations.receive_agent_message(
             incoming, channel_id=channel_id, tenant_id=client.tenant_id
         )
-    except ConversationNotFound:
+    except (ConversationNotFound, ConversationEnded):
+        # With its recipients, a message on a thread unknown here or over starts a new one.
         if not incoming.recipients:
             raise
         try:

@@ -6,7 +6,8 @@ for an earlier copy first, the conversation's row is read and written at once, b
 statement on PostgreSQL (`conversations.next_seq_for_reply`), after the channel's checks and
 before anything else. A refusal after that write (the brand) rolls it back with the run.
 Otherwise, as for any agent message: find the thread (`ChannelCache.agent_thread`), look for an
-earlier copy where the run says so, then reserve the sequence number.
+earlier copy where the run says so, then reserve the sequence number. A conversation that has
+ended takes no more replies (`ConversationEnded`): its customer was told it is over.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from byoc.conversations.models import AgentMessageIn, Delivered, FreshRows, text
 from byoc.conversations.once import Attempt
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.queueing import store_message
+from byoc.errors import ConversationEnded
 from byoc.outbox import kinds
 from byoc.store import conversations, customers, messages
 from byoc.store.records import Channel, Conversation, Customer
@@ -62,6 +64,8 @@ def store_reply(
         find = partial(messages.find_message_by_de_id, conn, channel.id, incoming.retry_id)
         if (existing := attempt.earlier(find)) is not None:
             return lookups.replay(conn, existing)
+    if not conversation.is_open:
+        return _after_the_end(conn, channel, conversation, incoming)
     if conversation.de_thread_id is None and incoming.de_thread_id:
         conversations.update_conversation(conn, conversation.id, de_thread_id=incoming.de_thread_id)
         conversation = replace(conversation, de_thread_id=incoming.de_thread_id)
@@ -76,6 +80,19 @@ def store_reply(
         fresh_rows=fresh_rows,
         seq=seq,
     )
+
+
+def _after_the_end(
+    conn: Connection, channel: Channel, conversation: Conversation, incoming: AgentMessageIn
+) -> Delivered:
+    """A reply to a conversation that has ended (the agent's close, noticed; the idle
+    countdown) reaches nobody: refused, unless it is the retry of a reply stored before the
+    end, which is answered as that reply."""
+    if incoming.retry_id:
+        earlier = messages.find_message_by_de_id(conn, channel.id, incoming.retry_id)
+        if earlier is not None:
+            return lookups.replay(conn, earlier)
+    raise ConversationEnded(f"thread {conversation.id!r} has ended")
 
 
 def _taken_at_once(
@@ -140,6 +157,8 @@ def store_agent_message(
             if fresh_rows is not None
             else None,
         )
+    if not conversation.is_open:  # ended after the caller read it (PostgreSQL)
+        raise ConversationEnded(f"thread {conversation.id!r} has ended")
     message = lifecycle.message_for_customer(
         conversation,
         seq=seq,

@@ -351,6 +351,8 @@ class ConversationService:
             conversation = conversations.get_conversation(conn, thread_id)
             if conversation is None or conversation.channel_id != channel.id:
                 raise ConversationNotFound(f"no thread {thread_id!r} in channel {channel.id!r}")
+            if not conversation.is_open:
+                raise ConversationEnded(f"thread {thread_id!r} has ended")
             now = self._clock.now_ms()
             enqueue(
                 conn,
