@@ -6,23 +6,28 @@ forward by poll intervals."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+from sqlalchemy import Connection
 
 from byoc.clock import ManualClock
+from byoc.conversations.lifecycle import END_CHECK_PAUSE_ROUNDS
 from byoc.settings import Settings
-from tests.support import loopback
+from byoc.store import Database, channels, conversations
+from tests.support import loopback, seed
 from tests.support.emulator import Emulator
 from tests.support.stack import Stack, box_token, running_stack
-from tests.support.waiting import advance, wait_for
+from tests.support.waiting import advance, run_async, wait_for
 from tests.support.widget import agent_reply, custom_webchat, widget
 
 POLL_MS = int(Settings.model_fields["end_poll_interval_seconds"].default * 1000)
 NO_IDLE: dict[str, Any] = {"idle_timeout_seconds": 0}
+T = TypeVar("T")
 
 
 async def test_widget_learns_the_end_within_the_poll_interval(
@@ -429,3 +434,107 @@ def test_agent_replies_and_typing_after_the_end_are_refused_and_reach_nobody(
         wait_for(lambda: not stack.outbox(), what="the outbox drained")
         after = stack.platform.events[told:]
         assert [(e["type"], e["threadId"]) for e in after] == [("message.created", new_thread)]
+
+
+# --- the poll's own edges: a conversation CXone cannot be asked about, a deleted channel -------
+
+
+def _contact_gets(emulator: Emulator) -> int:
+    return len(emulator.requests(path_contains="/contacts/", method="GET"))
+
+
+def _poll_rounds(stack: Stack, clock: ManualClock, rounds: int) -> None:
+    """Move the clock by `rounds` poll intervals, each time until the round asked DE."""
+    for done in range(1, rounds + 1):
+        asked = _contact_gets(stack.emulator)
+        advance(clock, POLL_MS)
+        wait_for(lambda: _contact_gets(stack.emulator) > asked, what=f"poll round {done}")  # noqa: B023
+
+
+def test_a_conversation_cxone_cannot_be_asked_about_holds_up_no_other(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """One conversation at a time is polled; DE answers 404 for the first one's contact. The
+    poll goes on to the next, whose close it notices, and asks about the first again after
+    its pause."""
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock, end_poll_batch_size=1, **NO_IDLE) as stack:
+        unknown = stack.customer_says("hi", customer="c-unknown")["threadId"]
+        closed = stack.customer_says("hi", customer="c-closed")["threadId"]
+        unknown_contact = stack.contact_for_thread(unknown)["id"]
+        closed_contact = stack.contact_for_thread(closed)["id"]
+        wait_for(lambda: not stack.outbox(), what="both messages forwarded")
+        run_async(_on_store(stack, lambda conn: _checked_in_order(conn, unknown, closed)))
+        rule = {"match": f"GET /contacts/{unknown_contact}", "errorRate": 1, "errorStatus": 404}
+        emulator.admin.put("/emulator/faults", json={"rules": [rule]}).raise_for_status()
+        emulator.admin.post(f"/emulator/contacts/{closed_contact}/close")
+
+        _poll_rounds(stack, clock, 2)  # the unknown one, refused; then the closed one
+        wait_for(lambda: stack.conversation(closed).state == "ended", what="the close noticed")
+        assert stack.conversation(unknown).state == "open"
+
+        emulator.admin.delete("/emulator/faults").raise_for_status()
+        emulator.admin.post(f"/emulator/contacts/{unknown_contact}/close")
+        advance(clock, END_CHECK_PAUSE_ROUNDS * POLL_MS)  # its pause is over
+        wait_for(lambda: stack.conversation(unknown).state == "ended", what="asked again")
+
+
+def test_conversations_of_a_deleted_channel_are_retired_without_a_word(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Open conversations of a channel deleted since: the poll and the idle timers end them here
+    ("channel-deleted") and send nothing anywhere, and the poll goes on to the live one."""
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock, end_poll_batch_size=1, **NO_IDLE) as stack:
+
+        def orphans(conn: Connection) -> tuple[str, str]:
+            gone = seed.add_channel(conn, "ch-gone")
+            ids = []
+            # One the poll asks about (CXone knows it), one whose idle deadline is due.
+            for name, contact, idle_deadline in (("polled", "c-1", None), ("timed", None, 1)):
+                conversation = seed.add_conversation(
+                    conn, seed.add_customer(conn, gone, name), created_at=1, ended_at=None,
+                    texts=["hi"],
+                ).conversation  # fmt: skip
+                conversations.update_conversation(
+                    conn, conversation.id, de_contact_id=contact, idle_deadline=idle_deadline
+                )
+                ids.append(conversation.id)
+            channels.delete_channel(conn, gone.id)
+            return ids[0], ids[1]
+
+        polled, timed = run_async(_on_store(stack, orphans))
+        live = stack.customer_says("hi")["threadId"]
+        stack.emulator.admin.post(
+            f"/emulator/contacts/{stack.contact_for_thread(live)['id']}/close"
+        )
+        wait_for(lambda: not stack.outbox(), what="the message forwarded")
+        run_async(_on_store(stack, lambda conn: _checked_in_order(conn, polled, live)))
+
+        advance(clock, POLL_MS)  # the orphan polled, and retired
+        wait_for(lambda: not stack.conversation(polled).is_open, what="the orphan retired")
+        _poll_rounds(stack, clock, 1)  # then the live one
+        wait_for(lambda: stack.conversation(live).state == "ended", what="the close noticed")
+        for orphan in (polled, timed):
+            retired = stack.conversation(orphan)
+            assert (retired.state, retired.ended_reason) == ("ended", "channel-deleted")
+        wait_for(lambda: not stack.outbox(), what="the outbox drained")
+        told = {e["threadId"] for e in stack.platform.events}
+        asked = str(emulator.requests())
+        for orphan in (polled, timed):
+            assert orphan not in told
+            assert orphan not in asked
+
+
+def _checked_in_order(conn: Connection, *thread_ids: str) -> None:
+    """The poll takes the least recently checked first: these, in this order."""
+    for at, thread_id in enumerate(thread_ids, start=1):
+        conversations.update_conversation(conn, thread_id, de_checked_at=at)
+
+
+async def _on_store(stack: Stack, work: Callable[[Connection], T]) -> T:
+    db = Database(stack.settings.database_url)
+    try:
+        return await db.run_write(work)
+    finally:
+        await db.close()

@@ -22,7 +22,7 @@ from byoc.clock import Clock
 from byoc.conversations.ended_in_cxone import why_ended
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.queueing import store_message
-from byoc.cxone import CxoneError
+from byoc.cxone import CxoneError, CxoneUnavailable
 from byoc.ids import new_id
 from byoc.outbox import kinds
 from byoc.outbox.kinds import enqueue
@@ -32,6 +32,9 @@ from byoc.store.records import Channel, Conversation, Message
 from byoc.tenancy import TenantClients
 
 log = logging.getLogger(__name__)
+
+# A conversation CXone could not be asked about waits this many poll intervals for its next check.
+END_CHECK_PAUSE_ROUNDS = 12
 
 
 # --- state changes inside the caller's transaction (synchronous: see `Database.run_write`) ----
@@ -178,6 +181,21 @@ def end_conversation(
     return True
 
 
+def retire(conn: Connection, conversation: Conversation, now: int) -> bool:
+    """Open → ended, once, for a conversation whose channel was deleted: nothing is sent, as
+    the channel is gone on both sides; its timers and the end poll leave it alone from now on."""
+    return conversations.transition_conversation(
+        conn,
+        conversation.id,
+        {"state": "open"},
+        state="ended",
+        ended_at=now,
+        ended_reason="channel-deleted",
+        idle_deadline=None,
+        countdown_deadline=None,
+    )
+
+
 def end_with_stray_contact(
     conn: Connection, conversation: Conversation, stray_contact_id: str, checked_at: int
 ) -> bool:
@@ -271,6 +289,7 @@ class LifecycleLoops:
     def _warn(self, conn: Connection, conversation: Conversation, now: int) -> int:
         channel = channels.get_channel(conn, conversation.channel_id)
         if channel is None:
+            retire(conn, conversation, now)
             return 0
         policy = self._policy.for_channel(channel)
         deadline = now + policy.countdown_ms
@@ -290,7 +309,10 @@ class LifecycleLoops:
 
     def _end_idle(self, conn: Connection, conversation: Conversation, now: int) -> int:
         channel = channels.get_channel(conn, conversation.channel_id)
-        policy = self._policy.for_channel(channel) if channel else self._policy
+        if channel is None:
+            retire(conn, conversation, now)
+            return 0
+        policy = self._policy.for_channel(channel)
         current = conversations.get_conversation(conn, conversation.id)
         if current is None or current.countdown_deadline != conversation.countdown_deadline:
             return 0  # cancelled by customer activity, or fired elsewhere
@@ -310,17 +332,35 @@ class LifecycleLoops:
         """A bounded round: at most `end_poll_batch_size` conversations asked about (two DE
         calls each) per interval, so the request rate to CXone stays flat however many
         conversations are open."""
-        limit = self._settings.end_poll_batch_size
+        limit, now = self._settings.end_poll_batch_size, self._clock.now_ms()
         candidates = await self._db.run_read(
-            lambda conn: conversations.conversations_to_check(conn, limit)
+            lambda conn: conversations.conversations_to_check(conn, limit, now)
         )
         ended = 0
         for conversation in candidates:
-            if await self.refresh_from_cxone(conversation):
-                ended += 1
+            try:
+                ended += await self.refresh_from_cxone(conversation)
+            except (CxoneError, LookupError) as exc:
+                log.warning("end check of %s failed: %s", conversation.id, exc)
+                await self._pause_end_check(conversation.id)
+                if isinstance(exc, CxoneUnavailable):
+                    break  # CXone is in trouble: the next round asks again
         if ended:
             self._on_enqueued()
         return ended
+
+    async def _pause_end_check(self, conversation_id: str) -> None:
+        """CXone could not be asked about the conversation: the poll asks again after a pause,
+        and until then the others come first (it would head every round otherwise)."""
+        pause = END_CHECK_PAUSE_ROUNDS * self._settings.end_poll_interval_seconds
+        until = self._clock.now_ms() + int(pause * 1000)
+        await self._db.run_write(
+            partial(
+                conversations.update_conversation,
+                conversation_id=conversation_id,
+                de_poll_after=until,
+            )
+        )
 
     async def refresh_from_cxone(self, conversation: Conversation) -> bool:
         """Ask CXone whether the conversation is over; end it here if so."""
@@ -330,6 +370,8 @@ class LifecycleLoops:
             lambda conn: channels.get_channel(conn, conversation.channel_id)
         )
         if channel is None:
+            now = self._clock.now_ms()
+            await self._db.run_write(partial(retire, conversation=conversation, now=now))
             return False
         de = await self._tenants.for_tenant(channel.tenant_id)
         why = await why_ended(de, channel.id, conversation.id, conversation.de_contact_id)

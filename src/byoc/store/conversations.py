@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.sql.base import Executable
 
 from byoc.store import schema as t
@@ -371,11 +371,14 @@ def due_conversations(
     return [conversation_from_row(r) for r in conn.execute(query)]
 
 
-def conversations_to_check(conn: Connection, limit: int) -> list[Conversation]:
-    """Open conversations CXone knows, least recently checked first."""
+def conversations_to_check(conn: Connection, limit: int, now: int) -> list[Conversation]:
+    """Open conversations CXone knows and the poll may ask about at `now`, least recently
+    checked first."""
+    c = t.conversations.c
     query = (
         select(t.conversations)
-        .where(t.conversations.c.state == "open", t.conversations.c.de_contact_id.is_not(None))
+        .where(c.state == "open", c.de_contact_id.is_not(None))
+        .where(or_(c.de_poll_after.is_(None), c.de_poll_after <= now))
         .order_by(func.coalesce(t.conversations.c.de_checked_at, 0), t.conversations.c.id)
         .limit(limit)
     )

@@ -130,6 +130,9 @@ conversations = Table(
     Column("countdown_deadline", BigInteger),
     Column("de_checked_at", BigInteger),
     Column("dismissed_at", BigInteger),
+    # The background end poll leaves the conversation alone until then: CXone could not be
+    # asked about it (`lifecycle.check_agent_ended`). Not `de_checked_at`: nothing was learnt.
+    Column("de_poll_after", BigInteger),
     # When the retention purge deleted the ended conversation's messages and attachments; the
     # row itself stays, without content (`byoc.conversations.retention`).
     Column("purged_at", BigInteger),
