@@ -237,3 +237,40 @@ def test_concurrent_retries_of_one_id_on_postgres(
             assert [r.status_code for r in responses] == [202] * 4, [r.text for r in responses]
             assert len({r.json()["id"] for r in responses}) == 1
             assert sorted(r.json()["duplicate"] for r in responses) == [False, True, True, True]
+
+
+# --- the same answer on both databases: a NUL in a path the CORS layer reads, numbers out of
+# --- range ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def web_stack_on(
+    request: pytest.FixtureRequest, tmp_path: Path, emulator: Emulator
+) -> Iterator[Stack]:
+    """`web_stack`, on SQLite and on PostgreSQL."""
+    store = {}
+    if request.param == "postgresql":
+        store["database_url"] = request.getfixturevalue("postgres_url")
+    settings = {"allowed_origins": [PAGE_ORIGIN]}
+    with running_stack(
+        tmp_path, emulator, adapter="webchat", channel_settings=settings, **store
+    ) as running:
+        yield running
+
+
+def test_a_nul_in_the_upload_paths_channel_is_422_with_or_without_an_origin(
+    web_stack_on: Stack,
+) -> None:
+    url = f"{web_stack_on.url}/webchat/v1/channels/a%00b/attachments"
+    for headers in ({"X-Byoc-Visitor": "ab" * 16}, {"Origin": PAGE_ORIGIN}):
+        files = {"file": ("a.png", b"\x89PNG\r\n\x1a\n", "image/png")}
+        assert_problem(loopback.post(url, files=files, headers=headers), 422, "invalid-input")
+
+
+@pytest.mark.parametrize("after_seq", [10**20, 2**63, -2])
+def test_a_transcript_after_a_seq_out_of_range_is_422(web_stack_on: Stack, after_seq: int) -> None:
+    thread_id = web_stack_on.customer_says("hello")["threadId"]
+    path = f"/api/v1/channels/{web_stack_on.channel_id}/threads/{thread_id}/messages"
+    response = web_stack_on.signed("GET", f"{path}?after_seq={after_seq}")
+    assert_problem(response, 422, "invalid-input")
+    assert web_stack_on.signed("GET", f"{path}?after_seq={2**63 - 1}").json()["messages"] == []

@@ -8,7 +8,9 @@ import secrets
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin
 
 from byoc.store import Database, conversations
 from tests.support import loopback
@@ -301,3 +303,31 @@ async def test_open_sockets_and_pending_timers_are_metrics(webchat: Webchat) -> 
     await asyncio.to_thread(
         wait_for, lambda: gauge("byoc_open_websockets") == 0, what="the socket to close"
     )
+
+
+async def test_binary_frames_and_a_seq_out_of_range_are_refused_with_a_reason(
+    webchat: Webchat,
+) -> None:
+    """A binary frame is refused as the hello (closed 4400, saying why) and inside a session
+    (an error frame, and the socket goes on); so is a hello resuming after a number no
+    conversation holds."""
+    url = webchat.url.replace("http://", "ws://") + "/webchat/v1/ws"
+    async with connect(url, origin=Origin(webchat.page_origin)) as ws:
+        await ws.send(json.dumps({"type": "hello", "channel": webchat.channel_id}).encode())
+        refusal = json.loads(await ws.recv())
+        assert (refusal["type"], refusal["code"]) == ("error", "bad-hello")
+        assert "text" in refusal["detail"]
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4400
+
+    async with widget(webchat) as w:
+        await w.ws.send(b'{"type":"typing","typing":true}')
+        error = await w.expect("error")
+        assert error["code"] == "invalid"
+        said = await w.say("still here")
+        assert said["message"]["text"] == "still here"
+
+    async with widget(webchat, afterSeq=2**63) as w:
+        assert (w.welcome["type"], w.welcome["code"]) == ("error", "bad-hello")

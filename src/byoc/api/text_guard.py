@@ -50,6 +50,11 @@ def _bad_json_text(body: bytes) -> bool:
     return False
 
 
+def unstorable(text: str) -> bool:
+    """Whether `text` holds what this guard refuses (another layer may read a path before it)."""
+    return _BAD_CHAR.search(text) is not None
+
+
 def refusal(where: str) -> Message:
     body = json.dumps(
         {

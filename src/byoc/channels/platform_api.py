@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from byoc.api.deps import (
@@ -23,7 +23,7 @@ from byoc.api.deps import (
 from byoc.api.lean import documented_body, json_response, parse_body
 from byoc.channels.adapter import message_view
 from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from byoc.conversations.models import CustomerMessageIn, CustomerProfile
+from byoc.conversations.models import MAX_SEQ, CustomerMessageIn, CustomerProfile
 from byoc.conversations.rich import MAX_POSTBACK
 from byoc.errors import ConversationNotFound
 from byoc.store import Connection, conversations, messages
@@ -215,7 +215,10 @@ async def put_opt_out(
 
 @router.get("/threads/{thread_id}/messages", response_model=Transcript)
 async def get_transcript(
-    thread_id: str, channel: SignedChannel, db: DatabaseDep, after_seq: int = -1
+    thread_id: str,
+    channel: SignedChannel,
+    db: DatabaseDep,
+    after_seq: Annotated[int, Query(ge=-1, le=MAX_SEQ)] = -1,
 ) -> Transcript:
     def read(conn: Connection) -> tuple[Conversation | None, list[Message]]:
         conversation = conversations.get_conversation(conn, thread_id)

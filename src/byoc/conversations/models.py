@@ -35,6 +35,9 @@ class CustomerMessageIn:
 
 
 IDEMPOTENCY_KEY_PREFIX = "key:"
+# The largest sequence number a conversation holds (a 64-bit column): a reader asking for the
+# messages after a larger one is refused before the store sees the number.
+MAX_SEQ = 2**63 - 1
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,13 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from byoc.api import problems
 from byoc.api.deps import database_of
+from byoc.api.text_guard import unstorable
 from byoc.channels import WEBCHAT
 from byoc.channels.webchat.config import parse_settings
 from byoc.errors import InvalidInput
-from byoc.store import channels
+from byoc.store import StoreError, channels
 
 UPLOAD_PATH = re.compile(r"^/webchat/v1/channels/(?P<channel>[^/]+)/attachments$")
 ALLOWED_HEADERS = (
@@ -33,7 +35,14 @@ class WidgetCorsMiddleware:
         if match is None or origin is None:
             await self.app(scope, receive, send)  # same-origin or not the upload route
             return
-        if not await self._allowed(scope, match.group("channel"), origin):
+        try:
+            allowed = await self._allowed(scope, match.group("channel"), origin)
+        except StoreError as exc:
+            answer = problems.response_for(exc)  # 503 with Retry-After
+            assert answer is not None
+            await answer(scope, receive, send)
+            return
+        if not allowed:
             await _answer(
                 send,
                 403,
@@ -71,6 +80,8 @@ class WidgetCorsMiddleware:
         await self.app(scope, receive, send_with_cors)
 
     async def _allowed(self, scope: Scope, channel_id: str, origin: str) -> bool:
+        if unstorable(channel_id):
+            return True  # no such channel: the text guard inside answers 422
         db = database_of(HTTPConnection(scope))
         channel = await db.run_read(channels.get_channel, channel_id)
         if channel is None or channel.adapter != WEBCHAT:

@@ -13,8 +13,10 @@ import json
 from typing import Annotated, Any, Literal, NotRequired, TypeAlias, TypedDict, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from byoc.bus import Notification
+from byoc.conversations.models import MAX_SEQ
 from byoc.conversations.rich import MAX_POSTBACK
 
 CLOSE_CODES = {"bad-hello": 4400, "unauthenticated": 4401, "forbidden-origin": 4403}
@@ -45,7 +47,7 @@ class Hello(_WidgetFrame):
     signature: str | None = Field(default=None, max_length=200)
     user_expires: str | None = Field(default=None, alias="userExpires", max_length=20)
     name: str | None = Field(default=None, max_length=200)
-    after_seq: int | None = Field(default=None, alias="afterSeq")
+    after_seq: int | None = Field(default=None, alias="afterSeq", ge=-1, le=MAX_SEQ)
     thread_id: str | None = Field(default=None, alias="threadId")
 
 
@@ -97,6 +99,18 @@ WidgetFrame: TypeAlias = Annotated[
     Field(discriminator="type"),
 ]
 _widget_frame: TypeAdapter[WidgetFrame] = TypeAdapter(WidgetFrame)
+
+
+async def receive_frame(ws: WebSocket) -> str:
+    """The next frame's text; `WebSocketDisconnect` when the widget went, a `FrameError` for a
+    binary frame (the protocol's frames are JSON text)."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        raise FrameError("invalid", "frames are JSON text, not binary")
+    return str(text)
 
 
 def parse_widget_frame(raw: str) -> WidgetFrame:

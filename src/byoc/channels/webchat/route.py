@@ -25,6 +25,7 @@ from byoc.channels.webchat.protocol import (
     Hello,
     encode,
     parse_widget_frame,
+    receive_frame,
 )
 from byoc.channels.webchat.session import WidgetSession
 from byoc.conversations.models import CustomerProfile
@@ -55,7 +56,7 @@ async def widget_socket(
 ) -> None:
     await ws.accept()
     try:
-        raw = await asyncio.wait_for(ws.receive_text(), timeout=HELLO_TIMEOUT_SECONDS)
+        raw = await asyncio.wait_for(receive_frame(ws), timeout=HELLO_TIMEOUT_SECONDS)
         hello = parse_widget_frame(raw)
     except TimeoutError:
         await _refuse(ws, "bad-hello", "expected a hello frame: none came in time")

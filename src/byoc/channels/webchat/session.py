@@ -42,6 +42,7 @@ from byoc.channels.webchat.protocol import (
     encode,
     parse_widget_frame,
     read_bus_event,
+    receive_frame,
 )
 from byoc.clock import Clock
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
@@ -183,10 +184,10 @@ class WidgetSession:
 
     async def _read_frames(self) -> None:
         while True:
-            raw = await self.ws.receive_text()
-            self.last_heard = time.monotonic()
             client_id: str | None = None
             try:
+                raw = await receive_frame(self.ws)
+                self.last_heard = time.monotonic()
                 frame = parse_widget_frame(raw)
                 if isinstance(frame, MessageFrame):
                     client_id = frame.client_id
