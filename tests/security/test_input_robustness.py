@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -274,3 +275,19 @@ def test_a_transcript_after_a_seq_out_of_range_is_422(web_stack_on: Stack, after
     response = web_stack_on.signed("GET", f"{path}?after_seq={after_seq}")
     assert_problem(response, 422, "invalid-input")
     assert web_stack_on.signed("GET", f"{path}?after_seq={2**63 - 1}").json()["messages"] == []
+
+
+@pytest.mark.parametrize("name", ["снимок.png", "写真.png", "café.png"])
+def test_an_upload_named_in_any_script_can_be_downloaded(web_stack: Stack, name: str) -> None:
+    uploaded = loopback.post(
+        f"{web_stack.url}/webchat/v1/channels/{web_stack.channel_id}/attachments",
+        files={"file": (name, b"\x89PNG\r\n\x1a\n", "image/png")},
+        headers={"X-Byoc-Visitor": "ab" * 16, "Origin": PAGE_ORIGIN},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["friendlyName"] == name
+    downloaded = loopback.get(uploaded.json()["url"])
+    assert downloaded.status_code == 200, downloaded.text
+    disposition = downloaded.headers["content-disposition"]
+    assert disposition.isascii()
+    assert f"filename*=UTF-8''{quote(name)}" in disposition

@@ -13,6 +13,7 @@ import re
 import secrets
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 from byoc.http import HttpClient, HttpError, HttpRefusedAddress, HttpResponseTooLarge
 from byoc.ids import new_id
@@ -54,6 +55,17 @@ def safe_filename(name: str | None) -> str:
     base = (name or "attachment").replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in base).strip(" .")
     return cleaned[-120:] or "attachment"
+
+
+def content_disposition(disposition: str, name: str) -> str:
+    """The `Content-Disposition` header for a file named `name` (`safe_filename`'s): an ASCII
+    `filename` for any client, and the name itself as `filename*` when it is not ASCII (RFC
+    6266); a header is Latin-1 bytes, which most scripts are not."""
+    fallback = "".join(c if c.isascii() else "_" for c in name)
+    header = f'{disposition}; filename="{fallback}"'
+    if fallback != name:
+        header += f"; filename*=UTF-8''{quote(name, safe='')}"
+    return header
 
 
 class AttachmentRehoster:

@@ -13,6 +13,7 @@ from byoc.api.deps import ClockDep, ConversationsDep, DatabaseDep, SettingsDep, 
 from byoc.channels import WEBCHAT
 from byoc.channels.attachment_store import (
     attachment_url,
+    content_disposition,
     new_access_token,
     safe_filename,
     well_formed_access_token,
@@ -154,7 +155,7 @@ async def download_attachment(attachment_id: str, token: str, db: DatabaseDep) -
         content=data or b"",
         media_type=stored.mime_type,
         headers={
-            "Content-Disposition": f'{disposition}; filename="{stored.friendly_name}"',
+            "Content-Disposition": content_disposition(disposition, stored.friendly_name),
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "private, max-age=86400",
             "Content-Security-Policy": "default-src 'none'",
