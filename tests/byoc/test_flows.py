@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
+import socketserver
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from tests.support import loopback
 from tests.support.emulator import Emulator
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack, box_token, running_stack
 from tests.support.waiting import wait_for
 
 
@@ -200,3 +205,65 @@ def test_agent_attachments_are_kept_by_the_middleware(stack: Stack) -> None:
         "GET", f"/api/v1/channels/{stack.channel_id}/threads/{accepted['threadId']}/messages"
     ).json()
     assert transcript["messages"][-1]["attachments"][0]["url"] == kept["url"]
+
+
+class _SlowFiles(http.server.BaseHTTPRequestHandler):
+    """Every GET answers a small PDF after `DELAY` seconds, and is counted."""
+
+    DELAY = 0.3
+    served: list[str] = []
+
+    def do_GET(self) -> None:
+        self.served.append(self.path)
+        time.sleep(self.DELAY)
+        body = b"%PDF-1.4 slow"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/pdf")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_slow_agent_attachments_do_not_hold_back_the_reply(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Twelve attachments, each answering in 0.3 s, with the delivery cut at 1 s (half a 2 s
+    lease): the first ten are fetched at once and kept, the other two keep their links, and
+    the reply is delivered once."""
+    files = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SlowFiles)
+    files.daemon_threads = True
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{files.server_address[1]}"
+    quick: dict[str, Any] = {"outbox_lease_seconds": 2.0, "webhook_timeout_seconds": 0.8}
+    try:
+        with running_stack(tmp_path, emulator, idle_timeout_seconds=0, **quick) as stack:
+            thread_id = stack.customer_says("the invoices, please")["threadId"]
+            wait_for(lambda: not stack.outbox(), what="the message forwarded")
+            links = [
+                {"friendlyName": f"inv{i}.pdf", "url": f"{base}/inv{i}.pdf"} for i in range(12)
+            ]
+            answer = loopback.post(
+                f"{stack.url}/integration/box/2.0/channel/{stack.channel_id}/outbound",
+                headers={"Authorization": f"Bearer {box_token(stack)}"},
+                json={
+                    "thread": {"idOnExternalPlatform": thread_id},
+                    "message": {"id": "de-invoices"},
+                    "messageContent": {"type": "TEXT", "payload": {"text": "here they are"}},
+                    "attachments": links,
+                },
+            )
+            assert answer.status_code == 200, answer.text
+            event = wait_for(lambda: stack.platform.of_type("message.created"), what="webhook")
+            wait_for(lambda: not stack.outbox(), what="the outbox drained")
+            assert len(stack.platform.of_type("message.created")) == 1
+            delivered = event[0]["message"]["attachments"]
+            kept = [a["url"].startswith(stack.url) for a in delivered]
+            assert kept == [True] * 10 + [False] * 2
+            assert [a["url"] for a in delivered[10:]] == [link["url"] for link in links[10:]]
+            assert sorted(_SlowFiles.served) == sorted(f"/inv{i}.pdf" for i in range(10))
+    finally:
+        files.shutdown()
+        files.server_close()

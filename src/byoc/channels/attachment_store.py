@@ -8,6 +8,7 @@ the customer (and a transcript read a week later) gets a link that does not expi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -23,6 +24,8 @@ from byoc.store.records import Customer, Message, StoredAttachment
 log = logging.getLogger(__name__)
 
 MAX_FETCH_BYTES = 25 * 1024 * 1024
+# At most this many files of one agent message are kept here; the others keep their links.
+MAX_KEPT_PER_MESSAGE = 10
 # A signed storage URL may hand over to a CDN; more hops than this is not a file.
 MAX_FETCH_REDIRECTS = 3
 
@@ -79,20 +82,34 @@ class AttachmentRehoster:
         return url.startswith(attachments_prefix(self._public_url))
 
     async def rehost(self, message: Message, customer: Customer) -> Message:
-        """Fetch every foreign attachment of an agent message into the store; return the
-        message with links to our copies. Best effort: a file that cannot be fetched keeps its
-        original link, so an attachment never holds back the agent's message."""
+        """Fetch the foreign attachments of an agent message into the store (the first
+        `MAX_KEPT_PER_MESSAGE`, all at once: the whole takes one fetch's time at most); return
+        the message with links to our copies. Best effort: a file that cannot be fetched, or
+        one past the first ones, keeps its original link, so an attachment never holds back
+        the agent's message."""
         if message.sender == "customer" or not message.attachments:
             return message
+        foreign = [
+            (index, url)
+            for index, attachment in enumerate(message.attachments)
+            if (url := str(attachment.get("url") or "")).startswith(("http://", "https://"))
+            and not self._is_ours(url)
+        ]
+        if len(foreign) > MAX_KEPT_PER_MESSAGE:
+            log.warning(
+                "agent message %s has %d attachments: the first %d are kept, the rest linked",
+                message.id,
+                len(foreign),
+                MAX_KEPT_PER_MESSAGE,
+            )
+            foreign = foreign[:MAX_KEPT_PER_MESSAGE]
+        results = await asyncio.gather(*(self._fetch(url) for _, url in foreign))
         fetched: list[tuple[int, StoredAttachment, bytes]] = []
-        for index, attachment in enumerate(message.attachments):
-            url = str(attachment.get("url") or "")
-            if not url.startswith(("http://", "https://")) or self._is_ours(url):
-                continue
-            result = await self._fetch(url)
+        for (index, url), result in zip(foreign, results, strict=True):
             if result is None:
                 continue
             data, mime_type = result
+            name = message.attachments[index].get("friendlyName") or url.split("?")[0]
             fetched.append(
                 (
                     index,
@@ -101,9 +118,7 @@ class AttachmentRehoster:
                         channel_id=message.channel_id,
                         customer_id=customer.id,
                         access_token=new_access_token(),
-                        friendly_name=safe_filename(
-                            attachment.get("friendlyName") or url.split("?")[0]
-                        ),
+                        friendly_name=safe_filename(name),
                         mime_type=mime_type,
                         size=len(data),
                         created_at=now_ms(),
