@@ -210,7 +210,7 @@ def test_agent_attachments_are_kept_by_the_middleware(stack: Stack) -> None:
 class _SlowFiles(http.server.BaseHTTPRequestHandler):
     """Every GET answers a small PDF after `DELAY` seconds, and is counted."""
 
-    DELAY = 0.3
+    DELAY = 0.4
     served: list[str] = []
 
     def do_GET(self) -> None:
@@ -230,14 +230,14 @@ class _SlowFiles(http.server.BaseHTTPRequestHandler):
 def test_slow_agent_attachments_do_not_hold_back_the_reply(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    """Twelve attachments, each answering in 0.3 s, with the delivery cut at 1 s (half a 2 s
-    lease): the first ten are fetched at once and kept, the other two keep their links, and
-    the reply is delivered once."""
+    """Twelve attachments, each answering in 0.4 s, with the delivery cut at 2 s (half a 4 s
+    lease; one after another they take 4 s): the first ten are fetched at once and kept, the
+    other two keep their links, and the reply is delivered once."""
     files = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SlowFiles)
     files.daemon_threads = True
     threading.Thread(target=files.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{files.server_address[1]}"
-    quick: dict[str, Any] = {"outbox_lease_seconds": 2.0, "webhook_timeout_seconds": 0.8}
+    quick: dict[str, Any] = {"outbox_lease_seconds": 4.0, "webhook_timeout_seconds": 1.8}
     try:
         with running_stack(tmp_path, emulator, idle_timeout_seconds=0, **quick) as stack:
             thread_id = stack.customer_says("the invoices, please")["threadId"]
