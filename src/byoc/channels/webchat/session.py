@@ -208,10 +208,8 @@ class WidgetSession:
                 await self._error(exc.slug, exc.detail, client_id)
 
     async def _customer_still_held(self) -> bool:
-        found = await self.db.run_read(
-            partial(customers.get_customer, customer_id=self.customer.id)
-        )
-        return found is not None
+        held = partial(customers.get_customer, customer_id=self.customer.id)
+        return await self.db.run_read(held) is not None
 
     async def _error(self, code: str, detail: str, client_id: str | None) -> None:
         error: ErrorOut = {"type": "error", "code": code, "detail": detail}
