@@ -23,19 +23,27 @@ class VettingResolver(AbstractResolver):
     def __init__(self, policy: OutboundPolicy, inner: AbstractResolver | None = None) -> None:
         self._policy = policy
         self._inner = inner or ThreadedResolver()
-        self._trusted: frozenset[str] = frozenset()
+        self._trusted: frozenset[tuple[str, int]] = frozenset()
 
     def trust_proxies(self, proxy_urls: Iterable[str]) -> None:
-        """The environment's proxies are the operator's own (often on a private address):
-        their hosts are resolved unchecked."""
-        hosts = {(urlsplit(url).hostname or "").lower() for url in proxy_urls}
-        self._trusted = frozenset(hosts - {""})
+        """The environment's proxies are the operator's own (often on a private address): a
+        connection to one (its host and port, as `byoc.proxies` reads them) is resolved
+        unchecked. Its host on another port, or as a request's origin, is vetted as usual."""
+        trusted = set()
+        for url in proxy_urls:
+            parts = urlsplit(url if "://" in url else "http://" + url)
+            try:
+                if parts.hostname:
+                    trusted.add((parts.hostname.lower(), parts.port or 80))
+            except ValueError:  # a port that is not a number: no proxy (`byoc.proxies` says so)
+                continue
+        self._trusted = frozenset(trusted)
 
     async def check_origin(self, host: str, port: int) -> None:
-        """Check the origin a proxy will connect to (RefusedAddress); a failed lookup is a
-        connection error, as the connector's own would be."""
+        """Check the origin a proxy will connect to (RefusedAddress), never trusted; a failed
+        lookup is a connection error, as the connector's own would be."""
         try:
-            await self.resolve(host, port, socket.AF_UNSPEC)
+            self._vetted(host, await self._inner.resolve(host, port, socket.AF_UNSPEC))
         except RefusedAddress:
             raise
         except OSError as exc:
@@ -45,8 +53,12 @@ class VettingResolver(AbstractResolver):
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         answers = await self._inner.resolve(host, port, family)
-        if host.lower() in self._trusted:
+        if (host.lower(), port) in self._trusted:
             return answers
+        return self._vetted(host, answers)
+
+    def _vetted(self, host: str, answers: list[ResolveResult]) -> list[ResolveResult]:
+        """The answers the policy allows; RefusedAddress when it allows none."""
         allowed: list[ResolveResult] = []
         problems: list[str] = []
         for answer in answers:

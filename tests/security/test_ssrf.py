@@ -23,7 +23,7 @@ import pytest
 from pydantic import ValidationError
 
 from byoc.http import HttpClient, HttpRefusedAddress, HttpRequest, HttpResponseTooLarge
-from byoc.outbound import OutboundPolicy
+from byoc.outbound import OutboundPolicy, RefusedAddress
 from byoc.outbound_resolver import VettingResolver
 from byoc.settings import Settings, settings_error_lines
 from tests.support.action_pages import channel_id_of, form_token, start_pages
@@ -151,6 +151,34 @@ async def test_a_name_resolving_to_a_private_address_is_refused_at_connect() -> 
             answer = await http.request("GET", f"http://cdn.test:{target.port}/", timeout=3)
         assert answer.status_code == 200
         assert target.connections == 1
+
+
+async def test_the_proxys_name_is_trusted_for_the_proxy_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The environment's proxy, on a private address, is resolved unchecked; its host name on
+    another port, or as a request's origin, is vetted like any other name."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.internal:8080")  # no scheme: http
+    monkeypatch.setenv("NO_PROXY", "proxy.internal")  # so the origin below is reached directly
+    with Target().running() as target:
+        resolver = VettingResolver(
+            OutboundPolicy(), inner=FixedResolver({"proxy.internal": "127.0.0.1"})
+        )
+        resolver.trust_proxies(["http://proxy.internal:3128", "proxy.internal:8080"])
+        async with HttpClient(guard=OutboundPolicy(), resolver=resolver) as http:
+            with pytest.raises(HttpRefusedAddress, match="not a public address"):
+                await http.request(
+                    "GET", f"http://proxy.internal:{target.port}/latest/meta-data", timeout=3
+                )
+            for port in (3128, 8080):  # the proxies themselves
+                assert (await resolver.resolve("proxy.internal", port))[0]["host"] == "127.0.0.1"
+            with pytest.raises(RefusedAddress):
+                await resolver.check_origin("proxy.internal", 3128)
+        assert target.connections == 0
 
 
 async def test_every_redirect_is_checked_again() -> None:

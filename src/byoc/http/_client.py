@@ -59,7 +59,7 @@ class HttpClient:
         self._max_connections = max_connections
         self._transport = transport or self._send_aiohttp
         self._guard = guard
-        self._vetting: VettingResolver | None = None
+        self._vetting = resolver if isinstance(resolver, VettingResolver) else None
         if guard is not None and resolver is None:
             resolver = self._vetting = VettingResolver(guard)
         self._resolver = resolver
@@ -169,7 +169,7 @@ class HttpClient:
         environment = getproxies_environment()
         self._proxies = Proxies(environment)
         if self._vetting is not None:
-            self._vetting.trust_proxies(environment.values())
+            self._vetting.trust_proxies(v for k, v in environment.items() if k != "no")
         return self._session
 
     async def _send_aiohttp(self, request: HttpRequest, timeout: float) -> HttpResponse:  # noqa: ASYNC109
