@@ -149,6 +149,32 @@ def test_failed_token_requests_are_throttled_per_client_and_per_address(
         assert token("byoc_" + secrets.token_hex(4), "wrong").status_code == 429
 
 
+def test_an_address_that_spent_its_budget_still_gets_a_token_with_the_right_secret(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Failures with made-up client ids spend the address's budget, which CXone may share with
+    them (an ingress, a NAT): a right secret from there is still answered, a wrong one is 429."""
+    with (
+        running_stack(tmp_path, emulator, token_failures_per_address="5/minute") as stack,
+        loopback.client(base_url=stack.url, timeout=10) as http,
+    ):
+
+        def token(client_id: str, secret: str) -> httpx.Response:
+            return http.post(
+                "/integration/box/1.0/token",
+                data={"grant_type": "client_credentials"},
+                auth=(client_id, secret),
+            )
+
+        for _ in range(5):
+            assert token("byoc_" + secrets.token_hex(4), "wrong").status_code == 401
+        assert token("byoc_" + secrets.token_hex(4), "wrong").status_code == 429
+        granted = token(stack.client_id, stack.client_secret)
+        assert granted.status_code == 200, granted.text
+        assert granted.json()["access_token"]
+        assert token(stack.client_id, "wrong").status_code == 429
+
+
 # --- the widget ------------------------------------------------------------------------------
 
 

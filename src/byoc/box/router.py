@@ -119,11 +119,12 @@ async def issue_token(request: Request) -> Response:
         return _oauth_error(401, "invalid_client", "client_id and client_secret are required")
     address = request.client.host if request.client else ""
     throttle = token_throttle_of(request)
-    wait = await throttle.wait_seconds(client_id, address)
-    if wait is not None:
+    if (wait := throttle.client_wait(client_id)) is not None:
         return too_many_attempts(wait)
     tenant_id = await active_clients_of(request).verify(client_id, secret)
     if tenant_id is None:
+        if (wait := throttle.address_wait(address)) is not None:
+            return too_many_attempts(wait)
         await throttle.failed(client_id, address)
         return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
     issued = token_issuer_of(request).issue(client_id, tenant_id)

@@ -1,14 +1,18 @@
 """Failed attempts at the box token endpoint, throttled per client id and per client address.
 
-Only failures count: CXone asking for a token with the right secret is never slowed down. Once
-either budget is spent, every attempt for that client id or from that address is refused (429
-with `Retry-After`) until the window moves on, right secret or not, so guessing a secret costs
-the window, not a round trip.
+Only failures count: CXone asking for a token with the right secret is never slowed down.
+Once a client id's budget is spent, every attempt for it is refused (429 with `Retry-After`)
+until the window moves on, right secret or not, so guessing a secret costs the window, not a
+round trip. Once an address's budget is spent, its failures are refused the same way, but a
+right secret from it is still answered: many callers share an address (an ingress, a NAT,
+CXone's own egress), and made-up client ids from one of them must not lock CXone out. A secret
+is 256 random bits (`byoc.box.credentials`): being told when a guess hit gains nothing.
 """
 
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse
+from limits import RateLimitItem
 
 from byoc.api.problems import problem
 from byoc.ops.rate_limits import RateLimits, parse_limit
@@ -21,17 +25,18 @@ class TokenThrottle:
         self._per_client = parse_limit(settings.token_failures_per_client)
         self._per_address = parse_limit(settings.token_failures_per_address)
 
-    async def wait_seconds(self, client_id: str, address: str) -> int | None:
-        """Seconds the caller must wait before another attempt, or None if it may try now."""
-        waits = [
-            self._rate_limits.retry_after(limit, *key)
-            for limit, key in (
-                (self._per_client, ("token-failures", "client", client_id)),
-                (self._per_address, ("token-failures", "address", address)),
-            )
-            if not self._rate_limits.allows(limit, *key)
-        ]
-        return max(waits) if waits else None
+    def client_wait(self, client_id: str) -> int | None:
+        """Seconds before another attempt for this client id, or None if it may try now."""
+        return self._wait(self._per_client, ("token-failures", "client", client_id))
+
+    def address_wait(self, address: str) -> int | None:
+        """Seconds before another failure from this address is answered, or None."""
+        return self._wait(self._per_address, ("token-failures", "address", address))
+
+    def _wait(self, limit: RateLimitItem, key: tuple[str, ...]) -> int | None:
+        if self._rate_limits.allows(limit, *key):
+            return None
+        return self._rate_limits.retry_after(limit, *key)
 
     async def failed(self, client_id: str, address: str) -> None:
         self._rate_limits.hit(self._per_client, "token-failures", "client", client_id)
