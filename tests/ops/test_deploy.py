@@ -145,7 +145,9 @@ def test_manifests_fit_together_and_match_the_app() -> None:
 
     (env_from,) = container["envFrom"]
     assert env_from["secretRef"]["name"] == secret["metadata"]["name"]
+    # The app's settings, and uvicorn's one variable: who may set X-Forwarded-For.
     settings_fields = {"BYOC_" + name.upper() for name in Settings.model_fields}
+    settings_fields.add("FORWARDED_ALLOW_IPS")
     env_names = {e["name"] for e in container["env"]} | set(secret["stringData"])
     assert env_names <= settings_fields, env_names - settings_fields
     assert secret["stringData"]["BYOC_DATABASE_URL"].startswith("postgresql://")
