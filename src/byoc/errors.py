@@ -5,6 +5,7 @@
     │   ├── RecipientRejected an outbound recipient the platform does not know
     │   ├── IdempotencyKeyReused  a key an earlier, different request used
     │   ├── InvalidRichContent  a rich message over a bound or with a non-http(s) URL
+    │   ├── AttachmentGone    a message naming an upload that is no longer there
     │   ├── TooLarge          an upload over the channel's limit
     │   └── UnsupportedType   an upload of a type the channel does not accept
     ├── NotFound              a channel, conversation, message or customer that does not exist
@@ -48,6 +49,10 @@ class IdempotencyKeyReused(InvalidInput):
 
 class InvalidRichContent(InvalidInput):
     slug = "invalid-rich-content"
+
+
+class AttachmentGone(InvalidInput):
+    slug = "attachment-gone"
 
 
 class TooLarge(InvalidInput):

@@ -408,3 +408,28 @@ async def test_uploads_no_message_carried_are_deleted_after_the_grace_period(
         await asyncio.to_thread(advance, clock, grace * 1000)
         assert (await http.get(orphan["url"])).status_code == 404
         assert (await http.get(kept["url"])).content == b"sent"
+
+
+async def test_an_upload_only_a_refused_message_named_is_still_swept(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """A message that names an upload and is refused (a postback without its label) leaves the
+    upload unreferenced: the sweep deletes it after the grace period, as if never named."""
+    grace, interval = 3600, 60.0
+    overrides = {
+        "widget_upload_grace_seconds": grace,
+        "widget_upload_sweep_interval_seconds": interval,
+    }
+    clock = ManualClock()
+    visitor = secrets.token_hex(16)
+    async with (
+        custom_webchat(tmp_path, emulator, overrides=overrides, clock=clock) as chat,
+        loopback.async_client() as http,
+    ):
+        named = (await _upload(http, chat, visitor, b"free hosting?", chat.page_origin)).json()
+        async with widget(chat, visitorId=visitor) as w:
+            refused = {"type": "message", "clientId": "c-1", "postback": "drink=latte"}
+            await w.send({**refused, "attachments": [{"id": named["id"]}]})
+            assert (await w.expect("error", clientId="c-1"))["code"] == "invalid-input"
+        await asyncio.to_thread(advance, clock, int(interval * 1000) + grace * 1000)
+        assert (await http.get(named["url"])).status_code == 404

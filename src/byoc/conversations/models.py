@@ -32,6 +32,9 @@ class CustomerMessageIn:
     thread_id: str | None = None
     # The postback of the button or list item the customer chose (its label is `text`).
     postback: str | None = None
+    # The customer's uploads that `attachments` link to (the widget's): marked as carried by a
+    # message in the message's own transaction, so a refused message leaves them to the sweep.
+    upload_ids: tuple[str, ...] = ()
 
 
 IDEMPOTENCY_KEY_PREFIX = "key:"

@@ -32,6 +32,7 @@ from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.queueing import store_message
 from byoc.conversations.replies import store_agent_message
 from byoc.errors import (
+    AttachmentGone,
     ConversationEnded,
     ConversationNotFound,
     CustomerNotFound,
@@ -40,7 +41,14 @@ from byoc.errors import (
 from byoc.ids import new_id
 from byoc.outbox import kinds
 from byoc.outbox.kinds import enqueue
-from byoc.store import Database, DuplicateError, conversations, customers, messages
+from byoc.store import (
+    Database,
+    DuplicateError,
+    attachments,
+    conversations,
+    customers,
+    messages,
+)
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 TYPING_TTL_MS = 15_000
@@ -99,6 +107,9 @@ class ConversationService:
             if self._fresh_rows is not None
             else None,
         )
+        # After the conversation's lock, as an erasure takes the two (it deletes the files).
+        if not attachments.mark_referenced(conn, incoming.upload_ids, customer.id, now):
+            raise AttachmentGone("an attachment of the message is no longer there")
         message = Message(
             id=new_id("msg"),
             channel_id=channel.id,

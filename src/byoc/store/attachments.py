@@ -62,16 +62,22 @@ def anonymous_upload_bytes(
     )
 
 
-def mark_referenced(conn: Connection, attachment_ids: Sequence[str], at: int) -> None:
-    """A message carries these uploads (the first such message's time is kept). Every named
-    row is written, so locked until the commit: a purge or a sweep deleting one meanwhile
-    either waits for the message, or has deleted it before the message reads it."""
-    if attachment_ids:
-        conn.execute(
-            update(_A)
-            .where(_A.c.id.in_(list(attachment_ids)))
-            .values(referenced_at=func.coalesce(_A.c.referenced_at, at))
-        )
+def mark_referenced(
+    conn: Connection, attachment_ids: Sequence[str], customer_id: str, at: int
+) -> bool:
+    """A message of `customer_id` carries these uploads of theirs (the first such message's
+    time is kept); False when one of them is not (or no longer) there. Every named row is
+    written, so locked until the commit: a purge or a sweep deleting one meanwhile either
+    waits for the message, or has deleted it before the message marks it."""
+    wanted = set(attachment_ids)
+    if not wanted:
+        return True
+    marked = conn.execute(
+        update(_A)
+        .where(_A.c.id.in_(sorted(wanted)), _A.c.customer_id == customer_id)
+        .values(referenced_at=func.coalesce(_A.c.referenced_at, at))
+    )
+    return marked.rowcount == len(wanted)
 
 
 def delete_unreferenced(conn: Connection, *, created_before: int, limit: int) -> int:

@@ -47,7 +47,7 @@ from byoc.channels.webchat.protocol import (
 from byoc.clock import Clock
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.conversations.service import ConversationService
-from byoc.errors import ByocError, ConversationEnded, NotFound
+from byoc.errors import AttachmentGone, ByocError, ConversationEnded, NotFound
 from byoc.store import Connection, Database, attachments, conversations, customers, messages
 from byoc.store.records import Channel, Conversation, Customer, Message
 
@@ -270,19 +270,22 @@ class WidgetSession:
             raise FrameError("rate-limited", f"you are sending messages too fast; wait {wait} s")
         attachments = await self._attachments(frame.attachments)
         custom_fields = self.settings.prechat_values(frame.prechat, first=self.conversation is None)
-        delivered = await self.service.receive_customer_message(
-            CustomerMessageIn(
-                channel_id=self.channel.id,
-                customer=CustomerProfile(
-                    external_id=self.identity.external_id, custom_fields=custom_fields
-                ),
-                text=text or None,
-                attachments=attachments,
-                platform_message_id=f"{self.identity.external_id}/{frame.client_id}",
-                thread_id=self.conversation.id if self.conversation else None,
-                postback=frame.postback,
-            )
+        incoming = CustomerMessageIn(
+            channel_id=self.channel.id,
+            customer=CustomerProfile(
+                external_id=self.identity.external_id, custom_fields=custom_fields
+            ),
+            text=text or None,
+            attachments=attachments,
+            platform_message_id=f"{self.identity.external_id}/{frame.client_id}",
+            thread_id=self.conversation.id if self.conversation else None,
+            postback=frame.postback,
+            upload_ids=tuple(ref.id for ref in frame.attachments),
         )
+        try:
+            delivered = await self.service.receive_customer_message(incoming)
+        except AttachmentGone as exc:
+            raise FrameError("invalid", exc.detail, frame.client_id) from exc
         await self.send(
             {"type": "ack", "clientId": frame.client_id, "message": self._view(delivered.message)}
         )
@@ -298,12 +301,8 @@ class WidgetSession:
 
     async def _attachments(self, refs: list[AttachmentRef]) -> list[dict[str, Any]]:
         public_url = self.public_url
-        now = self.clock.now_ms()
 
         def resolve(conn: Connection) -> list[dict[str, Any]]:
-            # Marked first, then read: a file a message may carry is never swept, and one a
-            # sweep or purge deleted meanwhile (PostgreSQL) is refused below, not a dead link.
-            attachments.mark_referenced(conn, [ref.id for ref in refs], now)
             resolved: list[dict[str, Any]] = []
             for ref in refs:
                 found = attachments.get_attachment(conn, ref.id)
@@ -314,9 +313,9 @@ class WidgetSession:
                 resolved.append({"friendlyName": stored.friendly_name, "url": url})
             return resolved
 
-        if not refs:
-            return []
-        return await self.db.run_write(resolve)
+        # Marked as carried by the message's own transaction (`upload_ids`), which refuses
+        # the message if one went meanwhile (a sweep, a purge): never a dead link.
+        return await self.db.run_read(resolve) if refs else []
 
     # --- wake-ups from the bus ---------------------------------------------------------------
 
