@@ -119,6 +119,18 @@ def delivered_texts(stack: Stack) -> list[str]:
 
 
 @pytest.mark.parametrize("style", ["legacy", "dfo3"])
+def test_ids_sent_as_numbers_are_read_as_strings(stack: Stack, style: str) -> None:
+    """Some tenants send DE's ids as numbers: the reply is taken, and its retry is known."""
+    thread = stack.customer_says("hello")["threadId"]
+    body = {**reply_body(thread, "numbered"), "message": {"id": 4711}}
+    body["thread"]["id"] = 815
+    first = loopback.post(reply_url(stack, style, thread), json=body, headers=box_headers(stack))
+    retry = loopback.post(reply_url(stack, style, thread), json=body, headers=box_headers(stack))
+    assert platform_id(style, retry) == platform_id(style, first)
+    assert delivered_texts(stack) == ["numbered"]
+
+
+@pytest.mark.parametrize("style", ["legacy", "dfo3"])
 @pytest.mark.parametrize("header", ["Idempotency-Key", "X-Request-Id"])
 def test_a_retry_with_the_same_key_is_delivered_once(stack: Stack, style: str, header: str) -> None:
     thread = stack.customer_says("hello")["threadId"]
