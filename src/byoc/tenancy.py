@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,9 @@ if TYPE_CHECKING:  # imported when a client is made: the CLI's store commands ne
     from byoc.http import HttpClient
 
 DEFAULT_TENANT_ID = "default"
+# How long a tenant's client serves before the tenant's row is read again: credentials or URLs
+# an operator changed (`byoc tenants add`) reach every running process within this.
+TENANT_REFRESH_SECONDS = 30.0
 
 
 def default_tenant(settings: Settings) -> Tenant:
@@ -43,23 +47,35 @@ class TenantClients:
         timeout: float,
         observer: CallObserver | None = None,
         on_token_refresh: Callable[[], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._http = http
         self._timeout = timeout
         self._observer = observer
         self._on_token_refresh = on_token_refresh
-        self._clients: dict[str, tuple[Tenant, DeClient]] = {}
+        self._monotonic = monotonic
+        # Per tenant: its row as last read, its client, and when the row was read.
+        self._clients: dict[str, tuple[Tenant, DeClient, float]] = {}
 
     async def for_tenant(self, tenant_id: str) -> DeClient:
+        """The tenant's client: the same one (and its tokens) while the tenant's row is as it
+        was, a new one once the row changed (read again every `TENANT_REFRESH_SECONDS`)."""
+        now = self._monotonic()
         cached = self._clients.get(tenant_id)
-        if cached is not None:
+        if cached is not None and now - cached[2] < TENANT_REFRESH_SECONDS:
             return cached[1]
-        from byoc.cxone import DeClient, TokenManager
-
         tenant = await self._db.run_read(tenants.get_tenant, tenant_id)
         if tenant is None:
+            self._clients.pop(tenant_id, None)
             raise LookupError(f"unknown tenant {tenant_id!r}")
+        client = cached[1] if cached is not None and cached[0] == tenant else self._client(tenant)
+        self._clients[tenant_id] = (tenant, client, now)
+        return client
+
+    def _client(self, tenant: Tenant) -> DeClient:
+        from byoc.cxone import DeClient, TokenManager
+
         tokens = TokenManager(
             self._http,
             tenant.token_url,
@@ -69,11 +85,9 @@ class TenantClients:
             tenant.client_secret,
             on_refresh=self._on_token_refresh,
         )
-        client = DeClient(
+        return DeClient(
             self._http, tenant.api_url, tokens, timeout=self._timeout, observer=self._observer
         )
-        self._clients[tenant_id] = (tenant, client)
-        return client
 
     def forget(self, tenant_id: str) -> None:
         self._clients.pop(tenant_id, None)

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from byoc.box.credentials import hash_secret, new_client_credentials
-from byoc.store import Connection, Database, channels, clients, tenants
+from byoc.clock import ManualClock
+from byoc.cxone import CxoneAuthError
+from byoc.http import HttpClient
+from byoc.store import Connection, Database, channels, clients, migrations, tenants
 from byoc.store.records import Channel, Tenant
+from byoc.tenancy import TENANT_REFRESH_SECONDS, TenantClients, default_tenant
 from cxone_emulator.config import EmulatorConfig
-from tests.support.emulator import running_emulator
-from tests.support.stack import Stack, connect_emulator
+from tests.support.emulator import Emulator, running_emulator
+from tests.support.stack import Stack, connect_emulator, middleware_settings
 from tests.support.waiting import wait_for
 
 
@@ -92,3 +99,32 @@ def test_each_channel_uses_its_own_tenant(stack: Stack, tmp_path: Path) -> None:
         event = wait_for(lambda: stack.platform.of_type("message.created"), what="EU reply")[0]
         assert event["channelId"] == channel_id
         assert event["message"]["text"] == "bonjour, comment puis-je aider ?"
+
+
+async def test_a_tenants_changed_credentials_reach_a_running_process(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """`byoc tenants add` again, with a rotated key: the running process keeps its client (and
+    tokens) while the row is as it was, and uses the new key once it reads the row again."""
+    tenant = default_tenant(middleware_settings(tmp_path, emulator))
+    db = Database(f"sqlite:///{tmp_path / 'tenants.db'}")
+    clock = ManualClock()
+    try:
+        await migrations.upgrade(db)
+        await db.run_write(tenants.upsert_tenant, tenant)
+        async with HttpClient() as http:
+            clients = TenantClients(db, http, timeout=5, monotonic=clock.monotonic)
+            first = await clients.for_tenant(tenant.id)
+            assert await first.list_channels() is not None  # the emulator's key: accepted
+            rotated = replace(tenant, access_key_secret="rotated-" + secrets.token_hex(4))
+            await db.run_write(tenants.upsert_tenant, rotated)
+            assert await clients.for_tenant(tenant.id) is first  # not read again yet
+            clock.advance(int(TENANT_REFRESH_SECONDS * 1000))
+            second = await clients.for_tenant(tenant.id)
+            assert second is not first
+            with pytest.raises(CxoneAuthError):  # the new key, which this emulator refuses
+                await second.list_channels()
+            clock.advance(int(TENANT_REFRESH_SECONDS * 1000))
+            assert await clients.for_tenant(tenant.id) is second  # unchanged: the same client
+    finally:
+        await db.close()
