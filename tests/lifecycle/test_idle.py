@@ -181,3 +181,41 @@ def test_two_instances_fire_each_deadline_once(tmp_path: Path, emulator: Emulato
         warnings = stack.platform.of_type("conversation.idle_warning")
         assert sorted(e["threadId"] for e in warnings) == sorted(threads)
         assert len(contact_status_puts(emulator)) == 3
+
+
+async def test_an_idle_warning_after_an_unnoticed_close_closes_the_contact_it_opened(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """The agent closes the contact; before the end poll comes round to the conversation, the
+    idle warning goes to CXone, which opens a new contact on the thread for it. That contact is
+    closed, and the conversation ends here as the agent's: nothing is left open in CXone."""
+    clock = ManualClock()
+    unpolled = {"end_poll_interval_seconds": 600}  # many open conversations: not reached yet
+    async with (
+        custom_webchat(tmp_path, emulator, overrides=unpolled, clock=clock) as chat,
+        widget(chat) as w,
+    ):
+        thread = (await _agent_waits_for_customer(w, chat))["threadId"]
+        contact = chat.contact_for_thread(thread)
+        chat.emulator.admin.post(f"/emulator/contacts/{contact['id']}/close")
+        await asyncio.to_thread(advance, clock, IDLE_MS)
+        await w.expect("idle_warning")
+        assert (await w.expect("ended"))["reason"] == "agent"
+
+        def contacts() -> list[dict[str, Any]]:
+            listed = emulator.admin.get("/emulator/contacts", params={"channelId": chat.channel_id})
+            data: list[dict[str, Any]] = listed.json()["data"]
+            return [c for c in data if c["threadIdOnExternalPlatform"] == thread]
+
+        def all_closed() -> bool:
+            found = contacts()
+            return len(found) == 2 and all(c["status"] == "closed" for c in found)
+
+        await asyncio.to_thread(wait_for, all_closed, what="the warning's contact closed")
+        await asyncio.to_thread(wait_for, lambda: not chat.stack.outbox(), what="outbox drained")
+        after = await asyncio.to_thread(chat.stack.conversation, thread)
+        assert (after.state, after.ended_reason, after.countdown_deadline) == (
+            "ended",
+            "agent",
+            None,
+        )

@@ -235,9 +235,26 @@ class ToCxone:
         return await self._lifecycle.ended_in_cxone(conversation, why, self._clock.now_ms())
 
     async def system_message(self, payload: kinds.SystemMessage, _row: OutboxRow) -> Outcome:
-        """A message from the middleware (idle warning, closing note), so the agent sees it."""
-        await self._send_outbound(payload.message_id, what="system message")
-        return Settled()
+        """A message from the middleware (idle warning, closing note), so the agent sees it.
+        DE takes it on a new contact when the conversation's own has ended (an agent's close
+        the poll has not reached yet): that contact is closed and the conversation ends here,
+        as for a customer message that raced the close (`lifecycle.end_with_stray_contact`)."""
+        response = await self._send_outbound(payload.message_id, what="system message")
+        if response is None:
+            return Settled()
+        conversation = (await self._load(message_id=payload.message_id)).conversation
+        stray, previous = response.consumer_contact.id, conversation.de_contact_id
+        if previous is None or stray == previous:
+            return Settled()
+        at = self._clock.now_ms()
+        log.info(
+            "contact %s had ended; closing the contact %s a system message opened", previous, stray
+        )
+
+        def ended(conn: Connection) -> None:
+            lifecycle.end_with_stray_contact(conn, conversation, stray, at)
+
+        return Settled(write=ended)
 
     async def business_outbound(self, payload: kinds.BusinessOutbound, _row: OutboxRow) -> Outcome:
         """A business-initiated message on a new thread (contract §3.5)."""
