@@ -135,7 +135,11 @@ PARAMS: dict[str, dict[str, Any]] = {
         "lane": "cxone:thr_1",
     },
     "conversations._NEXT_SEQ_AND_CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 4},
-    "conversations._CUSTOMER_ACTIVE": {"conversation_id": "thr_1", "at": NOW + 2},
+    "conversations._CUSTOMER_ACTIVE": {
+        "conversation_id": "thr_1",
+        "at": NOW + 2,
+        "restart": NOW + 9,
+    },
     "conversations._CHECKED_IN_CXONE": {"conversation_id": "thr_1", "at": NOW + 3},
     "message_intake._FOR_THREAD": {**TAKE, "named_thread": "thr_1"},
     "message_intake._FOR_THREAD_LOCKING": {**TAKE, "named_thread": "thr_1", "lane_prefix": "c:"},

@@ -92,6 +92,8 @@ async def test_warning_countdown_and_end_in_cxone(tmp_path: Path, emulator: Emul
 async def test_any_customer_activity_cancels_the_countdown(
     tmp_path: Path, emulator: Emulator, activity: str
 ) -> None:
+    """A message answers the agent: the customer owes nothing. A keystroke or "still here"
+    does not: the idle clock starts again, and two minutes later the customer is asked again."""
     clock = ManualClock()
     async with custom_webchat(tmp_path, emulator, clock=clock) as chat, widget(chat) as w:
         thread = (await _agent_waits_for_customer(w, chat))["threadId"]
@@ -104,10 +106,20 @@ async def test_any_customer_activity_cancels_the_countdown(
         else:
             await w.send({"type": "still_here"})
         await w.expect("idle_cleared")
-        # Long past the countdown, and past another idle timeout: the customer owes nothing.
-        await asyncio.to_thread(advance, clock, COUNTDOWN_MS + IDLE_MS)
+        active_at = clock.now_ms()
+        # Past the countdown: nothing ends.
+        await asyncio.to_thread(advance, clock, COUNTDOWN_MS + POLL_MS)
         after = await asyncio.to_thread(chat.stack.conversation, thread)
-        assert (after.state, after.idle_deadline, after.countdown_deadline) == ("open", None, None)
+        if activity == "message":
+            assert (after.state, after.idle_deadline, after.countdown_deadline) == (
+                "open",
+                None,
+                None,
+            )
+        else:
+            assert (after.state, after.idle_deadline) == ("open", active_at + IDLE_MS)
+            await asyncio.to_thread(advance, clock, IDLE_MS)
+            await w.expect("idle_warning")
     assert contact_status_puts(emulator) == []
 
 

@@ -51,8 +51,12 @@ def idle_deadline_after_agent(channel: Channel, policy: LifecyclePolicy, now: in
     return now + channel_policy.idle_timeout_ms if channel_policy.idle_enabled else None
 
 
-def customer_spoke(conn: Connection, conversation: Conversation, now: int) -> bool:
-    """Any customer activity: the customer owes nothing, and a running countdown is cancelled.
+def customer_spoke(
+    conn: Connection, conversation: Conversation, now: int, restart: int | None = None
+) -> bool:
+    """Any customer activity: a running countdown is cancelled, and a reply the customer owed
+    is owed until `restart` (typing, "still here": the idle clock starts again), or no more
+    (None: a message).
 
     `conversation` may be stale: on PostgreSQL an idle warning can commit between the caller's
     read and this write. Both changes are compare-and-sets, so a countdown started since is
@@ -60,14 +64,14 @@ def customer_spoke(conn: Connection, conversation: Conversation, now: int) -> bo
     """
     for _ in range(3):
         if conversation.countdown_deadline is None:
-            if conversations.customer_active(conn, conversation.id, now):
+            if conversations.customer_active(conn, conversation.id, now, restart):
                 return True
         elif conversations.transition_conversation(
             conn,
             conversation.id,
             {"state": "open", "countdown_deadline": conversation.countdown_deadline},
             countdown_deadline=None,
-            idle_deadline=None,
+            idle_deadline=restart,
             last_customer_activity_at=now,
         ):
             enqueue(conn, kinds.IdleChanged(conversation.id, warning=False), now=now)

@@ -142,7 +142,8 @@ class ConversationService:
             channel = self._cache.channel(conn, channel_id)
             conversation = lookups.open_conversation(conn, channel, thread_id)
             now = self._clock.now_ms()
-            if not lifecycle.customer_spoke(conn, conversation, now):
+            restart = lifecycle.idle_deadline_after_agent(channel, self._policy, now)
+            if not lifecycle.customer_spoke(conn, conversation, now, restart):
                 raise ConversationEnded(f"thread {thread_id!r} has ended")
             enqueue(
                 conn,
@@ -202,13 +203,16 @@ class ConversationService:
             return await self._db.run_write(tx)
 
     async def customer_active(self, conversation_id: str) -> None:
-        """The customer did something (a button, a keystroke): they do not owe a reply."""
+        """The customer did something short of a message (the "still here" button): a running
+        countdown stops, and a reply they owed is owed for another idle timeout."""
 
         def tx(conn: Connection) -> None:
             conversation = conversations.get_conversation(conn, conversation_id)
             if conversation is None or not conversation.is_open:
                 raise ConversationEnded(f"thread {conversation_id!r} has ended")
-            if not lifecycle.customer_spoke(conn, conversation, self._clock.now_ms()):
+            channel, now = self._cache.channel(conn, conversation.channel_id), self._clock.now_ms()
+            restart = lifecycle.idle_deadline_after_agent(channel, self._policy, now)
+            if not lifecycle.customer_spoke(conn, conversation, now, restart):
                 raise ConversationEnded(f"thread {conversation_id!r} has ended")
 
         await self._db.run_write(tx)

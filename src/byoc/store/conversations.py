@@ -308,6 +308,7 @@ def next_seq_if_no_countdown(
     return conversation.next_seq - 1, conversation
 
 
+_IDLE = t.conversations.c.idle_deadline
 _CUSTOMER_ACTIVE = (
     update(t.conversations)
     .where(
@@ -315,15 +316,20 @@ _CUSTOMER_ACTIVE = (
         t.conversations.c.state == "open",
         t.conversations.c.countdown_deadline.is_(None),
     )
-    .values(idle_deadline=None, last_customer_activity_at=bindparam("at"))
+    .values(
+        idle_deadline=case((_IDLE.is_(None), _IDLE), else_=bindparam("restart")),
+        last_customer_activity_at=bindparam("at"),
+    )
 )
 
 
-def customer_active(conn: Connection, conversation_id: str, at: int) -> bool:
-    """The customer did something: they owe no reply. Only while the conversation is open and
-    no countdown runs (a compare-and-set; False otherwise: `lifecycle.customer_spoke` cancels
-    a countdown instead)."""
-    params = {"conversation_id": conversation_id, "at": at}
+def customer_active(
+    conn: Connection, conversation_id: str, at: int, restart: int | None = None
+) -> bool:
+    """The customer did something: a reply they owed is owed until `restart` (None: a message,
+    owed no more). Only while open and no countdown runs (a compare-and-set; False otherwise:
+    `lifecycle.customer_spoke` cancels a countdown instead)."""
+    params = {"conversation_id": conversation_id, "at": at, "restart": restart}
     return bool(execute(conn, _CUSTOMER_ACTIVE, params).rowcount == 1)
 
 
