@@ -47,7 +47,7 @@ from byoc.store.dialect import asyncpg_driver
 from byoc.store.migrations import upgrade
 
 SELECT_PARAMS = {"id": "thr_missing"}
-UPDATE_PARAMS = {"conversation_id": "thr_missing", "at": 1}
+UPDATE_PARAMS = {"conversation_id": "thr_missing", "at": 1, "restart": None}
 SELECT_ONE = conversations._GET_CONVERSATION
 UPDATE_ONE = conversations._CUSTOMER_ACTIVE
 CASES: list[tuple[str, Callable[[Connection], Any]]] = [

@@ -55,8 +55,7 @@ def customer_spoke(
     conn: Connection, conversation: Conversation, now: int, restart: int | None = None
 ) -> bool:
     """Any customer activity: a running countdown is cancelled, and a reply the customer owed
-    is owed until `restart` (typing, "still here": the idle clock starts again), or no more
-    (None: a message).
+    is owed until `restart` (typing, "still here": the idle clock again), or not (a message).
 
     `conversation` may be stale: on PostgreSQL an idle warning can commit between the caller's
     read and this write. Both changes are compare-and-sets, so a countdown started since is
