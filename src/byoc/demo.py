@@ -32,7 +32,7 @@ from websockets.typing import Origin
 from byoc.app import create_app
 from byoc.box.credentials import hash_secret, new_client_credentials
 from byoc.channels import WEBCHAT, WEBHOOK
-from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
+from byoc.channels.signing import signed_headers, verify_webhook
 from byoc.cli.serve import server_config
 from byoc.demo_ports import PORT_FLAGS, DemoError, DemoPorts, take_ports
 from byoc.errors import Unauthenticated
@@ -74,13 +74,7 @@ def watering_hole(
     async def webhook(request: Request) -> Response:
         body = await request.body()
         try:
-            verify(
-                secret,
-                request.headers.get(TIMESTAMP_HEADER),
-                request.headers.get(SIGNATURE_HEADER),
-                body,
-                tolerance_seconds=300,
-            )
+            verify_webhook(secret, request.headers, body, tolerance_seconds=300)
         except Unauthenticated as exc:
             say(f"platform refused a webhook: {exc}")
             return Response(status_code=401)

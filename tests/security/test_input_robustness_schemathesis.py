@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from byoc.channels.signing import signed_headers
+from byoc.channels.signing import request_target, signed_headers
 from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.stack import Stack, box_token, running_stack
@@ -45,7 +45,8 @@ class Credentials(requests.auth.AuthBase):
             body = request.body or b""
             raw = body.encode() if isinstance(body, str) else body
             assert isinstance(raw, bytes), "schemathesis sends bodies as bytes"
-            request.headers.update(signed_headers(self.stack.channel_secret, raw))
+            target = request_target(str(request.method), *path.partition("?")[::2])
+            request.headers.update(signed_headers(self.stack.channel_secret, raw, target=target))
         return request
 
 

@@ -13,11 +13,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 
 from byoc.channels.keys import PLATFORM_REQUEST, derive_key
-from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
+from byoc.channels.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    request_target,
+    signed_headers,
+)
 from byoc.channels.webchat.identity import user_signature
 from tests.support import loopback
 from tests.support.emulator import Emulator
@@ -56,7 +62,8 @@ def test_a_signed_user_id_is_not_a_platform_request(stack: Stack) -> None:
             )
             assert response.status_code == 401, response.text
     # The platform's own signature reads it.
-    response = loopback.get(stack.url + path, headers=signed_headers(stack.channel_secret, b""))
+    own = signed_headers(stack.channel_secret, b"", target=request_target("GET", path))
+    response = loopback.get(stack.url + path, headers=own)
     assert response.status_code == 200, response.text
 
 
@@ -181,3 +188,38 @@ def test_box_tokens_are_checked_for_issuer_audience_key_and_expiry(stack: Stack)
         assert status(forged) == 401, (forged_claims, forged_header)
     unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": header["kid"]})
     assert status(unsigned) == 401
+
+
+def test_a_captured_request_cannot_be_aimed_at_another_thread_or_customer(stack: Stack) -> None:
+    """A request whose path names what it acts on is signed over its method, path and query
+    (v3): its headers, captured, open nothing else; a body-only (v2) signature is refused
+    there, with the reason, and still taken where the body names the target (a POST)."""
+    alice = stack.customer_says("alice's secret", customer="alice")["threadId"]
+    bob = stack.customer_says("bob's secret", customer="bob")["threadId"]
+    base = f"/api/v1/channels/{stack.channel_id}"
+
+    def transcript(thread: str, headers: dict[str, str]) -> httpx.Response:
+        return loopback.get(f"{stack.url}{base}/threads/{thread}/messages", headers=headers)
+
+    alices = signed_headers(
+        stack.channel_secret, b"", target=request_target("GET", f"{base}/threads/{alice}/messages")
+    )
+    assert transcript(alice, alices).status_code == 200
+    assert transcript(bob, alices).status_code == 401  # the same headers, re-aimed
+    paged = f"{base}/threads/{alice}/messages?after_seq=0"
+    assert loopback.get(stack.url + paged, headers=alices).status_code == 401  # another query
+    body_only = transcript(bob, signed_headers(stack.channel_secret, b""))
+    assert body_only.status_code == 401
+    assert "sign it as v3" in body_only.json()["detail"]
+
+    opt_out = json.dumps({"optedOut": True}).encode()
+    alices_opt_out = request_target("PUT", f"{base}/customers/alice/opt-out")
+    headers = {
+        "Content-Type": "application/json",
+        **signed_headers(stack.channel_secret, opt_out, target=alices_opt_out),
+    }
+    with loopback.client(base_url=stack.url, timeout=10) as http:
+        bobs = http.put(f"{base}/customers/bob/opt-out", content=opt_out, headers=headers)
+        assert bobs.status_code == 401
+        done = http.put(f"{base}/customers/alice/opt-out", content=opt_out, headers=headers)
+        assert done.status_code == 200, done.text

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from byoc.app import create_app
 from byoc.box.credentials import hash_secret, new_client_credentials
-from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify
+from byoc.channels.signing import request_target, signed_headers, verify_webhook
 from byoc.clock import Clock
 from byoc.settings import Settings
 from byoc.store import Connection, Database, channels, clients, conversations, tenants
@@ -53,13 +53,7 @@ class PlatformReceiver:
         async def webhook(request: Request) -> Response:
             body = await request.body()
             try:
-                verify(
-                    self.secret,
-                    request.headers.get(TIMESTAMP_HEADER),
-                    request.headers.get(SIGNATURE_HEADER),
-                    body,
-                    tolerance_seconds=300,
-                )
+                verify_webhook(self.secret, request.headers, body, tolerance_seconds=300)
             except Exception:
                 self.bad_signatures += 1
                 return Response(status_code=401)
@@ -113,9 +107,11 @@ class Stack:
         self, method: str, path: str, payload: Any = None, *, secret: str | None = None
     ) -> httpx.Response:
         body = b"" if payload is None else json.dumps(payload).encode()
+        path_only, _, query = path.partition("?")
+        target = request_target(method, path_only, query)
         headers = {
             "Content-Type": "application/json",
-            **signed_headers(secret or self.channel_secret, body),
+            **signed_headers(secret or self.channel_secret, body, target=target),
         }
         with loopback.client(base_url=self.url, timeout=10) as client:
             return client.request(method, path, content=body, headers=headers)

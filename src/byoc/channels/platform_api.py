@@ -22,7 +22,7 @@ from byoc.api.deps import (
 )
 from byoc.api.lean import documented_body, json_response, parse_body
 from byoc.channels.adapter import message_view
-from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, request_target, verify
 from byoc.conversations.models import MAX_SEQ, CustomerMessageIn, CustomerProfile
 from byoc.conversations.rich import MAX_POSTBACK
 from byoc.errors import ConversationNotFound
@@ -117,11 +117,16 @@ async def _verified(
     channel_id: str, request: Request, service: ConversationsDep, settings: SettingsDep
 ) -> tuple[Channel, str]:
     channel = await service.channel(channel_id)
+    scope = request.scope
+    path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]  # as sent
     signature = verify(
         channel.secret,
         request.headers.get(TIMESTAMP_HEADER),
         request.headers.get(SIGNATURE_HEADER),
         await request.body(),
+        target=request_target(request.method, path, scope["query_string"].decode("latin-1")),
+        # A POST's body names the thread, message or customer it acts on: v2 covers that.
+        body_names_target=request.method == "POST",
         tolerance_seconds=settings.signature_tolerance_seconds,
     )
     return channel, signature
