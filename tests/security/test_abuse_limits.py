@@ -15,15 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
 
 from byoc.clock import ManualClock
 from byoc.settings import Settings
-from tests.support import loopback
+from byoc.store import Database
+from byoc.store import schema as t
+from tests.support import loopback, seed
 from tests.support.emulator import Emulator
 from tests.support.problems import assert_problem
 from tests.support.servers import byoc_serve
 from tests.support.stack import running_stack
-from tests.support.waiting import advance, wait_for
+from tests.support.waiting import advance, run_async, wait_for
 from tests.support.webchat import Webchat
 from tests.support.widget import Widget, custom_webchat, widget
 
@@ -228,6 +232,34 @@ async def test_visitors_behind_one_address_share_its_budget(
         results = [await _send_many(w, 3) for w in widgets]
     assert sum(a for a, _ in results) == 5, results
     assert results[0] == (3, 0)
+
+
+async def test_new_sockets_from_one_address_are_limited(tmp_path: Path, emulator: Emulator) -> None:
+    """Every hello stores its visitor as a customer: past the address's budget a hello is
+    refused (`rate-limited`, closed 4429) and stores nothing."""
+    overrides = {"widget_hellos_per_address": "3/minute"}
+    async with custom_webchat(tmp_path, emulator, overrides=overrides) as chat:
+        for _ in range(3):
+            async with widget(chat) as w:
+                assert w.welcome["type"] == "welcome"
+        async with widget(chat) as refused:
+            assert (refused.welcome["type"], refused.welcome["code"]) == ("error", "rate-limited")
+            with pytest.raises(ConnectionClosed) as closed:
+                await refused.ws.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4429
+
+        def customers() -> int:
+            async def count() -> int:
+                db = Database(chat.stack.settings.database_url)
+                try:
+                    return await db.run_read(lambda c: seed.count(c, t.customers))
+                finally:
+                    await db.close()
+
+            return run_async(count())
+
+        assert await asyncio.to_thread(customers) == 3
 
 
 async def test_typing_reaches_cxone_at_most_once_per_interval(

@@ -41,7 +41,6 @@ from byoc.conversations import rich
 from byoc.conversations.models import AgentMessageIn, Delivered
 from byoc.cxone import iso_millis
 from byoc.errors import (
-    ConversationEnded,
     ConversationNotFound,
     IdempotencyKeyReused,
     InvalidInput,
@@ -306,8 +305,9 @@ async def dfo3_outbound(channel_id: str, request: Request) -> Response:
         delivered = await conversations.receive_agent_message(
             incoming, channel_id=channel_id, tenant_id=client.tenant_id
         )
-    except (ConversationNotFound, ConversationEnded):
-        # With its recipients, a message on a thread unknown here or over starts a new one.
+    except ConversationNotFound:
+        # A thread unknown here, with its recipients: an agent starting one (contract §2.3).
+        # A known thread is a reply, ended or not (CXone names the recipients on every reply).
         if not incoming.recipients:
             raise
         try:
