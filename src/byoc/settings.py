@@ -148,6 +148,7 @@ class Settings(BaseSettings):
     # client address (each visitor's own budget is the channel's `rate_limit_*`), uploads per
     # visitor and per address, typing frames forwarded to CXone per conversation.
     widget_messages_per_address: str = "120/minute"
+    widget_hellos_per_address: str = "120/minute"
     widget_uploads_per_visitor: str = "10/minute"
     widget_uploads_per_address: str = "30/minute"
     widget_typing_interval_seconds: float = Field(default=2.0, ge=0)
@@ -261,6 +262,7 @@ class Settings(BaseSettings):
         "token_failures_per_client",
         "token_failures_per_address",
         "widget_messages_per_address",
+        "widget_hellos_per_address",
         "widget_uploads_per_visitor",
         "widget_uploads_per_address",
     )

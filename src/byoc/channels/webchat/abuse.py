@@ -5,6 +5,7 @@ budgets are kept per visitor and per client address, never per socket:
 
 - messages: the channel's `rate_limit_messages` per `rate_limit_seconds` per visitor, and
   `BYOC_WIDGET_MESSAGES_PER_ADDRESS` per address;
+- sockets: `BYOC_WIDGET_HELLOS_PER_ADDRESS` hellos per address (each stores its visitor);
 - uploads: `BYOC_WIDGET_UPLOADS_PER_VISITOR` and `BYOC_WIDGET_UPLOADS_PER_ADDRESS`, and for
   anonymous visitors a storage quota per visitor, per address and per channel (checked against
   the store, where the uploads are: `check_upload_quota`);
@@ -52,6 +53,7 @@ class WidgetLimits:
         self._settings = settings
         self._clock = clock
         self._messages_per_address = parse_limit(settings.widget_messages_per_address)
+        self._hellos_per_address = parse_limit(settings.widget_hellos_per_address)
         self._uploads_per_visitor = parse_limit(settings.widget_uploads_per_visitor)
         self._uploads_per_address = parse_limit(settings.widget_uploads_per_address)
         self._per_visitor: dict[tuple[int, float], RateLimitItem] = {}
@@ -90,6 +92,11 @@ class WidgetLimits:
                 (self._messages_per_address, ("widget-messages", "address", address)),
             ]
         )
+
+    async def take_hello(self, address: str) -> int | None:
+        """Count a socket's hello (each stores its visitor as a customer); None if it may go,
+        else seconds to wait."""
+        return await self._take([(self._hellos_per_address, ("widget-hellos", address))])
 
     async def take_upload(self, channel_id: str, visitor: str, address: str) -> None:
         """Count an upload, or raise RateLimited."""

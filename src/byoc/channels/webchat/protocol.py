@@ -19,7 +19,12 @@ from byoc.bus import Notification
 from byoc.conversations.models import MAX_SEQ
 from byoc.conversations.rich import MAX_POSTBACK
 
-CLOSE_CODES = {"bad-hello": 4400, "unauthenticated": 4401, "forbidden-origin": 4403}
+CLOSE_CODES = {
+    "bad-hello": 4400,
+    "unauthenticated": 4401,
+    "forbidden-origin": 4403,
+    "rate-limited": 4429,
+}
 
 
 class FrameError(Exception):

@@ -92,6 +92,10 @@ async def widget_socket(
     except (Unauthenticated, Forbidden) as exc:
         await _refuse(ws, "unauthenticated", exc.detail)
         return
+    address = ws.client.host if ws.client else ""
+    if (wait := await limits.take_hello(address)) is not None:
+        await _refuse(ws, "rate-limited", f"too many new chats from here; try again in {wait} s")
+        return
     first, _, last = (hello.name or "").strip().partition(" ")
     customer = await conversations.ensure_customer(
         channel.id,
