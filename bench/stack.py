@@ -110,6 +110,7 @@ class Stack:
             "BYOC_OUTBOUND_ALLOW_PRIVATE": "127.0.0.1/32",
             # Every simulated customer comes from loopback: one address, thousands of visitors.
             "BYOC_WIDGET_MESSAGES_PER_ADDRESS": "1000000/minute",
+            "BYOC_WIDGET_HELLOS_PER_ADDRESS": "1000000/minute",
             **self.extra_env,
         }
 
