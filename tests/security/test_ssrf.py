@@ -164,6 +164,7 @@ async def test_the_proxys_name_is_trusted_for_the_proxy_alone(
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.internal:3128")
     monkeypatch.setenv("HTTPS_PROXY", "proxy.internal:8080")  # no scheme: http
     monkeypatch.setenv("NO_PROXY", "proxy.internal")  # so the origin below is reached directly
+    monkeypatch.setenv("FTP_PROXY", "http://proxy.internal:2121")  # never used: not trusted
     with Target().running() as target:
         resolver = VettingResolver(
             OutboundPolicy(), inner=FixedResolver({"proxy.internal": "127.0.0.1"})
@@ -178,6 +179,8 @@ async def test_the_proxys_name_is_trusted_for_the_proxy_alone(
                 assert (await resolver.resolve("proxy.internal", port))[0]["host"] == "127.0.0.1"
             with pytest.raises(RefusedAddress):
                 await resolver.check_origin("proxy.internal", 3128)
+            with pytest.raises(RefusedAddress):
+                await resolver.resolve("proxy.internal", 2121)
         assert target.connections == 0
 
 

@@ -169,7 +169,9 @@ class HttpClient:
         environment = getproxies_environment()
         self._proxies = Proxies(environment)
         if self._vetting is not None:
-            self._vetting.trust_proxies(v for k, v in environment.items() if k != "no")
+            # The proxies `byoc.proxies` sends through, and no other (ftp_proxy, say).
+            used = (environment.get(scheme) for scheme in ("http", "https", "all"))
+            self._vetting.trust_proxies(url for url in used if url)
         return self._session
 
     async def _send_aiohttp(self, request: HttpRequest, timeout: float) -> HttpResponse:  # noqa: ASYNC109
