@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     # Limits and the platform API.
     max_body_bytes: int = 1_048_576
     signature_tolerance_seconds: int = 300
+    # For a platform moving to v3: body-only (v2) signatures also on the routes whose path names
+    # what they act on (a transcript read, an opt-out), each use logged. Off: refused there.
+    signature_v2_everywhere: bool = False
     webhook_timeout_seconds: float = 5.0
 
     # The default CXone tenant; more tenants are added with `byoc tenants add`.

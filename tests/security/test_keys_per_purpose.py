@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +224,23 @@ def test_a_captured_request_cannot_be_aimed_at_another_thread_or_customer(stack:
         assert bobs.status_code == 401
         done = http.put(f"{base}/customers/alice/opt-out", content=opt_out, headers=headers)
         assert done.status_code == 200, done.text
+
+
+def test_a_platform_moving_to_v3_can_keep_v2_everywhere_for_a_while(
+    tmp_path: Path, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`BYOC_SIGNATURE_V2_EVERYWHERE`: a body-only signature is taken on a transcript read too,
+    and each such use is logged, naming the channel and the request."""
+    with running_stack(tmp_path, emulator, signature_v2_everywhere=True) as stack:
+        thread = stack.customer_says("hello")["threadId"]
+        path = f"/api/v1/channels/{stack.channel_id}/threads/{thread}/messages"
+        with caplog.at_level(logging.WARNING, logger="byoc.channels.platform_api"):
+            answer = loopback.get(
+                stack.url + path, headers=signed_headers(stack.channel_secret, b"")
+            )
+        assert answer.status_code == 200, answer.text
+        warned = [r.getMessage() for r in caplog.records if "sign it as v3" in r.getMessage()]
+        assert warned == [
+            f"channel {stack.channel_id} signed GET {path} body-only (v2): sign it as v3"
+            " before BYOC_SIGNATURE_V2_EVERYWHERE is turned off"
+        ]

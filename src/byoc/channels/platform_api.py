@@ -8,6 +8,7 @@ or a platform's retry of the very same request), recognised by its signature.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -22,12 +23,20 @@ from byoc.api.deps import (
 )
 from byoc.api.lean import documented_body, json_response, parse_body
 from byoc.channels.adapter import message_view
-from byoc.channels.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, request_target, verify
+from byoc.channels.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    VERSION,
+    request_target,
+    verify,
+)
 from byoc.conversations.models import MAX_SEQ, CustomerMessageIn, CustomerProfile
 from byoc.conversations.rich import MAX_POSTBACK
 from byoc.errors import ConversationNotFound
 from byoc.store import Connection, conversations, messages
 from byoc.store.records import Channel, Conversation, Message
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/channels/{channel_id}", tags=["Platform API v1"])
 
@@ -126,9 +135,17 @@ async def _verified(
         await request.body(),
         target=request_target(request.method, path, scope["query_string"].decode("latin-1")),
         # A POST's body names the thread, message or customer it acts on: v2 covers that.
-        body_names_target=request.method == "POST",
+        body_names_target=request.method == "POST" or settings.signature_v2_everywhere,
         tolerance_seconds=settings.signature_tolerance_seconds,
     )
+    if request.method != "POST" and signature.startswith(VERSION + "="):
+        log.warning(
+            "channel %s signed %s %s body-only (v2): sign it as v3 before "
+            "BYOC_SIGNATURE_V2_EVERYWHERE is turned off",
+            channel.id,
+            request.method,
+            scope["path"],
+        )
     return channel, signature
 
 

@@ -111,6 +111,6 @@ def verify(
     if all(s.startswith("v1=") for s in candidates):
         raise Unauthenticated(
             "v1 signatures (keyed with the channel secret itself) are no longer accepted: "
-            "sign with the channel's platform-request key as v2 (see the README)"
+            "sign with the channel's platform-request key as v3 (see the README)"
         )
     raise Unauthenticated("request signature does not match")
