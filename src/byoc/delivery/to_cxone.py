@@ -242,13 +242,24 @@ class ToCxone:
         response = await self._send_outbound(payload.message_id, what="system message")
         if response is None:
             return Settled()
-        conversation = (await self._load(message_id=payload.message_id)).conversation
+        loaded = await self._load(message_id=payload.message_id)
+        conversation = loaded.conversation
         stray, previous = response.consumer_contact.id, conversation.de_contact_id
         if previous is None or stray == previous:
             return Settled()
+        de = await self._tenants.for_tenant(loaded.channel.tenant_id)
+        async with cxone_call(f"contact status of {previous}"):
+            status = await contact_ended(de, previous)
         at = self._clock.now_ms()
+        if status is None:  # the conversation's contact is open: DE moved it to this one
+            adopt = partial(
+                conversations.update_conversation,
+                conversation_id=conversation.id,
+                de_contact_id=stray,
+            )
+            return Settled(write=adopt)
         log.info(
-            "contact %s had ended; closing the contact %s a system message opened", previous, stray
+            "contact %s %s; closing the contact %s a system message opened", previous, status, stray
         )
 
         def ended(conn: Connection) -> None:
