@@ -8,17 +8,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, update
 
 from byoc.clock import ManualClock
 from byoc.conversations.lifecycle import END_CHECK_PAUSE_ROUNDS
 from byoc.settings import Settings
-from byoc.store import Database, channels, conversations
+from byoc.store import Database, channels, conversations, tenants
+from byoc.store import schema as t
+from byoc.tenancy import default_tenant
 from tests.support import loopback, seed
 from tests.support.emulator import Emulator
 from tests.support.stack import Stack, box_token, running_stack
@@ -536,3 +539,44 @@ async def _on_store(stack: Stack, work: Callable[[Connection], T]) -> T:
         return await db.run_write(work)
     finally:
         await db.close()
+
+
+def test_a_tenant_whose_cxone_is_unavailable_holds_up_no_other(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Five conversations of a tenant whose CXone cannot be reached come first; one is asked,
+    its channel then rests, and the next round asks about the live tenant's, noticing its close."""
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock, end_poll_batch_size=1, **NO_IDLE) as stack:
+        live = stack.customer_says("hi")["threadId"]
+        contact = stack.contact_for_thread(live)["id"]
+        wait_for(lambda: not stack.outbox(), what="the message forwarded")
+
+        def unreachable_tenant(conn: Connection) -> None:
+            gone = "http://127.0.0.1:9"  # nothing listens: connection refused
+            down = replace(
+                default_tenant(stack.settings),
+                id="down",
+                api_url=gone + "/dfo/3.0",
+                token_url=gone + "/auth/token",
+            )
+            tenants.upsert_tenant(conn, down)
+            channel = seed.add_channel(conn, "ch-down")
+            conn.execute(
+                update(t.channels).where(t.channels.c.id == channel.id).values(tenant_id="down")
+            )
+            for n in range(5):
+                conversation = seed.add_conversation(
+                    conn, seed.add_customer(conn, channel, f"d{n}"), created_at=1, ended_at=None,
+                    texts=["hi"],
+                ).conversation  # fmt: skip
+                conversations.update_conversation(
+                    conn, conversation.id, de_contact_id=f"c-{n}", de_checked_at=1
+                )
+            conversations.update_conversation(conn, live, de_checked_at=2)
+
+        run_async(_on_store(stack, unreachable_tenant))
+        emulator.admin.post(f"/emulator/contacts/{contact}/close")
+        advance(clock, POLL_MS)  # one of the unreachable tenant's: its channel rests
+        advance(clock, POLL_MS)  # the live one
+        wait_for(lambda: stack.conversation(live).state == "ended", what="the close noticed")

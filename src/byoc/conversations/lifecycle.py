@@ -240,6 +240,8 @@ class LifecycleLoops:
         self.fired_warnings = 0
         self.fired_endings = 0
         self.agent_endings = 0
+        # Channels whose CXone was unavailable, and until when (monotonic) the poll skips them.
+        self._resting: dict[str, float] = {}
 
     async def run(self) -> None:
         await asyncio.gather(
@@ -334,36 +336,33 @@ class LifecycleLoops:
     async def check_agent_ended(self) -> int:
         """A bounded round: at most `end_poll_batch_size` conversations asked about (two DE
         calls each) per interval, so the request rate to CXone stays flat however many
-        conversations are open."""
-        limit, now = self._settings.end_poll_batch_size, self._clock.now_ms()
+        conversations are open. A conversation CXone cannot be asked about, or a channel whose
+        CXone is unavailable, waits `END_CHECK_PAUSE_ROUNDS` intervals, holding up no other."""
+        limit, now, clock = self._settings.end_poll_batch_size, self._clock.now_ms(), self._clock
+        pause = END_CHECK_PAUSE_ROUNDS * self._settings.end_poll_interval_seconds
+        self._resting = {c: t for c, t in self._resting.items() if t > clock.monotonic()}
+        resting = tuple(self._resting)
         candidates = await self._db.run_read(
-            lambda conn: conversations.conversations_to_check(conn, limit, now)
+            lambda conn: conversations.conversations_to_check(conn, limit, now, resting)
         )
         ended = 0
         for conversation in candidates:
+            if conversation.channel_id in self._resting:  # found unavailable in this round
+                continue
             try:
                 ended += await self.refresh_from_cxone(conversation)
+            except CxoneUnavailable as exc:
+                log.warning("end checks of channel %s paused: %s", conversation.channel_id, exc)
+                self._resting[conversation.channel_id] = clock.monotonic() + pause
             except (CxoneError, LookupError) as exc:
                 log.warning("end check of %s failed: %s", conversation.id, exc)
-                await self._pause_end_check(conversation.id)
-                if isinstance(exc, CxoneUnavailable):
-                    break  # CXone is in trouble: the next round asks again
+                until = clock.now_ms() + int(pause * 1000)
+                await self._db.run_write(
+                    conversations.update_conversation, conversation.id, de_poll_after=until
+                )
         if ended:
             self._on_enqueued()
         return ended
-
-    async def _pause_end_check(self, conversation_id: str) -> None:
-        """CXone could not be asked about the conversation: the poll asks again after a pause,
-        and until then the others come first (it would head every round otherwise)."""
-        pause = END_CHECK_PAUSE_ROUNDS * self._settings.end_poll_interval_seconds
-        until = self._clock.now_ms() + int(pause * 1000)
-        await self._db.run_write(
-            partial(
-                conversations.update_conversation,
-                conversation_id=conversation_id,
-                de_poll_after=until,
-            )
-        )
 
     async def refresh_from_cxone(self, conversation: Conversation) -> bool:
         """Ask CXone whether the conversation is over; end it here if so."""

@@ -1,5 +1,4 @@
-"""Conversations (DE threads): their state, sequence numbers, and the lifecycle's deadlines
-and end checks.
+"""Conversations (DE threads): their state, sequence numbers, deadlines and end checks.
 
 Named queries on the caller's `Connection`: run them with `Database.run_read` / `run_write`,
 alone or inside a transaction function (see `byoc.store`).
@@ -377,15 +376,16 @@ def due_conversations(
     return [conversation_from_row(r) for r in conn.execute(query)]
 
 
-def conversations_to_check(conn: Connection, limit: int, now: int) -> list[Conversation]:
-    """Open conversations CXone knows and the poll may ask about at `now`, least recently
-    checked first."""
+def conversations_to_check(
+    conn: Connection, limit: int, now: int, skip_channels: tuple[str, ...] = ()
+) -> list[Conversation]:
+    """Open conversations CXone knows, the poll may ask about at `now`, least checked first."""
     c = t.conversations.c
     query = (
         select(t.conversations)
-        .where(c.state == "open", c.de_contact_id.is_not(None))
+        .where(c.state == "open", c.de_contact_id.is_not(None), c.channel_id.not_in(skip_channels))
         .where(or_(c.de_poll_after.is_(None), c.de_poll_after <= now))
-        .order_by(func.coalesce(t.conversations.c.de_checked_at, 0), t.conversations.c.id)
+        .order_by(func.coalesce(c.de_checked_at, 0), c.id)
         .limit(limit)
     )
     return [conversation_from_row(r) for r in conn.execute(query)]
