@@ -14,6 +14,7 @@ import pytest
 
 from tests.support import loopback
 from tests.support.emulator import Emulator
+from tests.support.problems import assert_problem
 from tests.support.stack import Stack, running_stack
 from tests.support.waiting import wait_for
 
@@ -116,6 +117,18 @@ def platform_id(style: str, response: httpx.Response) -> str:
 def delivered_texts(stack: Stack) -> list[str]:
     wait_for(lambda: not stack.outbox(), what="an empty outbox")
     return [e["message"]["text"] for e in stack.platform.of_type("message.created")]
+
+
+@pytest.mark.parametrize("style", ["legacy", "dfo3"])
+@pytest.mark.parametrize("payload", [{}, {"text": ""}, {"text": "  "}])
+def test_a_reply_with_nothing_to_show_is_refused(
+    stack: Stack, style: str, payload: dict[str, Any]
+) -> None:
+    thread = stack.customer_says("hello")["threadId"]
+    body = {**reply_body(thread, "x"), "messageContent": {"type": "TEXT", "payload": payload}}
+    answer = loopback.post(reply_url(stack, style, thread), json=body, headers=box_headers(stack))
+    assert_problem(answer, 422, "invalid-input")
+    assert delivered_texts(stack) == []
 
 
 @pytest.mark.parametrize("style", ["legacy", "dfo3"])

@@ -216,6 +216,8 @@ def _agent_message(body: AgentMessageBody, request: Request) -> AgentMessageIn:
     text: str | None = None
     if content:
         content, text = rich.normalize(content)
+    if not (text or "").strip() and not body.attachments:
+        raise InvalidInput("the message has no text and no attachments: nothing to show")
     return AgentMessageIn(
         thread_id=body.thread.id_on_external_platform if body.thread else None,
         de_thread_id=body.thread.id if body.thread else None,
