@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 import logging
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Connection
 
 from byoc.ops.logging import configure, unconfigure
 from byoc.settings import Settings
-from tests.support import loopback
+from byoc.store import Database, StoreError, messages
+from tests.support import loopback, seed
 from tests.support.emulator import Emulator
 from tests.support.logs import lines, restore_logging
 from tests.support.stack import Stack, running_stack
@@ -60,3 +63,23 @@ def test_capabilities_never_reach_the_log(stack: Stack, restore_logging: None) -
         assert secret not in text
     assert "X-Amz-Signature=[redacted]" in text
     assert "\x1b[" not in text
+
+
+async def test_a_store_error_holds_no_value_bound_to_its_statement(db: Database) -> None:
+    """A store error may reach a log line with its traceback: the values bound to the failed
+    statement (here a customer's message text) are not in it, on either database."""
+    secret = "pin 4711"
+
+    def stored_twice(conn: Connection) -> None:
+        channel = seed.add_channel(conn)
+        customer = seed.add_customer(conn, channel, "u-1")
+        seeded = seed.add_conversation(conn, customer, created_at=1, ended_at=None, texts=[secret])
+        first = messages.get_message(conn, seeded.message_ids[0])
+        assert first is not None
+        messages.insert_message(conn, first)
+
+    with pytest.raises(StoreError) as refused:
+        await db.run_write(stored_twice)
+    logged = "".join(traceback.format_exception(refused.value))
+    assert "duplicate key" in logged
+    assert secret not in logged

@@ -227,11 +227,11 @@ def _on_sqlite(
     try:
         return RawResult.of_cursor(raw.execute(sql, {**literals, **params} if literals else params))
     except sqlite3.IntegrityError as exc:
-        raise IntegrityError(sql, dict(params), exc) from exc
+        raise IntegrityError(sql, dict(params), exc, hide_parameters=True) from exc
     except sqlite3.OperationalError as exc:
-        raise OperationalError(sql, dict(params), exc) from exc
+        raise OperationalError(sql, dict(params), exc, hide_parameters=True) from exc
     except sqlite3.DatabaseError as exc:
-        raise DatabaseError(sql, dict(params), exc) from exc
+        raise DatabaseError(sql, dict(params), exc, hide_parameters=True) from exc
 
 
 def _on_asyncpg(
@@ -255,14 +255,14 @@ def _driver_errors(conn: Connection, sql: str, params: Mapping[str, Any]) -> Ite
     try:
         yield
     except asyncpg.IntegrityConstraintViolationError as exc:
-        raise IntegrityError(sql, dict(params), exc) from exc
+        raise IntegrityError(sql, dict(params), exc, hide_parameters=True) from exc
     except asyncpg.DataError as exc:
-        raise DataError(sql, dict(params), exc) from exc
+        raise DataError(sql, dict(params), exc, hide_parameters=True) from exc
     except Exception as exc:
         surface_dead_connection(conn)
         if isinstance(exc, asyncpg.PostgresError):
-            raise DatabaseError(sql, dict(params), exc) from exc
-        raise OperationalError(sql, dict(params), exc) from exc
+            raise DatabaseError(sql, dict(params), exc, hide_parameters=True) from exc
+        raise OperationalError(sql, dict(params), exc, hide_parameters=True) from exc
 
 
 def _compiled(

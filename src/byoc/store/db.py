@@ -258,8 +258,10 @@ class Database:
             self.url = dialect.async_url(url)
         except dialect.UnsupportedDatabase as exc:
             raise StoreError(str(exc)) from exc
+        # An error's text names its statement, never the values bound to it (message text,
+        # tokens): it may reach a log line (docs/security.md, "Logs").
         self.engine: AsyncEngine = create_async_engine(
-            self.url, echo=echo, **dialect.engine_options(url)
+            self.url, echo=echo, hide_parameters=True, **dialect.engine_options(url)
         )
         dialect.prepare_engine(self.engine.sync_engine, url)
         self._write_options = dialect.write_options(url)
@@ -276,7 +278,7 @@ class Database:
         if file_url is not None:
             # The same file through the plain driver, for the writer and reader threads.
             self._sync_engine = create_engine(
-                file_url, echo=echo, **dialect.embedded_engine_options()
+                file_url, echo=echo, hide_parameters=True, **dialect.embedded_engine_options()
             )
             dialect.prepare_engine(self._sync_engine, url)
             self.writer = SqliteWriter(self._sync_engine, self._write_lock, self._write_options)
