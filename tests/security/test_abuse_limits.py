@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from tests.support import loopback, seed
 from tests.support.emulator import Emulator
 from tests.support.problems import assert_problem
 from tests.support.servers import byoc_serve
-from tests.support.stack import running_stack
+from tests.support.stack import Stack, running_stack
 from tests.support.waiting import advance, run_async, wait_for
 from tests.support.webchat import Webchat
 from tests.support.widget import Widget, custom_webchat, widget
@@ -117,16 +117,13 @@ async def test_a_crowd_of_slow_clients_does_not_lock_out_healthz(tmp_path: Path)
 # --- the token endpoint ------------------------------------------------------------------------
 
 
-def test_failed_token_requests_are_throttled_per_client_and_per_address(
-    tmp_path: Path, emulator: Emulator
-) -> None:
+@contextlib.contextmanager
+def _token_endpoint(
+    tmp_path: Path, emulator: Emulator, **budgets: Any
+) -> Iterator[tuple[Stack, Callable[[str, str], httpx.Response]]]:
+    """A stack with these failure budgets, and a token request by client id and secret."""
     with (
-        running_stack(
-            tmp_path,
-            emulator,
-            token_failures_per_client="3/minute",
-            token_failures_per_address="5/minute",
-        ) as stack,
+        running_stack(tmp_path, emulator, **budgets) as stack,
         loopback.client(base_url=stack.url, timeout=10) as http,
     ):
 
@@ -137,6 +134,14 @@ def test_failed_token_requests_are_throttled_per_client_and_per_address(
                 auth=(client_id, secret),
             )
 
+        yield stack, token
+
+
+def test_failed_token_requests_are_throttled_per_client_and_per_address(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    budgets = {"token_failures_per_client": "3/minute", "token_failures_per_address": "5/minute"}
+    with _token_endpoint(tmp_path, emulator, **budgets) as (stack, token):
         for _ in range(3):
             assert token(stack.client_id, "wrong").status_code == 401
         refused = token(stack.client_id, "wrong")
@@ -158,18 +163,8 @@ def test_an_address_that_spent_its_budget_still_gets_a_token_with_the_right_secr
 ) -> None:
     """Failures with made-up client ids spend the address's budget, which CXone may share with
     them (an ingress, a NAT): a right secret from there is still answered, a wrong one is 429."""
-    with (
-        running_stack(tmp_path, emulator, token_failures_per_address="5/minute") as stack,
-        loopback.client(base_url=stack.url, timeout=10) as http,
-    ):
-
-        def token(client_id: str, secret: str) -> httpx.Response:
-            return http.post(
-                "/integration/box/1.0/token",
-                data={"grant_type": "client_credentials"},
-                auth=(client_id, secret),
-            )
-
+    budgets = {"token_failures_per_address": "5/minute"}
+    with _token_endpoint(tmp_path, emulator, **budgets) as (stack, token):
         for _ in range(5):
             assert token("byoc_" + secrets.token_hex(4), "wrong").status_code == 401
         assert token("byoc_" + secrets.token_hex(4), "wrong").status_code == 429
@@ -412,20 +407,32 @@ async def test_visitors_from_several_addresses_share_the_channel_quota(
         assert small.status_code == 201, small.text
 
 
-async def test_uploads_no_message_carried_are_deleted_after_the_grace_period(
+GRACE, SWEEP_INTERVAL = 3600, 60.0
+
+
+@contextlib.asynccontextmanager
+async def _sweeping(
     tmp_path: Path, emulator: Emulator
-) -> None:
-    grace, interval = 3600, 60.0
+) -> AsyncIterator[tuple[Webchat, httpx.AsyncClient, ManualClock]]:
+    """A widget channel whose upload sweep runs every `SWEEP_INTERVAL` s with a grace period
+    of `GRACE` s, on a clock the test moves; and an HTTP client."""
     overrides = {
-        "widget_upload_grace_seconds": grace,
-        "widget_upload_sweep_interval_seconds": interval,
+        "widget_upload_grace_seconds": GRACE,
+        "widget_upload_sweep_interval_seconds": SWEEP_INTERVAL,
     }
     clock = ManualClock()
-    visitor = secrets.token_hex(16)
     async with (
         custom_webchat(tmp_path, emulator, overrides=overrides, clock=clock) as chat,
         loopback.async_client() as http,
     ):
+        yield chat, http, clock
+
+
+async def test_uploads_no_message_carried_are_deleted_after_the_grace_period(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    visitor = secrets.token_hex(16)
+    async with _sweeping(tmp_path, emulator) as (chat, http, clock):
         kept = (await _upload(http, chat, visitor, b"sent", chat.page_origin)).json()
         orphan = (await _upload(http, chat, visitor, b"never sent", chat.page_origin)).json()
         async with widget(chat, visitorId=visitor) as w:
@@ -434,10 +441,10 @@ async def test_uploads_no_message_carried_are_deleted_after_the_grace_period(
             )
             await w.expect("ack", clientId="c-1")
         # A sweep pass inside the grace period keeps both.
-        await asyncio.to_thread(advance, clock, int(interval * 1000))
+        await asyncio.to_thread(advance, clock, int(SWEEP_INTERVAL * 1000))
         assert (await http.get(orphan["url"])).content == b"never sent"
         # The first pass after it deletes the one no message carried, and only that one.
-        await asyncio.to_thread(advance, clock, grace * 1000)
+        await asyncio.to_thread(advance, clock, GRACE * 1000)
         assert (await http.get(orphan["url"])).status_code == 404
         assert (await http.get(kept["url"])).content == b"sent"
 
@@ -447,21 +454,12 @@ async def test_an_upload_only_a_refused_message_named_is_still_swept(
 ) -> None:
     """A message that names an upload and is refused (a postback without its label) leaves the
     upload unreferenced: the sweep deletes it after the grace period, as if never named."""
-    grace, interval = 3600, 60.0
-    overrides = {
-        "widget_upload_grace_seconds": grace,
-        "widget_upload_sweep_interval_seconds": interval,
-    }
-    clock = ManualClock()
     visitor = secrets.token_hex(16)
-    async with (
-        custom_webchat(tmp_path, emulator, overrides=overrides, clock=clock) as chat,
-        loopback.async_client() as http,
-    ):
+    async with _sweeping(tmp_path, emulator) as (chat, http, clock):
         named = (await _upload(http, chat, visitor, b"free hosting?", chat.page_origin)).json()
         async with widget(chat, visitorId=visitor) as w:
             refused = {"type": "message", "clientId": "c-1", "postback": "drink=latte"}
             await w.send({**refused, "attachments": [{"id": named["id"]}]})
             assert (await w.expect("error", clientId="c-1"))["code"] == "invalid-input"
-        await asyncio.to_thread(advance, clock, int(interval * 1000) + grace * 1000)
+        await asyncio.to_thread(advance, clock, int(SWEEP_INTERVAL * 1000) + GRACE * 1000)
         assert (await http.get(named["url"])).status_code == 404
