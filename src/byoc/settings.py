@@ -149,6 +149,7 @@ class Settings(BaseSettings):
     # visitor and per address, typing frames forwarded to CXone per conversation.
     widget_messages_per_address: str = "120/minute"
     widget_hellos_per_address: str = "120/minute"
+    widget_receipts_per_visitor: str = "300/minute"
     widget_uploads_per_visitor: str = "10/minute"
     widget_uploads_per_address: str = "30/minute"
     widget_typing_interval_seconds: float = Field(default=2.0, ge=0)
@@ -266,6 +267,7 @@ class Settings(BaseSettings):
         "token_failures_per_address",
         "widget_messages_per_address",
         "widget_hellos_per_address",
+        "widget_receipts_per_visitor",
         "widget_uploads_per_visitor",
         "widget_uploads_per_address",
     )

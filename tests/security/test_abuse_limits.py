@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from byoc.clock import ManualClock
 from byoc.settings import Settings
-from byoc.store import Database
+from byoc.store import Database, messages
 from byoc.store import schema as t
 from tests.support import loopback, seed
 from tests.support.emulator import Emulator
@@ -29,7 +29,7 @@ from tests.support.servers import byoc_serve
 from tests.support.stack import Stack, running_stack
 from tests.support.waiting import advance, run_async, wait_for
 from tests.support.webchat import Webchat
-from tests.support.widget import Widget, custom_webchat, widget
+from tests.support.widget import Widget, agent_reply, custom_webchat, widget
 
 # --- the HTTP server -------------------------------------------------------------------------
 
@@ -463,3 +463,37 @@ async def test_an_upload_only_a_refused_message_named_is_still_swept(
             assert (await w.expect("error", clientId="c-1"))["code"] == "invalid-input"
         await asyncio.to_thread(advance, clock, int(SWEEP_INTERVAL * 1000) + GRACE * 1000)
         assert (await http.get(named["url"])).status_code == 404
+
+
+async def test_receipts_past_the_visitors_budget_are_dropped(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Each receipt is a write: past the visitor's budget one is dropped without a word, and
+    the socket goes on."""
+    overrides = {"widget_receipts_per_visitor": "2/minute"}
+    async with (
+        custom_webchat(tmp_path, emulator, overrides=overrides) as chat,
+        widget(chat) as w,
+    ):
+        thread = (await w.say("hello"))["message"]["threadId"]
+        seen = []
+        for n in range(3):
+            await asyncio.to_thread(agent_reply, chat, thread, f"answer {n}")
+            shown = await w.expect("message", message__text=f"answer {n}")
+            seen.append(shown["message"]["id"])
+        for message_id in seen:
+            await w.send({"type": "seen", "messageId": message_id})
+        await w.say("still here")  # after the three receipts, on the same socket
+
+        def statuses() -> list[str]:
+            async def read() -> list[str]:
+                db = Database(chat.stack.settings.database_url)
+                try:
+                    found = [await db.run_read(messages.get_message, m) for m in seen]
+                    return [m.status if m else "gone" for m in found]
+                finally:
+                    await db.close()
+
+            return run_async(read())
+
+        assert await asyncio.to_thread(statuses) == ["seen", "seen", "sent"]

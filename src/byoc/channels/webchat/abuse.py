@@ -6,6 +6,8 @@ budgets are kept per visitor and per client address, never per socket:
 - messages: the channel's `rate_limit_messages` per `rate_limit_seconds` per visitor, and
   `BYOC_WIDGET_MESSAGES_PER_ADDRESS` per address;
 - sockets: `BYOC_WIDGET_HELLOS_PER_ADDRESS` hellos per address (each stores its visitor);
+- receipts and "still here": `BYOC_WIDGET_RECEIPTS_PER_VISITOR` (each is a write), the excess
+  dropped without a word;
 - uploads: `BYOC_WIDGET_UPLOADS_PER_VISITOR` and `BYOC_WIDGET_UPLOADS_PER_ADDRESS`, and for
   anonymous visitors a storage quota per visitor, per address and per channel (checked against
   the store, where the uploads are: `check_upload_quota`);
@@ -54,6 +56,7 @@ class WidgetLimits:
         self._clock = clock
         self._messages_per_address = parse_limit(settings.widget_messages_per_address)
         self._hellos_per_address = parse_limit(settings.widget_hellos_per_address)
+        self._receipts_per_visitor = parse_limit(settings.widget_receipts_per_visitor)
         self._uploads_per_visitor = parse_limit(settings.widget_uploads_per_visitor)
         self._uploads_per_address = parse_limit(settings.widget_uploads_per_address)
         self._per_visitor: dict[tuple[int, float], RateLimitItem] = {}
@@ -97,6 +100,12 @@ class WidgetLimits:
         """Count a socket's hello (each stores its visitor as a customer); None if it may go,
         else seconds to wait."""
         return await self._take([(self._hellos_per_address, ("widget-hellos", address))])
+
+    def over_receipts(self, channel_id: str, visitor: str) -> bool:
+        """Count a receipt or "still here" of the visitor's; True once past their budget."""
+        return not self._rate_limits.hit(
+            self._receipts_per_visitor, "widget-receipts", channel_id, visitor
+        )
 
     async def take_upload(self, channel_id: str, visitor: str, address: str) -> None:
         """Count an upload, or raise RateLimited."""

@@ -32,7 +32,6 @@ from byoc.channels.webchat.protocol import (
     MessageFrame,
     MessageView,
     NewConversationFrame,
-    PongFrame,
     ReceiptFrame,
     ServerFrame,
     StillHereFrame,
@@ -220,6 +219,8 @@ class WidgetSession:
     # --- frames from the widget ----------------------------------------------------------------
 
     async def _on_frame(self, frame: WidgetFrame) -> None:
+        if isinstance(frame, ReceiptFrame | StillHereFrame) and self._over_receipts():
+            return  # past the visitor's budget: dropped (each is a write)
         match frame:
             case MessageFrame():
                 await self._customer_message(frame)
@@ -248,10 +249,11 @@ class WidgetSession:
                     self.conversation = None
                     self.last_seq = -1
                     await self.send(self._welcome_frame([]))
-            case PongFrame():
-                pass
             case Hello():
                 raise FrameError("invalid", "unknown frame type 'hello'")
+
+    def _over_receipts(self) -> bool:
+        return self.limits.over_receipts(self.channel.id, self.identity.external_id)
 
     async def _customer_message(self, frame: MessageFrame) -> None:
         text = (frame.text or "").strip()
