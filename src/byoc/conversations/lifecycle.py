@@ -164,17 +164,7 @@ def end_conversation(
 ) -> bool:
     """Open → ended, once. Tells the platform; with `end_in_cxone`, ends the contact in CXone.
     With `also_expect`, only if the row still holds those values as well."""
-    ended = conversations.transition_conversation(
-        conn,
-        conversation.id,
-        {"state": "open", **(also_expect or {})},
-        state="ended",
-        ended_at=now,
-        ended_reason=reason,
-        idle_deadline=None,
-        countdown_deadline=None,
-    )
-    if not ended:
+    if not _closed(conn, conversation, reason, now, also_expect):
         return False
     if final_text:
         add_system_message(conn, conversation, final_text, now)
@@ -187,13 +177,24 @@ def end_conversation(
 def retire(conn: Connection, conversation: Conversation, now: int) -> bool:
     """Open → ended, once, for a conversation whose channel was deleted: nothing is sent, as
     the channel is gone on both sides; its timers and the end poll leave it alone from now on."""
+    return _closed(conn, conversation, "channel-deleted", now)
+
+
+def _closed(
+    conn: Connection,
+    conversation: Conversation,
+    reason: str,
+    now: int,
+    also_expect: Mapping[str, Any] | None = None,
+) -> bool:
+    """The row's open → ended compare-and-set, its deadlines cleared; nothing sent."""
     return conversations.transition_conversation(
         conn,
         conversation.id,
-        {"state": "open"},
+        {"state": "open", **(also_expect or {})},
         state="ended",
         ended_at=now,
-        ended_reason="channel-deleted",
+        ended_reason=reason,
         idle_deadline=None,
         countdown_deadline=None,
     )
