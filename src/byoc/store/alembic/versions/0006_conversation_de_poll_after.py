@@ -1,8 +1,9 @@
 """The end poll's pause: `conversations.de_poll_after`.
 
 A conversation CXone could not be asked about (its contact gone, a tenant's credentials
-refused, CXone unavailable) is left alone by the background end poll until then, so that it
-does not head every round and keep the others from being checked.
+refused) is left alone by the background end poll until then, so that it does not head every
+round and keep the others from being checked. (A channel whose CXone is unavailable rests in
+the poll's memory instead: the conversation did nothing wrong.)
 
 Revision ID: 0006
 Revises: 0005
