@@ -29,6 +29,7 @@ SAMPLES: list[kinds.Payload] = [
     kinds.BusinessOutbound("conv_1", message_id="msg_1"),
     kinds.SystemMessage("conv_1", message_id="msg_1"),
     kinds.EndContact("conv_1", action="close", contact_id="c-2"),
+    kinds.FindContact("conv_1"),
     kinds.AgentMessage("conv_1", message_id="msg_1"),
     kinds.AgentTyping("conv_1", typing=True, expires_at=9, author={"firstName": "Ann"}),
     kinds.IdleChanged("conv_1", warning=True, deadline=7),

@@ -6,14 +6,18 @@ import asyncio
 import secrets
 from pathlib import Path
 
+from byoc.clock import ManualClock
+from byoc.cxone import Contact
+from byoc.delivery.contacts import thread_contact
+from byoc.settings import Settings
 from byoc.store import Database, tenants
-from byoc.store.records import Tenant
+from byoc.store.records import Conversation, Tenant
 from byoc.tenancy import DEFAULT_TENANT_ID
 from tests.support import loopback
 from tests.support.cli import cli_env, run_cli
 from tests.support.emulator import Emulator
-from tests.support.stack import running_stack
-from tests.support.waiting import wait_for
+from tests.support.stack import Stack, running_stack
+from tests.support.waiting import advance, wait_for
 from tests.support.webchat import Webchat
 from tests.support.widget import widget
 
@@ -190,3 +194,121 @@ async def stored_default_tenant(database_url: str) -> Tenant:
         await db.close()
     assert tenant is not None
     return tenant
+
+
+# --- an agent-initiated thread's CXone contact ---------------------------------------------------
+
+DEFAULTS = Settings.model_fields
+IDLE_MS = int(DEFAULTS["idle_timeout_seconds"].default * 1000)
+COUNTDOWN_MS = int(DEFAULTS["idle_countdown_seconds"].default * 1000)
+END_POLL_MS = int(DEFAULTS["end_poll_interval_seconds"].default * 1000)
+
+
+def _agent_starts_a_thread(stack: Stack, emulator: Emulator, clock: ManualClock) -> tuple[str, str]:
+    """A customer the platform knows, then an agent's direct message to them: the new thread
+    and its CXone contact."""
+    known = stack.customer_says("hello", customer="wh-dm")
+    stack.contact_for_thread(known["threadId"])
+    started = emulator.admin.post(
+        f"/emulator/channels/{stack.channel_id}/outbound",
+        json={"customerId": known["customerId"], "text": "A question from your agent"},
+    )
+    assert started.status_code == 200, started.text
+    contact = started.json()["contact"]
+    assert contact["threadIdOnExternalPlatform"] != known["threadId"]
+    return contact["threadIdOnExternalPlatform"], contact["id"]
+
+
+def test_an_idle_agent_initiated_thread_ends_its_contact_in_cxone(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock) as stack:
+        thread, contact_id = _agent_starts_a_thread(stack, emulator, clock)
+        advance(clock, IDLE_MS)
+        advance(clock, COUNTDOWN_MS)
+        ended = wait_for(
+            lambda: [e for e in stack.platform.of_type("conversation.ended")
+                     if e["threadId"] == thread],
+            what="the idle ending",
+        )  # fmt: skip
+        assert ended[0]["reason"] == "idle"
+        puts = wait_for(
+            lambda: [
+                r
+                for r in emulator.requests(path_contains=f"/contacts/{contact_id}/status")
+                if r["method"] == "PUT"
+            ],
+            what="the agent's contact closed in CXone",
+        )
+        assert puts[0]["requestBody"] == {"status": "closed"}
+
+
+def test_an_agents_close_of_a_thread_it_started_is_noticed_and_refuses_the_answer(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock, idle_timeout_seconds=0) as stack:
+        thread, contact_id = _agent_starts_a_thread(stack, emulator, clock)
+        advance(clock, 1_000)  # the contact is asked for a moment after the thread opens
+        wait_for(
+            lambda: stack.conversation(thread).de_contact_id == contact_id,
+            what="the contact learnt",
+        )
+        emulator.admin.post(f"/emulator/contacts/{contact_id}/close")
+        advance(clock, END_POLL_MS)
+        ended = wait_for(
+            lambda: [e for e in stack.platform.of_type("conversation.ended")
+                     if e["threadId"] == thread],
+            what="the agent's close noticed",
+        )  # fmt: skip
+        assert ended[0]["reason"] == "agent"
+        late = stack.signed(
+            "POST",
+            f"/api/v1/channels/{stack.channel_id}/messages",
+            {"customer": {"id": "wh-dm"}, "text": "thanks!", "threadId": thread},
+        )
+        assert late.status_code == 409
+        detail = emulator.admin.get(f"/emulator/contacts/{contact_id}").json()
+        assert [m["messageContent"]["payload"]["text"] for m in detail["messages"]] == [
+            "A question from your agent"
+        ]
+
+
+def test_a_thread_whose_contact_is_closed_when_found_ends_here_as_the_agents(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock, idle_timeout_seconds=0) as stack:
+        thread, contact_id = _agent_starts_a_thread(stack, emulator, clock)
+        emulator.admin.post(f"/emulator/contacts/{contact_id}/close")
+        advance(clock, 1_000)  # the lookup finds the contact closed: no poll interval passed
+        ended = wait_for(
+            lambda: [e for e in stack.platform.of_type("conversation.ended")
+                     if e["threadId"] == thread],
+            what="the close learnt with the contact",
+        )  # fmt: skip
+        assert ended[0]["reason"] == "agent"
+        assert stack.conversation(thread).de_contact_id == contact_id
+
+
+def test_the_threads_contact_is_picked_from_the_customers_contacts() -> None:
+    conversation = Conversation(
+        id="thr_mine", channel_id="ch", customer_id="cus", state="open", origin="agent",
+        de_thread_id="de-thread", de_contact_id=None, next_seq=2,
+        last_customer_activity_at=None, created_at=0, ended_at=None, ended_reason=None,
+    )  # fmt: skip
+
+    def contact(id: str, status: str, created: str, thread: str = "thr_mine") -> Contact:
+        return Contact(
+            id=id, status=status, created_at=created, thread_id_on_external_platform=thread
+        )
+
+    older_open = contact("c1", "open", "2026-01-01T00:00:00.000Z")
+    newer_closed = contact("c2", "closed", "2026-01-02T00:00:00.000Z")
+    other_thread = contact("c3", "open", "2026-01-03T00:00:00.000Z", thread="thr_other")
+    assert thread_contact([newer_closed, older_open, other_thread], conversation) == older_open
+    assert thread_contact([newer_closed, other_thread], conversation) == newer_closed
+    assert thread_contact([other_thread], conversation) is None
+    by_de_id = Contact(id="c4", status="new", thread_id="de-thread")
+    assert thread_contact([by_de_id], conversation) == by_de_id

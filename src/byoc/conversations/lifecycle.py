@@ -147,7 +147,7 @@ def add_system_message(
         now=now,
     )
     store_message(conn, message, kinds.AgentMessage(conversation.id, message.id), now=now)
-    if conversation.de_contact_id is not None:
+    if conversation.in_cxone:
         enqueue(conn, kinds.SystemMessage(conversation.id, message.id), now=now)
     return message
 
@@ -168,7 +168,7 @@ def end_conversation(
         return False
     if final_text:
         add_system_message(conn, conversation, final_text, now)
-    if end_in_cxone and conversation.de_contact_id is not None:
+    if end_in_cxone and conversation.in_cxone:
         enqueue(conn, kinds.EndContact(conversation.id, action=end_in_cxone), now=now)
     enqueue(conn, kinds.ConversationEnded(conversation.id, reason=reason), now=now)
     return True

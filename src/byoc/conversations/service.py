@@ -52,6 +52,8 @@ from byoc.store import (
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 TYPING_TTL_MS = 15_000
+# CXone opens an agent-started thread's contact as it calls us: asked for a moment later.
+FIND_CONTACT_MS = 1_000
 
 
 class ConversationService:
@@ -333,6 +335,8 @@ class ConversationService:
                 channel.id, customer.id, origin="agent", de_thread_id=thread, now=now
             )
             conversations.insert_conversation(conn, conversation)
+            # Ahead of anything else towards CXone on the thread, which may need the contact.
+            enqueue(conn, kinds.FindContact(conversation.id), now=now, delay_ms=FIND_CONTACT_MS)
             return store_agent_message(conn, channel, conversation, incoming, self._policy, now)
 
         return await write_once(self._db, incoming.retry_id, tx, self._dispatch)

@@ -22,6 +22,7 @@ from byoc.channels.attachment_store import AttachmentRehoster
 from byoc.clock import Clock
 from byoc.conversations.lifecycle import LifecycleLoops
 from byoc.delivery.common import preload_messages
+from byoc.delivery.contacts import ContactFinder
 from byoc.delivery.to_cxone import ToCxone
 from byoc.delivery.to_platform import ToPlatform
 from byoc.outbox import Gone, PermanentFailure, RetryLater, kinds
@@ -126,6 +127,7 @@ class Deliveries:
             clock=clock,
         )
         self.to_platform = ToPlatform(db, adapters, rehoster=rehoster, clock=clock)
+        self.contacts = ContactFinder(db, tenants, clock=clock)
 
     def handlers(self) -> dict[str, Handler]:
         cx, pf = self.to_cxone, self.to_platform
@@ -137,6 +139,7 @@ class Deliveries:
                 _route(kinds.BusinessOutbound, cx.business_outbound),
                 _route(kinds.SystemMessage, cx.system_message),
                 _route(kinds.EndContact, cx.end_contact),
+                _route(kinds.FindContact, self.contacts.find_contact),
                 _route(kinds.AgentMessage, pf.message),
                 _route(kinds.AgentTyping, pf.typing),
                 _route(kinds.IdleChanged, pf.idle),

@@ -126,6 +126,15 @@ class EndContact(Payload):
     contact_id: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class FindContact(Payload):
+    """Learn the CXone contact of a thread an agent started: CXone opens it as it calls the
+    middleware, and its id comes back in no answer of ours."""
+
+    KIND = "cxone.find_contact"
+    DESTINATION = "cxone"
+
+
 # --- towards the platform ------------------------------------------------------------------------
 
 
@@ -173,6 +182,7 @@ KINDS: tuple[type[Payload], ...] = (
     BusinessOutbound,
     SystemMessage,
     EndContact,
+    FindContact,
     AgentMessage,
     AgentTyping,
     IdleChanged,

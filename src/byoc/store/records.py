@@ -88,6 +88,11 @@ class Conversation:
     def is_open(self) -> bool:
         return self.state == "open"
 
+    @property
+    def in_cxone(self) -> bool:
+        """CXone holds the thread: a contact of it was seen, or an agent started it there."""
+        return self.de_contact_id is not None or self.origin == "agent"
+
 
 @dataclass(frozen=True)
 class Message:
