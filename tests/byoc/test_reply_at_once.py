@@ -218,3 +218,31 @@ async def test_a_wrong_brand_on_an_unknown_thread_is_refused_as_the_thread(
             known, channel_id=conversation.channel_id, tenant_id="default"
         )
     assert await _conversation(db, conversation.id) == before
+
+
+async def test_cxones_thread_id_names_the_open_conversation_before_an_ended_one(
+    db: Database,
+) -> None:
+    """CXone may carry one thread of its own across several of ours: a reply that names it
+    alone goes to the open one, or else the newest."""
+
+    def two(conn: Connection) -> tuple[str, str]:
+        channel = seed.add_channel(conn)
+        customer = seed.add_customer(conn, channel, "wh-both")
+        older = seed.add_conversation(conn, customer, created_at=1, ended_at=5, texts=["a"])
+        newer = seed.add_conversation(conn, customer, created_at=6, ended_at=None, texts=["b"])
+        for seeded in (older, newer):
+            conversations.update_conversation(conn, seeded.conversation.id, de_thread_id="de-x")
+        return older.conversation.id, newer.conversation.id
+
+    _older, newer = await db.run_write(two)
+    found = await db.run_read(conversations.find_conversation_by_de_thread, "de-x")
+    assert found is not None
+    assert found.id == newer
+
+    await db.run_write(
+        lambda conn: conversations.update_conversation(conn, newer, state="ended", ended_at=9)
+    )
+    found = await db.run_read(conversations.find_conversation_by_de_thread, "de-x")
+    assert found is not None
+    assert found.id == newer  # both ended: the newest

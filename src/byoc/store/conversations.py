@@ -105,7 +105,10 @@ def lock_opening(conn: Connection, of: str) -> bool:
 
 
 def find_conversation_by_de_thread(conn: Connection, de_thread_id: str) -> Conversation | None:
-    query = select(t.conversations).where(t.conversations.c.de_thread_id == de_thread_id)
+    """The conversation CXone's thread id names: the open one, or else the newest."""
+    c = t.conversations.c
+    query = select(t.conversations).where(c.de_thread_id == de_thread_id)
+    query = query.order_by((c.state == "open").desc(), c.created_at.desc()).limit(1)
     row = conn.execute(query).first()
     return conversation_from_row(row) if row else None
 
@@ -392,9 +395,6 @@ def conversations_to_check(
 
 
 def count_pending_timers(conn: Connection) -> int:
-    query = select(func.count()).where(
-        t.conversations.c.state == "open",
-        (t.conversations.c.idle_deadline.is_not(None))
-        | (t.conversations.c.countdown_deadline.is_not(None)),
-    )
-    return int(conn.execute(query).scalar_one())
+    c = t.conversations.c
+    timers = or_(c.idle_deadline.is_not(None), c.countdown_deadline.is_not(None))
+    return int(conn.execute(select(func.count()).where(c.state == "open", timers)).scalar_one())
