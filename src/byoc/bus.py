@@ -149,18 +149,14 @@ class PostgresBus(LocalBus):
     async def _listen(self) -> None:
         delay = 0.5
         while True:
-            try:
-                conn = await asyncpg.connect(self._dsn, timeout=10)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("bus: cannot listen (%s); retrying in %.1fs", exc, delay)
+            lost = asyncio.Event()
+            conn = await self._listening(lost)
+            if conn is None:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
                 continue
             delay = 0.5
-            lost = asyncio.Event()
-            conn.add_termination_listener(lambda _c, lost=lost: lost.set())
             try:
-                await conn.add_listener(self.CHANNEL, self._on_notify)
                 self.connected.set()
                 self._resync_everyone()
                 await lost.wait()
@@ -169,6 +165,21 @@ class PostgresBus(LocalBus):
                 self.connected.clear()
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=2)
+
+    async def _listening(self, lost: asyncio.Event) -> asyncpg.Connection | None:
+        """A connection that LISTENs on the channel, setting `lost` when it goes; None when
+        either step failed (a connection lost between the two included)."""
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await asyncpg.connect(self._dsn, timeout=10)
+            conn.add_termination_listener(lambda _c: lost.set())
+            await conn.add_listener(self.CHANNEL, self._on_notify)
+            return conn
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("bus: cannot listen (%s); retrying", exc)
+            if conn is not None:
+                conn.terminate()
+            return None
 
     async def _send(self) -> None:
         conn: asyncpg.Connection | None = None
