@@ -1,6 +1,7 @@
 """The bus's listening connection on PostgreSQL comes back whenever it is lost, also when it is
 lost between the connect and the LISTEN. The connection goes through a TCP relay on loopback
-that cuts the first connection as its client sends its first query."""
+that cuts a connection as its client sends its first query. The same holds for the connection
+that sends the bus's notifications."""
 
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ READY_FOR_QUERY = b"Z\x00\x00\x00\x05I"
 
 
 class CuttingRelay:
-    """Relays TCP to PostgreSQL; the first `cuts` connections are closed, both ends, when the
+    """Relays TCP to PostgreSQL; the next `cuts` connections are closed, both ends, when the
     client sends anything after the server said it is ready for queries (ReadyForQuery, at
     the end of the start-up): a connection that opened and then was lost."""
 
     def __init__(self, host: str, port: int, cuts: int) -> None:
         self._target = (host, port)
-        self._cuts = cuts
+        self.cuts = cuts
         self.connections = 0
         self._server: asyncio.Server | None = None
 
@@ -43,7 +44,7 @@ class CuttingRelay:
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        cut = self.connections <= self._cuts
+        cut, self.cuts = self.cuts > 0, max(self.cuts - 1, 0)
         upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         ready = False
 
@@ -116,5 +117,38 @@ def test_a_listener_lost_before_its_listen_connects_again() -> None:
                 while not heard or heard[-1] == {"kind": "messages"}:  # resyncs first
                     heard.append(await asyncio.wait_for(subscription.get(), timeout=10))
                 assert heard[-1] == {"kind": "ping"}
+
+        asyncio.run(scenario())
+
+
+def test_a_notification_connection_lost_mid_send_connects_again() -> None:
+    with fresh_database() as url:
+
+        async def scenario() -> None:
+            heard: list[str] = []
+            dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
+            watcher = await asyncpg.connect(dsn, timeout=10)
+            await watcher.add_listener(
+                CHANNEL, lambda *args: heard.append(json.loads(args[3])["k"])
+            )
+            try:
+                async with relayed_bus(url, cuts=0) as (bus, relay):
+                    await bus.start()
+                    relay.cuts = 1  # the sender's first connection
+                    bus.publish("cus_lost", {"kind": "ping"})
+                    for _ in range(100):
+                        if relay.connections >= 2 and relay.cuts == 0:
+                            break
+                        await asyncio.sleep(0.05)
+                    await asyncio.sleep(1.0)  # the sender's pause after a failed NOTIFY
+                    bus.publish("cus_after", {"kind": "ping"})
+                    for _ in range(100):
+                        if "cus_after" in heard:
+                            break
+                        await asyncio.sleep(0.05)
+                    assert "cus_after" in heard
+                    assert "cus_lost" not in heard  # lost with its connection
+            finally:
+                await watcher.close(timeout=5)
 
         asyncio.run(scenario())
