@@ -312,3 +312,86 @@ def test_the_threads_contact_is_picked_from_the_customers_contacts() -> None:
     assert thread_contact([other_thread], conversation) is None
     by_de_id = Contact(id="c4", status="new", thread_id="de-thread")
     assert thread_contact([by_de_id], conversation) == by_de_id
+
+
+def _texts_of(emulator: Emulator, contact_id: str) -> list[str]:
+    detail = emulator.admin.get(f"/emulator/contacts/{contact_id}").json()
+    return [m["messageContent"]["payload"]["text"] for m in detail["messages"]]
+
+
+def test_a_lookup_cxone_cannot_answer_holds_back_the_customers_answer_for_seconds_only(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock, idle_timeout_seconds=0) as stack:
+        thread, contact_id = _agent_starts_a_thread(stack, emulator, clock)
+        unavailable = {"match": "GET /contacts", "errorRate": 1, "errorStatus": 503}
+        emulator.admin.put("/emulator/faults", json={"rules": [unavailable]}).raise_for_status()
+        answer = stack.signed(
+            "POST",
+            f"/api/v1/channels/{stack.channel_id}/messages",
+            {"customer": {"id": "wh-dm"}, "text": "my answer", "threadId": thread},
+        )
+        assert answer.status_code == 202, answer.text
+        for _ in range(12):  # the lookup's five attempts take under 9 s of backoff
+            advance(clock, 1_000)
+        wait_for(lambda: "my answer" in _texts_of(emulator, contact_id), what="the answer")
+        assert stack.conversation(thread).de_contact_id == contact_id  # named by the create
+
+
+def test_a_thread_an_agent_addressed_by_the_platforms_user_id_learns_its_contact(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock, idle_timeout_seconds=0) as stack:
+        known = stack.customer_says("hello", customer="wh-typed")
+        stack.contact_for_thread(known["threadId"])
+        started = emulator.admin.post(
+            f"/emulator/channels/{stack.channel_id}/outbound",
+            json={"customerId": "wh-typed", "text": "Hi from your agent"},  # typed in by hand
+        )
+        assert started.status_code == 200, started.text
+        contact = started.json()["contact"]
+        assert contact["endUserIdOnExternalPlatform"] == "wh-typed"
+        advance(clock, 1_000)
+        wait_for(
+            lambda: (
+                stack.conversation(contact["threadIdOnExternalPlatform"]).de_contact_id
+                == contact["id"]
+            ),
+            what="the contact learnt",
+        )
+
+
+def test_an_idle_warning_names_the_contact_a_failed_lookup_did_not_and_the_end_closes_it(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock) as stack:
+        refused = {"match": "GET /contacts", "errorRate": 1, "errorStatus": 400}
+        emulator.admin.put("/emulator/faults", json={"rules": [refused]}).raise_for_status()
+        thread, contact_id = _agent_starts_a_thread(stack, emulator, clock)
+        advance(clock, 1_000)
+        wait_for(
+            lambda: any(r["kind"] == "cxone.find_contact" for r in stack.outbox("dead")),
+            what="the lookup refused",
+        )
+        emulator.admin.delete("/emulator/faults").raise_for_status()
+        emulator.admin.post(f"/emulator/contacts/{contact_id}/close")  # unnoticed here
+        advance(clock, IDLE_MS)  # the warning lands on a contact DE opens for it
+        advance(clock, COUNTDOWN_MS)
+        wait_for(lambda: not stack.outbox("pending"), what="the idle end sent")
+
+        def open_contacts() -> list[str]:
+            listed = emulator.admin.get(
+                "/emulator/contacts", params={"channelId": stack.channel_id}
+            ).json()["data"]
+            return [
+                c["id"]
+                for c in listed
+                if c["threadIdOnExternalPlatform"] == thread
+                and c["status"] not in ("closed", "resolved", "trashed")
+            ]
+
+        wait_for(lambda: not open_contacts(), what="every contact of the thread ended")
+        assert stack.conversation(thread).state == "ended"

@@ -3,12 +3,17 @@
 CXone opens that contact as it calls the reply endpoint, and no answer names it to the
 middleware: without it the idle end would close nothing in CXone and the end poll would never
 ask about the thread. So the thread's opening queues a lookup (`kinds.FindContact`), ahead of
-everything else towards CXone on the thread: `GET /contacts` for the channel and the customer,
-narrowed to the thread. A contact not listed yet is asked for again a few times; after that
-the lookup gives up, and the first customer message's create names the contact instead.
+everything else towards CXone on the thread: `GET /contacts` for the channel and the customer
+(by our id and by the platform's, either of which an agent may have addressed), narrowed to the
+thread. The id is written only where none is held yet. A contact already ended ends the
+conversation here, as the end poll would have.
 
-The id is written only where none is held yet (a create may have learnt it first). A contact
-already ended ends the conversation here, as the end poll would have.
+The lookup heads the thread's lane, so it is worth a few seconds at most: a contact not listed
+yet, or CXone unavailable, is asked about again `FIND_ATTEMPTS` times in all, and a wait that
+CXone asks to be longer than `LONGEST_WAIT_SECONDS` is not waited for. Then it gives up, and the
+thread learns its contact from the next call that names one: a system message's (idle warning)
+or a customer message's create. An agent's close before that call goes unnoticed: DE opens a
+new contact for the call, which the thread takes.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from byoc.tenancy import TenantClients
 
 log = logging.getLogger(__name__)
 
-# Attempts at a contact that CXone does not list yet, before the lookup gives up (the backoff
-# between them is the outbox's: about 0.5, 1, 2 and 4 seconds).
+# Attempts before the lookup gives up (the backoff between them is the outbox's: 0.25-0.5,
+# 0.5-1, 1-2 and 2-4 seconds), and the longest Retry-After it waits for.
 FIND_ATTEMPTS = 5
+LONGEST_WAIT_SECONDS = 5.0
 
 
 class ContactFinder:
@@ -44,22 +50,24 @@ class ContactFinder:
         conversation, channel = loaded.conversation, loaded.channel
         if conversation.de_contact_id is not None:
             return Settled()  # a customer message's create named it first
+        last = row.attempts + 1 >= FIND_ATTEMPTS
+        customer = loaded.customer
         de = await self._tenants.for_tenant(channel.tenant_id)
-        async with cxone_call(f"contacts of thread {conversation.id}"):
-            listed = await de.list_contacts(
-                channel_ids=[channel.id], end_user_ids=[loaded.customer.id]
-            )
+        try:
+            async with cxone_call(f"contacts of thread {conversation.id}"):
+                listed = await de.list_contacts(
+                    channel_ids=[channel.id],
+                    end_user_ids=sorted({customer.id, customer.external_id}),
+                )
+        except RetryLater as exc:
+            if last or (exc.retry_after or 0) > LONGEST_WAIT_SECONDS:
+                return _given_up(conversation, str(exc))
+            raise
         contact = thread_contact(listed, conversation)
         if contact is None:
-            if row.attempts + 1 < FIND_ATTEMPTS:
-                raise RetryLater(f"CXone lists no contact of thread {conversation.id} yet")
-            log.warning(
-                "CXone listed no contact of thread %s after %d attempts; the first customer"
-                " message will name it",
-                conversation.id,
-                FIND_ATTEMPTS,
-            )
-            return Settled()
+            if last:
+                return _given_up(conversation, "CXone lists no contact of it")
+            raise RetryLater(f"CXone lists no contact of thread {conversation.id} yet")
         now = self._clock.now_ms()
 
         def learnt(conn: Connection) -> None:
@@ -77,6 +85,15 @@ class ContactFinder:
                 conversations.mark_checked_in_cxone(conn, conversation.id, now)
 
         return Settled(write=learnt)
+
+
+def _given_up(conversation: Conversation, why: str) -> Settled:
+    log.warning(
+        "contact of thread %s not learnt (%s); the next call to CXone that names one will",
+        conversation.id,
+        why,
+    )
+    return Settled()
 
 
 def thread_contact(listed: Sequence[Contact], conversation: Conversation) -> Contact | None:

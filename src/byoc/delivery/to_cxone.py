@@ -238,14 +238,25 @@ class ToCxone:
         """A message from the middleware (idle warning, closing note), so the agent sees it.
         DE takes it on a new contact when the conversation's own has ended (an agent's close
         the poll has not reached yet): that contact is closed and the conversation ends here,
-        as for a customer message that raced the close (`lifecycle.end_with_stray_contact`)."""
+        as for a customer message that raced the close (`lifecycle.end_with_stray_contact`).
+        On an agent's thread whose contact was not learnt (`byoc.delivery.contacts`), the
+        contact DE names is taken as the thread's, so the idle end closes it."""
         response = await self._send_outbound(payload.message_id, what="system message")
         if response is None:
             return Settled()
         loaded = await self._load(message_id=payload.message_id)
         conversation = loaded.conversation
         stray, previous = response.consumer_contact.id, conversation.de_contact_id
-        if previous is None or stray == previous:
+        if previous is None:  # an agent's thread whose contact was not learnt: this one is it
+
+            def learnt(conn: Connection) -> None:
+                unknown = {"de_contact_id": None}
+                conversations.transition_conversation(
+                    conn, conversation.id, unknown, de_contact_id=stray
+                )
+
+            return Settled(write=learnt)
+        if stray == previous:
             return Settled()
         de = await self._tenants.for_tenant(loaded.channel.tenant_id)
         async with cxone_call(f"contact status of {previous}"):
