@@ -203,3 +203,25 @@ def test_collector_paused_for_a_server_freezes_and_sets_the_server_thresholds() 
         assert SERVER_GC_THRESHOLDS[0] > before[0]
     finally:  # (what was frozen stays frozen, as the suite's own start-up freeze does)
         gc.set_threshold(*before)
+
+
+def _out_of_reach() -> str:
+    """A PostgreSQL URL whose port nothing listens on."""
+    return f"postgresql://byoc@127.0.0.1:{free_port()}/byoc"
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["db", "current"], ["channels", "list"]])
+def test_a_database_out_of_reach_is_said_in_one_line(tmp_path: Path, command: list[str]) -> None:
+    result = byoc(tmp_path, *command, check=False, BYOC_DATABASE_URL=_out_of_reach())
+    assert result.returncode == 1
+    assert result.stderr.startswith("byoc: database unreachable: ConnectionRefusedError")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_serve_with_a_database_out_of_reach_starts_nothing_and_says_why(tmp_path: Path) -> None:
+    result = byoc(
+        tmp_path, "serve", "--workers", "2", check=False, BYOC_DATABASE_URL=_out_of_reach()
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("byoc serve: database unreachable: ConnectionRefusedError")
+    assert len(result.stderr.splitlines()) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import resource
 import socket
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from byoc.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# How long the store may take to answer before `byoc serve` starts (PostgreSQL's connect).
+STORE_CHECK_SECONDS = 15.0
 
 # File descriptors the process needs besides its client connections: the store, outgoing
 # connections to CXone and platforms, logs.
@@ -173,10 +177,34 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if settings.ops_port == port:
         print(f"byoc serve: BYOC_OPS_PORT must differ from the port ({port})", file=sys.stderr)
         return 2
+    if (unreachable := store_unreachable(settings)) is not None:
+        print(f"byoc serve: {unreachable}", file=sys.stderr)
+        return 1
     configure_logging(settings)  # JSON lines, uvicorn's own loggers included
     if workers == 1:
         return serve_one(settings, host=host, port=port)
     return serve_workers(settings, host=host, port=port, workers=workers)
+
+
+def store_unreachable(settings: Settings) -> str | None:
+    """Why the store does not answer, or None: said once, in one line, before any process
+    starts (each worker's start-up would fail with a traceback of its own)."""
+    from byoc.store import Database, StoreError
+
+    async def ping() -> None:
+        db = Database(settings.database_url)
+        try:
+            await asyncio.wait_for(db.ping(), STORE_CHECK_SECONDS)
+        finally:
+            await db.close()
+
+    try:
+        asyncio.run(ping())
+    except StoreError as exc:
+        return str(exc)
+    except TimeoutError:
+        return f"the database did not answer within {STORE_CHECK_SECONDS:g} s"
+    return None
 
 
 def positive(text: str) -> int:

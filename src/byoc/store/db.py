@@ -328,10 +328,16 @@ class Database:
                 await stack.enter_async_context(self._write_lock)
             if self._admission is not None:
                 await stack.enter_async_context(self._admission)
+            connected = False
             try:
                 async with self.engine.connect() as conn:
+                    connected = True
                     return await conn.run_sync(_in_transaction, job, options)
             except SQLAlchemyError as exc:
+                raise store_error(exc) from exc
+            except OSError as exc:
+                if connected:
+                    raise  # the job's own
                 raise store_error(exc) from exc
         raise AssertionError("unreachable")  # the stack does not swallow exceptions
 

@@ -6,7 +6,8 @@
     └── Contention         PostgreSQL aborted the transaction for another's sake
 
 `store_error` is the one place where the drivers' errors (through SQLAlchemy, or raised as
-SQLAlchemy's by `byoc.store.compiled`) become these.
+SQLAlchemy's by `byoc.store.compiled`) become these, and with them the `OSError` that a
+PostgreSQL server out of reach raises as a connection is opened.
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ def _violates(
     return if_unsaid if name is None else name in sqlite_names
 
 
-def store_error(exc: SQLAlchemyError) -> StoreError:
+def store_error(exc: SQLAlchemyError | OSError) -> StoreError:
     """The one place where driver errors become store errors."""
+    if isinstance(exc, OSError):  # refused, timed out, no route: asyncpg's, unwrapped
+        return StoreError(f"database unreachable: {exc.__class__.__name__}: {exc}")
     if isinstance(exc, IntegrityError):
         # A unique key's refusal, not another constraint's (NOT NULL, a foreign key); a
         # duplicate when the driver does not say which.
