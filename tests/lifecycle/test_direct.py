@@ -336,7 +336,10 @@ def test_a_lookup_cxone_cannot_answer_holds_back_the_customers_answer_for_second
         for _ in range(12):  # the lookup's five attempts take under 9 s of backoff
             advance(clock, 1_000)
         wait_for(lambda: "my answer" in _texts_of(emulator, contact_id), what="the answer")
-        assert stack.conversation(thread).de_contact_id == contact_id  # named by the create
+        wait_for(  # named by the create, written as its row settles
+            lambda: stack.conversation(thread).de_contact_id == contact_id,
+            what="the contact the create named",
+        )
 
 
 def test_a_thread_an_agent_addressed_by_the_platforms_user_id_learns_its_contact(
