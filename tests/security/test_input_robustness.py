@@ -16,7 +16,7 @@ from byoc.channels.signing import signed_headers
 from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.problems import PROBLEM, assert_problem
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack, box_token, running_stack
 
 ADMIN_TOKEN = "admin-token-0123456789abcdef0123456789abcdef"
 NON_ASCII = "caf\u00e9-\u00ff".encode("latin-1")
@@ -291,3 +291,33 @@ def test_an_upload_named_in_any_script_can_be_downloaded(web_stack: Stack, name:
     disposition = downloaded.headers["content-disposition"]
     assert disposition.isascii()
     assert f"filename*=UTF-8''{quote(name)}" in disposition
+
+
+# --- numbers JSON cannot carry back --------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_a_number_no_json_reader_takes_back_is_422_and_reaches_nobody(
+    stack: Stack, number: str
+) -> None:
+    """Python's parsers take them; a browser's `JSON.parse` refuses the whole frame holding one,
+    and so does a strict platform: an agent's card carrying one would break the widget."""
+    said = stack.customer_says("hello")
+    thread = said["threadId"]
+    stack.contact_for_thread(thread)
+    card = (
+        '{"thread": {"idOnExternalPlatform": "%s"}, "messageContent": {"type": "ADAPTIVE_CARD",'
+        ' "payload": {"type": "AdaptiveCard", "body": [{"type": "TextBlock", "text": "Pay?"}],'
+        ' "actions": [{"type": "Action.Submit", "title": "Pay", "data": {"amount": %s}}]}}}'
+    ) % (thread, number)
+    reply = loopback.post(
+        f"{stack.url}/integration/box/2.0/channel/{stack.channel_id}/outbound",
+        content=card.encode(),
+        headers={"Authorization": f"Bearer {box_token(stack)}", "Content-Type": "application/json"},
+    )
+    assert_problem(reply, 422, "invalid-input")
+    customer = '{"customer": {"id": "u1"}, "text": "hi", "metadata": {"n": %s}}' % number
+    assert_problem(raw_signed(stack, messages_path(stack), customer.encode()), 422, "invalid-input")
+    assert stack.platform.of_type("message.created") == []
+    quoted = '{"customer": {"id": "u1"}, "text": "%s is a word here"}' % number
+    assert raw_signed(stack, messages_path(stack), quoted.encode()).status_code == 202

@@ -1,23 +1,30 @@
-"""Text no store can hold is refused at the door: NUL characters and lone UTF-16 surrogates.
+"""Text no store can hold is refused at the door: NUL characters and lone UTF-16 surrogates;
+and so are numbers no JSON reader takes back: `NaN`, `Infinity`, and literals too large for a
+double.
 
 PostgreSQL refuses NUL in `text` and `jsonb`; SQLite would store it; neither can encode a lone
 surrogate as UTF-8. Left to the store, such a value is a 503 on one database and not on the
-other, and a platform retries a 503 forever. JSON can carry both only as `\\u` escapes, a form
-only as `%00`, and the path only once decoded; so the check is a byte scan, and a body with no
-suspicious escape costs one regular-expression search. Such a request is a 422 invalid-input,
-the same on every route and database.
+other, and a platform retries a 503 forever. Python's JSON parsers take the non-finite numbers,
+and the middleware would hand them on as bare `NaN` to browsers and platforms, whose strict
+parsers refuse the whole document: one such value in an agent's message would break every
+widget frame that carries it. JSON can carry the text only as `\\u` escapes, a form only as
+`%00`, and the path only once decoded; so the check is a byte scan, and a body with nothing
+suspicious costs one regular-expression search. Such a request is a 422 invalid-input, the same
+on every route and database.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# A candidate only: an escaped backslash before "u0000" matches too, and is cleared by parsing.
-_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+# Candidates only, cleared by parsing: an escaped backslash before "u0000", the words inside a
+# string, a large exponent that still fits a double.
+_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})|NaN|Infinity|[eE]\+?[0-9]{3}")
 _BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 _FORM_NUL = b"%00"
 
@@ -29,11 +36,28 @@ def _is_json(content_type: bytes | None) -> bool:
     return media == b"application/json" or media.endswith(b"+json")
 
 
+class _NotFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NotFinite(name)
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _NotFinite(literal)
+    return value
+
+
 def _bad_json_text(body: bytes) -> bool:
-    if not _SUSPECT_ESCAPE.search(body):
+    if not _SUSPECT.search(body):
         return False
     try:
-        document = json.loads(body)
+        document = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite)
+    except _NotFinite:
+        return True
     except (ValueError, RecursionError):
         return False  # not JSON: the route's own parser answers 400
     pending: list[Any] = [document]
@@ -61,8 +85,14 @@ def refusal(where: str) -> Message:
             "type": "urn:byoc:problem:invalid-input",
             "title": "Invalid input",
             "status": 422,
-            "detail": f"the {where} holds a NUL character or a lone surrogate",
-            "errors": [{"field": "", "message": "NUL characters and lone surrogates are refused"}],
+            "detail": f"the {where} holds a NUL character, a lone surrogate or a number that"
+            " is not finite",
+            "errors": [
+                {
+                    "field": "",
+                    "message": "NUL characters, lone surrogates, NaN and Infinity are refused",
+                }
+            ],
         }
     ).encode()
     return {"type": "http.response.body", "body": body}
