@@ -305,19 +305,28 @@ def test_a_number_no_json_reader_takes_back_is_422_and_reaches_nobody(
     said = stack.customer_says("hello")
     thread = said["threadId"]
     stack.contact_for_thread(thread)
-    card = (
-        '{"thread": {"idOnExternalPlatform": "%s"}, "messageContent": {"type": "ADAPTIVE_CARD",'
-        ' "payload": {"type": "AdaptiveCard", "body": [{"type": "TextBlock", "text": "Pay?"}],'
-        ' "actions": [{"type": "Action.Submit", "title": "Pay", "data": {"amount": %s}}]}}}'
-    ) % (thread, number)
+    card = json.dumps(
+        {
+            "thread": {"idOnExternalPlatform": thread},
+            "messageContent": {
+                "type": "ADAPTIVE_CARD",
+                "payload": {
+                    "type": "AdaptiveCard",
+                    "body": [{"type": "TextBlock", "text": "Pay?"}],
+                    "actions": [{"type": "Action.Submit", "title": "Pay", "data": {"amount": 0}}],
+                },
+            },
+        }
+    ).replace('"amount": 0', f'"amount": {number}')
     reply = loopback.post(
         f"{stack.url}/integration/box/2.0/channel/{stack.channel_id}/outbound",
         content=card.encode(),
         headers={"Authorization": f"Bearer {box_token(stack)}", "Content-Type": "application/json"},
     )
     assert_problem(reply, 422, "invalid-input")
-    customer = '{"customer": {"id": "u1"}, "text": "hi", "metadata": {"n": %s}}' % number
+    customer = '{"customer": {"id": "u1"}, "text": "hi", "metadata": {"n": NUMBER}}'
+    customer = customer.replace("NUMBER", number)
     assert_problem(raw_signed(stack, messages_path(stack), customer.encode()), 422, "invalid-input")
     assert stack.platform.of_type("message.created") == []
-    quoted = '{"customer": {"id": "u1"}, "text": "%s is a word here"}' % number
+    quoted = json.dumps({"customer": {"id": "u1"}, "text": f"{number} is a word here"})
     assert raw_signed(stack, messages_path(stack), quoted.encode()).status_code == 202
