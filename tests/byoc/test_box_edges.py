@@ -301,3 +301,42 @@ def test_emulator_replies_without_ids_are_warned_about_once(
     warned = [r for r in caplog.records if r.name == "byoc.box.router"]
     assert len(warned) == 1
     assert stack.channel_id in warned[0].getMessage()
+
+
+# --- what a customer sees of the agent -------------------------------------------------------
+
+
+def test_the_customer_sees_the_agents_name_and_picture_only(stack: Stack) -> None:
+    """CXone's `authorUser` names the agent's ids, login and e-mail address: none of it reaches
+    the platform, nor a value of a type a platform's code would trip over."""
+    said = stack.customer_says("hello")
+    stack.contact_for_thread(said["threadId"])
+    internal = {
+        "id": 4211,
+        "incontactId": "a1b2c3",
+        "emailAddress": "sam.smith@contact-center.example",
+        "loginUsername": "sam.smith@contact-center.example",
+        "surname": "Smith",
+        "firstName": "Sam",
+        "imageUrl": "https://cdn.example/sam.png",
+        "nickname": {"not": "a string"},
+        "isBotUser": False,
+    }
+    for author, shown in [
+        (
+            internal,
+            {"firstName": "Sam", "imageUrl": "https://cdn.example/sam.png", "isBotUser": False},
+        ),
+        ({"firstName": 12, "isBotUser": "yes"}, None),
+    ]:
+        body = {**reply_body(said["threadId"], "hello from Sam"), "authorUser": author}
+        answer = loopback.post(reply_url(stack, "dfo3", said["threadId"]), json=body,
+                               headers=box_headers(stack))  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        wait_for(lambda: not stack.outbox(), what="an empty outbox")
+        event = stack.platform.of_type("message.created")[-1]
+        assert event["message"]["author"] == shown
+    transcript = stack.signed(
+        "GET", f"/api/v1/channels/{stack.channel_id}/threads/{said['threadId']}/messages"
+    ).json()
+    assert "sam.smith@contact-center.example" not in json.dumps(transcript)

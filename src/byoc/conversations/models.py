@@ -86,11 +86,20 @@ class Delivered:
 
 
 def public_author(author: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What a customer may see of an agent: a name and a picture, nothing internal."""
+    """What a customer may see of an agent: a name and a picture (strings), whether it is a
+    bot (a boolean); nothing internal (CXone's `authorUser` holds the agent's ids, login and
+    e-mail address), and nothing of another type for a platform's or the widget's code to
+    trip over."""
     if not author:
         return None
-    keys = ("firstName", "nickname", "imageUrl", "isBotUser")
-    return {k: author[k] for k in keys if author.get(k) is not None} or None
+    public: dict[str, Any] = {
+        k: author[k]
+        for k in ("firstName", "nickname", "imageUrl")
+        if isinstance(author.get(k), str)
+    }
+    if isinstance(author.get("isBotUser"), bool):
+        public["isBotUser"] = author["isBotUser"]
+    return public or None
 
 
 def text_content(text: str | None) -> dict[str, Any]:

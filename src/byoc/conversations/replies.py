@@ -21,7 +21,13 @@ from sqlalchemy import Connection
 from byoc.clock import Clock
 from byoc.conversations import lifecycle, lookups
 from byoc.conversations.lookups import ChannelCache
-from byoc.conversations.models import AgentMessageIn, Delivered, FreshRows, text_content
+from byoc.conversations.models import (
+    AgentMessageIn,
+    Delivered,
+    FreshRows,
+    public_author,
+    text_content,
+)
 from byoc.conversations.once import Attempt
 from byoc.conversations.policy import LifecyclePolicy
 from byoc.conversations.queueing import store_message
@@ -166,7 +172,7 @@ def store_agent_message(
         text=incoming.text,
         content=incoming.content or text_content(incoming.text),
         attachments=incoming.attachments,
-        author=incoming.author,
+        author=public_author(incoming.author),
         de_message_id=incoming.retry_id,
         now=now,
     )

@@ -65,7 +65,8 @@
   }
   function authorName(m) {
     const a = m.author || {};
-    return a.firstName || a.nickname || (m.sender === 'bot' ? 'Assistant' : m.sender === 'agent' ? 'Agent' : '');
+    const named = [a.firstName, a.nickname].find((n) => typeof n === 'string' && n);
+    return named || (m.sender === 'bot' ? 'Assistant' : m.sender === 'agent' ? 'Agent' : '');
   }
   function contrastText(hex) {
     const m = /^#?([0-9a-f]{6})$/i.exec(hex || '');
