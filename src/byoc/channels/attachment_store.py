@@ -40,6 +40,21 @@ def new_access_token() -> str:
     return secrets.token_urlsafe(ACCESS_TOKEN_BYTES)
 
 
+# A media type as RFC 6838 writes one, nothing around it: an upstream's `image/png, text/html`
+# (which a browser reads as its last type) or a value that is not Latin-1 is no type.
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+UNKNOWN_TYPE = "application/octet-stream"
+# The only types served for display in the page (`inline`); everything else is a download.
+INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+def media_type(value: str | None) -> str:
+    """`value`'s media type, its parameters dropped; `application/octet-stream` when it is not
+    one (the type an attachment is stored and served with)."""
+    bare = (value or "").split(";")[0].strip().lower()
+    return bare if _MEDIA_TYPE.fullmatch(bare) else UNKNOWN_TYPE
+
+
 def well_formed_access_token(token: str) -> bool:
     """Whether `token` has the alphabet and length of the tokens `new_access_token` makes."""
     return _ACCESS_TOKEN.fullmatch(token) is not None
@@ -166,5 +181,4 @@ class AttachmentRehoster:
         if response.status_code >= 300:
             log.warning("agent attachment %s answered %s; link kept", url, response.status_code)
             return None
-        mime_type = response.headers.get("content-type", "application/octet-stream")
-        return response.content, mime_type.split(";")[0].strip().lower()
+        return response.content, media_type(response.headers.get("content-type"))

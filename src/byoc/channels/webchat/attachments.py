@@ -12,8 +12,10 @@ from pydantic import BaseModel
 from byoc.api.deps import ClockDep, ConversationsDep, DatabaseDep, SettingsDep, WidgetLimitsDep
 from byoc.channels import WEBCHAT
 from byoc.channels.attachment_store import (
+    INLINE_TYPES,
     attachment_url,
     content_disposition,
+    media_type,
     new_access_token,
     safe_filename,
     well_formed_access_token,
@@ -150,14 +152,17 @@ async def download_attachment(attachment_id: str, token: str, db: DatabaseDep) -
     if found is None or not same_secret(token, found[0].access_token):
         raise NotFound("no such attachment")
     stored, data = found
-    disposition = "inline" if stored.mime_type.startswith("image/") else "attachment"
+    served = media_type(stored.mime_type)  # a row kept before types were checked, too
+    disposition = "inline" if served in INLINE_TYPES else "attachment"
     return Response(
         content=data or b"",
-        media_type=stored.mime_type,
+        media_type=served,
         headers={
             "Content-Disposition": content_disposition(disposition, stored.friendly_name),
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "private, max-age=86400",
-            "Content-Security-Policy": "default-src 'none'",
+            # Nothing in it may run, load, submit a form or navigate, even if a browser
+            # renders it as a page.
+            "Content-Security-Policy": "default-src 'none'; sandbox",
         },
     )
