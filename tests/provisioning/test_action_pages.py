@@ -121,7 +121,8 @@ def test_a_forged_or_altered_form_token_is_refused(pages: Pages) -> None:
     )
     version, body, signature = genuine.split(".")
     altered = f"{version}.{body[:-2]}AA.{signature}"
-    for token in (forged, altered, "", "f1.x.y"):
+    non_ascii = (f"{version}.{body}.{signature[:-1]}\u00e9", "f1.abc.\u2603", "f1.\u00ff.x")
+    for token in (forged, altered, "", "f1.x.y", *non_ascii):
         refused = pages.http.post(
             "/integration/action",
             data={"form_token": token, "name": "Evil", "webhook_url": "https://e.invalid/h"},

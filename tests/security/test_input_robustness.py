@@ -330,3 +330,16 @@ def test_a_number_no_json_reader_takes_back_is_422_and_reaches_nobody(
     assert stack.platform.of_type("message.created") == []
     quoted = json.dumps({"customer": {"id": "u1"}, "text": f"{number} is a word here"})
     assert raw_signed(stack, messages_path(stack), quoted.encode()).status_code == 202
+
+
+def test_only_the_compare_module_calls_compare_digest() -> None:
+    """`hmac.compare_digest` raises on a non-ASCII `str`: every credential a client sends goes
+    through `byoc.compare.same_secret`. A digest the service computed on both sides may use it
+    directly (`box.credentials`, hex on both sides)."""
+    package = Path(__file__).resolve().parents[2] / "src" / "byoc"
+    callers = sorted(
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if "compare_digest(" in path.read_text(encoding="utf-8")
+    )
+    assert callers == ["box/credentials.py", "compare.py"]

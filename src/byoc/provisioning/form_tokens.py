@@ -15,6 +15,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from byoc.compare import same_secret
+
 FORM_TOKEN_TTL_SECONDS = 900
 
 
@@ -66,7 +68,7 @@ class FormTokens:
             version, body, signature = token.split(".")
         except ValueError:
             return None
-        if version != "f1" or not hmac.compare_digest(signature, self._sign(body)):
+        if version != "f1" or not same_secret(signature, self._sign(body)):
             return None
         try:
             payload = json.loads(_unb64(body))
