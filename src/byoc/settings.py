@@ -7,7 +7,9 @@ Settings are plain data: they are built by the caller (the CLI or a test) and ha
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import math
+import re
 from collections import Counter
 from typing import Literal
 from urllib.parse import urlsplit
@@ -50,10 +52,27 @@ class PlaceholderSecretError(ValueError):
     The message has one line per problem."""
 
 
+# A fill-me-in value anywhere in a secret: `REPLACE_ME_…`, `change-me`, `your-admin-token`.
+_FILL_ME_IN = re.compile(
+    r"(replace|change)[-_. ]?me|placeholder|your[-_. ]?\w*[-_. ]?(secret|token|key)"
+)
+
+
 def is_placeholder(secret: str) -> bool:
-    """The development default, or the fill-me-in value of the shipped example manifests."""
+    """The development default, or a fill-me-in value (the shipped example manifests' among
+    them)."""
     value = secret.strip().lower()
-    return value in PLACEHOLDER_SECRETS or value.startswith("replace_me")
+    return value in PLACEHOLDER_SECRETS or _FILL_ME_IN.search(value) is not None
+
+
+def sequential_share(secret: str) -> float:
+    """The share of neighbouring characters that repeat or count up or down by one
+    (`abcdef…`, `0123…`): about 0.05 for random base64, 0.2 for random hex, which stays
+    under 0.55 in 100,000 draws of 32 digits; a secret above 0.7 is a pattern."""
+    if len(secret) < 2:
+        return 1.0
+    steps = [abs(ord(b) - ord(a)) <= 1 for a, b in itertools.pairwise(secret)]
+    return sum(steps) / len(steps)
 
 
 def estimated_entropy_bits(secret: str) -> float:
@@ -70,7 +89,9 @@ def estimated_entropy_bits(secret: str) -> float:
 def weak_secret_problem(name: str, secret: str) -> str | None:
     if len(secret) < MIN_SECRET_LENGTH:
         return f"{name} must be at least {MIN_SECRET_LENGTH} characters"
-    if estimated_entropy_bits(secret) < MIN_SECRET_ENTROPY_BITS:
+    if is_placeholder(secret):
+        return f"{name} is a placeholder: fill in a random value"
+    if estimated_entropy_bits(secret) < MIN_SECRET_ENTROPY_BITS or sequential_share(secret) > 0.7:
         return (
             f"{name} is too predictable (about {estimated_entropy_bits(secret):.0f} bits; "
             f"use at least {MIN_SECRET_ENTROPY_BITS:.0f}, e.g. "

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from byoc.cli import run_captured
 from byoc.settings import (
     MIN_SECRET_ENTROPY_BITS,
     Settings,
     estimated_entropy_bits,
     settings_error_lines,
+    weak_secret_problem,
 )
 
 STRONG = {
@@ -92,9 +94,10 @@ def test_cxone_on_ipv6_or_mapped_loopback_is_refused() -> None:
 
 def test_random_secrets_clear_the_entropy_bar() -> None:
     # The bar must not refuse what the README tells operators to generate.
-    for _ in range(200):
-        assert estimated_entropy_bits(secrets.token_hex(16)) >= MIN_SECRET_ENTROPY_BITS
-        assert estimated_entropy_bits(secrets.token_urlsafe(24)) >= MIN_SECRET_ENTROPY_BITS
+    for _ in range(2000):
+        for secret in (secrets.token_hex(16), secrets.token_urlsafe(24)):
+            assert estimated_entropy_bits(secret) >= MIN_SECRET_ENTROPY_BITS
+            assert weak_secret_problem("BYOC_ADMIN_TOKEN", secret) is None, secret
 
 
 def test_byoc_serve_exits_with_one_line_per_problem(tmp_path: Path) -> None:
@@ -126,3 +129,35 @@ def test_byoc_serve_exits_with_one_line_per_problem(tmp_path: Path) -> None:
 def test_the_example_manifests_fill_me_in_values_are_refused() -> None:
     lines = problems(token_signing_key="REPLACE_ME_WITH_AT_LEAST_32_RANDOM_CHARACTERS")
     assert lines == ["placeholder secrets are refused outside development: BYOC_TOKEN_SIGNING_KEY"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("admin_token", "REPLACE_ME_WITH_A_LONG_RANDOM_ADMIN_TOKEN_VALUE"),
+        ("metrics_token", "REPLACE_ME_WITH_A_LONG_RANDOM_METRICS_TOKEN_VALUE"),
+        ("admin_token", "abcdefghijklmnopqrstuvwxyz0123456789"),
+        ("metrics_token", "your-metrics-token-goes-here-0000000000"),
+        ("token_signing_key", "0123456789abcdef0123456789abcdef01"),
+        ("token_signing_key", "REPLACE-ME-WITH-AT-LEAST-32-RANDOM-CHARACTERS"),
+    ],
+)
+def test_fill_me_in_and_patterned_secrets_are_refused(setting: str, value: str) -> None:
+    (line,) = problems(**{setting: value})
+    assert line.startswith(f"BYOC_{setting.upper()}") or "placeholder secrets" in line, line
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "byoc.example.com"])
+def test_the_development_key_serves_loopback_only(tmp_path: Path, host: str) -> None:
+    """It is in the source: on a reachable address anyone could sign box tokens with it."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("BYOC_") or key == "BYOC_TEST_POSTGRES_URL"
+    }
+    env |= {"BYOC_DATABASE_URL": f"sqlite:///{tmp_path}/byoc.db"}
+    code, _out, err = run_captured(["serve", "--host", host], env)
+    assert code == 2
+    assert err.startswith(
+        f"byoc serve: the development signing key serves loopback only, not {host}"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import resource
 import socket
@@ -177,6 +178,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if settings.ops_port == port:
         print(f"byoc serve: BYOC_OPS_PORT must differ from the port ({port})", file=sys.stderr)
         return 2
+    if (exposed := development_key_exposed(settings, host)) is not None:
+        print(f"byoc serve: {exposed}", file=sys.stderr)
+        return 2
     if (unreachable := store_unreachable(settings)) is not None:
         print(f"byoc serve: {unreachable}", file=sys.stderr)
         return 1
@@ -184,6 +188,25 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if workers == 1:
         return serve_one(settings, host=host, port=port)
     return serve_workers(settings, host=host, port=port, workers=workers)
+
+
+def development_key_exposed(settings: Settings, host: str) -> str | None:
+    """Why serving on `host` is refused, or None: the development signing key is public (it is
+    in this source), so whoever reaches the port could sign box tokens; it serves loopback only."""
+    from byoc.settings import is_placeholder
+
+    if not is_placeholder(settings.token_signing_key.get_secret_value()):
+        return None
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return None
+    return (
+        f"the development signing key serves loopback only, not {host}: set"
+        " BYOC_TOKEN_SIGNING_KEY to a random value (and BYOC_ENVIRONMENT=production)"
+    )
 
 
 def store_unreachable(settings: Settings) -> str | None:
