@@ -68,3 +68,6 @@ def test_readyz_is_not_ready_with_wrong_cxone_credentials(tmp_path: Path) -> Non
             answer = loopback.get(server.url + "/readyz", timeout=10)
     assert answer.status_code == 503
     assert answer.json()["checks"]["cxone"].startswith("unavailable")
+    # The probe is public: no URL or cause of the failure in it (they are in the log).
+    assert emulator.url.split("//")[1] not in answer.text
+    assert "token" not in answer.json()["checks"]["cxone"]

@@ -37,7 +37,10 @@ def test_an_outage_answers_503_and_service_resumes_when_the_database_is_back(
             assert answer.headers["content-type"].startswith("application/problem+json")
             assert answer.json()["type"] == "urn:byoc:problem:store-unavailable"
             assert answer.headers["retry-after"] == "1"
-        assert stack.signed("GET", "/readyz").status_code == 503
+        probe = stack.signed("GET", "/readyz")
+        assert probe.status_code == 503
+        assert probe.json()["checks"]["store"] == "unreachable"  # no address, database or SQL
+        assert str(relay.port) not in probe.text
 
         relay.up()
         wait_for(lambda: stack.signed("GET", transcript).status_code == 200, what="service back")

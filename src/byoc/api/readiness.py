@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from byoc.cxone import CxoneError
 from byoc.store import StoreError
+
+log = logging.getLogger(__name__)
 
 
 class CachedVerdict:
@@ -35,6 +38,8 @@ class CachedVerdict:
             except TimeoutError:
                 verdict = f"unavailable: no answer within {self.timeout_seconds:g} s"
             except (CxoneError, StoreError, LookupError) as exc:
-                verdict = f"unavailable: {exc}"
+                # The verdict is public (`/readyz`): URLs and causes go to the log only.
+                log.warning("readiness check failed: %s", exc)
+                verdict = f"unavailable: {type(exc).__name__}"
             self._verdict, self._checked_at = verdict, time.monotonic()
             return verdict
