@@ -268,6 +268,28 @@ def test_remove_deletes_both_sides(pages: Pages) -> None:
     assert unknown.status_code == 404
 
 
+def test_remove_leaves_a_channel_not_mapped_here_alone(pages: Pages) -> None:
+    """DE deletes whatever channel our access key may: another integration's too. The Remove
+    URL's channel id is the link's, so only a channel mapped here is deleted."""
+    foreign = {
+        "id": "chat_foreign_main",
+        "idOnExternalPlatform": "wa-1",
+        "channelIntegrationId": INTEGRATION_ID,
+        "realExternalPlatformId": "whatsapp",
+        "name": "Not mapped here",
+        "isPrivate": True,
+        "hasTreeStructure": False,
+    }
+    with pages.emulator.api_client(timeout=10) as api:
+        assert api.post("/channels", json=foreign).status_code in (200, 201)
+    assert "chat_foreign_main" in pages.emulator_channels()
+    refused = pages.http.get(
+        "/integration/remove", params={**_fresh(pages), "channelId": "chat_foreign_main"}
+    )
+    assert refused.status_code == 404
+    assert "chat_foreign_main" in pages.emulator_channels()
+
+
 def _fresh(pages: Pages) -> dict[str, Any]:
     minted = pages.mint()
     return {"token": minted["token"], "brandId": minted["brandId"], "userId": minted["userId"]}

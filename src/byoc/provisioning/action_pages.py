@@ -353,7 +353,9 @@ async def remove_page(request: Request, db: DatabaseDep, tenant_clients: Tenants
     if isinstance(verified, HTMLResponse):
         return verified
     try:
-        await delete_channel(db, verified.client, channel_id, tenant_id=verified.tenant.id)
+        await delete_channel(
+            db, verified.client, channel_id, tenant_id=verified.tenant.id, mapped_only=True
+        )
     except NotFound:
         return _error_page("Unknown channel", f"There is no channel {channel_id} here.", 404)
     except ProvisioningError as exc:

@@ -313,12 +313,17 @@ async def delete_channel(
     channel_id: str,
     *,
     tenant_id: str | None = None,
+    mapped_only: bool = False,
     progress: Progress = _silent,
 ) -> DeletedChannel:
-    """Delete the DE channel, then soft-delete the mapping; `tenant_id` guards the mapping."""
+    """Delete the DE channel, then soft-delete the mapping; `tenant_id` guards the mapping.
+    `mapped_only`: a channel not mapped here is not touched in DE either (the Remove URL, whose
+    channel id is whatever the link says: DE would delete any channel our access key may)."""
     mapped = await db.run_read(channels.get_channel, channel_id)
     if mapped is not None and tenant_id is not None and mapped.tenant_id != tenant_id:
         raise ChannelNotFound(f"channel {channel_id!r} does not belong to tenant {tenant_id!r}")
+    if mapped is None and mapped_only:
+        raise ChannelNotFound(f"channel {channel_id!r} is not one of this middleware's")
 
     progress(f"deleting DE channel {channel_id}")
     try:
