@@ -189,6 +189,46 @@ def test_form_errors_are_shown_escaped_and_keep_the_input(pages: Pages) -> None:
     }
 
 
+def test_a_nul_in_a_form_field_is_refused_however_the_form_is_sent(pages: Pages) -> None:
+    """PostgreSQL refuses NUL in text and SQLite stores it: refused before CXone is called,
+    whether the form comes multipart (which the text guard leaves to the page: files hold NUL
+    bytes) or urlencoded with a raw NUL byte."""
+    page = pages.open_action()
+    token = form_token(page)
+    multipart = pages.http.post(
+        "/integration/action",
+        files={
+            "form_token": (None, token),
+            "name": (None, "Shop chat"),
+            "adapter": (None, "webhook"),
+            "webhook_url": (None, "https://platform.example.invalid/by\x00oc"),
+        },
+    )
+    assert multipart.status_code == 422
+    assert "contains control characters" in multipart.text
+    origins = pages.http.post(
+        "/integration/action",
+        files={
+            "form_token": (None, token),
+            "name": (None, "Shop chat"),
+            "adapter": (None, "webchat"),
+            "allowed_origins": (None, "https://shop.example\x00x"),
+        },
+    )
+    assert origins.status_code == 422, origins.text
+    raw = pages.http.post(
+        "/integration/action",
+        content=(
+            "form_token=" + token + "&name=Shop&adapter=webchat"
+            "&allowed_origins=https://shop.example\x00x"
+        ).encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert raw.status_code == 422
+    assert pages.emulator.requests("/channels", method="POST") == []
+    assert pages.local_channel(channel_id_of(page)) is None
+
+
 def test_cxone_refusal_is_shown_and_stores_nothing(pages: Pages) -> None:
     page = pages.open_action(channelIntegrationId="not-registered")
     assert "not-registered" in page.text

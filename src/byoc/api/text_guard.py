@@ -141,7 +141,9 @@ class TextGuardMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if (is_json and _bad_json_text(body)) or (is_form and _FORM_NUL in body):
+        if (is_json and _bad_json_text(body)) or (
+            is_form and (_FORM_NUL in body or b"\x00" in body)
+        ):
             await self._refuse(send, "body")
             return
 

@@ -20,6 +20,7 @@ Every step reports a line to `progress`, which the CLI prints and tests can hook
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Callable
@@ -37,6 +38,8 @@ from byoc.outbound import OutboundPolicy
 from byoc.store import Connection, Database, StoreError, channels, now_ms, tenants
 from byoc.store.records import Channel
 from byoc.tenancy import DEFAULT_TENANT_ID
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
@@ -130,7 +133,7 @@ def validate(request: NewChannel, policy: OutboundPolicy | None = None) -> dict[
         problems["name"] = "is required"
     elif len(name) > _MAX_NAME:
         problems["name"] = f"is longer than {_MAX_NAME} characters"
-    elif any(ord(c) < 32 for c in name):
+    elif _controls(name):
         problems["name"] = "contains control characters"
     if not request.integration_id.strip():
         problems["integration_id"] = (
@@ -142,6 +145,8 @@ def validate(request: NewChannel, policy: OutboundPolicy | None = None) -> dict[
     elif request.adapter == WEBHOOK:
         if not request.webhook_url:
             problems["webhook_url"] = "is required for the webhook adapter"
+        elif _controls(request.webhook_url):
+            problems["webhook_url"] = "contains control characters"
         # A name is checked again, resolved, at every delivery (`byoc.outbound_resolver`).
         elif problem := (policy or OutboundPolicy()).url_problem(request.webhook_url):
             problems["webhook_url"] = problem
@@ -149,9 +154,12 @@ def validate(request: NewChannel, policy: OutboundPolicy | None = None) -> dict[
         problems["webhook_url"] = "is only for the webhook adapter"
     if request.adapter == WEBCHAT:
         try:
-            parse_settings(request.settings)
+            webchat = parse_settings(request.settings)
         except InvalidInput as exc:
             problems["settings"] = exc.detail
+        else:
+            if any(_controls(origin) for origin in webchat.allowed_origins):
+                problems["settings"] = "an allowed origin contains control characters"
     elif request.settings:
         problems["settings"] = "are only for the webchat adapter"
     if request.id is not None and not _CHANNEL_ID.fullmatch(request.id):
@@ -159,6 +167,10 @@ def validate(request: NewChannel, policy: OutboundPolicy | None = None) -> dict[
     if request.owner_user_id is not None and request.owner_user_id <= 0:
         problems["owner_user_id"] = "must be a positive number"
     return problems
+
+
+def _controls(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 def de_channel(channel_id: str, request: NewChannel) -> ChannelCreate:
@@ -291,14 +303,18 @@ async def create_channel(
     try:
         await db.run_write(_insert_if_unused, channel)
     except (StoreError, ByocError) as exc:
+        log.warning("storing the mapping of channel %s failed: %s", channel_id, exc)
         progress(f"storing the mapping failed: {exc}")
         await _unless_mapped_meanwhile(db, request.tenant_id, channel_id, progress, exc)
         left = await _undo_remote(client, channel_id, progress)
+        # The detail reaches an admin's browser (the Action page): the store's text, which names
+        # statements, stays in the progress lines and the log.
+        why = exc.detail if isinstance(exc, ByocError) else "the database refused it"
         if left is None:
-            detail = f"storing the mapping failed ({exc}); the DE channel was deleted again"
+            detail = f"storing the mapping failed ({why}); the DE channel was deleted again"
         else:
             detail = (
-                f"storing the mapping failed ({exc}) and DE channel {channel_id!r} is left in "
+                f"storing the mapping failed ({why}) and DE channel {channel_id!r} is left in "
                 f"CXone ({left}); delete it with `byoc channels delete {channel_id} "
                 f"--tenant {request.tenant_id}`"
             )
