@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -15,6 +16,8 @@ from websockets.typing import Origin
 from byoc.store import Database, conversations
 from tests.support import loopback
 from tests.support.emulator import Emulator
+from tests.support.servers import ThreadedServer
+from tests.support.stack import box_token
 from tests.support.waiting import wait_for
 from tests.support.webchat import Webchat
 from tests.support.widget import agent_reply, custom_webchat, widget
@@ -331,3 +334,56 @@ async def test_binary_frames_and_a_seq_out_of_range_are_refused_with_a_reason(
 
     async with widget(webchat, afterSeq=2**63) as w:
         assert (w.welcome["type"], w.welcome["code"]) == ("error", "bad-hello")
+
+
+async def test_an_agent_message_is_shown_only_once_its_files_are_kept_here(
+    webchat: Webchat,
+) -> None:
+    """CXone's links are short-lived: while the agent's file is fetched (1.5 s here), neither a
+    customer message's sync nor a new socket's welcome shows the message with CXone's link;
+    the delivery then shows it once, with the link kept here."""
+
+    async def slow_file(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(1.5)  # a slow signed-storage URL
+        headers = [(b"content-type", b"image/png")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": PNG})
+
+    server = ThreadedServer(slow_file).start()
+    visitor = secrets.token_hex(16)
+    signed = server.url + "/signed/ticket.png?X-Sig=abc&Expires=60"
+    try:
+        async with widget(webchat, visitorId=visitor) as w:
+            thread = (await w.say("hello"))["message"]["threadId"]
+            await asyncio.to_thread(webchat.contact_for_thread, thread)
+            body = {
+                "thread": {"idOnExternalPlatform": thread},
+                "messageContent": {"type": "TEXT", "payload": {"text": "your ticket"}},
+                "attachments": [{"url": signed, "friendlyName": "ticket.png"}],
+            }
+            answer = await asyncio.to_thread(
+                lambda: loopback.post(
+                    f"{webchat.url}/integration/box/2.0/channel/{webchat.channel_id}/outbound",
+                    json=body,
+                    headers={"Authorization": f"Bearer {box_token(webchat.stack)}"},
+                )
+            )
+            assert answer.status_code == 200, answer.text
+            await asyncio.sleep(0.3)
+            await w.say("are you there?")  # a sync from the store
+            async with widget(webchat, visitorId=visitor) as other_tab:
+                shown = [m["text"] for m in other_tab.welcome["messages"]]
+                assert "your ticket" not in shown  # its file is still on its way
+            frames = await w.drain(4)
+        agent = [
+            f["message"]
+            for f in frames
+            if f["type"] == "message" and f["message"]["sender"] == "agent"
+        ]
+        assert [m["text"] for m in agent] == ["your ticket"]
+        (link,) = [a["url"] for a in agent[0]["attachments"]]
+        assert link.startswith(webchat.url + "/webchat/v1/attachments/")
+    finally:
+        server.stop()

@@ -229,8 +229,7 @@ def test_attachments_both_ways(webchat: Webchat, new_page: NewPage) -> None:
         attachments=[
             {"url": url, "friendlyName": "photo.png"},
             {"url": "http://127.0.0.1:9/terms.pdf", "friendlyName": "terms.pdf"},
-            {"url": "javascript:alert(1)", "friendlyName": "evil.pdf"},
-        ],
+        ],  # a javascript: link is refused at the box (tests/byoc/test_box_edges.py)
     )
     shown = widget.message("Here you go")
     image = shown.locator("img[alt='photo.png']")
@@ -239,8 +238,6 @@ def test_attachments_both_ways(webchat: Webchat, new_page: NewPage) -> None:
     expect(shown.get_by_role("link", name="terms.pdf")).to_have_attribute(
         "href", "http://127.0.0.1:9/terms.pdf"
     )
-    expect(shown).to_contain_text("evil.pdf")
-    expect(shown.locator("a[href^='javascript']")).to_have_count(0)
 
 
 def test_reload_and_lost_socket_lose_nothing_and_duplicate_nothing(

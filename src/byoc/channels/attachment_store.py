@@ -60,6 +60,18 @@ def well_formed_access_token(token: str) -> bool:
     return _ACCESS_TOKEN.fullmatch(token) is not None
 
 
+def until_fetched(listed: list[Message], delivered: str | None = None) -> list[Message]:
+    """`listed` (in sequence order) up to the first agent message whose files may still be on
+    their way here: queued, with attachments, and not `delivered`, the message whose delivery
+    (fetching done) is under way. That message's delivery sends it, and what follows it, with
+    the links kept here; shown earlier, it would carry CXone's short-lived ones for good."""
+    for index, message in enumerate(listed):
+        held = message.direction == "outbound" and message.status == "queued"
+        if held and message.attachments and message.id != delivered:
+            return listed[:index]
+    return listed
+
+
 def attachments_prefix(public_url: str) -> str:
     return f"{public_url.rstrip('/')}/webchat/v1/attachments/"
 

@@ -19,7 +19,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from byoc.bus import LocalBus, Subscription
 from byoc.channels.adapter import message_view
-from byoc.channels.attachment_store import attachment_url
+from byoc.channels.attachment_store import attachment_url, until_fetched
 from byoc.channels.webchat.abuse import WidgetLimits
 from byoc.channels.webchat.config import WebchatSettings
 from byoc.channels.webchat.identity import WidgetIdentity
@@ -115,7 +115,7 @@ class WidgetSession:
                 return None, [], -1
             resume = hello.thread_id == conversation.id and hello.after_seq is not None
             after = hello.after_seq if resume and hello.after_seq is not None else -1
-            newer = messages.list_messages(conn, conversation.id, after_seq=after)
+            newer = until_fetched(messages.list_messages(conn, conversation.id, after_seq=after))
             return conversation, newer, max([after, *(m.seq for m in newer)])
 
         self.conversation, newer, last_seq = await self.db.run_read(read)
@@ -351,20 +351,18 @@ class WidgetSession:
             and conversation.is_open
             and event.get("threadId") == conversation.id
         ):
-            await self._send_newer()  # the common case: a new message on the thread shown
+            # The common case: a new message on the thread shown, delivered (`until_fetched`).
+            await self._send_newer(event.get("messageId"))
         else:
             await self._sync()
 
-    async def _send_newer(self) -> None:
+    async def _send_newer(self, delivered: str | None = None) -> None:
         assert self.conversation is not None
-        await self._send_messages(await self._newer_messages(self.conversation.id))
+        await self._send_messages(await self._newer_messages(self.conversation.id, delivered))
 
-    async def _newer_messages(self, conversation_id: str) -> list[Message]:
-        return await self.db.run_read(
-            partial(
-                messages.list_messages, conversation_id=conversation_id, after_seq=self.last_seq
-            )
-        )
+    async def _newer_messages(self, thread: str, delivered: str | None = None) -> list[Message]:
+        read = partial(messages.list_messages, conversation_id=thread, after_seq=self.last_seq)
+        return until_fetched(await self.db.run_read(read), delivered)
 
     async def _send_messages(self, messages: list[Message]) -> None:
         for message in messages:
