@@ -137,3 +137,47 @@ def test_a_choice_is_text_with_its_postback() -> None:
         "payload": {"text": "Tea"},
         "postback": "drink=tea",
     }
+
+
+def test_the_words_of_elements_not_rendered_here_are_in_the_fallback_text() -> None:
+    """A platform that shows text alone, and the widget beneath a card it cannot draw whole,
+    must not lose the refund's amount because it sits in a ColumnSet."""
+    stored, text = rich.normalize(
+        _card(
+            {"type": "TextBlock", "text": "Your order"},
+            {
+                "type": "ColumnSet",
+                "columns": [
+                    {"type": "Column", "items": [{"type": "TextBlock", "text": "Refund"}]},
+                    {
+                        "type": "Column",
+                        "items": [
+                            {
+                                "type": "RichTextBlock",
+                                "inlines": [{"type": "TextRun", "text": "$42.00"}],
+                            }
+                        ],
+                    },
+                ],
+            },
+            actions=[{"type": "Action.Submit", "title": "Accept"}],
+        )
+    )
+    assert text == "Your order\nRefund\n$42.00\n• Accept"
+    view = rich.view(stored)
+    assert view is not None
+    assert view["complete"] is False  # the widget shows the fallback text beneath
+
+
+@pytest.mark.parametrize(
+    ("image", "fallback"),
+    [
+        ({"altText": "Your boarding pass"}, "Your boarding pass"),
+        ({}, "https://example.com/qr.png"),
+    ],
+)
+def test_an_image_only_card_has_a_fallback_text(image: dict[str, str], fallback: str) -> None:
+    _stored, text = rich.normalize(
+        _card({"type": "Image", "url": "https://example.com/qr.png", **image})
+    )
+    assert text == fallback

@@ -228,8 +228,36 @@ def _card_elements(items: Any, path: str, depth: int, count: list[int]) -> list[
             nested = _card_elements(element.get("items"), f"{where}.items", depth + 1, count)
             cleaned.append({"type": kind, "items": nested})
         else:
-            cleaned.append({"type": kind})
+            # Not rendered here (ColumnSet, RichTextBlock, inputs…): its words are kept for the
+            # fallback text, so a platform that shows text alone loses none of them.
+            unknown: Json = {"type": kind}
+            if words := _words_of(element):
+                unknown["fallbackText"] = words
+            cleaned.append(unknown)
     return cleaned
+
+
+# The keys whose strings an element shows (a TextBlock's or TextRun's text, a fact, a label).
+_WORDS = ("text", "title", "value", "altText", "label")
+_MAX_WALK = 500
+
+
+def _words_of(element: Json) -> str:
+    """The strings an element of a kind not rendered here shows, in document order, at most
+    `MAX_TEXT` characters (a walk of at most `_MAX_WALK` nodes)."""
+    words: list[str] = []
+    pending: list[Any] = [element]
+    walked = 0
+    while pending and walked < _MAX_WALK:
+        node = pending.pop()
+        walked += 1
+        if isinstance(node, dict):
+            words += [node[k].strip() for k in _WORDS if isinstance(node.get(k), str)]
+            children = list(node.values())
+        else:
+            children = node
+        pending += reversed([v for v in children if isinstance(v, dict | list)])
+    return "\n".join(w for w in words if w)[:MAX_TEXT]
 
 
 def _card_action(raw: Any, path: str) -> Json:
@@ -301,6 +329,10 @@ def _card_text(elements: list[Json], actions: list[Json]) -> str:
             lines += [f"{fact['title']}: {fact['value']}" for fact in element["facts"]]
         elif element["type"] == "Container":
             lines.append(_card_text(element["items"], []))
+        elif element["type"] == "Image":
+            lines.append(element.get("altText") or element["url"])
+        else:
+            lines.append(element.get("fallbackText", ""))
     for action in actions:
         if action["type"] == "Action.OpenUrl":
             lines.append(
