@@ -325,6 +325,7 @@ def test_a_lookup_cxone_cannot_answer_holds_back_the_customers_answer_for_second
     clock = ManualClock()
     with running_stack(tmp_path, emulator, clock=clock, idle_timeout_seconds=0) as stack:
         thread, contact_id = _agent_starts_a_thread(stack, emulator, clock)
+        started_at = clock.now_ms()
         unavailable = {"match": "GET /contacts", "errorRate": 1, "errorStatus": 503}
         emulator.admin.put("/emulator/faults", json={"rules": [unavailable]}).raise_for_status()
         answer = stack.signed(
@@ -333,9 +334,14 @@ def test_a_lookup_cxone_cannot_answer_holds_back_the_customers_answer_for_second
             {"customer": {"id": "wh-dm"}, "text": "my answer", "threadId": thread},
         )
         assert answer.status_code == 202, answer.text
-        for _ in range(12):  # the lookup's five attempts take under 9 s of backoff
+        def answered() -> bool:
+            # Each look moves the clock a second: the lookup's five attempts take under 9 s of
+            # backoff, however slowly the machine runs them.
             advance(clock, 1_000)
-        wait_for(lambda: "my answer" in _texts_of(emulator, contact_id), what="the answer")
+            return "my answer" in _texts_of(emulator, contact_id)
+
+        wait_for(answered, what="the answer", timeout=30)
+        assert clock.now_ms() - started_at < 20_000  # held back for seconds, not minutes
         wait_for(  # named by the create, written as its row settles
             lambda: stack.conversation(thread).de_contact_id == contact_id,
             what="the contact the create named",
