@@ -334,6 +334,7 @@ def test_a_lookup_cxone_cannot_answer_holds_back_the_customers_answer_for_second
             {"customer": {"id": "wh-dm"}, "text": "my answer", "threadId": thread},
         )
         assert answer.status_code == 202, answer.text
+
         def answered() -> bool:
             # Each look moves the clock a second: the lookup's five attempts take under 9 s of
             # backoff, however slowly the machine runs them.
