@@ -26,16 +26,14 @@ because their URL carries the one-time token.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
-from html import escape
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import QueryParams
 
 from byoc.api.deps import DatabaseDep, SettingsDep, TenantsDep
-from byoc.channels import ADAPTERS, WEBCHAT, WEBHOOK
+from byoc.channels import WEBCHAT, WEBHOOK
 from byoc.cxone import CxoneAuthError, CxoneError, DeClient
 from byoc.errors import ByocError, InvalidInput, NotFound
 from byoc.outbound import OutboundPolicy
@@ -44,11 +42,11 @@ from byoc.provisioning.channels import (
     ProvisioningError,
     create_channel,
     delete_channel,
-    is_http_url,
     new_channel_id,
     validate,
 )
 from byoc.provisioning.form_tokens import FormClaims, FormTokens
+from byoc.provisioning.pages_html import error_page, finished, form_page
 from byoc.settings import Settings
 from byoc.store import Database, channels, tenants
 from byoc.store.records import Tenant
@@ -58,119 +56,9 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/integration", tags=["CXone admin pages"], include_in_schema=False)
 
-_SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'",
-}
-
 
 def _form_tokens(settings: Settings) -> FormTokens:
     return FormTokens(settings.token_signing_key.get_secret_value())
-
-
-# --- HTML -------------------------------------------------------------------------------------
-
-_STYLE = """
-body{font:15px/1.45 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d2330}
-main{max-width:34rem;margin:3rem auto;background:#fff;padding:1.5rem 2rem;border-radius:8px;
-box-shadow:0 1px 3px rgba(0,0,0,.12)}
-h1{font-size:1.3rem;margin-top:0}label{display:block;margin:.9rem 0 .2rem;font-weight:600}
-input,select{width:100%;box-sizing:border-box;padding:.45rem;border:1px solid #b8bfcc;
-border-radius:4px;font:inherit}
-button{margin-top:1.2rem;padding:.55rem 1.2rem;border:0;border-radius:4px;background:#2259c7;
-color:#fff;font:inherit;cursor:pointer}
-.error{color:#a3121b}.muted{color:#5b6475;font-size:.9em}code{word-break:break-all}
-"""
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    html = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><main><h1>{escape(title)}</h1>{body}</main></body></html>"
-    )
-    return HTMLResponse(html, status_code=status, headers=_SECURITY_HEADERS)
-
-
-def _error_page(title: str, message: str, status: int) -> HTMLResponse:
-    return _page(title, f"<p class=error data-testid=error>{escape(message)}</p>", status)
-
-
-def _back_link(back_url: str) -> str:
-    if is_http_url(back_url):
-        return f'<p><a href="{escape(back_url)}" data-testid=back>Back to CXone</a></p>'
-    if back_url:
-        # Never an href: `javascript:` and friends would run in this page's origin.
-        return f"<p class=muted>Return to CXone: <code>{escape(back_url)}</code></p>"
-    return ""
-
-
-def _done(back_url: str, title: str, message: str) -> Response:
-    if is_http_url(back_url):
-        return RedirectResponse(back_url, status_code=303, headers=_SECURITY_HEADERS)
-    return _page(title, f"<p data-testid=done>{escape(message)}</p>{_back_link(back_url)}")
-
-
-def _options(values: Iterable[str], selected: str) -> str:
-    return "".join(
-        f'<option value="{escape(v)}"{" selected" if v == selected else ""}>{escape(v)}</option>'
-        for v in values
-    )
-
-
-def _form_page(
-    token: str,
-    claims: FormClaims,
-    *,
-    name: str = "",
-    adapter: str = WEBHOOK,
-    webhook_url: str = "",
-    allowed_origins: str = "",
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> HTMLResponse:
-    errors = errors or {}
-
-    def error(field: str) -> str:
-        text = errors.get(field)
-        return (
-            f'<p class=error data-testid="error-{escape(field)}">{escape(text)}</p>' if text else ""
-        )
-
-    general = "".join(
-        f"<p class=error data-testid=error>{escape(f'{k}: {v}')}</p>"
-        for k, v in errors.items()
-        if k not in ("name", "adapter", "webhook_url", "settings")
-    )
-    body = f"""
-<p class=muted>Brand {claims.brand_id} · channel integration
-<code>{escape(claims.integration_id)}</code></p>
-{general}
-<form method=post action="/integration/action">
-<input type=hidden name=form_token value="{escape(token)}">
-<label for=name>Channel name</label>
-<input id=name name=name required maxlength=100 value="{escape(name)}" data-testid=name>
-{error("name")}
-<label for=adapter>Platform</label>
-<select id=adapter name=adapter data-testid=adapter>{_options(ADAPTERS, adapter)}</select>
-{error("adapter")}
-<label for=webhook_url>Webhook URL <span class=muted>(webhook platforms only)</span></label>
-<input id=webhook_url name=webhook_url type=url value="{escape(webhook_url)}"
- placeholder="https://platform.example.com/byoc" data-testid=webhook-url>
-{error("webhook_url")}
-<label for=allowed_origins>Allowed origins <span class=muted>(web chat only; space-separated,
- e.g. https://shop.example)</span></label>
-<input id=allowed_origins name=allowed_origins value="{escape(allowed_origins)}"
- data-testid=allowed-origins>
-{error("settings")}
-<button type=submit data-testid=create>Create channel</button>
-</form>
-<p class=muted>Channel id: <code>{escape(claims.channel_id)}</code></p>
-"""
-    return _page("Add a channel", body, status)
 
 
 # --- shared steps -----------------------------------------------------------------------------
@@ -202,14 +90,14 @@ async def _verify(
     brand_id, user_id = _int(query.get("brandId")), _int(query.get("userId"))
     token = query.get("token")
     if brand_id is None or user_id is None or not token:
-        return _error_page(
+        return error_page(
             "Cannot open this page",
             "The link lacks brandId, userId or token. Open it from CXone's admin UI.",
             400,
         )
     tenant = await _tenant_for_brand(db, brand_id)
     if tenant is None:
-        return _error_page(
+        return error_page(
             "Unknown brand",
             f"This middleware serves no CXone brand {brand_id}. Add the tenant with "
             "`byoc tenants add`.",
@@ -219,7 +107,7 @@ async def _verify(
     try:
         verified = await client.verify_one_time_token(brand_id, user_id, token)
     except CxoneAuthError:
-        return _error_page(
+        return error_page(
             "Link expired",
             "CXone did not accept this link: it was already used or has expired. "
             "Open it again from CXone.",
@@ -227,9 +115,9 @@ async def _verify(
         )
     except CxoneError as exc:
         log.warning("one-time token verification failed for brand %s: %s", brand_id, exc)
-        return _error_page("CXone is not reachable", f"Please try again. ({exc})", 502)
+        return error_page("CXone is not reachable", f"Please try again. ({exc})", 502)
     if int(verified.brand.id) != tenant.brand_id:
-        return _error_page("Wrong brand", "CXone verified the link for another brand.", 403)
+        return error_page("Wrong brand", "CXone verified the link for another brand.", 403)
     return _Verified(tenant=tenant, client=client, user_id=int(verified.user.id))
 
 
@@ -246,7 +134,7 @@ async def action_page(
     )
     if not integration_id:
         # Checked before the token is spent, so the admin can retry once it is set.
-        return _error_page(
+        return error_page(
             "Channel integration unknown",
             "Set BYOC_CXONE_CHANNEL_INTEGRATION_ID to the Integration ID CXone shows for this "
             "integration, or add ?channelIntegrationId=… to the Action URL.",
@@ -263,7 +151,7 @@ async def action_page(
         channel_id=new_channel_id(),
         back_url=query.get("backUrl", ""),
     )
-    return _form_page(_form_tokens(settings).issue(claims), claims)
+    return form_page(_form_tokens(settings).issue(claims), claims)
 
 
 async def _created_already(db: Database, claims: FormClaims) -> Response | None:
@@ -271,7 +159,7 @@ async def _created_already(db: Database, claims: FormClaims) -> Response | None:
     submitted before); None when it is not."""
     existing = await db.run_read(channels.get_channel, claims.channel_id)
     if existing is not None and existing.tenant_id == claims.tenant_id:
-        return _done(claims.back_url, "Channel created", f"Channel {existing.name} is ready.")
+        return finished(claims.back_url, "Channel created", f"Channel {existing.name} is ready.")
     return None
 
 
@@ -288,7 +176,7 @@ async def create_from_form(
     token = text("form_token")
     claims = _form_tokens(settings).verify(token)
     if claims is None:
-        return _error_page(
+        return error_page(
             "Form expired",
             "This form is expired or was not issued here. Open 'Add channel' again in CXone.",
             403,
@@ -318,7 +206,7 @@ async def create_from_form(
     }
     problems = validate(new, OutboundPolicy.of(settings))
     if problems:
-        return _form_page(token, claims, errors=problems, status=422, **fields)
+        return form_page(token, claims, errors=problems, status=422, **fields)
     client = await tenant_clients.for_tenant(claims.tenant_id)
     try:
         created = await create_channel(db, client, new, policy=OutboundPolicy.of(settings))
@@ -326,21 +214,21 @@ async def create_from_form(
         if (done := await _created_already(db, claims)) is not None:
             return done  # the same form submitted twice at once: the other submit mapped it
         log.warning("Action URL: creating channel %s failed: %s", claims.channel_id, exc)
-        return _form_page(token, claims, errors={"cxone": exc.detail}, status=502, **fields)
+        return form_page(token, claims, errors={"cxone": exc.detail}, status=502, **fields)
     except InvalidInput as exc:
         # The same form submitted twice at once: the other submit mapped the channel.
         if (done := await _created_already(db, claims)) is not None:
             return done
-        return _form_page(token, claims, errors={"channel": exc.detail}, status=422, **fields)
+        return form_page(token, claims, errors={"channel": exc.detail}, status=422, **fields)
     except ByocError as exc:
-        return _error_page("Cannot create the channel", exc.detail, 404)
+        return error_page("Cannot create the channel", exc.detail, 404)
     log.info(
         "Action URL: channel %s created for tenant %s by user %s",
         created.channel.id,
         claims.tenant_id,
         claims.user_id,
     )
-    return _done(claims.back_url, "Channel created", f"Channel {created.channel.name} is ready.")
+    return finished(claims.back_url, "Channel created", f"Channel {created.channel.name} is ready.")
 
 
 @router.get("/remove")
@@ -348,7 +236,7 @@ async def remove_page(request: Request, db: DatabaseDep, tenant_clients: Tenants
     query = request.query_params
     channel_id = query.get("channelId", "")
     if not channel_id:
-        return _error_page("Cannot remove", "The link names no channelId.", 400)
+        return error_page("Cannot remove", "The link names no channelId.", 400)
     verified = await _verify(db, tenant_clients, query)
     if isinstance(verified, HTMLResponse):
         return verified
@@ -357,11 +245,13 @@ async def remove_page(request: Request, db: DatabaseDep, tenant_clients: Tenants
             db, verified.client, channel_id, tenant_id=verified.tenant.id, mapped_only=True
         )
     except NotFound:
-        return _error_page("Unknown channel", f"There is no channel {channel_id} here.", 404)
+        return error_page("Unknown channel", f"There is no channel {channel_id} here.", 404)
     except ProvisioningError as exc:
-        return _error_page("Cannot remove the channel", exc.detail, 502)
+        return error_page("Cannot remove the channel", exc.detail, 502)
     log.info("Remove URL: channel %s deleted by user %s", channel_id, verified.user_id)
-    return _done(query.get("backUrl", ""), "Channel removed", f"Channel {channel_id} is deleted.")
+    return finished(
+        query.get("backUrl", ""), "Channel removed", f"Channel {channel_id} is deleted."
+    )
 
 
 @router.get("/reconnect")
@@ -373,10 +263,10 @@ async def reconnect_page(request: Request, db: DatabaseDep, tenant_clients: Tena
         return verified
     back_url = query.get("backUrl", "")
     if not channel_id:
-        return _done(back_url, "Connected", f"Brand {verified.tenant.brand_id} is connected.")
+        return finished(back_url, "Connected", f"Brand {verified.tenant.brand_id} is connected.")
     mapped = await db.run_read(channels.get_channel, channel_id)
     if mapped is None or mapped.tenant_id != verified.tenant.id:
-        return _error_page(
+        return error_page(
             "Channel not mapped",
             f"Channel {channel_id} is not mapped here; map it with `byoc channels add`.",
             404,
@@ -384,11 +274,11 @@ async def reconnect_page(request: Request, db: DatabaseDep, tenant_clients: Tena
     try:
         remote = await verified.client.list_channels()
     except CxoneError as exc:
-        return _error_page("CXone is not reachable", f"Please try again. ({exc})", 502)
+        return error_page("CXone is not reachable", f"Please try again. ({exc})", 502)
     if not any(c.id == channel_id for c in remote):
-        return _error_page(
+        return error_page(
             "Channel missing in CXone",
             f"CXone no longer has channel {channel_id}; remove it and add a new one.",
             409,
         )
-    return _done(back_url, "Connected", f"Channel {mapped.name} is connected.")
+    return finished(back_url, "Connected", f"Channel {mapped.name} is connected.")
