@@ -62,6 +62,7 @@ from byoc.outbox.gauges import store_readings
 from byoc.outbox.outcome import RetryPolicy
 from byoc.outbox.worker import OutboxWorker
 from byoc.provisioning.action_pages import router as action_pages_router
+from byoc.provisioning.link_throttle import LinkThrottle
 from byoc.settings import Settings
 from byoc.store import Database, StoreError, clients, dialect, tenants
 from byoc.store.migrations import bring_current
@@ -188,6 +189,7 @@ async def build_runtime(
         bus=bus,
         token_throttle=TokenThrottle(rate_limits, settings),
         widget_limits=WidgetLimits(rate_limits, settings, clock),
+        link_throttle=LinkThrottle(rate_limits, settings),
         clock=clock,
     )
     sweeper = UploadSweeper(

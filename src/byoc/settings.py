@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     # Failed attempts at the box token endpoint before it answers 429 (`limits` notation).
     token_failures_per_client: str = "10/minute"
     token_failures_per_address: str = "30/minute"
+    # Failed links of the Action, Reconnect and Remove pages per client address (each one
+    # costs a call to CXone: `byoc.provisioning.link_throttle`).
+    admin_link_failures_per_address: str = "20/minute"
 
     # Abuse limits of the web chat widget, across every socket of this process: messages per
     # client address (each visitor's own budget is the channel's `rate_limit_*`), uploads per
@@ -286,6 +289,7 @@ class Settings(BaseSettings):
     @field_validator(
         "token_failures_per_client",
         "token_failures_per_address",
+        "admin_link_failures_per_address",
         "widget_messages_per_address",
         "widget_hellos_per_address",
         "widget_receipts_per_visitor",

@@ -137,6 +137,36 @@ def test_a_forged_or_altered_form_token_is_refused(pages: Pages) -> None:
     assert pages.emulator.requests("/channels", method="POST") == []
 
 
+def test_an_address_whose_links_keep_failing_is_refused_without_asking_cxone(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Each link check is a call to CXone on the middleware's credentials: made-up links from
+    one address spend its budget, then are refused (429) without one; a good link was never
+    counted."""
+    with start_pages(
+        tmp_path,
+        emulator,
+        cxone_channel_integration_id=INTEGRATION_ID,
+        admin_link_failures_per_address="3/minute",
+    ) as pages:
+        assert pages.open_action().status_code == 200  # a good link: not counted
+        served = pages.emulator.config.brand_id
+        bad: dict[str, str | int] = {"brandId": served, "userId": 1, "token": "made-up"}
+        assert pages.http.get("/integration/action", params=bad).status_code == 401
+        unknown = {**bad, "brandId": served + 1}
+        assert pages.http.get("/integration/action", params=unknown).status_code == 404
+        assert (
+            pages.http.get("/integration/remove", params={**bad, "channelId": "c"}).status_code
+            == 401
+        )
+        asked = len(pages.emulator.requests("/one-time-token/verification"))
+        for path in ("/integration/action", "/integration/remove", "/integration/reconnect"):
+            refused = pages.http.get(path, params={**bad, "channelId": "c"})
+            assert refused.status_code == 429, path
+            assert "try again in" in refused.text
+        assert len(pages.emulator.requests("/one-time-token/verification")) == asked
+
+
 def test_unknown_brand_and_missing_parameters(pages: Pages) -> None:
     minted = pages.mint()
     unknown = pages.http.get(

@@ -26,6 +26,7 @@ from byoc.channels.webchat.abuse import WidgetLimits
 from byoc.clock import Clock
 from byoc.conversations.service import ConversationService
 from byoc.ops.metrics import Metrics
+from byoc.provisioning.link_throttle import LinkThrottle
 from byoc.settings import Settings
 from byoc.store import Database
 from byoc.tenancy import TenantClients
@@ -46,6 +47,7 @@ class Services:
     bus: LocalBus
     token_throttle: TokenThrottle
     widget_limits: WidgetLimits
+    link_throttle: LinkThrottle
     clock: Clock
 
 
@@ -135,6 +137,10 @@ async def get_widget_limits(connection: HTTPConnection) -> WidgetLimits:
     return _services(connection).widget_limits
 
 
+async def get_link_throttle(connection: HTTPConnection) -> LinkThrottle:
+    return _services(connection).link_throttle
+
+
 async def get_clock(connection: HTTPConnection) -> Clock:
     return _services(connection).clock
 
@@ -150,4 +156,5 @@ CxoneReadinessDep = Annotated[CachedVerdict, Depends(get_cxone_readiness)]
 BusDep = Annotated[LocalBus, Depends(get_bus)]
 TokenThrottleDep = Annotated[TokenThrottle, Depends(get_token_throttle)]
 WidgetLimitsDep = Annotated[WidgetLimits, Depends(get_widget_limits)]
+LinkThrottleDep = Annotated[LinkThrottle, Depends(get_link_throttle)]
 ClockDep = Annotated[Clock, Depends(get_clock)]

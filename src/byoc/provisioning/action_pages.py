@@ -30,9 +30,8 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import QueryParams
 
-from byoc.api.deps import DatabaseDep, SettingsDep, TenantsDep
+from byoc.api.deps import DatabaseDep, LinkThrottleDep, SettingsDep, TenantsDep
 from byoc.channels import WEBCHAT, WEBHOOK
 from byoc.cxone import CxoneAuthError, CxoneError, DeClient
 from byoc.errors import ByocError, InvalidInput, NotFound
@@ -46,6 +45,7 @@ from byoc.provisioning.channels import (
     validate,
 )
 from byoc.provisioning.form_tokens import FormClaims, FormTokens
+from byoc.provisioning.link_throttle import LinkThrottle
 from byoc.provisioning.pages_html import error_page, finished, form_page
 from byoc.settings import Settings
 from byoc.store import Database, channels, tenants
@@ -84,9 +84,11 @@ class _Verified:
 
 
 async def _verify(
-    db: Database, tenant_clients: TenantClients, query: QueryParams
+    db: Database, tenant_clients: TenantClients, request: Request, throttle: LinkThrottle
 ) -> _Verified | HTMLResponse:
-    """Resolve the brand's tenant and spend the one-time token; an error page otherwise."""
+    """Resolve the brand's tenant and spend the one-time token; an error page otherwise. An
+    address whose links failed too often is refused before CXone is asked (`LinkThrottle`)."""
+    query = request.query_params
     brand_id, user_id = _int(query.get("brandId")), _int(query.get("userId"))
     token = query.get("token")
     if brand_id is None or user_id is None or not token:
@@ -95,6 +97,20 @@ async def _verify(
             "The link lacks brandId, userId or token. Open it from CXone's admin UI.",
             400,
         )
+    address = request.client.host if request.client else ""
+    if (wait := throttle.wait(address)) is not None:
+        return error_page(
+            "Too many attempts", f"Too many links failed here; try again in {wait} s.", 429
+        )
+    verified = await _verified(db, tenant_clients, brand_id, user_id, token)
+    if isinstance(verified, HTMLResponse) and verified.status_code in (401, 403, 404):
+        throttle.failed(address)  # a brand not served here, a token refused or another's
+    return verified
+
+
+async def _verified(
+    db: Database, tenant_clients: TenantClients, brand_id: int, user_id: int, token: str
+) -> _Verified | HTMLResponse:
     tenant = await _tenant_for_brand(db, brand_id)
     if tenant is None:
         return error_page(
@@ -115,7 +131,7 @@ async def _verify(
         )
     except CxoneError as exc:
         log.warning("one-time token verification failed for brand %s: %s", brand_id, exc)
-        return error_page("CXone is not reachable", f"Please try again. ({exc})", 502)
+        return error_page("CXone is not reachable", "Please try again in a moment.", 502)
     if int(verified.brand.id) != tenant.brand_id:
         return error_page("Wrong brand", "CXone verified the link for another brand.", 403)
     return _Verified(tenant=tenant, client=client, user_id=int(verified.user.id))
@@ -126,7 +142,11 @@ async def _verify(
 
 @router.get("/action")
 async def action_page(
-    request: Request, settings: SettingsDep, db: DatabaseDep, tenant_clients: TenantsDep
+    request: Request,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    tenant_clients: TenantsDep,
+    throttle: LinkThrottleDep,
 ) -> Response:
     query = request.query_params
     integration_id = query.get("channelIntegrationId") or (
@@ -140,7 +160,7 @@ async def action_page(
             "integration, or add ?channelIntegrationId=… to the Action URL.",
             400,
         )
-    verified = await _verify(db, tenant_clients, query)
+    verified = await _verify(db, tenant_clients, request, throttle)
     if isinstance(verified, HTMLResponse):
         return verified
     claims = FormClaims(
@@ -232,12 +252,14 @@ async def create_from_form(
 
 
 @router.get("/remove")
-async def remove_page(request: Request, db: DatabaseDep, tenant_clients: TenantsDep) -> Response:
+async def remove_page(
+    request: Request, db: DatabaseDep, tenant_clients: TenantsDep, throttle: LinkThrottleDep
+) -> Response:
     query = request.query_params
     channel_id = query.get("channelId", "")
     if not channel_id:
         return error_page("Cannot remove", "The link names no channelId.", 400)
-    verified = await _verify(db, tenant_clients, query)
+    verified = await _verify(db, tenant_clients, request, throttle)
     if isinstance(verified, HTMLResponse):
         return verified
     try:
@@ -255,10 +277,12 @@ async def remove_page(request: Request, db: DatabaseDep, tenant_clients: Tenants
 
 
 @router.get("/reconnect")
-async def reconnect_page(request: Request, db: DatabaseDep, tenant_clients: TenantsDep) -> Response:
+async def reconnect_page(
+    request: Request, db: DatabaseDep, tenant_clients: TenantsDep, throttle: LinkThrottleDep
+) -> Response:
     query = request.query_params
     channel_id = query.get("channelId", "")
-    verified = await _verify(db, tenant_clients, query)
+    verified = await _verify(db, tenant_clients, request, throttle)
     if isinstance(verified, HTMLResponse):
         return verified
     back_url = query.get("backUrl", "")
