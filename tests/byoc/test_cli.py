@@ -83,6 +83,40 @@ def test_clients_create_list_revoke_rotate(tmp_path: Path) -> None:
     assert gone.returncode == 1  # a revoked client gets no new secret
 
 
+def test_a_tenants_secrets_may_come_from_the_environment(tmp_path: Path) -> None:
+    """Not on the command line, where `ps` and the shell's history show them."""
+    arguments = [
+        "tenants", "add", "--id", "env", "--brand-id", "3003", "--tenant-id", "guid",
+        "--business-unit-id", "7", "--api-url", "https://api-de-eu1.example.invalid/dfo/3.0",
+        "--token-url", "https://eu1.example.invalid/auth/token",
+        "--access-key-id", "k", "--client-id", "c",
+    ]  # fmt: skip
+    missing = byoc(tmp_path, *arguments, check=False)
+    assert missing.returncode == 2
+    assert "BYOC_TENANT_ACCESS_KEY_SECRET" in missing.stderr
+    assert "BYOC_TENANT_CLIENT_SECRET" in missing.stderr
+    byoc(
+        tmp_path,
+        *arguments,
+        BYOC_TENANT_ACCESS_KEY_SECRET="from-env-secret",
+        BYOC_TENANT_CLIENT_SECRET="from-env-client-secret",
+    )
+
+    async def stored() -> Tenant | None:
+        db = Database(f"sqlite:///{tmp_path / 'cli.db'}")
+        try:
+            return await db.run_read(tenants.get_tenant, "env")
+        finally:
+            await db.close()
+
+    tenant = asyncio.run(stored())
+    assert tenant is not None
+    assert (tenant.access_key_secret, tenant.client_secret) == (
+        "from-env-secret",
+        "from-env-client-secret",
+    )
+
+
 def test_tenants_and_channels(tmp_path: Path) -> None:
     byoc(
         tmp_path, "tenants", "add", "--id", "eu", "--brand-id", "2002",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from typing import Any
 
 from byoc.cli._common import SubParsers, add, fail, with_db
@@ -14,8 +15,21 @@ from byoc.settings import Settings
 from byoc.store import Database, tenants
 from byoc.store.records import Tenant
 
+# The secrets may come from the environment instead of the command line, where `ps` and the
+# shell's history would show them.
+SECRET_VARIABLES = {
+    "access_key_secret": "BYOC_TENANT_ACCESS_KEY_SECRET",
+    "client_secret": "BYOC_TENANT_CLIENT_SECRET",
+}
+
 
 def cmd_tenants_add(settings: Settings, args: argparse.Namespace) -> int:
+    for name, variable in SECRET_VARIABLES.items():
+        setattr(args, name, getattr(args, name) or os.environ.get(variable))
+    missing = [f"--{n.replace('_', '-')} (or {v})" for n, v in SECRET_VARIABLES.items()
+               if not getattr(args, n)]  # fmt: skip
+    if missing:
+        return fail("give " + " and ".join(missing), 2)
     if args.discover:
         endpoints = discover_for_cli(settings, args.tenant_id, args.discovery_url)
         if endpoints is None:
@@ -121,9 +135,9 @@ def register(sub: SubParsers) -> None:
     )
     tadd.add_argument("--discovery-url", help="default: BYOC_CXONE_DISCOVERY_URL")
     tadd.add_argument("--access-key-id", required=True)
-    tadd.add_argument("--access-key-secret", required=True)
+    tadd.add_argument("--access-key-secret", help="default: $BYOC_TENANT_ACCESS_KEY_SECRET")
     tadd.add_argument("--client-id", required=True, help="registered CXone application id")
-    tadd.add_argument("--client-secret", required=True)
+    tadd.add_argument("--client-secret", help="default: $BYOC_TENANT_CLIENT_SECRET")
     add(tsub, "list", cmd_tenants_list, "list tenants")
     tdisc = add(tsub, "discover", cmd_tenants_discover, "show a tenant's regional endpoints")
     tdisc.add_argument("--tenant-id", help="the CXone tenant GUID (default: BYOC_CXONE_TENANT_ID)")
