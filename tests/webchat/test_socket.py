@@ -336,12 +336,12 @@ async def test_binary_frames_and_a_seq_out_of_range_are_refused_with_a_reason(
         assert (w.welcome["type"], w.welcome["code"]) == ("error", "bad-hello")
 
 
-async def test_an_agent_message_is_shown_only_once_its_files_are_kept_here(
+async def test_an_agent_message_shown_while_its_files_are_fetched_is_shown_again_as_kept(
     webchat: Webchat,
 ) -> None:
-    """CXone's links are short-lived: while the agent's file is fetched (1.5 s here), neither a
-    customer message's sync nor a new socket's welcome shows the message with CXone's link;
-    the delivery then shows it once, with the link kept here."""
+    """CXone's links are short-lived: a message that a customer message's sync or a new
+    socket's welcome showed while its file was fetched (1.5 s here) is sent again once its
+    delivery kept the file, with the link kept here, and the store holds that link."""
 
     async def slow_file(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -354,6 +354,16 @@ async def test_an_agent_message_is_shown_only_once_its_files_are_kept_here(
     server = ThreadedServer(slow_file).start()
     visitor = secrets.token_hex(16)
     signed = server.url + "/signed/ticket.png?X-Sig=abc&Expires=60"
+    kept = webchat.url + "/webchat/v1/attachments/"
+
+    def links(frames: list[dict[str, Any]]) -> list[str]:
+        return [
+            a["url"]
+            for f in frames
+            if f["type"] == "message" and f["message"]["text"] == "your ticket"
+            for a in f["message"]["attachments"]
+        ]
+
     try:
         async with widget(webchat, visitorId=visitor) as w:
             thread = (await w.say("hello"))["message"]["threadId"]
@@ -372,18 +382,17 @@ async def test_an_agent_message_is_shown_only_once_its_files_are_kept_here(
             )
             assert answer.status_code == 200, answer.text
             await asyncio.sleep(0.3)
-            await w.say("are you there?")  # a sync from the store
+            await w.say("are you there?")  # a sync from the store, the file still on its way
             async with widget(webchat, visitorId=visitor) as other_tab:
-                shown = [m["text"] for m in other_tab.welcome["messages"]]
-                assert "your ticket" not in shown  # its file is still on its way
-            frames = await w.drain(4)
-        agent = [
-            f["message"]
-            for f in frames
-            if f["type"] == "message" and f["message"]["sender"] == "agent"
-        ]
-        assert [m["text"] for m in agent] == ["your ticket"]
-        (link,) = [a["url"] for a in agent[0]["attachments"]]
-        assert link.startswith(webchat.url + "/webchat/v1/attachments/")
+                assert links([{"type": "message", "message": m}
+                              for m in other_tab.welcome["messages"]]) == [signed]  # fmt: skip
+                later = await other_tab.drain(4)
+            frames = await w.drain(1)
+        for seen in (later, frames):
+            assert links(seen)[-1].startswith(kept), links(seen)
     finally:
         server.stop()
+    async with widget(webchat, visitorId=visitor) as again:
+        assert links([{"type": "message", "message": m} for m in again.welcome["messages"]])[
+            0
+        ].startswith(kept)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -22,6 +23,7 @@ from playwright.sync_api import (
 from byoc.channels.webchat.script import WidgetScript
 from tests.support import loopback
 from tests.support.emulator import Emulator
+from tests.support.servers import ThreadedServer
 from tests.support.waiting import wait_for
 from tests.support.webchat import Webchat
 from tests.support.widget_page import (
@@ -660,3 +662,42 @@ def test_widget_is_accessible_in_every_state(
             assert axe_violations(page) == [], "ended"
         finally:
             context.close()
+
+
+def test_a_file_shown_before_it_was_kept_gets_its_lasting_link(
+    webchat: Webchat, new_page: NewPage
+) -> None:
+    """The customer writes while the agent's file is still fetched (1.5 s): the widget may show
+    the message with CXone's short-lived link at first, and shows the kept link in its place
+    once the delivery sends it again."""
+    png = tiny_png()
+
+    async def slow_file(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await asyncio.sleep(1.5)
+        headers = [(b"content-type", b"image/png")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": png})
+
+    server = ThreadedServer(slow_file).start()
+    signed = server.url + "/signed/ticket.png?X-Sig=abc"
+    try:
+        page = new_page()
+        widget = open_widget(page, webchat.page_url)
+        widget.say("hello")
+        contact_id = webchat.contact_for_thread(widget.thread_id())["id"]
+        agent_reply(
+            webchat,
+            contact_id,
+            "your ticket",
+            attachments=[{"url": signed, "friendlyName": "ticket.png"}],
+        )
+        widget.say("are you there?")  # its sync reads the store while the file is fetched
+        shown = widget.message("your ticket")
+        kept = shown.locator(f"img[src^='{webchat.url}/webchat/v1/attachments/']")
+        expect(kept).to_be_visible(timeout=10_000)
+        expect(shown.locator(f"img[src='{signed}']")).to_have_count(0)
+        assert len(set(widget.ids())) == widget.messages.count()  # shown once
+    finally:
+        server.stop()

@@ -60,16 +60,24 @@ def well_formed_access_token(token: str) -> bool:
     return _ACCESS_TOKEN.fullmatch(token) is not None
 
 
-def until_fetched(listed: list[Message], delivered: str | None = None) -> list[Message]:
-    """`listed` (in sequence order) up to the first agent message whose files may still be on
-    their way here: queued, with attachments, and not `delivered`, the message whose delivery
-    (fetching done) is under way. That message's delivery sends it, and what follows it, with
-    the links kept here; shown earlier, it would carry CXone's short-lived ones for good."""
-    for index, message in enumerate(listed):
-        held = message.direction == "outbound" and message.status == "queued"
-        if held and message.attachments and message.id != delivered:
-            return listed[:index]
-    return listed
+class NotUploaded(LookupError):
+    """An attachment id that names no upload of the customer's."""
+
+
+def uploaded_links(
+    conn: Any, public_url: str, customer_id: str, ids: list[str]
+) -> list[dict[str, Any]]:
+    """The links of `customer_id`'s uploads that `ids` name, in order; `NotUploaded` for an id
+    that names none of theirs."""
+    links: list[dict[str, Any]] = []
+    for attachment_id in ids:
+        found = attachments.get_attachment(conn, attachment_id)
+        if found is None or found[0].customer_id != customer_id:
+            raise NotUploaded(attachment_id)
+        stored = found[0]
+        url = attachment_url(public_url, stored.id, stored.access_token)
+        links.append({"friendlyName": stored.friendly_name, "url": url})
+    return links
 
 
 def attachments_prefix(public_url: str) -> str:

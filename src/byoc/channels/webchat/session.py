@@ -19,7 +19,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from byoc.bus import LocalBus, Subscription
 from byoc.channels.adapter import message_view
-from byoc.channels.attachment_store import attachment_url, until_fetched
+from byoc.channels.attachment_store import NotUploaded, uploaded_links
 from byoc.channels.webchat.abuse import WidgetLimits
 from byoc.channels.webchat.config import WebchatSettings
 from byoc.channels.webchat.identity import WidgetIdentity
@@ -47,7 +47,7 @@ from byoc.clock import Clock
 from byoc.conversations.models import CustomerMessageIn, CustomerProfile
 from byoc.conversations.service import ConversationService
 from byoc.errors import AttachmentGone, ByocError, ConversationEnded, NotFound
-from byoc.store import Connection, Database, attachments, conversations, customers, messages
+from byoc.store import Connection, Database, conversations, customers, messages
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class WidgetSession:
                 return None, [], -1
             resume = hello.thread_id == conversation.id and hello.after_seq is not None
             after = hello.after_seq if resume and hello.after_seq is not None else -1
-            newer = until_fetched(messages.list_messages(conn, conversation.id, after_seq=after))
+            newer = messages.list_messages(conn, conversation.id, after_seq=after)
             return conversation, newer, max([after, *(m.seq for m in newer)])
 
         self.conversation, newer, last_seq = await self.db.run_read(read)
@@ -302,22 +302,14 @@ class WidgetSession:
         await self.service.customer_typing(self.channel.id, conversation_id, typing=typing)
 
     async def _attachments(self, refs: list[AttachmentRef]) -> list[dict[str, Any]]:
-        public_url = self.public_url
-
-        def resolve(conn: Connection) -> list[dict[str, Any]]:
-            resolved: list[dict[str, Any]] = []
-            for ref in refs:
-                found = attachments.get_attachment(conn, ref.id)
-                if found is None or found[0].customer_id != self.customer.id:
-                    raise FrameError("invalid", f"no uploaded attachment {ref.id!r}")
-                stored = found[0]
-                url = attachment_url(public_url, stored.id, stored.access_token)
-                resolved.append({"friendlyName": stored.friendly_name, "url": url})
-            return resolved
-
-        # Marked as carried by the message's own transaction (`upload_ids`), which refuses
-        # the message if one went meanwhile (a sweep, a purge): never a dead link.
-        return await self.db.run_read(resolve) if refs else []
+        ids, customer_id = [ref.id for ref in refs], self.customer.id
+        read = partial(uploaded_links, public_url=self.public_url, customer_id=customer_id, ids=ids)
+        try:
+            # Marked as carried by the message's own transaction (`upload_ids`), which refuses
+            # the message if one went meanwhile (a sweep, a purge): never a dead link.
+            return await self.db.run_read(read) if refs else []
+        except NotUploaded as exc:
+            raise FrameError("invalid", f"no uploaded attachment {exc.args[0]!r}") from exc
 
     # --- wake-ups from the bus ---------------------------------------------------------------
 
@@ -351,18 +343,28 @@ class WidgetSession:
             and conversation.is_open
             and event.get("threadId") == conversation.id
         ):
-            # The common case: a new message on the thread shown, delivered (`until_fetched`).
+            # The common case: a new message on the thread shown, named by its delivery.
             await self._send_newer(event.get("messageId"))
         else:
             await self._sync()
 
     async def _send_newer(self, delivered: str | None = None) -> None:
         assert self.conversation is not None
-        await self._send_messages(await self._newer_messages(self.conversation.id, delivered))
+        thread, newer = self.conversation.id, await self._newer_messages(self.conversation.id)
+        # Shown before its delivery (a welcome, a sync) while its files were fetched: shown again
+        # as delivered, with the links kept here (the widget updates it in place).
+        early = delivered is not None and all(m.id != delivered for m in newer)
+        again = await self.db.run_read(messages.get_message, delivered or "") if early else None
+        if again is not None and again.conversation_id == thread and again.seq <= self.last_seq:
+            await self.send({"type": "message", "message": self._view(again)})
+        await self._send_messages(newer)
 
-    async def _newer_messages(self, thread: str, delivered: str | None = None) -> list[Message]:
-        read = partial(messages.list_messages, conversation_id=thread, after_seq=self.last_seq)
-        return until_fetched(await self.db.run_read(read), delivered)
+    async def _newer_messages(self, conversation_id: str) -> list[Message]:
+        return await self.db.run_read(
+            partial(
+                messages.list_messages, conversation_id=conversation_id, after_seq=self.last_seq
+            )
+        )
 
     async def _send_messages(self, messages: list[Message]) -> None:
         for message in messages:

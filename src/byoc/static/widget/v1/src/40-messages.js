@@ -112,6 +112,13 @@
     const have = rendered.get(m.id);
     if (have) {
       if (newerStatus(have.m.status, m.status)) updateStatus(m.id, m.status);
+      // An agent's files shown before they were kept here come again with lasting links.
+      if (JSON.stringify(have.m.attachments || []) !== JSON.stringify(m.attachments || [])) {
+        have.m.attachments = m.attachments || [];
+        const el = messageEl(have.m);
+        have.el.replaceWith(el);
+        have.el = el;
+      }
       return;
     }
     if (m.sender === 'customer') {
