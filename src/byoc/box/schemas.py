@@ -3,9 +3,10 @@ the contract marks several bodies unknown, so unknown fields are kept, not refus
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Lenient(BaseModel):
@@ -52,6 +53,21 @@ class AgentMessageBody(_Lenient):
     )
     recipients: list[dict[str, Any]] = Field(default_factory=list)
     author_user: dict[str, Any] | None = Field(default=None, alias="authorUser")
+
+    @model_validator(mode="after")
+    def _finite_numbers_only(self) -> AgentMessageBody:
+        """A literal too large for a double parses as infinity, which goes out again as bare
+        `Infinity`: no browser or strict platform reads the document holding it (the text
+        guard refuses the words NaN and Infinity themselves)."""
+        parts: list[Any] = [self.model_extra, self.author_user, self.recipients]
+        parts += [self.end_user_recipients, self.brand and self.brand.model_extra]
+        content = self.message_content
+        if content is not None:
+            parts += [content.payload, content.model_extra]
+        parts += [a.model_extra for a in self.attachments]
+        if not_finite(parts):
+            raise ValueError("holds a number too large for a double")
+        return self
 
     @property
     def de_message_id(self) -> str | None:
@@ -110,3 +126,18 @@ class OutboundResponse(BaseModel):
     thread: ThreadOut
     endUserIdentities: list[IdentityOut]
     recipients: list[IdentityOut]
+
+
+def not_finite(value: Any) -> bool:
+    """Whether `value` (parsed JSON) holds a float that is infinite or NaN anywhere."""
+    pending = [value]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, float):
+            if not math.isfinite(node):
+                return True
+        elif isinstance(node, dict):
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return False
