@@ -8,12 +8,14 @@ everything else towards CXone on the thread: `GET /contacts` for the channel and
 thread. The id is written only where none is held yet. A contact already ended ends the
 conversation here, as the end poll would have.
 
-The lookup heads the thread's lane, so it is worth a few seconds at most: a contact not listed
-yet, or CXone unavailable, is asked about again `FIND_ATTEMPTS` times in all, and a wait that
-CXone asks to be longer than `LONGEST_WAIT_SECONDS` is not waited for. Then it gives up, and the
-thread learns its contact from the next call that names one: a system message's (idle warning)
-or a customer message's create. An agent's close before that call goes unnoticed: DE opens a
-new contact for the call, which the thread takes.
+The lookup heads the thread's lane, so it is worth a few seconds: a contact not listed yet, or
+CXone unavailable, is asked about again, at most `FIND_ATTEMPTS` times in all and not once
+`GIVE_UP_AFTER_MS` have passed since the thread opened (a CXone that hangs costs a call's
+timeout per attempt), and a wait that CXone asks to be longer than `LONGEST_WAIT_SECONDS` is not
+waited for. A refusal (4xx) gives up at once. Giving up is quiet, not a dead letter: the thread
+learns its contact from the next call that names one, a system message's (idle warning) or a
+customer message's create. An agent's close before that call goes unnoticed: DE opens a new
+contact for the call, which the thread takes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from byoc.clock import Clock, SystemClock
 from byoc.conversations import lifecycle
 from byoc.cxone import Contact
 from byoc.delivery.common import cxone_call, load
-from byoc.outbox import RetryLater, kinds
+from byoc.outbox import PermanentFailure, RetryLater, kinds
 from byoc.outbox.outcome import Outcome, Settled
 from byoc.store import Connection, Database, conversations
 from byoc.store.records import Conversation, OutboxRow
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 # 0.5-1, 1-2 and 2-4 seconds), and the longest Retry-After it waits for.
 FIND_ATTEMPTS = 5
 LONGEST_WAIT_SECONDS = 5.0
+GIVE_UP_AFTER_MS = 20_000
 
 
 class ContactFinder:
@@ -50,7 +53,8 @@ class ContactFinder:
         conversation, channel = loaded.conversation, loaded.channel
         if conversation.de_contact_id is not None:
             return Settled()  # a customer message's create named it first
-        last = row.attempts + 1 >= FIND_ATTEMPTS
+        age = self._clock.now_ms() - row.created_at
+        last = row.attempts + 1 >= FIND_ATTEMPTS or age >= GIVE_UP_AFTER_MS
         customer = loaded.customer
         de = await self._tenants.for_tenant(channel.tenant_id)
         try:
@@ -63,6 +67,8 @@ class ContactFinder:
             if last or (exc.retry_after or 0) > LONGEST_WAIT_SECONDS:
                 return _given_up(conversation, str(exc))
             raise
+        except PermanentFailure as exc:  # the key may not list contacts: nothing to retry
+            return _given_up(conversation, str(exc))
         contact = thread_contact(listed, conversation)
         if contact is None:
             if last:
@@ -97,12 +103,18 @@ def _given_up(conversation: Conversation, why: str) -> Settled:
 
 
 def thread_contact(listed: Sequence[Contact], conversation: Conversation) -> Contact | None:
-    """The thread's contact among `listed`: an open one if any, else the newest."""
+    """The thread's contact among `listed`: an open one if any, else the newest. A contact is
+    the thread's by our thread id, or by CXone's when it names no thread id of ours (one that
+    names another conversation is that one's, whatever CXone's thread)."""
     mine = [
         c
         for c in listed
         if c.thread_id_on_external_platform == conversation.id
-        or (conversation.de_thread_id is not None and c.thread_id == conversation.de_thread_id)
+        or (
+            c.thread_id_on_external_platform is None
+            and conversation.de_thread_id is not None
+            and c.thread_id == conversation.de_thread_id
+        )
     ]
     if not mine:
         return None
