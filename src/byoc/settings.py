@@ -54,7 +54,8 @@ class PlaceholderSecretError(ValueError):
 
 # A fill-me-in value anywhere in a secret: `REPLACE_ME_…`, `change-me`, `your-admin-token`.
 _FILL_ME_IN = re.compile(
-    r"(replace|change)[-_. ]?me|placeholder|your[-_. ]?\w*[-_. ]?(secret|token|key)"
+    r"(?<![a-z])(?:replace|change)[-_. ]?me(?![a-z])|placeholder"
+    r"|(?<![a-z])your[-_. ]?(?:[a-z]+[-_. ])?(?:secret|token|key)(?![a-z])"
 )
 
 
@@ -91,11 +92,13 @@ def weak_secret_problem(name: str, secret: str) -> str | None:
         return f"{name} must be at least {MIN_SECRET_LENGTH} characters"
     if is_placeholder(secret):
         return f"{name} is a placeholder: fill in a random value"
-    if estimated_entropy_bits(secret) < MIN_SECRET_ENTROPY_BITS or sequential_share(secret) > 0.7:
+    make = "e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    if sequential_share(secret) > 0.7:
+        return f"{name} is too predictable (a run of repeated or consecutive characters; {make})"
+    if estimated_entropy_bits(secret) < MIN_SECRET_ENTROPY_BITS:
         return (
             f"{name} is too predictable (about {estimated_entropy_bits(secret):.0f} bits; "
-            f"use at least {MIN_SECRET_ENTROPY_BITS:.0f}, e.g. "
-            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            f"use at least {MIN_SECRET_ENTROPY_BITS:.0f}, {make})"
         )
     return None
 

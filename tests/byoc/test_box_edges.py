@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from byoc.channels.adapter import message_view
+from byoc.store.records import Message
 from tests.support import loopback
 from tests.support.emulator import Emulator
 from tests.support.problems import assert_problem
@@ -367,3 +369,15 @@ def test_an_agent_attachment_that_is_no_http_link_is_refused(
     assert_problem(answer, 422, "invalid-input")
     wait_for(lambda: not stack.outbox(), what="an empty outbox")
     assert stack.platform.of_type("message.created") == []
+
+
+def test_a_message_stored_with_cxones_whole_author_is_shown_with_the_public_part() -> None:
+    """Messages stored before the author was filtered on the way in are filtered on the way
+    out (widget, webhooks, transcripts: `message_view`)."""
+    stored = Message(
+        id="msg_old", channel_id="ch", conversation_id="thr_old", seq=1, direction="outbound",
+        sender="agent", text="hi", content={"type": "TEXT", "payload": {"text": "hi"}},
+        attachments=[], platform_message_id=None, de_message_id=None, status="sent",
+        created_at=1, author={"firstName": "Sam", "emailAddress": "sam@corp.example", "id": 7},
+    )  # fmt: skip
+    assert message_view(stored)["author"] == {"firstName": "Sam"}

@@ -161,3 +161,11 @@ def test_the_development_key_serves_loopback_only(tmp_path: Path, host: str) -> 
     assert err.startswith(
         f"byoc serve: the development signing key serves loopback only, not {host}"
     )
+
+
+@pytest.mark.parametrize(
+    "passphrase",
+    ["exchange-meadow-violin-crater-tundra-obelisk", "orbit-your-turkey-lantern-quartz-fjord"],
+)
+def test_a_passphrase_that_merely_contains_a_fill_me_in_word_is_accepted(passphrase: str) -> None:
+    Settings(environment="production", **{**STRONG, "admin_token": passphrase})  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from byoc.conversations import rich
+from byoc.conversations.models import public_author
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 
@@ -59,7 +60,8 @@ def message_view(message: Message) -> dict[str, Any]:
         "rich": rich.view(message.content),
         "fallbackText": message.text,
         "attachments": message.attachments,
-        "author": message.author,
+        # Filtered on the way in; also here, for messages stored before it was.
+        "author": public_author(message.author),
         "status": message.status,
         "createdAt": message.created_at,
     }

@@ -128,7 +128,7 @@ async def _run_without_foreign_keys(db: Database, run: Callable[[Connection], No
                     await immediate.run_sync(run)
             finally:
                 await conn.run_sync(dialect.set_foreign_keys, True)
-    except (SQLAlchemyError, OSError) as exc:  # OSError: the server out of reach
+    except SQLAlchemyError as exc:
         raise store_error(exc) from exc
 
 
