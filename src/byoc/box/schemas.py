@@ -56,16 +56,15 @@ class AgentMessageBody(_Lenient):
 
     @model_validator(mode="after")
     def _finite_numbers_only(self) -> AgentMessageBody:
-        """A literal too large for a double parses as infinity, which goes out again as bare
-        `Infinity`: no browser or strict platform reads the document holding it (the text
-        guard refuses the words NaN and Infinity themselves)."""
-        parts: list[Any] = [self.model_extra, self.author_user, self.recipients]
-        parts += [self.end_user_recipients, self.brand and self.brand.model_extra]
+        """A literal too large for a double parses as infinity, which would go out again as
+        bare `Infinity` in what is stored and handed on (the message's content and its
+        attachments; the author is cut to its strings): no browser or strict platform reads
+        the document holding it. The text guard refuses the words NaN and Infinity."""
         content = self.message_content
+        parts: list[Any] = [a.model_extra for a in self.attachments if a.model_extra]
         if content is not None:
             parts += [content.payload, content.model_extra]
-        parts += [a.model_extra for a in self.attachments]
-        if not_finite(parts):
+        if parts and not_finite(parts):
             raise ValueError("holds a number too large for a double")
         return self
 
