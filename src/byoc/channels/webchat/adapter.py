@@ -30,6 +30,7 @@ class WebchatAdapter:
             "kind": "messages",
             "threadId": conversation.id,
             "messageId": message.id,
+            "files": bool(message.attachments),
         }
         self._bus.publish(customer.id, dict(event))
 

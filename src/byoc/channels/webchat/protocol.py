@@ -260,6 +260,7 @@ class MessagesEvent(TypedDict):
     kind: Literal["messages"]
     threadId: NotRequired[str]
     messageId: NotRequired[str]
+    files: NotRequired[bool]  # the message has attachments (their links may have changed)
 
 
 class TypingEvent(TypedDict):

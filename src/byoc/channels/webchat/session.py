@@ -343,8 +343,8 @@ class WidgetSession:
             and conversation.is_open
             and event.get("threadId") == conversation.id
         ):
-            # The common case: a new message on the thread shown, named by its delivery.
-            await self._send_newer(event.get("messageId"))
+            # The common case: a new message on the thread shown (with files: named, see below).
+            await self._send_newer(event.get("messageId") if event.get("files") else None)
         else:
             await self._sync()
 
