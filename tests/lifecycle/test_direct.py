@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from pathlib import Path
+from typing import Any
 
 from byoc.clock import ManualClock
 from byoc.cxone import Contact
@@ -219,6 +220,18 @@ def _agent_starts_a_thread(stack: Stack, emulator: Emulator, clock: ManualClock)
     return contact["threadIdOnExternalPlatform"], contact["id"]
 
 
+def _ending(stack: Stack, thread: str, *, what: str) -> dict[str, Any]:
+    """The `conversation.ended` event the platform got for `thread`, once it has."""
+    events = wait_for(
+        lambda: [
+            e for e in stack.platform.of_type("conversation.ended") if e["threadId"] == thread
+        ],
+        what=what,
+    )
+    found: dict[str, Any] = events[0]
+    return found
+
+
 def test_an_idle_agent_initiated_thread_ends_its_contact_in_cxone(
     tmp_path: Path, emulator: Emulator
 ) -> None:
@@ -227,12 +240,7 @@ def test_an_idle_agent_initiated_thread_ends_its_contact_in_cxone(
         thread, contact_id = _agent_starts_a_thread(stack, emulator, clock)
         advance(clock, IDLE_MS)
         advance(clock, COUNTDOWN_MS)
-        ended = wait_for(
-            lambda: [e for e in stack.platform.of_type("conversation.ended")
-                     if e["threadId"] == thread],
-            what="the idle ending",
-        )  # fmt: skip
-        assert ended[0]["reason"] == "idle"
+        assert _ending(stack, thread, what="the idle ending")["reason"] == "idle"
         puts = wait_for(
             lambda: [
                 r
@@ -257,12 +265,7 @@ def test_an_agents_close_of_a_thread_it_started_is_noticed_and_refuses_the_answe
         )
         emulator.admin.post(f"/emulator/contacts/{contact_id}/close")
         advance(clock, END_POLL_MS)
-        ended = wait_for(
-            lambda: [e for e in stack.platform.of_type("conversation.ended")
-                     if e["threadId"] == thread],
-            what="the agent's close noticed",
-        )  # fmt: skip
-        assert ended[0]["reason"] == "agent"
+        assert _ending(stack, thread, what="the agent's close noticed")["reason"] == "agent"
         late = stack.signed(
             "POST",
             f"/api/v1/channels/{stack.channel_id}/messages",
@@ -283,12 +286,7 @@ def test_a_thread_whose_contact_is_closed_when_found_ends_here_as_the_agents(
         thread, contact_id = _agent_starts_a_thread(stack, emulator, clock)
         emulator.admin.post(f"/emulator/contacts/{contact_id}/close")
         advance(clock, 1_000)  # the lookup finds the contact closed: no poll interval passed
-        ended = wait_for(
-            lambda: [e for e in stack.platform.of_type("conversation.ended")
-                     if e["threadId"] == thread],
-            what="the close learnt with the contact",
-        )  # fmt: skip
-        assert ended[0]["reason"] == "agent"
+        assert _ending(stack, thread, what="the close learnt with the contact")["reason"] == "agent"
         assert stack.conversation(thread).de_contact_id == contact_id
 
 
