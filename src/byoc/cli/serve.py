@@ -210,9 +210,13 @@ def development_key_exposed(settings: Settings, host: str) -> str | None:
 
 
 def store_unreachable(settings: Settings) -> str | None:
-    """Why the store does not answer, or None: said once, in one line, before any process
-    starts (each worker's start-up would fail with a traceback of its own)."""
-    from byoc.store import Database, StoreError
+    """Why a PostgreSQL server does not answer, or None: said once, in one line, before any
+    process starts (each worker's start-up would fail with a traceback of its own). An SQLite
+    file is never out of reach: the embedded default starts without the extra connection."""
+    from byoc.store import Database, StoreError, dialect
+
+    if dialect.backend(settings.database_url) == dialect.SQLITE:
+        return None
 
     async def ping() -> None:
         db = Database(settings.database_url)
