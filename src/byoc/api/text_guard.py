@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from byoc.json_leaves import leaves
 
 # Candidates only, cleared by parsing: an escaped backslash before "u0000", and the words NaN
 # and Infinity anywhere (inside a string they make no refusal). A number too large for a double
@@ -68,18 +69,7 @@ def _bad_json_text(body: bytes) -> bool:
         return True
     except (ValueError, RecursionError):
         return False  # not JSON: the route's own parser answers 400
-    pending: list[Any] = [document]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, str):
-            if _BAD_CHAR.search(node):
-                return True
-        elif isinstance(node, dict):
-            pending.extend(node.keys())
-            pending.extend(node.values())
-        elif isinstance(node, list):
-            pending.extend(node)
-    return False
+    return any(isinstance(leaf, str) and _BAD_CHAR.search(leaf) for leaf in leaves(document))
 
 
 def unstorable(text: str) -> bool:

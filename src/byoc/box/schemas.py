@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from byoc.json_leaves import leaves
+
 
 class _Lenient(BaseModel):
     # DE ids arrive as numbers in some tenants and strings in others: kept as strings.
@@ -129,14 +131,4 @@ class OutboundResponse(BaseModel):
 
 def not_finite(value: Any) -> bool:
     """Whether `value` (parsed JSON) holds a float that is infinite or NaN anywhere."""
-    pending = [value]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, float):
-            if not math.isfinite(node):
-                return True
-        elif isinstance(node, dict):
-            pending.extend(node.values())
-        elif isinstance(node, list):
-            pending.extend(node)
-    return False
+    return any(isinstance(leaf, float) and not math.isfinite(leaf) for leaf in leaves(value))

@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from byoc.bus import Notification
 from byoc.conversations.models import MAX_SEQ
 from byoc.conversations.rich import MAX_POSTBACK
+from byoc.json_leaves import leaves
 
 CLOSE_CODES = {
     "bad-hello": 4400,
@@ -146,18 +147,7 @@ _NUL_ESCAPE = "\\u0000"
 
 
 def _holds_nul(frame: WidgetFrame) -> bool:
-    pending: list[object] = list(frame.model_dump().values())
-    while pending:
-        value = pending.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                return True
-        elif isinstance(value, dict):
-            pending.extend(value.keys())
-            pending.extend(value.values())
-        elif isinstance(value, list):
-            pending.extend(value)
-    return False
+    return any(isinstance(leaf, str) and "\x00" in leaf for leaf in leaves(frame.model_dump()))
 
 
 def _client_id(raw: str) -> str | None:
