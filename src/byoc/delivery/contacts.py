@@ -77,9 +77,7 @@ class ContactFinder:
         now = self._clock.now_ms()
 
         def learnt(conn: Connection) -> None:
-            if not conversations.transition_conversation(
-                conn, conversation.id, {"de_contact_id": None}, de_contact_id=contact.id
-            ):
+            if not take_contact(conn, conversation.id, contact.id):
                 return  # a create wrote one meanwhile: it is the newer
             if contact.is_ended:
                 # The agent closed it already: what the end poll would find (contract §4.5).
@@ -91,6 +89,15 @@ class ContactFinder:
                 conversations.mark_checked_in_cxone(conn, conversation.id, now)
 
         return Settled(write=learnt)
+
+
+def take_contact(conn: Connection, conversation_id: str, contact_id: str) -> bool:
+    """Write `contact_id` as the conversation's contact if it holds none yet (another call may
+    have named one meanwhile); whether it was written."""
+    unknown = {"de_contact_id": None}
+    return conversations.transition_conversation(
+        conn, conversation_id, unknown, de_contact_id=contact_id
+    )
 
 
 def _given_up(conversation: Conversation, why: str) -> Settled:

@@ -37,6 +37,7 @@ from byoc.cxone import (
     iso_millis,
 )
 from byoc.delivery.common import Loaded, cxone_call, load, ms_to_datetime, preloaded
+from byoc.delivery.contacts import take_contact
 from byoc.outbox import PermanentFailure, kinds
 from byoc.outbox.outcome import Outcome, Settled
 from byoc.store import Connection, Database, conversations, messages
@@ -248,14 +249,9 @@ class ToCxone:
         conversation = loaded.conversation
         stray, previous = response.consumer_contact.id, conversation.de_contact_id
         if previous is None:  # an agent's thread whose contact was not learnt: this one is it
-
-            def learnt(conn: Connection) -> None:
-                unknown = {"de_contact_id": None}
-                conversations.transition_conversation(
-                    conn, conversation.id, unknown, de_contact_id=stray
-                )
-
-            return Settled(write=learnt)
+            return Settled(
+                write=partial(take_contact, conversation_id=conversation.id, contact_id=stray)
+            )
         if stray == previous:
             return Settled()
         de = await self._tenants.for_tenant(loaded.channel.tenant_id)

@@ -24,8 +24,9 @@ A = TypeVar("A")
 # The writes of the rows settled together run in `byoc.outbox.rows.settle` (batched): a write's
 # prebuilt statements that return nothing may run after the rest of it, together with the
 # other rows' executions of the same statement. So a write changes only rows of its own
-# delivery (its message, its conversation) and does not read back what it wrote.
-Settle = Callable[[Connection], None]
+# delivery (its message, its conversation) and does not read back what it wrote. What it
+# returns is not used (a store function that says whether it changed a row may be one).
+Settle = Callable[[Connection], object]
 # Run once the transaction that deleted the row has committed; must not raise or block.
 AfterCommit = Callable[[], None]
 

@@ -222,7 +222,7 @@ def complete_many(conn: Connection, row_ids: list[int]) -> None:
 
 
 def settle(
-    conn: Connection, row_ids: list[int], writes: Iterable[Callable[[Connection], None]]
+    conn: Connection, row_ids: list[int], writes: Iterable[Callable[[Connection], object]]
 ) -> None:
     """Delete delivered rows and run what their deliveries write with that. On PostgreSQL the
     statements go together, one round trip per statement whatever the number of rows
