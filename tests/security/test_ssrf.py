@@ -169,7 +169,7 @@ async def test_the_proxys_name_is_trusted_for_the_proxy_alone(
         resolver = VettingResolver(
             OutboundPolicy(), inner=FixedResolver({"proxy.internal": "127.0.0.1"})
         )
-        resolver.trust_proxies(["http://proxy.internal:3128", "proxy.internal:8080"])
+        # Trusted from the environment above, as the client opens its session.
         async with HttpClient(guard=OutboundPolicy(), resolver=resolver) as http:
             with pytest.raises(HttpRefusedAddress, match="not a public address"):
                 await http.request(
