@@ -2,8 +2,9 @@
 never of a higher one; `tests/test_layers.py` reads every import (those inside functions and
 under `TYPE_CHECKING` too) and holds the code to this table. Nothing imports this module.
 
-    foundation     settings, errors, ids, clock, compare (secrets), and telemetry (`ops`: logs,
-                   metrics, tracing, the request middleware): what everything may use
+    foundation     settings, errors, ids, clock, compare (secrets), json_leaves, and telemetry
+                   (`ops`: logs, metrics, tracing, the request middleware): what everything
+                   may use
     http           outgoing calls, the proxies they go through, the outbound address policy
     store          persistence, and `bus`: the bus carries ids and the store the truth, and it
                    rides on the same database (PostgreSQL LISTEN/NOTIFY) or on nothing
@@ -41,6 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "byoc.ids",
             "byoc.clock",
             "byoc.compare",
+            "byoc.json_leaves",
             "byoc.ops",
         ),
     ),
