@@ -230,3 +230,46 @@ def test_on_postgres_an_unannounced_change_is_seen_within_the_bound(
     for server, clock in zip(servers, clocks, strict=True):
         clock.advance(TTL_MS + 1)
         assert _token(server.url, client_id, secret) == 401
+
+
+def test_a_spent_address_is_refused_for_made_up_ids_without_a_read_of_the_clients(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = [0]
+    read_active = clients.active_clients
+
+    def counted(conn: Connection) -> dict[str, OAuthClient]:
+        reads[0] += 1
+        return read_active(conn)
+
+    monkeypatch.setattr(clients, "active_clients", counted)
+    settings = middleware_settings(tmp_path, emulator, token_failures_per_address="3/minute")
+    client_id, secret = new_client_credentials()
+
+    async def prepare() -> None:
+        db = Database(settings.database_url)
+        try:
+            await upgrade(db)
+            await db.run_write(tenants.upsert_tenant, default_tenant(settings))
+            await db.run_write(
+                clients.insert_client, client_id, "cxone", hash_secret(secret), "default"
+            )
+        finally:
+            await db.close()
+
+    run_async(prepare())
+    # A clock nobody moves: nothing is read again by age.
+    server = ThreadedServer(create_app(settings, clock=ManualClock())).start()
+    try:
+        assert _token(server.url, client_id, secret) == 200
+        for n in range(3):  # the address's budget: each made-up id is looked for once
+            assert _token(server.url, f"made-up-{n}", "guess") == 401
+        spent = reads[0]
+        for n in range(3, 13):
+            assert _token(server.url, f"made-up-{n}", "guess") == 429
+        assert reads[0] == spent
+        # The client held in memory is still answered from that address.
+        assert _token(server.url, client_id, secret) == 200
+        assert reads[0] == spent
+    finally:
+        server.stop()

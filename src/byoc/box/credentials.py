@@ -213,6 +213,10 @@ class ActiveClients:
                 known = None
         return known.tenant_id if known is not None else None
 
+    def holds(self, client_id: str) -> bool:
+        """Whether `client_id` is among the clients in memory now (nothing is read)."""
+        return client_id in self._clients
+
     def invalidate(self) -> None:
         self._invalidations += 1
         self._loaded_at = float("-inf")

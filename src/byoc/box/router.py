@@ -120,7 +120,13 @@ async def issue_token(request: Request) -> Response:
     throttle = token_throttle_of(request)
     if (wait := throttle.client_wait(client_id)) is not None:
         return too_many_attempts(wait)
-    tenant_id = await active_clients_of(request).verify(client_id, secret)
+    active_clients = active_clients_of(request)
+    # An address that spent its budget on failures is not worth a read of the client set:
+    # only a client held in memory is still checked for it.
+    held = active_clients.holds(client_id)
+    if not held and (wait := throttle.address_wait(address)) is not None:
+        return too_many_attempts(wait)
+    tenant_id = await active_clients.verify(client_id, secret)
     if tenant_id is None:
         if (wait := throttle.address_wait(address)) is not None:
             return too_many_attempts(wait)

@@ -4,9 +4,13 @@ Only failures count: CXone asking for a token with the right secret is never slo
 Once a client id's budget is spent, every attempt for it is refused (429 with `Retry-After`)
 until the window moves on, right secret or not, so guessing a secret costs the window, not a
 round trip. Once an address's budget is spent, its failures are refused the same way, but a
-right secret from it is still answered: many callers share an address (an ingress, a NAT,
-CXone's own egress), and made-up client ids from one of them must not lock CXone out. A secret
-is 256 random bits (`byoc.box.credentials`): being told when a guess hit gains nothing.
+right secret from it for a client held in memory (`ActiveClients.holds`) is still answered:
+many callers share an address (an ingress, a NAT, CXone's own egress), and made-up client ids
+from one of them must not lock CXone out. A client id not held is refused from such an
+address at once, before the client set is read again for it, so made-up ids cost no reads (a
+client created since the last read waits for the window there, or for any other address's
+request to bring it in). A secret is 256 random bits (`byoc.box.credentials`): being told
+when a guess hit gains nothing.
 """
 
 from __future__ import annotations
