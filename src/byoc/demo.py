@@ -320,6 +320,7 @@ async def _run(
         cxone_token_url=f"http://127.0.0.1:{ports.emulator}/auth/token",
         outbox_poll_interval_seconds=0.5,
         outbound_allow_private="127.0.0.1/32",
+        action_back_url_hosts="127.0.0.1",  # the emulator's console
     )
     channel = Channel(
         id=CHANNEL_ID,

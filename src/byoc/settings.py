@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     # Failed links of the Action, Reconnect and Remove pages per client address (each one
     # costs a call to CXone: `byoc.provisioning.link_throttle`).
     admin_link_failures_per_address: str = "20/minute"
+    # Hosts the Action, Reconnect and Remove pages may send the browser back to (`backUrl`),
+    # comma-separated; a name admits its subdomains too. Any other `backUrl` is not followed.
+    action_back_url_hosts: str = "niceincontact.com,nice-incontact.com,nicecxone.com"
 
     # Abuse limits of the web chat widget, across every socket of this process: messages per
     # client address (each visitor's own budget is the channel's `rate_limit_*`), uploads per

@@ -399,3 +399,40 @@ def test_reconnect_reverifies(pages: Pages) -> None:
                                            "userId": 4242}
     )  # fmt: skip
     assert spent.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "back_url",
+    [
+        "https://attacker.example.net/phish",
+        "https://cxone.example.invalid.attacker.example.net/",  # a suffix is not a subdomain
+        "https://evilcxone.example.invalid/",
+        "https://user@attacker.example.net/",
+        "https://[::1/x",  # unreadable
+    ],
+)
+def test_a_back_url_on_a_host_not_allowed_is_not_followed(pages: Pages, back_url: str) -> None:
+    """A verified link's `backUrl` is someone else's choice: the pages send the browser on only
+    to a host of BYOC_ACTION_BACK_URL_HOSTS (here cxone.example.invalid and 127.0.0.1)."""
+    page = pages.open_action(back_url=back_url)
+    assert page.status_code == 200, page.text
+    created = pages.http.post(
+        "/integration/action",
+        data={"form_token": form_token(page), "name": "Stay", "webhook_url": "https://p.invalid/h"},
+    )
+    assert created.status_code == 200, created.headers.get("location")
+    assert "is ready" in created.text
+    assert "attacker" not in created.text
+    channel_id = channel_id_of(page)
+    for path, params in (
+        ("/integration/reconnect", {"channelId": channel_id}),
+        ("/integration/remove", {"channelId": channel_id}),
+    ):
+        answer = pages.http.get(path, params={**params, **_fresh(pages), "backUrl": back_url})
+        assert answer.status_code == 200, answer.headers.get("location")
+        assert "attacker" not in answer.text
+    # A subdomain of an allowed host is followed.
+    allowed = "https://eu.cxone.example.invalid/admin"
+    again = pages.http.get("/integration/reconnect", params={**_fresh(pages), "backUrl": allowed})
+    assert again.status_code == 303
+    assert again.headers["location"] == allowed

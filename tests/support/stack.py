@@ -293,6 +293,8 @@ def middleware_settings(tmp_path: Path, emulator: Emulator, **overrides: Any) ->
         "webhook_timeout_seconds": 2.0,
         # The platform and attachment servers of these tests listen on loopback.
         "outbound_allow_private": "127.0.0.0/8,::1/128",
+        # The Action pages' `backUrl`s of these tests: action_pages.BACK_URL, the emulator.
+        "action_back_url_hosts": "cxone.example.invalid,127.0.0.1",
     }
     values.update(overrides)
     return Settings(**values)

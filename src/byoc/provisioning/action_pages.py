@@ -11,12 +11,15 @@ Server-rendered HTML without scripts; every value is escaped. The flow:
   submit create one channel, not two.
 - `POST /integration/action` checks that token and provisions exactly as `byoc channels create`
   does (`byoc.provisioning.channels.create_channel`), with the verified user as `ownerUserId`,
-  then answers 303 to `backUrl` when it is an http(s) URL, else a page with the result.
+  then answers 303 to `backUrl`, else a page with the result.
 - `GET /integration/remove?channelId=&token=&brandId=&userId=[&backUrl=]` verifies the one-time
   token and deletes the DE channel and the mapping (contract decision).
 - `GET /integration/reconnect?...` verifies the token and checks the channel on both sides.
 
-Decisions: `apiHost` is never called — the one-time token is sent only to the tenant's
+Decisions: `backUrl` is followed (303, and a link on the result page) only when it is an
+http(s) URL on a host of `BYOC_ACTION_BACK_URL_HOSTS` (CXone's domains by default); any other
+is dropped, so a crafted link cannot make these pages send an admin on to a host someone else
+chose. `apiHost` is never called — the one-time token is sent only to the tenant's
 configured DE API, so a crafted link cannot make us hand a token to another host. The
 `accessToken` DE returns is not kept: the tenant's own client creates the channel, and the
 verification serves to authenticate the admin. Pages answer `Referrer-Policy: no-referrer`
@@ -39,6 +42,7 @@ from byoc.outbound import OutboundPolicy
 from byoc.provisioning.channels import (
     NewChannel,
     ProvisioningError,
+    back_url_of,
     create_channel,
     delete_channel,
     new_channel_id,
@@ -169,7 +173,7 @@ async def action_page(
         user_id=verified.user_id,
         integration_id=integration_id,
         channel_id=new_channel_id(),
-        back_url=query.get("backUrl", ""),
+        back_url=back_url_of(query.get("backUrl", ""), settings),
     )
     return form_page(_form_tokens(settings).issue(claims), claims)
 
@@ -253,7 +257,11 @@ async def create_from_form(
 
 @router.get("/remove")
 async def remove_page(
-    request: Request, db: DatabaseDep, tenant_clients: TenantsDep, throttle: LinkThrottleDep
+    request: Request,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    tenant_clients: TenantsDep,
+    throttle: LinkThrottleDep,
 ) -> Response:
     query = request.query_params
     channel_id = query.get("channelId", "")
@@ -271,21 +279,24 @@ async def remove_page(
     except ProvisioningError as exc:
         return error_page("Cannot remove the channel", exc.detail, 502)
     log.info("Remove URL: channel %s deleted by user %s", channel_id, verified.user_id)
-    return finished(
-        query.get("backUrl", ""), "Channel removed", f"Channel {channel_id} is deleted."
-    )
+    back_url = back_url_of(query.get("backUrl", ""), settings)
+    return finished(back_url, "Channel removed", f"Channel {channel_id} is deleted.")
 
 
 @router.get("/reconnect")
 async def reconnect_page(
-    request: Request, db: DatabaseDep, tenant_clients: TenantsDep, throttle: LinkThrottleDep
+    request: Request,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    tenant_clients: TenantsDep,
+    throttle: LinkThrottleDep,
 ) -> Response:
     query = request.query_params
     channel_id = query.get("channelId", "")
     verified = await _verify(db, tenant_clients, request, throttle)
     if isinstance(verified, HTMLResponse):
         return verified
-    back_url = query.get("backUrl", "")
+    back_url = back_url_of(query.get("backUrl", ""), settings)
     if not channel_id:
         return finished(back_url, "Connected", f"Brand {verified.tenant.brand_id} is connected.")
     mapped = await db.run_read(channels.get_channel, channel_id)

@@ -35,6 +35,7 @@ from byoc.cxone import ChannelCreate, CxoneError, CxoneNotFound, CxoneRejected, 
 from byoc.errors import ByocError, ChannelNotFound, InvalidInput, NotFound
 from byoc.ids import new_id
 from byoc.outbound import OutboundPolicy
+from byoc.settings import Settings
 from byoc.store import Connection, Database, StoreError, channels, now_ms, tenants
 from byoc.store.records import Channel
 from byoc.tenancy import DEFAULT_TENANT_ID
@@ -122,6 +123,21 @@ def new_channel_id() -> str:
 def is_http_url(value: str) -> bool:
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def back_url_of(value: str, settings: Settings) -> str:
+    """`value` (an Action page's `backUrl`) when it is an http(s) URL on a host of
+    `BYOC_ACTION_BACK_URL_HOSTS` or a subdomain of one; else "" (not followed, not shown)."""
+    try:
+        host = (urlsplit(value).hostname or "") if is_http_url(value) else ""
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return ""
+    allowed = (
+        name.strip().lower().strip(".") for name in settings.action_back_url_hosts.split(",")
+    )
+    if host and any(name and (host == name or host.endswith("." + name)) for name in allowed):
+        return value
+    return ""
 
 
 def validate(request: NewChannel, policy: OutboundPolicy | None = None) -> dict[str, str]:
