@@ -580,3 +580,35 @@ def test_a_tenant_whose_cxone_is_unavailable_holds_up_no_other(
         advance(clock, POLL_MS)  # one of the unreachable tenant's: its channel rests
         advance(clock, POLL_MS)  # the live one
         wait_for(lambda: stack.conversation(live).state == "ended", what="the close noticed")
+
+
+def test_the_retry_of_a_reply_stored_before_the_end_takes_no_sequence_number(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """With the idle clock on, a reply's transaction reserves its number as it first reads the
+    conversation. After the end, the retry of a reply stored before it is answered as that
+    reply, and the number reserved on the way is not kept: no gap in the thread's numbers."""
+    clock = ManualClock()
+    with running_stack(tmp_path, emulator, clock=clock, idle_timeout_seconds=3600) as stack:
+        thread_id = stack.customer_says("hello")["threadId"]
+        contact = stack.contact_for_thread(thread_id)
+        headers = {"Authorization": f"Bearer {box_token(stack)}"}
+        body = {
+            "thread": {"idOnExternalPlatform": thread_id},
+            "message": {"id": "de-kept"},
+            "messageContent": {"type": "TEXT", "payload": {"text": "kept"}},
+        }
+        dfo3 = f"{stack.url}/integration/box/2.0/channel/{stack.channel_id}/outbound"
+        before = loopback.post(dfo3, headers=headers, json=body)
+        assert before.status_code == 200, before.text
+        emulator.admin.post(f"/emulator/contacts/{contact['id']}/close")
+        advance(clock, POLL_MS)
+        wait_for(lambda: stack.platform.of_type("conversation.ended"), what="the end")
+        numbered = stack.conversation(thread_id).next_seq
+
+        again = loopback.post(dfo3, headers=headers, json=body)
+        assert again.status_code == 200, again.text
+        assert again.json()["message"] == before.json()["message"]
+        refused = loopback.post(dfo3, headers=headers, json={**body, "message": {"id": "de-new"}})
+        assert refused.status_code == 409, refused.text
+        assert stack.conversation(thread_id).next_seq == numbered

@@ -71,6 +71,10 @@ def store_reply(
         if (existing := attempt.earlier(find)) is not None:
             return lookups.replay(conn, existing)
     if not conversation.is_open:
+        if seq is not None:
+            # This run reserved a number no message will take. Refused: the rerun of a retry
+            # (`write_once`; it looks first and reserves nothing) answers it as its copy.
+            raise ConversationEnded(f"thread {conversation.id!r} has ended")
         return _after_the_end(conn, channel, conversation, incoming)
     if conversation.de_thread_id is None and incoming.de_thread_id:
         conversations.update_conversation(conn, conversation.id, de_thread_id=incoming.de_thread_id)
