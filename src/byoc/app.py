@@ -60,7 +60,6 @@ from byoc.ops.tracing import configure_tracing, trace_client
 from byoc.outbound import OutboundPolicy
 from byoc.outbox.gauges import store_readings
 from byoc.outbox.outcome import RetryPolicy
-from byoc.outbox.pacing import IntakePacer
 from byoc.outbox.worker import OutboxWorker
 from byoc.provisioning.action_pages import router as action_pages_router
 from byoc.provisioning.link_throttle import LinkThrottle
@@ -148,12 +147,6 @@ async def build_runtime(
         ),
         clock=clock,
     )
-    pacer = IntakePacer(
-        max_lag_seconds=settings.outbox_pace_max_lag_seconds,
-        wait_seconds=settings.outbox_pace_wait_seconds,
-        late_rows=max(1, settings.outbox_batch_size // 2),
-        observer=metrics.count_paced_intake,
-    )
     worker = OutboxWorker(
         pipeline_db,
         deliveries.handlers(),
@@ -170,7 +163,6 @@ async def build_runtime(
         preloads=deliveries.preloads(),
         clock=clock,
         observer=metrics.count_delivery,
-        pacer=pacer,
     )
     wake_worker.append(worker.wake)
 
@@ -183,7 +175,7 @@ async def build_runtime(
         db=db,
         tenants=tenant_clients,
         conversations=ConversationService(
-            db, policy, on_enqueued=worker.wake, fresh_rows=worker, clock=clock, pacer=pacer
+            db, policy, on_enqueued=worker.wake, fresh_rows=worker, clock=clock
         ),
         token_issuer=TokenIssuer(
             settings.token_signing_key.get_secret_value(),

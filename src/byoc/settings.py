@@ -239,10 +239,6 @@ class Settings(BaseSettings):
     outbox_poll_interval_seconds: float = 1.0
     outbox_batch_size: int = 64
     outbox_lease_seconds: float = 30.0
-    # A message's intake waits (at most the second figure) while the outbox's deliveries lag
-    # by more than the first (`byoc.outbox.pacing`); 0 for either: never waits.
-    outbox_pace_max_lag_seconds: float = Field(default=0.3, ge=0)
-    outbox_pace_wait_seconds: float = Field(default=1.0, ge=0, le=10)
 
     # Conversation lifecycle (contract §4): idle customers, agent-ended conversations.
     idle_timeout_seconds: float = 120.0

@@ -41,8 +41,14 @@ from byoc.errors import (
 from byoc.ids import new_id
 from byoc.outbox import kinds
 from byoc.outbox.kinds import enqueue
-from byoc.outbox.pacing import IntakePacer
-from byoc.store import Database, DuplicateError, attachments, conversations, customers, messages
+from byoc.store import (
+    Database,
+    DuplicateError,
+    attachments,
+    conversations,
+    customers,
+    messages,
+)
 from byoc.store.records import Channel, Conversation, Customer, Message
 
 TYPING_TTL_MS = 15_000
@@ -58,14 +64,12 @@ class ConversationService:
         on_enqueued: Callable[[], None] = lambda: None,
         fresh_rows: FreshRows | None = None,
         clock: Clock | None = None,
-        pacer: IntakePacer | None = None,
     ) -> None:
         self._db = db
         self._clock: Clock = clock or SystemClock()
         self._policy = policy
         self._on_enqueued = on_enqueued
         self._fresh_rows = fresh_rows
-        self._pacer = pacer or IntakePacer.off()  # a message waits while deliveries lag
         self._cache = ChannelCache()
 
     # --- customer → CXone ------------------------------------------------------------------
@@ -77,7 +81,6 @@ class ConversationService:
         if incoming.postback is not None and not has_text:
             raise InvalidInput("a postback needs the label of the choice as its text")
         store = partial(self._store_customer_message, incoming=incoming)
-        await self._pacer.wait()
         return await write_once(self._db, incoming.platform_message_id, store, self._dispatch)
 
     def _store_customer_message(
@@ -299,7 +302,6 @@ class ConversationService:
             clock=self._clock,
             fresh_rows=self._fresh_rows,
         )
-        await self._pacer.wait()
         return await write_once(self._db, incoming.retry_id, store, self._dispatch)
 
     def _dispatch(self, delivered: Delivered) -> None:
@@ -337,7 +339,6 @@ class ConversationService:
             enqueue(conn, kinds.FindContact(conversation.id), now=now, delay_ms=FIND_CONTACT_MS)
             return store_agent_message(conn, channel, conversation, incoming, self._policy, now)
 
-        await self._pacer.wait()
         return await write_once(self._db, incoming.retry_id, tx, self._dispatch)
 
     async def validate_recipients(

@@ -65,7 +65,6 @@ CXONE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 OUTBOX_STATES = ("pending", "dead")
 DELIVERY_RESULTS = ("delivered", "retried", "dead_lettered", "expired")
-PACING_RESULTS = ("caught_up", "waited_out")  # byoc.outbox.pacing's
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # True when prometheus_client keeps values in the files of a multiprocess directory.
@@ -190,15 +189,6 @@ class Metrics:
         )
         for result in DELIVERY_RESULTS:
             self.outbox_deliveries.labels(result)
-        self.outbox_intake_paced = Counter(
-            "byoc_outbox_intake_paced",
-            "Messages whose intake waited for the outbox's deliveries to catch up, by result: "
-            "caught_up, waited_out (went ahead after the longest wait).",
-            ["result"],
-            registry=r,
-        )
-        for result in PACING_RESULTS:
-            self.outbox_intake_paced.labels(result)
         # The gauges' multiprocess modes: how the workers' values combine (ignored in one process).
         self.open_sockets = Gauge(
             "byoc_open_websockets",
@@ -244,10 +234,6 @@ class Metrics:
     def count_delivery(self, result: str) -> None:
         """The outbox worker's observer: one count per attempt settled (`DELIVERY_RESULTS`)."""
         self.outbox_deliveries.labels(result).inc()
-
-    def count_paced_intake(self, result: str) -> None:
-        """The intake pacer's observer: one count per message that waited (`PACING_RESULTS`)."""
-        self.outbox_intake_paced.labels(result).inc()
 
     def count_token_refresh(self) -> None:
         self.token_refreshes.inc()

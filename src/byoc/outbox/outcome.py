@@ -112,13 +112,3 @@ class RetryPolicy:
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_seconds * 10))
         return int(delay * 1000)
-
-
-@dataclass
-class WorkerStats:
-    """What the worker's attempts came to, counted since it started."""
-
-    delivered: int = 0
-    retried: int = 0
-    dead: int = 0
-    expired: int = 0

@@ -35,9 +35,6 @@ write once for all the rows of the pass that share it), and an `after_commit` ca
 once that transaction has committed (e.g. to publish what was written). On PostgreSQL a pass's
 writes cost one round trip per statement, whatever the number of rows (`rows.settle`).
 
-With a pacer (`byoc.outbox.pacing`), each pass that has room tells it what it claimed, and a
-message's intake waits while the pacer finds the deliveries lagging.
-
 Leases, due times, backoff and polls are on the worker's `Clock`; cut-offs and stop grace are real.
 """
 
@@ -64,11 +61,9 @@ from byoc.outbox.outcome import (
     Retry,
     RetryPolicy,
     Settled,
-    WorkerStats,
     Write,
     joined,
 )
-from byoc.outbox.pacing import IntakePacer
 from byoc.outbox.preloads import Preload, with_contexts
 from byoc.store import Database
 from byoc.store.records import OutboxRow
@@ -78,6 +73,14 @@ log = logging.getLogger(__name__)
 Handler = Callable[[OutboxRow], Awaitable[Outcome]]
 # Runs inside the transaction that buries the row (synchronous: see `Database.run_write`).
 DeadLetterHook = Callable[[Connection, OutboxRow, str], None]
+
+
+@dataclass
+class WorkerStats:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    expired: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,6 @@ class OutboxWorker:
         rng: random.Random | None = None,
         clock: Clock | None = None,
         observer: Callable[[str], None] | None = None,
-        pacer: IntakePacer | None = None,
     ) -> None:
         if batch_size < 1 or max_in_flight < 1:
             raise ValueError("batch_size and max_in_flight must be at least 1")
@@ -134,8 +136,7 @@ class OutboxWorker:
         self._pass_lock = asyncio.Lock()
         self.stats = WorkerStats()
         # Told each attempt's result: delivered, expired, retried, dead_lettered (the metrics).
-        self._observe = observer or (lambda result: None)
-        self._pacer = pacer  # told what each pass with room claimed
+        self._observer = observer
 
     @property
     def in_flight(self) -> int:
@@ -258,8 +259,6 @@ class OutboxWorker:
                 self._wakeup.set()  # nothing was claimed: claim on the next pass
                 return [], False
             self._settled(finished)
-            if limit > 0 and self._pacer is not None:
-                self._pacer.claimed(claimed, limit, self._clock.now_ms())
             for row in claimed:
                 self._start(row)
             more = 0 < limit == len(claimed) and len(self._in_flight) < self._max_in_flight
@@ -395,3 +394,7 @@ class OutboxWorker:
         await self._db.run_write(tx)
         self.stats.dead += 1
         self._observe("dead_lettered")
+
+    def _observe(self, result: str) -> None:
+        if self._observer is not None:
+            self._observer(result)
