@@ -8,6 +8,7 @@ its group and stores nothing; a process killed before a job committed loses only
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import sqlite3
@@ -185,15 +186,75 @@ async def test_reads_see_every_commit_before_them_and_outlive_a_failed_read(
         await db.close()
 
 
-async def test_close_stops_the_writer_thread(tmp_path: Path) -> None:
+async def test_close_stops_the_store_threads(tmp_path: Path) -> None:
     db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
     await db.run_write(_insert(1))
     await db.run_read(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
-    assert any(t.name.startswith("byoc-sqlite-writer") for t in threading.enumerate())
+    names = {t.name.rpartition("_")[0] or t.name for t in threading.enumerate()}
+    assert {"byoc-sqlite-checkpoint", "byoc-sqlite-read"} <= names
     await db.close()
     assert not any(t.name.startswith("byoc-sqlite") for t in threading.enumerate())
     with pytest.raises(StoreError):
         await db.run_write(_insert(2))
+
+
+async def test_a_group_waits_for_another_connections_write_lock_off_the_loop(
+    tmp_path: Path,
+) -> None:
+    """A `byoc` command writing to the same file holds SQLite's write lock: the group that
+    finds it taken waits for it on a thread, and the event loop goes on meanwhile."""
+    path = tmp_path / "gc.db"
+    db = await _database(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert db.writer is not None
+        other.execute("BEGIN IMMEDIATE")  # the other process's write, under way
+        other.execute("INSERT INTO gc_parent (id) VALUES (1)")
+        writing = asyncio.create_task(db.run_write(_insert(1)))
+        loop = asyncio.get_running_loop()
+        ticks = []
+        for _ in range(20):  # 0.4 s of a loop that must keep turning
+            ticks.append(loop.time())
+            await asyncio.sleep(0.02)
+        assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.2
+        assert not writing.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(writing, 10) == [1]
+        assert db.writer.waited == 1
+        # The writer's own connection goes on without waiting: the next group runs at once.
+        assert await db.run_write(_insert(2)) == [2]
+        assert db.writer.waited == 1
+        assert _committed_on_disk(path) == [1, 2]
+    finally:
+        other.close()
+        await db.close()
+
+
+async def test_the_wal_is_copied_into_the_database_file_by_the_checkpoint_thread(
+    tmp_path: Path,
+) -> None:
+    """The writer's connection makes no checkpoint of its own; the checkpoint thread copies
+    the WAL into the database file after commits."""
+    path = tmp_path / "gc.db"
+    db = await _database(f"sqlite:///{path}")
+    try:
+        await asyncio.gather(*(db.run_write(_insert(i)) for i in range(500)))
+
+        def in_the_file() -> int:
+            # `immutable`: the database file alone, without the WAL.
+            conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+            try:
+                return int(conn.execute("SELECT count(*) FROM gc_item").fetchone()[0])
+            except sqlite3.OperationalError:  # the table is not in the file yet
+                return 0
+            finally:
+                conn.close()
+
+        async with asyncio.timeout(10):
+            while in_the_file() < 500:
+                await asyncio.sleep(0.05)
+    finally:
+        await db.close()
 
 
 CHILD = textwrap.dedent(

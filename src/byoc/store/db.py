@@ -7,12 +7,11 @@ function runs through `AsyncConnection.run_sync` (greenlet over asyncpg), so the
 serves both databases; the prebuilt statements of the hot path run on asyncpg directly
 (`byoc.store.compiled`), reads run in autocommit and pooled connections are pinged only after
 being idle (`byoc.store.dialect`): a reply's transaction is one round trip per statement plus
-BEGIN and COMMIT. On an SQLite file it runs on a dedicated writer thread that owns a plain
-`sqlite3` connection: one thread hop per transaction instead of one per statement, and **group
-commit**: every write queued while the previous commit was running goes into the next
-transaction, each job inside its own SAVEPOINT, so a failing job rolls back alone and gets its
-own exception while the others commit. A job's result is handed back only after the COMMIT has
-returned. Reads run on a small pool of reader threads (WAL: readers never block).
+BEGIN and COMMIT. On an SQLite file writes go to `byoc.store.sqlite_writer`: one plain
+`sqlite3` connection and **group commit** (every write queued while the loop was busy goes
+into the next transaction, each job inside its own SAVEPOINT), run on the event loop's thread
+with the disk's flushes on a thread of their own. Reads run on a small pool of reader threads
+(WAL: readers never block).
 
 SQLite allows one writer at a time. Its write transactions therefore start with `BEGIN
 IMMEDIATE` (so two writers never deadlock on a lock upgrade) and, inside one process, queue on
@@ -37,157 +36,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from byoc.store import dialect
 from byoc.store.errors import StoreError, store_error
+from byoc.store.sqlite_writer import SqliteWriter
 
 T = TypeVar("T")
 P = ParamSpec("P")
 TransactionFn = Callable[[Connection], T]
 
-# A burst larger than this is split over several transactions, so one commit's latency and the
-# size of what one failure could take down stay bounded.
-MAX_GROUP_COMMIT = 256
-
 
 def now_ms() -> int:
     """Wall-clock time in integer milliseconds: the only time type the store keeps."""
     return int(time.time() * 1000)
-
-
-def _job_error(exc: Exception) -> Exception:
-    return store_error(exc) if isinstance(exc, SQLAlchemyError) else exc
-
-
-class _Job:
-    __slots__ = ("fn", "future")
-
-    def __init__(self, fn: TransactionFn[Any], future: asyncio.Future[Any]) -> None:
-        self.fn = fn
-        self.future = future
-
-
-class SqliteWriter:
-    """One thread, one `sqlite3` connection, group commit (see the module docstring)."""
-
-    def __init__(self, engine: Engine, lock: asyncio.Lock, options: dict[str, Any]) -> None:
-        self._engine = engine
-        self._lock = lock
-        self._options = options
-        self._queue: list[_Job] = []
-        self._drainer: asyncio.Task[None] | None = None
-        self._thread: ThreadPoolExecutor | None = None
-        self._conn: Connection | None = None
-        self._closed = False
-        self.transactions = 0  # committed group transactions, for tests and metrics
-        self.jobs = 0
-
-    async def submit(self, fn: TransactionFn[T]) -> T:
-        if self._closed:
-            raise StoreError("the database is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.append(_Job(fn, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = loop.create_task(self._drain(), name="sqlite-group-commit")
-        return await future
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._queue:
-            async with self._lock:
-                # Taken under the lock: whatever queued while a `write()` block held it joins in.
-                batch = [job for job in self._queue[:MAX_GROUP_COMMIT] if not job.future.done()]
-                del self._queue[:MAX_GROUP_COMMIT]
-                if not batch:
-                    continue
-                if self._thread is None:
-                    self._thread = ThreadPoolExecutor(1, thread_name_prefix="byoc-sqlite-writer")
-                try:
-                    outcomes = await loop.run_in_executor(
-                        self._thread, self._run_batch, [job.fn for job in batch]
-                    )
-                except BaseException as exc:
-                    failure = exc if isinstance(exc, Exception) else StoreError("interrupted")
-                    for job in batch:
-                        if not job.future.done():
-                            job.future.set_exception(failure)
-                    raise
-            for job, (ok, value) in zip(batch, outcomes, strict=True):
-                if job.future.done():
-                    continue  # the caller went away; its work committed unacknowledged
-                if ok:
-                    job.future.set_result(value)
-                else:
-                    job.future.set_exception(value)
-
-    def _run_batch(self, jobs: list[TransactionFn[Any]]) -> list[tuple[bool, Any]]:
-        """On the writer thread: one transaction, one SAVEPOINT per job when there are several.
-
-        A job that raises is rolled back (its savepoint, or the transaction when it is alone)
-        and gets its exception; a failure of the transaction itself (BEGIN, a savepoint, the
-        COMMIT) fails every job of the group, and nothing of the group is stored.
-        """
-        outcomes: list[tuple[bool, Any]] = []
-        try:
-            if self._conn is None:
-                self._conn = self._engine.connect().execution_options(**self._options)
-            conn = self._conn
-            transaction = conn.begin()
-            if len(jobs) == 1:
-                try:
-                    result = jobs[0](conn)
-                except Exception as exc:
-                    transaction.rollback()
-                    return [(False, _job_error(exc))]
-                outcomes.append((True, result))
-            else:
-                # Savepoints straight on the driver: through SQLAlchemy each one is a
-                # compiled statement, which cost as much as a job's own queries.
-                raw = conn.connection.driver_connection
-                assert raw is not None
-                for fn in jobs:
-                    raw.execute("SAVEPOINT job")
-                    try:
-                        result = fn(conn)
-                    except Exception as exc:
-                        raw.execute("ROLLBACK TO job")
-                        raw.execute("RELEASE job")
-                        outcomes.append((False, _job_error(exc)))
-                    else:
-                        raw.execute("RELEASE job")
-                        outcomes.append((True, result))
-            transaction.commit()
-        except Exception as exc:
-            # Whatever state the failure left the connection in (a COMMIT that failed leaves
-            # the transaction open), start the next group on a fresh one.
-            self._discard_connection()
-            failure = _job_error(exc)
-            if not isinstance(failure, StoreError):
-                failure = StoreError(f"database error: {exc.__class__.__name__}: {exc}")
-            return [(False, failure) for _ in jobs]
-        self.transactions += 1
-        self.jobs += len(jobs)
-        return outcomes
-
-    def _discard_connection(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.invalidate()
-                self._conn.close()
-            self._conn = None
-
-    def _close_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    async def close(self) -> None:
-        self._closed = True
-        if self._drainer is not None and not self._drainer.done():
-            with contextlib.suppress(Exception):  # each job's caller got the error already
-                await self._drainer
-        if self._thread is not None:
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._close_connection)
-            self._thread.shutdown(wait=True)
-            self._thread = None
 
 
 class _SqliteReader:
