@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -253,6 +254,79 @@ async def test_the_wal_is_copied_into_the_database_file_by_the_checkpoint_thread
         async with asyncio.timeout(10):
             while in_the_file() < 500:
                 await asyncio.sleep(0.05)
+    finally:
+        await db.close()
+
+
+async def test_the_wal_stays_bounded_under_writes_that_never_pause(tmp_path: Path) -> None:
+    """Writes back to back: a checkpoint alongside them never copies the whole WAL, so the
+    writer stops for one of its own once the WAL's file is past `WAL_LIMIT_BYTES`."""
+    path = tmp_path / "gc.db"
+    db = await _database(f"sqlite:///{path}")
+    wal = Path(f"{path}-wal")
+    note = "x" * 8_000  # a row of about two pages
+    written = largest = 0
+    try:
+        assert db.writer is not None
+        for start in range(0, 6_000, 100):
+
+            def rows(conn: Connection, start: int = start) -> None:
+                for item_id in range(start, start + 100):
+                    conn.execute(
+                        text("INSERT INTO gc_item (id, note) VALUES (:id, :note)"),
+                        {"id": item_id, "note": note},
+                    )
+
+            await db.run_write(rows)
+            written += 100 * len(note)
+            largest = max(largest, wal.stat().st_size)
+        # 48 MB written; the WAL's file went past WAL_LIMIT_BYTES (8 MiB) by a group at most
+        # (0.8 MB here), not by everything.
+        assert written >= 48_000_000
+        assert largest < 16 * 1024 * 1024, largest
+        assert db.writer.stopped_for_checkpoint >= 1
+        assert _committed_on_disk(path)[-1] == 5_999
+    finally:
+        await db.close()
+
+
+async def test_a_bulk_job_runs_off_the_loop(tmp_path: Path) -> None:
+    db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
+    try:
+
+        def slow(conn: Connection) -> list[int]:
+            _insert(1)(conn)
+            time.sleep(0.4)  # a purge reading cold pages, say
+            return [1]
+
+        bulk = asyncio.create_task(db.run_bulk_write(slow))
+        loop = asyncio.get_running_loop()
+        ticks = []
+        for _ in range(15):
+            ticks.append(loop.time())
+            await asyncio.sleep(0.02)
+        assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.2
+        assert await bulk == [1]
+        assert await db.run_write(_insert(2)) == [2]
+        assert await _stored(db) == [1, 2]
+    finally:
+        await db.close()
+
+
+async def test_a_commit_is_acknowledged_even_if_no_checkpoint_thread_can_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'gc.db'}")
+    try:
+
+        def refuse(self: threading.Thread) -> None:
+            raise RuntimeError("can't start new thread")
+
+        monkeypatch.setattr(threading.Thread, "start", refuse)
+        await asyncio.wait_for(db.run_write(_create_tables), 10)
+        assert await asyncio.wait_for(db.run_write(_insert(1)), 10) == [1]
+        monkeypatch.undo()
+        assert await _stored(db) == [1]
     finally:
         await db.close()
 

@@ -179,7 +179,7 @@ class AttachmentRehoster:
             for _, stored, data in fetched:
                 attachments.insert_attachment(conn, stored, data)
 
-        await self._db.run_write(keep)
+        await self._db.run_bulk_write(keep)  # files' bytes
         return replace(message, attachments=rehosted)
 
     async def _fetch(self, url: str) -> tuple[bytes, str] | None:

@@ -47,7 +47,7 @@ async def erase(db: Database, channel_id: str, external_id: str) -> Erasure:
     PostgreSQL aborted it to break a deadlock with a message's delivery settling meanwhile."""
     for runs_left in (2, 1, 0):
         try:
-            return await db.run_write(erase_customer, channel_id, external_id)
+            return await db.run_bulk_write(erase_customer, channel_id, external_id)
         except Contention:
             if not runs_left:
                 raise

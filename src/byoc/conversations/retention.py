@@ -4,7 +4,8 @@ messages and attachments.
 Every instance runs the purge; the store is its only state. A pass deletes in bounded batches
 (`BYOC_RETENTION_BATCH` messages and conversations a transaction, `byoc.store.privacy.
 purge_ended`) with a pause between batches, so a backlog (retention switched on over years of
-conversations) is worked off without holding the writer for long. Two instances purging at
+conversations) is worked off without holding the writer for long (and off the event loop's
+thread: `Database.run_bulk_write`). Two instances purging at
 once share the work (PostgreSQL skips the conversations the other has locked) or take turns
 (SQLite has one writer). Open conversations are never purged, whatever their age; the
 conversation row stays, without content, stamped `purged_at`.
@@ -74,7 +75,7 @@ class RetentionPurger(Periodic):
     async def purge_batch(self) -> PurgeBatch:
         """One transaction: at most `batch_size` conversations and messages."""
         now = self._clock.now_ms()
-        batch = await self._db.run_write(
+        batch = await self._db.run_bulk_write(
             partial(purge_ended, ended_before=now - self._age_ms, limit=self._batch_size, now=now)
         )
         if self._on_purged is not None:

@@ -3,7 +3,7 @@
 Every method writes its state change and the outbox rows it causes in one transaction, so a
 message is either stored with its delivery queued or not stored at all. The transaction bodies
 are synchronous functions on a `Connection`, run whole by `Database.run_write` (on SQLite:
-the writer thread, group-committed with whatever else is being written; on PostgreSQL:
+group-committed with whatever else is being written; on PostgreSQL:
 `run_sync`), and a method returns only once its transaction has committed.
 """
 

@@ -374,7 +374,7 @@ async def delete_channel(
     local_deleted = False
     if mapped is not None:
         progress(f"removing the mapping of {channel_id}")
-        local_deleted = await db.run_write(channels.delete_channel, channel_id)
+        local_deleted = await db.run_bulk_write(channels.delete_channel, channel_id)
     if not remote_deleted and not local_deleted:
         raise ChannelNotFound(f"channel {channel_id!r} exists neither in CXone nor here")
     progress(f"channel {channel_id} is deleted")

@@ -3,11 +3,11 @@
 Through SQLAlchemy a prebuilt statement still costs 13 to 17 µs per execution on an idle
 machine (cache key, execution context, result metadata), on the `sqlite3` connection 3.4 to 7
 (`bench/statement_cost.py`), and the gap grows under load. A message's transaction runs
-about ten statements, so on the embedded default that was most of the writer thread's time.
+about ten statements, so on the embedded default that was most of the writer's time.
 `execute()` therefore compiles each prebuilt statement once per database and runs it on the
 driver connection of the caller's transaction:
 
-- SQLite (the writer thread's and the readers' `sqlite3` connection, see `byoc.store.db`):
+- SQLite (the writer's and the readers' `sqlite3` connections, see `byoc.store.db`):
   named parameters, straight on `sqlite3`;
 - PostgreSQL (inside `AsyncConnection.run_sync`): `$n` parameters with SQLAlchemy's own bind
   casts, on the asyncpg connection through its prepared-statement cache (`fetch` / `execute`

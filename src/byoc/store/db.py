@@ -134,7 +134,7 @@ class Database:
         self._reader: _SqliteReader | None = None
         file_url = dialect.embedded_file_url(url)
         if file_url is not None:
-            # The same file through the plain driver, for the writer and reader threads.
+            # The same file through the plain driver, for the writer and the reader threads.
             self._sync_engine = create_engine(
                 file_url, echo=echo, hide_parameters=True, **dialect.embedded_engine_options()
             )
@@ -157,13 +157,26 @@ class Database:
         """Run `fn(conn, *args, **kwargs)` inside a write transaction; return its result once
         committed.
 
-        `fn` is synchronous and must not block on anything but the database: on SQLite it
-        runs on the writer thread, possibly in one transaction with other jobs (under its own
-        SAVEPOINT). An exception from `fn` rolls back exactly what `fn` wrote and is raised here.
+        `fn` is synchronous and must not block on anything but the database, and its work is
+        a message's or a few rows' (else `run_bulk_write`): on SQLite it runs on the event
+        loop's thread (`byoc.store.sqlite_writer`), possibly in one transaction with other
+        jobs (under its own SAVEPOINT). An exception from `fn` rolls back exactly what `fn`
+        wrote and is raised here.
         """
         job = _bound(fn, *args, **kwargs)
         if self.writer is not None:
             return await self.writer.submit(job)
+        return await self._on_engine(job, write=True)
+
+    async def run_bulk_write(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`run_write` for a transaction that may read or write much: many rows, or files'
+        bytes (a purge, an erasure, an attachment). On SQLite it runs off the event loop's
+        thread, which goes on meanwhile; elsewhere it is `run_write`."""
+        job = _bound(fn, *args, **kwargs)
+        if self.writer is not None:
+            return await self.writer.submit(job, bulk=True)
         return await self._on_engine(job, write=True)
 
     async def run_read(
@@ -178,7 +191,7 @@ class Database:
 
     async def _on_engine(self, job: TransactionFn[T], *, write: bool) -> T:
         """A transaction on the asyncio engine: PostgreSQL, and in-memory SQLite (which has
-        no writer thread: its writers queue on the same lock). Options, BEGIN, the job and
+        no `SqliteWriter`: its writers queue on the same lock). Options, BEGIN, the job and
         COMMIT run in one call into SQLAlchemy's sync layer (`run_sync`), not one each."""
         options = self._write_options if write else self._read_options
         async with contextlib.AsyncExitStack() as stack:

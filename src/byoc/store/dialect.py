@@ -4,7 +4,7 @@ The rest of the package writes one SQL subset through SQLAlchemy Core and asks t
 where the two databases part ways:
 
 - URLs: which asyncio driver serves a plain `sqlite://` or `postgresql://` URL, the libpq DSN
-  the bus listens on, and the file an embedded database's writer and reader threads open.
+  the bus listens on, and the file an embedded database's writer and readers open.
 - Engines: SQLite's pragmas and `BEGIN IMMEDIATE` for writers (two writers never deadlock on a
   lock upgrade, and one process queues its writers itself: `serialises_writes`), PostgreSQL's
   connection pool (pinged only after being idle), reads in autocommit on PostgreSQL.
@@ -95,7 +95,7 @@ def serialises_writes(url: str) -> bool:
 
 
 def embedded_file_url(url: str) -> URL | None:
-    """For an SQLite file: the URL for the plain `sqlite3` driver that the writer and reader
+    """For an SQLite file: the URL for the plain `sqlite3` driver that the writer and the reader
     threads use (its directory created). None for PostgreSQL and in-memory SQLite."""
     parsed = make_url(url)
     if backend(url) != SQLITE or not parsed.database or parsed.database == ":memory:":
@@ -154,7 +154,7 @@ def _sqlite_on_begin(conn: Any) -> None:
     if not isinstance(raw, sqlite3.Connection):  # aiosqlite (in-memory databases)
         conn.exec_driver_sql(f"BEGIN {mode}")
         return
-    # Straight on `sqlite3` (the writer and reader threads): through SQLAlchemy, a BEGIN cost
+    # Straight on `sqlite3` (the writer and the readers): through SQLAlchemy, a BEGIN cost
     # as much as one of the transaction's prebuilt statements (`byoc.store.compiled`).
     try:
         raw.execute(f"BEGIN {mode}")
@@ -221,7 +221,7 @@ SQLITE_DRIVER_DIALECT: Final[Dialect] = sqlite.dialect(paramstyle="named")
 
 
 def sqlite_driver(conn: Connection) -> sqlite3.Connection | None:
-    """The `sqlite3` connection under `conn` (the writer and reader threads), else None."""
+    """The `sqlite3` connection under `conn` (the writer's, a reader's), else None."""
     if conn.dialect.name != SQLITE:
         return None
     raw = conn.connection.driver_connection

@@ -124,7 +124,7 @@ async def upload_attachment(
                     conn, channel_id=channel.id, customer_id=customer.id, address=address
                 )
 
-        await db.run_write(store)
+        await db.run_bulk_write(store)  # the file's bytes
         return stored
 
     try:

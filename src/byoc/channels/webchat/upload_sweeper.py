@@ -44,7 +44,7 @@ class UploadSweeper(Periodic):
         """One pass; how many uploads it deleted."""
         deleted = 0
         for _ in range(MAX_BATCHES_PER_PASS):
-            batch = await self._db.run_write(
+            batch = await self._db.run_bulk_write(
                 partial(
                     delete_unreferenced,
                     created_before=self._clock.now_ms() - self._grace_ms,
