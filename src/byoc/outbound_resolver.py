@@ -7,7 +7,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 from aiohttp import ClientConnectionError
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -25,19 +24,11 @@ class VettingResolver(AbstractResolver):
         self._inner = inner or ThreadedResolver()
         self._trusted: frozenset[tuple[str, int]] = frozenset()
 
-    def trust_proxies(self, proxy_urls: Iterable[str]) -> None:
+    def trust_proxies(self, endpoints: Iterable[tuple[str, int]]) -> None:
         """The environment's proxies are the operator's own (often on a private address): a
-        connection to one (its host and port, as `byoc.proxies` reads them) is resolved
+        connection to one (its host and port: `byoc.proxies.Proxies.endpoints`) is resolved
         unchecked. Its host on another port, or as a request's origin, is vetted as usual."""
-        trusted = set()
-        for url in proxy_urls:
-            parts = urlsplit(url if "://" in url else "http://" + url)
-            try:
-                if parts.hostname:
-                    trusted.add((parts.hostname.lower(), parts.port or 80))
-            except ValueError:  # a port that is not a number: no proxy (`byoc.proxies` says so)
-                continue
-        self._trusted = frozenset(trusted)
+        self._trusted = frozenset((host.lower(), port) for host, port in endpoints)
 
     async def check_origin(self, host: str, port: int) -> None:
         """Check the origin a proxy will connect to (RefusedAddress), never trusted; a failed

@@ -76,6 +76,20 @@ class Proxies:
         self._routes[origin] = route  # not reached for a proxy URL we refuse: it fails again
         return route
 
+    def endpoints(self) -> frozenset[tuple[str, int]]:
+        """The `(host, port)` of every proxy `route` may send through, read as it reads them
+        (one it refuses is none): for the outbound policy, which trusts exactly these."""
+        found = set()
+        for key in ("http", "https", "all"):
+            configured = self._environment.get(key)
+            try:
+                proxy = _through(configured).proxy if configured else None
+                if proxy is not None and proxy.host:
+                    found.add((proxy.host.lower(), proxy.port or 80))
+            except ValueError:  # refused, or a port that is no number: never used
+                continue
+        return frozenset(found)
+
 
 def _through(configured: str) -> Route:
     parts = urlsplit(configured if "://" in configured else "http://" + configured)

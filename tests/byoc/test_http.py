@@ -676,6 +676,10 @@ def test_which_origins_go_through_which_proxy() -> None:
     assert through("https://notinternal.example/") == "http://secure:3128"
     assert through("http://10.0.0.1:8080/") is None
     assert through("http://10.0.0.1/") == "http://proxy.corp"
+    # What the outbound policy trusts: the proxies routes may use, as they read them.
+    assert proxies.endpoints() == {("secure", 3128), ("proxy.corp", 80)}
+    refused = Proxies({"https": "https://tls.proxy:443", "http": "http://p:x", "all": "q:8"})
+    assert refused.endpoints() == {("q", 8)}
     everywhere = Proxies({"no": "*", "all": "http://p:1"})
     assert everywhere.route(URL("https://anywhere/")).proxy is None
     assert not Proxies({})

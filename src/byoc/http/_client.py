@@ -166,12 +166,10 @@ class HttpClient:
             # Only what the request names: no Accept-Encoding, no aiohttp User-Agent.
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
-        environment = getproxies_environment()
-        self._proxies = Proxies(environment)
+        self._proxies = Proxies(getproxies_environment())
         if self._vetting is not None:
             # The proxies `byoc.proxies` sends through, and no other (ftp_proxy, say).
-            used = (environment.get(scheme) for scheme in ("http", "https", "all"))
-            self._vetting.trust_proxies(url for url in used if url)
+            self._vetting.trust_proxies(self._proxies.endpoints())
         return self._session
 
     async def _send_aiohttp(self, request: HttpRequest, timeout: float) -> HttpResponse:  # noqa: ASYNC109
