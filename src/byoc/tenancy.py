@@ -88,6 +88,3 @@ class TenantClients:
         return DeClient(
             self._http, tenant.api_url, tokens, timeout=self._timeout, observer=self._observer
         )
-
-    def forget(self, tenant_id: str) -> None:
-        self._clients.pop(tenant_id, None)
