@@ -268,8 +268,12 @@ def test_a_spent_address_is_refused_for_made_up_ids_without_a_read_of_the_client
         for n in range(3, 13):
             assert _token(server.url, f"made-up-{n}", "guess") == 429
         assert reads[0] == spent
-        # The client held in memory is still answered from that address.
+        # The client held in memory is still answered from that address, and a wrong secret
+        # for it is checked against memory alone.
         assert _token(server.url, client_id, secret) == 200
+        for _ in range(3):
+            assert _token(server.url, client_id, "wrong") == 429
         assert reads[0] == spent
+        assert _token(server.url, client_id, secret) == 200
     finally:
         server.stop()

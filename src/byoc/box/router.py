@@ -122,15 +122,16 @@ async def issue_token(request: Request) -> Response:
         return too_many_attempts(wait)
     active_clients = active_clients_of(request)
     # An address that spent its budget on failures is not worth a read of the client set:
-    # only a client held in memory is still checked for it.
-    held = active_clients.holds(client_id)
-    if not held and (wait := throttle.address_wait(address)) is not None:
-        return too_many_attempts(wait)
-    tenant_id = await active_clients.verify(client_id, secret)
+    # only a client held in memory is checked for it, against what memory holds (the set is
+    # still read again once it is older than its bound), and a failure counts for the client.
+    spent = throttle.address_wait(address)
+    if spent is not None and not active_clients.holds(client_id):
+        return too_many_attempts(spent)
+    tenant_id = await active_clients.verify(client_id, secret, recheck=spent is None)
     if tenant_id is None:
-        if (wait := throttle.address_wait(address)) is not None:
-            return too_many_attempts(wait)
         await throttle.failed(client_id, address)
+        if spent is not None:
+            return too_many_attempts(spent)
         return _oauth_error(401, "invalid_client", "unknown client or wrong secret")
     issued = token_issuer_of(request).issue(client_id, tenant_id)
     metrics_of(request).box_tokens_issued.inc()
