@@ -285,6 +285,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is not an IP network (CIDR): {exc}") from None
         return value
 
+    @field_validator("action_back_url_hosts")
+    @classmethod
+    def _back_url_hosts(cls, value: str) -> str:
+        for name in filter(None, (entry.strip().strip(".") for entry in value.split(","))):
+            if not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", name):
+                raise ValueError(f"{name!r} is no host name with its domain (niceincontact.com)")
+        return value
+
     @field_validator("ops_port")
     @classmethod
     def _ops_port_apart(cls, value: int | None, info: ValidationInfo) -> int | None:

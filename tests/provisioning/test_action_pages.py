@@ -409,6 +409,10 @@ def test_reconnect_reverifies(pages: Pages) -> None:
         "https://evilcxone.example.invalid/",
         "https://user@attacker.example.net/",
         "https://[::1/x",  # unreadable
+        "https://attacker.example\\@cxone.example.invalid/",  # a browser's host: attacker
+        "https://attacker.example:443\\@eu.cxone.example.invalid/",
+        "https://cxone.example.invalid\tattacker/",
+        "https://cxone.example.invalid /attacker",
     ],
 )
 def test_a_back_url_on_a_host_not_allowed_is_not_followed(pages: Pages, back_url: str) -> None:
@@ -436,3 +440,15 @@ def test_a_back_url_on_a_host_not_allowed_is_not_followed(pages: Pages, back_url
     again = pages.http.get("/integration/reconnect", params={**_fresh(pages), "backUrl": allowed})
     assert again.status_code == 303
     assert again.headers["location"] == allowed
+
+
+def test_back_url_hosts_must_be_host_names_with_their_domain(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from byoc.settings import Settings
+
+    for bad in ("com", "https://cxone.example", "cxone.example/admin", "*.example.com"):
+        with pytest.raises(ValidationError, match="no host name with its domain"):
+            Settings(environment="development", action_back_url_hosts=bad)
+    fine = Settings(environment="development", action_back_url_hosts=" a.example., 127.0.0.1,")
+    assert fine.action_back_url_hosts

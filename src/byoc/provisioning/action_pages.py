@@ -16,7 +16,7 @@ Server-rendered HTML without scripts; every value is escaped. The flow:
   token and deletes the DE channel and the mapping (contract decision).
 - `GET /integration/reconnect?...` verifies the token and checks the channel on both sides.
 
-Decisions: `backUrl` is followed (303, and a link on the result page) only when it is an
+Decisions: `backUrl` is followed (303) only when it is an
 http(s) URL on a host of `BYOC_ACTION_BACK_URL_HOSTS` (CXone's domains by default); any other
 is dropped, so a crafted link cannot make these pages send an admin on to a host someone else
 chose. `apiHost` is never called — the one-time token is sent only to the tenant's
@@ -29,7 +29,7 @@ because their URL carries the one-time token.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -205,6 +205,8 @@ async def create_from_form(
             "This form is expired or was not issued here. Open 'Add channel' again in CXone.",
             403,
         )
+    # Checked at the page, checked again: a form issued before the hosts were narrowed.
+    claims = replace(claims, back_url=back_url_of(claims.back_url, settings))
     if (done := await _created_already(db, claims)) is not None:
         return done
 

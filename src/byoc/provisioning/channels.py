@@ -127,7 +127,11 @@ def is_http_url(value: str) -> bool:
 
 def back_url_of(value: str, settings: Settings) -> str:
     """`value` (an Action page's `backUrl`) when it is an http(s) URL on a host of
-    `BYOC_ACTION_BACK_URL_HOSTS` or a subdomain of one; else "" (not followed, not shown)."""
+    `BYOC_ACTION_BACK_URL_HOSTS` or a subdomain of one; else "" (not followed, not shown).
+    A backslash, a space or a control character refuses it: a browser may read its host
+    otherwise than `urlsplit` does (`https://evil.example\\@allowed.example/`)."""
+    if any(c == "\\" or c <= " " or c == "\x7f" for c in value):
+        return ""
     try:
         host = (urlsplit(value).hostname or "") if is_http_url(value) else ""
     except ValueError:  # e.g. an unbalanced "[" in the host
@@ -374,7 +378,7 @@ async def delete_channel(
     local_deleted = False
     if mapped is not None:
         progress(f"removing the mapping of {channel_id}")
-        local_deleted = await db.run_bulk_write(channels.delete_channel, channel_id)
+        local_deleted = await db.run_write(channels.delete_channel, channel_id)
     if not remote_deleted and not local_deleted:
         raise ChannelNotFound(f"channel {channel_id!r} exists neither in CXone nor here")
     progress(f"channel {channel_id} is deleted")
