@@ -331,6 +331,66 @@ async def test_a_commit_is_acknowledged_even_if_no_checkpoint_thread_can_start(
         await db.close()
 
 
+async def test_a_group_that_cannot_start_its_thread_fails_and_the_queue_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
+    start = threading.Thread.start
+
+    def refuse_the_fallback(self: threading.Thread) -> None:
+        if self.name.startswith("byoc-sqlite-wait"):
+            raise RuntimeError("can't start new thread")
+        start(self)
+
+    try:
+        monkeypatch.setattr(threading.Thread, "start", refuse_the_fallback)
+        # One bulk job takes its whole group off the loop: the group fails, no caller hangs.
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                db.run_bulk_write(_insert(1)),
+                *(db.run_write(_insert(i)) for i in range(10, 20)),
+                return_exceptions=True,
+            ),
+            10,
+        )
+        assert all(isinstance(r, StoreError) for r in results), results
+        assert await asyncio.wait_for(db.run_write(_insert(2)), 10) == [2]  # on the loop
+        monkeypatch.undo()
+        assert await _stored(db) == [2]
+    finally:
+        await db.close()
+
+
+async def test_a_group_on_the_fallback_thread_keeps_the_connection_through_cancellations(
+    tmp_path: Path,
+) -> None:
+    db = await _database(f"sqlite:///{tmp_path / 'gc.db'}")
+    try:
+        assert db.writer is not None
+        started = threading.Event()
+
+        def slow(conn: Connection) -> list[int]:
+            _insert(1)(conn)
+            started.set()
+            time.sleep(0.3)
+            return [1]
+
+        bulk = asyncio.create_task(db.run_bulk_write(slow))
+        await asyncio.to_thread(started.wait, 5)
+        drainer = db.writer._drainer
+        assert drainer is not None
+        for _ in range(3):  # cancelled, and cancelled again while it waits for the thread
+            drainer.cancel()
+            await asyncio.sleep(0.02)
+        with pytest.raises(StoreError, match="interrupted"):
+            await bulk
+        # The next group ran only once the thread was done with the connection.
+        assert await asyncio.wait_for(db.run_write(_insert(2)), 10) == [2]
+        assert await _stored(db) == [1, 2]  # the interrupted group had committed
+    finally:
+        await db.close()
+
+
 CHILD = textwrap.dedent(
     """
     import asyncio, sys, time

@@ -226,7 +226,7 @@ class OutboxWorker:
         try:
             await self._pass(claim=False)
         finally:
-            await self._db.run_write(rows.release_claims, self._owner)
+            await self._db.run_bulk_write(rows.release_claims, self._owner)  # all pending rows
 
     async def _pass(self, *, claim: bool) -> tuple[list[OutboxRow], bool]:
         """One write transaction: settle every finished row, claim rows for the free capacity

@@ -128,11 +128,15 @@ class SqliteWriter:
                     continue
                 try:
                     outcomes = await self._run_group(batch)
-                except BaseException as exc:
-                    failure = exc if isinstance(exc, Exception) else StoreError("interrupted")
+                except Exception as exc:  # e.g. no fallback thread could start: the group
+                    # fails, and the queue goes on
+                    log.exception("sqlite: a group could not run")
+                    failure = StoreError(f"database error: {exc.__class__.__name__}: {exc}")
+                    outcomes = [(False, failure) for _ in batch]
+                except BaseException:
                     for job in batch:
                         if not job.future.done():
-                            job.future.set_exception(failure)
+                            job.future.set_exception(StoreError("interrupted"))
                     raise
             for job, (ok, value) in zip(batch, outcomes, strict=True):
                 if job.future.done():
@@ -168,11 +172,18 @@ class SqliteWriter:
         if self._fallback is None:
             self._fallback = ThreadPoolExecutor(1, thread_name_prefix="byoc-sqlite-wait")
         future = asyncio.get_running_loop().run_in_executor(self._fallback, fn)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            await asyncio.wait([future])
-            raise
+        cancelled: asyncio.CancelledError | None = None
+        while True:
+            try:
+                result = await asyncio.shield(future)
+            except asyncio.CancelledError as exc:
+                if future.done():
+                    raise
+                cancelled = exc  # cancelled again and again: still wait for the thread
+                continue
+            if cancelled is not None:
+                raise cancelled
+            return result
 
     def _wal_too_big(self) -> bool:
         """Whether the WAL grew past `WAL_LIMIT_BYTES` since it last started over (which cuts
