@@ -4,8 +4,10 @@ mapping (in-process, over loopback HTTP)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import sqlite3
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -407,3 +409,37 @@ def test_a_private_webhook_url_is_refused_before_cxone_is_asked(cli: Cli, url: s
     assert local_channels(cli) == []
     assert cli.emulator.requests("/channels") == []
     assert emulator_channels(cli.emulator) == {}
+
+
+class _Terminal(io.StringIO):
+    """Standard input as a terminal, with what the person types."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_delete_asks_first_on_a_terminal(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    def create(name: str) -> str:
+        made = cli(
+            "channels", "create", "--name", name, "--integration-id", INTEGRATION_ID,
+            "--webhook-url", "https://p.example.invalid/h", "--json",
+        )  # fmt: skip
+        channel_id: str = json.loads(made.stdout)["id"]
+        return channel_id
+
+    kept, gone = create("Kept"), create("Gone")
+    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    refused = cli("channels", "delete", kept, check=False)
+    assert refused.returncode == 1
+    assert f"Delete channel {kept} in CXone (tenant default) and here? [y/N]" in refused.stderr
+    assert "nothing deleted" in refused.stderr
+    assert kept in emulator_channels(cli.emulator)
+    assert [c["id"] for c in local_channels(cli)] == [kept, gone]
+    monkeypatch.setattr(sys, "stdin", _Terminal("yes\n"))
+    cli("channels", "delete", kept)
+    assert kept not in emulator_channels(cli.emulator)
+    # --yes does not ask: an empty answer would have been "no".
+    monkeypatch.setattr(sys, "stdin", _Terminal(""))
+    asked = cli("channels", "delete", gone, "--yes")
+    assert "[y/N]" not in asked.stderr
+    assert local_channels(cli) == []

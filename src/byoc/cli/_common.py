@@ -144,6 +144,15 @@ def progress(as_json: bool) -> Callable[[str], None]:
     return show
 
 
+def confirmed(question: str, *, yes: bool) -> bool:
+    """Whether to go on with something that cannot be undone: asked on a terminal (the answer
+    must be y or yes), not asked with `--yes` or without a terminal (a script's run)."""
+    if yes or not sys.stdin.isatty():
+        return True
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def fail(message: str, status: int = 1) -> int:
     print(f"byoc: {message}", file=sys.stderr)
     return status

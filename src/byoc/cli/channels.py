@@ -12,7 +12,16 @@ from typing import Any
 
 from byoc.channels import ADAPTERS, WEBCHAT, WEBHOOK
 from byoc.channels.webchat.config import parse_settings
-from byoc.cli._common import Context, SubParsers, add, fail, progress, run, with_db
+from byoc.cli._common import (
+    Context,
+    SubParsers,
+    add,
+    confirmed,
+    fail,
+    progress,
+    run,
+    with_db,
+)
 from byoc.errors import InvalidInput
 from byoc.outbound import OutboundPolicy
 from byoc.settings import Settings
@@ -168,6 +177,9 @@ def cmd_channels_delete(settings: Settings, args: argparse.Namespace) -> int:
     async def work(ctx: Context) -> int:
         mapped = await ctx.db.run_read(channels.get_channel, args.channel_id)
         tenant_id = mapped.tenant_id if mapped is not None else args.tenant
+        question = f"Delete channel {args.channel_id} in CXone (tenant {tenant_id}) and here?"
+        if not confirmed(question, yes=args.yes):
+            return fail("nothing deleted")
         client = await ctx.tenants.for_tenant(tenant_id)
         try:
             result = await delete_channel(
@@ -325,6 +337,7 @@ def register(sub: SubParsers) -> None:
     chdel = add(chsub, "delete", cmd_channels_delete, "delete a CXone channel and its mapping")
     chdel.add_argument("channel_id")
     chdel.add_argument("--tenant", default="default", help="when the channel is not mapped here")
+    chdel.add_argument("--yes", action="store_true", help="do not ask, even on a terminal")
     chdel.add_argument("--json", action="store_true")
     chlist = add(chsub, "list", cmd_channels_list, "list channels")
     chlist.add_argument("--remote", action="store_true", help="also what CXone lists")
