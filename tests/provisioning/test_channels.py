@@ -434,7 +434,7 @@ def test_delete_asks_first_on_a_terminal(cli: Cli, monkeypatch: pytest.MonkeyPat
     assert f"Delete channel {kept} in CXone (tenant default) and here? [y/N]" in refused.stderr
     assert "nothing deleted" in refused.stderr
     assert kept in emulator_channels(cli.emulator)
-    assert [c["id"] for c in local_channels(cli)] == [kept, gone]
+    assert {c["id"] for c in local_channels(cli)} == {kept, gone}
     monkeypatch.setattr(sys, "stdin", _Terminal("yes\n"))
     cli("channels", "delete", kept)
     assert kept not in emulator_channels(cli.emulator)
