@@ -71,10 +71,11 @@ def test_de_api_refuses_missing_unknown_and_expired_tokens(emulator: Emulator) -
 
 
 def test_tiny_token_ttl_expires_by_itself() -> None:
-    with running_emulator(EmulatorConfig(token_ttl_seconds=0.2)) as emu:
+    # A second of life: enough for the first call on a busy machine (0.2 s was not, once).
+    with running_emulator(EmulatorConfig(token_ttl_seconds=1.0)) as emu:
         headers = {"Authorization": f"Bearer {emu.token()}"}
         assert emu.admin.get(f"{emu.api_url}/channels", headers=headers).status_code == 200
-        time.sleep(0.3)
+        time.sleep(1.1)
         assert emu.admin.get(f"{emu.api_url}/channels", headers=headers).status_code == 401
 
 
