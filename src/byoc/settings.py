@@ -288,10 +288,11 @@ class Settings(BaseSettings):
     @field_validator("action_back_url_hosts")
     @classmethod
     def _back_url_hosts(cls, value: str) -> str:
-        for name in filter(None, (entry.strip().strip(".") for entry in value.split(","))):
-            if not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", name):
+        names = [n for n in (e.strip().strip(".").lower() for e in value.split(",")) if n]
+        for name in names:
+            if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", name):
                 raise ValueError(f"{name!r} is no host name with its domain (niceincontact.com)")
-        return value
+        return ",".join(names)  # as `provisioning.channels.back_url_of` compares them
 
     @field_validator("ops_port")
     @classmethod

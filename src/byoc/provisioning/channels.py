@@ -136,9 +136,7 @@ def back_url_of(value: str, settings: Settings) -> str:
         host = (urlsplit(value).hostname or "") if is_http_url(value) else ""
     except ValueError:  # e.g. an unbalanced "[" in the host
         return ""
-    allowed = (
-        name.strip().lower().strip(".") for name in settings.action_back_url_hosts.split(",")
-    )
+    allowed = settings.action_back_url_hosts.split(",")  # normalized by `Settings`
     if host and any(name and (host == name or host.endswith("." + name)) for name in allowed):
         return value
     return ""

@@ -10,7 +10,6 @@ from html import escape
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from byoc.channels import ADAPTERS, WEBHOOK
-from byoc.provisioning.channels import is_http_url
 from byoc.provisioning.form_tokens import FormClaims
 
 SECURITY_HEADERS = {
@@ -48,19 +47,11 @@ def error_page(title: str, message: str, status: int) -> HTMLResponse:
     return page(title, f"<p class=error data-testid=error>{escape(message)}</p>", status)
 
 
-def back_link(back_url: str) -> str:
-    if is_http_url(back_url):
-        return f'<p><a href="{escape(back_url)}" data-testid=back>Back to CXone</a></p>'
-    if back_url:
-        # Never an href: `javascript:` and friends would run in this page's origin.
-        return f"<p class=muted>Return to CXone: <code>{escape(back_url)}</code></p>"
-    return ""
-
-
 def finished(back_url: str, title: str, message: str) -> Response:
-    if is_http_url(back_url):
+    """303 to `back_url`, which `channels.back_url_of` allowed; the result's page without it."""
+    if back_url:
         return RedirectResponse(back_url, status_code=303, headers=SECURITY_HEADERS)
-    return page(title, f"<p data-testid=done>{escape(message)}</p>{back_link(back_url)}")
+    return page(title, f"<p data-testid=done>{escape(message)}</p>")
 
 
 def _options(values: Iterable[str], selected: str) -> str:
