@@ -163,10 +163,7 @@ class Database:
         jobs (under its own SAVEPOINT). An exception from `fn` rolls back exactly what `fn`
         wrote and is raised here.
         """
-        job = _bound(fn, *args, **kwargs)
-        if self.writer is not None:
-            return await self.writer.submit(job)
-        return await self._on_engine(job, write=True)
+        return await self._write(_bound(fn, *args, **kwargs), bulk=False)
 
     async def run_bulk_write(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
@@ -174,9 +171,11 @@ class Database:
         """`run_write` for a transaction that may read or write much: many rows, or files'
         bytes (a purge, an erasure, an attachment). On SQLite it runs off the event loop's
         thread, which goes on meanwhile; elsewhere it is `run_write`."""
-        job = _bound(fn, *args, **kwargs)
+        return await self._write(_bound(fn, *args, **kwargs), bulk=True)
+
+    async def _write(self, job: TransactionFn[T], *, bulk: bool) -> T:
         if self.writer is not None:
-            return await self.writer.submit(job, bulk=True)
+            return await self.writer.submit(job, bulk=bulk)
         return await self._on_engine(job, write=True)
 
     async def run_read(

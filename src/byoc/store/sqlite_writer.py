@@ -103,9 +103,7 @@ class SqliteWriter:
         self._closed = False
         self.transactions = 0  # committed group transactions, for tests and metrics
         self.jobs = 0
-        self.waited = 0  # groups that found another connection's write lock
         self._checkpoint_failed = False  # logged once
-        self.stopped_for_checkpoint = 0  # checkpoints the writer waited for (WAL_LIMIT_BYTES)
 
     async def submit(self, fn: Callable[[Connection], T], *, bulk: bool = False) -> T:
         if self._closed:
@@ -163,7 +161,7 @@ class SqliteWriter:
             try:
                 return self._run_batch(jobs, wait=False)
             except _Busy:
-                self.waited += 1
+                pass  # another connection holds the write lock: wait for it off the loop
         return await self._off_loop(partial(self._run_batch, jobs, wait=True))
 
     async def _off_loop(self, fn: Callable[[], T]) -> T:
@@ -196,7 +194,6 @@ class SqliteWriter:
     def _checkpoint(self) -> None:
         """On the fallback thread, with no write under way: the whole WAL copied (as far as
         no reader still needs it), so that the next group starts it over."""
-        self.stopped_for_checkpoint += 1
         try:
             raw = _driver(self._connection())
             raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
